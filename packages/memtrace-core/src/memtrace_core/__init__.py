@@ -1,0 +1,161 @@
+"""memtrace-core: durable, time-ordered memory for AI agents — plain text on a timeline.
+
+Three lines::
+
+    from memtrace_core import connect
+    mt = connect("sqlite:///memtrace.db")
+    mt.remember("my-agent", "Deployed v1.2 to staging")
+
+``connect`` picks the transport from the URL: ``sqlite:///path`` runs the engine in-process on
+the embedded store; ``http(s)://…`` talks to a memtrace server. :func:`aconnect` is the async
+variant.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .engine import DEFAULT_ORG, AsyncMemtrace, EngineConfig
+from .errors import (
+    AuthenticationError,
+    ConflictError,
+    DuplicateMemoryError,
+    MemtraceError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    StoreError,
+    TransportError,
+    ValidationError,
+    WriteRejectedError,
+)
+from .hookspecs import hookimpl
+from .models import (
+    AddMemoryRequest,
+    Agent,
+    AgentContext,
+    AgentList,
+    AgentStats,
+    BatchResult,
+    ContextOptions,
+    CreateSessionRequest,
+    DeleteFilter,
+    ImportResult,
+    ListOptions,
+    Memory,
+    MemoryCreate,
+    MemoryList,
+    RegisterAgentRequest,
+    SearchQuery,
+    SearchResult,
+    Session,
+    SessionContext,
+    SessionList,
+    UpdateSessionRequest,
+)
+from .plugins import PluginRegistry, default_registry
+from .sync import Memtrace
+
+__version__ = "0.1.0"
+
+_HTTP_SCHEMES = ("http://", "https://")
+
+
+def _engine(url: str, *, org_id: str, config: EngineConfig | None, plugins: PluginRegistry | None) -> AsyncMemtrace:
+    registry = plugins or default_registry()
+    store = registry.store_for(url)
+    return AsyncMemtrace(store, config=config, plugins=registry, org_id=org_id)
+
+
+def connect(
+    url: str,
+    *,
+    api_key: str | None = None,
+    org_id: str = DEFAULT_ORG,
+    config: EngineConfig | None = None,
+    plugins: PluginRegistry | None = None,
+    **client_options: Any,
+) -> Any:
+    """Open memtrace at ``url`` and return a blocking handle.
+
+    * ``sqlite:///relative.db`` / ``sqlite:////absolute.db`` (and any scheme a plugin
+      registers): a :class:`Memtrace` engine over that store, scoped to ``org_id``;
+    * ``http://`` / ``https://``: a :class:`~memtrace_core.client.MemtraceClient` for a memtrace
+      server (the org comes from ``api_key``).
+    """
+    if url.startswith(_HTTP_SCHEMES):
+        from .client import MemtraceClient
+
+        return MemtraceClient(url, api_key=api_key, **client_options)
+    engine = _engine(url, org_id=org_id, config=config, plugins=plugins)
+    twin = Memtrace(engine)
+    try:
+        twin._portal.call(engine.open())
+    except BaseException:
+        twin._portal.close()
+        raise
+    return twin
+
+
+async def aconnect(
+    url: str,
+    *,
+    api_key: str | None = None,
+    org_id: str = DEFAULT_ORG,
+    config: EngineConfig | None = None,
+    plugins: PluginRegistry | None = None,
+    **client_options: Any,
+) -> Any:
+    """Async :func:`connect`: an opened :class:`AsyncMemtrace` (or an
+    :class:`~memtrace_core.client.AsyncMemtraceClient` for ``http(s)://``)."""
+    if url.startswith(_HTTP_SCHEMES):
+        from .client import AsyncMemtraceClient
+
+        return AsyncMemtraceClient(url, api_key=api_key, **client_options)
+    engine = _engine(url, org_id=org_id, config=config, plugins=plugins)
+    return await engine.open()
+
+
+__all__ = [
+    "DEFAULT_ORG",
+    "AddMemoryRequest",
+    "Agent",
+    "AgentContext",
+    "AgentList",
+    "AgentStats",
+    "AsyncMemtrace",
+    "AuthenticationError",
+    "BatchResult",
+    "ConflictError",
+    "ContextOptions",
+    "CreateSessionRequest",
+    "DeleteFilter",
+    "DuplicateMemoryError",
+    "EngineConfig",
+    "ImportResult",
+    "ListOptions",
+    "Memory",
+    "MemoryCreate",
+    "MemoryList",
+    "MemtraceError",
+    "Memtrace",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "PluginRegistry",
+    "RegisterAgentRequest",
+    "SearchQuery",
+    "SearchResult",
+    "Session",
+    "SessionContext",
+    "SessionList",
+    "StoreError",
+    "TransportError",
+    "UpdateSessionRequest",
+    "ValidationError",
+    "WriteRejectedError",
+    "__version__",
+    "aconnect",
+    "connect",
+    "hookimpl",
+]

@@ -1,0 +1,23 @@
+"""Built-in plugin: the SQLite store and the markdown / xml / jsonl context formats, registered
+through the same hooks as third-party plugins."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .context import ContextFormat, JsonLinesFormat, MarkdownFormat, XmlFormat
+from .hookspecs import StoreFactory, hookimpl
+
+
+@hookimpl
+def register_stores(register: Callable[[str, StoreFactory], None]) -> None:
+    from .stores.sqlite import SQLiteStore
+
+    register("sqlite", SQLiteStore.from_url)
+
+
+@hookimpl
+def register_context_formats(register: Callable[[ContextFormat], None]) -> None:
+    register(MarkdownFormat())
+    register(XmlFormat())
+    register(JsonLinesFormat())

@@ -1,0 +1,979 @@
+"""The engine: :class:`AsyncMemtrace` holds every business rule; stores only store.
+
+Rules owned here: validation and limits, dedup keys and the dedup window, time windows, tenancy
+(every call is scoped to one org), agent resolution by id or name, keyword ranking, context
+assembly, stats, export/import. :class:`~memtrace_core.sync.Memtrace` is its blocking twin and
+:class:`~memtrace_core.client.AsyncMemtraceClient` serves the same methods over HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import time as _time
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import IO, Any, TypeVar
+
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+
+from . import ranking
+from .context import estimate_tokens, render_within
+from .errors import DuplicateMemoryError, NotFoundError, ValidationError
+from .ids import is_memory_id, memory_id, random_id
+from .models import (
+    MEMORY_TYPES,
+    SESSION_STATUSES,
+    Agent,
+    AgentContext,
+    AgentList,
+    AgentStats,
+    BatchResult,
+    ContextOptions,
+    CreateSessionRequest,
+    DeleteFilter,
+    DuplicateInfo,
+    ImportResult,
+    ListOptions,
+    Memory,
+    MemoryCreate,
+    MemoryList,
+    RegisterAgentRequest,
+    SearchQuery,
+    SearchResult,
+    Session,
+    SessionContext,
+    SessionList,
+    UpdateSessionRequest,
+)
+from .plugins import PluginRegistry, default_registry
+from .stores.base import KeywordQuery, MemoryFilter, MemoryRecord, Store
+from .timeutil import from_us, now_us, parse_time_bound, to_us, window
+from .validation import (
+    DEFAULT_LIMIT,
+    Limits,
+    check_id,
+    check_limit,
+    check_memory_type,
+    check_offset,
+    check_order,
+    check_tags,
+    check_type_name,
+    dedup_key,
+    validate_memory,
+)
+
+M = TypeVar("M", bound=BaseModel)
+
+DEFAULT_ORG = "org_default"
+_HOUR_US = 3600 * 1_000_000
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Engine settings (``[dedup]``, ``[limits]``, ``[search]``, ``[context]`` in memtrace.toml).
+
+    Attributes:
+        dedup_enabled: reject duplicates (same dedup key) within the window.
+        dedup_window_hours: the dedup window, measured on ``recorded_at`` (default 24 h).
+        limits: size limits for content, metadata, tags and batches.
+        ranking: keyword-ranking knobs (see :mod:`memtrace_core.ranking`).
+        context_since: default ``since`` of session and agent contexts (the original's 24 h).
+        context_max_memories: default number of memories a context considers (max 1000).
+        agent_cache_seconds: how long an agent id/name resolution is cached in this process.
+    """
+
+    dedup_enabled: bool = True
+    dedup_window_hours: float = 24.0
+    limits: Limits = field(default_factory=Limits)
+    ranking: ranking.RankingConfig = field(default_factory=ranking.RankingConfig)
+    context_since: str = "24h"
+    context_max_memories: int = 100
+    agent_cache_seconds: float = 2.0
+
+
+def _coerce(model: type[M], value: M | Mapping[str, Any] | None, overrides: Mapping[str, Any]) -> M:
+    """Build ``model`` from an instance, a mapping and/or keyword overrides, turning pydantic
+    errors into a ValidationError naming the field."""
+    if isinstance(value, model) and not overrides:
+        return value
+    data: dict[str, Any] = {}
+    if isinstance(value, BaseModel):
+        data.update(value.model_dump(exclude_unset=True))
+    elif isinstance(value, Mapping):
+        data.update(value)
+    elif value is not None:
+        raise ValidationError(f"expected {model.__name__} or a mapping", field="body")
+    data.update({k: v for k, v in overrides.items()})
+    unknown = set(overrides) - set(model.model_fields)
+    if unknown:
+        raise ValidationError(f"unknown argument(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
+    try:
+        return model.model_validate(data)
+    except PydanticValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        loc = ".".join(str(p) for p in err["loc"]) or "body"
+        raise ValidationError(f"invalid {loc}: {err['msg']}", field=loc) from None
+
+
+def _record_to_memory(r: MemoryRecord) -> Memory:
+    return Memory.model_construct(
+        id=r.id,
+        time=from_us(r.time),
+        recorded_at=from_us(r.recorded_at),
+        org_id=r.org_id,
+        agent_id=r.agent_id,
+        session_id=r.session_id,
+        memory_type=r.memory_type,
+        event_type=r.event_type,
+        content=r.content,
+        metadata=r.metadata,
+        tags=r.tags,
+        dedup_key=r.dedup_key,
+        importance=r.importance,
+        parent_id=r.parent_id,
+        score=None,
+    )
+
+
+def _merge_patch(target: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """JSON merge patch (RFC 7386)."""
+    out = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge_patch(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+class _Core:
+    """State shared by an engine and its per-org views."""
+
+    def __init__(self, store: Store, config: EngineConfig, plugins: PluginRegistry) -> None:
+        self.store = store
+        self.config = config
+        self.plugins = plugins
+        self.agent_cache: dict[tuple[str, str], tuple[float, tuple[str, ...]]] = {}
+        self.opened = False
+
+
+class AsyncMemtrace:
+    """The memtrace engine (async). Use :func:`memtrace_core.connect` to build one.
+
+    Every method acts within one org (``org_default`` unless given); :meth:`with_org` returns a
+    view of the same engine scoped to another org. Method names follow the original SDK.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        config: EngineConfig | None = None,
+        plugins: PluginRegistry | None = None,
+        org_id: str = DEFAULT_ORG,
+        _core: _Core | None = None,
+    ) -> None:
+        self._core = _core or _Core(store, config or EngineConfig(), plugins or default_registry())
+        self._owner = _core is None
+        self.org_id = org_id
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        return self._core.store
+
+    @property
+    def config(self) -> EngineConfig:
+        return self._core.config
+
+    @property
+    def plugins(self) -> PluginRegistry:
+        return self._core.plugins
+
+    def with_org(self, org_id: str) -> AsyncMemtrace:
+        """A view of this engine scoped to ``org_id`` (shares the store; closing it is a no-op)."""
+        return AsyncMemtrace(self._core.store, org_id=org_id, _core=self._core)
+
+    async def open(self) -> AsyncMemtrace:
+        if self._owner and not self._core.opened:
+            await self._core.store.open()
+            self._core.opened = True
+        return self
+
+    async def close(self) -> None:
+        """Commit pending writes and release the store (only the engine that opened it)."""
+        if self._owner and self._core.opened:
+            self._core.opened = False
+            await self._core.store.close()
+
+    async def __aenter__(self) -> AsyncMemtrace:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def _prepare(self, items: Sequence[MemoryCreate | Mapping[str, Any]], batch: bool) -> list[MemoryRecord]:
+        limits = self.config.limits
+        plugins = self.plugins
+        hooks = plugins.has_before_write
+        now = now_us()
+        dedup = self.config.dedup_enabled
+        records: list[MemoryRecord] = []
+        for index, item in enumerate(items):
+            idx = index if batch else None
+            mem = validate_memory(item, limits, index=idx)
+            if hooks:
+                try:
+                    mem = validate_memory(plugins.before_write(mem, self.org_id), limits, index=idx)
+                except ValidationError as exc:
+                    if batch and exc.index is None:
+                        raise ValidationError(exc.message, field=exc.field, index=idx) from None
+                    raise
+            key = mem.dedup_key
+            if key is None and dedup:
+                key = dedup_key(mem.agent_id, mem.event_type, mem.content)
+            records.append(
+                MemoryRecord(
+                    id=memory_id(),
+                    org_id=self.org_id,
+                    agent_id=mem.agent_id,
+                    session_id=mem.session_id,
+                    memory_type=mem.memory_type,
+                    event_type=mem.event_type,
+                    content=mem.content,
+                    metadata=mem.metadata,
+                    tags=mem.tags,
+                    dedup_key=key,
+                    importance=mem.importance,
+                    parent_id=mem.parent_id,
+                    time=to_us(mem.time) if mem.time is not None else now,
+                    recorded_at=now,
+                )
+            )
+        return records
+
+    def _dedup_since(self) -> int | None:
+        if not self.config.dedup_enabled:
+            return None
+        return now_us() - int(self.config.dedup_window_hours * _HOUR_US)
+
+    async def add_memory(self, memory: MemoryCreate | Mapping[str, Any] | None = None, /, **fields: Any) -> Memory:
+        """Write one memory. Raises :class:`DuplicateMemoryError` (naming the existing memory) if
+        the same dedup key was written within the dedup window."""
+        item = _merge_item(memory, fields)
+        records = self._prepare([item], batch=False)
+        outcome = (await self.store.insert_memories(records, dedup_since=self._dedup_since()))[0]
+        if not outcome.inserted:
+            raise DuplicateMemoryError(outcome.duplicate_of, records[0].dedup_key)
+        stored = _record_to_memory(records[0])
+        if self.plugins.has_after_write:
+            self.plugins.after_write([stored], self.org_id)
+        return stored
+
+    async def add_memories(self, memories: Sequence[MemoryCreate | Mapping[str, Any]]) -> BatchResult:
+        """Write a batch atomically: the whole batch is validated before anything is written,
+        then committed in one transaction. Duplicates (against stored memories or earlier items
+        of the same batch) are skipped and reported in ``duplicates`` / ``duplicate_of``."""
+        if isinstance(memories, (str, bytes, Mapping)) or not isinstance(memories, Sequence):
+            raise ValidationError("memories must be a list", field="memories")
+        if not memories:
+            return BatchResult(memories=[], count=0)
+        if len(memories) > self.config.limits.max_batch:
+            raise ValidationError(
+                f"batch too large: {len(memories)} memories (max {self.config.limits.max_batch})",
+                field="memories",
+            )
+        records = self._prepare(memories, batch=True)
+        outcomes = await self.store.insert_memories(records, dedup_since=self._dedup_since())
+        stored: list[Memory] = []
+        dups: list[DuplicateInfo] = []
+        for index, (record, outcome) in enumerate(zip(records, outcomes, strict=True)):
+            if outcome.inserted:
+                stored.append(_record_to_memory(record))
+            else:
+                dups.append(DuplicateInfo(index=index, existing_id=outcome.duplicate_of, dedup_key=record.dedup_key or ""))
+        if stored and self.plugins.has_after_write:
+            self.plugins.after_write(stored, self.org_id)
+        return BatchResult.model_construct(memories=stored, count=len(stored), duplicates=len(dups), duplicate_of=dups)
+
+    async def remember(
+        self,
+        agent_id: str,
+        content: str,
+        *,
+        session_id: str | None = None,
+        memory_type: str = "episodic",
+        event_type: str = "general",
+        tags: list[str] | None = None,
+        importance: float | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Memory:
+        """Store an episodic memory (what the agent did or saw)."""
+        return await self.add_memory(
+            {
+                "agent_id": agent_id,
+                "content": content,
+                "session_id": session_id,
+                "memory_type": memory_type,
+                "event_type": event_type,
+                "tags": tags,
+                "importance": importance,
+                "metadata": metadata,
+            }
+        )
+
+    async def decide(
+        self,
+        agent_id: str,
+        decision: str,
+        reasoning: str,
+        *,
+        session_id: str | None = None,
+        tags: list[str] | None = None,
+        importance: float | None = None,
+    ) -> Memory:
+        """Record a decision and why (``memory_type=decision``, ``event_type=decision``)."""
+        return await self.add_memory(
+            {
+                "agent_id": agent_id,
+                "content": decision,
+                "memory_type": "decision",
+                "event_type": "decision",
+                "metadata": {"reasoning": reasoning},
+                "session_id": session_id,
+                "tags": tags,
+                "importance": importance,
+            }
+        )
+
+    # -- reading --------------------------------------------------------------------------------
+
+    async def _agent_aliases(self, agent_ref: str) -> tuple[str, ...]:
+        """The values of ``agent_id`` that refer to an agent: its id and its name when it is
+        registered (found by either), else just ``agent_ref``."""
+        cache = self._core.agent_cache
+        key = (self.org_id, agent_ref)
+        hit = cache.get(key)
+        clock = _time.monotonic()
+        if hit is not None and hit[0] > clock:
+            return hit[1]
+        agent = await self.store.get_agent(self.org_id, agent_ref)
+        aliases = (agent_ref,) if agent is None else tuple(dict.fromkeys((agent.id, agent.name, agent_ref)))
+        if len(cache) > 10_000:
+            cache.clear()
+        cache[key] = (clock + self.config.agent_cache_seconds, aliases)
+        return aliases
+
+    def _forget_agent(self, *refs: str) -> None:
+        for key in [k for k in self._core.agent_cache if k[0] == self.org_id]:
+            if key[1] in refs or set(self._core.agent_cache[key][1]) & set(refs):
+                self._core.agent_cache.pop(key, None)
+
+    async def _filter(
+        self,
+        *,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        memory_types: Iterable[str] | None = None,
+        event_types: Iterable[str] | None = None,
+        tags: list[str] | None = None,
+        since: Any = None,
+        until: Any = None,
+        min_importance: float | None = None,
+        content_contains: str | None = None,
+        now: int | None = None,
+    ) -> MemoryFilter:
+        agent = check_id(agent_id, "agent_id")
+        session = check_id(session_id, "session_id")
+        mtypes = tuple(check_memory_type(t, "memory_types") for t in memory_types) if memory_types else None
+        etypes = tuple(check_type_name(t, "event_types") for t in event_types) if event_types else None
+        tag_list = check_tags(tags, field="tags")
+        lo, hi = window(since, until, now=now)
+        if min_importance is not None and (
+            isinstance(min_importance, bool) or not isinstance(min_importance, (int, float)) or not 0 <= min_importance <= 1
+        ):
+            raise ValidationError("invalid min_importance: must be between 0 and 1", field="min_importance")
+        if content_contains is not None and not isinstance(content_contains, str):
+            raise ValidationError("invalid content_contains: must be a string", field="content_contains")
+        if content_contains is not None and len(content_contains) > self.config.limits.max_query_chars:
+            raise ValidationError("content_contains too long", field="content_contains")
+        return MemoryFilter(
+            agent_ids=await self._agent_aliases(agent) if agent else None,
+            session_id=session,
+            memory_types=mtypes,
+            event_types=etypes,
+            tags=tuple(tag_list) if tag_list else None,
+            since=lo,
+            until=hi,
+            min_importance=float(min_importance) if min_importance else None,
+            content_contains=content_contains or None,
+        )
+
+    async def _page(self, flt: MemoryFilter, limit: Any, offset: Any, order: Any) -> MemoryList:
+        lim = check_limit(limit)
+        off = check_offset(offset)
+        direction = check_order(order)
+        rows = await self.store.list_memories(self.org_id, flt, limit=lim + 1, offset=off, order=direction)
+        has_more = len(rows) > lim
+        if has_more:
+            rows = rows[:lim]
+        return MemoryList.model_construct(memories=rows, count=len(rows), has_more=has_more)
+
+    async def list_memories(self, options: ListOptions | Mapping[str, Any] | None = None, /, **filters: Any) -> MemoryList:
+        """Memories matching the filters, by time (``desc`` by default), paginated with an exact
+        ``has_more``. Filters: agent_id (id or name of a registered agent), session_id,
+        memory_type, event_type, tags (all must match exactly), since/until, limit (≤ 1000),
+        offset, order."""
+        opts = _coerce(ListOptions, options, filters)
+        flt = await self._filter(
+            agent_id=opts.agent_id,
+            session_id=opts.session_id,
+            memory_types=[opts.memory_type] if opts.memory_type else None,
+            event_types=[opts.event_type] if opts.event_type else None,
+            tags=opts.tags,
+            since=opts.since,
+            until=opts.until,
+        )
+        return await self._page(flt, opts.limit, opts.offset, opts.order)
+
+    async def recall(self, agent_id: str, since: str | None = "24h", *, limit: int = 100, **filters: Any) -> MemoryList:
+        """The agent's recent memories, newest first (``since`` defaults to 24 h)."""
+        return await self.list_memories(agent_id=agent_id, since=since, limit=limit, order="desc", **filters)
+
+    async def search_memories(self, query: SearchQuery | Mapping[str, Any] | None = None, /, **fields: Any) -> SearchResult:
+        """Search with filters (agent, session, memory/event types, exact tags, min_importance,
+        since/until, ``content_contains`` case-insensitive substring) and, with ``query``,
+        ranked keyword search (see :mod:`memtrace_core.ranking`). Without ``query`` results
+        are ordered by time."""
+        started = _time.perf_counter()
+        q = _coerce(SearchQuery, query, fields)
+        now = now_us()
+        flt = await self._filter(
+            agent_id=q.agent_id,
+            session_id=q.session_id,
+            memory_types=q.memory_types,
+            event_types=q.event_types,
+            tags=q.tags,
+            since=q.since,
+            until=q.until,
+            min_importance=q.min_importance,
+            content_contains=q.content_contains,
+            now=now,
+        )
+        text = (q.query or "").strip()
+        if not text:
+            page = await self._page(flt, q.limit if q.limit is not None else 50, q.offset, q.order)
+            return SearchResult.model_construct(
+                results=page.memories,
+                count=page.count,
+                has_more=page.has_more,
+                query_time_ms=int((_time.perf_counter() - started) * 1000),
+            )
+        if len(text) > self.config.limits.max_query_chars:
+            raise ValidationError(f"query too long (max {self.config.limits.max_query_chars} characters)", field="query")
+        limit = check_limit(q.limit, default=50)
+        offset = check_offset(q.offset)
+        if q.order is not None:
+            check_order(q.order)
+        ranked = await self._keyword_search(text, flt, now, need=offset + limit + 1)
+        page = ranked[offset : offset + limit]
+        results = [m.model_copy(update={"score": round(score, 6)}) for m, score in page]
+        return SearchResult.model_construct(
+            results=results,
+            count=len(results),
+            has_more=len(ranked) > offset + limit,
+            query_time_ms=int((_time.perf_counter() - started) * 1000),
+        )
+
+    async def _keyword_search(self, text: str, flt: MemoryFilter, now: int, need: int) -> list[tuple[Memory, float]]:
+        cfg = self.config.ranking
+        if need > cfg.candidates:
+            cfg = replace(cfg, candidates=need)
+        now_dt = from_us(now)
+        plan = ranking.plan_query(text, now_dt, cfg)
+        if plan.is_empty:
+            return []
+        weights = {
+            "content": cfg.weight_content,
+            "agent_id": cfg.weight_agent,
+            "event_type": cfg.weight_event_type,
+            "tags": cfg.weight_tags,
+        }
+        by_id: dict[str, Memory] = {}
+
+        async def fetch(p: ranking.QueryPlan) -> list[ranking.Candidate]:
+            f = flt
+            win = p.filter_window
+            if win is not None:
+                lo, hi = to_us(win[0]), to_us(win[1])
+                f = replace(
+                    f,
+                    since=lo if f.since is None else max(lo, f.since),
+                    until=hi if f.until is None else min(hi, f.until),
+                )
+            rows = await self.store.keyword_candidates(
+                self.org_id, f, KeywordQuery(terms=p.terms, limit=cfg.candidates, field_weights=weights)
+            )
+            out = []
+            for row in rows:
+                m = row.memory
+                by_id[m.id] = m
+                out.append(
+                    ranking.Candidate(
+                        id=m.id,
+                        content=m.content,
+                        time=m.time,
+                        agent_id=m.agent_id,
+                        event_type=m.event_type,
+                        tags=tuple(m.tags or ()),
+                        importance=m.importance,
+                        bm25=row.native_score,
+                        session_id=m.session_id,
+                    )
+                )
+            return out
+
+        candidates = await fetch(plan)
+        ranked = ranking.rerank(plan, candidates, now_dt, cfg)
+        if cfg.prf and ranked:
+            expanded = ranking.expand(plan, ranked, cfg)
+            if expanded is not None:
+                candidates = ranking.merge_candidates(candidates, await fetch(expanded))
+                ranked = ranking.rerank(expanded, candidates, now_dt, cfg)
+        return [(by_id[c.id], score) for c, score in ranked]
+
+    async def get_memory(self, memory_id: str) -> Memory:
+        """The memory with this id (``mem_…``). Raises NotFoundError."""
+        if not isinstance(memory_id, str) or not is_memory_id(memory_id):
+            raise ValidationError(f"invalid memory id: {memory_id!r} (expected mem_ + 26 characters)", field="id")
+        found = await self.store.get_memory(self.org_id, memory_id)
+        if found is None:
+            raise NotFoundError("memory not found")
+        return found
+
+    async def delete_memory(self, memory_id: str) -> None:
+        """Delete one memory from every index. Raises NotFoundError."""
+        await self.get_memory(memory_id)
+        await self.store.delete_memories(self.org_id, MemoryFilter(ids=(memory_id,)))
+
+    async def delete_memories(self, criteria: DeleteFilter | Mapping[str, Any] | None = None, /, **fields: Any) -> int:
+        """Delete every memory matching the criteria (agent, session, tags, types, time range);
+        ``all_memories=True`` purges the whole org's memories. Returns the count deleted."""
+        crit = _coerce(DeleteFilter, criteria, fields)
+        flt = await self._filter(
+            agent_id=crit.agent_id,
+            session_id=crit.session_id,
+            memory_types=crit.memory_types,
+            event_types=crit.event_types,
+            tags=crit.tags,
+            since=crit.since,
+            until=crit.until,
+        )
+        if flt.is_empty() and not crit.all_memories:
+            raise ValidationError(
+                "refusing to delete without a filter: give agent_id, session_id, tags, types, since/until "
+                "or all_memories=true",
+                field="filter",
+            )
+        self._forget_agent()
+        return await self.store.delete_memories(self.org_id, flt)
+
+    # -- agents ---------------------------------------------------------------------------------
+
+    async def register_agent(
+        self, request: RegisterAgentRequest | Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> Agent:
+        """Register an agent (``agent_`` + 24 hex). Names are unique per org (ConflictError)."""
+        req = _coerce(RegisterAgentRequest, request, fields)
+        name = req.name.strip() if isinstance(req.name, str) else ""
+        if not name:
+            raise ValidationError("name is required", field="name")
+        if len(name) > 128 or not name.isprintable():
+            raise ValidationError("invalid name: printable, at most 128 characters", field="name")
+        if req.description is not None and len(req.description) > 4096:
+            raise ValidationError("description too long (max 4096 characters)", field="description")
+        if req.config is not None and len(json.dumps(req.config, default=str)) > self.config.limits.max_metadata_bytes:
+            raise ValidationError("config too large", field="config")
+        agent = Agent(
+            id=random_id("agent"),
+            org_id=self.org_id,
+            name=name,
+            description=req.description or None,
+            config=req.config or None,
+            created_at=from_us(now_us()),
+        )
+        await self.store.create_agent(agent)
+        self._forget_agent(name, agent.id)
+        return agent
+
+    async def list_agents(self) -> AgentList:
+        agents = await self.store.list_agents(self.org_id)
+        return AgentList(agents=agents, count=len(agents))
+
+    async def get_agent(self, agent_id: str) -> Agent:
+        """An agent by id or by name. Raises NotFoundError."""
+        _check_ref(agent_id, "agent_id")
+        agent = await self.store.get_agent(self.org_id, agent_id)
+        if agent is None:
+            raise NotFoundError("agent not found")
+        return agent
+
+    async def delete_agent(self, agent_id: str, *, delete_memories: bool = False) -> None:
+        """Delete an agent (by id or name); its memories stay unless ``delete_memories``."""
+        agent = await self.get_agent(agent_id)
+        if delete_memories:
+            await self.store.delete_memories(self.org_id, MemoryFilter(agent_ids=(agent.id, agent.name)))
+        if not await self.store.delete_agent(self.org_id, agent.id):
+            raise NotFoundError("agent not found")
+        self._forget_agent(agent.id, agent.name)
+
+    async def get_agent_stats(self, agent_id: str) -> AgentStats:
+        """Counts for an agent (id or name; an unknown agent gets zeros, as the original)."""
+        check_id(agent_id, "agent_id", required=True)
+        aliases = await self._agent_aliases(agent_id)
+        since = now_us() - 24 * _HOUR_US
+        row = await self.store.memory_stats(self.org_id, aliases, since)
+        total, active = await self.store.count_sessions(self.org_id, aliases)
+        return AgentStats(
+            agent_id=agent_id,
+            memory_count=row.memory_count,
+            memories_24h=row.memories_24h,
+            errors_24h=row.errors_24h,
+            session_count=total,
+            active_sessions=active,
+            last_active_at=from_us(row.last_memory_at) if row.last_memory_at is not None else None,
+            memory_types=row.memory_types,
+        )
+
+    async def get_agent_memories(
+        self, agent_id: str, options: ListOptions | Mapping[str, Any] | None = None, /, **filters: Any
+    ) -> MemoryList:
+        """An agent's memories (by id or name), across sessions; ``since`` defaults to 24 h."""
+        opts = _coerce(ListOptions, options, filters)
+        check_id(agent_id, "agent_id", required=True)
+        update: dict[str, Any] = {"agent_id": agent_id}
+        if opts.since is None:
+            update["since"] = "24h"
+        return await self.list_memories(opts.model_copy(update=update))
+
+    async def get_agent_context(
+        self, agent_id: str, options: ContextOptions | Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> AgentContext:
+        """LLM-ready context of one agent's recent memories across all its sessions."""
+        check_id(agent_id, "agent_id", required=True)
+        opts = _coerce(ContextOptions, options, fields)
+        text, count, fmt = await self._context("agent", agent_id, opts, agent_id=agent_id)
+        return AgentContext(agent_id=agent_id, context=text, memory_count=count, format=fmt, token_estimate=estimate_tokens(text))
+
+    # -- sessions -------------------------------------------------------------------------------
+
+    async def create_session(
+        self, request: CreateSessionRequest | Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> Session:
+        """Open a session for an agent (registered or not; a registered agent may be named by id
+        or name and the session records its id)."""
+        req = _coerce(CreateSessionRequest, request, fields)
+        check_id(req.agent_id, "agent_id", required=True)
+        _check_json_size(req.metadata, "metadata", self.config.limits)
+        aliases = await self._agent_aliases(req.agent_id)
+        now = from_us(now_us())
+        session = Session(
+            id=random_id("sess"),
+            org_id=self.org_id,
+            agent_id=aliases[0],
+            status="active",
+            metadata=req.metadata or None,
+            created_at=now,
+            updated_at=now,
+        )
+        await self.store.create_session(session)
+        return session
+
+    async def get_session(self, session_id: str) -> Session:
+        _check_ref(session_id, "session_id")
+        session = await self.store.get_session(self.org_id, session_id)
+        if session is None:
+            raise NotFoundError("session not found")
+        return session
+
+    async def list_sessions(
+        self,
+        agent_id: str | None = None,
+        *,
+        status: str | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> SessionList:
+        """Sessions, newest first, optionally of one agent (id or name) and/or one status."""
+        aliases = None
+        if agent_id:
+            check_id(agent_id, "agent_id")
+            aliases = await self._agent_aliases(agent_id)
+        if status is not None and status not in SESSION_STATUSES:
+            raise ValidationError(f"invalid status: {status!r} (expected active or closed)", field="status")
+        lim = check_limit(limit, default=DEFAULT_LIMIT)
+        off = check_offset(offset)
+        rows = await self.store.list_sessions(self.org_id, agent_ids=aliases, status=status, limit=lim + 1, offset=off)
+        has_more = len(rows) > lim
+        rows = rows[:lim]
+        return SessionList(sessions=rows, count=len(rows), has_more=has_more)
+
+    async def update_session(
+        self, session_id: str, request: UpdateSessionRequest | Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> Session:
+        """Change status (``active`` / ``closed``; closing sets ``closed_at``, reopening clears
+        it) and merge metadata (RFC 7386 merge patch; ``replace_metadata`` replaces)."""
+        req = _coerce(UpdateSessionRequest, request, fields)
+        if req.status is not None and req.status not in SESSION_STATUSES:
+            raise ValidationError(f"invalid status: {req.status!r} (expected active or closed)", field="status")
+        session = await self.get_session(session_id)
+        now = from_us(now_us())
+        update: dict[str, Any] = {"updated_at": now}
+        if req.status is not None and req.status != session.status:
+            update["status"] = req.status
+            update["closed_at"] = now if req.status == "closed" else None
+        if req.metadata is not None:
+            merged = req.metadata if req.replace_metadata else _merge_patch(session.metadata or {}, req.metadata)
+            _check_json_size(merged, "metadata", self.config.limits)
+            update["metadata"] = merged or None
+        updated = session.model_copy(update=update)
+        await self.store.save_session(updated)
+        return updated
+
+    async def close_session(self, session_id: str) -> Session:
+        return await self.update_session(session_id, status="closed")
+
+    async def delete_session(self, session_id: str, *, delete_memories: bool = False) -> None:
+        """Delete a session; its memories stay unless ``delete_memories``."""
+        await self.get_session(session_id)
+        if delete_memories:
+            await self.store.delete_memories(self.org_id, MemoryFilter(session_id=session_id))
+        await self.store.delete_session(self.org_id, session_id)
+
+    async def get_session_memories(
+        self, session_id: str, options: ListOptions | Mapping[str, Any] | None = None, /, **filters: Any
+    ) -> MemoryList:
+        opts = _coerce(ListOptions, options, filters)
+        check_id(session_id, "session_id", required=True)
+        return await self.list_memories(opts.model_copy(update={"session_id": session_id}))
+
+    async def get_session_context(
+        self, session_id: str, options: ContextOptions | Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> SessionContext:
+        """LLM-ready context of a session (markdown by default; see :mod:`memtrace_core.context`).
+
+        Raises NotFoundError only when the session neither exists nor has memories."""
+        check_id(session_id, "session_id", required=True)
+        opts = _coerce(ContextOptions, options, fields)
+        text, count, fmt = await self._context("session", session_id, opts, session_id=session_id)
+        if count == 0 and await self.store.get_session(self.org_id, session_id) is None:
+            any_memory = await self.store.count_memories(self.org_id, MemoryFilter(session_id=session_id))
+            if not any_memory:
+                raise NotFoundError("session not found")
+        return SessionContext(session_id=session_id, context=text, memory_count=count, format=fmt, token_estimate=estimate_tokens(text))
+
+    async def _context(
+        self,
+        scope: str,
+        scope_id: str,
+        opts: ContextOptions,
+        *,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+    ) -> tuple[str, int, str]:
+        fmt_name = opts.format or "markdown"
+        fmt = self.plugins.context_format(fmt_name)
+        if opts.max_tokens is not None and opts.max_tokens < 1:
+            raise ValidationError("invalid max_tokens: must be positive", field="max_tokens")
+        types = [check_memory_type(t, "include_types") for t in opts.include_types] if opts.include_types else None
+        limit = check_limit(
+            opts.limit,
+            default=self.config.context_max_memories if opts.max_tokens is None else 1000,
+        )
+        flt = await self._filter(
+            agent_id=agent_id,
+            session_id=session_id,
+            memory_types=types,
+            since=opts.since if opts.since is not None else self.config.context_since,
+        )
+        memories = await self.store.list_memories(self.org_id, flt, limit=limit, offset=0, order="desc")
+        text, count = render_within(fmt, scope, scope_id, memories, opts.max_tokens)
+        return text, count, fmt_name
+
+    # -- export / import ------------------------------------------------------------------------
+
+    async def iter_export(self, criteria: DeleteFilter | Mapping[str, Any] | None = None, /, **fields: Any) -> AsyncIterator[str]:
+        """JSON Lines of the org's agents, sessions and memories (each line has ``kind``).
+        Memories come in time order; ids and times round-trip through :meth:`import_jsonl`."""
+        crit = _coerce(DeleteFilter, criteria, fields)
+        flt = await self._filter(
+            agent_id=crit.agent_id,
+            session_id=crit.session_id,
+            memory_types=crit.memory_types,
+            event_types=crit.event_types,
+            tags=crit.tags,
+            since=crit.since,
+            until=crit.until,
+        )
+        if flt.is_empty():
+            for agent in await self.store.list_agents(self.org_id):
+                yield _line("agent", agent)
+            offset = 0
+            while True:
+                sessions = await self.store.list_sessions(self.org_id, agent_ids=None, status=None, limit=1000, offset=offset)
+                for session in sessions:
+                    yield _line("session", session)
+                if len(sessions) < 1000:
+                    break
+                offset += 1000
+        async for batch in self.store.iter_memories(self.org_id, flt):
+            for memory in batch:
+                yield _line("memory", memory)
+
+    async def export_jsonl(self, out: IO[str], criteria: DeleteFilter | Mapping[str, Any] | None = None, /, **fields: Any) -> int:
+        """Write :meth:`iter_export` to a text stream. Returns the number of lines written."""
+        count = 0
+        async for line in self.iter_export(criteria, **fields):
+            out.write(line)
+            count += 1
+        return count
+
+    async def import_jsonl(self, lines: Iterable[str | bytes], *, batch_size: int = 500) -> ImportResult:
+        """Import JSON Lines (from :meth:`export_jsonl` of any store) into this org. Memories
+        keep their ids and times; a memory whose id already exists is skipped (so an import can
+        be re-run). Every line is validated; a bad line raises ValidationError naming its line
+        number, and nothing after it is written."""
+        result = ImportResult()
+        pending: list[MemoryRecord] = []
+        limits = self.config.limits
+
+        async def flush() -> None:
+            if pending:
+                inserted = await self.store.import_memories(pending)
+                result.imported += inserted
+                result.skipped += len(pending) - inserted
+                pending.clear()
+
+        for number, raw in enumerate(lines, start=1):
+            text = raw.decode() if isinstance(raw, bytes) else raw
+            if not text.strip():
+                continue
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValidationError(f"line {number}: invalid JSON: {exc.msg}", field="line") from None
+            if not isinstance(obj, dict):
+                raise ValidationError(f"line {number}: expected a JSON object", field="line")
+            kind = obj.pop("kind", "memory")
+            try:
+                if kind == "memory":
+                    pending.append(_import_record(obj, self.org_id, limits))
+                    if len(pending) >= batch_size:
+                        await flush()
+                elif kind == "agent":
+                    if await self._import_agent(obj):
+                        result.agents += 1
+                elif kind == "session":
+                    if await self._import_session(obj):
+                        result.sessions += 1
+                else:
+                    raise ValidationError(f"unknown kind {kind!r}", field="kind")
+            except ValidationError as exc:
+                raise ValidationError(f"line {number}: {exc.message}", field=exc.field) from None
+            except PydanticValidationError as exc:
+                err = exc.errors(include_url=False)[0]
+                loc = ".".join(str(p) for p in err["loc"])
+                raise ValidationError(f"line {number}: invalid {loc}: {err['msg']}", field=loc) from None
+        await flush()
+        return result
+
+    async def _import_agent(self, obj: dict[str, Any]) -> bool:
+        agent = Agent.model_validate({**obj, "org_id": self.org_id})
+        if await self.store.get_agent(self.org_id, agent.id) or await self.store.get_agent(self.org_id, agent.name):
+            return False
+        await self.store.create_agent(agent)
+        self._forget_agent(agent.id, agent.name)
+        return True
+
+    async def _import_session(self, obj: dict[str, Any]) -> bool:
+        session = Session.model_validate({**obj, "org_id": self.org_id})
+        if session.status not in SESSION_STATUSES:
+            raise ValidationError(f"invalid status: {session.status!r}", field="status")
+        if await self.store.get_session(self.org_id, session.id):
+            return False
+        await self.store.create_session(session)
+        return True
+
+    async def purge_org(self) -> int:
+        """Delete every memory, agent and session of this org. Returns the memories deleted."""
+        self._core.agent_cache.clear()
+        return await self.store.purge_org(self.org_id)
+
+
+def _merge_item(memory: MemoryCreate | Mapping[str, Any] | None, fields: Mapping[str, Any]) -> MemoryCreate | Mapping[str, Any]:
+    if memory is None:
+        return dict(fields)
+    if not fields:
+        return memory
+    base = memory.model_dump(exclude_unset=True) if isinstance(memory, MemoryCreate) else dict(memory)
+    return {**base, **fields}
+
+
+def _check_ref(value: Any, field: str) -> None:
+    if not isinstance(value, str) or not value or len(value) > 256 or not value.isprintable():
+        raise ValidationError(f"invalid {field}: {value!r}", field=field)
+
+
+def _check_json_size(value: Any, field: str, limits: Limits) -> None:
+    if value is None:
+        return
+    try:
+        size = len(json.dumps(value, allow_nan=False).encode())
+    except (TypeError, ValueError):
+        raise ValidationError(f"invalid {field}: must be JSON-serialisable", field=field) from None
+    if size > limits.max_metadata_bytes:
+        raise ValidationError(f"{field} too large (max {limits.max_metadata_bytes} bytes as JSON)", field=field)
+
+
+def _line(kind: str, model: BaseModel) -> str:
+    data = model.model_dump(mode="json", exclude_none=True)
+    data.pop("score", None)
+    data.pop("org_id", None)
+    return json.dumps({"kind": kind, **data}, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def _import_record(obj: dict[str, Any], org_id: str, limits: Limits) -> MemoryRecord:
+    mem_id = obj.get("id")
+    if not isinstance(mem_id, str) or not is_memory_id(mem_id):
+        raise ValidationError(f"invalid id: {mem_id!r}", field="id")
+    recorded = obj.get("recorded_at")
+    fields = {k: v for k, v in obj.items() if k in MemoryCreate.model_fields}
+    mem = validate_memory(fields, limits)
+    if mem.time is None:
+        raise ValidationError("time is required", field="time")
+    recorded_us = parse_time_bound(recorded, field="recorded_at") if recorded is not None else to_us(mem.time)
+    return MemoryRecord(
+        id=mem_id,
+        org_id=org_id,
+        agent_id=mem.agent_id,
+        session_id=mem.session_id,
+        memory_type=mem.memory_type,
+        event_type=mem.event_type,
+        content=mem.content,
+        metadata=mem.metadata,
+        tags=mem.tags,
+        dedup_key=mem.dedup_key,
+        importance=mem.importance,
+        parent_id=mem.parent_id,
+        time=to_us(mem.time),
+        recorded_at=recorded_us if recorded_us is not None else to_us(mem.time),
+    )
+
+

@@ -1,0 +1,166 @@
+"""The exception hierarchy shared by the engine, the stores and the HTTP client.
+
+Every error carries an HTTP-like ``status_code`` so that the server can map it to a response and
+the HTTP client can map a response back to the same class. The classes and their status codes
+mirror the published ``memtrace-sdk`` (401 → :class:`AuthenticationError`, 404 →
+:class:`NotFoundError`, 409 → :class:`ConflictError`), so code written against either catches the
+same things.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class MemtraceError(Exception):
+    """Base class of every memtrace error.
+
+    Attributes:
+        message: human-readable description (also ``str(error)``).
+        status_code: the HTTP status this error maps to (0 for transport errors).
+    """
+
+    status_code: int = 500
+    default_message: ClassVar[str] = "memtrace error"
+
+    def __init__(self, message: str | None = None, status_code: int | None = None) -> None:
+        self.message = message or self.default_message
+        if status_code is not None:
+            self.status_code = status_code
+        super().__init__(self.message)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON error body the server sends: ``{"error": message, ...}``."""
+        return {"error": self.message}
+
+
+class ValidationError(MemtraceError):
+    """Input that breaks a rule: a missing or malformed field, a limit, a bad time string.
+
+    Attributes:
+        field: the offending field (dotted path), when known.
+        index: the position of the offending item in a batch, when the input was a batch.
+    """
+
+    status_code = 400
+    default_message = "invalid input"
+
+    def __init__(self, message: str, *, field: str | None = None, index: int | None = None) -> None:
+        self.field = field
+        self.index = index
+        if index is not None:
+            message = f"memories[{index}]: {message}"
+        super().__init__(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        body = super().to_dict()
+        if self.field is not None:
+            body["field"] = self.field
+        if self.index is not None:
+            body["index"] = self.index
+        return body
+
+
+class WriteRejectedError(ValidationError):
+    """A ``before_write`` plugin refused a memory (e.g. a redaction or policy plugin)."""
+
+    default_message = "memory rejected by a plugin"
+
+
+class AuthenticationError(MemtraceError):
+    """Missing, unknown, disabled, revoked or expired API key."""
+
+    status_code = 401
+    default_message = "Invalid or missing API key"
+
+
+class PermissionDeniedError(MemtraceError):
+    """The API key is valid but lacks the permission the operation needs."""
+
+    status_code = 403
+    default_message = "permission denied"
+
+
+class NotFoundError(MemtraceError):
+    """The memory, agent, session, org or key does not exist (in this org)."""
+
+    status_code = 404
+    default_message = "Resource not found"
+
+
+class ConflictError(MemtraceError):
+    """The operation conflicts with existing state (duplicate name, duplicate memory…)."""
+
+    status_code = 409
+    default_message = "Conflict"
+
+
+class DuplicateMemoryError(ConflictError):
+    """A memory with the same dedup key was written within the dedup window.
+
+    Attributes:
+        existing_id: the id of the memory this one duplicates.
+        dedup_key: the effective dedup key.
+    """
+
+    default_message = "duplicate memory"
+
+    def __init__(self, existing_id: str | None = None, dedup_key: str | None = None) -> None:
+        self.existing_id = existing_id
+        self.dedup_key = dedup_key
+        super().__init__("duplicate memory")
+
+    def to_dict(self) -> dict[str, Any]:
+        body = super().to_dict()
+        if self.existing_id:
+            body["existing_id"] = self.existing_id
+        if self.dedup_key:
+            body["dedup_key"] = self.dedup_key
+        return body
+
+
+class PayloadTooLargeError(MemtraceError):
+    """The request body exceeds the configured limit."""
+
+    status_code = 413
+    default_message = "request body too large"
+
+
+class StoreError(MemtraceError):
+    """The storage backend failed (I/O error, database locked for too long, …)."""
+
+    status_code = 503
+    default_message = "storage unavailable"
+
+
+class TransportError(MemtraceError):
+    """The HTTP client could not reach the server (connection refused, timeout, TLS …)."""
+
+    status_code = 0
+    default_message = "could not reach the memtrace server"
+
+
+STATUS_TO_ERROR: dict[int, type[MemtraceError]] = {
+    400: ValidationError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    413: PayloadTooLargeError,
+    503: StoreError,
+}
+
+__all__ = [
+    "STATUS_TO_ERROR",
+    "AuthenticationError",
+    "ConflictError",
+    "DuplicateMemoryError",
+    "MemtraceError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "StoreError",
+    "TransportError",
+    "ValidationError",
+    "WriteRejectedError",
+]

@@ -1,0 +1,577 @@
+"""Store-independent keyword ranking: query planning, reranking and pseudo-relevance feedback.
+
+Search runs in two stages.
+
+**Stage 1 (the store).** The store matches the OR of the plan's terms (see
+:func:`fts5_match_expression`) against its full-text index, restricted to the caller's filters
+(and to :attr:`QueryPlan.filter_window` when the plan asks for a hard time filter), and returns
+its best ``config.candidates`` rows as :class:`Candidate` objects. The store's native score is
+only used to choose that pool; it never reaches the final ordering.
+
+**Stage 2 (this module).** :func:`rerank` scores every candidate from the candidates themselves,
+so the ordering is the same on every store that returns the same pool. With ``q`` a query stem,
+``w_q`` its weight (1 for query words, less for feedback terms) and ``d`` a candidate:
+
+1. *BM25F relevance*::
+
+       tf_d(q) = Σ_f W_f · count of q in field f of d     (fields: content, agent_id,
+       len_d   = Σ_f W_f · token count of field f of d      event_type, tags)
+       idf(q)  = ln(1 + (N − df(q) + 0.5) / (df(q) + 0.5))
+       bm25(d) = Σ_q w_q · idf(q) · tf_d(q)·(k1 + 1) / (tf_d(q) + k1·(1 − b + b·len_d / avg_len))
+
+   ``N``, ``df`` and ``avg_len`` come from :class:`CorpusStats` when the store supplies them,
+   otherwise from the candidate pool itself.
+2. *Term coverage* ``cov(d)``: the idf mass of the query's own stems found in ``d`` divided
+   by the idf mass of all of them (1 when every query word occurs).
+3. *Proximity* ``prox(d)``: for each pair of consecutive query stems, ``min(idf)`` of the pair
+   when both occur within ``proximity_window`` tokens of each other in the content, divided by
+   the total ``min(idf)`` over all pairs.
+4. ``base(d) = bm25(d) / max_pool bm25 + coverage_weight · cov(d) + proximity_weight · prox(d)``
+5. *Conversational context*: ``ctx(d)`` is the best ``base`` of another candidate of the same
+   agent (and the same session, when the store reports one) at most ``context_max_gap_seconds``
+   away in time — i.e. a neighbouring turn that matches the query too.
+   ``rel(d) = base(d) + context_weight · ctx(d)``
+6. *Final score*::
+
+       score(d) = rel(d) / max_pool rel
+                + recency_weight    · 0.5 ** (age_days(d) / recency_half_life_days)
+                + importance_weight · clamp(importance(d), 0, 1)     (missing = 0)
+                + time_boost        · [d.time inside the query's time window]
+
+   Ages are measured from the real ``now``, so old memories get no recency bonus at all
+   (neutral) instead of being re-ordered among themselves.
+
+Ties are broken by time (newer first), then by id, so the order is total and deterministic.
+
+**Pseudo-relevance feedback** (:func:`expand`): the stems that are most characteristic of the
+top reranked candidates (weighted by their score and idf) are added to the plan with a reduced
+weight; the engine runs stage 1 again with the expanded plan, merges both pools and reranks.
+:func:`search` does that whole dance given a ``fetch(plan) -> candidates`` callback.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from memtrace_core.text import (
+    STOP_WORDS,
+    TimeWindow,
+    extract_time_window,
+    query_terms,
+    stem,
+    tokenize,
+)
+
+__all__ = [
+    "Candidate",
+    "CorpusStats",
+    "QueryPlan",
+    "RankingConfig",
+    "expand",
+    "fts5_match_expression",
+    "merge_candidates",
+    "plan_query",
+    "rerank",
+    "search",
+]
+
+_SECONDS_PER_DAY = 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class RankingConfig:
+    """Every ranking knob, with the defaults the LoCoMo benchmark reports.
+
+    All fields are plain numbers or booleans so the config can be loaded from TOML
+    (``RankingConfig(**toml_table)``). Weights of 0 switch a technique off.
+    """
+
+    # --- stage 1 (store) -------------------------------------------------------------------
+    candidates: int = 200
+    """How many rows the store returns per stage-1 query (its native BM25 order)."""
+    weight_content: float = 1.0
+    """Field weight of ``content`` (FTS5 ``bm25()`` column weight and BM25F weight)."""
+    weight_agent: float = 0.5
+    """Field weight of ``agent_id``."""
+    weight_event_type: float = 0.5
+    """Field weight of ``event_type``."""
+    weight_tags: float = 2.0
+    """Field weight of ``tags`` (space-joined)."""
+
+    # --- stage 2 relevance ------------------------------------------------------------------
+    k1: float = 1.2
+    """BM25 term-frequency saturation."""
+    b: float = 0.75
+    """BM25 length normalisation (0 = none, 1 = full)."""
+    coverage_weight: float = 0.3
+    """Bonus for covering more of the query's idf mass (0..1 scaled)."""
+    proximity_weight: float = 0.1
+    """Bonus for consecutive query words occurring close together in the content."""
+    proximity_window: int = 3
+    """Max token distance for the proximity bonus (1 = adjacent)."""
+    context_weight: float = 0.2
+    """Share of the best neighbouring matching memory's score added to a memory."""
+    context_max_gap_seconds: float = 120.0
+    """Max time distance for two memories of one agent/session to count as neighbours."""
+
+    # --- pseudo-relevance feedback --------------------------------------------------------
+    prf: bool = True
+    """Run a second stage-1 query expanded with feedback terms."""
+    prf_docs: int = 5
+    """Number of top reranked candidates used as feedback documents."""
+    prf_terms: int = 8
+    """Number of feedback terms added to the plan."""
+    prf_weight: float = 0.3
+    """Query weight of the best feedback term (others scale down with their score)."""
+
+    # --- priors -------------------------------------------------------------------------
+    recency_weight: float = 0.05
+    """Weight of the recency prior (exponential decay on age from the real ``now``)."""
+    recency_half_life_days: float = 30.0
+    """Age at which the recency prior halves."""
+    importance_weight: float = 0.05
+    """Weight of the memory's importance (0..1; missing counts as 0)."""
+
+    # --- time expressions --------------------------------------------------------------
+    time_expressions: bool = True
+    """Recognise phrases like "yesterday" / "in May 2023" in the query."""
+    time_filter: bool = False
+    """Apply a recognised window as a hard store filter (otherwise only :attr:`time_boost`)."""
+    time_boost: float = 0.1
+    """Score bonus for candidates inside a recognised time window."""
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One stage-1 row as returned by a store."""
+
+    id: str
+    content: str
+    time: datetime
+    agent_id: str | None = None
+    event_type: str | None = None
+    tags: tuple[str, ...] = ()
+    importance: float | None = None
+    bm25: float = 0.0
+    """The store's native score (FTS5: lower is better); informative only, never used here."""
+    session_id: str | None = None
+    """Optional: restricts conversational context to memories of the same session."""
+
+
+@dataclass(frozen=True, slots=True)
+class CorpusStats:
+    """Corpus statistics a store may supply so idf does not depend on the candidate pool.
+
+    ``doc_freq`` maps stems (as produced by :func:`memtrace_core.text.stem`) to the number of
+    searchable memories containing them (in any field); stems missing from it fall back to the
+    candidate pool's counts scaled to ``doc_count``. ``avg_len`` is the mean field-weighted
+    token count (see :class:`RankingConfig` field weights).
+    """
+
+    doc_count: int
+    avg_len: float
+    doc_freq: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class QueryPlan:
+    """What to ask the store for, and how to score what comes back."""
+
+    query: str
+    """The original query text."""
+    terms: tuple[str, ...]
+    """Words to OR together in the stage-1 full-text query (unstemmed, lower-case)."""
+    weights: Mapping[str, float]
+    """Query weight per *stem* (1.0 for query words, less for feedback terms)."""
+    core: tuple[str, ...]
+    """The query's own stems, in query order (coverage and proximity use these)."""
+    time_window: TimeWindow | None = None
+    """Time window recognised in the query, if any."""
+    time_filter: bool = False
+    """Whether the store should restrict stage 1 to :attr:`time_window`."""
+    expanded: bool = False
+    """True for a plan produced by :func:`expand`."""
+
+    @property
+    def filter_window(self) -> tuple[datetime, datetime] | None:
+        """``(since, until)`` the store must apply as a hard filter, or ``None``."""
+        if self.time_filter and self.time_window is not None:
+            return self.time_window.since, self.time_window.until
+        return None
+
+    @property
+    def is_empty(self) -> bool:
+        """True when there is nothing to search for (stage 1 can be skipped)."""
+        return not self.terms
+
+
+def _utc(when: datetime) -> datetime:
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def plan_query(query: str, now: datetime, config: RankingConfig | None = None) -> QueryPlan:
+    """Turn a free-text query into a :class:`QueryPlan`.
+
+    Stop-words are dropped (a query made only of stop-words keeps its words, so "who am I"
+    still searches something); recognised time phrases become :attr:`QueryPlan.time_window`
+    and, when ``config.time_filter`` is set, are also removed from the keywords.
+    """
+    config = config or RankingConfig()
+    window = extract_time_window(query, now) if config.time_expressions else None
+    text = window.query if window is not None and config.time_filter else query
+    terms = query_terms(text)
+    if not terms:
+        terms = list(dict.fromkeys(tokenize(text)))
+    core = tuple(dict.fromkeys(stem(term) for term in terms))
+    return QueryPlan(
+        query=query,
+        terms=tuple(terms),
+        weights=dict.fromkeys(core, 1.0),
+        core=core,
+        time_window=window,
+        time_filter=config.time_filter and window is not None,
+    )
+
+
+def fts5_match_expression(plan: QueryPlan) -> str:
+    """The FTS5 ``MATCH`` string for ``plan``: every term double-quoted, joined with ``OR``.
+
+    Quoting makes every term a literal string (no column filters or operators); embedded
+    double quotes are doubled. Returns ``""`` for an empty plan (skip stage 1 then).
+    """
+    return " OR ".join('"' + term.replace('"', '""') + '"' for term in plan.terms)
+
+
+# --------------------------------------------------------------------------------------------
+# Candidate analysis
+# --------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=16384)
+def _analyze(text: str) -> tuple[str, ...]:
+    return tuple(stem(token) for token in tokenize(text))
+
+
+@dataclass(slots=True)
+class _Doc:
+    candidate: Candidate
+    content: tuple[str, ...]
+    tf: dict[str, float]
+    length: float
+
+
+def _doc(candidate: Candidate, config: RankingConfig) -> _Doc:
+    content = _analyze(candidate.content)
+    tf: dict[str, float] = {}
+    length = 0.0
+    fields: tuple[tuple[Iterable[str], float], ...] = (
+        (content, config.weight_content),
+        (_analyze(candidate.agent_id) if candidate.agent_id else (), config.weight_agent),
+        (_analyze(candidate.event_type) if candidate.event_type else (), config.weight_event_type),
+        (_analyze(" ".join(candidate.tags)) if candidate.tags else (), config.weight_tags),
+    )
+    for tokens, weight in fields:
+        if weight <= 0:
+            continue
+        for token in tokens:
+            tf[token] = tf.get(token, 0.0) + weight
+            length += weight
+    return _Doc(candidate=candidate, content=content, tf=tf, length=length)
+
+
+def _idf(doc_count: float, doc_freq: float) -> float:
+    doc_freq = min(max(doc_freq, 0.0), doc_count)
+    return math.log(1.0 + (doc_count - doc_freq + 0.5) / (doc_freq + 0.5))
+
+
+class _Stats:
+    """idf and average length, from :class:`CorpusStats` or from the candidate pool."""
+
+    def __init__(self, docs: Sequence[_Doc], stats: CorpusStats | None) -> None:
+        self._pool_df: Counter[str] = Counter()
+        for doc in docs:
+            self._pool_df.update(doc.tf.keys())
+        self._pool_n = max(len(docs), 1)
+        self._stats = stats
+        if stats is not None and stats.doc_count > 0:
+            self.doc_count = float(max(stats.doc_count, len(docs)))
+            self.avg_len = stats.avg_len if stats.avg_len > 0 else 1.0
+        else:
+            self._stats = None
+            self.doc_count = float(self._pool_n)
+            total = sum(doc.length for doc in docs)
+            self.avg_len = total / self._pool_n if total > 0 else 1.0
+        self._cache: dict[str, float] = {}
+
+    def idf(self, term: str) -> float:
+        cached = self._cache.get(term)
+        if cached is not None:
+            return cached
+        if self._stats is not None:
+            df = self._stats.doc_freq.get(term)
+            if df is None:
+                df = round(self._pool_df[term] * self.doc_count / self._pool_n)
+            value = _idf(self.doc_count, max(float(df), float(self._pool_df[term])))
+        else:
+            value = _idf(self.doc_count, float(self._pool_df[term]))
+        self._cache[term] = value
+        return value
+
+
+def _bm25(doc: _Doc, weights: Mapping[str, float], stats: _Stats, config: RankingConfig) -> float:
+    norm = config.k1 * (1.0 - config.b + config.b * doc.length / stats.avg_len)
+    score = 0.0
+    for term, weight in weights.items():
+        tf = doc.tf.get(term)
+        if tf:
+            score += weight * stats.idf(term) * tf * (config.k1 + 1.0) / (tf + norm)
+    return score
+
+
+def _coverage(doc: _Doc, core: Sequence[str], stats: _Stats) -> float:
+    total = 0.0
+    found = 0.0
+    for term in core:
+        idf = stats.idf(term)
+        total += idf
+        if term in doc.tf:
+            found += idf
+    return found / total if total > 0 else 0.0
+
+
+def _proximity(doc: _Doc, core: Sequence[str], stats: _Stats, window: int) -> float:
+    if len(core) < 2 or window < 1:
+        return 0.0
+    positions: dict[str, list[int]] = {}
+    wanted = set(core)
+    for index, token in enumerate(doc.content):
+        if token in wanted:
+            positions.setdefault(token, []).append(index)
+    total = 0.0
+    found = 0.0
+    for left, right in zip(core, core[1:], strict=False):
+        pair = min(stats.idf(left), stats.idf(right))
+        total += pair
+        a, b = positions.get(left), positions.get(right)
+        if a and b and _within(a, b, window):
+            found += pair
+    return found / total if total > 0 else 0.0
+
+
+def _within(a: list[int], b: list[int], window: int) -> bool:
+    """Whether some position in ``a`` and some in ``b`` (both sorted) are ≤ window apart."""
+    i = j = 0
+    while i < len(a) and j < len(b):
+        if abs(a[i] - b[j]) <= window:
+            return True
+        if a[i] < b[j]:
+            i += 1
+        else:
+            j += 1
+    return False
+
+
+def _context(docs: Sequence[_Doc], base: Sequence[float], max_gap: float) -> list[float]:
+    """Best base score of a neighbouring candidate (same agent/session, close in time)."""
+    result = [0.0] * len(docs)
+    groups: dict[tuple[str | None, str | None], list[int]] = {}
+    for index, doc in enumerate(docs):
+        key = (doc.candidate.agent_id, doc.candidate.session_id)
+        groups.setdefault(key, []).append(index)
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        members.sort(key=lambda i: _utc(docs[i].candidate.time))
+        times = [_utc(docs[i].candidate.time).timestamp() for i in members]
+        for pos, index in enumerate(members):
+            best = 0.0
+            left = pos - 1
+            while left >= 0 and times[pos] - times[left] <= max_gap:
+                best = max(best, base[members[left]])
+                left -= 1
+            right = pos + 1
+            while right < len(members) and times[right] - times[pos] <= max_gap:
+                best = max(best, base[members[right]])
+                right += 1
+            result[index] = best
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Public stage-2 API
+# --------------------------------------------------------------------------------------------
+
+
+def rerank(
+    plan: QueryPlan,
+    candidates: Sequence[Candidate],
+    now: datetime,
+    config: RankingConfig | None = None,
+    stats: CorpusStats | None = None,
+) -> list[tuple[Candidate, float]]:
+    """Score ``candidates`` for ``plan`` and return ``(candidate, score)`` pairs, best first.
+
+    The score is computed only from the candidates (and the optional ``stats``), never from
+    :attr:`Candidate.bm25`; see the module docstring for the formula. Duplicate ids are
+    scored once.
+    """
+    config = config or RankingConfig()
+    unique = list({candidate.id: candidate for candidate in candidates}.values())
+    if not unique:
+        return []
+    docs = [_doc(candidate, config) for candidate in unique]
+    pool = _Stats(docs, stats)
+
+    relevance = [_bm25(doc, plan.weights, pool, config) for doc in docs]
+    top = max(relevance)
+    base: list[float] = []
+    for doc, value in zip(docs, relevance, strict=True):
+        score = value / top if top > 0 else 0.0
+        if config.coverage_weight:
+            score += config.coverage_weight * _coverage(doc, plan.core, pool)
+        if config.proximity_weight:
+            score += config.proximity_weight * _proximity(
+                doc, plan.core, pool, config.proximity_window
+            )
+        base.append(score)
+
+    if config.context_weight:
+        context = _context(docs, base, config.context_max_gap_seconds)
+        rel = [value + config.context_weight * ctx for value, ctx in zip(base, context, strict=True)]
+    else:
+        rel = base
+    top_rel = max(rel)
+
+    now = _utc(now)
+    window = plan.time_window
+    scored: list[tuple[Candidate, float]] = []
+    for doc, value in zip(docs, rel, strict=True):
+        candidate = doc.candidate
+        score = value / top_rel if top_rel > 0 else 0.0
+        when = _utc(candidate.time)
+        if config.recency_weight and config.recency_half_life_days > 0:
+            age_days = max((now - when).total_seconds(), 0.0) / _SECONDS_PER_DAY
+            score += config.recency_weight * 0.5 ** (age_days / config.recency_half_life_days)
+        if config.importance_weight and candidate.importance is not None:
+            score += config.importance_weight * min(max(candidate.importance, 0.0), 1.0)
+        if config.time_boost and window is not None and window.contains(when):
+            score += config.time_boost
+        scored.append((candidate, score))
+
+    scored.sort(key=lambda item: (-item[1], -_utc(item[0].time).timestamp(), item[0].id))
+    return scored
+
+
+def expand(
+    plan: QueryPlan,
+    top_candidates: Sequence[Candidate] | Sequence[tuple[Candidate, float]],
+    config: RankingConfig | None = None,
+    stats: CorpusStats | None = None,
+) -> QueryPlan | None:
+    """Pseudo-relevance feedback: add the top candidates' most characteristic terms to ``plan``.
+
+    ``top_candidates`` are the best reranked candidates (either bare or with their scores, in
+    which case documents are weighted by score); only the first ``config.prf_docs`` are used.
+    A term's feedback score is ``Σ_d score(d) · tf(t, d) / len(d) · idf(t)`` (idf from
+    ``stats`` or from the feedback documents' own vocabulary spread); stop-words, numbers,
+    words shorter than 3 characters and the query's own stems are skipped. The best
+    ``config.prf_terms`` are added with weight ``prf_weight · score / best score``.
+
+    Returns ``None`` when PRF is off, the plan is already expanded, or nothing was found.
+    """
+    config = config or RankingConfig()
+    if not config.prf or plan.expanded or config.prf_docs <= 0 or config.prf_terms <= 0:
+        return None
+    pairs: list[tuple[Candidate, float]] = [
+        item if isinstance(item, tuple) else (item, 1.0) for item in top_candidates
+    ][: config.prf_docs]
+    if not pairs:
+        return None
+    top_score = max(score for _, score in pairs)
+    doc_weights = [(score / top_score if top_score > 0 else 1.0) for _, score in pairs]
+
+    term_scores: dict[str, float] = {}
+    surface: dict[str, Counter[str]] = {}
+    doc_freq: Counter[str] = Counter()
+    for (candidate, _), doc_weight in zip(pairs, doc_weights, strict=True):
+        tokens = tokenize(candidate.content)
+        if not tokens:
+            continue
+        counts: Counter[str] = Counter()
+        for token in tokens:
+            if token in STOP_WORDS or len(token) < 3 or token.isdigit():
+                continue
+            stemmed = stem(token)
+            if stemmed in plan.weights:
+                continue
+            counts[stemmed] += 1
+            surface.setdefault(stemmed, Counter())[token] += 1
+        doc_freq.update(counts.keys())
+        for term, count in counts.items():
+            term_scores[term] = term_scores.get(term, 0.0) + doc_weight * count / len(tokens)
+    if not term_scores:
+        return None
+
+    n = len(pairs)
+    for term in term_scores:
+        if stats is not None and stats.doc_count > 0 and term in stats.doc_freq:
+            idf = _idf(float(stats.doc_count), float(stats.doc_freq[term]))
+        else:
+            # Without corpus statistics prefer terms shared by several feedback documents.
+            idf = 1.0 + math.log(1.0 + doc_freq[term]) - math.log(1.0 + n) / 2.0
+        term_scores[term] *= max(idf, 0.0)
+
+    best = sorted(term_scores.items(), key=lambda item: (-item[1], item[0]))[: config.prf_terms]
+    best = [(term, score) for term, score in best if score > 0]
+    if not best:
+        return None
+    top_term = best[0][1]
+    weights = dict(plan.weights)
+    terms = list(plan.terms)
+    for term, score in best:
+        weights[term] = config.prf_weight * score / top_term
+        word = surface[term].most_common(1)[0][0]
+        if word not in terms:
+            terms.append(word)
+    return replace(plan, terms=tuple(terms), weights=weights, expanded=True)
+
+
+def merge_candidates(*pools: Iterable[Candidate]) -> list[Candidate]:
+    """Union of candidate pools by id (first occurrence wins), order kept."""
+    merged: dict[str, Candidate] = {}
+    for pool in pools:
+        for candidate in pool:
+            merged.setdefault(candidate.id, candidate)
+    return list(merged.values())
+
+
+def search(
+    query: str,
+    fetch: Callable[[QueryPlan], Sequence[Candidate]],
+    now: datetime,
+    config: RankingConfig | None = None,
+    stats: CorpusStats | None = None,
+    limit: int | None = None,
+) -> list[tuple[Candidate, float]]:
+    """The whole keyword search: plan → stage 1 → rerank → (PRF: stage 1 again, merge, rerank).
+
+    ``fetch(plan)`` runs stage 1 in the store (see the module docstring) and returns at most
+    ``config.candidates`` candidates. Returns at most ``limit`` scored candidates, best first.
+    """
+    config = config or RankingConfig()
+    plan = plan_query(query, now, config)
+    if plan.is_empty:
+        return []
+    candidates = list(fetch(plan))
+    ranked = rerank(plan, candidates, now, config, stats)
+    if config.prf and ranked:
+        expanded = expand(plan, ranked, config, stats)
+        if expanded is not None:
+            candidates = merge_candidates(candidates, fetch(expanded))
+            ranked = rerank(expanded, candidates, now, config, stats)
+    return ranked if limit is None else ranked[:limit]

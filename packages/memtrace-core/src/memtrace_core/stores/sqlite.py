@@ -1,0 +1,915 @@
+"""The embedded store: one SQLite file, safe for several threads and processes.
+
+Design:
+
+* **WAL** journal, ``busy_timeout`` (default 10 s) and ``synchronous=NORMAL`` by default: a
+  committed transaction survives a crash of the process (SIGKILL included); use
+  ``?synchronous=full`` in the URL to also survive a power loss, at the cost of an fsync per
+  commit.
+* **Group commit**: all writes of a process go through one writer thread. The thread drains every
+  write request queued while the previous transaction was committing and runs them in a single
+  ``BEGIN IMMEDIATE … COMMIT`` (each request inside its own savepoint, so one failing request
+  does not fail the others). A request is acknowledged only after the COMMIT returns.
+* **Atomic dedup**: the dedup check and the insert run in the same IMMEDIATE transaction, which
+  SQLite serialises against every other writer, in this process or another one on the same file.
+* **Reads** run on a small pool of reader threads, each with its own connection; WAL lets them
+  proceed while a write commits, and they always see every acknowledged write.
+* **Indexes** for every filter: (org, time), (org, agent, time), (org, session, time),
+  (org, memory_type, time), (org, event_type, time), (org, dedup_key, recorded_at),
+  (org, importance); exact tags in ``memory_tags``; FTS5 (porter) for keyword search and an FTS5
+  trigram index for ``content_contains``. Triggers keep the full-text indexes and tags exactly in
+  sync, deletes included.
+* **Migrations** are numbered and recorded in ``PRAGMA user_version``; :data:`MIGRATIONS`.
+
+URL forms: ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``; query parameters
+``synchronous`` (normal | full), ``busy_timeout`` (ms), ``read_threads``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import queue
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from ..errors import ConflictError, StoreError, ValidationError
+from ..models import Agent, Memory, Session
+from ..timeutil import from_us, to_us
+from .base import Candidate, InsertOutcome, KeywordQuery, MemoryFilter, MemoryRecord, StatsRow
+
+T = TypeVar("T")
+
+FTS_COLUMNS = ("content", "agent_id", "event_type", "tags")
+
+_TRIGGERS_V1 = """
+CREATE TRIGGER memories_ai AFTER INSERT ON memories BEGIN
+  INSERT INTO memories_fts(rowid, content, agent_id, event_type, tags)
+    VALUES (new.rowid, new.content, new.agent_id, new.event_type, new.tags);
+  INSERT INTO memory_tags(org_id, tag, memory_rowid)
+    SELECT new.org_id, value, new.rowid FROM json_each(new.tags) WHERE new.tags IS NOT NULL;
+END;
+CREATE TRIGGER memories_ad AFTER DELETE ON memories BEGIN
+  INSERT INTO memories_fts(memories_fts, rowid, content, agent_id, event_type, tags)
+    VALUES ('delete', old.rowid, old.content, old.agent_id, old.event_type, old.tags);
+  DELETE FROM memory_tags WHERE memory_rowid = old.rowid;
+END;
+"""
+
+_MIGRATION_1 = (
+    """
+CREATE TABLE memories (
+  rowid INTEGER PRIMARY KEY,
+  id TEXT NOT NULL,
+  org_id TEXT NOT NULL,
+  agent_id TEXT NOT NULL,
+  session_id TEXT,
+  memory_type TEXT NOT NULL,
+  event_type TEXT NOT NULL,
+  content TEXT NOT NULL,
+  metadata TEXT,
+  tags TEXT,
+  dedup_key TEXT,
+  importance REAL,
+  parent_id TEXT,
+  time INTEGER NOT NULL,
+  recorded_at INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX memories_id ON memories(id);
+CREATE INDEX memories_org_time ON memories(org_id, time);
+CREATE INDEX memories_agent_time ON memories(org_id, agent_id, time);
+CREATE INDEX memories_session_time ON memories(org_id, session_id, time) WHERE session_id IS NOT NULL;
+CREATE INDEX memories_type_time ON memories(org_id, memory_type, time);
+CREATE INDEX memories_event_time ON memories(org_id, event_type, time);
+CREATE INDEX memories_dedup ON memories(org_id, dedup_key, recorded_at) WHERE dedup_key IS NOT NULL;
+CREATE INDEX memories_importance ON memories(org_id, importance) WHERE importance IS NOT NULL;
+CREATE TABLE memory_tags (
+  org_id TEXT NOT NULL,
+  tag TEXT NOT NULL,
+  memory_rowid INTEGER NOT NULL,
+  PRIMARY KEY (org_id, tag, memory_rowid)
+) WITHOUT ROWID;
+CREATE INDEX memory_tags_rowid ON memory_tags(memory_rowid);
+CREATE VIRTUAL TABLE memories_fts USING fts5(
+  content, agent_id, event_type, tags,
+  content='memories', content_rowid='rowid',
+  tokenize='porter unicode61 remove_diacritics 2'
+);
+CREATE TABLE agents (
+  id TEXT PRIMARY KEY,
+  org_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  description TEXT,
+  config TEXT,
+  created_at INTEGER NOT NULL,
+  last_active_at INTEGER,
+  UNIQUE (org_id, name)
+);
+CREATE TABLE sessions (
+  id TEXT PRIMARY KEY,
+  org_id TEXT NOT NULL,
+  agent_id TEXT NOT NULL,
+  status TEXT NOT NULL,
+  metadata TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  closed_at INTEGER
+);
+CREATE INDEX sessions_org ON sessions(org_id, created_at);
+CREATE INDEX sessions_agent ON sessions(org_id, agent_id, created_at);
+"""
+    + _TRIGGERS_V1
+)
+
+# v2: a trigram index so that content_contains (substring) does not scan the table.
+_MIGRATION_2 = """
+CREATE VIRTUAL TABLE memories_trigram USING fts5(
+  content, content='memories', content_rowid='rowid', tokenize='trigram', detail='none'
+);
+INSERT INTO memories_trigram(memories_trigram) VALUES ('rebuild');
+DROP TRIGGER memories_ai;
+DROP TRIGGER memories_ad;
+CREATE TRIGGER memories_ai AFTER INSERT ON memories BEGIN
+  INSERT INTO memories_fts(rowid, content, agent_id, event_type, tags)
+    VALUES (new.rowid, new.content, new.agent_id, new.event_type, new.tags);
+  INSERT INTO memories_trigram(rowid, content) VALUES (new.rowid, new.content);
+  INSERT INTO memory_tags(org_id, tag, memory_rowid)
+    SELECT new.org_id, value, new.rowid FROM json_each(new.tags) WHERE new.tags IS NOT NULL;
+END;
+CREATE TRIGGER memories_ad AFTER DELETE ON memories BEGIN
+  INSERT INTO memories_fts(memories_fts, rowid, content, agent_id, event_type, tags)
+    VALUES ('delete', old.rowid, old.content, old.agent_id, old.event_type, old.tags);
+  INSERT INTO memories_trigram(memories_trigram, rowid, content)
+    VALUES ('delete', old.rowid, old.content);
+  DELETE FROM memory_tags WHERE memory_rowid = old.rowid;
+END;
+"""
+
+#: Schema migrations, applied in order; ``PRAGMA user_version`` records how many have run.
+MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_MEMORY_COLUMNS = (
+    "m.id, m.org_id, m.agent_id, m.session_id, m.memory_type, m.event_type, m.content, "
+    "m.metadata, m.tags, m.dedup_key, m.importance, m.parent_id, m.time, m.recorded_at"
+)
+_INSERT_SQL = (
+    "INSERT INTO memories (id, org_id, agent_id, session_id, memory_type, event_type, content, "
+    "metadata, tags, dedup_key, importance, parent_id, time, recorded_at) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+
+def _dumps(value: Any) -> str | None:
+    if value is None:
+        return None
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _row_to_memory(row: Sequence[Any]) -> Memory:
+    return Memory.model_construct(
+        id=row[0],
+        org_id=row[1],
+        agent_id=row[2],
+        session_id=row[3],
+        memory_type=row[4],
+        event_type=row[5],
+        content=row[6],
+        metadata=json.loads(row[7]) if row[7] else None,
+        tags=json.loads(row[8]) if row[8] else None,
+        dedup_key=row[9],
+        importance=row[10],
+        parent_id=row[11],
+        time=from_us(row[12]),
+        recorded_at=from_us(row[13]),
+        score=None,
+    )
+
+
+def _record_row(r: MemoryRecord) -> tuple[Any, ...]:
+    return (
+        r.id,
+        r.org_id,
+        r.agent_id,
+        r.session_id,
+        r.memory_type,
+        r.event_type,
+        r.content,
+        _dumps(r.metadata),
+        _dumps(r.tags),
+        r.dedup_key,
+        r.importance,
+        r.parent_id,
+        r.time,
+        r.recorded_at,
+    )
+
+
+def _agent_from_row(row: Sequence[Any]) -> Agent:
+    return Agent(
+        id=row[0],
+        org_id=row[1],
+        name=row[2],
+        description=row[3],
+        config=json.loads(row[4]) if row[4] else None,
+        created_at=from_us(row[5]),
+        last_active_at=from_us(row[6]) if row[6] is not None else None,
+    )
+
+
+def _session_from_row(row: Sequence[Any]) -> Session:
+    return Session(
+        id=row[0],
+        org_id=row[1],
+        agent_id=row[2],
+        status=row[3],
+        metadata=json.loads(row[4]) if row[4] else None,
+        created_at=from_us(row[5]),
+        updated_at=from_us(row[6]),
+        closed_at=from_us(row[7]) if row[7] is not None else None,
+    )
+
+
+def _placeholders(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def _longest_literal(needle: str) -> str:
+    """The longest run of ``needle`` without LIKE wildcards (used to pre-filter on the index)."""
+    best = ""
+    current = []
+    for ch in needle:
+        if ch in "%_":
+            best = max(best, "".join(current), key=len)
+            current = []
+        else:
+            current.append(ch)
+    return max(best, "".join(current), key=len)
+
+
+def build_where(org_id: str, flt: MemoryFilter, alias: str = "m") -> tuple[str, list[Any]]:
+    """The WHERE clause (without the keyword) and parameters for a memory filter."""
+    a = alias
+    clauses = [f"{a}.org_id = ?"]
+    params: list[Any] = [org_id]
+    if flt.ids is not None:
+        clauses.append(f"{a}.id IN ({_placeholders(len(flt.ids))})")
+        params.extend(flt.ids)
+    if flt.agent_ids is not None:
+        if len(flt.agent_ids) == 1:
+            clauses.append(f"{a}.agent_id = ?")
+        else:
+            clauses.append(f"{a}.agent_id IN ({_placeholders(len(flt.agent_ids))})")
+        params.extend(flt.agent_ids)
+    if flt.session_id is not None:
+        clauses.append(f"{a}.session_id = ?")
+        params.append(flt.session_id)
+    if flt.memory_types is not None:
+        clauses.append(f"{a}.memory_type IN ({_placeholders(len(flt.memory_types))})")
+        params.extend(flt.memory_types)
+    if flt.event_types is not None:
+        clauses.append(f"{a}.event_type IN ({_placeholders(len(flt.event_types))})")
+        params.extend(flt.event_types)
+    if flt.since is not None:
+        clauses.append(f"{a}.time >= ?")
+        params.append(flt.since)
+    if flt.until is not None:
+        clauses.append(f"{a}.time < ?")
+        params.append(flt.until)
+    if flt.min_importance is not None:
+        clauses.append(f"{a}.importance >= ?")
+        params.append(flt.min_importance)
+    for tag in flt.tags or ():
+        clauses.append(
+            f"EXISTS (SELECT 1 FROM memory_tags t WHERE t.org_id = {a}.org_id "
+            f"AND t.tag = ? AND t.memory_rowid = {a}.rowid)"
+        )
+        params.append(tag)
+    if flt.content_contains is not None:
+        needle = flt.content_contains
+        literal = _longest_literal(needle)
+        if len(literal) >= 3:
+            clauses.append(
+                f"{a}.rowid IN (SELECT rowid FROM memories_trigram WHERE content LIKE ?)"
+            )
+            params.append(f"%{literal}%")
+        clauses.append(f"instr(lower({a}.content), lower(?)) > 0")
+        params.append(needle)
+    return " AND ".join(clauses), params
+
+
+class _Writer(threading.Thread):
+    """The single writer thread of a store: group commit of queued write requests."""
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection], max_group: int) -> None:
+        super().__init__(name="memtrace-sqlite-writer", daemon=True)
+        self._connect = connect
+        self._queue: queue.SimpleQueue[
+            tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any], asyncio.AbstractEventLoop]
+            | None
+        ] = queue.SimpleQueue()
+        self._max_group = max_group
+        self.ready = threading.Event()
+        self.error: BaseException | None = None
+        #: Number of transactions committed and requests served (for tests and metrics).
+        self.commits = 0
+        self.requests = 0
+
+    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+        self._queue.put((fn, fut, loop))
+        return fut
+
+    def stop(self) -> None:
+        self._queue.put(None)
+
+    def run(self) -> None:
+        try:
+            conn = self._connect()
+        except BaseException as exc:  # pragma: no cover - reported through open()
+            self.error = exc
+            self.ready.set()
+            return
+        self.ready.set()
+        stopping = False
+        try:
+            while not stopping:
+                item = self._queue.get()
+                if item is None:
+                    break
+                jobs = [item]
+                while len(jobs) < self._max_group:
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is None:
+                        stopping = True
+                        break
+                    jobs.append(nxt)
+                self._run_group(conn, jobs)
+        finally:
+            conn.close()
+
+    def _run_group(
+        self,
+        conn: sqlite3.Connection,
+        jobs: list[
+            tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any], asyncio.AbstractEventLoop]
+        ],
+    ) -> None:
+        results: list[tuple[bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            err = StoreError(f"database unavailable: {exc}")
+            for _, fut, loop in jobs:
+                _deliver(loop, fut, False, err)
+            return
+        single = len(jobs) == 1
+        for fn, _, _ in jobs:
+            if not single:
+                conn.execute("SAVEPOINT job")
+            try:
+                value = fn(conn)
+            except BaseException as exc:  # delivered to the caller
+                if not single:
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                results.append((False, _wrap_error(exc)))
+            else:
+                if not single:
+                    conn.execute("RELEASE job")
+                results.append((True, value))
+        try:
+            if single and not results[0][0]:
+                conn.execute("ROLLBACK")
+            else:
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            err = StoreError(f"commit failed: {exc}")
+            results = [(False, err) for _ in jobs]
+        self.commits += 1
+        self.requests += len(jobs)
+        for (ok, value), (_, fut, loop) in zip(results, jobs, strict=True):
+            _deliver(loop, fut, ok, value)
+
+
+def _wrap_error(exc: BaseException) -> BaseException:
+    if isinstance(exc, sqlite3.Error):
+        return StoreError(f"database error: {exc}")
+    return exc
+
+
+def _deliver(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    def _set() -> None:
+        if fut.done():
+            return
+        if ok:
+            fut.set_result(value)
+        else:
+            fut.set_exception(value)
+
+    with contextlib.suppress(RuntimeError):  # the caller's loop is gone
+        loop.call_soon_threadsafe(_set)
+
+
+class SQLiteStore:
+    """The embedded SQLite store (see the module docstring)."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        synchronous: str = "normal",
+        busy_timeout_ms: int = 10_000,
+        read_threads: int = 2,
+        max_group: int = 512,
+    ) -> None:
+        if synchronous.lower() not in ("normal", "full", "extra"):
+            raise ValidationError(f"invalid sqlite synchronous mode: {synchronous!r}", field="synchronous")
+        self.path = path
+        self.synchronous = synchronous.upper()
+        self.busy_timeout_ms = busy_timeout_ms
+        self.read_threads = read_threads
+        self._writer: _Writer | None = None
+        self._readers: ThreadPoolExecutor | None = None
+        self._local = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._reader_lock = threading.Lock()
+        self._max_group = max_group
+
+    @classmethod
+    def from_url(cls, url: str) -> SQLiteStore:
+        """Build from ``sqlite:///relative.db`` / ``sqlite:////abs.db`` (+ query parameters)."""
+        parts = urlsplit(url)
+        if parts.scheme != "sqlite":
+            raise ValidationError(f"not a sqlite URL: {url!r}", field="url")
+        path = unquote(parts.path)
+        if parts.netloc:
+            raise ValidationError(
+                "sqlite URLs have no host: use sqlite:///relative/path.db or sqlite:////abs/path.db",
+                field="url",
+            )
+        path = path[1:] if path.startswith("/") else path
+        if not path or path == ":memory:":
+            raise ValidationError("sqlite URL needs a file path, e.g. sqlite:///data/memtrace.db", field="url")
+        params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        kwargs: dict[str, Any] = {}
+        try:
+            if "synchronous" in params:
+                kwargs["synchronous"] = params["synchronous"]
+            if "busy_timeout" in params:
+                kwargs["busy_timeout_ms"] = int(params["busy_timeout"])
+            if "read_threads" in params:
+                kwargs["read_threads"] = max(1, int(params["read_threads"]))
+        except ValueError:
+            raise ValidationError(f"invalid sqlite URL parameter in {url!r}", field="url") from None
+        return cls(path, **kwargs)
+
+    # -- connections ----------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout_ms / 1000)
+        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        conn.execute("PRAGMA cache_size = -32768")
+        conn.execute("PRAGMA temp_store = MEMORY")
+        conn.execute("PRAGMA mmap_size = 268435456")
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            conn.execute("PRAGMA query_only = 1")
+            self._local.conn = conn
+            with self._reader_lock:
+                self._reader_conns.append(conn)
+        return conn
+
+    async def open(self) -> None:
+        directory = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(directory, exist_ok=True)
+        await asyncio.to_thread(self._migrate)
+        self._writer = _Writer(self._connect, self._max_group)
+        self._writer.start()
+        await asyncio.to_thread(self._writer.ready.wait)
+        if self._writer.error is not None:  # pragma: no cover
+            raise StoreError(f"cannot open {self.path}: {self._writer.error}")
+        self._readers = ThreadPoolExecutor(max_workers=self.read_threads, thread_name_prefix="memtrace-sqlite-read")
+
+    def _migrate(self) -> None:
+        try:
+            conn = self._connect()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open {self.path}: {exc}") from None
+        try:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":  # pragma: no cover - e.g. a network filesystem
+                raise StoreError(f"cannot enable WAL on {self.path} (got {mode})")
+            migrate(conn)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open {self.path}: {exc}") from None
+        finally:
+            conn.close()
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.stop()
+            await asyncio.to_thread(self._writer.join)
+            self._writer = None
+        if self._readers is not None:
+            self._readers.shutdown(wait=True)
+            self._readers = None
+        with self._reader_lock:
+            for conn in self._reader_conns:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            self._reader_conns.clear()
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._writer is None:
+            raise StoreError("store is closed")
+        return await self._writer.submit(fn)
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._readers is None:
+            raise StoreError("store is closed")
+        loop = asyncio.get_running_loop()
+
+        def run() -> T:
+            try:
+                return fn(self._reader())
+            except sqlite3.OperationalError as exc:
+                raise StoreError(f"database error: {exc}") from None
+
+        return await loop.run_in_executor(self._readers, run)
+
+    @property
+    def writer_stats(self) -> tuple[int, int]:
+        """(transactions committed, write requests served) since open — shows group commit."""
+        if self._writer is None:
+            return (0, 0)
+        return (self._writer.commits, self._writer.requests)
+
+    # -- memories -------------------------------------------------------------------------------
+
+    async def insert_memories(
+        self, records: Sequence[MemoryRecord], *, dedup_since: int | None
+    ) -> list[InsertOutcome]:
+        if not records:
+            return []
+        return await self._write(lambda conn: _insert(conn, records, dedup_since))
+
+    async def import_memories(self, records: Sequence[MemoryRecord]) -> int:
+        if not records:
+            return 0
+
+        def run(conn: sqlite3.Connection) -> int:
+            rows = [_record_row(r) for r in records]
+            cur = conn.executemany(_INSERT_SQL.replace("INSERT", "INSERT OR IGNORE", 1), rows)
+            return cur.rowcount
+
+        return await self._write(run)
+
+    async def get_memory(self, org_id: str, memory_id: str) -> Memory | None:
+        def run(conn: sqlite3.Connection) -> Memory | None:
+            row = conn.execute(
+                f"SELECT {_MEMORY_COLUMNS} FROM memories m WHERE m.id = ? AND m.org_id = ?",
+                (memory_id, org_id),
+            ).fetchone()
+            return _row_to_memory(row) if row else None
+
+        return await self._read(run)
+
+    async def list_memories(
+        self, org_id: str, flt: MemoryFilter, *, limit: int, offset: int, order: str
+    ) -> list[Memory]:
+        where, params = build_where(org_id, flt)
+        direction = "ASC" if order == "asc" else "DESC"
+        sql = (
+            f"SELECT {_MEMORY_COLUMNS} FROM memories m WHERE {where} "
+            f"ORDER BY m.time {direction}, m.rowid {direction} LIMIT ? OFFSET ?"
+        )
+        params.extend((limit, offset))
+        return await self._read(lambda conn: [_row_to_memory(r) for r in conn.execute(sql, params)])
+
+    async def keyword_candidates(
+        self, org_id: str, flt: MemoryFilter, query: KeywordQuery
+    ) -> list[Candidate]:
+        if not query.terms:
+            return []
+        match = " OR ".join('"' + term.replace('"', '""') + '"' for term in query.terms)
+        weights = ", ".join(str(float(query.field_weights.get(col, 1.0))) for col in FTS_COLUMNS)
+        where, params = build_where(org_id, flt)
+        sql = (
+            f"SELECT {_MEMORY_COLUMNS}, bm25(memories_fts, {weights}) AS score "
+            "FROM memories_fts JOIN memories m ON m.rowid = memories_fts.rowid "
+            f"WHERE memories_fts MATCH ? AND {where} ORDER BY score LIMIT ?"
+        )
+        all_params = [match, *params, query.limit]
+
+        def run(conn: sqlite3.Connection) -> list[Candidate]:
+            return [Candidate(_row_to_memory(r), float(r[14])) for r in conn.execute(sql, all_params)]
+
+        return await self._read(run)
+
+    async def count_memories(self, org_id: str, flt: MemoryFilter) -> int:
+        where, params = build_where(org_id, flt)
+        sql = f"SELECT COUNT(*) FROM memories m WHERE {where}"
+        return await self._read(lambda conn: int(conn.execute(sql, params).fetchone()[0]))
+
+    async def delete_memories(self, org_id: str, flt: MemoryFilter) -> int:
+        where, params = build_where(org_id, flt)
+        sql = f"DELETE FROM memories WHERE rowid IN (SELECT m.rowid FROM memories m WHERE {where})"
+        return await self._write(lambda conn: conn.execute(sql, params).rowcount)
+
+    async def memory_stats(self, org_id: str, agent_ids: tuple[str, ...], since_24h: int) -> StatsRow:
+        sql = (
+            "SELECT memory_type, COUNT(*), SUM(time >= ?), SUM(time >= ? AND event_type = 'error'), "
+            f"MAX(time) FROM memories WHERE org_id = ? AND agent_id IN ({_placeholders(len(agent_ids))}) "
+            "GROUP BY memory_type"
+        )
+        params = [since_24h, since_24h, org_id, *agent_ids]
+
+        def run(conn: sqlite3.Connection) -> StatsRow:
+            stats = StatsRow()
+            for mtype, count, recent, errors, last in conn.execute(sql, params):
+                stats.memory_types[mtype] = count
+                stats.memory_count += count
+                stats.memories_24h += recent or 0
+                stats.errors_24h += errors or 0
+                if last is not None and (stats.last_memory_at is None or last > stats.last_memory_at):
+                    stats.last_memory_at = last
+            return stats
+
+        return await self._read(run)
+
+    async def iter_memories(
+        self, org_id: str, flt: MemoryFilter, *, batch: int = 1000
+    ) -> AsyncIterator[list[Memory]]:
+        where, params = build_where(org_id, flt)
+        last: tuple[int, int] | None = None
+        while True:
+            extra = " AND (m.time > ? OR (m.time = ? AND m.rowid > ?))" if last else ""
+            sql = (
+                f"SELECT {_MEMORY_COLUMNS}, m.rowid FROM memories m WHERE {where}{extra} "
+                "ORDER BY m.time, m.rowid LIMIT ?"
+            )
+            args = [*params, *((last[0], last[0], last[1]) if last else ()), batch]
+            rows = await self._read(lambda conn, s=sql, a=args: conn.execute(s, a).fetchall())  # type: ignore[misc]
+            if not rows:
+                return
+            yield [_row_to_memory(r) for r in rows]
+            last = (rows[-1][12], rows[-1][14])
+            if len(rows) < batch:
+                return
+
+    # -- agents ---------------------------------------------------------------------------------
+
+    async def create_agent(self, agent: Agent) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute(
+                    "INSERT INTO agents (id, org_id, name, description, config, created_at, last_active_at) "
+                    "VALUES (?,?,?,?,?,?,?)",
+                    (
+                        agent.id,
+                        agent.org_id,
+                        agent.name,
+                        agent.description,
+                        _dumps(agent.config),
+                        to_us(agent.created_at),
+                        to_us(agent.last_active_at) if agent.last_active_at else None,
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise ConflictError(f"agent '{agent.name}' already exists in this organization") from None
+
+        await self._write(run)
+
+    async def get_agent(self, org_id: str, id_or_name: str) -> Agent | None:
+        def run(conn: sqlite3.Connection) -> Agent | None:
+            row = conn.execute(
+                "SELECT id, org_id, name, description, config, created_at, last_active_at FROM agents "
+                "WHERE org_id = ? AND id = ? UNION ALL "
+                "SELECT id, org_id, name, description, config, created_at, last_active_at FROM agents "
+                "WHERE org_id = ? AND name = ? LIMIT 1",
+                (org_id, id_or_name, org_id, id_or_name),
+            ).fetchone()
+            return _agent_from_row(row) if row else None
+
+        return await self._read(run)
+
+    async def list_agents(self, org_id: str) -> list[Agent]:
+        def run(conn: sqlite3.Connection) -> list[Agent]:
+            rows = conn.execute(
+                "SELECT id, org_id, name, description, config, created_at, last_active_at FROM agents "
+                "WHERE org_id = ? ORDER BY created_at DESC, id",
+                (org_id,),
+            )
+            return [_agent_from_row(r) for r in rows]
+
+        return await self._read(run)
+
+    async def delete_agent(self, org_id: str, agent_id: str) -> bool:
+        return await self._write(
+            lambda conn: conn.execute(
+                "DELETE FROM agents WHERE org_id = ? AND id = ?", (org_id, agent_id)
+            ).rowcount
+            > 0
+        )
+
+    # -- sessions -------------------------------------------------------------------------------
+
+    async def create_session(self, session: Session) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute(
+                    "INSERT INTO sessions (id, org_id, agent_id, status, metadata, created_at, updated_at, closed_at) "
+                    "VALUES (?,?,?,?,?,?,?,?)",
+                    _session_row(session),
+                )
+            except sqlite3.IntegrityError:
+                raise ConflictError(f"session '{session.id}' already exists") from None
+
+        await self._write(run)
+
+    async def get_session(self, org_id: str, session_id: str) -> Session | None:
+        def run(conn: sqlite3.Connection) -> Session | None:
+            row = conn.execute(
+                "SELECT id, org_id, agent_id, status, metadata, created_at, updated_at, closed_at "
+                "FROM sessions WHERE org_id = ? AND id = ?",
+                (org_id, session_id),
+            ).fetchone()
+            return _session_from_row(row) if row else None
+
+        return await self._read(run)
+
+    async def list_sessions(
+        self,
+        org_id: str,
+        *,
+        agent_ids: tuple[str, ...] | None,
+        status: str | None,
+        limit: int,
+        offset: int,
+    ) -> list[Session]:
+        clauses = ["org_id = ?"]
+        params: list[Any] = [org_id]
+        if agent_ids is not None:
+            clauses.append(f"agent_id IN ({_placeholders(len(agent_ids))})")
+            params.extend(agent_ids)
+        if status is not None:
+            clauses.append("status = ?")
+            params.append(status)
+        sql = (
+            "SELECT id, org_id, agent_id, status, metadata, created_at, updated_at, closed_at FROM sessions "
+            f"WHERE {' AND '.join(clauses)} ORDER BY created_at DESC, id LIMIT ? OFFSET ?"
+        )
+        params.extend((limit, offset))
+        return await self._read(lambda conn: [_session_from_row(r) for r in conn.execute(sql, params)])
+
+    async def save_session(self, session: Session) -> None:
+        row = _session_row(session)
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE sessions SET agent_id = ?, status = ?, metadata = ?, created_at = ?, updated_at = ?, "
+                "closed_at = ? WHERE org_id = ? AND id = ?",
+                (row[2], row[3], row[4], row[5], row[6], row[7], row[1], row[0]),
+            )
+
+        await self._write(run)
+
+    async def delete_session(self, org_id: str, session_id: str) -> bool:
+        return await self._write(
+            lambda conn: conn.execute(
+                "DELETE FROM sessions WHERE org_id = ? AND id = ?", (org_id, session_id)
+            ).rowcount
+            > 0
+        )
+
+    async def count_sessions(self, org_id: str, agent_ids: tuple[str, ...]) -> tuple[int, int]:
+        sql = (
+            "SELECT COUNT(*), COALESCE(SUM(status = 'active'), 0) FROM sessions "
+            f"WHERE org_id = ? AND agent_id IN ({_placeholders(len(agent_ids))})"
+        )
+
+        def run(conn: sqlite3.Connection) -> tuple[int, int]:
+            total, active = conn.execute(sql, (org_id, *agent_ids)).fetchone()
+            return int(total), int(active)
+
+        return await self._read(run)
+
+    async def purge_org(self, org_id: str) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            deleted = conn.execute("DELETE FROM memories WHERE org_id = ?", (org_id,)).rowcount
+            conn.execute("DELETE FROM agents WHERE org_id = ?", (org_id,))
+            conn.execute("DELETE FROM sessions WHERE org_id = ?", (org_id,))
+            return deleted
+
+        return await self._write(run)
+
+
+def _session_row(session: Session) -> tuple[Any, ...]:
+    return (
+        session.id,
+        session.org_id,
+        session.agent_id,
+        session.status,
+        _dumps(session.metadata),
+        to_us(session.created_at),
+        to_us(session.updated_at),
+        to_us(session.closed_at) if session.closed_at else None,
+    )
+
+
+def _insert(
+    conn: sqlite3.Connection, records: Sequence[MemoryRecord], dedup_since: int | None
+) -> list[InsertOutcome]:
+    """Check dedup keys and insert, inside the writer's IMMEDIATE transaction."""
+    org_id = records[0].org_id
+    seen: dict[str, str] = {}
+    if dedup_since is not None:
+        keys = list({r.dedup_key for r in records if r.dedup_key})
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            rows = conn.execute(
+                f"SELECT dedup_key, id FROM memories WHERE org_id = ? AND dedup_key IN ({_placeholders(len(chunk))}) "
+                "AND recorded_at >= ? ORDER BY recorded_at DESC",
+                (org_id, *chunk, dedup_since),
+            )
+            for key, mem_id in rows:
+                seen[key] = mem_id
+    outcomes: list[InsertOutcome] = []
+    rows_to_insert: list[tuple[Any, ...]] = []
+    agents: set[str] = set()
+    for record in records:
+        key = record.dedup_key
+        if dedup_since is not None and key:
+            existing = seen.get(key)
+            if existing is not None:
+                outcomes.append(InsertOutcome(False, existing))
+                continue
+            seen[key] = record.id
+        outcomes.append(InsertOutcome(True))
+        rows_to_insert.append(_record_row(record))
+        agents.add(record.agent_id)
+    if rows_to_insert:
+        conn.executemany(_INSERT_SQL, rows_to_insert)
+        latest = max(r[13] for r in rows_to_insert)
+        for agent in agents:
+            conn.execute(
+                "UPDATE agents SET last_active_at = ? WHERE org_id = ? AND (id = ? OR name = ?) "
+                "AND (last_active_at IS NULL OR last_active_at < ?)",
+                (latest, org_id, agent, agent, latest),
+            )
+    return outcomes
+
+
+def migrate(conn: sqlite3.Connection, target: int | None = None) -> int:
+    """Apply pending migrations (up to ``target``) atomically; safe when several processes open
+    the same file at once. Returns the resulting schema version."""
+    goal = SCHEMA_VERSION if target is None else target
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"database schema version {version} is newer than this memtrace ({SCHEMA_VERSION}); upgrade memtrace"
+            )
+        for number in range(version, goal):
+            for statement in _split_sql(MIGRATIONS[number]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number + 1}")
+        conn.execute("COMMIT")
+        return max(version, goal)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration script into statements (trigger bodies kept whole)."""
+    statements: list[str] = []
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            if buf.strip():
+                statements.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        statements.append(buf.strip())
+    return statements

@@ -1,0 +1,145 @@
+"""Blocking twins: :class:`Memtrace` wraps :class:`~memtrace_core.engine.AsyncMemtrace` (and
+:class:`~memtrace_core.client.MemtraceClient` wraps the async HTTP client) by running the async
+object on one private event-loop thread — a portal, not a second copy of the logic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
+
+from .engine import AsyncMemtrace
+from .models import DeleteFilter
+
+P = ParamSpec("P")
+R = TypeVar("R")
+A = TypeVar("A")
+
+
+class Portal:
+    """An event loop running in a daemon thread; :meth:`call` runs a coroutine on it and blocks
+    for the result (exceptions propagate unchanged)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="memtrace-portal", daemon=True)
+        self._thread.start()
+
+    def call(self, coro: Coroutine[Any, Any, R]) -> R:
+        if threading.current_thread() is self._thread:
+            coro.close()
+            raise RuntimeError("a blocking memtrace call cannot be made from its own event loop")
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def close(self) -> None:
+        if self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()
+
+
+def blocking(fn: Callable[Concatenate[A, P], Awaitable[R]]) -> Callable[Concatenate[Any, P], R]:
+    """Turn an async method of the wrapped object into a blocking method of the twin, keeping
+    its signature and docstring."""
+
+    @functools.wraps(fn)
+    def method(self: BlockingTwin[Any], *args: P.args, **kwargs: P.kwargs) -> R:
+        bound = getattr(self._async, fn.__name__)
+        return self._portal.call(bound(*args, **kwargs))
+
+    return method
+
+
+class BlockingTwin(Generic[A]):
+    """Base of the blocking twins: owns the portal and the wrapped async object."""
+
+    def __init__(self, async_obj: A, portal: Portal | None = None) -> None:
+        self._async = async_obj
+        self._portal = portal or Portal()
+        self._owns_portal = portal is None
+
+    @property
+    def aio(self) -> A:
+        """The wrapped async object (use it only from the portal's loop)."""
+        return self._async
+
+    def close(self) -> None:
+        """Flush, close the store/connection and stop the portal thread."""
+        closer = getattr(self._async, "close", None)
+        if closer is not None and not self._portal.loop.is_closed():
+            self._portal.call(closer())
+        if self._owns_portal:
+            self._portal.close()
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Memtrace(BlockingTwin[AsyncMemtrace]):
+    """The blocking engine: the same methods as :class:`AsyncMemtrace`, called without await.
+
+    >>> from memtrace_core import connect
+    >>> mt = connect("sqlite:///memtrace.db")          # doctest: +SKIP
+    >>> mt.remember("crawler", "Crawled example.com")   # doctest: +SKIP
+    """
+
+    @property
+    def org_id(self) -> str:
+        return self._async.org_id
+
+    def with_org(self, org_id: str) -> Memtrace:
+        """A view scoped to another org, sharing this engine's store and thread."""
+        return _OrgView(self._async.with_org(org_id), self._portal)
+
+    def iter_export(self, criteria: DeleteFilter | dict[str, Any] | None = None, /, **fields: Any) -> Iterator[str]:
+        """JSON Lines export, as a blocking iterator (see :meth:`AsyncMemtrace.iter_export`)."""
+        agen = self._async.iter_export(criteria, **fields)
+        while True:
+            try:
+                yield self._portal.call(agen.__anext__())
+            except StopAsyncIteration:
+                return
+
+    remember = blocking(AsyncMemtrace.remember)
+    recall = blocking(AsyncMemtrace.recall)
+    decide = blocking(AsyncMemtrace.decide)
+    add_memory = blocking(AsyncMemtrace.add_memory)
+    add_memories = blocking(AsyncMemtrace.add_memories)
+    list_memories = blocking(AsyncMemtrace.list_memories)
+    search_memories = blocking(AsyncMemtrace.search_memories)
+    get_memory = blocking(AsyncMemtrace.get_memory)
+    delete_memory = blocking(AsyncMemtrace.delete_memory)
+    delete_memories = blocking(AsyncMemtrace.delete_memories)
+    register_agent = blocking(AsyncMemtrace.register_agent)
+    list_agents = blocking(AsyncMemtrace.list_agents)
+    get_agent = blocking(AsyncMemtrace.get_agent)
+    get_agent_stats = blocking(AsyncMemtrace.get_agent_stats)
+    get_agent_memories = blocking(AsyncMemtrace.get_agent_memories)
+    get_agent_context = blocking(AsyncMemtrace.get_agent_context)
+    delete_agent = blocking(AsyncMemtrace.delete_agent)
+    create_session = blocking(AsyncMemtrace.create_session)
+    get_session = blocking(AsyncMemtrace.get_session)
+    list_sessions = blocking(AsyncMemtrace.list_sessions)
+    update_session = blocking(AsyncMemtrace.update_session)
+    close_session = blocking(AsyncMemtrace.close_session)
+    delete_session = blocking(AsyncMemtrace.delete_session)
+    get_session_context = blocking(AsyncMemtrace.get_session_context)
+    get_session_memories = blocking(AsyncMemtrace.get_session_memories)
+    export_jsonl = blocking(AsyncMemtrace.export_jsonl)
+    import_jsonl = blocking(AsyncMemtrace.import_jsonl)
+    purge_org = blocking(AsyncMemtrace.purge_org)
+
+
+class _OrgView(Memtrace):
+    def __init__(self, engine: AsyncMemtrace, portal: Portal) -> None:
+        super().__init__(engine, portal)
+
+    def close(self) -> None:  # the view does not own the store or the thread
+        return None
