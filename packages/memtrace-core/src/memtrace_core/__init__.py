@@ -61,7 +61,9 @@ __version__ = "0.1.0"
 _HTTP_SCHEMES = ("http://", "https://")
 
 
-def _engine(url: str, *, org_id: str, config: EngineConfig | None, plugins: PluginRegistry | None) -> AsyncMemtrace:
+def _engine(
+    url: str, *, org_id: str, config: EngineConfig | None, plugins: PluginRegistry | None
+) -> AsyncMemtrace:
     registry = plugins or default_registry()
     store = registry.store_for(url)
     return AsyncMemtrace(store, config=config, plugins=registry, org_id=org_id)
@@ -137,8 +139,8 @@ __all__ = [
     "Memory",
     "MemoryCreate",
     "MemoryList",
-    "MemtraceError",
     "Memtrace",
+    "MemtraceError",
     "NotFoundError",
     "PayloadTooLargeError",
     "PermissionDeniedError",

@@ -104,7 +104,7 @@ class XmlFormat:
 
     def render(self, scope: str, scope_id: str, memories: Sequence[Memory]) -> str:
         tag = f"{scope}_context"
-        parts = [f"<{tag} id={quoteattr(scope_id)} count=\"{len(memories)}\">\n"]
+        parts = [f'<{tag} id={quoteattr(scope_id)} count="{len(memories)}">\n']
         for m in memories:
             attrs = (
                 f"time={quoteattr(format_dt(m.time))} type={quoteattr(m.memory_type)} "
@@ -125,7 +125,7 @@ class JsonLinesFormat:
     def render(self, scope: str, scope_id: str, memories: Sequence[Memory]) -> str:
         lines = []
         for m in memories:
-            item = {
+            item: dict[str, str | float] = {
                 "time": format_dt(m.time),
                 "memory_type": m.memory_type,
                 "event_type": m.event_type,

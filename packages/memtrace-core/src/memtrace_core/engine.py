@@ -12,7 +12,6 @@ import json
 import time as _time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
 from typing import IO, Any, TypeVar
 
 from pydantic import BaseModel
@@ -23,7 +22,6 @@ from .context import estimate_tokens, render_within
 from .errors import DuplicateMemoryError, NotFoundError, ValidationError
 from .ids import is_memory_id, memory_id, random_id
 from .models import (
-    MEMORY_TYPES,
     SESSION_STATUSES,
     Agent,
     AgentContext,
@@ -108,7 +106,9 @@ def _coerce(model: type[M], value: M | Mapping[str, Any] | None, overrides: Mapp
     data.update({k: v for k, v in overrides.items()})
     unknown = set(overrides) - set(model.model_fields)
     if unknown:
-        raise ValidationError(f"unknown argument(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
+        raise ValidationError(
+            f"unknown argument(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0]
+        )
     try:
         return model.model_validate(data)
     except PydanticValidationError as exc:
@@ -125,7 +125,7 @@ def _record_to_memory(r: MemoryRecord) -> Memory:
         org_id=r.org_id,
         agent_id=r.agent_id,
         session_id=r.session_id,
-        memory_type=r.memory_type,
+        memory_type=r.memory_type,  # type: ignore[arg-type]
         event_type=r.event_type,
         content=r.content,
         metadata=r.metadata,
@@ -219,7 +219,9 @@ class AsyncMemtrace:
 
     # -- writing --------------------------------------------------------------------------------
 
-    def _prepare(self, items: Sequence[MemoryCreate | Mapping[str, Any]], batch: bool) -> list[MemoryRecord]:
+    def _prepare(
+        self, items: Sequence[MemoryCreate | Mapping[str, Any]], batch: bool
+    ) -> list[MemoryRecord]:
         limits = self.config.limits
         plugins = self.plugins
         hooks = plugins.has_before_write
@@ -264,7 +266,9 @@ class AsyncMemtrace:
             return None
         return now_us() - int(self.config.dedup_window_hours * _HOUR_US)
 
-    async def add_memory(self, memory: MemoryCreate | Mapping[str, Any] | None = None, /, **fields: Any) -> Memory:
+    async def add_memory(
+        self, memory: MemoryCreate | Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> Memory:
         """Write one memory. Raises :class:`DuplicateMemoryError` (naming the existing memory) if
         the same dedup key was written within the dedup window."""
         item = _merge_item(memory, fields)
@@ -277,7 +281,9 @@ class AsyncMemtrace:
             self.plugins.after_write([stored], self.org_id)
         return stored
 
-    async def add_memories(self, memories: Sequence[MemoryCreate | Mapping[str, Any]]) -> BatchResult:
+    async def add_memories(
+        self, memories: Sequence[MemoryCreate | Mapping[str, Any]]
+    ) -> BatchResult:
         """Write a batch atomically: the whole batch is validated before anything is written,
         then committed in one transaction. Duplicates (against stored memories or earlier items
         of the same batch) are skipped and reported in ``duplicates`` / ``duplicate_of``."""
@@ -298,10 +304,18 @@ class AsyncMemtrace:
             if outcome.inserted:
                 stored.append(_record_to_memory(record))
             else:
-                dups.append(DuplicateInfo(index=index, existing_id=outcome.duplicate_of, dedup_key=record.dedup_key or ""))
+                dups.append(
+                    DuplicateInfo(
+                        index=index,
+                        existing_id=outcome.duplicate_of,
+                        dedup_key=record.dedup_key or "",
+                    )
+                )
         if stored and self.plugins.has_after_write:
             self.plugins.after_write(stored, self.org_id)
-        return BatchResult.model_construct(memories=stored, count=len(stored), duplicates=len(dups), duplicate_of=dups)
+        return BatchResult.model_construct(
+            memories=stored, count=len(stored), duplicates=len(dups), duplicate_of=dups
+        )
 
     async def remember(
         self,
@@ -365,7 +379,11 @@ class AsyncMemtrace:
         if hit is not None and hit[0] > clock:
             return hit[1]
         agent = await self.store.get_agent(self.org_id, agent_ref)
-        aliases = (agent_ref,) if agent is None else tuple(dict.fromkeys((agent.id, agent.name, agent_ref)))
+        aliases = (
+            (agent_ref,)
+            if agent is None
+            else tuple(dict.fromkeys((agent.id, agent.name, agent_ref)))
+        )
         if len(cache) > 10_000:
             cache.clear()
         cache[key] = (clock + self.config.agent_cache_seconds, aliases)
@@ -392,17 +410,32 @@ class AsyncMemtrace:
     ) -> MemoryFilter:
         agent = check_id(agent_id, "agent_id")
         session = check_id(session_id, "session_id")
-        mtypes = tuple(check_memory_type(t, "memory_types") for t in memory_types) if memory_types else None
-        etypes = tuple(check_type_name(t, "event_types") for t in event_types) if event_types else None
+        mtypes = (
+            tuple(check_memory_type(t, "memory_types") for t in memory_types)
+            if memory_types
+            else None
+        )
+        etypes = (
+            tuple(check_type_name(t, "event_types") for t in event_types) if event_types else None
+        )
         tag_list = check_tags(tags, field="tags")
         lo, hi = window(since, until, now=now)
         if min_importance is not None and (
-            isinstance(min_importance, bool) or not isinstance(min_importance, (int, float)) or not 0 <= min_importance <= 1
+            isinstance(min_importance, bool)
+            or not isinstance(min_importance, (int, float))
+            or not 0 <= min_importance <= 1
         ):
-            raise ValidationError("invalid min_importance: must be between 0 and 1", field="min_importance")
+            raise ValidationError(
+                "invalid min_importance: must be between 0 and 1", field="min_importance"
+            )
         if content_contains is not None and not isinstance(content_contains, str):
-            raise ValidationError("invalid content_contains: must be a string", field="content_contains")
-        if content_contains is not None and len(content_contains) > self.config.limits.max_query_chars:
+            raise ValidationError(
+                "invalid content_contains: must be a string", field="content_contains"
+            )
+        if (
+            content_contains is not None
+            and len(content_contains) > self.config.limits.max_query_chars
+        ):
             raise ValidationError("content_contains too long", field="content_contains")
         return MemoryFilter(
             agent_ids=await self._agent_aliases(agent) if agent else None,
@@ -420,13 +453,17 @@ class AsyncMemtrace:
         lim = check_limit(limit)
         off = check_offset(offset)
         direction = check_order(order)
-        rows = await self.store.list_memories(self.org_id, flt, limit=lim + 1, offset=off, order=direction)
+        rows = await self.store.list_memories(
+            self.org_id, flt, limit=lim + 1, offset=off, order=direction
+        )
         has_more = len(rows) > lim
         if has_more:
             rows = rows[:lim]
         return MemoryList.model_construct(memories=rows, count=len(rows), has_more=has_more)
 
-    async def list_memories(self, options: ListOptions | Mapping[str, Any] | None = None, /, **filters: Any) -> MemoryList:
+    async def list_memories(
+        self, options: ListOptions | Mapping[str, Any] | None = None, /, **filters: Any
+    ) -> MemoryList:
         """Memories matching the filters, by time (``desc`` by default), paginated with an exact
         ``has_more``. Filters: agent_id (id or name of a registered agent), session_id,
         memory_type, event_type, tags (all must match exactly), since/until, limit (≤ 1000),
@@ -443,11 +480,17 @@ class AsyncMemtrace:
         )
         return await self._page(flt, opts.limit, opts.offset, opts.order)
 
-    async def recall(self, agent_id: str, since: str | None = "24h", *, limit: int = 100, **filters: Any) -> MemoryList:
+    async def recall(
+        self, /, agent_id: str, since: str | None = "24h", *, limit: int = 100, **filters: Any
+    ) -> MemoryList:
         """The agent's recent memories, newest first (``since`` defaults to 24 h)."""
-        return await self.list_memories(agent_id=agent_id, since=since, limit=limit, order="desc", **filters)
+        return await self.list_memories(
+            agent_id=agent_id, since=since, limit=limit, order="desc", **filters
+        )
 
-    async def search_memories(self, query: SearchQuery | Mapping[str, Any] | None = None, /, **fields: Any) -> SearchResult:
+    async def search_memories(
+        self, query: SearchQuery | Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> SearchResult:
         """Search with filters (agent, session, memory/event types, exact tags, min_importance,
         since/until, ``content_contains`` case-insensitive substring) and, with ``query``,
         ranked keyword search (see :mod:`memtrace_core.ranking`). Without ``query`` results
@@ -477,14 +520,19 @@ class AsyncMemtrace:
                 query_time_ms=int((_time.perf_counter() - started) * 1000),
             )
         if len(text) > self.config.limits.max_query_chars:
-            raise ValidationError(f"query too long (max {self.config.limits.max_query_chars} characters)", field="query")
+            raise ValidationError(
+                f"query too long (max {self.config.limits.max_query_chars} characters)",
+                field="query",
+            )
         limit = check_limit(q.limit, default=50)
         offset = check_offset(q.offset)
         if q.order is not None:
             check_order(q.order)
         ranked = await self._keyword_search(text, flt, now, need=offset + limit + 1)
-        page = ranked[offset : offset + limit]
-        results = [m.model_copy(update={"score": round(score, 6)}) for m, score in page]
+        results = [
+            m.model_copy(update={"score": round(score, 6)})
+            for m, score in ranked[offset : offset + limit]
+        ]
         return SearchResult.model_construct(
             results=results,
             count=len(results),
@@ -492,7 +540,9 @@ class AsyncMemtrace:
             query_time_ms=int((_time.perf_counter() - started) * 1000),
         )
 
-    async def _keyword_search(self, text: str, flt: MemoryFilter, now: int, need: int) -> list[tuple[Memory, float]]:
+    async def _keyword_search(
+        self, text: str, flt: MemoryFilter, now: int, need: int
+    ) -> list[tuple[Memory, float]]:
         cfg = self.config.ranking
         if need > cfg.candidates:
             cfg = replace(cfg, candidates=need)
@@ -519,7 +569,9 @@ class AsyncMemtrace:
                     until=hi if f.until is None else min(hi, f.until),
                 )
             rows = await self.store.keyword_candidates(
-                self.org_id, f, KeywordQuery(terms=p.terms, limit=cfg.candidates, field_weights=weights)
+                self.org_id,
+                f,
+                KeywordQuery(terms=p.terms, limit=cfg.candidates, field_weights=weights),
             )
             out = []
             for row in rows:
@@ -552,7 +604,9 @@ class AsyncMemtrace:
     async def get_memory(self, memory_id: str) -> Memory:
         """The memory with this id (``mem_…``). Raises NotFoundError."""
         if not isinstance(memory_id, str) or not is_memory_id(memory_id):
-            raise ValidationError(f"invalid memory id: {memory_id!r} (expected mem_ + 26 characters)", field="id")
+            raise ValidationError(
+                f"invalid memory id: {memory_id!r} (expected mem_ + 26 characters)", field="id"
+            )
         found = await self.store.get_memory(self.org_id, memory_id)
         if found is None:
             raise NotFoundError("memory not found")
@@ -563,7 +617,9 @@ class AsyncMemtrace:
         await self.get_memory(memory_id)
         await self.store.delete_memories(self.org_id, MemoryFilter(ids=(memory_id,)))
 
-    async def delete_memories(self, criteria: DeleteFilter | Mapping[str, Any] | None = None, /, **fields: Any) -> int:
+    async def delete_memories(
+        self, criteria: DeleteFilter | Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> int:
         """Delete every memory matching the criteria (agent, session, tags, types, time range);
         ``all_memories=True`` purges the whole org's memories. Returns the count deleted."""
         crit = _coerce(DeleteFilter, criteria, fields)
@@ -599,7 +655,10 @@ class AsyncMemtrace:
             raise ValidationError("invalid name: printable, at most 128 characters", field="name")
         if req.description is not None and len(req.description) > 4096:
             raise ValidationError("description too long (max 4096 characters)", field="description")
-        if req.config is not None and len(json.dumps(req.config, default=str)) > self.config.limits.max_metadata_bytes:
+        if (
+            req.config is not None
+            and len(json.dumps(req.config, default=str)) > self.config.limits.max_metadata_bytes
+        ):
             raise ValidationError("config too large", field="config")
         agent = Agent(
             id=random_id("agent"),
@@ -629,7 +688,9 @@ class AsyncMemtrace:
         """Delete an agent (by id or name); its memories stay unless ``delete_memories``."""
         agent = await self.get_agent(agent_id)
         if delete_memories:
-            await self.store.delete_memories(self.org_id, MemoryFilter(agent_ids=(agent.id, agent.name)))
+            await self.store.delete_memories(
+                self.org_id, MemoryFilter(agent_ids=(agent.id, agent.name))
+            )
         if not await self.store.delete_agent(self.org_id, agent.id):
             raise NotFoundError("agent not found")
         self._forget_agent(agent.id, agent.name)
@@ -653,7 +714,11 @@ class AsyncMemtrace:
         )
 
     async def get_agent_memories(
-        self, agent_id: str, options: ListOptions | Mapping[str, Any] | None = None, /, **filters: Any
+        self,
+        agent_id: str,
+        options: ListOptions | Mapping[str, Any] | None = None,
+        /,
+        **filters: Any,
     ) -> MemoryList:
         """An agent's memories (by id or name), across sessions; ``since`` defaults to 24 h."""
         opts = _coerce(ListOptions, options, filters)
@@ -664,13 +729,23 @@ class AsyncMemtrace:
         return await self.list_memories(opts.model_copy(update=update))
 
     async def get_agent_context(
-        self, agent_id: str, options: ContextOptions | Mapping[str, Any] | None = None, /, **fields: Any
+        self,
+        agent_id: str,
+        options: ContextOptions | Mapping[str, Any] | None = None,
+        /,
+        **fields: Any,
     ) -> AgentContext:
         """LLM-ready context of one agent's recent memories across all its sessions."""
         check_id(agent_id, "agent_id", required=True)
         opts = _coerce(ContextOptions, options, fields)
         text, count, fmt = await self._context("agent", agent_id, opts, agent_id=agent_id)
-        return AgentContext(agent_id=agent_id, context=text, memory_count=count, format=fmt, token_estimate=estimate_tokens(text))
+        return AgentContext(
+            agent_id=agent_id,
+            context=text,
+            memory_count=count,
+            format=fmt,
+            token_estimate=estimate_tokens(text),
+        )
 
     # -- sessions -------------------------------------------------------------------------------
 
@@ -717,22 +792,32 @@ class AsyncMemtrace:
             check_id(agent_id, "agent_id")
             aliases = await self._agent_aliases(agent_id)
         if status is not None and status not in SESSION_STATUSES:
-            raise ValidationError(f"invalid status: {status!r} (expected active or closed)", field="status")
+            raise ValidationError(
+                f"invalid status: {status!r} (expected active or closed)", field="status"
+            )
         lim = check_limit(limit, default=DEFAULT_LIMIT)
         off = check_offset(offset)
-        rows = await self.store.list_sessions(self.org_id, agent_ids=aliases, status=status, limit=lim + 1, offset=off)
+        rows = await self.store.list_sessions(
+            self.org_id, agent_ids=aliases, status=status, limit=lim + 1, offset=off
+        )
         has_more = len(rows) > lim
         rows = rows[:lim]
         return SessionList(sessions=rows, count=len(rows), has_more=has_more)
 
     async def update_session(
-        self, session_id: str, request: UpdateSessionRequest | Mapping[str, Any] | None = None, /, **fields: Any
+        self,
+        session_id: str,
+        request: UpdateSessionRequest | Mapping[str, Any] | None = None,
+        /,
+        **fields: Any,
     ) -> Session:
         """Change status (``active`` / ``closed``; closing sets ``closed_at``, reopening clears
         it) and merge metadata (RFC 7386 merge patch; ``replace_metadata`` replaces)."""
         req = _coerce(UpdateSessionRequest, request, fields)
         if req.status is not None and req.status not in SESSION_STATUSES:
-            raise ValidationError(f"invalid status: {req.status!r} (expected active or closed)", field="status")
+            raise ValidationError(
+                f"invalid status: {req.status!r} (expected active or closed)", field="status"
+            )
         session = await self.get_session(session_id)
         now = from_us(now_us())
         update: dict[str, Any] = {"updated_at": now}
@@ -740,7 +825,11 @@ class AsyncMemtrace:
             update["status"] = req.status
             update["closed_at"] = now if req.status == "closed" else None
         if req.metadata is not None:
-            merged = req.metadata if req.replace_metadata else _merge_patch(session.metadata or {}, req.metadata)
+            merged = (
+                req.metadata
+                if req.replace_metadata
+                else _merge_patch(session.metadata or {}, req.metadata)
+            )
             _check_json_size(merged, "metadata", self.config.limits)
             update["metadata"] = merged or None
         updated = session.model_copy(update=update)
@@ -758,14 +847,22 @@ class AsyncMemtrace:
         await self.store.delete_session(self.org_id, session_id)
 
     async def get_session_memories(
-        self, session_id: str, options: ListOptions | Mapping[str, Any] | None = None, /, **filters: Any
+        self,
+        session_id: str,
+        options: ListOptions | Mapping[str, Any] | None = None,
+        /,
+        **filters: Any,
     ) -> MemoryList:
         opts = _coerce(ListOptions, options, filters)
         check_id(session_id, "session_id", required=True)
         return await self.list_memories(opts.model_copy(update={"session_id": session_id}))
 
     async def get_session_context(
-        self, session_id: str, options: ContextOptions | Mapping[str, Any] | None = None, /, **fields: Any
+        self,
+        session_id: str,
+        options: ContextOptions | Mapping[str, Any] | None = None,
+        /,
+        **fields: Any,
     ) -> SessionContext:
         """LLM-ready context of a session (markdown by default; see :mod:`memtrace_core.context`).
 
@@ -774,10 +871,18 @@ class AsyncMemtrace:
         opts = _coerce(ContextOptions, options, fields)
         text, count, fmt = await self._context("session", session_id, opts, session_id=session_id)
         if count == 0 and await self.store.get_session(self.org_id, session_id) is None:
-            any_memory = await self.store.count_memories(self.org_id, MemoryFilter(session_id=session_id))
+            any_memory = await self.store.count_memories(
+                self.org_id, MemoryFilter(session_id=session_id)
+            )
             if not any_memory:
                 raise NotFoundError("session not found")
-        return SessionContext(session_id=session_id, context=text, memory_count=count, format=fmt, token_estimate=estimate_tokens(text))
+        return SessionContext(
+            session_id=session_id,
+            context=text,
+            memory_count=count,
+            format=fmt,
+            token_estimate=estimate_tokens(text),
+        )
 
     async def _context(
         self,
@@ -792,7 +897,11 @@ class AsyncMemtrace:
         fmt = self.plugins.context_format(fmt_name)
         if opts.max_tokens is not None and opts.max_tokens < 1:
             raise ValidationError("invalid max_tokens: must be positive", field="max_tokens")
-        types = [check_memory_type(t, "include_types") for t in opts.include_types] if opts.include_types else None
+        types = (
+            [check_memory_type(t, "include_types") for t in opts.include_types]
+            if opts.include_types
+            else None
+        )
         limit = check_limit(
             opts.limit,
             default=self.config.context_max_memories if opts.max_tokens is None else 1000,
@@ -803,13 +912,17 @@ class AsyncMemtrace:
             memory_types=types,
             since=opts.since if opts.since is not None else self.config.context_since,
         )
-        memories = await self.store.list_memories(self.org_id, flt, limit=limit, offset=0, order="desc")
+        memories = await self.store.list_memories(
+            self.org_id, flt, limit=limit, offset=0, order="desc"
+        )
         text, count = render_within(fmt, scope, scope_id, memories, opts.max_tokens)
         return text, count, fmt_name
 
     # -- export / import ------------------------------------------------------------------------
 
-    async def iter_export(self, criteria: DeleteFilter | Mapping[str, Any] | None = None, /, **fields: Any) -> AsyncIterator[str]:
+    async def iter_export(
+        self, criteria: DeleteFilter | Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> AsyncIterator[str]:
         """JSON Lines of the org's agents, sessions and memories (each line has ``kind``).
         Memories come in time order; ids and times round-trip through :meth:`import_jsonl`."""
         crit = _coerce(DeleteFilter, criteria, fields)
@@ -827,7 +940,9 @@ class AsyncMemtrace:
                 yield _line("agent", agent)
             offset = 0
             while True:
-                sessions = await self.store.list_sessions(self.org_id, agent_ids=None, status=None, limit=1000, offset=offset)
+                sessions = await self.store.list_sessions(
+                    self.org_id, agent_ids=None, status=None, limit=1000, offset=offset
+                )
                 for session in sessions:
                     yield _line("session", session)
                 if len(sessions) < 1000:
@@ -837,7 +952,13 @@ class AsyncMemtrace:
             for memory in batch:
                 yield _line("memory", memory)
 
-    async def export_jsonl(self, out: IO[str], criteria: DeleteFilter | Mapping[str, Any] | None = None, /, **fields: Any) -> int:
+    async def export_jsonl(
+        self,
+        out: IO[str],
+        criteria: DeleteFilter | Mapping[str, Any] | None = None,
+        /,
+        **fields: Any,
+    ) -> int:
         """Write :meth:`iter_export` to a text stream. Returns the number of lines written."""
         count = 0
         async for line in self.iter_export(criteria, **fields):
@@ -845,7 +966,9 @@ class AsyncMemtrace:
             count += 1
         return count
 
-    async def import_jsonl(self, lines: Iterable[str | bytes], *, batch_size: int = 500) -> ImportResult:
+    async def import_jsonl(
+        self, lines: Iterable[str | bytes], *, batch_size: int = 500
+    ) -> ImportResult:
         """Import JSON Lines (from :meth:`export_jsonl` of any store) into this org. Memories
         keep their ids and times; a memory whose id already exists is skipped (so an import can
         be re-run). Every line is validated; a bad line raises ValidationError naming its line
@@ -868,7 +991,9 @@ class AsyncMemtrace:
             try:
                 obj = json.loads(text)
             except json.JSONDecodeError as exc:
-                raise ValidationError(f"line {number}: invalid JSON: {exc.msg}", field="line") from None
+                raise ValidationError(
+                    f"line {number}: invalid JSON: {exc.msg}", field="line"
+                ) from None
             if not isinstance(obj, dict):
                 raise ValidationError(f"line {number}: expected a JSON object", field="line")
             kind = obj.pop("kind", "memory")
@@ -890,13 +1015,17 @@ class AsyncMemtrace:
             except PydanticValidationError as exc:
                 err = exc.errors(include_url=False)[0]
                 loc = ".".join(str(p) for p in err["loc"])
-                raise ValidationError(f"line {number}: invalid {loc}: {err['msg']}", field=loc) from None
+                raise ValidationError(
+                    f"line {number}: invalid {loc}: {err['msg']}", field=loc
+                ) from None
         await flush()
         return result
 
     async def _import_agent(self, obj: dict[str, Any]) -> bool:
         agent = Agent.model_validate({**obj, "org_id": self.org_id})
-        if await self.store.get_agent(self.org_id, agent.id) or await self.store.get_agent(self.org_id, agent.name):
+        if await self.store.get_agent(self.org_id, agent.id) or await self.store.get_agent(
+            self.org_id, agent.name
+        ):
             return False
         await self.store.create_agent(agent)
         self._forget_agent(agent.id, agent.name)
@@ -917,12 +1046,16 @@ class AsyncMemtrace:
         return await self.store.purge_org(self.org_id)
 
 
-def _merge_item(memory: MemoryCreate | Mapping[str, Any] | None, fields: Mapping[str, Any]) -> MemoryCreate | Mapping[str, Any]:
+def _merge_item(
+    memory: MemoryCreate | Mapping[str, Any] | None, fields: Mapping[str, Any]
+) -> MemoryCreate | Mapping[str, Any]:
     if memory is None:
         return dict(fields)
     if not fields:
         return memory
-    base = memory.model_dump(exclude_unset=True) if isinstance(memory, MemoryCreate) else dict(memory)
+    base = (
+        memory.model_dump(exclude_unset=True) if isinstance(memory, MemoryCreate) else dict(memory)
+    )
     return {**base, **fields}
 
 
@@ -939,7 +1072,9 @@ def _check_json_size(value: Any, field: str, limits: Limits) -> None:
     except (TypeError, ValueError):
         raise ValidationError(f"invalid {field}: must be JSON-serialisable", field=field) from None
     if size > limits.max_metadata_bytes:
-        raise ValidationError(f"{field} too large (max {limits.max_metadata_bytes} bytes as JSON)", field=field)
+        raise ValidationError(
+            f"{field} too large (max {limits.max_metadata_bytes} bytes as JSON)", field=field
+        )
 
 
 def _line(kind: str, model: BaseModel) -> str:
@@ -958,7 +1093,9 @@ def _import_record(obj: dict[str, Any], org_id: str, limits: Limits) -> MemoryRe
     mem = validate_memory(fields, limits)
     if mem.time is None:
         raise ValidationError("time is required", field="time")
-    recorded_us = parse_time_bound(recorded, field="recorded_at") if recorded is not None else to_us(mem.time)
+    recorded_us = (
+        parse_time_bound(recorded, field="recorded_at") if recorded is not None else to_us(mem.time)
+    )
     return MemoryRecord(
         id=mem_id,
         org_id=org_id,
@@ -975,5 +1112,3 @@ def _import_record(obj: dict[str, Any], org_id: str, limits: Limits) -> MemoryRe
         time=to_us(mem.time),
         recorded_at=recorded_us if recorded_us is not None else to_us(mem.time),
     )
-
-

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import pluggy
 
@@ -49,14 +49,18 @@ class PluginRegistry:
         factory = self.stores.get(scheme)
         if factory is None:
             known = ", ".join(sorted(self.stores)) or "none"
-            raise ValidationError(f"no store for URL scheme {scheme!r} (registered: {known})", field="url")
+            raise ValidationError(
+                f"no store for URL scheme {scheme!r} (registered: {known})", field="url"
+            )
         return factory(url)
 
     def context_format(self, name: str) -> ContextFormat:
         fmt = self.context_formats.get(name)
         if fmt is None:
             known = ", ".join(sorted(self.context_formats))
-            raise ValidationError(f"invalid format: {name!r} (expected one of {known})", field="format")
+            raise ValidationError(
+                f"invalid format: {name!r} (expected one of {known})", field="format"
+            )
         return fmt
 
     @property
@@ -70,7 +74,11 @@ class PluginRegistry:
     def before_write(self, memory: MemoryCreate, org_id: str) -> MemoryCreate:
         """Chain every ``before_write`` implementation (in pluggy's call order)."""
         for impl in reversed(self.pm.hook.before_write.get_hookimpls()):
-            result = impl.function(**{k: v for k, v in (("memory", memory), ("org_id", org_id)) if k in impl.argnames})
+            kwargs = {"memory": memory, "org_id": org_id}
+            result = cast(
+                "MemoryCreate | None",
+                impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames}),
+            )
             if result is not None:
                 memory = result
         return memory

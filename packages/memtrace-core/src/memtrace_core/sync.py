@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from .engine import AsyncMemtrace
@@ -25,7 +25,9 @@ class Portal:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="memtrace-portal", daemon=True)
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="memtrace-portal", daemon=True
+        )
         self._thread.start()
 
     def call(self, coro: Coroutine[Any, Any, R]) -> R:
@@ -42,15 +44,19 @@ class Portal:
         self.loop.close()
 
 
-def blocking(fn: Callable[Concatenate[A, P], Awaitable[R]]) -> Callable[Concatenate[Any, P], R]:
+def blocking(
+    fn: Callable[Concatenate[A, P], Coroutine[Any, Any, R]],
+) -> Callable[Concatenate[Any, P], R]:
     """Turn an async method of the wrapped object into a blocking method of the twin, keeping
-    its signature and docstring."""
+    its signature and docstring. The method is looked up by name on the wrapped object, so
+    one twin class serves every implementation of the same method set."""
+    name = fn.__name__
 
-    @functools.wraps(fn)
-    def method(self: BlockingTwin[Any], *args: P.args, **kwargs: P.kwargs) -> R:
-        bound = getattr(self._async, fn.__name__)
+    def method(self: BlockingTwin[Any], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        bound: Callable[P, Coroutine[Any, Any, R]] = getattr(self._async, name)
         return self._portal.call(bound(*args, **kwargs))
 
+    functools.update_wrapper(method, fn)
     return method
 
 
@@ -98,12 +104,14 @@ class Memtrace(BlockingTwin[AsyncMemtrace]):
         """A view scoped to another org, sharing this engine's store and thread."""
         return _OrgView(self._async.with_org(org_id), self._portal)
 
-    def iter_export(self, criteria: DeleteFilter | dict[str, Any] | None = None, /, **fields: Any) -> Iterator[str]:
+    def iter_export(
+        self, criteria: DeleteFilter | dict[str, Any] | None = None, /, **fields: Any
+    ) -> Iterator[str]:
         """JSON Lines export, as a blocking iterator (see :meth:`AsyncMemtrace.iter_export`)."""
         agen = self._async.iter_export(criteria, **fields)
         while True:
             try:
-                yield self._portal.call(agen.__anext__())
+                yield self._portal.call(_next(agen))
             except StopAsyncIteration:
                 return
 
@@ -135,6 +143,10 @@ class Memtrace(BlockingTwin[AsyncMemtrace]):
     export_jsonl = blocking(AsyncMemtrace.export_jsonl)
     import_jsonl = blocking(AsyncMemtrace.import_jsonl)
     purge_org = blocking(AsyncMemtrace.purge_org)
+
+
+async def _next(agen: AsyncIterator[str]) -> str:
+    return await agen.__anext__()
 
 
 class _OrgView(Memtrace):

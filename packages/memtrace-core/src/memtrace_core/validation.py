@@ -54,7 +54,9 @@ def dedup_key(agent_id: str, event_type: str, content: str) -> str:
     return hashlib.sha256(raw).hexdigest()[:32]
 
 
-def check_id(value: Any, field: str, *, index: int | None = None, required: bool = False) -> str | None:
+def check_id(
+    value: Any, field: str, *, index: int | None = None, required: bool = False
+) -> str | None:
     """Validate an ``agent_id`` / ``session_id`` style identifier."""
     if value is None or value == "":
         if required:
@@ -70,7 +72,9 @@ def check_id(value: Any, field: str, *, index: int | None = None, required: bool
 def check_type_name(value: Any, field: str, *, index: int | None = None) -> str:
     if not isinstance(value, str) or not TYPE_PATTERN.match(value):
         raise ValidationError(
-            f"invalid {field}: {TYPE_FORMAT_MSG}" if isinstance(value, str) else f"invalid {field}: must be a string",
+            f"invalid {field}: {TYPE_FORMAT_MSG}"
+            if isinstance(value, str)
+            else f"invalid {field}: must be a string",
             field=field,
             index=index,
         )
@@ -87,15 +91,21 @@ def check_memory_type(value: Any, field: str = "memory_type", *, index: int | No
     return str(value)
 
 
-def check_tags(values: Any, *, field: str = "tags", index: int | None = None, limits: Limits | None = None) -> list[str] | None:
+def check_tags(
+    values: Any, *, field: str = "tags", index: int | None = None, limits: Limits | None = None
+) -> list[str] | None:
     if values is None:
         return None
     if not isinstance(values, list):
-        raise ValidationError(f"invalid {field}: must be a list of strings", field=field, index=index)
+        raise ValidationError(
+            f"invalid {field}: must be a list of strings", field=field, index=index
+        )
     out: list[str] = []
     for tag in values:
         if not isinstance(tag, str) or not TAG_PATTERN.match(tag):
-            raise ValidationError(f"invalid tag '{tag}': {TAG_FORMAT_MSG}", field=field, index=index)
+            raise ValidationError(
+                f"invalid tag '{tag}': {TAG_FORMAT_MSG}", field=field, index=index
+            )
         if tag not in out:
             out.append(tag)
     if limits is not None and len(out) > limits.max_tags:
@@ -107,9 +117,13 @@ def check_tags(values: Any, *, field: str = "tags", index: int | None = None, li
 
 def _json_size(value: Any, field: str, index: int | None) -> int:
     try:
-        return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode())
+        return len(
+            json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+        )
     except (TypeError, ValueError):
-        raise ValidationError(f"invalid {field}: must be JSON-serialisable", field=field, index=index) from None
+        raise ValidationError(
+            f"invalid {field}: must be JSON-serialisable", field=field, index=index
+        ) from None
 
 
 _REQUIRED_MESSAGES = {"agent_id": "agent_id is required", "content": "content is required"}
@@ -152,14 +166,19 @@ def validate_memory(
     check_id(mem.agent_id, "agent_id", index=index, required=True)
     if not mem.content:
         raise ValidationError("content is required", field="content", index=index)
-    if len(mem.content) * 4 > limits.max_content_bytes and len(mem.content.encode()) > limits.max_content_bytes:
+    if (
+        len(mem.content) * 4 > limits.max_content_bytes
+        and len(mem.content.encode()) > limits.max_content_bytes
+    ):
         raise ValidationError(
             f"content too large: {len(mem.content.encode())} bytes (max {limits.max_content_bytes})",
             field="content",
             index=index,
         )
     if "\x00" in mem.content:
-        raise ValidationError("invalid content: NUL characters are not allowed", field="content", index=index)
+        raise ValidationError(
+            "invalid content: NUL characters are not allowed", field="content", index=index
+        )
     check_memory_type(mem.memory_type, index=index)
     check_type_name(mem.event_type, "event_type", index=index)
     session_id = check_id(mem.session_id, "session_id", index=index)
@@ -171,8 +190,12 @@ def validate_memory(
             field="metadata",
             index=index,
         )
-    if mem.importance is not None and not (0.0 <= mem.importance <= 1.0 and math.isfinite(mem.importance)):
-        raise ValidationError("invalid importance: must be between 0 and 1", field="importance", index=index)
+    if mem.importance is not None and not (
+        0.0 <= mem.importance <= 1.0 and math.isfinite(mem.importance)
+    ):
+        raise ValidationError(
+            "invalid importance: must be between 0 and 1", field="importance", index=index
+        )
     key = mem.dedup_key or None
     if key is not None and (len(key) > limits.max_dedup_key_chars or not key.isprintable()):
         raise ValidationError(
@@ -181,7 +204,9 @@ def validate_memory(
             index=index,
         )
     parent = mem.parent_id or None
-    if parent is not None and (len(parent) > limits.max_parent_id_chars or not parent.isprintable()):
+    if parent is not None and (
+        len(parent) > limits.max_parent_id_chars or not parent.isprintable()
+    ):
         raise ValidationError(
             f"invalid parent_id: printable, max {limits.max_parent_id_chars} chars",
             field="parent_id",
@@ -196,7 +221,13 @@ def validate_memory(
     ):
         return mem
     return mem.model_copy(
-        update={"session_id": session_id, "tags": tags, "metadata": metadata, "dedup_key": key, "parent_id": parent}
+        update={
+            "session_id": session_id,
+            "tags": tags,
+            "metadata": metadata,
+            "dedup_key": key,
+            "parent_id": parent,
+        }
     )
 
 

@@ -147,9 +147,13 @@ class Store(Protocol):
         """Delete every memory matching ``flt`` (from every index). Returns the count."""
         ...
 
-    async def memory_stats(self, org_id: str, agent_ids: tuple[str, ...], since_24h: int) -> StatsRow: ...
+    async def memory_stats(
+        self, org_id: str, agent_ids: tuple[str, ...], since_24h: int
+    ) -> StatsRow: ...
 
-    def iter_memories(self, org_id: str, flt: MemoryFilter, *, batch: int = 1000) -> AsyncIterator[list[Memory]]:
+    def iter_memories(
+        self, org_id: str, flt: MemoryFilter, *, batch: int = 1000
+    ) -> AsyncIterator[list[Memory]]:
         """Every matching memory in (time, id) order, in batches (for export)."""
         ...
 

@@ -243,7 +243,7 @@ def _placeholders(n: int) -> str:
 def _longest_literal(needle: str) -> str:
     """The longest run of ``needle`` without LIKE wildcards (used to pre-filter on the index)."""
     best = ""
-    current = []
+    current: list[str] = []
     for ch in needle:
         if ch in "%_":
             best = max(best, "".join(current), key=len)
@@ -311,7 +311,9 @@ class _Writer(threading.Thread):
         super().__init__(name="memtrace-sqlite-writer", daemon=True)
         self._connect = connect
         self._queue: queue.SimpleQueue[
-            tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any], asyncio.AbstractEventLoop]
+            tuple[
+                Callable[[sqlite3.Connection], Any], asyncio.Future[Any], asyncio.AbstractEventLoop
+            ]
             | None
         ] = queue.SimpleQueue()
         self._max_group = max_group
@@ -362,7 +364,9 @@ class _Writer(threading.Thread):
         self,
         conn: sqlite3.Connection,
         jobs: list[
-            tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any], asyncio.AbstractEventLoop]
+            tuple[
+                Callable[[sqlite3.Connection], Any], asyncio.Future[Any], asyncio.AbstractEventLoop
+            ]
         ],
     ) -> None:
         results: list[tuple[bool, Any]] = []
@@ -410,7 +414,9 @@ def _wrap_error(exc: BaseException) -> BaseException:
     return exc
 
 
-def _deliver(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any], ok: bool, value: Any) -> None:
+def _deliver(
+    loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any], ok: bool, value: Any
+) -> None:
     def _set() -> None:
         if fut.done():
             return
@@ -436,7 +442,9 @@ class SQLiteStore:
         max_group: int = 512,
     ) -> None:
         if synchronous.lower() not in ("normal", "full", "extra"):
-            raise ValidationError(f"invalid sqlite synchronous mode: {synchronous!r}", field="synchronous")
+            raise ValidationError(
+                f"invalid sqlite synchronous mode: {synchronous!r}", field="synchronous"
+            )
         self.path = path
         self.synchronous = synchronous.upper()
         self.busy_timeout_ms = busy_timeout_ms
@@ -462,7 +470,9 @@ class SQLiteStore:
             )
         path = path[1:] if path.startswith("/") else path
         if not path or path == ":memory:":
-            raise ValidationError("sqlite URL needs a file path, e.g. sqlite:///data/memtrace.db", field="url")
+            raise ValidationError(
+                "sqlite URL needs a file path, e.g. sqlite:///data/memtrace.db", field="url"
+            )
         params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         kwargs: dict[str, Any] = {}
         try:
@@ -479,7 +489,12 @@ class SQLiteStore:
     # -- connections ----------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout_ms / 1000)
+        conn = sqlite3.connect(
+            self.path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=self.busy_timeout_ms / 1000,
+        )
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         conn.execute("PRAGMA cache_size = -32768")
@@ -506,7 +521,9 @@ class SQLiteStore:
         await asyncio.to_thread(self._writer.ready.wait)
         if self._writer.error is not None:  # pragma: no cover
             raise StoreError(f"cannot open {self.path}: {self._writer.error}")
-        self._readers = ThreadPoolExecutor(max_workers=self.read_threads, thread_name_prefix="memtrace-sqlite-read")
+        self._readers = ThreadPoolExecutor(
+            max_workers=self.read_threads, thread_name_prefix="memtrace-sqlite-read"
+        )
 
     def _migrate(self) -> None:
         try:
@@ -620,7 +637,9 @@ class SQLiteStore:
         all_params = [match, *params, query.limit]
 
         def run(conn: sqlite3.Connection) -> list[Candidate]:
-            return [Candidate(_row_to_memory(r), float(r[14])) for r in conn.execute(sql, all_params)]
+            return [
+                Candidate(_row_to_memory(r), float(r[14])) for r in conn.execute(sql, all_params)
+            ]
 
         return await self._read(run)
 
@@ -634,7 +653,9 @@ class SQLiteStore:
         sql = f"DELETE FROM memories WHERE rowid IN (SELECT m.rowid FROM memories m WHERE {where})"
         return await self._write(lambda conn: conn.execute(sql, params).rowcount)
 
-    async def memory_stats(self, org_id: str, agent_ids: tuple[str, ...], since_24h: int) -> StatsRow:
+    async def memory_stats(
+        self, org_id: str, agent_ids: tuple[str, ...], since_24h: int
+    ) -> StatsRow:
         sql = (
             "SELECT memory_type, COUNT(*), SUM(time >= ?), SUM(time >= ? AND event_type = 'error'), "
             f"MAX(time) FROM memories WHERE org_id = ? AND agent_id IN ({_placeholders(len(agent_ids))}) "
@@ -649,7 +670,9 @@ class SQLiteStore:
                 stats.memory_count += count
                 stats.memories_24h += recent or 0
                 stats.errors_24h += errors or 0
-                if last is not None and (stats.last_memory_at is None or last > stats.last_memory_at):
+                if last is not None and (
+                    stats.last_memory_at is None or last > stats.last_memory_at
+                ):
                     stats.last_memory_at = last
             return stats
 
@@ -694,7 +717,9 @@ class SQLiteStore:
                     ),
                 )
             except sqlite3.IntegrityError:
-                raise ConflictError(f"agent '{agent.name}' already exists in this organization") from None
+                raise ConflictError(
+                    f"agent '{agent.name}' already exists in this organization"
+                ) from None
 
         await self._write(run)
 
@@ -724,10 +749,12 @@ class SQLiteStore:
 
     async def delete_agent(self, org_id: str, agent_id: str) -> bool:
         return await self._write(
-            lambda conn: conn.execute(
-                "DELETE FROM agents WHERE org_id = ? AND id = ?", (org_id, agent_id)
-            ).rowcount
-            > 0
+            lambda conn: (
+                conn.execute(
+                    "DELETE FROM agents WHERE org_id = ? AND id = ?", (org_id, agent_id)
+                ).rowcount
+                > 0
+            )
         )
 
     # -- sessions -------------------------------------------------------------------------------
@@ -778,7 +805,9 @@ class SQLiteStore:
             f"WHERE {' AND '.join(clauses)} ORDER BY created_at DESC, id LIMIT ? OFFSET ?"
         )
         params.extend((limit, offset))
-        return await self._read(lambda conn: [_session_from_row(r) for r in conn.execute(sql, params)])
+        return await self._read(
+            lambda conn: [_session_from_row(r) for r in conn.execute(sql, params)]
+        )
 
     async def save_session(self, session: Session) -> None:
         row = _session_row(session)
@@ -794,10 +823,12 @@ class SQLiteStore:
 
     async def delete_session(self, org_id: str, session_id: str) -> bool:
         return await self._write(
-            lambda conn: conn.execute(
-                "DELETE FROM sessions WHERE org_id = ? AND id = ?", (org_id, session_id)
-            ).rowcount
-            > 0
+            lambda conn: (
+                conn.execute(
+                    "DELETE FROM sessions WHERE org_id = ? AND id = ?", (org_id, session_id)
+                ).rowcount
+                > 0
+            )
         )
 
     async def count_sessions(self, org_id: str, agent_ids: tuple[str, ...]) -> tuple[int, int]:
