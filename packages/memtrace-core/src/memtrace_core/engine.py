@@ -449,6 +449,17 @@ class AsyncMemtrace:
             content_contains=content_contains or None,
         )
 
+    async def _criteria_filter(self, crit: DeleteFilter) -> MemoryFilter:
+        return await self._filter(
+            agent_id=crit.agent_id,
+            session_id=crit.session_id,
+            memory_types=crit.memory_types,
+            event_types=crit.event_types,
+            tags=crit.tags,
+            since=crit.since,
+            until=crit.until,
+        )
+
     async def _page(self, flt: MemoryFilter, limit: Any, offset: Any, order: Any) -> MemoryList:
         lim = check_limit(limit)
         off = check_offset(offset)
@@ -623,15 +634,7 @@ class AsyncMemtrace:
         """Delete every memory matching the criteria (agent, session, tags, types, time range);
         ``all_memories=True`` purges the whole org's memories. Returns the count deleted."""
         crit = _coerce(DeleteFilter, criteria, fields)
-        flt = await self._filter(
-            agent_id=crit.agent_id,
-            session_id=crit.session_id,
-            memory_types=crit.memory_types,
-            event_types=crit.event_types,
-            tags=crit.tags,
-            since=crit.since,
-            until=crit.until,
-        )
+        flt = await self._criteria_filter(crit)
         if flt.is_empty() and not crit.all_memories:
             raise ValidationError(
                 "refusing to delete without a filter: give agent_id, session_id, tags, types, since/until "
@@ -926,15 +929,7 @@ class AsyncMemtrace:
         """JSON Lines of the org's agents, sessions and memories (each line has ``kind``).
         Memories come in time order; ids and times round-trip through :meth:`import_jsonl`."""
         crit = _coerce(DeleteFilter, criteria, fields)
-        flt = await self._filter(
-            agent_id=crit.agent_id,
-            session_id=crit.session_id,
-            memory_types=crit.memory_types,
-            event_types=crit.event_types,
-            tags=crit.tags,
-            since=crit.since,
-            until=crit.until,
-        )
+        flt = await self._criteria_filter(crit)
         if flt.is_empty():
             for agent in await self.store.list_agents(self.org_id):
                 yield _line("agent", agent)
