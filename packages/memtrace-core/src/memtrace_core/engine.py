@@ -19,7 +19,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from . import ranking
 from .context import estimate_tokens, render_within
-from .errors import DuplicateMemoryError, NotFoundError, ValidationError
+from .errors import DuplicateMemoryError, NotFoundError, ValidationError, WriteRejectedError
 from .ids import is_memory_id, memory_id, random_id
 from .models import (
     SESSION_STATUSES,
@@ -103,7 +103,7 @@ def _coerce(model: type[M], value: M | Mapping[str, Any] | None, overrides: Mapp
         data.update(value)
     elif value is not None:
         raise ValidationError(f"expected {model.__name__} or a mapping", field="body")
-    data.update({k: v for k, v in overrides.items()})
+    data.update(overrides)
     unknown = set(overrides) - set(model.model_fields)
     if unknown:
         raise ValidationError(
@@ -236,7 +236,13 @@ class AsyncMemtrace:
                     mem = validate_memory(plugins.before_write(mem, self.org_id), limits, index=idx)
                 except ValidationError as exc:
                     if batch and exc.index is None:
-                        raise ValidationError(exc.message, field=exc.field, index=idx) from None
+                        # keep the class: a plugin's WriteRejectedError stays one
+                        cls = (
+                            WriteRejectedError
+                            if isinstance(exc, WriteRejectedError)
+                            else ValidationError
+                        )
+                        raise cls(exc.message, field=exc.field, index=idx) from None
                     raise
             key = mem.dedup_key
             if key is None and dedup:

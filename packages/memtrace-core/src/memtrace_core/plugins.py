@@ -4,7 +4,6 @@ entry-point group, and exposes the registries they fill."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any, cast
 
 import pluggy
@@ -84,11 +83,14 @@ class PluginRegistry:
         return memory
 
     def after_write(self, memories: list[Memory], org_id: str) -> None:
-        call: Callable[..., Any] = self.pm.hook.after_write
-        try:
-            call(memories=memories, org_id=org_id)
-        except Exception:  # observers must not fail a committed write
-            log.exception("after_write plugin failed")
+        """Call every ``after_write`` observer; one that raises is logged and the others still
+        run (pluggy itself would stop at the first exception)."""
+        kwargs = {"memories": memories, "org_id": org_id}
+        for impl in reversed(self.pm.hook.after_write.get_hookimpls()):
+            try:
+                impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
+            except Exception:  # observers must not fail a committed write
+                log.exception("after_write plugin %s failed", impl.plugin_name)
 
 
 _default: PluginRegistry | None = None

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 from .errors import ValidationError
 
-_RELATIVE_RE = re.compile(r"^\s*(\d{1,9})\s*([smhdw])\s*$")
+_RELATIVE_RE = re.compile(r"^\s*([0-9]{1,9})\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 #: Largest relative window accepted (100 years); beyond it the value is almost surely a mistake.
 MAX_RELATIVE_SECONDS = 100 * 366 * 86400

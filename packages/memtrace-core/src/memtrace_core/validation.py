@@ -64,13 +64,13 @@ def check_id(
         return None
     if not isinstance(value, str):
         raise ValidationError(f"invalid {field}: must be a string", field=field, index=index)
-    if not ID_PATTERN.match(value):
+    if not ID_PATTERN.fullmatch(value):
         raise ValidationError(f"invalid {field}: {ID_FORMAT_MSG}", field=field, index=index)
     return value
 
 
 def check_type_name(value: Any, field: str, *, index: int | None = None) -> str:
-    if not isinstance(value, str) or not TYPE_PATTERN.match(value):
+    if not isinstance(value, str) or not TYPE_PATTERN.fullmatch(value):
         raise ValidationError(
             f"invalid {field}: {TYPE_FORMAT_MSG}"
             if isinstance(value, str)
@@ -102,7 +102,7 @@ def check_tags(
         )
     out: list[str] = []
     for tag in values:
-        if not isinstance(tag, str) or not TAG_PATTERN.match(tag):
+        if not isinstance(tag, str) or not TAG_PATTERN.fullmatch(tag):
             raise ValidationError(
                 f"invalid tag '{tag}': {TAG_FORMAT_MSG}", field=field, index=index
             )
@@ -166,6 +166,13 @@ def validate_memory(
     check_id(mem.agent_id, "agent_id", index=index, required=True)
     if not mem.content:
         raise ValidationError("content is required", field="content", index=index)
+    if not mem.content.isascii():
+        try:
+            mem.content.encode()
+        except UnicodeEncodeError:
+            raise ValidationError(
+                "invalid content: not valid Unicode (lone surrogate)", field="content", index=index
+            ) from None
     if (
         len(mem.content) * 4 > limits.max_content_bytes
         and len(mem.content.encode()) > limits.max_content_bytes

@@ -125,8 +125,8 @@ class Store(Protocol):
         ...
 
     async def import_memories(self, records: Sequence[MemoryRecord]) -> int:
-        """Insert records keeping their ids; records whose id exists are skipped. Returns the
-        number inserted."""
+        """Insert records (all of one org) keeping their ids; a record whose id already exists in
+        that org is skipped (ids are unique per org). Returns the number inserted."""
         ...
 
     async def get_memory(self, org_id: str, memory_id: str) -> Memory | None: ...
