@@ -44,6 +44,7 @@ from ..errors import ConflictError, StoreError, ValidationError
 from ..models import Agent, Memory, Session
 from ..timeutil import from_us, to_us
 from .base import Candidate, InsertOutcome, KeywordQuery, MemoryFilter, MemoryRecord, StatsRow
+from .sqlite_auth import SQLiteAuthMixin
 
 T = TypeVar("T")
 
@@ -79,7 +80,7 @@ CREATE TABLE memories (
   time INTEGER NOT NULL,
   recorded_at INTEGER NOT NULL
 );
-CREATE UNIQUE INDEX memories_id ON memories(id);
+CREATE UNIQUE INDEX memories_id ON memories(org_id, id);
 CREATE INDEX memories_org_time ON memories(org_id, time);
 CREATE INDEX memories_agent_time ON memories(org_id, agent_id, time);
 CREATE INDEX memories_session_time ON memories(org_id, session_id, time) WHERE session_id IS NOT NULL;
@@ -141,8 +142,37 @@ CREATE TRIGGER memories_ad AFTER DELETE ON memories BEGIN
 END;
 """
 
+# v3: organizations, API keys and the auth revision (see stores/auth.py and stores/sqlite_auth.py).
+_MIGRATION_3 = """
+CREATE TABLE orgs (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE api_keys (
+  id TEXT PRIMARY KEY,
+  org_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  key_hash TEXT NOT NULL,
+  key_prefix TEXT NOT NULL,
+  permissions TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER,
+  enabled INTEGER NOT NULL DEFAULT 1,
+  last_used_at INTEGER,
+  UNIQUE (org_id, name)
+);
+CREATE INDEX api_keys_prefix ON api_keys(key_prefix);
+CREATE INDEX api_keys_org ON api_keys(org_id, created_at);
+CREATE TABLE auth_state (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  revision INTEGER NOT NULL
+);
+INSERT INTO auth_state (id, revision) VALUES (1, 0);
+"""
+
 #: Schema migrations, applied in order; ``PRAGMA user_version`` records how many have run.
-MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2]
+MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _MEMORY_COLUMNS = (
@@ -236,12 +266,17 @@ def _placeholders(n: int) -> str:
     return ",".join("?" * n)
 
 
+def _unicode_lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
 def _longest_literal(needle: str) -> str:
     """The longest run of ``needle`` without LIKE wildcards (used to pre-filter on the index)."""
     best = ""
     current: list[str] = []
     for ch in needle:
-        if ch in "%_":
+        # LIKE is case-insensitive for ASCII only: non-ASCII characters cannot pre-filter.
+        if ch in "%_" or not ch.isascii():
             best = max(best, "".join(current), key=len)
             current = []
         else:
@@ -295,8 +330,12 @@ def build_where(org_id: str, flt: MemoryFilter, alias: str = "m") -> tuple[str, 
                 f"{a}.rowid IN (SELECT rowid FROM memories_trigram WHERE content LIKE ?)"
             )
             params.append(f"%{literal}%")
-        clauses.append(f"instr(lower({a}.content), lower(?)) > 0")
-        params.append(needle)
+        if needle.isascii():
+            clauses.append(f"instr(lower({a}.content), lower(?)) > 0")
+            params.append(needle)
+        else:  # SQLite's lower() folds ASCII only; use Python's Unicode lower()
+            clauses.append(f"instr(memtrace_lower({a}.content), ?) > 0")
+            params.append(needle.lower())
     return " AND ".join(clauses), params
 
 
@@ -425,7 +464,7 @@ def _deliver(
         loop.call_soon_threadsafe(_set)
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteAuthMixin):
     """The embedded SQLite store (see the module docstring)."""
 
     def __init__(
@@ -491,6 +530,7 @@ class SQLiteStore:
             check_same_thread=False,
             timeout=self.busy_timeout_ms / 1000,
         )
+        conn.create_function("memtrace_lower", 1, _unicode_lower, deterministic=True)
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         conn.execute("PRAGMA cache_size = -32768")
@@ -596,7 +636,9 @@ class SQLiteStore:
                 existing.update(
                     row[0]
                     for row in conn.execute(
-                        f"SELECT id FROM memories WHERE id IN ({_placeholders(len(chunk))})", chunk
+                        "SELECT id FROM memories WHERE org_id = ? AND id IN "
+                        f"({_placeholders(len(chunk))})",
+                        (records[0].org_id, *chunk),
                     )
                 )
             fresh: list[MemoryRecord] = []
