@@ -39,8 +39,8 @@ import sqlite3
 import statistics
 import sys
 import time
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -180,11 +180,16 @@ class BaselineArm:
         for conv in conversations:
             self.db.executemany(
                 "INSERT INTO turns(content, conversation, dia_id) VALUES (?, ?, ?)",
-                [(m["content"], m["agent_id"], m["metadata"]["dia_id"]) for m in locomo_memories(conv)],
+                [
+                    (m["content"], m["agent_id"], m["metadata"]["dia_id"])
+                    for m in locomo_memories(conv)
+                ],
             )
 
     def search(self, conversation: str, query: str, k: int) -> list[str]:
-        words = [w for w in dict.fromkeys(re.findall(r"\w+", query.lower())) if w not in text.STOP_WORDS]
+        words = [
+            w for w in dict.fromkeys(re.findall(r"\w+", query.lower())) if w not in text.STOP_WORDS
+        ]
         if not words:
             return []
         match = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
@@ -240,12 +245,12 @@ class MemtraceArm:
         config: ranking.RankingConfig | None = None,
         name: str = "memtrace",
         corpus_stats: bool = False,
-        now: Callable[[], datetime] | None = None,
+        now: datetime | None = None,
     ) -> None:
         self.name = name
         self.config = config or ranking.RankingConfig()
         self.corpus_stats = corpus_stats
-        self.now = now or (lambda: datetime.now(UTC))
+        self.fixed_now = now
         self.db = sqlite3.connect(":memory:")
         self.db.executescript(STAGE1_SCHEMA)
         self.dia_ids: dict[str, str] = {}
@@ -280,13 +285,22 @@ class MemtraceArm:
         )
         self.db.execute("INSERT INTO memories_fts(memories_fts) VALUES ('rebuild')")
 
+    def now(self) -> datetime:
+        """The real current time (unless an ablation pins it)."""
+        return self.fixed_now or datetime.now(UTC)
+
     def fetch(self, plan: ranking.QueryPlan, agent_id: str) -> list[ranking.Candidate]:
         """Stage 1, as the SQLite store runs it."""
         match = ranking.fts5_match_expression(plan)
         if not match:
             return []
         cfg = self.config
-        params: list[Any] = [cfg.weight_content, cfg.weight_agent, cfg.weight_event_type, cfg.weight_tags]
+        params: list[Any] = [
+            cfg.weight_content,
+            cfg.weight_agent,
+            cfg.weight_event_type,
+            cfg.weight_tags,
+        ]
         params += [match, agent_id]
         window = ""
         if plan.filter_window is not None:
@@ -321,7 +335,9 @@ class MemtraceArm:
         return [self.dia_ids[candidate.id] for candidate, _ in ranked]
 
 
-def _corpus_stats(memories: Sequence[dict[str, Any]], config: ranking.RankingConfig) -> ranking.CorpusStats:
+def _corpus_stats(
+    memories: Sequence[dict[str, Any]], config: ranking.RankingConfig
+) -> ranking.CorpusStats:
     """What a store could supply: per-agent document frequencies and average length."""
     doc_freq: Counter[str] = Counter()
     total = 0.0
@@ -365,7 +381,8 @@ class Result:
             "arm": self.arm,
             "questions": dict(self.counts),
             "recall": {
-                group: {f"@{k}": round(self.recall(group, k), 4) for k in self.ks} for group in self.counts
+                group: {f"@{k}": round(self.recall(group, k), 4) for k in self.ks}
+                for group in self.counts
             },
             "latency_ms": {
                 "p50": round(self.latency(0.5), 3),
@@ -393,19 +410,43 @@ def evaluate(arm: Arm, questions: Sequence[Question], ks: Sequence[int]) -> Resu
     return result
 
 
-def ablations(base: ranking.RankingConfig) -> list[tuple[str, ranking.RankingConfig]]:
-    """The default config with one technique switched off at a time."""
+@dataclass(frozen=True)
+class Variant:
+    """One ablation run: the default config with one thing changed."""
+
+    label: str
+    config: ranking.RankingConfig
+    corpus_stats: bool = False
+    stage1_only: bool = False
+    now: datetime | None = None
+
+
+def ablations(base: ranking.RankingConfig, last_time: datetime) -> list[Variant]:
+    """The default config with one technique switched off (or on) at a time."""
     off = dataclasses.replace
     return [
-        ("- coverage boost", off(base, coverage_weight=0.0)),
-        ("- proximity boost", off(base, proximity_weight=0.0)),
-        ("- neighbour context", off(base, context_weight=0.0)),
-        ("- pseudo-relevance feedback", off(base, prf=False)),
-        ("- recency prior", off(base, recency_weight=0.0)),
-        ("- importance prior", off(base, importance_weight=0.0)),
-        ("- time expressions", off(base, time_expressions=False)),
-        ("+ time window as hard filter", off(base, time_filter=True)),
-        ("- stage 2 (FTS5 order only)", base),
+        Variant("- stage 2 (FTS5 bm25 order)", base, stage1_only=True),
+        Variant("- neighbour context", off(base, context_weight=0.0)),
+        Variant("- pseudo-relevance feedback", off(base, prf=False)),
+        Variant("- coverage boost", off(base, coverage_weight=0.0)),
+        Variant("- proximity boost", off(base, proximity_weight=0.0)),
+        Variant("- irregular word forms", off(base, word_variants=False)),
+        Variant("- time expressions", off(base, time_expressions=False)),
+        Variant("- recency prior", off(base, recency_weight=0.0)),
+        Variant("- importance prior", off(base, importance_weight=0.0)),
+        Variant("  BM25 b=0.75 (textbook)", off(base, b=0.75)),
+        Variant("+ time window as hard filter", off(base, time_filter=True)),
+        Variant("+ corpus stats from the store", base, corpus_stats=True),
+        Variant(
+            "  now = last session + 1 day",
+            base,
+            now=last_time + timedelta(days=1),
+        ),
+        Variant(
+            "  ditto, recency weight 0.2",
+            off(base, recency_weight=0.2),
+            now=last_time + timedelta(days=1),
+        ),
     ]
 
 
@@ -422,24 +463,28 @@ class _Stage1OnlyArm(MemtraceArm):
 # ------------------------------------------------------------------------------------------
 
 
-def _row(label: str, result: Result, groups: Sequence[str]) -> str:
-    cells = [f"{label:<30}"]
-    for group in groups:
-        cells.append(" ".join(f"{result.recall(group, k):.3f}" for k in result.ks))
+def _widths(result: Result, groups: Sequence[str], counts: Counter[str]) -> list[int]:
+    return [max(len(result.ks) * 6 - 1, len(f"{g} (n={counts[g]})")) for g in groups]
+
+
+def _row(label: str, result: Result, groups: Sequence[str], widths: Sequence[int]) -> str:
+    cells = [f"{label:<12}"]
+    for group, width in zip(groups, widths, strict=True):
+        cells.append(f"{' '.join(f'{result.recall(group, k):.3f}' for k in result.ks):<{width}}")
     cells.append(f"{result.latency(0.5):6.2f} {result.latency(0.95):6.2f}")
     return " | ".join(cells)
 
 
 def print_table(results: Sequence[Result], groups: Sequence[str], counts: Counter[str]) -> None:
-    ks = results[0].ks
-    header = [f"{'arm (recall@' + '/@'.join(map(str, ks)) + ')':<30}"]
-    width = len(ks) * 6 - 1
-    header += [f"{(g + ' ' + str(counts[g]))[:width]:<{width}}" for g in groups]
+    """One row per arm: recall@k per group, then query latency p50/p95 (ms)."""
+    widths = _widths(results[0], groups, counts)
+    header = [f"{'@' + '/@'.join(map(str, results[0].ks)):<12}"]
+    header += [f"{f'{g} (n={counts[g]})':<{w}}" for g, w in zip(groups, widths, strict=True)]
     header.append("p50 ms p95 ms")
     print(" | ".join(header))
     print("-" * len(" | ".join(header)))
     for result in results:
-        print(_row(result.arm, result, groups))
+        print(_row(result.arm, result, groups, widths))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -472,9 +517,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     ablation_results: list[Result] = []
     if not args.no_ablation:
-        for label, config in ablations(default):
-            arm_type = _Stage1OnlyArm if label.startswith("- stage 2") else MemtraceArm
-            ablation_results.append(run(arm_type(config, name=label, corpus_stats=args.corpus_stats)))
+        last_time = max(m["time"] for conv in conversations for m in locomo_memories(conv))
+        for variant in ablations(default, last_time):
+            arm_type = _Stage1OnlyArm if variant.stage1_only else MemtraceArm
+            arm = arm_type(
+                variant.config,
+                name=variant.label,
+                corpus_stats=variant.corpus_stats or args.corpus_stats,
+                now=variant.now,
+            )
+            ablation_results.append(run(arm))
 
     conv_ids = [c["sample_id"] for c in conversations]
     held_out = [c for c in conv_ids if c not in TUNING_SET]
@@ -495,7 +547,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     counts = main_results[0].counts
-    print(f"LoCoMo evidence recall — {len(questions)} questions, conversations: {', '.join(conv_ids)}")
+    print(
+        f"LoCoMo evidence recall — {len(questions)} questions, conversations: {', '.join(conv_ids)}"
+    )
     print()
     print_table(main_results, ["overall", *CATEGORIES.values()], counts)
     print()
@@ -507,7 +561,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for result in main_results:
             hits = {k: sum(result.hits[c][k] for c in held_out) for k in ks}
             total = sum(result.counts[c] for c in held_out)
-            print(f"  {result.arm:<10} " + "  ".join(f"@{k} {hits[k] / total:.3f}" for k in ks) + f"  (n={total})")
+            print(
+                f"  {result.arm:<10} "
+                + "  ".join(f"@{k} {hits[k] / total:.3f}" for k in ks)
+                + f"  (n={total})"
+            )
     if ablation_results:
         print()
         print("Ablation (memtrace default with one technique changed), overall:")

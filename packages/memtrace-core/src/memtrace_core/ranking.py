@@ -19,8 +19,10 @@ so the ordering is the same on every store that returns the same pool. With ``q`
        idf(q)  = ln(1 + (N − df(q) + 0.5) / (df(q) + 0.5))
        bm25(d) = Σ_q w_q · idf(q) · tf_d(q)·(k1 + 1) / (tf_d(q) + k1·(1 − b + b·len_d / avg_len))
 
-   ``N``, ``df`` and ``avg_len`` come from :class:`CorpusStats` when the store supplies them,
-   otherwise from the candidate pool itself.
+   Occurrences of a query word's irregular inflections (:attr:`QueryPlan.aliases`, e.g.
+   "went" for "go") count as occurrences of the word. ``N``, ``df`` and ``avg_len`` come from
+   :class:`CorpusStats` when the store supplies them, otherwise from the candidate pool itself
+   (the default: then the order depends on nothing but the pool).
 2. *Term coverage* ``cov(d)``: the idf mass of the query's own stems found in ``d`` divided
    by the idf mass of all of them (1 when every query word occurs).
 3. *Proximity* ``prox(d)``: for each pair of consecutive query stems, ``min(idf)`` of the pair
@@ -52,6 +54,7 @@ weight; the engine runs stage 1 again with the expanded plan, merges both pools 
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -65,6 +68,7 @@ from memtrace_core.text import (
     query_terms,
     stem,
     tokenize,
+    word_variants,
 )
 
 __all__ = [
@@ -103,21 +107,29 @@ class RankingConfig:
     weight_tags: float = 2.0
     """Field weight of ``tags`` (space-joined)."""
 
+    # --- query ------------------------------------------------------------------------
+    word_variants: bool = True
+    """Also search irregular inflections of query words ("went" for "go", "won" for "win");
+    they count as the same query term."""
+
     # --- stage 2 relevance ------------------------------------------------------------------
     k1: float = 1.2
     """BM25 term-frequency saturation."""
-    b: float = 0.75
-    """BM25 length normalisation (0 = none, 1 = full)."""
+    b: float = 0.5
+    """BM25 length normalisation (0 = none, 1 = full). Memories are short and their length
+    says little about topicality, hence less than the textbook 0.75."""
     coverage_weight: float = 0.3
     """Bonus for covering more of the query's idf mass (0..1 scaled)."""
     proximity_weight: float = 0.1
     """Bonus for consecutive query words occurring close together in the content."""
     proximity_window: int = 3
     """Max token distance for the proximity bonus (1 = adjacent)."""
-    context_weight: float = 0.2
-    """Share of the best neighbouring matching memory's score added to a memory."""
+    context_weight: float = 0.6
+    """Share of the best neighbouring matching memory's score added to a memory: an answer
+    ("Yes, for running!") often sits next to the turn that names the topic."""
     context_max_gap_seconds: float = 120.0
-    """Max time distance for two memories of one agent/session to count as neighbours."""
+    """Max time distance for two memories of one agent/session to count as neighbours
+    (a couple of conversational turns)."""
 
     # --- pseudo-relevance feedback --------------------------------------------------------
     prf: bool = True
@@ -190,6 +202,8 @@ class QueryPlan:
     """Query weight per *stem* (1.0 for query words, less for feedback terms)."""
     core: tuple[str, ...]
     """The query's own stems, in query order (coverage and proximity use these)."""
+    aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Extra stems that count as occurrences of a weighted stem (irregular inflections)."""
     time_window: TimeWindow | None = None
     """Time window recognised in the query, if any."""
     time_filter: bool = False
@@ -224,15 +238,25 @@ def plan_query(query: str, now: datetime, config: RankingConfig | None = None) -
     config = config or RankingConfig()
     window = extract_time_window(query, now) if config.time_expressions else None
     text = window.query if window is not None and config.time_filter else query
-    terms = query_terms(text)
-    if not terms:
-        terms = list(dict.fromkeys(tokenize(text)))
-    core = tuple(dict.fromkeys(stem(term) for term in terms))
+    words = query_terms(text)
+    if not words:
+        words = list(dict.fromkeys(tokenize(text)))
+    core = tuple(dict.fromkeys(stem(word) for word in words))
+    terms = list(words)
+    aliases: dict[str, tuple[str, ...]] = {}
+    if config.word_variants:
+        for word in words:
+            variants = [v for v in word_variants(word) if v not in STOP_WORDS]
+            extra = tuple(dict.fromkeys(s for v in variants if (s := stem(v)) != stem(word)))
+            if extra:
+                aliases[stem(word)] = tuple(dict.fromkeys(aliases.get(stem(word), ()) + extra))
+                terms.extend(v for v in variants if v not in terms)
     return QueryPlan(
         query=query,
         terms=tuple(terms),
         weights=dict.fromkeys(core, 1.0),
         core=core,
+        aliases=aliases,
         time_window=window,
         time_filter=config.time_filter and window is not None,
     )
@@ -252,36 +276,68 @@ def fts5_match_expression(plan: QueryPlan) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class _Analysis:
+    tokens: tuple[str, ...]
+    counts: Mapping[str, int]
+
+
+_EMPTY = _Analysis((), {})
+
+
 @functools.lru_cache(maxsize=16384)
-def _analyze(text: str) -> tuple[str, ...]:
-    return tuple(stem(token) for token in tokenize(text))
+def _analysis(text: str) -> _Analysis:
+    """Stems of ``text`` and their counts (cached: the same memories come back often)."""
+    tokens = tuple(stem(token) for token in tokenize(text))
+    return _Analysis(tokens, Counter(tokens))
 
 
 @dataclass(slots=True)
 class _Doc:
     candidate: Candidate
-    content: tuple[str, ...]
+    tokens: tuple[str, ...]
+    """Content stems, in order."""
     tf: dict[str, float]
+    """Field-weighted frequency of each query key (aliases folded in); only keys that occur."""
     length: float
+    timestamp: float
 
 
-def _doc(candidate: Candidate, config: RankingConfig) -> _Doc:
-    content = _analyze(candidate.content)
-    tf: dict[str, float] = {}
+def _groups(plan: QueryPlan) -> dict[str, str]:
+    """Map every stem that counts for a weighted stem (itself or an alias) to that stem."""
+    keys = {term: term for term in plan.weights}
+    for term in plan.weights:
+        for alias in plan.aliases.get(term, ()):
+            keys.setdefault(alias, term)
+    return keys
+
+
+def _doc(candidate: Candidate, config: RankingConfig, keys: Mapping[str, str]) -> _Doc:
+    content = _analysis(candidate.content)
+    fields: list[tuple[_Analysis, float]] = [(content, config.weight_content)]
+    if candidate.agent_id:
+        fields.append((_analysis(candidate.agent_id), config.weight_agent))
+    if candidate.event_type:
+        fields.append((_analysis(candidate.event_type), config.weight_event_type))
+    if candidate.tags:
+        fields.append((_analysis(" ".join(candidate.tags)), config.weight_tags))
     length = 0.0
-    fields: tuple[tuple[Iterable[str], float], ...] = (
-        (content, config.weight_content),
-        (_analyze(candidate.agent_id) if candidate.agent_id else (), config.weight_agent),
-        (_analyze(candidate.event_type) if candidate.event_type else (), config.weight_event_type),
-        (_analyze(" ".join(candidate.tags)) if candidate.tags else (), config.weight_tags),
-    )
-    for tokens, weight in fields:
+    tf: dict[str, float] = {}
+    for analysis, weight in fields:
         if weight <= 0:
             continue
-        for token in tokens:
-            tf[token] = tf.get(token, 0.0) + weight
-            length += weight
-    return _Doc(candidate=candidate, content=content, tf=tf, length=length)
+        length += weight * len(analysis.tokens)
+        counts = analysis.counts
+        for term in counts.keys() & keys.keys():
+            key = keys[term]
+            tf[key] = tf.get(key, 0.0) + weight * counts[term]
+    return _Doc(
+        candidate=candidate,
+        tokens=content.tokens,
+        tf=tf,
+        length=length,
+        timestamp=_utc(candidate.time).timestamp(),
+    )
 
 
 def _idf(doc_count: float, doc_freq: float) -> float:
@@ -292,7 +348,8 @@ def _idf(doc_count: float, doc_freq: float) -> float:
 class _Stats:
     """idf and average length, from :class:`CorpusStats` or from the candidate pool."""
 
-    def __init__(self, docs: Sequence[_Doc], stats: CorpusStats | None) -> None:
+    def __init__(self, docs: Sequence[_Doc], stats: CorpusStats | None, plan: QueryPlan) -> None:
+        self._aliases = plan.aliases
         self._pool_df: Counter[str] = Counter()
         for doc in docs:
             self._pool_df.update(doc.tf.keys())
@@ -313,7 +370,12 @@ class _Stats:
         if cached is not None:
             return cached
         if self._stats is not None:
-            df = self._stats.doc_freq.get(term)
+            known = [
+                self._stats.doc_freq[t]
+                for t in (term, *self._aliases.get(term, ()))
+                if t in self._stats.doc_freq
+            ]
+            df = max(known) if known else None
             if df is None:
                 df = round(self._pool_df[term] * self.doc_count / self._pool_n)
             value = _idf(self.doc_count, max(float(df), float(self._pool_df[term])))
@@ -344,17 +406,20 @@ def _coverage(doc: _Doc, core: Sequence[str], stats: _Stats) -> float:
     return found / total if total > 0 else 0.0
 
 
-def _proximity(doc: _Doc, core: Sequence[str], stats: _Stats, window: int) -> float:
-    if len(core) < 2 or window < 1:
+def _proximity(
+    doc: _Doc, core: Sequence[str], keys: Mapping[str, str], stats: _Stats, window: int
+) -> float:
+    """Share of consecutive query-word pairs (idf-weighted) found close together."""
+    if len(core) < 2 or window < 1 or sum(1 for term in core if term in doc.tf) < 2:
         return 0.0
     positions: dict[str, list[int]] = {}
-    wanted = set(core)
-    for index, token in enumerate(doc.content):
-        if token in wanted:
-            positions.setdefault(token, []).append(index)
+    for index, token in enumerate(doc.tokens):
+        key = keys.get(token)
+        if key is not None:
+            positions.setdefault(key, []).append(index)
     total = 0.0
     found = 0.0
-    for left, right in zip(core, core[1:], strict=False):
+    for left, right in itertools.pairwise(core):
         pair = min(stats.idf(left), stats.idf(right))
         total += pair
         a, b = positions.get(left), positions.get(right)
@@ -386,8 +451,8 @@ def _context(docs: Sequence[_Doc], base: Sequence[float], max_gap: float) -> lis
     for members in groups.values():
         if len(members) < 2:
             continue
-        members.sort(key=lambda i: _utc(docs[i].candidate.time))
-        times = [_utc(docs[i].candidate.time).timestamp() for i in members]
+        members.sort(key=lambda i: docs[i].timestamp)
+        times = [docs[i].timestamp for i in members]
         for pos, index in enumerate(members):
             best = 0.0
             left = pos - 1
@@ -424,8 +489,12 @@ def rerank(
     unique = list({candidate.id: candidate for candidate in candidates}.values())
     if not unique:
         return []
-    docs = [_doc(candidate, config) for candidate in unique]
-    pool = _Stats(docs, stats)
+    keys = _groups(plan)
+    docs = [_doc(candidate, config, keys) for candidate in unique]
+    pool = _Stats(docs, stats, plan)
+    core = plan.core
+    core_set = set(core)
+    core_keys = {term: key for term, key in keys.items() if key in core_set}
 
     relevance = [_bm25(doc, plan.weights, pool, config) for doc in docs]
     top = max(relevance)
@@ -433,38 +502,42 @@ def rerank(
     for doc, value in zip(docs, relevance, strict=True):
         score = value / top if top > 0 else 0.0
         if config.coverage_weight:
-            score += config.coverage_weight * _coverage(doc, plan.core, pool)
+            score += config.coverage_weight * _coverage(doc, core, pool)
         if config.proximity_weight:
             score += config.proximity_weight * _proximity(
-                doc, plan.core, pool, config.proximity_window
+                doc, core, core_keys, pool, config.proximity_window
             )
         base.append(score)
 
     if config.context_weight:
         context = _context(docs, base, config.context_max_gap_seconds)
-        rel = [value + config.context_weight * ctx for value, ctx in zip(base, context, strict=True)]
+        rel = [
+            value + config.context_weight * ctx for value, ctx in zip(base, context, strict=True)
+        ]
     else:
         rel = base
     top_rel = max(rel)
 
-    now = _utc(now)
+    now_ts = _utc(now).timestamp()
     window = plan.time_window
-    scored: list[tuple[Candidate, float]] = []
+    since = window.since.timestamp() if window is not None else 0.0
+    until = window.until.timestamp() if window is not None else 0.0
+    half_life = config.recency_half_life_days * _SECONDS_PER_DAY
+    scored: list[tuple[float, float, str, Candidate]] = []
     for doc, value in zip(docs, rel, strict=True):
         candidate = doc.candidate
         score = value / top_rel if top_rel > 0 else 0.0
-        when = _utc(candidate.time)
-        if config.recency_weight and config.recency_half_life_days > 0:
-            age_days = max((now - when).total_seconds(), 0.0) / _SECONDS_PER_DAY
-            score += config.recency_weight * 0.5 ** (age_days / config.recency_half_life_days)
+        if config.recency_weight and half_life > 0:
+            age = max(now_ts - doc.timestamp, 0.0)
+            score += config.recency_weight * 0.5 ** (age / half_life)
         if config.importance_weight and candidate.importance is not None:
             score += config.importance_weight * min(max(candidate.importance, 0.0), 1.0)
-        if config.time_boost and window is not None and window.contains(when):
+        if config.time_boost and window is not None and since <= doc.timestamp < until:
             score += config.time_boost
-        scored.append((candidate, score))
+        scored.append((-score, -doc.timestamp, candidate.id, candidate))
 
-    scored.sort(key=lambda item: (-item[1], -_utc(item[0].time).timestamp(), item[0].id))
-    return scored
+    scored.sort(key=lambda item: item[:3])
+    return [(candidate, -negated) for negated, _, _, candidate in scored]
 
 
 def expand(

@@ -34,6 +34,7 @@ __all__ = [
     "query_terms",
     "stem",
     "tokenize",
+    "word_variants",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -41,8 +42,10 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 
 # A token is a maximal run of Unicode letters/digits (``\w`` without the underscore), which is
-# what unicode61 treats as token characters by default (categories L*, N* and Co).
-_TOKEN_RE = re.compile(r"[^\W_]+")
+# what unicode61 treats as token characters by default (categories L*, N* and Co). unicode61's
+# tables cover the Basic Multilingual Plane only: it treats every code point above U+FFFF
+# (emoji, ...) as a token character, and so do we.
+_TOKEN_RE = re.compile(r"(?:[^\W_]|[\U00010000-\U0010FFFF])+")
 
 # FTS5's porter wrapper only stems tokens whose length is within these bounds.
 _PORTER_MIN_LEN = 3
@@ -126,7 +129,7 @@ _STOP_WORDS_TEXT = """
     under until up upon us
     ve very
     was wasn we were weren what whatever when whenever where whereas wherever whether which
-    while who whoever whom whose why will with won would wouldn
+    while who whoever whom whose why will with would wouldn
     y yet you your yours yourself yourselves
 """
 
@@ -154,6 +157,55 @@ def query_terms(query: str) -> list[str]:
         seen.add(token)
         terms.append(token)
     return terms
+
+
+# Irregular inflections that stemming cannot join ("went" vs "go", "children" vs "child").
+# Forms that are also common unrelated words ("lay", "rose", "ground", "tear", ...) and forms
+# that are stop-words ("did", "got", "had") are left out on purpose.
+_IRREGULAR_TEXT = """
+    arise arose arisen | awake awoke awoken | beat beaten | become became | begin began begun
+    bend bent | bite bit bitten | bleed bled | blow blew blown | break broke broken | breed bred
+    bring brought | build built | burn burnt | buy bought | catch caught | choose chose chosen
+    cling clung | come came | creep crept | deal dealt | dig dug | draw drew drawn
+    dream dreamt | drink drank drunk | drive drove driven | eat ate eaten | fall fell fallen
+    feed fed | feel felt | fight fought | find found | flee fled | fly flew flown
+    forbid forbade forbidden | forget forgot forgotten | forgive forgave forgiven
+    freeze froze frozen | give gave given | go went gone | grow grew grown | hang hung
+    hear heard | hide hid hidden | hold held | keep kept | kneel knelt | know knew known
+    lead led | leap leapt | learn learnt | leave left | lend lent | light lit | lose lost
+    make made | mean meant | meet met | pay paid | ride rode ridden | ring rang rung | run ran
+    say said | see saw seen | seek sought | sell sold | send sent | shake shook shaken
+    shine shone | shoot shot | show shown | shrink shrank shrunk | sing sang sung
+    sink sank sunk | sit sat | sleep slept | slide slid | speak spoke spoken | spend spent
+    spin spun | stand stood | steal stole stolen | stick stuck | sting stung | strike struck
+    swear swore sworn | sweep swept | swim swam swum | swing swung | take took taken
+    teach taught | tell told | think thought | throw threw thrown | understand understood
+    wake woke woken | wear wore worn | weep wept | win won | withdraw withdrew withdrawn
+    write wrote written
+    child children | person people | man men | woman women | mouse mice | foot feet
+    tooth teeth | goose geese
+"""
+
+
+def _word_forms() -> dict[str, tuple[str, ...]]:
+    forms: dict[str, tuple[str, ...]] = {}
+    for group in _IRREGULAR_TEXT.split("|"):
+        words = tuple(dict.fromkeys(group.split()))
+        for word in words:
+            forms[word] = tuple(other for other in words if other != word)
+    return forms
+
+
+_WORD_FORMS: dict[str, tuple[str, ...]] = _word_forms()
+
+
+def word_variants(word: str) -> tuple[str, ...]:
+    """Other inflections of an irregular English word that stemming does not conflate.
+
+    >>> word_variants("went"), word_variants("children"), word_variants("walked")
+    (('go', 'gone'), ('child',), ())
+    """
+    return _WORD_FORMS.get(word, ())
 
 
 # --------------------------------------------------------------------------------------------
@@ -205,6 +257,7 @@ _NUMBER_WORDS: dict[str, int] = {
     "eleven": 11,
     "twelve": 12,
     "couple of": 2,
+    "a couple of": 2,
 }
 
 # Full month names only for "in <Month>" (abbreviations such as "mar"/"jan" are too ambiguous
@@ -218,10 +271,15 @@ _WEEKDAY = "|".join(_WEEKDAYS)
 _DAY = r"(?P<day>[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?"
 
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    ("iso_date", re.compile(r"\b(?P<year>(?:19|20)\d{2})-(?P<month>0[1-9]|1[0-2])-(?P<day>[0-2]\d|3[01])\b")),
+    (
+        "iso_date",
+        re.compile(r"\b(?P<year>(?:19|20)\d{2})-(?P<month>0[1-9]|1[0-2])-(?P<day>[0-2]\d|3[01])\b"),
+    ),
     (
         "date",
-        re.compile(rf"\b{_DAY}\s+(?:of\s+)?(?P<month>{_MONTH_ANY})\.?,?\s+(?P<year>{_YEAR})\b", re.I),
+        re.compile(
+            rf"\b{_DAY}\s+(?:of\s+)?(?P<month>{_MONTH_ANY})\.?,?\s+(?P<year>{_YEAR})\b", re.I
+        ),
     ),
     (
         "date",
