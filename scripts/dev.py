@@ -44,7 +44,7 @@ def check(cmd: list[str]) -> None:
 
 
 def ensure_venv(packages: list[str], dev: bool) -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this script runs before the venv exists
         sys.exit("memtrace needs Python 3.11 or newer")
     if not PY.exists():
         venv.EnvBuilder(with_pip=True).create(VENV)

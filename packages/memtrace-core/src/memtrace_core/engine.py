@@ -986,7 +986,10 @@ class AsyncMemtrace:
                 pending.clear()
 
         for number, raw in enumerate(lines, start=1):
-            text = raw.decode() if isinstance(raw, bytes) else raw
+            try:
+                text = raw.decode() if isinstance(raw, bytes) else raw
+            except UnicodeDecodeError:
+                raise ValidationError(f"line {number}: not valid UTF-8", field="line") from None
             if not text.strip():
                 continue
             try:

@@ -1,0 +1,571 @@
+"""The HTTP transport: :class:`AsyncMemtraceClient` and its blocking twin :class:`MemtraceClient`
+serve the same methods as :class:`~memtrace_core.engine.AsyncMemtrace` /
+:class:`~memtrace_core.sync.Memtrace`, over a memtrace server, returning the same models and
+raising the same exceptions. ``connect("http://host:9100", api_key=…)`` returns one.
+
+The org is chosen by the API key, so :meth:`AsyncMemtraceClient.with_org` is not available.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from typing import IO, Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel
+from pydantic_core import PydanticSerializationError, to_jsonable_python
+
+from .engine import _check_ref, _coerce, _merge_item
+from .errors import (
+    AuthenticationError,
+    ConflictError,
+    DuplicateMemoryError,
+    MemtraceError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    StoreError,
+    TransportError,
+    ValidationError,
+)
+from .models import (
+    Agent,
+    AgentContext,
+    AgentList,
+    AgentStats,
+    BatchResult,
+    ContextOptions,
+    CreateSessionRequest,
+    DeleteFilter,
+    ImportResult,
+    ListOptions,
+    Memory,
+    MemoryCreate,
+    MemoryList,
+    RegisterAgentRequest,
+    SearchQuery,
+    SearchResult,
+    Session,
+    SessionContext,
+    SessionList,
+    UpdateSessionRequest,
+)
+from .sync import BlockingTwin, Portal, blocking
+
+M = TypeVar("M", bound=BaseModel)
+
+DEFAULT_TIMEOUT = 30.0
+_API = "/api/v1"
+
+
+def _error_from_response(response: httpx.Response) -> MemtraceError:
+    status = response.status_code
+    body: Any = None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"]:
+        message: str = body["error"]
+    else:
+        body = body if isinstance(body, dict) else {}
+        message = response.text.strip() or f"HTTP {status}"
+    if status == 400:
+        field = body.get("field")
+        err = ValidationError(message, field=field if isinstance(field, str) else None)
+        index = body.get("index")
+        if isinstance(index, int):
+            err.index = index  # the server's message already names the item
+        return err
+    if status == 409:
+        existing = body.get("existing_id")
+        if isinstance(existing, str) and existing:
+            key = body.get("dedup_key")
+            return DuplicateMemoryError(existing, key if isinstance(key, str) else None)
+        return ConflictError(message)
+    simple: dict[int, type[MemtraceError]] = {
+        401: AuthenticationError,
+        403: PermissionDeniedError,
+        404: NotFoundError,
+        413: PayloadTooLargeError,
+        503: StoreError,
+    }
+    cls = simple.get(status)
+    if cls is not None:
+        return cls(message)
+    return MemtraceError(message, status_code=status)
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        return to_jsonable_python(value)
+    except PydanticSerializationError as exc:
+        raise ValidationError(f"value is not JSON-serialisable: {exc}", field="body") from None
+
+
+def _body(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json", exclude_none=True)
+
+
+def _params(model: BaseModel, *, drop: tuple[str, ...] = ()) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in model.model_dump(mode="json", exclude_none=True).items():
+        if key in drop:
+            continue
+        if isinstance(value, list):
+            if value:
+                out[key] = ",".join(str(v) for v in value)
+        elif isinstance(value, bool):
+            out[key] = "true" if value else "false"
+        else:
+            out[key] = str(value)
+    return out
+
+
+def _seg(value: str, field: str) -> str:
+    _check_ref(value, field)
+    return quote(value, safe="")
+
+
+class AsyncMemtraceClient:
+    """An async client for a memtrace server, with the method set of
+    :class:`~memtrace_core.engine.AsyncMemtrace`.
+
+    Args:
+        base_url: the server, e.g. ``http://localhost:9100``.
+        api_key: an API key (``mtk_…``); sent as ``x-api-key``. Optional when the server runs
+            with auth disabled.
+        timeout: seconds per request (connect, read, write).
+        transport: an httpx transport (tests, custom TLS, retries).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        headers = {"Accept": "application/json"}
+        if api_key:
+            headers["x-api-key"] = api_key
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, headers=headers, timeout=timeout, transport=transport
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def open(self) -> AsyncMemtraceClient:
+        return self
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncMemtraceClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def with_org(self, org_id: str) -> AsyncMemtraceClient:
+        """Not available over HTTP: the server takes the org from the API key."""
+        raise MemtraceError(
+            "with_org is not supported by the HTTP client: the org is chosen by the API key "
+            "(use a key of that org)",
+            status_code=0,
+        )
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        try:
+            response = await self._http.request(
+                method, _API + path, json=json, params=params, content=content, headers=headers
+            )
+        except httpx.TransportError as exc:
+            raise TransportError(f"{method} {self.base_url}{_API}{path}: {exc!r}") from exc
+        if response.status_code >= 400:
+            raise _error_from_response(response)
+        return response
+
+    async def _get(self, model: type[M], path: str, params: Mapping[str, str] | None = None) -> M:
+        response = await self._request("GET", path, params=params)
+        return model.model_validate_json(response.content)
+
+    async def _send(self, model: type[M], method: str, path: str, body: Any) -> M:
+        response = await self._request(method, path, json=body)
+        return model.model_validate_json(response.content)
+
+    # -- writing --------------------------------------------------------------------------------
+
+    async def add_memory(
+        self, memory: MemoryCreate | Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> Memory:
+        """Write one memory (see :meth:`AsyncMemtrace.add_memory`)."""
+        item = _merge_item(memory, fields)
+        body = _body(item) if isinstance(item, BaseModel) else _jsonable(dict(item))
+        if isinstance(body, dict) and "memories" in body:
+            body.pop("memories")  # would turn the request into a batch
+        return await self._send(Memory, "POST", "/memories", body)
+
+    async def add_memories(
+        self, memories: Sequence[MemoryCreate | Mapping[str, Any]]
+    ) -> BatchResult:
+        """Write a batch atomically (see :meth:`AsyncMemtrace.add_memories`)."""
+        if isinstance(memories, (str, bytes, Mapping)) or not isinstance(memories, Sequence):
+            raise ValidationError("memories must be a list", field="memories")
+        if not memories:
+            return BatchResult(memories=[], count=0)
+        items = [_body(m) if isinstance(m, BaseModel) else _jsonable(m) for m in memories]
+        return await self._send(BatchResult, "POST", "/memories", {"memories": items})
+
+    async def remember(
+        self,
+        agent_id: str,
+        content: str,
+        *,
+        session_id: str | None = None,
+        memory_type: str = "episodic",
+        event_type: str = "general",
+        tags: list[str] | None = None,
+        importance: float | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Memory:
+        """Store an episodic memory (what the agent did or saw)."""
+        return await self.add_memory(
+            {
+                "agent_id": agent_id,
+                "content": content,
+                "session_id": session_id,
+                "memory_type": memory_type,
+                "event_type": event_type,
+                "tags": tags,
+                "importance": importance,
+                "metadata": metadata,
+            }
+        )
+
+    async def decide(
+        self,
+        agent_id: str,
+        decision: str,
+        reasoning: str,
+        *,
+        session_id: str | None = None,
+        tags: list[str] | None = None,
+        importance: float | None = None,
+    ) -> Memory:
+        """Record a decision and why (``memory_type=decision``, ``event_type=decision``)."""
+        return await self.add_memory(
+            {
+                "agent_id": agent_id,
+                "content": decision,
+                "memory_type": "decision",
+                "event_type": "decision",
+                "metadata": {"reasoning": reasoning},
+                "session_id": session_id,
+                "tags": tags,
+                "importance": importance,
+            }
+        )
+
+    # -- reading --------------------------------------------------------------------------------
+
+    async def list_memories(
+        self, options: ListOptions | Mapping[str, Any] | None = None, /, **filters: Any
+    ) -> MemoryList:
+        opts = _coerce(ListOptions, options, filters)
+        return await self._get(MemoryList, "/memories", _params(opts))
+
+    async def recall(
+        self, /, agent_id: str, since: str | None = "24h", *, limit: int = 100, **filters: Any
+    ) -> MemoryList:
+        """The agent's recent memories, newest first (``since`` defaults to 24 h)."""
+        return await self.list_memories(
+            agent_id=agent_id, since=since, limit=limit, order="desc", **filters
+        )
+
+    async def search_memories(
+        self, query: SearchQuery | Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> SearchResult:
+        q = _coerce(SearchQuery, query, fields)
+        return await self._send(SearchResult, "POST", "/search", _body(q))
+
+    async def get_memory(self, memory_id: str) -> Memory:
+        return await self._get(Memory, f"/memories/{_seg(memory_id, 'id')}")
+
+    async def delete_memory(self, memory_id: str) -> None:
+        await self._request("DELETE", f"/memories/{_seg(memory_id, 'id')}")
+
+    async def delete_memories(
+        self, criteria: DeleteFilter | Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> int:
+        crit = _coerce(DeleteFilter, criteria, fields)
+        response = await self._request("POST", "/memories/delete", json=_body(crit))
+        return int(response.json()["deleted"])
+
+    # -- agents ---------------------------------------------------------------------------------
+
+    async def register_agent(
+        self, request: RegisterAgentRequest | Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> Agent:
+        req = _coerce(RegisterAgentRequest, request, fields)
+        return await self._send(Agent, "POST", "/agents", _body(req))
+
+    async def list_agents(self) -> AgentList:
+        return await self._get(AgentList, "/agents")
+
+    async def get_agent(self, agent_id: str) -> Agent:
+        return await self._get(Agent, f"/agents/{_seg(agent_id, 'agent_id')}")
+
+    async def delete_agent(self, agent_id: str, *, delete_memories: bool = False) -> None:
+        params = {"delete_memories": "true"} if delete_memories else None
+        await self._request("DELETE", f"/agents/{_seg(agent_id, 'agent_id')}", params=params)
+
+    async def get_agent_stats(self, agent_id: str) -> AgentStats:
+        return await self._get(AgentStats, f"/agents/{_seg(agent_id, 'agent_id')}/stats")
+
+    async def get_agent_memories(
+        self,
+        agent_id: str,
+        options: ListOptions | Mapping[str, Any] | None = None,
+        /,
+        **filters: Any,
+    ) -> MemoryList:
+        opts = _coerce(ListOptions, options, filters)
+        path = f"/agents/{_seg(agent_id, 'agent_id')}/memories"
+        return await self._get(MemoryList, path, _params(opts, drop=("agent_id",)))
+
+    async def get_agent_context(
+        self,
+        agent_id: str,
+        options: ContextOptions | Mapping[str, Any] | None = None,
+        /,
+        **fields: Any,
+    ) -> AgentContext:
+        opts = _coerce(ContextOptions, options, fields)
+        path = f"/agents/{_seg(agent_id, 'agent_id')}/context"
+        return await self._send(AgentContext, "POST", path, _body(opts))
+
+    # -- sessions -------------------------------------------------------------------------------
+
+    async def create_session(
+        self, request: CreateSessionRequest | Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> Session:
+        req = _coerce(CreateSessionRequest, request, fields)
+        return await self._send(Session, "POST", "/sessions", _body(req))
+
+    async def get_session(self, session_id: str) -> Session:
+        return await self._get(Session, f"/sessions/{_seg(session_id, 'session_id')}")
+
+    async def list_sessions(
+        self,
+        agent_id: str | None = None,
+        *,
+        status: str | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> SessionList:
+        params: dict[str, str] = {}
+        for key, value in (
+            ("agent_id", agent_id),
+            ("status", status),
+            ("limit", limit),
+            ("offset", offset),
+        ):
+            if value is not None and value != "":
+                params[key] = str(value)
+        return await self._get(SessionList, "/sessions", params)
+
+    async def update_session(
+        self,
+        session_id: str,
+        request: UpdateSessionRequest | Mapping[str, Any] | None = None,
+        /,
+        **fields: Any,
+    ) -> Session:
+        req = _coerce(UpdateSessionRequest, request, fields)
+        body = req.model_dump(mode="json", exclude_unset=True)
+        path = f"/sessions/{_seg(session_id, 'session_id')}"
+        return await self._send(Session, "PATCH", path, body)
+
+    async def close_session(self, session_id: str) -> Session:
+        path = f"/sessions/{_seg(session_id, 'session_id')}"
+        return await self._send(Session, "PUT", path, {"status": "closed"})
+
+    async def delete_session(self, session_id: str, *, delete_memories: bool = False) -> None:
+        params = {"delete_memories": "true"} if delete_memories else None
+        path = f"/sessions/{_seg(session_id, 'session_id')}"
+        await self._request("DELETE", path, params=params)
+
+    async def get_session_memories(
+        self,
+        session_id: str,
+        options: ListOptions | Mapping[str, Any] | None = None,
+        /,
+        **filters: Any,
+    ) -> MemoryList:
+        opts = _coerce(ListOptions, options, filters)
+        path = f"/sessions/{_seg(session_id, 'session_id')}/memories"
+        return await self._get(MemoryList, path, _params(opts, drop=("session_id",)))
+
+    async def get_session_context(
+        self,
+        session_id: str,
+        options: ContextOptions | Mapping[str, Any] | None = None,
+        /,
+        **fields: Any,
+    ) -> SessionContext:
+        opts = _coerce(ContextOptions, options, fields)
+        path = f"/sessions/{_seg(session_id, 'session_id')}/context"
+        return await self._send(SessionContext, "POST", path, _body(opts))
+
+    # -- export / import ------------------------------------------------------------------------
+
+    async def iter_export(
+        self, criteria: DeleteFilter | Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> AsyncIterator[str]:
+        """JSON Lines from ``GET /api/v1/export``, streamed (each line ends with a newline)."""
+        crit = _coerce(DeleteFilter, criteria, fields)
+        params = _params(crit, drop=("all_memories",))
+        url = _API + "/export"
+        try:
+            async with self._http.stream("GET", url, params=params) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise _error_from_response(response)
+                async for line in response.aiter_lines():
+                    if line:
+                        yield line + "\n"
+        except httpx.TransportError as exc:
+            raise TransportError(f"GET {self.base_url}{url}: {exc!r}") from exc
+
+    async def export_jsonl(
+        self,
+        out: IO[str],
+        criteria: DeleteFilter | Mapping[str, Any] | None = None,
+        /,
+        **fields: Any,
+    ) -> int:
+        count = 0
+        async for line in self.iter_export(criteria, **fields):
+            out.write(line)
+            count += 1
+        return count
+
+    async def import_jsonl(
+        self, lines: Iterable[str | bytes], *, batch_size: int = 500
+    ) -> ImportResult:
+        """Send JSON Lines to ``POST /api/v1/import`` (one request; ``batch_size`` is the
+        server's business). Line numbers in errors count the given lines."""
+        parts: list[bytes] = []
+        for raw in lines:
+            data = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")
+            parts.append(data.rstrip(b"\r\n"))
+        body = b"\n".join(parts)
+        response = await self._request(
+            "POST", "/import", content=body, headers={"Content-Type": "application/x-ndjson"}
+        )
+        return ImportResult.model_validate_json(response.content)
+
+    async def purge_org(self) -> int:
+        """Delete every memory, agent and session of the key's org (needs ``admin``)."""
+        response = await self._request("POST", "/org/purge", json={})
+        return int(response.json()["deleted"])
+
+
+class MemtraceClient(BlockingTwin[AsyncMemtraceClient]):
+    """The blocking HTTP client: the same methods as :class:`~memtrace_core.sync.Memtrace`.
+
+    >>> from memtrace_core import connect
+    >>> mt = connect("http://localhost:9100", api_key="mtk_…")   # doctest: +SKIP
+    >>> mt.remember("crawler", "Crawled example.com")             # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        portal = Portal()
+
+        async def build() -> AsyncMemtraceClient:
+            return AsyncMemtraceClient(base_url, api_key, timeout=timeout, transport=transport)
+
+        try:
+            client = portal.call(build())
+        except BaseException:
+            portal.close()
+            raise
+        super().__init__(client, portal)
+        self._owns_portal = True
+
+    def with_org(self, org_id: str) -> MemtraceClient:
+        """Not available over HTTP: the server takes the org from the API key."""
+        self._async.with_org(org_id)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def iter_export(
+        self, criteria: DeleteFilter | Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> Iterator[str]:
+        """JSON Lines export, as a blocking iterator."""
+        agen = self._async.iter_export(criteria, **fields)
+        try:
+            while True:
+                try:
+                    yield self._portal.call(_anext(agen))
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._portal.call(agen.aclose())  # type: ignore[attr-defined]
+
+    remember = blocking(AsyncMemtraceClient.remember)
+    recall = blocking(AsyncMemtraceClient.recall)
+    decide = blocking(AsyncMemtraceClient.decide)
+    add_memory = blocking(AsyncMemtraceClient.add_memory)
+    add_memories = blocking(AsyncMemtraceClient.add_memories)
+    list_memories = blocking(AsyncMemtraceClient.list_memories)
+    search_memories = blocking(AsyncMemtraceClient.search_memories)
+    get_memory = blocking(AsyncMemtraceClient.get_memory)
+    delete_memory = blocking(AsyncMemtraceClient.delete_memory)
+    delete_memories = blocking(AsyncMemtraceClient.delete_memories)
+    register_agent = blocking(AsyncMemtraceClient.register_agent)
+    list_agents = blocking(AsyncMemtraceClient.list_agents)
+    get_agent = blocking(AsyncMemtraceClient.get_agent)
+    get_agent_stats = blocking(AsyncMemtraceClient.get_agent_stats)
+    get_agent_memories = blocking(AsyncMemtraceClient.get_agent_memories)
+    get_agent_context = blocking(AsyncMemtraceClient.get_agent_context)
+    delete_agent = blocking(AsyncMemtraceClient.delete_agent)
+    create_session = blocking(AsyncMemtraceClient.create_session)
+    get_session = blocking(AsyncMemtraceClient.get_session)
+    list_sessions = blocking(AsyncMemtraceClient.list_sessions)
+    update_session = blocking(AsyncMemtraceClient.update_session)
+    close_session = blocking(AsyncMemtraceClient.close_session)
+    delete_session = blocking(AsyncMemtraceClient.delete_session)
+    get_session_context = blocking(AsyncMemtraceClient.get_session_context)
+    get_session_memories = blocking(AsyncMemtraceClient.get_session_memories)
+    export_jsonl = blocking(AsyncMemtraceClient.export_jsonl)
+    import_jsonl = blocking(AsyncMemtraceClient.import_jsonl)
+    purge_org = blocking(AsyncMemtraceClient.purge_org)
+
+
+async def _anext(agen: AsyncIterator[str]) -> str:
+    return await agen.__anext__()
+
+
+__all__ = ["AsyncMemtraceClient", "MemtraceClient"]

@@ -1,0 +1,319 @@
+"""The Sanic application: :func:`create_app` builds a server for one :class:`ServerConfig`.
+
+Per request: a request id (``X-Request-ID`` in and out), the API key → :class:`Principal` (cached
+by the authenticator), the permission the route needs, then the engine scoped to the principal's
+org. Every error becomes a JSON ``{"error": …}`` body with the right status; only a genuine bug is
+a 500 (logged with its traceback, never sent to the client).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError as PydanticValidationError
+from sanic import Sanic
+from sanic.exceptions import MethodNotAllowed, NotFound, PayloadTooLarge, SanicException
+from sanic.handlers import ErrorHandler
+from sanic.request import Request
+from sanic.response import BaseHTTPResponse, HTTPResponse
+
+from memtrace_core import AuthenticationError, MemtraceError, aconnect
+
+from .http import JSON, dumps
+from .logs import ACCESS_LOGGER, configure_logging
+from .routes import OPERATIONS, Operation
+from .state import State
+
+if TYPE_CHECKING:
+    from .config import ServerConfig
+
+log = logging.getLogger("memtrace.server")
+access_log = logging.getLogger(ACCESS_LOGGER)
+
+_perf = time.perf_counter
+_CORS_HEADERS = "Authorization, Content-Type, X-API-Key, X-Request-ID"
+
+
+def _error(
+    status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> HTTPResponse:
+    return HTTPResponse(dumps(body), status=status, content_type=JSON, headers=headers)
+
+
+class JsonErrorHandler(ErrorHandler):
+    """Renders every exception as JSON; unexpected ones are logged and become a bare 500."""
+
+    def __init__(self, state: State | None = None) -> None:
+        super().__init__()
+        self.state = state
+
+    def default(self, request: Request, exception: BaseException) -> HTTPResponse:
+        if isinstance(exception, MemtraceError):
+            status = exception.status_code if exception.status_code >= 400 else 500
+            if isinstance(exception, AuthenticationError) and self.state is not None:
+                self.state.metrics.auth_failures += 1
+            return _error(status, exception.to_dict())
+        if isinstance(exception, NotFound):
+            return _error(404, {"error": f"not found: {request.method} {request.path}"})
+        if isinstance(exception, MethodNotAllowed):
+            allowed = dict(getattr(exception, "headers", None) or {})
+            return _error(
+                405, {"error": f"method not allowed: {request.method} {request.path}"}, allowed
+            )
+        if isinstance(exception, PayloadTooLarge):
+            limit = request.app.config.REQUEST_MAX_SIZE
+            return _error(413, {"error": f"request body too large (max {limit} bytes)"})
+        if isinstance(exception, SanicException):
+            status = int(getattr(exception, "status_code", 500) or 500)
+            if status < 500:
+                return _error(status, {"error": str(exception) or "bad request"})
+        if isinstance(exception, PydanticValidationError):
+            err = exception.errors(include_url=False)[0]
+            loc = ".".join(str(p) for p in err["loc"]) or "body"
+            return _error(400, {"error": f"invalid {loc}: {err['msg']}", "field": loc})
+        rid = getattr(request.ctx, "rid", None) if request is not None else None
+        log.error(
+            "unhandled error on %s %s",
+            getattr(request, "method", "?"),
+            getattr(request, "path", "?"),
+            exc_info=exception,
+            extra={"request_id": rid},
+        )
+        return _error(500, {"error": "internal server error", "request_id": rid or ""})
+
+
+def _make_handler(op: Operation, state: State) -> Callable[..., Any]:
+    fn = op.handler
+    permission = op.permission
+    name = op.op_id
+    metrics = state.metrics
+    config = state.config
+    auth_enabled = config.auth.enabled
+    from .auth import anonymous_principal, extract_api_key
+
+    anonymous = anonymous_principal()
+
+    if op.public:
+
+        async def public(request: Request, **path: str) -> HTTPResponse | None:
+            return await fn(request, None, state, **path)
+
+        public.__name__ = name
+        return public
+
+    async def handler(request: Request, **path: str) -> HTTPResponse | None:
+        if auth_enabled:
+            principal = await state.authenticator.authenticate(extract_api_key(request.headers))
+        else:
+            principal = anonymous
+        if permission:
+            principal.require(permission)
+        ctx = request.ctx
+        ctx.principal = principal
+        ctx.org = principal.org_id
+        mt = state.view(principal.org_id)
+        started = _perf()
+        try:
+            return await fn(request, mt, state, **path)
+        finally:
+            metrics.observe_store(name, _perf() - started)
+
+    handler.__name__ = name
+    return handler
+
+
+def create_app(
+    config: ServerConfig,
+    *,
+    name: str | None = None,
+    setup_logging: bool = True,
+    touchup: bool = True,
+) -> Sanic[Any, Any]:
+    """Build the memtrace Sanic app for ``config``. ``name`` must be unique per process (tests
+    build one app per test). The engine is opened in ``before_server_start`` and closed
+    (pending writes committed) in ``after_server_stop``.
+
+    ``touchup=False`` turns off Sanic's start-up source rewriting of its own classes, which is
+    process-global and therefore wrong when several apps run in one process (tests)."""
+    if setup_logging:
+        configure_logging(config.log.level, config.log.format)
+    state = State(config)
+    app: Sanic[Any, Any] = Sanic(
+        name or "memtrace", error_handler=JsonErrorHandler(state), configure_logging=False
+    )
+    srv = config.server
+    app.config.REQUEST_MAX_SIZE = int(srv.max_body_bytes)
+    app.config.REQUEST_TIMEOUT = float(srv.read_timeout)
+    app.config.RESPONSE_TIMEOUT = float(srv.write_timeout)
+    app.config.GRACEFUL_SHUTDOWN_TIMEOUT = float(srv.shutdown_timeout)
+    app.config.ACCESS_LOG = False
+    app.config.NOISY_EXCEPTIONS = False
+    app.config.FALLBACK_ERROR_FORMAT = "json"
+    app.config.MOTD = False
+    if not touchup:
+        app.config.TOUCHUP = False
+    app.ctx.state = state
+
+    cors_origins = tuple(srv.cors_origins or ())
+    paths_seen: dict[str, set[str]] = {}
+    for op in OPERATIONS:
+        app.add_route(
+            _make_handler(op, state),
+            op.sanic_path,
+            methods=[op.method],
+            name=op.op_id,
+            unquote=True,
+            ctx_label=op.path,
+        )
+        paths_seen.setdefault(op.sanic_path, set()).add(op.method)
+    if cors_origins:
+        for path, methods in paths_seen.items():
+            allow = ", ".join(sorted(methods | {"OPTIONS"}))
+
+            async def preflight(request: Request, _allow: str = allow, **_: str) -> HTTPResponse:
+                return HTTPResponse(status=204, headers={"Allow": _allow})
+
+            app.add_route(
+                preflight,
+                path,
+                methods=["OPTIONS"],
+                name="preflight_"
+                + path.replace("/", "_").replace("<", "").replace(">", "").replace(":", ""),
+                unquote=True,
+                ctx_label=path,
+            )
+
+    _install_middleware(app, state, cors_origins)
+    _install_listeners(app, state)
+    return app
+
+
+def _install_middleware(app: Sanic[Any, Any], state: State, cors_origins: tuple[str, ...]) -> None:
+    metrics = state.metrics
+    any_origin = "*" in cors_origins
+    origins = frozenset(cors_origins)
+    new_id = uuid.uuid4
+
+    async def on_request(request: Request) -> HTTPResponse | None:
+        ctx = request.ctx
+        ctx.t0 = _perf()
+        rid = request.headers.get("x-request-id")
+        if not rid or len(rid) > 128 or not rid.isprintable() or not rid.isascii():
+            rid = new_id().hex
+        ctx.rid = rid
+        if (
+            origins
+            and request.method == "OPTIONS"
+            and "access-control-request-method" in request.headers
+        ):
+            origin = request.headers.get("origin")
+            if origin and (any_origin or origin in origins):
+                return HTTPResponse(
+                    status=204,
+                    headers={
+                        "Access-Control-Allow-Origin": "*" if any_origin else origin,
+                        "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
+                        "Access-Control-Allow-Headers": request.headers.get(
+                            "access-control-request-headers", _CORS_HEADERS
+                        ),
+                        "Access-Control-Max-Age": "600",
+                        "Vary": "Origin",
+                    },
+                )
+        return None
+
+    async def on_response(request: Request, response: BaseHTTPResponse) -> None:
+        ctx = request.ctx
+        rid = getattr(ctx, "rid", None) or new_id().hex
+        headers = response.headers
+        headers["X-Request-ID"] = rid
+        if origins:
+            origin = request.headers.get("origin")
+            if origin and (any_origin or origin in origins):
+                headers["Access-Control-Allow-Origin"] = "*" if any_origin else origin
+                headers["Access-Control-Expose-Headers"] = "X-Request-ID"
+                if not any_origin:
+                    headers["Vary"] = "Origin"
+        t0 = getattr(ctx, "t0", None)
+        duration = _perf() - t0 if t0 is not None else 0.0
+        route = request.route
+        label = (
+            route.ctx.label if route is not None and hasattr(route.ctx, "label") else "unmatched"
+        )
+        status = response.status
+        metrics.observe_request(request.method, label, status, duration)
+        if access_log.isEnabledFor(logging.INFO):
+            org = getattr(ctx, "org", None)
+            access_log.info(
+                "%s %s %s %.2fms",
+                request.method,
+                request.path,
+                status,
+                duration * 1000,
+                extra={
+                    "request_id": rid,
+                    "method": request.method,
+                    "path": request.path,
+                    "route": label,
+                    "status": status,
+                    "duration_ms": round(duration * 1000, 3),
+                    "org_id": org,
+                },
+            )
+
+    app.register_middleware(on_request, "request")
+    app.register_middleware(on_response, "response")
+
+
+def _install_listeners(app: Sanic[Any, Any], state: State) -> None:
+    config = state.config
+
+    async def open_engine(app: Sanic[Any, Any]) -> None:
+        from .auth import AuthAdmin, Authenticator, AuthStore
+
+        engine = await aconnect(config.storage.url, config=config.engine)
+        authenticator: Authenticator | None = None
+        admin: AuthAdmin | None = None
+        try:
+            store = engine.store
+            if config.auth.enabled or isinstance(store, AuthStore):
+                from .auth import auth_store_of
+
+                auth_store = auth_store_of(engine)
+                authenticator = Authenticator(
+                    auth_store,
+                    cache_seconds=config.auth.cache_seconds,
+                    revocation_poll_seconds=config.auth.revocation_poll_seconds,
+                )
+                await authenticator.start()
+                admin = AuthAdmin(auth_store, authenticator, bcrypt_cost=config.auth.bcrypt_cost)
+            if config.auth.enabled and admin is not None:
+                key = await admin.bootstrap()
+                if key:
+                    state.bootstrap_key = key
+                    log.warning("FIRST RUN: save your admin API key (shown only once): %s", key)
+        except BaseException:
+            await engine.close()
+            raise
+        state.engine = engine
+        state.authenticator = authenticator
+        state.admin = admin
+        state.started = time.monotonic()
+
+    async def close_engine(app: Sanic[Any, Any]) -> None:
+        engine, state.engine = state.engine, None
+        state._views.clear()
+        if state.authenticator is not None:
+            await state.authenticator.stop()
+        if engine is not None:
+            await engine.close()
+
+    app.register_listener(open_engine, "before_server_start")
+    app.register_listener(close_engine, "after_server_stop")
+
+
+__all__ = ["JsonErrorHandler", "create_app"]

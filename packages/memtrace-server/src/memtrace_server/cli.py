@@ -1,0 +1,739 @@
+"""The ``memtrace`` command: run the server and administer orgs, API keys and data.
+
+::
+
+    memtrace serve [--host H] [--port P] [--workers N] [--store URL] [--config PATH]
+    memtrace org create NAME | list | delete ORG_ID [--yes]
+    memtrace key create --org ORG --name NAME [--permissions read,write] [--expires 30d|ISO]
+    memtrace key list [--org ORG] | revoke KEY_ID | rotate KEY_ID | disable KEY_ID | enable KEY_ID
+    memtrace export [--org ORG] [--agent A] [--session S] [-o FILE|-]
+    memtrace import [--org ORG] FILE|-
+    memtrace config
+    memtrace version
+
+Every command accepts ``--config PATH`` and ``--store URL`` (default: the configuration's
+``storage.url``). The admin commands work directly on the store, so they can run while the
+server is running (on SQLite, in another process on the same file): a revoked or rotated key
+stops working in the server within ``auth.revocation_poll_seconds``.
+
+Errors print ``error: <message>`` on stderr and exit with status 1; usage errors exit with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import IO, Any, TypeVar
+
+from memtrace_core import AsyncMemtrace, MemtraceError
+from memtrace_core.engine import DEFAULT_ORG
+from memtrace_core.errors import ValidationError
+from memtrace_core.plugins import default_registry
+from memtrace_core.timeutil import parse_relative, parse_timestamp
+
+from . import __version__
+from .auth import PERMISSIONS, AuthAdmin, KeyInfo, OrgInfo, auth_store_of
+from .config import ConfigError, ServerConfig, export_to_env, load_config
+
+T = TypeVar("T")
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """A user-facing error (printed as ``error: <message>``)."""
+
+
+# ------------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _config(args: argparse.Namespace, **overrides: Any) -> ServerConfig:
+    values = {"storage.url": getattr(args, "store", None), **overrides}
+    return load_config(getattr(args, "config", None), overrides=values)
+
+
+def _sqlite_path(url: str) -> str | None:
+    if not url.lower().startswith("sqlite:"):
+        return None
+    from memtrace_core.stores.sqlite import SQLiteStore
+
+    return SQLiteStore.from_url(url).path
+
+
+def _check_exists(url: str) -> None:
+    """Refuse to create a new SQLite file for commands that only make sense on existing data
+    (a mistyped --store would otherwise silently create an empty database)."""
+    path = _sqlite_path(url)
+    if path is not None and not os.path.exists(path):
+        raise CliError(
+            f"no database at {path} (start the server once with `memtrace serve`, "
+            "or pass --store / --config)"
+        )
+
+
+async def _open_engine(config: ServerConfig, org_id: str = DEFAULT_ORG) -> AsyncMemtrace:
+    store = default_registry().store_for(config.storage.url)
+    engine = AsyncMemtrace(store, config=config.engine, org_id=org_id)
+    return await engine.open()
+
+
+async def _with_admin(
+    config: ServerConfig,
+    fn: Callable[[AuthAdmin, AsyncMemtrace], Awaitable[T]],
+    *,
+    must_exist: bool = True,
+) -> T:
+    if must_exist:
+        _check_exists(config.storage.url)
+    engine = await _open_engine(config)
+    try:
+        admin = AuthAdmin(auth_store_of(engine), None, bcrypt_cost=config.auth.bcrypt_cost)
+        return await fn(admin, engine)
+    finally:
+        await engine.close()
+
+
+def _fmt_time(value: datetime | None) -> str:
+    if value is None:
+        return "-"
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    for row in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def _json_out(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+def parse_expiry(text: str, *, now: datetime | None = None) -> datetime:
+    """``--expires``: a duration from now (``30d``, ``12h``, ``2w``, ``90m``, ``3600s``) or an
+    ISO 8601 timestamp (UTC when it has no offset). Must be in the future."""
+    current = now or datetime.now(UTC)
+    value = text.strip()
+    try:
+        relative = parse_relative(value)
+    except ValidationError as exc:
+        raise CliError(f"invalid --expires {text!r}: {exc.message}") from None
+    if relative is not None:
+        return current + timedelta(microseconds=relative)
+    try:
+        us = parse_timestamp(value)
+    except (ValueError, OverflowError):
+        raise CliError(
+            f"invalid --expires {text!r}: use a duration such as 30d, 12h, 2w "
+            "or an ISO 8601 timestamp such as 2027-01-31T00:00:00Z"
+        ) from None
+    when = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
+    if when <= current:
+        raise CliError(f"invalid --expires {text!r}: the time is in the past")
+    return when
+
+
+def _key_lines(info: KeyInfo) -> list[str]:
+    return [
+        f"  id:          {info.id}",
+        f"  org:         {info.org_id}",
+        f"  name:        {info.name}",
+        f"  permissions: {','.join(info.permissions)}",
+        f"  expires:     {info.expires_at.isoformat() if info.expires_at else 'never'}",
+    ]
+
+
+def _key_json(info: KeyInfo, plaintext: str | None = None) -> dict[str, Any]:
+    data = info.model_dump(mode="json")
+    if plaintext is not None:
+        data["key"] = plaintext
+    return data
+
+
+# ------------------------------------------------------------------------------------------------
+# serve
+
+BANNER_WIDTH = 72
+
+
+def first_run_banner(api_key: str) -> str:
+    """The box printed (to stderr) when ``serve`` creates the first admin key."""
+    bar = "=" * BANNER_WIDTH
+    return "\n".join(
+        [
+            "",
+            bar,
+            "  FIRST RUN: save your admin API key now. It is shown only once and",
+            "  cannot be recovered (only its bcrypt hash is stored).",
+            "",
+            f"    API Key: {api_key}",
+            "",
+            f"  organization: {DEFAULT_ORG} (Default)    permissions: {','.join(PERMISSIONS)}",
+            "  Create more keys with: memtrace key create --org org_default --name NAME",
+            bar,
+            "",
+        ]
+    )
+
+
+async def _prepare_store(config: ServerConfig) -> str | None:
+    """Open the store once in the main process before any worker starts: creates and migrates
+    it (so a bad store URL or path is reported cleanly instead of by a dying worker) and, with
+    auth enabled, runs the first-run bootstrap. Returns the new admin key, if one was created."""
+    if not config.auth.enabled:
+        engine = await _open_engine(config)
+        await engine.close()
+        return None
+    return await _with_admin(config, lambda admin, _engine: admin.bootstrap(), must_exist=False)
+
+
+def _worker_app() -> Any:
+    """The app factory run by every Sanic worker process: rebuilds the configuration that
+    ``serve`` exported to the environment and builds the app from it."""
+    from .app import create_app
+    from .config import config_from_env
+
+    return create_app(config_from_env())
+
+
+def _install_shutdown_fix() -> None:
+    """Work around two problems of Sanic's worker manager (25.x):
+
+    * a SIGTERM/SIGINT that arrives after a worker is up but before the manager has seen its
+      acknowledgement makes ``wait_for_ack`` spin forever (the shutdown message is re-queued and
+      the terminated worker never acknowledges): stop waiting once a shutdown has begun, so the
+      manager proceeds to its normal shutdown (joining the workers, which drain in-flight
+      requests);
+    * ``kill`` (a second signal during shutdown, or a worker that never starts) sends SIGKILL to
+      the worker's whole *process group* — which is also the group of ``memtrace serve`` and of
+      whatever started it without job control (a supervisor script, a test runner): kill only
+      the worker processes."""
+    import signal as _signal
+
+    import sanic.mixins.startup as startup
+    from sanic.exceptions import ServerKilled
+    from sanic.log import error_logger, logger
+    from sanic.worker.manager import WorkerManager
+
+    if getattr(getattr(startup, "WorkerManager", None), "_memtrace_fixed", False):
+        return
+
+    class _WorkerManager(WorkerManager):
+        _memtrace_fixed = True
+
+        def wait_for_ack(self) -> None:
+            misses = 0
+            while not self._all_workers_ack():  # type: ignore[no-untyped-call]
+                if self._shutting_down:
+                    return
+                if self.monitor_subscriber.poll(0.1):
+                    message = self.monitor_subscriber.recv()
+                    if message != "__TERMINATE_EARLY__":
+                        self.monitor_publisher.send(message)
+                        continue
+                    misses = self.THRESHOLD
+                misses += 1
+                if misses > self.THRESHOLD:
+                    error_logger.error(
+                        "Not all workers acknowledged a successful startup. Shutting down."
+                    )
+                    self.kill()
+
+        def kill(self) -> None:
+            for process in self.processes:
+                logger.info("Killing %s [%s]", process.name, process.pid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, _signal.SIGKILL)
+            raise ServerKilled
+
+    setattr(startup, "WorkerManager", _WorkerManager)  # noqa: B010 - not a re-export
+
+
+def _is_loopback(host: str) -> bool:
+    return host in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = _config(
+        args,
+        **{
+            "server.host": args.host,
+            "server.port": args.port,
+            "server.workers": args.workers,
+        },
+    )
+    srv = config.server
+    key = asyncio.run(_prepare_store(config))
+    if key:
+        _err(first_run_banner(key))
+    if not config.auth.enabled and not _is_loopback(srv.host):
+        _err(
+            f"warning: auth.enabled is false and the server listens on {srv.host}: "
+            "anyone who can reach it can read and write every memory"
+        )
+
+    from sanic import Sanic
+    from sanic.worker.loader import AppLoader
+
+    export_to_env(config)
+    _install_shutdown_fix()
+    loader = AppLoader(factory=_worker_app)
+    app = loader.load()
+    app.prepare(
+        host=srv.host,
+        port=srv.port,
+        workers=srv.workers,
+        motd=False,
+        access_log=False,
+        single_process=False,
+    )
+    scheme_host = f"[{srv.host}]" if ":" in srv.host else srv.host
+    _err(
+        f"memtrace {__version__} starting on http://{scheme_host}:{srv.port} "
+        f"(workers: {srv.workers}, store: {config.storage.url}, "
+        f"auth: {'on' if config.auth.enabled else 'OFF'})"
+    )
+    try:
+        Sanic.serve(primary=app, app_loader=loader)
+    except OSError as exc:
+        raise CliError(f"cannot listen on {srv.host}:{srv.port}: {exc.strerror or exc}") from None
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------------
+# org
+
+
+def cmd_org_create(args: argparse.Namespace) -> int:
+    config = _config(args)
+
+    async def run(admin: AuthAdmin, _engine: AsyncMemtrace) -> OrgInfo:
+        return await admin.create_org(args.name)
+
+    info = asyncio.run(_with_admin(config, run, must_exist=False))
+    if args.json:
+        _json_out(info.model_dump(mode="json"))
+    else:
+        print(f"Organization created\n  id:   {info.id}\n  name: {info.name}")
+    return EXIT_OK
+
+
+def cmd_org_list(args: argparse.Namespace) -> int:
+    config = _config(args)
+    orgs = asyncio.run(_with_admin(config, lambda admin, _e: admin.list_orgs()))
+    if args.json:
+        _json_out([o.model_dump(mode="json") for o in orgs])
+    elif not orgs:
+        print("No organizations.")
+    else:
+        print(
+            _table(
+                ("ID", "NAME", "CREATED"), [(o.id, o.name, _fmt_time(o.created_at)) for o in orgs]
+            )
+        )
+    return EXIT_OK
+
+
+def _confirm(prompt: str) -> bool:
+    if not sys.stdin.isatty():
+        raise CliError("refusing to delete without confirmation: pass --yes")
+    answer = input(f"{prompt} [y/N] ").strip().lower()
+    return answer in ("y", "yes")
+
+
+def cmd_org_delete(args: argparse.Namespace) -> int:
+    config = _config(args)
+
+    async def run(admin: AuthAdmin, engine: AsyncMemtrace) -> int | None:
+        org = await admin.get_org(args.org_id)
+        if not args.yes and not _confirm(
+            f"Delete organization {org.id} ({org.name}) with ALL its memories, agents, "
+            "sessions and API keys?"
+        ):
+            return None
+        return await admin.delete_org(org.id, engine)
+
+    deleted = asyncio.run(_with_admin(config, run))
+    if deleted is None:
+        _err("aborted")
+        return EXIT_ERROR
+    print(f"Organization {args.org_id} deleted ({deleted} memories removed)")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------------
+# key
+
+
+def cmd_key_create(args: argparse.Namespace) -> int:
+    config = _config(args)
+    expires = parse_expiry(args.expires) if args.expires else None
+
+    async def run(admin: AuthAdmin, _engine: AsyncMemtrace) -> tuple[KeyInfo, str]:
+        return await admin.create_key(args.org, args.name, args.permissions, expires)
+
+    info, plaintext = asyncio.run(_with_admin(config, run))
+    if args.json:
+        _json_out(_key_json(info, plaintext))
+    else:
+        print("API key created (shown only once — save it now):")
+        print(plaintext)
+        print("\n".join(_key_lines(info)))
+    return EXIT_OK
+
+
+def cmd_key_list(args: argparse.Namespace) -> int:
+    config = _config(args)
+    keys = asyncio.run(_with_admin(config, lambda admin, _e: admin.list_keys(args.org)))
+    if args.json:
+        _json_out([_key_json(k) for k in keys])
+    elif not keys:
+        print("No API keys.")
+    else:
+        now = datetime.now(UTC)
+        rows = [
+            (
+                k.id,
+                k.org_id,
+                k.name,
+                ",".join(k.permissions),
+                "expired"
+                if k.expires_at is not None and k.expires_at <= now
+                else ("yes" if k.enabled else "no"),
+                _fmt_time(k.created_at),
+                _fmt_time(k.expires_at),
+                _fmt_time(k.last_used_at),
+            )
+            for k in keys
+        ]
+        headers = ("ID", "ORG", "NAME", "PERMS", "ENABLED", "CREATED", "EXPIRES", "LAST USED")
+        print(_table(headers, rows))
+    return EXIT_OK
+
+
+def cmd_key_revoke(args: argparse.Namespace) -> int:
+    config = _config(args)
+    asyncio.run(_with_admin(config, lambda admin, _e: admin.revoke_key(args.key_id)))
+    print(f"Key {args.key_id} revoked")
+    return EXIT_OK
+
+
+def cmd_key_rotate(args: argparse.Namespace) -> int:
+    config = _config(args)
+    info, plaintext = asyncio.run(
+        _with_admin(config, lambda admin, _e: admin.rotate_key(args.key_id))
+    )
+    if args.json:
+        _json_out(_key_json(info, plaintext))
+    else:
+        print("API key rotated; the old secret no longer works. New key (shown only once):")
+        print(plaintext)
+        print("\n".join(_key_lines(info)))
+    return EXIT_OK
+
+
+def _cmd_key_enabled(enabled: bool) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        config = _config(args)
+        asyncio.run(
+            _with_admin(config, lambda admin, _e: admin.set_key_enabled(args.key_id, enabled))
+        )
+        print(f"Key {args.key_id} {'enabled' if enabled else 'disabled'}")
+        return EXIT_OK
+
+    return run
+
+
+# ------------------------------------------------------------------------------------------------
+# export / import
+
+
+@contextlib.contextmanager
+def _output(path: str) -> Iterator[IO[str]]:
+    """stdout for ``-``; otherwise a temporary file renamed over ``path`` on success only."""
+    if path == "-":
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".memtrace-export-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    config = _config(args)
+    _check_exists(config.storage.url)
+    criteria: dict[str, Any] = {}
+    if args.agent:
+        criteria["agent_id"] = args.agent
+    if args.session:
+        criteria["session_id"] = args.session
+
+    async def run() -> int:
+        engine = await _open_engine(config, args.org)
+        try:
+            with _output(args.output) as out:
+                return await engine.export_jsonl(out, criteria)
+        finally:
+            await engine.close()
+
+    count = asyncio.run(run())
+    target = "stdout" if args.output == "-" else args.output
+    _err(f"exported {count} records of {args.org} to {target}")
+    return EXIT_OK
+
+
+def _input_lines(path: str) -> Iterator[str]:
+    if path == "-":
+        yield from sys.stdin
+        return
+    try:
+        fh = open(path, encoding="utf-8")  # noqa: SIM115 - generator owns the file
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with fh:
+        yield from fh
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    config = _config(args)
+    if args.file != "-" and not os.path.isfile(args.file):
+        raise CliError(f"cannot read {args.file}: no such file")
+    org_id = args.org
+
+    async def run(admin: AuthAdmin | None, engine: AsyncMemtrace) -> Any:
+        if admin is not None and await admin.store.get_org(org_id) is None:
+            orgs = await admin.store.list_orgs()
+            # On an empty store, org_default is created by the first `memtrace serve` (with its
+            # admin key); any other missing org is created so the data can be reached.
+            if org_id != DEFAULT_ORG or orgs:
+                name = args.org_name or ("Default" if org_id == DEFAULT_ORG else org_id)
+                await admin.create_org(name, org_id=org_id)
+                _err(f"created organization {org_id} ({name})")
+        return await engine.with_org(org_id).import_jsonl(_input_lines(args.file))
+
+    async def main() -> Any:
+        engine = await _open_engine(config, org_id)
+        try:
+            try:
+                admin: AuthAdmin | None = AuthAdmin(
+                    auth_store_of(engine), None, bcrypt_cost=config.auth.bcrypt_cost
+                )
+            except MemtraceError:
+                admin = None
+            return await run(admin, engine)
+        finally:
+            await engine.close()
+
+    result = asyncio.run(main())
+    _err(
+        f"imported {result.imported} memories ({result.skipped} already present), "
+        f"{result.agents} agents, {result.sessions} sessions into {org_id}"
+    )
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------------
+# config
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot render {value!r} as TOML")  # pragma: no cover
+
+
+def render_toml(config: ServerConfig) -> str:
+    """The effective configuration as a memtrace.toml document."""
+    from .config import config_to_dict
+
+    out: list[str] = []
+    for section, values in config_to_dict(config).items():
+        out.append(f"[{section}]")
+        out.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
+        out.append("")
+    return "\n".join(out)
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    config = _config(args)
+    print(render_toml(config), end="")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------------
+# version
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    import platform
+
+    import memtrace_core
+
+    print(
+        f"memtrace-server {__version__} (memtrace-core {memtrace_core.__version__}, "
+        f"Python {platform.python_version()})"
+    )
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------------
+# Parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="memtrace.toml to use (default: ./memtrace.toml, /etc/memtrace/, ~/.memtrace/)",
+    )
+    common.add_argument(
+        "--store",
+        metavar="URL",
+        default=argparse.SUPPRESS,
+        help="store URL, e.g. sqlite:///data/memtrace.db (default: storage.url)",
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="memtrace",
+        description="memtrace: durable, time-ordered memory for AI agents.",
+        parents=[common],
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("serve", parents=[common], help="run the HTTP server")
+    p.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="TCP port (default 9100)")
+    p.add_argument("--workers", type=int, help="worker processes (default 1)")
+    p.set_defaults(func=cmd_serve)
+
+    org = sub.add_parser("org", help="manage organizations")
+    org_sub = org.add_subparsers(dest="action", metavar="ACTION")
+    p = org_sub.add_parser("create", parents=[common], help="create an organization")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_org_create)
+    p = org_sub.add_parser("list", parents=[common], help="list organizations")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_org_list)
+    p = org_sub.add_parser(
+        "delete",
+        parents=[common],
+        help="delete an organization with all its memories, agents, sessions and keys",
+    )
+    p.add_argument("org_id")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(func=cmd_org_delete)
+    org.set_defaults(func=None, help_parser=org)
+
+    key = sub.add_parser("key", help="manage API keys")
+    key_sub = key.add_subparsers(dest="action", metavar="ACTION")
+    p = key_sub.add_parser("create", parents=[common], help="create an API key")
+    p.add_argument("--org", required=True, help="organization id")
+    p.add_argument("--name", required=True, help="key name (unique in the organization)")
+    p.add_argument(
+        "--permissions", default="read,write", help="comma-separated: read, write, admin"
+    )
+    p.add_argument("--expires", help="expiry: a duration (30d, 12h, 2w) or an ISO timestamp")
+    p.add_argument("--json", action="store_true", help="print JSON (includes the key)")
+    p.set_defaults(func=cmd_key_create)
+    p = key_sub.add_parser("list", parents=[common], help="list API keys")
+    p.add_argument("--org", help="only this organization")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_key_list)
+    p = key_sub.add_parser("revoke", parents=[common], help="delete an API key")
+    p.add_argument("key_id")
+    p.set_defaults(func=cmd_key_revoke)
+    p = key_sub.add_parser("rotate", parents=[common], help="give an API key a new secret")
+    p.add_argument("key_id")
+    p.add_argument("--json", action="store_true", help="print JSON (includes the key)")
+    p.set_defaults(func=cmd_key_rotate)
+    p = key_sub.add_parser("disable", parents=[common], help="disable an API key")
+    p.add_argument("key_id")
+    p.set_defaults(func=_cmd_key_enabled(False))
+    p = key_sub.add_parser("enable", parents=[common], help="re-enable a disabled API key")
+    p.add_argument("key_id")
+    p.set_defaults(func=_cmd_key_enabled(True))
+    key.set_defaults(func=None, help_parser=key)
+
+    p = sub.add_parser("export", parents=[common], help="export an org's data as JSON Lines")
+    p.add_argument("--org", default=DEFAULT_ORG, help=f"organization (default {DEFAULT_ORG})")
+    p.add_argument("--agent", help="only this agent's memories")
+    p.add_argument("--session", help="only this session's memories")
+    p.add_argument("-o", "--output", default="-", help="output file (default: - for stdout)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("import", parents=[common], help="import JSON Lines into an org")
+    p.add_argument("file", metavar="FILE", help="JSON Lines file, or - for stdin")
+    p.add_argument("--org", default=DEFAULT_ORG, help=f"organization (default {DEFAULT_ORG})")
+    p.add_argument("--org-name", help="name for the organization if the import creates it")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("config", parents=[common], help="print the effective configuration as TOML")
+    p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("version", help="print versions")
+    p.set_defaults(func=cmd_version)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``memtrace`` console script. Returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        help_parser: argparse.ArgumentParser = getattr(args, "help_parser", None) or parser
+        help_parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(func(args))
+    except (CliError, ConfigError) as exc:
+        _err(f"error: {exc}")
+    except MemtraceError as exc:
+        _err(f"error: {exc.message}")
+    except OSError as exc:
+        _err(f"error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+    return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

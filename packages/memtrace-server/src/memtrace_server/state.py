@@ -1,0 +1,42 @@
+"""Per-worker server state (``app.ctx.state``): the engine, the authenticator, metrics."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from memtrace_core import AsyncMemtrace
+
+from .metrics import Metrics
+
+if TYPE_CHECKING:
+    from .config import ServerConfig
+
+ALL_PERMISSIONS = ("read", "write", "admin")
+
+
+@dataclass
+class State:
+    config: ServerConfig
+    metrics: Metrics = field(default_factory=Metrics)
+    engine: AsyncMemtrace | None = None
+    authenticator: Any = None
+    admin: Any = None
+    bootstrap_key: str | None = None
+    started: float = field(default_factory=time.monotonic)
+    _views: dict[str, AsyncMemtrace] = field(default_factory=dict)
+
+    def view(self, org_id: str) -> AsyncMemtrace:
+        """The engine scoped to ``org_id`` (views are cached: they are cheap but not free)."""
+        view = self._views.get(org_id)
+        if view is None:
+            engine = self.engine
+            if engine is None:
+                from memtrace_core import StoreError
+
+                raise StoreError("server is not ready")
+            if len(self._views) > 10_000:
+                self._views.clear()
+            view = self._views[org_id] = engine.with_org(org_id)
+        return view

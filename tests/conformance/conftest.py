@@ -1,0 +1,31 @@
+"""The two transports of the same method set: the engine in-process
+(``aconnect("sqlite:///…")``) and the HTTP client against a live server over the same kind of
+store. Every conformance test runs against both, with the same assertions."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from memtrace_core import aconnect
+from memtrace_core.client import AsyncMemtraceClient
+from memtrace_server.testing import bootstrap_admin_key, config_for, serve_in_thread
+
+
+@pytest.fixture(params=["engine", "http"])
+async def mt(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
+    db_url = f"sqlite:///{tmp_path / 'conformance.db'}"
+    if request.param == "engine":
+        engine = await aconnect(db_url)
+        yield engine
+        await engine.close()
+        return
+    key = await bootstrap_admin_key(db_url)
+    with serve_in_thread(config_for(db_url)) as live:
+        client = await aconnect(live.url, api_key=key)
+        assert isinstance(client, AsyncMemtraceClient)
+        yield client
+        await client.close()
