@@ -320,16 +320,19 @@ class Authenticator:
     async def _verify_shared(self, api_key: str, digest: str, revision: int) -> _Entry:
         # One verification per key at a time, in its own task: concurrent requests share it and
         # a cancelled request does not cancel it for the others.
-        task = self._inflight.get(digest)
+        # Keyed by revision too: a request that already saw a newer revision (e.g. a revocation)
+        # never joins a verification that read the key before that change.
+        slot = f"{digest}:{revision}"
+        task = self._inflight.get(slot)
         if task is None:
             task = asyncio.ensure_future(self._verify(api_key, revision))
-            self._inflight[digest] = task
-            task.add_done_callback(functools.partial(self._verified, digest))
+            self._inflight[slot] = task
+            task.add_done_callback(functools.partial(self._verified, slot))
         return await asyncio.shield(task)
 
-    def _verified(self, digest: str, task: asyncio.Future[_Entry]) -> None:
-        if self._inflight.get(digest) is task:
-            del self._inflight[digest]
+    def _verified(self, slot: str, task: asyncio.Future[_Entry]) -> None:
+        if self._inflight.get(slot) is task:
+            del self._inflight[slot]
         if not task.cancelled():
             task.exception()  # mark retrieved: every waiter may have gone away
 
