@@ -96,6 +96,26 @@ class Principal:
         if not self.has(permission):
             raise PermissionDeniedError(f"API key lacks the '{permission}' permission")
 
+    @property
+    def is_service_admin(self) -> bool:
+        """An ``admin`` key of the bootstrap org (``org_default``) administers the whole service
+        (every org and key); an ``admin`` key of any other org administers only its own org."""
+        return self.org_id == DEFAULT_ORG and Permission.ADMIN in self.permissions
+
+    def require_org_admin(self, org_id: str) -> None:
+        """Raise PermissionDeniedError unless the principal may administer ``org_id``."""
+        self.require(Permission.ADMIN)
+        if org_id != self.org_id and not self.is_service_admin:
+            raise PermissionDeniedError("an org admin key can only administer its own organization")
+
+    def require_service_admin(self) -> None:
+        """Raise PermissionDeniedError unless the principal administers the whole service."""
+        self.require(Permission.ADMIN)
+        if not self.is_service_admin:
+            raise PermissionDeniedError(
+                "only an admin key of the bootstrap organization can manage organizations"
+            )
+
 
 def anonymous_principal(org_id: str = DEFAULT_ORG) -> Principal:
     """The principal used when ``auth.enabled`` is false: every permission in one org (the

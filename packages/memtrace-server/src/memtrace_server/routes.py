@@ -378,11 +378,16 @@ def _admin(state: State) -> Any:
 
 
 async def admin_list_orgs(request: Request, mt: AsyncMemtrace, state: State) -> HTTPResponse:
-    orgs = await _admin(state).list_orgs()
+    principal = request.ctx.principal
+    if principal.is_service_admin:
+        orgs = await _admin(state).list_orgs()
+    else:
+        orgs = [await _admin(state).get_org(principal.org_id)]
     return json_response({"orgs": _plain(orgs), "count": len(orgs)})
 
 
 async def admin_create_org(request: Request, mt: AsyncMemtrace, state: State) -> HTTPResponse:
+    request.ctx.principal.require_service_admin()
     body = json_object(request)
     name = body.get("name")
     if not isinstance(name, str) or not name.strip():
@@ -395,23 +400,30 @@ async def admin_delete_org(
     request: Request, mt: AsyncMemtrace, state: State, org_id: str
 ) -> HTTPResponse:
     assert state.engine is not None
+    request.ctx.principal.require_service_admin()
     await _admin(state).delete_org(org_id, state.engine)
     state._views.pop(org_id, None)
     return no_content()
 
 
 async def admin_list_keys(request: Request, mt: AsyncMemtrace, state: State) -> HTTPResponse:
-    org_id = query(request).get("org_id") or None
+    principal = request.ctx.principal
+    org_id = query(request).get("org_id") or (
+        None if principal.is_service_admin else principal.org_id
+    )
+    if org_id is not None:
+        principal.require_org_admin(org_id)
     keys = await _admin(state).list_keys(org_id)
     return json_response({"keys": _plain(keys), "count": len(keys)})
 
 
 async def admin_create_key(request: Request, mt: AsyncMemtrace, state: State) -> HTTPResponse:
     body = json_object(request)
-    org_id = body.get("org_id")
+    org_id = body.get("org_id", request.ctx.principal.org_id)
     name = body.get("name")
     if not isinstance(org_id, str) or not org_id:
-        raise ValidationError("org_id is required", field="org_id")
+        raise ValidationError("invalid org_id: expected a string", field="org_id")
+    request.ctx.principal.require_org_admin(org_id)
     if not isinstance(name, str) or not name.strip():
         raise ValidationError("name is required", field="name")
     perms = body.get("permissions")
@@ -447,14 +459,18 @@ def _key_id(raw: str) -> str:
 async def admin_revoke_key(
     request: Request, mt: AsyncMemtrace, state: State, key_id: str
 ) -> HTTPResponse:
-    await _admin(state).revoke_key(_key_id(key_id))
+    admin = _admin(state)
+    request.ctx.principal.require_org_admin((await admin.get_key(_key_id(key_id))).org_id)
+    await admin.revoke_key(_key_id(key_id))
     return no_content()
 
 
 async def admin_rotate_key(
     request: Request, mt: AsyncMemtrace, state: State, key_id: str
 ) -> HTTPResponse:
-    info, plaintext = await _admin(state).rotate_key(_key_id(key_id))
+    admin = _admin(state)
+    request.ctx.principal.require_org_admin((await admin.get_key(_key_id(key_id))).org_id)
+    info, plaintext = await admin.rotate_key(_key_id(key_id))
     return json_response({"key": _plain(info), "api_key": plaintext})
 
 

@@ -1,0 +1,55 @@
+"""Admin scoping: an admin key of the bootstrap org administers the service; an admin key of
+any other org administers only its own org's keys."""
+
+from __future__ import annotations
+
+import httpx
+
+from memtrace_server.testing import LiveServer
+
+
+async def _org_with_admin(http: httpx.AsyncClient, name: str) -> tuple[str, str]:
+    org = (await http.post("/api/v1/admin/orgs", json={"name": name})).json()
+    created = await http.post(
+        "/api/v1/admin/keys",
+        json={"org_id": org["id"], "name": "boss", "permissions": ["admin"]},
+    )
+    assert created.status_code == 201, created.text
+    return org["id"], created.json()["api_key"]
+
+
+async def test_org_admin_is_confined_to_its_org(live: LiveServer, http: httpx.AsyncClient) -> None:
+    org_a, key_a = await _org_with_admin(http, "A")
+    org_b, key_b = await _org_with_admin(http, "B")
+    async with httpx.AsyncClient(base_url=live.url, headers={"x-api-key": key_a}) as a:
+        # sees only its own org, cannot create or delete orgs
+        listed = (await a.get("/api/v1/admin/orgs")).json()
+        assert [o["id"] for o in listed["orgs"]] == [org_a]
+        assert (await a.post("/api/v1/admin/orgs", json={"name": "C"})).status_code == 403
+        assert (await a.delete(f"/api/v1/admin/orgs/{org_b}")).status_code == 403
+        # manages keys of its own org (org_id defaults to its own) ...
+        own = await a.post("/api/v1/admin/keys", json={"name": "reader", "permissions": ["read"]})
+        assert own.status_code == 201, own.text
+        assert own.json()["key"]["org_id"] == org_a
+        keys = (await a.get("/api/v1/admin/keys")).json()["keys"]
+        assert {k["org_id"] for k in keys} == {org_a}
+        # ... and nothing of another org's
+        other = await a.post("/api/v1/admin/keys", json={"org_id": org_b, "name": "x"})
+        assert other.status_code == 403
+        assert (await a.get("/api/v1/admin/keys", params={"org_id": org_b})).status_code == 403
+        b_keys = (await http.get("/api/v1/admin/keys", params={"org_id": org_b})).json()["keys"]
+        b_key_id = b_keys[0]["id"]
+        assert (await a.delete(f"/api/v1/admin/keys/{b_key_id}")).status_code == 403
+        assert (await a.post(f"/api/v1/admin/keys/{b_key_id}/rotate")).status_code == 403
+    # B's admin key still works: nothing was revoked or rotated by A
+    async with httpx.AsyncClient(base_url=live.url, headers={"x-api-key": key_b}) as b:
+        assert (await b.get("/api/v1/admin/keys")).status_code == 200
+
+
+async def test_service_admin_manages_every_org(live: LiveServer, http: httpx.AsyncClient) -> None:
+    org_a, _ = await _org_with_admin(http, "A")
+    listed = {o["id"] for o in (await http.get("/api/v1/admin/orgs")).json()["orgs"]}
+    assert {"org_default", org_a} <= listed
+    keys = (await http.get("/api/v1/admin/keys")).json()["keys"]
+    assert {"org_default", org_a} <= {k["org_id"] for k in keys}
+    assert (await http.delete(f"/api/v1/admin/orgs/{org_a}")).status_code == 204
