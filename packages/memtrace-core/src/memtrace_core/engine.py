@@ -588,7 +588,12 @@ class AsyncMemtrace:
             rows = await self.store.keyword_candidates(
                 self.org_id,
                 f,
-                KeywordQuery(terms=p.terms, limit=cfg.candidates, field_weights=weights),
+                KeywordQuery(
+                    terms=p.terms,
+                    limit=cfg.candidates,
+                    field_weights=weights,
+                    groups=ranking.term_groups(p),
+                ),
             )
             out = []
             for row in rows:

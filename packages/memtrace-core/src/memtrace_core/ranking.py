@@ -648,3 +648,15 @@ def search(
             candidates = merge_candidates(candidates, fetch(expanded))
             ranked = rerank(expanded, candidates, now, config, stats)
     return ranked if limit is None else ranked[:limit]
+
+
+def term_groups(plan: QueryPlan) -> tuple[tuple[str, ...], ...]:
+    """The plan's own words, each with its variants (irregular inflections), for a store's
+    AND-first bounded stage 1. Feedback terms of an expanded plan are not in any group."""
+    groups = []
+    for core in plan.core:
+        alias = set(plan.aliases.get(core, ()))
+        group = tuple(t for t in plan.terms if stem(t) == core or stem(t) in alias)
+        if group:
+            groups.append(group)
+    return tuple(groups)

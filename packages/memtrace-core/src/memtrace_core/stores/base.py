@@ -82,11 +82,16 @@ class Candidate:
 @dataclass(frozen=True, slots=True)
 class KeywordQuery:
     """Stage-1 keyword retrieval: memories matching ANY of ``terms`` (each a word; the store
-    applies its own stemming), best ``limit`` by the store's BM25 with the given field weights."""
+    applies its own stemming), best ``limit`` by the store's BM25 with the given field weights.
+
+    ``groups`` (optional) are the query's own words, each with its variants; a store whose
+    exact BM25 would have to score too many matches may instead return the newest memories
+    matching every group, then the newest matching any term (stage 2 reranks either way)."""
 
     terms: tuple[str, ...]
     limit: int
     field_weights: dict[str, float] = field(default_factory=dict)
+    groups: tuple[tuple[str, ...], ...] = ()
 
 
 @dataclass(slots=True)

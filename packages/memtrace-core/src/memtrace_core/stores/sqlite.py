@@ -262,6 +262,14 @@ def _session_from_row(row: Sequence[Any]) -> Session:
     )
 
 
+#: Above this many FTS matches (all orgs), stage 1 stops using bm25() (see keyword_candidates).
+BM25_SCAN_LIMIT = 5000
+
+
+def _fts_quote(term: str) -> str:
+    return '"' + term.replace('"', '""') + '"'
+
+
 def _placeholders(n: int) -> str:
     return ",".join("?" * n)
 
@@ -666,8 +674,18 @@ class SQLiteStore(SQLiteAuthMixin):
     ) -> list[Memory]:
         where, params = build_where(org_id, flt)
         direction = "ASC" if order == "asc" else "DESC"
+        # An agent filter is usually a registered agent's aliases (id and name): with
+        # ``agent_id IN (?, ?)`` and no sqlite_stat1, SQLite prefers memories_org_time (it
+        # yields the ORDER BY) and scans the whole window of every agent — 9 ms instead of
+        # 0.3 ms for a 24 h recall on 1M memories. The agent index is the right choice whenever
+        # an agent is given without a session or ids (agents are selective).
+        index = (
+            " INDEXED BY memories_agent_time"
+            if flt.agent_ids is not None and flt.session_id is None and flt.ids is None
+            else ""
+        )
         sql = (
-            f"SELECT {_MEMORY_COLUMNS} FROM memories m WHERE {where} "
+            f"SELECT {_MEMORY_COLUMNS} FROM memories m{index} WHERE {where} "
             f"ORDER BY m.time {direction}, m.rowid {direction} LIMIT ? OFFSET ?"
         )
         params.extend((limit, offset))
@@ -676,22 +694,57 @@ class SQLiteStore(SQLiteAuthMixin):
     async def keyword_candidates(
         self, org_id: str, flt: MemoryFilter, query: KeywordQuery
     ) -> list[Candidate]:
+        """Stage 1. Exact FTS5 BM25 when the terms match at most :data:`BM25_SCAN_LIMIT`
+        memories; otherwise bounded: the newest memories matching every query word (AND of
+        ``query.groups``), topped up with the newest matching any term. FTS5's bm25() reads
+        every matching row (its docsize row, the joined memory row, and each phrase's whole
+        doclist for idf), which costs ~5 µs per match — 0.5 s for a common word on 1M memories;
+        rowid-ordered MATCH with LIMIT stops after ``limit`` rows."""
         if not query.terms:
             return []
-        match = " OR ".join('"' + term.replace('"', '""') + '"' for term in query.terms)
+        match = " OR ".join(_fts_quote(term) for term in query.terms)
         weights = ", ".join(str(float(query.field_weights.get(col, 1.0))) for col in FTS_COLUMNS)
         where, params = build_where(org_id, flt)
-        sql = (
+        exact_sql = (
             f"SELECT {_MEMORY_COLUMNS}, bm25(memories_fts, {weights}) AS score "
             "FROM memories_fts JOIN memories m ON m.rowid = memories_fts.rowid "
             f"WHERE memories_fts MATCH ? AND {where} ORDER BY score LIMIT ?"
         )
-        all_params = [match, *params, query.limit]
+        newest_sql = (
+            f"SELECT {_MEMORY_COLUMNS}, 0.0 "
+            "FROM memories_fts JOIN memories m ON m.rowid = memories_fts.rowid "
+            f"WHERE memories_fts MATCH ? AND {where} ORDER BY memories_fts.rowid DESC LIMIT ?"
+        )
+        exprs: list[str] = []
+        if len(query.groups) > 1:
+            exprs.append(
+                " AND ".join(
+                    "(" + " OR ".join(_fts_quote(t) for t in g) + ")" for g in query.groups
+                )
+            )
+        exprs.append(match)
 
         def run(conn: sqlite3.Connection) -> list[Candidate]:
-            return [
-                Candidate(_row_to_memory(r), float(r[14])) for r in conn.execute(sql, all_params)
-            ]
+            large = conn.execute(
+                "SELECT rowid FROM memories_fts WHERE memories_fts MATCH ? "
+                "ORDER BY rowid DESC LIMIT 1 OFFSET ?",
+                (match, BM25_SCAN_LIMIT),
+            ).fetchone()
+            if large is None:
+                return [
+                    Candidate(_row_to_memory(r), float(r[14]))
+                    for r in conn.execute(exact_sql, [match, *params, query.limit])
+                ]
+            out: list[Candidate] = []
+            seen: set[str] = set()
+            for expr in exprs:
+                if len(out) >= query.limit:
+                    break
+                for r in conn.execute(newest_sql, [expr, *params, query.limit]):
+                    if r[0] not in seen and len(out) < query.limit:
+                        seen.add(r[0])
+                        out.append(Candidate(_row_to_memory(r), 0.0))
+            return out
 
         return await self._read(run)
 
