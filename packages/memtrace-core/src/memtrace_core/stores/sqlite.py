@@ -412,7 +412,6 @@ class _Writer(threading.Thread):
             ]
         ],
     ) -> None:
-        results: list[tuple[bool, Any]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -420,23 +419,18 @@ class _Writer(threading.Thread):
             for _, fut, loop in jobs:
                 _deliver(loop, fut, False, err)
             return
-        single = len(jobs) == 1
-        for fn, _, _ in jobs:
-            if not single:
-                conn.execute("SAVEPOINT job")
-            try:
-                value = fn(conn)
-            except BaseException as exc:  # delivered to the caller
-                if not single:
-                    conn.execute("ROLLBACK TO job")
-                    conn.execute("RELEASE job")
-                results.append((False, _wrap_error(exc)))
-            else:
-                if not single:
-                    conn.execute("RELEASE job")
-                results.append((True, value))
+        # Fast path: run every job in the one transaction without savepoints (FTS5 flushes its
+        # pending index data at each savepoint, which made small concurrent writes write tiny
+        # index segments). If any job fails, roll back and replay the group with one savepoint
+        # per job so only the failing job is undone; jobs only touch the database, so a replay
+        # is safe.
+        results = self._run_jobs(conn, jobs, savepoints=False)
+        if len(jobs) > 1 and not all(ok for ok, _ in results):
+            conn.execute("ROLLBACK")
+            conn.execute("BEGIN IMMEDIATE")
+            results = self._run_jobs(conn, jobs, savepoints=True)
         try:
-            if single and not results[0][0]:
+            if len(jobs) == 1 and not results[0][0]:
                 conn.execute("ROLLBACK")
             else:
                 conn.execute("COMMIT")
@@ -449,6 +443,38 @@ class _Writer(threading.Thread):
         self.requests += len(jobs)
         for (ok, value), (_, fut, loop) in zip(results, jobs, strict=True):
             _deliver(loop, fut, ok, value)
+
+    @staticmethod
+    def _run_jobs(
+        conn: sqlite3.Connection,
+        jobs: list[
+            tuple[
+                Callable[[sqlite3.Connection], Any], asyncio.Future[Any], asyncio.AbstractEventLoop
+            ]
+        ],
+        *,
+        savepoints: bool,
+    ) -> list[tuple[bool, Any]]:
+        """Run each job; with ``savepoints`` a failing job's changes are undone alone. Without
+        them the first failure stops the run (the caller then replays with savepoints)."""
+        results: list[tuple[bool, Any]] = []
+        for fn, _, _ in jobs:
+            if savepoints:
+                conn.execute("SAVEPOINT job")
+            try:
+                value = fn(conn)
+            except BaseException as exc:  # delivered to the caller
+                if savepoints:
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                results.append((False, _wrap_error(exc)))
+                if not savepoints:
+                    break
+            else:
+                if savepoints:
+                    conn.execute("RELEASE job")
+                results.append((True, value))
+        return results
 
 
 def _wrap_error(exc: BaseException) -> BaseException:
