@@ -274,6 +274,13 @@ def _placeholders(n: int) -> str:
     return ",".join("?" * n)
 
 
+def _in(column: str, values: Sequence[Any]) -> str:
+    """``column = ?`` for one value, else ``column IN (?,…)`` (parameters: ``values``)."""
+    if len(values) == 1:
+        return f"{column} = ?"
+    return f"{column} IN ({_placeholders(len(values))})"
+
+
 def _unicode_lower(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
 
@@ -297,24 +304,18 @@ def build_where(org_id: str, flt: MemoryFilter, alias: str = "m") -> tuple[str, 
     a = alias
     clauses = [f"{a}.org_id = ?"]
     params: list[Any] = [org_id]
-    if flt.ids is not None:
-        clauses.append(f"{a}.id IN ({_placeholders(len(flt.ids))})")
-        params.extend(flt.ids)
-    if flt.agent_ids is not None:
-        if len(flt.agent_ids) == 1:
-            clauses.append(f"{a}.agent_id = ?")
-        else:
-            clauses.append(f"{a}.agent_id IN ({_placeholders(len(flt.agent_ids))})")
-        params.extend(flt.agent_ids)
+    for column, values in (
+        ("id", flt.ids),
+        ("agent_id", flt.agent_ids),
+        ("memory_type", flt.memory_types),
+        ("event_type", flt.event_types),
+    ):
+        if values is not None:
+            clauses.append(_in(f"{a}.{column}", values))
+            params.extend(values)
     if flt.session_id is not None:
         clauses.append(f"{a}.session_id = ?")
         params.append(flt.session_id)
-    if flt.memory_types is not None:
-        clauses.append(f"{a}.memory_type IN ({_placeholders(len(flt.memory_types))})")
-        params.extend(flt.memory_types)
-    if flt.event_types is not None:
-        clauses.append(f"{a}.event_type IN ({_placeholders(len(flt.event_types))})")
-        params.extend(flt.event_types)
     if flt.since is not None:
         clauses.append(f"{a}.time >= ?")
         params.append(flt.since)
@@ -477,6 +478,46 @@ class _Writer(threading.Thread):
         return results
 
 
+class _Checkpointer(threading.Thread):
+    """Checkpoints the WAL into the database file every ``interval`` seconds (PASSIVE: never
+    waits for readers or writers), and once more, fully, when the store closes. The writer
+    connection has ``wal_autocheckpoint = 0`` so commits never pay for checkpoints; when the WAL
+    grows past :data:`WAL_RESTART_BYTES` a RESTART checkpoint bounds its size."""
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection], interval: float) -> None:
+        super().__init__(name="memtrace-sqlite-checkpoint", daemon=True)
+        self._connect = connect
+        self._interval = interval
+        self._stop_event = threading.Event()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+    def run(self) -> None:
+        try:
+            conn = self._connect()
+        except sqlite3.Error:  # pragma: no cover - the store failed to open already
+            return
+        try:
+            while not self._stop_event.wait(self._interval):
+                self._checkpoint(conn, "PASSIVE")
+            self._checkpoint(conn, "TRUNCATE")
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _checkpoint(conn: sqlite3.Connection, mode: str) -> None:
+        with contextlib.suppress(sqlite3.Error):  # busy/locked: the next round retries
+            _, wal_frames, _ = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+            page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
+            if mode == "PASSIVE" and wal_frames * page_size > WAL_RESTART_BYTES:
+                conn.execute("PRAGMA wal_checkpoint(RESTART)")
+
+
+#: WAL size above which the checkpointer forces a RESTART checkpoint (waits for readers).
+WAL_RESTART_BYTES = 256 * 1024 * 1024
+
+
 def _wrap_error(exc: BaseException) -> BaseException:
     if isinstance(exc, sqlite3.Error):
         return StoreError(f"database error: {exc}")
@@ -509,6 +550,7 @@ class SQLiteStore(SQLiteAuthMixin):
         busy_timeout_ms: int = 10_000,
         read_threads: int = 2,
         max_group: int = 512,
+        checkpoint_seconds: float = 1.0,
     ) -> None:
         if synchronous.lower() not in ("normal", "full", "extra"):
             raise ValidationError(
@@ -524,6 +566,8 @@ class SQLiteStore(SQLiteAuthMixin):
         self._reader_conns: list[sqlite3.Connection] = []
         self._reader_lock = threading.Lock()
         self._max_group = max_group
+        self.checkpoint_seconds = checkpoint_seconds
+        self._checkpointer: _Checkpointer | None = None
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
@@ -586,7 +630,7 @@ class SQLiteStore(SQLiteAuthMixin):
         directory = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(directory, exist_ok=True)
         await asyncio.to_thread(self._migrate)
-        self._writer = _Writer(self._connect, self._max_group)
+        self._writer = _Writer(self._writer_connect, self._max_group)
         self._writer.start()
         await asyncio.to_thread(self._writer.ready.wait)
         if self._writer.error is not None:  # pragma: no cover
@@ -594,6 +638,15 @@ class SQLiteStore(SQLiteAuthMixin):
         self._readers = ThreadPoolExecutor(
             max_workers=self.read_threads, thread_name_prefix="memtrace-sqlite-read"
         )
+        self._checkpointer = _Checkpointer(self._connect, self.checkpoint_seconds)
+        self._checkpointer.start()
+
+    def _writer_connect(self) -> sqlite3.Connection:
+        # WAL checkpoints run on the checkpointer thread, not inside the commits that callers
+        # wait for (an inline autocheckpoint cost ~35% of batch-insert time, measured).
+        conn = self._connect()
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
+        return conn
 
     def _migrate(self) -> None:
         try:
@@ -615,6 +668,10 @@ class SQLiteStore(SQLiteAuthMixin):
             self._writer.stop()
             await asyncio.to_thread(self._writer.join)
             self._writer = None
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            await asyncio.to_thread(self._checkpointer.join)
+            self._checkpointer = None
         if self._readers is not None:
             self._readers.shutdown(wait=True)
             self._readers = None
@@ -926,7 +983,7 @@ class SQLiteStore(SQLiteAuthMixin):
         clauses = ["org_id = ?"]
         params: list[Any] = [org_id]
         if agent_ids is not None:
-            clauses.append(f"agent_id IN ({_placeholders(len(agent_ids))})")
+            clauses.append(_in("agent_id", agent_ids))
             params.extend(agent_ids)
         if status is not None:
             clauses.append("status = ?")
