@@ -193,6 +193,27 @@ async def test_search(mt: Any) -> None:
         await mt.search_memories(min_importance=5)
 
 
+async def test_shortcuts_follow_one_rule_set(mt: Any) -> None:
+    """remember / decide / recall build the same request on both transports
+    (memtrace_core.shortcuts)."""
+    old = await mt.add_memory(agent_id="s", content="long ago", time="2020-01-01T00:00:00Z")
+    first = await mt.remember("s", "first", tags=["t"], importance=0.5)
+    assert (first.memory_type, first.event_type, first.tags) == ("episodic", "general", ["t"])
+    chosen = await mt.decide("s", "use plan B", "plan A failed", session_id="sess_1")
+    assert (chosen.memory_type, chosen.event_type) == ("decision", "decision")
+    assert chosen.metadata == {"reasoning": "plan A failed"}
+    assert chosen.session_id == "sess_1"
+    recalled = await mt.recall("s")
+    assert [m.id for m in recalled.memories] == [chosen.id, first.id]  # 24 h, newest first
+    assert old.id in [m.id for m in (await mt.recall("s", since=None)).memories]
+    assert (await mt.recall("s", limit=1, memory_type="episodic")).memories[0].id == first.id
+    with pytest.raises(ValidationError) as info:
+        await mt.recall("s", order="asc")
+    assert info.value.field == "order"
+    with pytest.raises(ValidationError):
+        await mt.recall("s", colour="blue")
+
+
 async def test_agents(mt: Any) -> None:
     agent = await mt.register_agent(name="planner", config={"k": 1})
     with pytest.raises(ConflictError):

@@ -6,7 +6,7 @@ import asyncio
 import io
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from memtrace_core import (
     aconnect,
     connect,
 )
+from memtrace_core.sync import Portal, iterate
 
 
 class Api:
@@ -606,6 +607,37 @@ async def test_import_rejects_bad_lines_naming_the_line(engine: AsyncMemtrace) -
     assert info.value.message.startswith("line 2:")
 
 
+async def test_import_applies_the_agent_and_session_rules(engine: AsyncMemtrace) -> None:
+    """Imported agents and sessions meet the same rules as registered / created ones."""
+    agent = {"kind": "agent", "id": "agent_x", "created_at": "2024-01-01T00:00:00Z"}
+    session = {
+        "kind": "session",
+        "id": "sess_x",
+        "agent_id": "agent_x",
+        "status": "active",
+        "created_at": "2024-01-01T00:00:00Z",
+        "updated_at": "2024-01-01T00:00:00Z",
+    }
+    too_big = {"blob": "x" * (engine.config.limits.max_metadata_bytes + 1)}
+    for line, field in [
+        ({**agent, "name": "n" * 129}, "name"),
+        ({**agent, "name": "bad\nname"}, "name"),
+        ({**agent, "name": "n", "description": "d" * 4097}, "description"),
+        ({**agent, "name": "n", "config": too_big}, "config"),
+        ({**session, "metadata": too_big}, "metadata"),
+        ({**session, "agent_id": "not an id"}, "agent_id"),
+    ]:
+        with pytest.raises(ValidationError) as info:
+            await engine.import_jsonl([json.dumps(line)])
+        assert info.value.field == field, line
+        assert info.value.message.startswith("line 1:")
+    assert (await engine.list_agents()).count == 0
+    assert (await engine.list_sessions()).count == 0
+    result = await engine.import_jsonl([json.dumps({**agent, "name": " n "}), json.dumps(session)])
+    assert (result.agents, result.sessions) == (1, 1)
+    assert (await engine.get_agent("agent_x")).name == "n"
+
+
 # ---------------------------------------------------------------------------------------------
 # Blocking twin specifics
 
@@ -625,6 +657,29 @@ def test_blocking_twin_context_manager_and_org_view(db_url: str, registry: Plugi
     with connect(db_url, plugins=registry) as mt2:
         assert mt2.get_memory(m.id) == m
         assert mt2.with_org("org_other").list_memories().count == 1
+
+
+def test_blocking_iteration_closes_the_async_generator_when_stopped_early() -> None:
+    closed: list[int] = []
+
+    async def numbers() -> AsyncGenerator[int, None]:
+        try:
+            for i in range(10):
+                yield i
+        finally:
+            closed.append(1)
+
+    portal = Portal()
+    try:
+        it = iterate(portal, numbers())
+        assert next(it) == 0
+        assert closed == []
+        it.close()  # e.g. a caller that stops after the first export line
+        assert closed == [1]
+        assert list(iterate(portal, numbers())) == list(range(10))
+        assert closed == [1, 1]
+    finally:
+        portal.close()
 
 
 def test_store_rows_are_real(db_path: Path, db_url: str, registry: PluginRegistry) -> None:

@@ -341,6 +341,17 @@ def test_paging_parameters() -> None:
     assert info.value.field == "order"
 
 
+def test_paging_integers_out_of_range() -> None:
+    for bad in ("²", "١٢", "1_0"):  # str.isdigit() accepts these; they are not page sizes
+        with pytest.raises(ValidationError) as info:
+            check_limit(bad)
+        assert info.value.field == "limit"
+    with pytest.raises(ValidationError) as info:
+        check_offset(2**63)  # past what a store's integer can hold
+    assert info.value.field == "offset"
+    assert check_offset(2**63 - 1) == 2**63 - 1
+
+
 # ---------------------------------------------------------------------------------------------
 # Dedup keys
 

@@ -55,6 +55,14 @@ async def test_health_ready_metrics_and_request_id(http: httpx.AsyncClient) -> N
     assert 'memtrace_store_operation_duration_seconds_count{operation="createMemories"} 1' in text
 
 
+async def test_metrics_series_are_bounded_for_invented_methods(http: httpx.AsyncClient) -> None:
+    for i in range(3):
+        assert (await http.request(f"XMETHOD{i}", f"/nope{i}")).status_code == 404
+    text = (await http.get("/metrics")).text
+    assert "XMETHOD" not in text
+    assert 'memtrace_http_requests_total{method="OTHER",route="unmatched",status="404"} 3' in text
+
+
 async def test_memory_create_get_list_delete(http: httpx.AsyncClient) -> None:
     r = await http.post(
         f"{API}/memories",

@@ -481,6 +481,25 @@ async def test_expiry_in_the_past_is_refused(admin: AuthAdmin, org_id: str) -> N
         await admin.create_key(org_id, "x", expires_at=datetime.now(UTC) - timedelta(days=1))
 
 
+async def test_create_key_owns_defaults_and_parsing(admin: AuthAdmin, org_id: str) -> None:
+    """The rules of a new key (default permissions, RFC 3339 expiry, permission types) live in
+    AuthAdmin, so the CLI and the HTTP route get the same ones."""
+    info, _ = await admin.create_key(org_id, "defaults")
+    assert info.permissions == ["read", "write"]
+    assert info.expires_at is None
+    info, _ = await admin.create_key(org_id, "dated", expires_at="2999-01-02T03:04:05Z")
+    assert info.expires_at == datetime(2999, 1, 2, 3, 4, 5, tzinfo=UTC)
+    for bad in ("soon", 5, "2001-01-01T00:00:00Z"):
+        with pytest.raises(ValidationError) as err:
+            await admin.create_key(org_id, "bad", expires_at=bad)  # type: ignore[arg-type]
+        assert err.value.field == "expires_at"
+    for perms in (5, ["read", 1], {"read": True}):
+        with pytest.raises(ValidationError) as err:
+            await admin.create_key(org_id, "bad", perms)  # type: ignore[arg-type]
+        assert err.value.field == "permissions"
+    assert [k.name for k in await admin.list_keys(org_id)][-2:] == ["defaults", "dated"]
+
+
 # ------------------------------------------------------------------------------------------------
 # Permissions
 

@@ -247,6 +247,19 @@ async def test_bad_ids_and_params(http: httpx.AsyncClient, store: AsyncMemtrace)
     await _nothing_written(store)
 
 
+async def test_out_of_range_integers_are_400(http: httpx.AsyncClient, store: AsyncMemtrace) -> None:
+    # "²".isdigit() is True but int("²") fails; offsets past 2**63 overflow SQLite: both were 500s
+    _check(await http.get(f"{API}/sessions?limit=²"), 400, field="limit")
+    _check(await http.get(f"{API}/sessions?offset=²"), 400, field="offset")
+    huge = str(2**64)
+    _check(await http.get(f"{API}/memories?offset={huge}"), 400, field="offset")
+    _check(await http.get(f"{API}/agents/a/memories?offset={huge}"), 400, field="offset")
+    _check(await http.post(f"{API}/search", json={"offset": 2**64}), 400, field="offset")
+    _check(await http.post(f"{API}/search", json={"query": "x", "offset": 2**64}), 400)
+    _check(await http.get(f"{API}/sessions?offset=99999999999999"), 400, field="offset")
+    await _nothing_written(store)
+
+
 async def test_unknown_routes_and_methods(http: httpx.AsyncClient) -> None:
     body = _check(await http.get("/x"), 404)
     assert body == {"error": "not found: GET /x"}

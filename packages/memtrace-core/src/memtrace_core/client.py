@@ -8,7 +8,7 @@ The org is chosen by the API key, so :meth:`AsyncMemtraceClient.with_org` is not
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping, Sequence
 from typing import IO, Any, TypeVar
 from urllib.parse import quote
 
@@ -18,14 +18,10 @@ from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from .engine import _check_ref, _coerce, _merge_item
 from .errors import (
-    AuthenticationError,
+    STATUS_TO_ERROR,
     ConflictError,
     DuplicateMemoryError,
     MemtraceError,
-    NotFoundError,
-    PayloadTooLargeError,
-    PermissionDeniedError,
-    StoreError,
     TransportError,
     ValidationError,
 )
@@ -51,7 +47,9 @@ from .models import (
     SessionList,
     UpdateSessionRequest,
 )
-from .sync import BlockingTwin, Portal, blocking
+from .shortcuts import RECALL_LIMIT, RECALL_SINCE, decision_item, recall_options, remember_item
+from .sync import BlockingTwin, Portal, blocking, iterate
+from .validation import check_batch
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -84,14 +82,7 @@ def _error_from_response(response: httpx.Response) -> MemtraceError:
             key = body.get("dedup_key")
             return DuplicateMemoryError(existing, key if isinstance(key, str) else None)
         return ConflictError(message)
-    simple: dict[int, type[MemtraceError]] = {
-        401: AuthenticationError,
-        403: PermissionDeniedError,
-        404: NotFoundError,
-        413: PayloadTooLargeError,
-        503: StoreError,
-    }
-    cls = simple.get(status)
+    cls = STATUS_TO_ERROR.get(status)
     if cls is not None:
         return cls(message)
     return MemtraceError(message, status_code=status)
@@ -224,8 +215,7 @@ class AsyncMemtraceClient:
         self, memories: Sequence[MemoryCreate | Mapping[str, Any]]
     ) -> BatchResult:
         """Write a batch atomically (see :meth:`AsyncMemtrace.add_memories`)."""
-        if isinstance(memories, (str, bytes, Mapping)) or not isinstance(memories, Sequence):
-            raise ValidationError("memories must be a list", field="memories")
+        check_batch(memories)
         if not memories:
             return BatchResult(memories=[], count=0)
         items = [_body(m) if isinstance(m, BaseModel) else _jsonable(m) for m in memories]
@@ -245,16 +235,16 @@ class AsyncMemtraceClient:
     ) -> Memory:
         """Store an episodic memory (what the agent did or saw)."""
         return await self.add_memory(
-            {
-                "agent_id": agent_id,
-                "content": content,
-                "session_id": session_id,
-                "memory_type": memory_type,
-                "event_type": event_type,
-                "tags": tags,
-                "importance": importance,
-                "metadata": metadata,
-            }
+            remember_item(
+                agent_id,
+                content,
+                session_id=session_id,
+                memory_type=memory_type,
+                event_type=event_type,
+                tags=tags,
+                importance=importance,
+                metadata=metadata,
+            )
         )
 
     async def decide(
@@ -269,16 +259,14 @@ class AsyncMemtraceClient:
     ) -> Memory:
         """Record a decision and why (``memory_type=decision``, ``event_type=decision``)."""
         return await self.add_memory(
-            {
-                "agent_id": agent_id,
-                "content": decision,
-                "memory_type": "decision",
-                "event_type": "decision",
-                "metadata": {"reasoning": reasoning},
-                "session_id": session_id,
-                "tags": tags,
-                "importance": importance,
-            }
+            decision_item(
+                agent_id,
+                decision,
+                reasoning,
+                session_id=session_id,
+                tags=tags,
+                importance=importance,
+            )
         )
 
     # -- reading --------------------------------------------------------------------------------
@@ -290,12 +278,16 @@ class AsyncMemtraceClient:
         return await self._get(MemoryList, "/memories", _params(opts))
 
     async def recall(
-        self, /, agent_id: str, since: str | None = "24h", *, limit: int = 100, **filters: Any
+        self,
+        /,
+        agent_id: str,
+        since: str | None = RECALL_SINCE,
+        *,
+        limit: int = RECALL_LIMIT,
+        **filters: Any,
     ) -> MemoryList:
         """The agent's recent memories, newest first (``since`` defaults to 24 h)."""
-        return await self.list_memories(
-            agent_id=agent_id, since=since, limit=limit, order="desc", **filters
-        )
+        return await self.list_memories(**recall_options(agent_id, since, limit, filters))
 
     async def search_memories(
         self, query: SearchQuery | Mapping[str, Any] | None = None, /, **fields: Any
@@ -436,7 +428,7 @@ class AsyncMemtraceClient:
 
     async def iter_export(
         self, criteria: DeleteFilter | Mapping[str, Any] | None = None, /, **fields: Any
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """JSON Lines from ``GET /api/v1/export``, streamed (each line ends with a newline)."""
         crit = _coerce(DeleteFilter, criteria, fields)
         params = _params(crit, drop=("all_memories",))
@@ -524,15 +516,7 @@ class MemtraceClient(BlockingTwin[AsyncMemtraceClient]):
         self, criteria: DeleteFilter | Mapping[str, Any] | None = None, /, **fields: Any
     ) -> Iterator[str]:
         """JSON Lines export, as a blocking iterator."""
-        agen = self._async.iter_export(criteria, **fields)
-        try:
-            while True:
-                try:
-                    yield self._portal.call(_anext(agen))
-                except StopAsyncIteration:
-                    return
-        finally:
-            self._portal.call(agen.aclose())  # type: ignore[attr-defined]
+        return iterate(self._portal, self._async.iter_export(criteria, **fields))
 
     remember = blocking(AsyncMemtraceClient.remember)
     recall = blocking(AsyncMemtraceClient.recall)
@@ -562,10 +546,6 @@ class MemtraceClient(BlockingTwin[AsyncMemtraceClient]):
     export_jsonl = blocking(AsyncMemtraceClient.export_jsonl)
     import_jsonl = blocking(AsyncMemtraceClient.import_jsonl)
     purge_org = blocking(AsyncMemtraceClient.purge_org)
-
-
-async def _anext(agen: AsyncIterator[str]) -> str:
-    return await agen.__anext__()
 
 
 __all__ = ["AsyncMemtraceClient", "MemtraceClient"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time as _time
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import IO, Any, TypeVar
 
@@ -46,11 +46,13 @@ from .models import (
     UpdateSessionRequest,
 )
 from .plugins import PluginRegistry, default_registry
+from .shortcuts import RECALL_LIMIT, RECALL_SINCE, decision_item, recall_options, remember_item
 from .stores.base import KeywordQuery, MemoryFilter, MemoryRecord, Store
 from .timeutil import from_us, now_us, parse_time_bound, to_us, window
 from .validation import (
     DEFAULT_LIMIT,
     Limits,
+    check_batch,
     check_id,
     check_limit,
     check_memory_type,
@@ -293,8 +295,7 @@ class AsyncMemtrace:
         """Write a batch atomically: the whole batch is validated before anything is written,
         then committed in one transaction. Duplicates (against stored memories or earlier items
         of the same batch) are skipped and reported in ``duplicates`` / ``duplicate_of``."""
-        if isinstance(memories, (str, bytes, Mapping)) or not isinstance(memories, Sequence):
-            raise ValidationError("memories must be a list", field="memories")
+        check_batch(memories)
         if not memories:
             return BatchResult(memories=[], count=0)
         if len(memories) > self.config.limits.max_batch:
@@ -337,16 +338,16 @@ class AsyncMemtrace:
     ) -> Memory:
         """Store an episodic memory (what the agent did or saw)."""
         return await self.add_memory(
-            {
-                "agent_id": agent_id,
-                "content": content,
-                "session_id": session_id,
-                "memory_type": memory_type,
-                "event_type": event_type,
-                "tags": tags,
-                "importance": importance,
-                "metadata": metadata,
-            }
+            remember_item(
+                agent_id,
+                content,
+                session_id=session_id,
+                memory_type=memory_type,
+                event_type=event_type,
+                tags=tags,
+                importance=importance,
+                metadata=metadata,
+            )
         )
 
     async def decide(
@@ -361,16 +362,14 @@ class AsyncMemtrace:
     ) -> Memory:
         """Record a decision and why (``memory_type=decision``, ``event_type=decision``)."""
         return await self.add_memory(
-            {
-                "agent_id": agent_id,
-                "content": decision,
-                "memory_type": "decision",
-                "event_type": "decision",
-                "metadata": {"reasoning": reasoning},
-                "session_id": session_id,
-                "tags": tags,
-                "importance": importance,
-            }
+            decision_item(
+                agent_id,
+                decision,
+                reasoning,
+                session_id=session_id,
+                tags=tags,
+                importance=importance,
+            )
         )
 
     # -- reading --------------------------------------------------------------------------------
@@ -498,12 +497,16 @@ class AsyncMemtrace:
         return await self._page(flt, opts.limit, opts.offset, opts.order)
 
     async def recall(
-        self, /, agent_id: str, since: str | None = "24h", *, limit: int = 100, **filters: Any
+        self,
+        /,
+        agent_id: str,
+        since: str | None = RECALL_SINCE,
+        *,
+        limit: int = RECALL_LIMIT,
+        **filters: Any,
     ) -> MemoryList:
         """The agent's recent memories, newest first (``since`` defaults to 24 h)."""
-        return await self.list_memories(
-            agent_id=agent_id, since=since, limit=limit, order="desc", **filters
-        )
+        return await self.list_memories(**recall_options(agent_id, since, limit, filters))
 
     async def search_memories(
         self, query: SearchQuery | Mapping[str, Any] | None = None, /, **fields: Any
@@ -652,7 +655,6 @@ class AsyncMemtrace:
                 "or all_memories=true",
                 field="filter",
             )
-        self._forget_agent()
         return await self.store.delete_memories(self.org_id, flt)
 
     # -- agents ---------------------------------------------------------------------------------
@@ -662,18 +664,7 @@ class AsyncMemtrace:
     ) -> Agent:
         """Register an agent (``agent_`` + 24 hex). Names are unique per org (ConflictError)."""
         req = _coerce(RegisterAgentRequest, request, fields)
-        name = req.name.strip() if isinstance(req.name, str) else ""
-        if not name:
-            raise ValidationError("name is required", field="name")
-        if len(name) > 128 or not name.isprintable():
-            raise ValidationError("invalid name: printable, at most 128 characters", field="name")
-        if req.description is not None and len(req.description) > 4096:
-            raise ValidationError("description too long (max 4096 characters)", field="description")
-        if (
-            req.config is not None
-            and len(json.dumps(req.config, default=str)) > self.config.limits.max_metadata_bytes
-        ):
-            raise ValidationError("config too large", field="config")
+        name = _check_agent(req.name, req.description, req.config, self.config.limits)
         agent = Agent(
             id=random_id("agent"),
             org_id=self.org_id,
@@ -936,7 +927,7 @@ class AsyncMemtrace:
 
     async def iter_export(
         self, criteria: DeleteFilter | Mapping[str, Any] | None = None, /, **fields: Any
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """JSON Lines of the org's agents, sessions and memories (each line has ``kind``).
         Memories come in time order; ids and times round-trip through :meth:`import_jsonl`."""
         crit = _coerce(DeleteFilter, criteria, fields)
@@ -1032,6 +1023,10 @@ class AsyncMemtrace:
 
     async def _import_agent(self, obj: dict[str, Any]) -> bool:
         agent = Agent.model_validate({**obj, "org_id": self.org_id})
+        _check_ref(agent.id, "id")
+        name = _check_agent(agent.name, agent.description, agent.config, self.config.limits)
+        if name != agent.name:
+            agent = agent.model_copy(update={"name": name})
         if await self.store.get_agent(self.org_id, agent.id) or await self.store.get_agent(
             self.org_id, agent.name
         ):
@@ -1044,6 +1039,9 @@ class AsyncMemtrace:
         session = Session.model_validate({**obj, "org_id": self.org_id})
         if session.status not in SESSION_STATUSES:
             raise ValidationError(f"invalid status: {session.status!r}", field="status")
+        _check_ref(session.id, "id")
+        check_id(session.agent_id, "agent_id", required=True)
+        _check_json_size(session.metadata, "metadata", self.config.limits)
         if await self.store.get_session(self.org_id, session.id):
             return False
         await self.store.create_session(session)
@@ -1071,6 +1069,20 @@ def _merge_item(
 def _check_ref(value: Any, field: str) -> None:
     if not isinstance(value, str) or not value or len(value) > 256 or not value.isprintable():
         raise ValidationError(f"invalid {field}: {value!r}", field=field)
+
+
+def _check_agent(name: Any, description: str | None, config: Any, limits: Limits) -> str:
+    """An agent's fields (registered or imported); returns the name, stripped."""
+    clean: str = name.strip() if isinstance(name, str) else ""
+    if not clean:
+        raise ValidationError("name is required", field="name")
+    if len(clean) > 128 or not clean.isprintable():
+        raise ValidationError("invalid name: printable, at most 128 characters", field="name")
+    if description is not None and len(description) > 4096:
+        raise ValidationError("description too long (max 4096 characters)", field="description")
+    if config is not None and len(json.dumps(config, default=str)) > limits.max_metadata_bytes:
+        raise ValidationError("config too large", field="config")
+    return clean
 
 
 def _check_json_size(value: Any, field: str, limits: Limits) -> None:

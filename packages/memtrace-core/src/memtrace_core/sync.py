@@ -6,9 +6,10 @@ object on one private event-loop thread — a portal, not a second copy of the l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterator
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from .engine import AsyncMemtrace
@@ -108,12 +109,7 @@ class Memtrace(BlockingTwin[AsyncMemtrace]):
         self, criteria: DeleteFilter | dict[str, Any] | None = None, /, **fields: Any
     ) -> Iterator[str]:
         """JSON Lines export, as a blocking iterator (see :meth:`AsyncMemtrace.iter_export`)."""
-        agen = self._async.iter_export(criteria, **fields)
-        while True:
-            try:
-                yield self._portal.call(_next(agen))
-            except StopAsyncIteration:
-                return
+        return iterate(self._portal, self._async.iter_export(criteria, **fields))
 
     remember = blocking(AsyncMemtrace.remember)
     recall = blocking(AsyncMemtrace.recall)
@@ -145,8 +141,24 @@ class Memtrace(BlockingTwin[AsyncMemtrace]):
     purge_org = blocking(AsyncMemtrace.purge_org)
 
 
-async def _next(agen: AsyncIterator[str]) -> str:
+async def _next(agen: AsyncGenerator[R, None]) -> R:
     return await agen.__anext__()
+
+
+def iterate(portal: Portal, agen: AsyncGenerator[R, None]) -> Iterator[R]:
+    """An async generator as a blocking iterator, each step run on ``portal``. The generator is
+    closed (on the portal) when the iterator is, e.g. when the caller stops early."""
+    try:
+        while True:
+            try:
+                yield portal.call(_next(agen))
+            except StopAsyncIteration:
+                return
+    finally:
+        if not portal.loop.is_closed():
+            # RuntimeError: closed by the garbage collector on the portal's own thread
+            with contextlib.suppress(RuntimeError):
+                portal.call(agen.aclose())
 
 
 class _OrgView(Memtrace):

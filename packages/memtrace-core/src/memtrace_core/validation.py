@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,8 @@ from .models import (
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+#: The largest offset a store can take (SQLite and PostgreSQL use signed 64-bit integers).
+MAX_OFFSET = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,12 @@ def check_tags(
             f"too many tags: {len(out)} (max {limits.max_tags})", field=field, index=index
         )
     return out or None
+
+
+def check_batch(memories: Any) -> None:
+    """A batch to write must be a list (a sequence that is not a string or an object)."""
+    if isinstance(memories, (str, bytes, Mapping)) or not isinstance(memories, Sequence):
+        raise ValidationError("memories must be a list", field="memories")
 
 
 def _json_size(value: Any, field: str, index: int | None) -> int:
@@ -242,7 +250,7 @@ def check_limit(value: Any, *, default: int = DEFAULT_LIMIT, field: str = "limit
     """A page size: default when absent, capped at 1000, positive."""
     if value is None or value == "":
         return default
-    number = _as_int(value, field)
+    number = as_int(value, field)
     if number < 1:
         raise ValidationError(f"invalid {field}: must be between 1 and {MAX_LIMIT}", field=field)
     return min(number, MAX_LIMIT)
@@ -251,9 +259,11 @@ def check_limit(value: Any, *, default: int = DEFAULT_LIMIT, field: str = "limit
 def check_offset(value: Any) -> int:
     if value is None or value == "":
         return 0
-    number = _as_int(value, "offset")
+    number = as_int(value, "offset")
     if number < 0:
         raise ValidationError("invalid offset: must be 0 or more", field="offset")
+    if number > MAX_OFFSET:
+        raise ValidationError(f"invalid offset: must be at most {MAX_OFFSET}", field="offset")
     return number
 
 
@@ -265,13 +275,16 @@ def check_order(value: Any, default: str = "desc") -> str:
     return str(value)
 
 
-def _as_int(value: Any, field: str) -> int:
+def as_int(value: Any, field: str) -> int:
+    """An integer, or a string of ASCII digits (optionally ``-``); anything else is a
+    ValidationError naming ``field``."""
     if isinstance(value, bool):
         raise ValidationError(f"invalid {field}: must be an integer", field=field)
     if isinstance(value, int):
         return value
     if isinstance(value, str):
         text = value.strip()
-        if text.lstrip("-").isdigit() and len(text) < 12:
+        # isascii: str.isdigit() also accepts e.g. "²", which int() rejects
+        if text.isascii() and text.lstrip("-").isdigit() and len(text) < 12:
             return int(text)
     raise ValidationError(f"invalid {field}: must be an integer", field=field)

@@ -48,7 +48,7 @@ from memtrace_core.engine import DEFAULT_ORG
 from memtrace_core.errors import NotFoundError, StoreError, ValidationError
 from memtrace_core.ids import random_id
 from memtrace_core.stores.auth import ApiKeyRecord, AuthStore, OrgRecord
-from memtrace_core.timeutil import from_us, now_us, to_us
+from memtrace_core.timeutil import from_us, now_us, parse_timestamp, to_us
 
 log = logging.getLogger("memtrace.auth")
 
@@ -182,11 +182,18 @@ def extract_api_key(headers: Mapping[str, str]) -> str | None:
 def normalize_permissions(permissions: Iterable[str] | str) -> tuple[str, ...]:
     """Validate and order permissions (``"read,write"`` or an iterable). Raises
     ValidationError naming the unknown permission."""
-    items = permissions.split(",") if isinstance(permissions, str) else list(permissions)
+    if isinstance(permissions, str):
+        items: list[Any] = permissions.split(",")
+    elif isinstance(permissions, (list, tuple, set, frozenset)):
+        items = list(permissions)
+    else:
+        items = [None]  # e.g. a number from a JSON body
     wanted: set[str] = set()
     for item in items:
         if not isinstance(item, str):
-            raise ValidationError(f"invalid permission {item!r}", field="permissions")
+            raise ValidationError(
+                "invalid permissions: expected a list of strings", field="permissions"
+            )
         name = item.strip().lower()
         if not name:
             continue
@@ -470,9 +477,20 @@ def _check_key_id(key_id: Any) -> str:
     return key_id
 
 
-def _expiry_us(expires_at: datetime | None) -> int | None:
+def _expiry_us(expires_at: datetime | str | None) -> int | None:
+    """The expiry of a new key (µs): a datetime (UTC when naive) or an RFC 3339 string, in the
+    future."""
     if expires_at is None:
         return None
+    if not isinstance(expires_at, datetime):
+        try:
+            if not isinstance(expires_at, str):
+                raise ValueError(expires_at)
+            expires_at = from_us(parse_timestamp(expires_at))
+        except (ValueError, OverflowError):
+            raise ValidationError(
+                "invalid expires_at: expected an RFC 3339 timestamp", field="expires_at"
+            ) from None
     if expires_at.tzinfo is None:
         expires_at = expires_at.replace(tzinfo=UTC)
     value = to_us(expires_at)
@@ -567,12 +585,14 @@ class AuthAdmin:
         self,
         org_id: str,
         name: str,
-        permissions: Iterable[str] | str = DEFAULT_PERMISSIONS,
-        expires_at: datetime | None = None,
+        permissions: Iterable[str] | str | None = None,
+        expires_at: datetime | str | None = None,
     ) -> tuple[KeyInfo, str]:
-        """Create a key; returns its info and the plaintext (shown once, never stored)."""
+        """Create a key; returns its info and the plaintext (shown once, never stored).
+        ``permissions`` default to read and write; ``expires_at`` is a datetime or an RFC 3339
+        string (never expires when None)."""
         clean = _check_name(name, "API key")
-        perms = normalize_permissions(permissions)
+        perms = normalize_permissions(DEFAULT_PERMISSIONS if permissions is None else permissions)
         expiry = _expiry_us(expires_at)
         if await self.store.get_org(org_id) is None:
             raise NotFoundError(f"organization '{org_id}' not found")

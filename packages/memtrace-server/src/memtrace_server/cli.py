@@ -174,6 +174,16 @@ def _key_json(info: KeyInfo, plaintext: str | None = None) -> dict[str, Any]:
 BANNER_WIDTH = 72
 
 
+def _print_new_key(args: argparse.Namespace, info: KeyInfo, plaintext: str, title: str) -> None:
+    """A new key's plaintext (shown once) and details, as JSON with ``--json``."""
+    if args.json:
+        _json_out(_key_json(info, plaintext))
+    else:
+        print(title)
+        print(plaintext)
+        print("\n".join(_key_lines(info)))
+
+
 def first_run_banner(api_key: str) -> str:
     """The box printed (to stderr) when ``serve`` creates the first admin key."""
     bar = "=" * BANNER_WIDTH
@@ -391,12 +401,7 @@ def cmd_key_create(args: argparse.Namespace) -> int:
         return await admin.create_key(args.org, args.name, args.permissions, expires)
 
     info, plaintext = asyncio.run(_with_admin(config, run))
-    if args.json:
-        _json_out(_key_json(info, plaintext))
-    else:
-        print("API key created (shown only once — save it now):")
-        print(plaintext)
-        print("\n".join(_key_lines(info)))
+    _print_new_key(args, info, plaintext, "API key created (shown only once — save it now):")
     return EXIT_OK
 
 
@@ -441,12 +446,12 @@ def cmd_key_rotate(args: argparse.Namespace) -> int:
     info, plaintext = asyncio.run(
         _with_admin(config, lambda admin, _e: admin.rotate_key(args.key_id))
     )
-    if args.json:
-        _json_out(_key_json(info, plaintext))
-    else:
-        print("API key rotated; the old secret no longer works. New key (shown only once):")
-        print(plaintext)
-        print("\n".join(_key_lines(info)))
+    _print_new_key(
+        args,
+        info,
+        plaintext,
+        "API key rotated; the old secret no longer works. New key (shown only once):",
+    )
     return EXIT_OK
 
 

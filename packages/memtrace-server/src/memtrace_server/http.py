@@ -14,10 +14,10 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from memtrace_core import ValidationError
+from memtrace_core.validation import as_int
 
 JSON = "application/json"
 NDJSON = "application/x-ndjson"
-_EMPTY_HEADERS: dict[str, str] = {}
 
 
 def _no_constants(value: str) -> Any:
@@ -76,8 +76,7 @@ def query(request: Request) -> dict[str, str]:
     if not args:
         return {}
     out = {key: values[0] for key, values in args.items()}
-    tags = args.get("tags") if "tags" in args else None
-    if tags is not None:
+    if "tags" in args:
         values = args.getlist("tags")
         if len(values) > 1:
             out["tags"] = ",".join(values)
@@ -89,10 +88,7 @@ def int_param(params: dict[str, str], name: str) -> int | None:
     raw = params.get(name)
     if raw is None or raw == "":
         return None
-    text = raw.strip()
-    if text.lstrip("-").isdigit() and len(text) < 12:
-        return int(text)
-    raise ValidationError(f"invalid {name}: must be an integer", field=name)
+    return as_int(raw, name)
 
 
 _TRUE = frozenset({"1", "true", "yes", "on"})

@@ -62,6 +62,9 @@ def _fmt(value: float) -> str:
     return repr(value)
 
 
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class Metrics:
     """The server's metrics registry."""
 
@@ -76,7 +79,9 @@ class Metrics:
         self.auth_failures = 0
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        key = (method, route, str(status))
+        # Clients choose the method: any other than the standard ones is counted as OTHER, or
+        # each invented method would add series for ever.
+        key = (method if method in _METHODS else "OTHER", route, str(status))
         self.requests[key] = self.requests.get(key, 0) + 1
         hist = self.latency.get(key)
         if hist is None:

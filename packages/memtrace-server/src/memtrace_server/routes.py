@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
@@ -46,9 +46,9 @@ from memtrace_core import (
     __version__ as core_version,
 )
 from memtrace_core.models import Agent
-from memtrace_core.timeutil import from_us, parse_timestamp
 
 from . import __version__
+from .auth import AuthAdmin, principal_summary
 from .http import (
     NDJSON,
     bool_param,
@@ -356,8 +356,6 @@ async def purge_org(request: Request, mt: AsyncMemtrace, state: State) -> HTTPRe
 
 
 async def whoami(request: Request, mt: AsyncMemtrace, state: State) -> HTTPResponse:
-    from .auth import principal_summary
-
     return json_response(principal_summary(request.ctx.principal))
 
 
@@ -366,15 +364,14 @@ async def whoami(request: Request, mt: AsyncMemtrace, state: State) -> HTTPRespo
 
 
 def _plain(value: Any) -> Any:
-    from pydantic_core import to_jsonable_python
-
     return to_jsonable_python(value)
 
 
-def _admin(state: State) -> Any:
-    if state.admin is None:
+def _admin(state: State) -> AuthAdmin:
+    admin: AuthAdmin | None = state.admin
+    if admin is None:
         raise NotFoundError("admin API unavailable")
-    return state.admin
+    return admin
 
 
 async def admin_list_orgs(request: Request, mt: AsyncMemtrace, state: State) -> HTTPResponse:
@@ -388,21 +385,16 @@ async def admin_list_orgs(request: Request, mt: AsyncMemtrace, state: State) -> 
 
 async def admin_create_org(request: Request, mt: AsyncMemtrace, state: State) -> HTTPResponse:
     request.ctx.principal.require_service_admin()
-    body = json_object(request)
-    name = body.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise ValidationError("name is required", field="name")
-    org = await _admin(state).create_org(name)
+    org = await _admin(state).create_org(json_object(request).get("name", ""))
     return json_response(_plain(org), 201)
 
 
 async def admin_delete_org(
     request: Request, mt: AsyncMemtrace, state: State, org_id: str
 ) -> HTTPResponse:
-    assert state.engine is not None
     request.ctx.principal.require_service_admin()
-    await _admin(state).delete_org(org_id, state.engine)
-    state._views.pop(org_id, None)
+    await _admin(state).delete_org(org_id, state.view(org_id))
+    state.forget(org_id)
     return no_content()
 
 
@@ -420,33 +412,13 @@ async def admin_list_keys(request: Request, mt: AsyncMemtrace, state: State) -> 
 async def admin_create_key(request: Request, mt: AsyncMemtrace, state: State) -> HTTPResponse:
     body = json_object(request)
     org_id = body.get("org_id", request.ctx.principal.org_id)
-    name = body.get("name")
+    name = body.get("name", "")
     if not isinstance(org_id, str) or not org_id:
         raise ValidationError("invalid org_id: expected a string", field="org_id")
     request.ctx.principal.require_org_admin(org_id)
-    if not isinstance(name, str) or not name.strip():
-        raise ValidationError("name is required", field="name")
-    perms = body.get("permissions")
-    if perms is None:
-        perms = ["read", "write"]
-    if not isinstance(perms, (str, list)) or (
-        isinstance(perms, list) and not all(isinstance(p, str) for p in perms)
-    ):
-        raise ValidationError(
-            "invalid permissions: expected a list of strings", field="permissions"
-        )
-    raw_expiry = body.get("expires_at")
-    expires: datetime | None = None
-    if raw_expiry is not None:
-        try:
-            if not isinstance(raw_expiry, str):
-                raise ValueError(raw_expiry)
-            expires = from_us(parse_timestamp(raw_expiry))
-        except (ValueError, OverflowError):
-            raise ValidationError(
-                "invalid expires_at: expected an RFC 3339 timestamp", field="expires_at"
-            ) from None
-    info, plaintext = await _admin(state).create_key(org_id, name, perms, expires)
+    info, plaintext = await _admin(state).create_key(
+        org_id, name, body.get("permissions"), body.get("expires_at")
+    )
     return json_response({"key": _plain(info), "api_key": plaintext}, 201)
 
 
@@ -460,8 +432,9 @@ async def admin_revoke_key(
     request: Request, mt: AsyncMemtrace, state: State, key_id: str
 ) -> HTTPResponse:
     admin = _admin(state)
-    request.ctx.principal.require_org_admin((await admin.get_key(_key_id(key_id))).org_id)
-    await admin.revoke_key(_key_id(key_id))
+    key_id = _key_id(key_id)
+    request.ctx.principal.require_org_admin((await admin.get_key(key_id)).org_id)
+    await admin.revoke_key(key_id)
     return no_content()
 
 
@@ -469,8 +442,9 @@ async def admin_rotate_key(
     request: Request, mt: AsyncMemtrace, state: State, key_id: str
 ) -> HTTPResponse:
     admin = _admin(state)
-    request.ctx.principal.require_org_admin((await admin.get_key(_key_id(key_id))).org_id)
-    info, plaintext = await admin.rotate_key(_key_id(key_id))
+    key_id = _key_id(key_id)
+    request.ctx.principal.require_org_admin((await admin.get_key(key_id)).org_id)
+    info, plaintext = await admin.rotate_key(key_id)
     return json_response({"key": _plain(info), "api_key": plaintext})
 
 

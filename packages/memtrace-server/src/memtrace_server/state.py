@@ -40,3 +40,7 @@ class State:
                 self._views.clear()
             view = self._views[org_id] = engine.with_org(org_id)
         return view
+
+    def forget(self, org_id: str) -> None:
+        """Drop the cached view of ``org_id`` (after the org is deleted)."""
+        self._views.pop(org_id, None)
