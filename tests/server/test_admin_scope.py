@@ -53,3 +53,11 @@ async def test_service_admin_manages_every_org(live: LiveServer, http: httpx.Asy
     keys = (await http.get("/api/v1/admin/keys")).json()["keys"]
     assert {"org_default", org_a} <= {k["org_id"] for k in keys}
     assert (await http.delete(f"/api/v1/admin/orgs/{org_a}")).status_code == 204
+
+
+async def test_bootstrap_org_cannot_be_deleted(live: LiveServer, http: httpx.AsyncClient) -> None:
+    resp = await http.delete("/api/v1/admin/orgs/org_default")
+    assert resp.status_code == 409
+    assert "cannot be deleted" in resp.json()["error"]
+    # the service admin key still works
+    assert (await http.get("/api/v1/admin/orgs")).status_code == 200

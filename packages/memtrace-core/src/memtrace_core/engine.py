@@ -823,22 +823,28 @@ class AsyncMemtrace:
             raise ValidationError(
                 f"invalid status: {req.status!r} (expected active or closed)", field="status"
             )
-        session = await self.get_session(session_id)
-        now = from_us(now_us())
-        update: dict[str, Any] = {"updated_at": now}
-        if req.status is not None and req.status != session.status:
-            update["status"] = req.status
-            update["closed_at"] = now if req.status == "closed" else None
-        if req.metadata is not None:
-            merged = (
-                req.metadata
-                if req.replace_metadata
-                else _merge_patch(session.metadata or {}, req.metadata)
-            )
-            _check_json_size(merged, "metadata", self.config.limits)
-            update["metadata"] = merged or None
-        updated = session.model_copy(update=update)
-        await self.store.save_session(updated)
+        _check_ref(session_id, "session_id")
+        limits = self.config.limits
+
+        def change(session: Session) -> Session:
+            now = from_us(now_us())
+            update: dict[str, Any] = {"updated_at": now}
+            if req.status is not None and req.status != session.status:
+                update["status"] = req.status
+                update["closed_at"] = now if req.status == "closed" else None
+            if req.metadata is not None:
+                merged = (
+                    req.metadata
+                    if req.replace_metadata
+                    else _merge_patch(session.metadata or {}, req.metadata)
+                )
+                _check_json_size(merged, "metadata", limits)
+                update["metadata"] = merged or None
+            return session.model_copy(update=update)
+
+        updated = await self.store.update_session(self.org_id, session_id, change)
+        if updated is None:
+            raise NotFoundError("session not found")
         return updated
 
     async def close_session(self, session_id: str) -> Session:

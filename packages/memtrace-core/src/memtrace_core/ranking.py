@@ -285,11 +285,50 @@ class _Analysis:
 _EMPTY = _Analysis((), {})
 
 
-@functools.lru_cache(maxsize=16384)
+@functools.lru_cache(maxsize=1024)
 def _analysis(text: str) -> _Analysis:
-    """Stems of ``text`` and their counts (cached: the same memories come back often)."""
+    """Stems of a short field value (agent id, event type, tags) and their counts; cached, as
+    a handful of distinct values recur in every pool."""
     tokens = tuple(stem(token) for token in tokenize(text))
     return _Analysis(tokens, Counter(tokens))
+
+
+@dataclass(frozen=True, slots=True)
+class _Features:
+    """The query-independent analysis of one candidate: computed once per distinct memory text
+    and field weights (cached), shared by both reranks of a search and by later searches."""
+
+    tokens: tuple[str, ...]
+    """Content stems, in order (proximity)."""
+    tf: Mapping[str, float]
+    """Field-weighted count of every stem over all fields (BM25F)."""
+    length: float
+    """Field-weighted token count."""
+
+
+@functools.lru_cache(maxsize=16384)
+def _features(
+    content: str,
+    agent_id: str | None,
+    event_type: str | None,
+    tags: str,
+    weights: tuple[float, float, float, float],
+) -> _Features:
+    tokens = tuple(map(stem, tokenize(content)))
+    tf: dict[str, float] = {}
+    length = 0.0
+    w_content, w_agent, w_event, w_tags = weights
+    if w_content > 0:
+        length += w_content * len(tokens)
+        tf = {term: w_content * count for term, count in Counter(tokens).items()}
+    for value, weight in ((agent_id, w_agent), (event_type, w_event), (tags, w_tags)):
+        if not value or weight <= 0:
+            continue
+        analysis = _analysis(value)
+        length += weight * len(analysis.tokens)
+        for term, count in analysis.counts.items():
+            tf[term] = tf.get(term, 0.0) + weight * count
+    return _Features(tokens, tf, length)
 
 
 @dataclass(slots=True)
@@ -312,30 +351,36 @@ def _groups(plan: QueryPlan) -> dict[str, str]:
     return keys
 
 
-def _doc(candidate: Candidate, config: RankingConfig, keys: Mapping[str, str]) -> _Doc:
-    content = _analysis(candidate.content)
-    fields: list[tuple[_Analysis, float]] = [(content, config.weight_content)]
-    if candidate.agent_id:
-        fields.append((_analysis(candidate.agent_id), config.weight_agent))
-    if candidate.event_type:
-        fields.append((_analysis(candidate.event_type), config.weight_event_type))
-    if candidate.tags:
-        fields.append((_analysis(" ".join(candidate.tags)), config.weight_tags))
-    length = 0.0
+def _field_weights(config: RankingConfig) -> tuple[float, float, float, float]:
+    return (
+        config.weight_content,
+        config.weight_agent,
+        config.weight_event_type,
+        config.weight_tags,
+    )
+
+
+def _doc(
+    candidate: Candidate, weights: tuple[float, float, float, float], keys: Mapping[str, str]
+) -> _Doc:
+    features = _features(
+        candidate.content,
+        candidate.agent_id,
+        candidate.event_type,
+        " ".join(candidate.tags),
+        weights,
+    )
+    counts = features.tf
     tf: dict[str, float] = {}
-    for analysis, weight in fields:
-        if weight <= 0:
-            continue
-        length += weight * len(analysis.tokens)
-        counts = analysis.counts
-        for term in counts.keys() & keys.keys():
-            key = keys[term]
-            tf[key] = tf.get(key, 0.0) + weight * counts[term]
+    for term, key in keys.items():
+        value = counts.get(term)
+        if value:
+            tf[key] = tf.get(key, 0.0) + value
     return _Doc(
         candidate=candidate,
-        tokens=content.tokens,
+        tokens=features.tokens,
         tf=tf,
-        length=length,
+        length=features.length,
         timestamp=_utc(candidate.time).timestamp(),
     )
 
@@ -385,47 +430,62 @@ class _Stats:
         return value
 
 
-def _bm25(doc: _Doc, weights: Mapping[str, float], stats: _Stats, config: RankingConfig) -> float:
-    norm = config.k1 * (1.0 - config.b + config.b * doc.length / stats.avg_len)
+def _bm25(
+    doc: _Doc,
+    query_idf: Sequence[tuple[str, float]],
+    avg_len: float,
+    config: RankingConfig,
+) -> float:
+    """BM25F of ``doc``; ``query_idf`` holds ``(term, query weight · idf)`` per weighted term."""
+    norm = config.k1 * (1.0 - config.b + config.b * doc.length / avg_len)
+    k1_plus_1 = config.k1 + 1.0
+    counts = doc.tf
     score = 0.0
-    for term, weight in weights.items():
-        tf = doc.tf.get(term)
+    for term, weighted_idf in query_idf:
+        tf = counts.get(term)
         if tf:
-            score += weight * stats.idf(term) * tf * (config.k1 + 1.0) / (tf + norm)
+            score += weighted_idf * tf * k1_plus_1 / (tf + norm)
     return score
 
 
-def _coverage(doc: _Doc, core: Sequence[str], stats: _Stats) -> float:
-    total = 0.0
+def _coverage(doc: _Doc, core_idf: Sequence[tuple[str, float]], total: float) -> float:
+    """Share of the query's own idf mass (``total``) that ``doc`` contains."""
+    if total <= 0:
+        return 0.0
+    counts = doc.tf
     found = 0.0
-    for term in core:
-        idf = stats.idf(term)
-        total += idf
-        if term in doc.tf:
+    for term, idf in core_idf:
+        if term in counts:
             found += idf
-    return found / total if total > 0 else 0.0
+    return found / total
 
 
 def _proximity(
-    doc: _Doc, core: Sequence[str], keys: Mapping[str, str], stats: _Stats, window: int
+    doc: _Doc,
+    core: Sequence[str],
+    keys: Mapping[str, str],
+    pairs: Sequence[tuple[str, str, float]],
+    total: float,
+    window: int,
 ) -> float:
-    """Share of consecutive query-word pairs (idf-weighted) found close together."""
-    if len(core) < 2 or window < 1 or sum(1 for term in core if term in doc.tf) < 2:
+    """Share of consecutive query-word pairs (``pairs``: left, right, min idf; ``total`` their
+    sum) found within ``window`` tokens of each other in the content."""
+    if not pairs or window < 1 or total <= 0:
+        return 0.0
+    counts = doc.tf
+    if sum(1 for term in core if term in counts) < 2:
         return 0.0
     positions: dict[str, list[int]] = {}
     for index, token in enumerate(doc.tokens):
         key = keys.get(token)
         if key is not None:
             positions.setdefault(key, []).append(index)
-    total = 0.0
     found = 0.0
-    for left, right in itertools.pairwise(core):
-        pair = min(stats.idf(left), stats.idf(right))
-        total += pair
+    for left, right, weight in pairs:
         a, b = positions.get(left), positions.get(right)
         if a and b and _within(a, b, window):
-            found += pair
-    return found / total if total > 0 else 0.0
+            found += weight
+    return found / total
 
 
 def _within(a: list[int], b: list[int], window: int) -> bool:
@@ -490,22 +550,36 @@ def rerank(
     if not unique:
         return []
     keys = _groups(plan)
-    docs = [_doc(candidate, config, keys) for candidate in unique]
+    field_weights = _field_weights(config)
+    docs = [_doc(candidate, field_weights, keys) for candidate in unique]
     pool = _Stats(docs, stats, plan)
     core = plan.core
     core_set = set(core)
     core_keys = {term: key for term, key in keys.items() if key in core_set}
+    # Query-level constants, computed once per rerank instead of once per candidate.
+    query_idf = [(term, weight * pool.idf(term)) for term, weight in plan.weights.items()]
+    core_idf = [(term, pool.idf(term)) for term in core]
+    coverage_total = 0.0
+    for _, idf in core_idf:
+        coverage_total += idf
+    pairs = [
+        (left, right, min(pool.idf(left), pool.idf(right)))
+        for left, right in itertools.pairwise(core)
+    ]
+    proximity_total = 0.0
+    for *_, pair in pairs:
+        proximity_total += pair
 
-    relevance = [_bm25(doc, plan.weights, pool, config) for doc in docs]
+    relevance = [_bm25(doc, query_idf, pool.avg_len, config) for doc in docs]
     top = max(relevance)
     base: list[float] = []
     for doc, value in zip(docs, relevance, strict=True):
         score = value / top if top > 0 else 0.0
         if config.coverage_weight:
-            score += config.coverage_weight * _coverage(doc, core, pool)
+            score += config.coverage_weight * _coverage(doc, core_idf, coverage_total)
         if config.proximity_weight:
             score += config.proximity_weight * _proximity(
-                doc, core, core_keys, pool, config.proximity_window
+                doc, core, core_keys, pairs, proximity_total, config.proximity_window
             )
         base.append(score)
 

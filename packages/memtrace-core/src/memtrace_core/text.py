@@ -46,6 +46,9 @@ __all__ = [
 # tables cover the Basic Multilingual Plane only: it treats every code point above U+FFFF
 # (emoji, ...) as a token character, and so do we.
 _TOKEN_RE = re.compile(r"(?:[^\W_]|[\U00010000-\U0010FFFF])+")
+# For ASCII text (most memories) the same tokens, ~3x faster to find: after lower-casing, the
+# ASCII letters and digits are exactly the ASCII characters of ``[^\W_]``.
+_ASCII_TOKEN_RE = re.compile(r"[a-z0-9]+")
 
 # FTS5's porter wrapper only stems tokens whose length is within these bounds.
 _PORTER_MIN_LEN = 3
@@ -74,6 +77,8 @@ def tokenize(text: str) -> list[str]:
     """
     if not text:
         return []
+    if text.isascii():
+        return _ASCII_TOKEN_RE.findall(text.lower())
     return _TOKEN_RE.findall(_fold(text))
 
 

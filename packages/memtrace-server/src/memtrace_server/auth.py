@@ -45,7 +45,7 @@ from pydantic import BaseModel
 
 from memtrace_core import AsyncMemtrace, AuthenticationError, PermissionDeniedError
 from memtrace_core.engine import DEFAULT_ORG
-from memtrace_core.errors import NotFoundError, StoreError, ValidationError
+from memtrace_core.errors import ConflictError, NotFoundError, StoreError, ValidationError
 from memtrace_core.ids import random_id
 from memtrace_core.stores.auth import ApiKeyRecord, AuthStore, OrgRecord
 from memtrace_core.timeutil import from_us, now_us, parse_timestamp, to_us
@@ -571,6 +571,9 @@ class AuthAdmin:
         Returns the number of memories deleted."""
         if await self.store.get_org(org_id) is None:
             raise NotFoundError(f"organization '{org_id}' not found")
+        if org_id == DEFAULT_ORG:
+            # its admin keys are the service admins: deleting it would lock everyone out
+            raise ConflictError(f"the bootstrap organization '{DEFAULT_ORG}' cannot be deleted")
         for key in await self.store.list_api_keys(org_id):
             await self.store.delete_api_key(key.id)
         self._invalidate()

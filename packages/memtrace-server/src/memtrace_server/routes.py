@@ -7,6 +7,7 @@ tenancy, time windows) lives in :class:`memtrace_core.AsyncMemtrace`.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -62,6 +63,8 @@ from .http import (
 from .state import State
 
 Handler = Callable[..., Awaitable[HTTPResponse | None]]
+
+log = logging.getLogger("memtrace.server")
 
 
 # --------------------------------------------------------------------------------------------
@@ -490,10 +493,9 @@ async def ready(request: Request, mt: AsyncMemtrace | None, state: State) -> HTT
             await ping()
         else:
             await engine.store.get_agent("org_ready_probe", "ready_probe")
-    except Exception as exc:
-        return json_response(
-            {"status": "not ready", "reason": "store_unreachable", "error": str(exc)}, 503
-        )
+    except Exception:  # details go to the log, not to this unauthenticated endpoint
+        log.exception("readiness probe: store unreachable")
+        return json_response({"status": "not ready", "reason": "store_unreachable"}, 503)
     return json_response(
         {
             "status": "ready",

@@ -12,7 +12,7 @@ so that no two memories with the same key land within the window.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -188,8 +188,13 @@ class Store(Protocol):
         offset: int,
     ) -> list[Session]: ...
 
-    async def save_session(self, session: Session) -> None:
-        """Replace a stored session (status, metadata, timestamps)."""
+    async def update_session(
+        self, org_id: str, session_id: str, change: Callable[[Session], Session]
+    ) -> Session | None:
+        """Atomically read the session, apply ``change`` (the engine's rule: status, timestamps,
+        metadata merge) and store the result, serialised against other writers so that two
+        concurrent updates never lose one another. Returns None if the session does not exist;
+        an exception raised by ``change`` aborts the update."""
         ...
 
     async def delete_session(self, org_id: str, session_id: str) -> bool: ...

@@ -101,24 +101,26 @@ CREATE VIRTUAL TABLE memories_fts USING fts5(
   tokenize='porter unicode61 remove_diacritics 2'
 );
 CREATE TABLE agents (
-  id TEXT PRIMARY KEY,
+  id TEXT NOT NULL,
   org_id TEXT NOT NULL,
   name TEXT NOT NULL,
   description TEXT,
   config TEXT,
   created_at INTEGER NOT NULL,
   last_active_at INTEGER,
+  PRIMARY KEY (org_id, id),
   UNIQUE (org_id, name)
 );
 CREATE TABLE sessions (
-  id TEXT PRIMARY KEY,
+  id TEXT NOT NULL,
   org_id TEXT NOT NULL,
   agent_id TEXT NOT NULL,
   status TEXT NOT NULL,
   metadata TEXT,
   created_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL,
-  closed_at INTEGER
+  closed_at INTEGER,
+  PRIMARY KEY (org_id, id)
 );
 CREATE INDEX sessions_org ON sessions(org_id, created_at);
 CREATE INDEX sessions_agent ON sessions(org_id, agent_id, created_at);
@@ -247,6 +249,9 @@ def _agent_from_row(row: Sequence[Any]) -> Agent:
         created_at=from_us(row[5]),
         last_active_at=from_us(row[6]) if row[6] is not None else None,
     )
+
+
+_SESSION_COLUMNS = "id, org_id, agent_id, status, metadata, created_at, updated_at, closed_at"
 
 
 def _session_from_row(row: Sequence[Any]) -> Session:
@@ -400,7 +405,16 @@ class _Writer(threading.Thread):
                         stopping = True
                         break
                     jobs.append(nxt)
-                self._run_group(conn, jobs)
+                try:
+                    self._run_group(conn, jobs)
+                except Exception as exc:  # e.g. ROLLBACK failing after SQLite aborted a txn
+                    # Never let the writer die: fail this group, reset the connection, go on.
+                    with contextlib.suppress(sqlite3.Error):
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
+                    err = StoreError(f"write failed: {exc}")
+                    for _, fut, loop in jobs:
+                        _deliver(loop, fut, False, err)
         finally:
             conn.close()
 
@@ -694,7 +708,7 @@ class SQLiteStore(SQLiteAuthMixin):
         def run() -> T:
             try:
                 return fn(self._reader())
-            except sqlite3.OperationalError as exc:
+            except sqlite3.Error as exc:
                 raise StoreError(f"database error: {exc}") from None
 
         return await loop.run_in_executor(self._readers, run)
@@ -963,8 +977,7 @@ class SQLiteStore(SQLiteAuthMixin):
     async def get_session(self, org_id: str, session_id: str) -> Session | None:
         def run(conn: sqlite3.Connection) -> Session | None:
             row = conn.execute(
-                "SELECT id, org_id, agent_id, status, metadata, created_at, updated_at, closed_at "
-                "FROM sessions WHERE org_id = ? AND id = ?",
+                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE org_id = ? AND id = ?",
                 (org_id, session_id),
             ).fetchone()
             return _session_from_row(row) if row else None
@@ -997,17 +1010,26 @@ class SQLiteStore(SQLiteAuthMixin):
             lambda conn: [_session_from_row(r) for r in conn.execute(sql, params)]
         )
 
-    async def save_session(self, session: Session) -> None:
-        row = _session_row(session)
-
-        def run(conn: sqlite3.Connection) -> None:
+    async def update_session(
+        self, org_id: str, session_id: str, change: Callable[[Session], Session]
+    ) -> Session | None:
+        def run(conn: sqlite3.Connection) -> Session | None:
+            row = conn.execute(
+                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE org_id = ? AND id = ?",
+                (org_id, session_id),
+            ).fetchone()
+            if row is None:
+                return None
+            updated = change(_session_from_row(row))
+            new = _session_row(updated)
             conn.execute(
-                "UPDATE sessions SET agent_id = ?, status = ?, metadata = ?, created_at = ?, updated_at = ?, "
-                "closed_at = ? WHERE org_id = ? AND id = ?",
-                (row[2], row[3], row[4], row[5], row[6], row[7], row[1], row[0]),
+                "UPDATE sessions SET status = ?, metadata = ?, updated_at = ?, closed_at = ? "
+                "WHERE org_id = ? AND id = ?",
+                (new[3], new[4], new[6], new[7], org_id, session_id),
             )
+            return updated
 
-        await self._write(run)
+        return await self._write(run)
 
     async def delete_session(self, org_id: str, session_id: str) -> bool:
         return await self._write(
