@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""LoCoMo evidence-recall benchmark: plain SQLite FTS5 BM25 versus memtrace's keyword ranking.
+"""LoCoMo evidence-recall benchmark: plain SQLite FTS5 BM25 versus memtrace's keyword search.
 
 Every LoCoMo turn becomes one memory (see :func:`locomo_memories`); every question of
 categories 1–4 is used verbatim as a search query restricted to its conversation, and a
@@ -9,24 +9,43 @@ top k results. No LLM, no embeddings: the figures are reproducible.
 Arms:
 
 * ``baseline`` — SQLite FTS5 ``tokenize='porter'`` over the turns (content with the speaker
-  prefix, one table for all conversations, filtered to the question's one), query = question words minus
-  :data:`memtrace_core.text.STOP_WORDS`, each quoted, OR-ed, ranked by ``bm25()``.
-* ``memtrace`` — :func:`memtrace_core.ranking.search`: plan the query, stage 1 in an
-  FTS5 index of exactly the shape the store uses (``memories_fts(content, agent_id,
-  event_type, tags)``, external content, ``porter unicode61 remove_diacritics 2``, column
-  weights from :class:`~memtrace_core.ranking.RankingConfig`), optional pseudo-relevance
-  feedback, stage-2 rerank in Python. ``now`` is the real current time.
-* ablations — the memtrace arm with one technique switched off at a time.
+  prefix, one table for all conversations, filtered to the question's one), query = question
+  words minus :data:`memtrace_core.text.STOP_WORDS`, each quoted, OR-ed, ranked by ``bm25()``.
+* ``memtrace`` — the public API only: ``memtrace_core.connect("sqlite:///<tmp>/locomo.db")``,
+  the turns written with ``add_memories`` in batches, every question asked with
+  ``search_memories(query=question, agent_id=conversation, limit=k)``; the ``dia_id`` is read
+  back from each result's metadata. The engine runs its whole keyword search (plan → store
+  stage 1 → rerank → pseudo-relevance feedback → stage 1 again → merge → rerank) with the
+  real current time as ``now``.
+* ablations — the memtrace arm with one technique switched off, i.e. the same database file
+  opened again with ``connect(..., config=EngineConfig(ranking=replace(RankingConfig(), …)))``.
 
-Timestamps: a turn's time is its session's date-time (e.g. "1:56 pm on 8 May, 2023", UTC) plus
-its index within the session × 1 minute, so turns are ordered and a session spans minutes.
+Ingest: each conversation is its own agent scope (``agent_id`` = conversation id, e.g.
+``conv-26``); each turn is one memory with content ``"Speaker: text"`` (plus the shared
+image's caption as text), ``session_id`` = ``<conversation>-s<session number>`` (e.g.
+``conv-26-s3``, valid under the id pattern), ``time`` = the session's date-time (e.g.
+"1:56 pm on 8 May, 2023", taken as UTC) + the turn's index × 1 minute, and metadata
+``{"dia_id": ...}``.
+
+Dedup: LoCoMo has genuinely repeated turns (the same speaker saying the same short thing in
+different sessions, e.g. "Thanks!"), which the default content-based dedup key would drop as
+duplicates of each other (the dedup window is measured on ingest time, so all of LoCoMo falls
+in one window). Each memory therefore gets an explicit ``dedup_key`` of
+``locomo:<conversation>:<dia_id>``: dedup stays enabled exactly as a user gets it (re-running
+the ingest into the same file is a no-op) but only a turn can be a duplicate of itself. The
+ingest asserts that no memory was reported as a duplicate.
+
+Latency is measured per query around the blocking ``search_memories`` call (so it includes the
+blocking wrapper's event-loop hop and building the response models), after one warm-up query
+per arm.
 
 Usage::
 
     .venv/bin/python benchmarks/locomo_recall.py                 # full table + ablation
     .venv/bin/python benchmarks/locomo_recall.py --conversations conv-26 --k 5 10 --json
 
-The data is CC BY-NC 4.0: it is read from ``--data`` and never copied anywhere.
+The data is CC BY-NC 4.0: it is read from ``--data`` and never copied anywhere (the SQLite
+files live in a temporary directory that is removed at exit).
 """
 
 from __future__ import annotations
@@ -38,6 +57,7 @@ import re
 import sqlite3
 import statistics
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -47,17 +67,22 @@ from pathlib import Path
 from typing import Any, Protocol
 
 try:
-    from memtrace_core import ranking, text
+    import memtrace_core
 except ImportError:  # running from a checkout without the package installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "packages/memtrace-core/src"))
-    from memtrace_core import ranking, text
+    import memtrace_core
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1] / "../shared/data/locomo/locomo-dev.json"
+from memtrace_core import EngineConfig, PluginRegistry, text
+from memtrace_core.ranking import RankingConfig
+
+DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared/data/locomo/locomo-dev.json"
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
 TURN_OFFSET = timedelta(minutes=1)
 """Time between consecutive turns of one session (turn i is at session time + i minutes)."""
 TUNING_SET = ("conv-26", "conv-30")
 """Conversations the numeric defaults were tuned on; the others are reported as held-out."""
+BATCH_SIZE = 500
+"""Memories per ``add_memories`` call (the engine's default ``max_batch`` is 1000)."""
 
 
 # ------------------------------------------------------------------------------------------
@@ -79,12 +104,15 @@ def parse_session_time(value: str) -> datetime:
 
 
 def locomo_memories(conv: dict[str, Any]) -> list[dict[str, Any]]:
-    """One memory per turn, shaped like the public ``add_memories`` input.
+    """One memory per turn, in the public ``add_memories`` input shape.
 
     ``content`` is ``"Speaker: text"`` plus ``" [image: <blip_caption>]"`` when the turn
-    shares an image; ``agent_id`` is the conversation id, ``session_id`` the LoCoMo session,
-    ``time`` the session's date-time plus the turn index × :data:`TURN_OFFSET`.
+    shares an image; ``agent_id`` is the conversation id, ``session_id``
+    ``<conversation>-s<n>``, ``time`` the session's date-time plus the turn index ×
+    :data:`TURN_OFFSET`, ``dedup_key`` unique per turn (see the module docstring) and
+    ``metadata`` ``{"dia_id": ...}``.
     """
+    conv_id = conv["sample_id"]
     dialogue = conv["conversation"]
     sessions = sorted(
         (int(match.group(1)), key)
@@ -100,11 +128,12 @@ def locomo_memories(conv: dict[str, Any]) -> list[dict[str, Any]]:
                 content += f" [image: {turn['blip_caption']}]"
             memories.append(
                 {
-                    "agent_id": conv["sample_id"],
-                    "session_id": f"session_{number}",
+                    "agent_id": conv_id,
+                    "session_id": f"{conv_id}-s{number}",
                     "content": content,
                     "time": start + index * TURN_OFFSET,
                     "event_type": "message",
+                    "dedup_key": f"locomo:{conv_id}:{turn['dia_id']}",
                     "metadata": {"dia_id": turn["dia_id"]},
                 }
             )
@@ -158,6 +187,8 @@ class Arm(Protocol):
         """Return the ``dia_id``s of the top ``k`` memories for ``query``."""
         ...
 
+    def close(self) -> None: ...
+
 
 class BaselineArm:
     """Plain FTS5 BM25: ``tokenize='porter'``, quoted OR of non-stop-words, ``bm25()`` order.
@@ -200,158 +231,62 @@ class BaselineArm:
         )
         return [row[0] for row in rows]
 
+    def close(self) -> None:
+        self.db.close()
 
-STAGE1_SCHEMA = """
-CREATE TABLE memories (
-    rowid INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    agent_id TEXT NOT NULL,
-    session_id TEXT,
-    content TEXT NOT NULL,
-    event_type TEXT NOT NULL,
-    tags TEXT NOT NULL DEFAULT '',
-    time REAL NOT NULL,
-    importance REAL,
-    dia_id TEXT
-);
-CREATE INDEX memories_agent_time ON memories(agent_id, time);
-CREATE VIRTUAL TABLE memories_fts USING fts5(
-    content, agent_id, event_type, tags,
-    content='memories', content_rowid='rowid',
-    tokenize='porter unicode61 remove_diacritics 2'
-);
-"""
 
-STAGE1_SQL = """
-SELECT m.id, m.content, m.agent_id, m.session_id, m.event_type, m.tags, m.time,
-       m.importance, bm25(memories_fts, ?, ?, ?, ?) AS score
-FROM memories_fts JOIN memories AS m ON m.rowid = memories_fts.rowid
-WHERE memories_fts MATCH ? AND m.agent_id = ? {window}
-ORDER BY score
-LIMIT ?
-"""
+def ingest(mt: Any, conversations: Sequence[dict[str, Any]], batch_size: int = BATCH_SIZE) -> int:
+    """Write every turn through ``mt.add_memories`` in batches; return the number written.
+
+    Raises ``RuntimeError`` if the engine reports any duplicate (each turn has its own dedup
+    key, so a duplicate would mean a turn was silently dropped).
+    """
+    written = 0
+    for conv in conversations:
+        memories = locomo_memories(conv)
+        for start in range(0, len(memories), batch_size):
+            result = mt.add_memories(memories[start : start + batch_size])
+            if result.duplicates:
+                raise RuntimeError(f"{conv['sample_id']}: {result.duplicates} turns deduplicated")
+            written += result.count
+    return written
 
 
 class MemtraceArm:
-    """memtrace's keyword search (stage 1 in FTS5 exactly as the store does it, stage 2 here).
+    """memtrace's keyword search through the public blocking API (``connect`` + ``add_memories``
+    + ``search_memories``) on a SQLite file.
 
-    To benchmark the real engine later, replace :meth:`index` with ``connect("sqlite:///…")``
-    + ``add_memories(locomo_memories(conv))`` and :meth:`search` with
-    ``search_memories(query=…, agent_id=…, limit=k)`` mapped to ``metadata["dia_id"]``.
+    Several arms may share one database file: only the arm created with ``ingest=True``
+    writes the turns (:meth:`index`), the others just open the file with their own
+    :class:`~memtrace_core.ranking.RankingConfig`. Built-in plugins only, so a locally
+    installed plugin cannot change what is measured.
     """
 
     def __init__(
         self,
-        config: ranking.RankingConfig | None = None,
+        db_path: Path,
+        config: RankingConfig | None = None,
         name: str = "memtrace",
-        corpus_stats: bool = False,
-        now: datetime | None = None,
+        ingest: bool = True,
     ) -> None:
         self.name = name
-        self.config = config or ranking.RankingConfig()
-        self.corpus_stats = corpus_stats
-        self.fixed_now = now
-        self.db = sqlite3.connect(":memory:")
-        self.db.executescript(STAGE1_SCHEMA)
-        self.dia_ids: dict[str, str] = {}
-        self.stats: dict[str, ranking.CorpusStats] = {}
+        self.ingest = ingest
+        self.mt = memtrace_core.connect(
+            f"sqlite:///{db_path}",
+            config=EngineConfig(ranking=config or RankingConfig()),
+            plugins=PluginRegistry(load_entry_points=False),
+        )
 
     def index(self, conversations: Sequence[dict[str, Any]]) -> None:
-        rows = []
-        for conv in conversations:
-            memories = locomo_memories(conv)
-            for number, memory in enumerate(memories):
-                memory_id = f"{memory['agent_id']}/{number}"
-                self.dia_ids[memory_id] = memory["metadata"]["dia_id"]
-                rows.append(
-                    (
-                        memory_id,
-                        memory["agent_id"],
-                        memory["session_id"],
-                        memory["content"],
-                        memory["event_type"],
-                        "",
-                        memory["time"].timestamp(),
-                        None,
-                        memory["metadata"]["dia_id"],
-                    )
-                )
-            if self.corpus_stats:
-                self.stats[conv["sample_id"]] = _corpus_stats(memories, self.config)
-        self.db.executemany(
-            "INSERT INTO memories(id, agent_id, session_id, content, event_type, tags, time,"
-            " importance, dia_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-        self.db.execute("INSERT INTO memories_fts(memories_fts) VALUES ('rebuild')")
-
-    def now(self) -> datetime:
-        """The real current time (unless an ablation pins it)."""
-        return self.fixed_now or datetime.now(UTC)
-
-    def fetch(self, plan: ranking.QueryPlan, agent_id: str) -> list[ranking.Candidate]:
-        """Stage 1, as the SQLite store runs it."""
-        match = ranking.fts5_match_expression(plan)
-        if not match:
-            return []
-        cfg = self.config
-        params: list[Any] = [
-            cfg.weight_content,
-            cfg.weight_agent,
-            cfg.weight_event_type,
-            cfg.weight_tags,
-        ]
-        params += [match, agent_id]
-        window = ""
-        if plan.filter_window is not None:
-            window = "AND m.time >= ? AND m.time < ?"
-            params += [plan.filter_window[0].timestamp(), plan.filter_window[1].timestamp()]
-        params.append(cfg.candidates)
-        rows = self.db.execute(STAGE1_SQL.format(window=window), params)
-        return [
-            ranking.Candidate(
-                id=row[0],
-                content=row[1],
-                agent_id=row[2],
-                session_id=row[3],
-                event_type=row[4],
-                tags=tuple(row[5].split()) if row[5] else (),
-                time=datetime.fromtimestamp(row[6], UTC),
-                importance=row[7],
-                bm25=row[8],
-            )
-            for row in rows
-        ]
+        if self.ingest:
+            ingest(self.mt, conversations)
 
     def search(self, conversation: str, query: str, k: int) -> list[str]:
-        ranked = ranking.search(
-            query,
-            lambda plan: self.fetch(plan, conversation),
-            self.now(),
-            self.config,
-            self.stats.get(conversation),
-            limit=k,
-        )
-        return [self.dia_ids[candidate.id] for candidate, _ in ranked]
+        found = self.mt.search_memories(query=query, agent_id=conversation, limit=k)
+        return [memory.metadata["dia_id"] for memory in found.results]
 
-
-def _corpus_stats(
-    memories: Sequence[dict[str, Any]], config: ranking.RankingConfig
-) -> ranking.CorpusStats:
-    """What a store could supply: per-agent document frequencies and average length."""
-    doc_freq: Counter[str] = Counter()
-    total = 0.0
-    for memory in memories:
-        content = text.analyze(memory["content"])
-        agent = text.analyze(memory["agent_id"])
-        event = text.analyze(memory["event_type"])
-        doc_freq.update(set(content) | set(agent) | set(event))
-        total += (
-            config.weight_content * len(content)
-            + config.weight_agent * len(agent)
-            + config.weight_event_type * len(event)
-        )
-    return ranking.CorpusStats(len(memories), total / max(len(memories), 1), dict(doc_freq))
+    def close(self) -> None:
+        self.mt.close()
 
 
 # ------------------------------------------------------------------------------------------
@@ -369,6 +304,11 @@ class Result:
 
     def recall(self, group: str, k: int) -> float:
         return self.hits[group][k] / self.counts[group] if self.counts[group] else 0.0
+
+    def pooled(self, groups: Sequence[str], k: int) -> float:
+        """Recall@k over the union of ``groups`` (e.g. the held-out conversations)."""
+        total = sum(self.counts[g] for g in groups)
+        return sum(self.hits[g][k] for g in groups if g in self.hits) / total if total else 0.0
 
     def latency(self, quantile: float) -> float:
         if not self.latencies_ms:
@@ -396,6 +336,8 @@ def evaluate(arm: Arm, questions: Sequence[Question], ks: Sequence[int]) -> Resu
     """Recall@k per category, per conversation and overall, plus per-query latency."""
     result = Result(arm.name, tuple(ks))
     depth = max(ks)
+    if questions:  # warm-up (first-query costs: statement cache, imports, stemmer tables)
+        arm.search(questions[0].conversation, questions[0].text, depth)
     for question in questions:
         started = time.perf_counter()
         found = arm.search(question.conversation, question.text, depth)
@@ -410,52 +352,22 @@ def evaluate(arm: Arm, questions: Sequence[Question], ks: Sequence[int]) -> Resu
     return result
 
 
-@dataclass(frozen=True)
-class Variant:
-    """One ablation run: the default config with one thing changed."""
-
-    label: str
-    config: ranking.RankingConfig
-    corpus_stats: bool = False
-    stage1_only: bool = False
-    now: datetime | None = None
-
-
-def ablations(base: ranking.RankingConfig, last_time: datetime) -> list[Variant]:
-    """The default config with one technique switched off (or on) at a time."""
+def ablations(base: RankingConfig) -> list[tuple[str, RankingConfig]]:
+    """The default config with one technique switched off (or changed) at a time."""
     off = dataclasses.replace
     return [
-        Variant("- stage 2 (FTS5 bm25 order)", base, stage1_only=True),
-        Variant("- neighbour context", off(base, context_weight=0.0)),
-        Variant("- pseudo-relevance feedback", off(base, prf=False)),
-        Variant("- coverage boost", off(base, coverage_weight=0.0)),
-        Variant("- proximity boost", off(base, proximity_weight=0.0)),
-        Variant("- irregular word forms", off(base, word_variants=False)),
-        Variant("- time expressions", off(base, time_expressions=False)),
-        Variant("- recency prior", off(base, recency_weight=0.0)),
-        Variant("- importance prior", off(base, importance_weight=0.0)),
-        Variant("  BM25 b=0.75 (textbook)", off(base, b=0.75)),
-        Variant("+ time window as hard filter", off(base, time_filter=True)),
-        Variant("+ corpus stats from the store", base, corpus_stats=True),
-        Variant(
-            "  now = last session + 1 day",
-            base,
-            now=last_time + timedelta(days=1),
-        ),
-        Variant(
-            "  ditto, recency weight 0.2",
-            off(base, recency_weight=0.2),
-            now=last_time + timedelta(days=1),
-        ),
+        ("- neighbour context", off(base, context_weight=0.0)),
+        ("- pseudo-relevance feedback", off(base, prf=False)),
+        ("- coverage boost", off(base, coverage_weight=0.0)),
+        ("- proximity boost", off(base, proximity_weight=0.0)),
+        ("- irregular word forms", off(base, word_variants=False)),
+        ("- time expressions", off(base, time_expressions=False)),
+        ("- recency prior", off(base, recency_weight=0.0)),
+        ("- importance prior", off(base, importance_weight=0.0)),
+        ("  BM25 b=0.75 (textbook)", off(base, b=0.75)),
+        ("  stage-1 pool 100", off(base, candidates=100)),
+        ("+ time window as hard filter", off(base, time_filter=True)),
     ]
-
-
-class _Stage1OnlyArm(MemtraceArm):
-    """Stage 1 order only (what the store's native bm25 alone would give)."""
-
-    def search(self, conversation: str, query: str, k: int) -> list[str]:
-        plan = ranking.plan_query(query, self.now(), self.config)
-        return [self.dia_ids[c.id] for c in self.fetch(plan, conversation)[:k]]
 
 
 # ------------------------------------------------------------------------------------------
@@ -487,14 +399,27 @@ def print_table(results: Sequence[Result], groups: Sequence[str], counts: Counte
         print(_row(result.arm, result, groups, widths))
 
 
+def run_arm(
+    arm: Arm,
+    conversations: Sequence[dict[str, Any]],
+    questions: Sequence[Question],
+    ks: Sequence[int],
+) -> Result:
+    """Index (if the arm writes), evaluate, close."""
+    try:
+        arm.index(conversations)
+        return evaluate(arm, questions, ks)
+    finally:
+        arm.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="path to locomo-dev.json")
     parser.add_argument("--conversations", nargs="+", metavar="ID", help="subset, e.g. conv-26")
     parser.add_argument("--k", type=int, nargs="+", default=[5, 10], help="cut-offs (default 5 10)")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     parser.add_argument("--no-ablation", action="store_true", help="skip the ablation runs")
-    parser.add_argument("--corpus-stats", action="store_true", help="rerank with corpus idf")
     args = parser.parse_args(argv)
 
     conversations = load_conversations(args.data.resolve())
@@ -505,28 +430,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"no such conversation(s): {', '.join(sorted(wanted))}")
     questions = [q for conv in conversations for q in locomo_questions(conv)]
     ks = sorted(set(args.k))
+    default = RankingConfig()
 
-    def run(arm: BaselineArm | MemtraceArm) -> Result:
-        arm.index(conversations)
-        return evaluate(arm, questions, ks)
-
-    default = ranking.RankingConfig()
-    main_results = [
-        run(BaselineArm()),
-        run(MemtraceArm(default, corpus_stats=args.corpus_stats)),
-    ]
-    ablation_results: list[Result] = []
-    if not args.no_ablation:
-        last_time = max(m["time"] for conv in conversations for m in locomo_memories(conv))
-        for variant in ablations(default, last_time):
-            arm_type = _Stage1OnlyArm if variant.stage1_only else MemtraceArm
-            arm = arm_type(
-                variant.config,
-                name=variant.label,
-                corpus_stats=variant.corpus_stats or args.corpus_stats,
-                now=variant.now,
-            )
-            ablation_results.append(run(arm))
+    with tempfile.TemporaryDirectory(prefix="memtrace-locomo-") as tmp:
+        db_path = Path(tmp) / "locomo.db"
+        main_results = [
+            run_arm(BaselineArm(), conversations, questions, ks),
+            run_arm(MemtraceArm(db_path, default), conversations, questions, ks),
+        ]
+        ablation_results = [
+            run_arm(MemtraceArm(db_path, config, name=label, ingest=False), (), questions, ks)
+            for label, config in ([] if args.no_ablation else ablations(default))
+        ]
 
     conv_ids = [c["sample_id"] for c in conversations]
     held_out = [c for c in conv_ids if c not in TUNING_SET]
@@ -539,6 +454,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "held_out": held_out,
                     "config": dataclasses.asdict(default),
                     "results": [r.as_dict() for r in main_results],
+                    "held_out_recall": {
+                        r.arm: {f"@{k}": round(r.pooled(held_out, k), 4) for k in ks}
+                        for r in main_results
+                    },
                     "ablation": [r.as_dict() for r in ablation_results],
                 },
                 indent=2,
@@ -558,24 +477,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     if held_out and len(held_out) < len(conv_ids):
         print()
         print("Held-out conversations pooled (" + ", ".join(held_out) + "):")
+        total = sum(counts[c] for c in held_out)
         for result in main_results:
-            hits = {k: sum(result.hits[c][k] for c in held_out) for k in ks}
-            total = sum(result.counts[c] for c in held_out)
-            print(
-                f"  {result.arm:<10} "
-                + "  ".join(f"@{k} {hits[k] / total:.3f}" for k in ks)
-                + f"  (n={total})"
-            )
+            cells = "  ".join(f"@{k} {result.pooled(held_out, k):.3f}" for k in ks)
+            print(f"  {result.arm:<10} {cells}  (n={total})")
     if ablation_results:
         print()
-        print("Ablation (memtrace default with one technique changed), overall:")
+        print("Ablation (memtrace default with one technique changed), overall, p50/p95 ms:")
         reference = main_results[1]
         for result in [reference, *ablation_results]:
             deltas = "  ".join(
-                f"@{k} {result.recall('overall', k):.3f} ({result.recall('overall', k) - reference.recall('overall', k):+.3f})"
+                f"@{k} {result.recall('overall', k):.3f}"
+                f" ({result.recall('overall', k) - reference.recall('overall', k):+.3f})"
                 for k in ks
             )
-            print(f"  {result.arm:<32} {deltas}")
+            print(
+                f"  {result.arm:<30} {deltas}"
+                f"  {result.latency(0.5):6.2f} {result.latency(0.95):6.2f}"
+            )
     return 0
 
 

@@ -361,8 +361,13 @@ def _field_weights(config: RankingConfig) -> tuple[float, float, float, float]:
 
 
 def _doc(
-    candidate: Candidate, weights: tuple[float, float, float, float], keys: Mapping[str, str]
+    candidate: Candidate,
+    weights: tuple[float, float, float, float],
+    terms: Sequence[str],
+    aliases: Sequence[tuple[str, str]],
 ) -> _Doc:
+    """``terms`` are the plan's weighted stems, ``aliases`` ``(alias stem, weighted stem)``
+    pairs (see :func:`_groups`): an alias's occurrences count for its weighted stem."""
     features = _features(
         candidate.content,
         candidate.agent_id,
@@ -371,9 +376,9 @@ def _doc(
         weights,
     )
     counts = features.tf
-    tf: dict[str, float] = {}
-    for term, key in keys.items():
-        value = counts.get(term)
+    tf = {term: counts[term] for term in terms if term in counts}
+    for alias, key in aliases:
+        value = counts.get(alias)
         if value:
             tf[key] = tf.get(key, 0.0) + value
     return _Doc(
@@ -551,7 +556,9 @@ def rerank(
         return []
     keys = _groups(plan)
     field_weights = _field_weights(config)
-    docs = [_doc(candidate, field_weights, keys) for candidate in unique]
+    terms = list(plan.weights)
+    aliases = [(term, key) for term, key in keys.items() if term != key]
+    docs = [_doc(candidate, field_weights, terms, aliases) for candidate in unique]
     pool = _Stats(docs, stats, plan)
     core = plan.core
     core_set = set(core)
