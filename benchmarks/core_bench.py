@@ -53,6 +53,7 @@ import _data
 import memtrace_core
 from memtrace_core.engine import AsyncMemtrace
 from memtrace_core.ids import memory_id
+from memtrace_core.stores.sqlite import WRITER_AUTOCHECKPOINT_PAGES
 from memtrace_core.timeutil import now_us, to_us
 from memtrace_core.validation import dedup_key
 
@@ -192,7 +193,8 @@ def _baseline_rows(items: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
 
 
 def _raw_connect(path: Path) -> sqlite3.Connection:
-    """A connection with exactly the PRAGMAs the store's writer uses (see SQLiteStore._connect)."""
+    """A connection with exactly the PRAGMAs the store's writer uses (SQLiteStore._connect and
+    _writer_connect: the writer autocheckpoints only past WRITER_AUTOCHECKPOINT_PAGES)."""
     conn = sqlite3.connect(str(path), isolation_level=None, timeout=10)
     for pragma in (
         "busy_timeout = 10000",
@@ -200,6 +202,7 @@ def _raw_connect(path: Path) -> sqlite3.Connection:
         "cache_size = -32768",
         "temp_store = MEMORY",
         "mmap_size = 268435456",
+        f"wal_autocheckpoint = {WRITER_AUTOCHECKPOINT_PAGES}",
     ):
         conn.execute(f"PRAGMA {pragma}")
     return conn
