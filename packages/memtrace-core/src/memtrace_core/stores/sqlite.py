@@ -35,6 +35,7 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -356,9 +357,15 @@ def build_where(org_id: str, flt: MemoryFilter, alias: str = "m") -> tuple[str, 
 class _Writer(threading.Thread):
     """The single writer thread of a store: group commit of queued write requests."""
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection], max_group: int) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        max_group: int,
+        busy_timeout_ms: int = 10_000,
+    ) -> None:
         super().__init__(name="memtrace-sqlite-writer", daemon=True)
         self._connect = connect
+        self._busy_timeout_ms = int(busy_timeout_ms)
         self._queue: queue.SimpleQueue[
             tuple[
                 Callable[[sqlite3.Connection], Any], asyncio.Future[Any], asyncio.AbstractEventLoop
@@ -428,7 +435,7 @@ class _Writer(threading.Thread):
         ],
     ) -> None:
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            self._begin(conn)
         except sqlite3.Error as exc:
             err = StoreError(f"database unavailable: {exc}")
             for _, fut, loop in jobs:
@@ -442,7 +449,7 @@ class _Writer(threading.Thread):
         results = self._run_jobs(conn, jobs, savepoints=False)
         if len(jobs) > 1 and not all(ok for ok, _ in results):
             conn.execute("ROLLBACK")
-            conn.execute("BEGIN IMMEDIATE")
+            self._begin(conn)
             results = self._run_jobs(conn, jobs, savepoints=True)
         try:
             if len(jobs) == 1 and not results[0][0]:
@@ -458,6 +465,30 @@ class _Writer(threading.Thread):
         self.requests += len(jobs)
         for (ok, value), (_, fut, loop) in zip(results, jobs, strict=True):
             _deliver(loop, fut, ok, value)
+
+    def _begin(self, conn: sqlite3.Connection) -> None:
+        """``BEGIN IMMEDIATE``, waiting for another process's write transaction in sub-ms steps.
+
+        SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25 … ms between attempts, so when
+        several server processes share one file, each hand-over of the write lock cost
+        milliseconds of idle time (most of a worker's time under write load). Here the wait
+        polls every 0.1–1 ms for the same total ``busy_timeout``; the connection's own busy
+        timeout applies again to every statement once the lock is held."""
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            deadline = time.monotonic() + self._busy_timeout_ms / 1000
+            delay = 0.0001
+            while True:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    if not _is_busy(exc) or time.monotonic() >= deadline:
+                        raise
+                time.sleep(delay)
+                delay = min(delay * 1.5, 0.001)
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
 
     @staticmethod
     def _run_jobs(
@@ -544,6 +575,13 @@ def _wrap_error(exc: BaseException) -> BaseException:
     if isinstance(exc, sqlite3.Error):
         return StoreError(f"database error: {exc}")
     return exc
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return (int(code) & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(exc) or "busy" in str(exc)  # pragma: no cover - Python < 3.11
 
 
 def _deliver(
@@ -652,7 +690,7 @@ class SQLiteStore(SQLiteAuthMixin):
         directory = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(directory, exist_ok=True)
         await asyncio.to_thread(self._migrate)
-        self._writer = _Writer(self._writer_connect, self._max_group)
+        self._writer = _Writer(self._writer_connect, self._max_group, self.busy_timeout_ms)
         self._writer.start()
         await asyncio.to_thread(self._writer.ready.wait)
         if self._writer.error is not None:  # pragma: no cover
