@@ -8,9 +8,10 @@ a 500 (logged with its traceback, never sent to the client).
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import time
-import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +77,10 @@ class JsonErrorHandler(ErrorHandler):
             loc = ".".join(str(p) for p in err["loc"]) or "body"
             return _error(400, {"error": f"invalid {loc}: {err['msg']}", "field": loc})
         rid = getattr(request.ctx, "rid", None) if request is not None else None
+        if isinstance(exception, asyncio.CancelledError):  # sanic's RequestCancelled
+            # the client went away mid-request: nobody reads this answer; not a server error
+            log.info("client closed the connection during %s %s", request.method, request.path)
+            return _error(499, {"error": "client closed request"})
         log.error(
             "unhandled error on %s %s",
             getattr(request, "method", "?"),
@@ -192,18 +197,22 @@ def create_app(
     return app
 
 
+def _new_request_id() -> str:
+    """32 random hex digits (the format of ``uuid4().hex``, without building a UUID)."""
+    return os.urandom(16).hex()
+
+
 def _install_middleware(app: Sanic[Any, Any], state: State, cors_origins: tuple[str, ...]) -> None:
     metrics = state.metrics
     any_origin = "*" in cors_origins
     origins = frozenset(cors_origins)
-    new_id = uuid.uuid4
 
     async def on_request(request: Request) -> HTTPResponse | None:
         ctx = request.ctx
         ctx.t0 = _perf()
         rid = request.headers.get("x-request-id")
         if not rid or len(rid) > 128 or not rid.isprintable() or not rid.isascii():
-            rid = new_id().hex
+            rid = _new_request_id()
         ctx.rid = rid
         if (
             origins
@@ -228,7 +237,7 @@ def _install_middleware(app: Sanic[Any, Any], state: State, cors_origins: tuple[
 
     async def on_response(request: Request, response: BaseHTTPResponse) -> None:
         ctx = request.ctx
-        rid = getattr(ctx, "rid", None) or new_id().hex
+        rid = getattr(ctx, "rid", None) or _new_request_id()
         headers = response.headers
         headers["X-Request-ID"] = rid
         if origins:
