@@ -44,6 +44,7 @@ from .models import (
     SessionContext,
     SessionList,
     UpdateSessionRequest,
+    trusted_memory,
 )
 from .plugins import PluginRegistry, default_registry
 from .shortcuts import RECALL_LIMIT, RECALL_SINCE, decision_item, recall_options, remember_item
@@ -120,22 +121,24 @@ def _coerce(model: type[M], value: M | Mapping[str, Any] | None, overrides: Mapp
 
 
 def _record_to_memory(r: MemoryRecord) -> Memory:
-    return Memory.model_construct(
-        id=r.id,
-        time=from_us(r.time),
-        recorded_at=from_us(r.recorded_at),
-        org_id=r.org_id,
-        agent_id=r.agent_id,
-        session_id=r.session_id,
-        memory_type=r.memory_type,  # type: ignore[arg-type]
-        event_type=r.event_type,
-        content=r.content,
-        metadata=r.metadata,
-        tags=r.tags,
-        dedup_key=r.dedup_key,
-        importance=r.importance,
-        parent_id=r.parent_id,
-        score=None,
+    return trusted_memory(
+        {
+            "id": r.id,
+            "time": from_us(r.time),
+            "recorded_at": from_us(r.recorded_at),
+            "org_id": r.org_id,
+            "agent_id": r.agent_id,
+            "session_id": r.session_id,
+            "memory_type": r.memory_type,
+            "event_type": r.event_type,
+            "content": r.content,
+            "metadata": r.metadata,
+            "tags": r.tags,
+            "dedup_key": r.dedup_key,
+            "importance": r.importance,
+            "parent_id": r.parent_id,
+            "score": None,
+        }
     )
 
 

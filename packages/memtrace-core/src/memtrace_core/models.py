@@ -79,6 +79,23 @@ class Memory(_Model):
     score: float | None = None
 
 
+_MEMORY_FIELDS: frozenset[str] = frozenset(Memory.model_fields)
+
+
+def trusted_memory(values: dict[str, Any]) -> Memory:
+    """A :class:`Memory` from already-validated values (a stored row), without validation.
+
+    What ``Memory.model_construct`` does for this model (no extras, no private attributes),
+    minus its per-field bookkeeping: ~2x faster, which matters when a recall turns 100 rows into
+    models. ``values`` must hold every field of :class:`Memory`."""
+    memory = Memory.__new__(Memory)
+    object.__setattr__(memory, "__dict__", values)
+    object.__setattr__(memory, "__pydantic_fields_set__", set(_MEMORY_FIELDS))
+    object.__setattr__(memory, "__pydantic_extra__", None)
+    object.__setattr__(memory, "__pydantic_private__", None)
+    return memory
+
+
 class MemoryCreate(_Model):
     """A memory to write (the SDK's ``AddMemoryRequest``). Only ``agent_id`` and ``content`` are
     required. ``time`` defaults to now; ``dedup_key`` defaults to the original's content hash."""

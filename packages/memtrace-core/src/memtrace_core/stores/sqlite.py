@@ -42,7 +42,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..errors import ConflictError, StoreError, ValidationError
-from ..models import Agent, Memory, Session
+from ..models import Agent, Memory, Session, trusted_memory
 from ..timeutil import from_us, to_us
 from .base import Candidate, InsertOutcome, KeywordQuery, MemoryFilter, MemoryRecord, StatsRow
 from .sqlite_auth import SQLiteAuthMixin
@@ -201,22 +201,24 @@ def _dumps(value: Any) -> str | None:
 
 
 def _row_to_memory(row: Sequence[Any]) -> Memory:
-    return Memory.model_construct(
-        id=row[0],
-        org_id=row[1],
-        agent_id=row[2],
-        session_id=row[3],
-        memory_type=row[4],
-        event_type=row[5],
-        content=row[6],
-        metadata=json.loads(row[7]) if row[7] else None,
-        tags=json.loads(row[8]) if row[8] else None,
-        dedup_key=row[9],
-        importance=row[10],
-        parent_id=row[11],
-        time=from_us(row[12]),
-        recorded_at=from_us(row[13]),
-        score=None,
+    return trusted_memory(
+        {
+            "id": row[0],
+            "time": from_us(row[12]),
+            "recorded_at": from_us(row[13]),
+            "org_id": row[1],
+            "agent_id": row[2],
+            "session_id": row[3],
+            "memory_type": row[4],
+            "event_type": row[5],
+            "content": row[6],
+            "metadata": json.loads(row[7]) if row[7] else None,
+            "tags": json.loads(row[8]) if row[8] else None,
+            "dedup_key": row[9],
+            "importance": row[10],
+            "parent_id": row[11],
+            "score": None,
+        }
     )
 
 
