@@ -47,7 +47,7 @@ from .models import (
     SessionList,
     UpdateSessionRequest,
 )
-from .shortcuts import RECALL_LIMIT, RECALL_SINCE, decision_item, recall_options, remember_item
+from .shortcuts import Shortcuts
 from .sync import BlockingTwin, Portal, blocking, iterate
 from .validation import check_batch
 
@@ -119,7 +119,7 @@ def _seg(value: str, field: str) -> str:
     return quote(value, safe="")
 
 
-class AsyncMemtraceClient:
+class AsyncMemtraceClient(Shortcuts):
     """An async client for a memtrace server, with the method set of
     :class:`~memtrace_core.engine.AsyncMemtrace`.
 
@@ -221,54 +221,6 @@ class AsyncMemtraceClient:
         items = [_body(m) if isinstance(m, BaseModel) else _jsonable(m) for m in memories]
         return await self._send(BatchResult, "POST", "/memories", {"memories": items})
 
-    async def remember(
-        self,
-        agent_id: str,
-        content: str,
-        *,
-        session_id: str | None = None,
-        memory_type: str = "episodic",
-        event_type: str = "general",
-        tags: list[str] | None = None,
-        importance: float | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> Memory:
-        """Store an episodic memory (what the agent did or saw)."""
-        return await self.add_memory(
-            remember_item(
-                agent_id,
-                content,
-                session_id=session_id,
-                memory_type=memory_type,
-                event_type=event_type,
-                tags=tags,
-                importance=importance,
-                metadata=metadata,
-            )
-        )
-
-    async def decide(
-        self,
-        agent_id: str,
-        decision: str,
-        reasoning: str,
-        *,
-        session_id: str | None = None,
-        tags: list[str] | None = None,
-        importance: float | None = None,
-    ) -> Memory:
-        """Record a decision and why (``memory_type=decision``, ``event_type=decision``)."""
-        return await self.add_memory(
-            decision_item(
-                agent_id,
-                decision,
-                reasoning,
-                session_id=session_id,
-                tags=tags,
-                importance=importance,
-            )
-        )
-
     # -- reading --------------------------------------------------------------------------------
 
     async def list_memories(
@@ -276,18 +228,6 @@ class AsyncMemtraceClient:
     ) -> MemoryList:
         opts = _coerce(ListOptions, options, filters)
         return await self._get(MemoryList, "/memories", _params(opts))
-
-    async def recall(
-        self,
-        /,
-        agent_id: str,
-        since: str | None = RECALL_SINCE,
-        *,
-        limit: int = RECALL_LIMIT,
-        **filters: Any,
-    ) -> MemoryList:
-        """The agent's recent memories, newest first (``since`` defaults to 24 h)."""
-        return await self.list_memories(**recall_options(agent_id, since, limit, filters))
 
     async def search_memories(
         self, query: SearchQuery | Mapping[str, Any] | None = None, /, **fields: Any

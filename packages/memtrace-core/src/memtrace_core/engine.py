@@ -47,7 +47,7 @@ from .models import (
     trusted_memory,
 )
 from .plugins import PluginRegistry, default_registry
-from .shortcuts import RECALL_LIMIT, RECALL_SINCE, decision_item, recall_options, remember_item
+from .shortcuts import Shortcuts
 from .stores.base import KeywordQuery, MemoryFilter, MemoryRecord, Store
 from .timeutil import from_us, now_us, parse_time_bound, to_us, window
 from .validation import (
@@ -166,7 +166,7 @@ class _Core:
         self.opened = False
 
 
-class AsyncMemtrace:
+class AsyncMemtrace(Shortcuts):
     """The memtrace engine (async). Use :func:`memtrace_core.connect` to build one.
 
     Every method acts within one org (``org_default`` unless given); :meth:`with_org` returns a
@@ -327,54 +327,6 @@ class AsyncMemtrace:
             memories=stored, count=len(stored), duplicates=len(dups), duplicate_of=dups
         )
 
-    async def remember(
-        self,
-        agent_id: str,
-        content: str,
-        *,
-        session_id: str | None = None,
-        memory_type: str = "episodic",
-        event_type: str = "general",
-        tags: list[str] | None = None,
-        importance: float | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> Memory:
-        """Store an episodic memory (what the agent did or saw)."""
-        return await self.add_memory(
-            remember_item(
-                agent_id,
-                content,
-                session_id=session_id,
-                memory_type=memory_type,
-                event_type=event_type,
-                tags=tags,
-                importance=importance,
-                metadata=metadata,
-            )
-        )
-
-    async def decide(
-        self,
-        agent_id: str,
-        decision: str,
-        reasoning: str,
-        *,
-        session_id: str | None = None,
-        tags: list[str] | None = None,
-        importance: float | None = None,
-    ) -> Memory:
-        """Record a decision and why (``memory_type=decision``, ``event_type=decision``)."""
-        return await self.add_memory(
-            decision_item(
-                agent_id,
-                decision,
-                reasoning,
-                session_id=session_id,
-                tags=tags,
-                importance=importance,
-            )
-        )
-
     # -- reading --------------------------------------------------------------------------------
 
     async def _agent_aliases(self, agent_ref: str) -> tuple[str, ...]:
@@ -498,18 +450,6 @@ class AsyncMemtrace:
             until=opts.until,
         )
         return await self._page(flt, opts.limit, opts.offset, opts.order)
-
-    async def recall(
-        self,
-        /,
-        agent_id: str,
-        since: str | None = RECALL_SINCE,
-        *,
-        limit: int = RECALL_LIMIT,
-        **filters: Any,
-    ) -> MemoryList:
-        """The agent's recent memories, newest first (``since`` defaults to 24 h)."""
-        return await self.list_memories(**recall_options(agent_id, since, limit, filters))
 
     async def search_memories(
         self, query: SearchQuery | Mapping[str, Any] | None = None, /, **fields: Any

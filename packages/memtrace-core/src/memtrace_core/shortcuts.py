@@ -1,14 +1,18 @@
-"""The rules of the shortcuts ``remember``, ``decide`` and ``recall``, in one place: the engine
-(:class:`~memtrace_core.engine.AsyncMemtrace`) and the HTTP client
-(:class:`~memtrace_core.client.AsyncMemtraceClient`) both build their request here, so the client
-only sends it.
+"""The shortcuts ``remember``, ``decide`` and ``recall``, in one place: :class:`Shortcuts` is a
+base class of both the engine (:class:`~memtrace_core.engine.AsyncMemtrace`) and the HTTP client
+(:class:`~memtrace_core.client.AsyncMemtraceClient`), written in terms of their ``add_memory`` and
+``list_memories``, so the two cannot drift apart.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from .errors import ValidationError
+
+if TYPE_CHECKING:
+    from .models import ListOptions, Memory, MemoryCreate, MemoryList
 
 #: ``recall``'s default window and page size.
 RECALL_SINCE = "24h"
@@ -73,4 +77,88 @@ def recall_options(
     return {**filters, "agent_id": agent_id, "since": since, "limit": limit, "order": "desc"}
 
 
-__all__ = ["RECALL_LIMIT", "RECALL_SINCE", "decision_item", "recall_options", "remember_item"]
+class Shortcuts:
+    """``remember``, ``decide`` and ``recall`` for any class that implements ``add_memory`` and
+    ``list_memories`` (the engine and the HTTP client)."""
+
+    async def add_memory(
+        self, memory: MemoryCreate | Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> Memory:
+        raise NotImplementedError
+
+    async def list_memories(
+        self, options: ListOptions | Mapping[str, Any] | None = None, /, **filters: Any
+    ) -> MemoryList:
+        raise NotImplementedError
+
+    async def remember(
+        self,
+        /,
+        agent_id: str,
+        content: str,
+        *,
+        session_id: str | None = None,
+        memory_type: str = "episodic",
+        event_type: str = "general",
+        tags: list[str] | None = None,
+        importance: float | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Memory:
+        """Store an episodic memory (what the agent did or saw)."""
+        return await self.add_memory(
+            remember_item(
+                agent_id,
+                content,
+                session_id=session_id,
+                memory_type=memory_type,
+                event_type=event_type,
+                tags=tags,
+                importance=importance,
+                metadata=metadata,
+            )
+        )
+
+    async def decide(
+        self,
+        /,
+        agent_id: str,
+        decision: str,
+        reasoning: str,
+        *,
+        session_id: str | None = None,
+        tags: list[str] | None = None,
+        importance: float | None = None,
+    ) -> Memory:
+        """Record a decision and why (``memory_type=decision``, ``event_type=decision``)."""
+        return await self.add_memory(
+            decision_item(
+                agent_id,
+                decision,
+                reasoning,
+                session_id=session_id,
+                tags=tags,
+                importance=importance,
+            )
+        )
+
+    async def recall(
+        self,
+        /,
+        agent_id: str,
+        since: str | None = RECALL_SINCE,
+        *,
+        limit: int = RECALL_LIMIT,
+        **filters: Any,
+    ) -> MemoryList:
+        """The agent's recent memories, newest first (``since`` defaults to 24 h)."""
+        return await self.list_memories(**recall_options(agent_id, since, limit, filters))
+
+
+__all__ = [
+    "RECALL_LIMIT",
+    "RECALL_SINCE",
+    "Shortcuts",
+    "decision_item",
+    "recall_options",
+    "remember_item",
+]
