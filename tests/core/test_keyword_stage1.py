@@ -1,11 +1,15 @@
-"""Stage 1 of keyword search on large match sets (the bounded, AND-first path)."""
+"""Stage 1 of keyword search on large match sets (the recent-first, AND-first path)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
 import pytest
 
-from memtrace_core import AsyncMemtrace
-from memtrace_core.stores import sqlite as sqlite_store
+from memtrace_core import AsyncMemtrace, EngineConfig, PluginRegistry, aconnect
+from memtrace_core.ranking import RankingConfig
 
 
 async def _fill(engine: AsyncMemtrace) -> None:
@@ -16,14 +20,23 @@ async def _fill(engine: AsyncMemtrace) -> None:
     assert result.count == len(items)
 
 
-async def test_bounded_stage1_prefers_memories_matching_every_word(
-    engine: AsyncMemtrace, monkeypatch: pytest.MonkeyPatch
+@pytest.fixture
+async def small_limit(db_url: str, registry: PluginRegistry) -> AsyncIterator[AsyncMemtrace]:
+    """An engine over the same file whose exact-BM25 limit is 10 matches (forces the path)."""
+    config = EngineConfig(ranking=replace(RankingConfig(), exact_match_limit=10))
+    mt = await aconnect(db_url, plugins=registry, config=config)
+    try:
+        yield mt
+    finally:
+        await mt.close()
+
+
+async def test_recent_first_prefers_memories_matching_every_word(
+    engine: AsyncMemtrace, small_limit: AsyncMemtrace
 ) -> None:
     await _fill(engine)
     exact = await engine.search_memories(query="deploy rollback", agent_id="bot", limit=5)
-    # force the bounded path: more matches than the scan limit
-    monkeypatch.setattr(sqlite_store, "BM25_SCAN_LIMIT", 10)
-    bounded = await engine.search_memories(query="deploy rollback", agent_id="bot", limit=5)
+    bounded = await small_limit.search_memories(query="deploy rollback", agent_id="bot", limit=5)
     want = {f"rollback {i} of the deploy" for i in range(3)}
     # both paths rank the three memories holding both words first, and stay in the agent scope
     assert {m.content for m in exact.results[:3]} == want
@@ -32,12 +45,41 @@ async def test_bounded_stage1_prefers_memories_matching_every_word(
     assert bounded.has_more
 
 
-async def test_bounded_stage1_tops_up_with_newest_any_word_matches(
-    engine: AsyncMemtrace, monkeypatch: pytest.MonkeyPatch
+async def test_recent_first_tops_up_with_newest_any_word_matches(
+    engine: AsyncMemtrace, small_limit: AsyncMemtrace
 ) -> None:
     await _fill(engine)
-    monkeypatch.setattr(sqlite_store, "BM25_SCAN_LIMIT", 10)
-    found = await engine.search_memories(query="deploy finished", agent_id="bot", limit=50)
+    found = await small_limit.search_memories(query="deploy finished", agent_id="bot", limit=50)
     contents = {m.content for m in found.results}
     assert {f"deploy step {i} finished" for i in range(40)} <= contents
     assert len(found.results) == 43  # every memory of the agent holds "deploy"
+
+
+async def test_match_count_is_capped(engine: AsyncMemtrace) -> None:
+    await _fill(engine)
+    store = engine.store
+    assert await store.count_keyword_matches("org_default", ("deploy",), 1000) == 48
+    assert await store.count_keyword_matches("org_default", ("deploy",), 10) == 10
+    assert await store.count_keyword_matches("org_default", ("rollback", "finished"), 1000) == 48
+    assert await store.count_keyword_matches("org_default", (), 1000) == 0
+
+
+async def test_engine_picks_the_path_and_pool_from_the_match_count(
+    engine: AsyncMemtrace, small_limit: AsyncMemtrace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _fill(engine)
+    seen: list[tuple[bool, int]] = []
+    for mt in (engine, small_limit):
+        original = mt.store.keyword_candidates
+
+        async def record(org_id: str, flt: Any, query: Any, _orig: Any = original) -> Any:
+            seen.append((query.recent_first, query.limit))
+            return await _orig(org_id, flt, query)
+
+        monkeypatch.setattr(mt.store, "keyword_candidates", record)
+        await mt.search_memories(query="deploy rollback", limit=5)
+    # 48 matches: exact BM25 (pool 200, feedback round) under the default 5,000 limit; recent-
+    # first with the smaller pool and no feedback round when the limit is 10
+    assert seen[0] == (False, 200)
+    assert seen[-1] == (True, 100)
+    assert sum(1 for flag, _ in seen if flag) == 1

@@ -513,6 +513,15 @@ class AsyncMemtrace(Shortcuts):
         plan = ranking.plan_query(text, now_dt, cfg)
         if plan.is_empty:
             return []
+        # Large match sets (a common word in a big store): exact BM25 would score every match,
+        # so stage 1 takes the newest memories matching every word instead, with a smaller pool
+        # and (by default) no feedback round; stage 2 re-ranks as always.
+        matches = await self.store.count_keyword_matches(
+            self.org_id, plan.terms, cfg.exact_match_limit + 1
+        )
+        recent_first = matches > cfg.exact_match_limit
+        if recent_first:
+            cfg = replace(cfg, candidates=max(need, cfg.large_candidates), prf=cfg.large_prf)
         weights = {
             "content": cfg.weight_content,
             "agent_id": cfg.weight_agent,
@@ -539,6 +548,7 @@ class AsyncMemtrace(Shortcuts):
                     limit=cfg.candidates,
                     field_weights=weights,
                     groups=ranking.term_groups(p),
+                    recent_first=recent_first,
                 ),
             )
             out = []

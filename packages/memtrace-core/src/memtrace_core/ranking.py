@@ -98,6 +98,16 @@ class RankingConfig:
     # --- stage 1 (store) -------------------------------------------------------------------
     candidates: int = 200
     """How many rows the store returns per stage-1 query (its native BM25 order)."""
+    exact_match_limit: int = 5000
+    """Stage 1 ranks by the store's BM25 only while the query's terms match at most this many
+    memories; above it (a common word in a large store, where scoring every match costs ~5 µs
+    each) the store returns the newest memories matching every query word, topped up with the
+    newest matching any word, and stage 2 re-ranks them as usual."""
+    large_candidates: int = 100
+    """Stage-1 pool size on that recent-first path."""
+    large_prf: bool = False
+    """Whether pseudo-relevance feedback also runs on the recent-first path (it doubles the
+    cost there and its gain comes from re-querying a BM25-ranked corpus)."""
     weight_content: float = 1.0
     """Field weight of ``content`` (FTS5 ``bm25()`` column weight and BM25F weight)."""
     weight_agent: float = 0.5

@@ -84,14 +84,16 @@ class KeywordQuery:
     """Stage-1 keyword retrieval: memories matching ANY of ``terms`` (each a word; the store
     applies its own stemming), best ``limit`` by the store's BM25 with the given field weights.
 
-    ``groups`` (optional) are the query's own words, each with its variants; a store whose
-    exact BM25 would have to score too many matches may instead return the newest memories
-    matching every group, then the newest matching any term (stage 2 reranks either way)."""
+    ``groups`` are the query's own words, each with its variants. With ``recent_first`` (the
+    engine sets it when the terms match too many memories for exact BM25) the store returns
+    the newest memories matching every group, then the newest matching any term (stage 2
+    re-ranks either way)."""
 
     terms: tuple[str, ...]
     limit: int
     field_weights: dict[str, float] = field(default_factory=dict)
     groups: tuple[tuple[str, ...], ...] = ()
+    recent_first: bool = False
 
 
 @dataclass(slots=True)
@@ -145,6 +147,11 @@ class Store(Protocol):
     async def keyword_candidates(
         self, org_id: str, flt: MemoryFilter, query: KeywordQuery
     ) -> list[Candidate]: ...
+
+    async def count_keyword_matches(self, org_id: str, terms: tuple[str, ...], cap: int) -> int:
+        """How many memories match any of ``terms``, counting no further than ``cap`` (cheap; may
+        be an upper bound that includes other orgs' memories — it only picks a search path)."""
+        ...
 
     async def count_memories(self, org_id: str, flt: MemoryFilter) -> int: ...
 

@@ -270,10 +270,6 @@ def _session_from_row(row: Sequence[Any]) -> Session:
     )
 
 
-#: Above this many FTS matches (all orgs), stage 1 stops using bm25() (see keyword_candidates).
-BM25_SCAN_LIMIT = 5000
-
-
 def _fts_quote(term: str) -> str:
     return '"' + term.replace('"', '""') + '"'
 
@@ -839,12 +835,12 @@ class SQLiteStore(SQLiteAuthMixin):
     async def keyword_candidates(
         self, org_id: str, flt: MemoryFilter, query: KeywordQuery
     ) -> list[Candidate]:
-        """Stage 1. Exact FTS5 BM25 when the terms match at most :data:`BM25_SCAN_LIMIT`
-        memories; otherwise bounded: the newest memories matching every query word (AND of
-        ``query.groups``), topped up with the newest matching any term. FTS5's bm25() reads
+        """Stage 1: FTS5 BM25 order, or with ``query.recent_first`` the newest memories matching
+        every query word (AND of ``query.groups``), topped up with the newest matching any
+        term. (The engine picks recent-first for large match sets: FTS5's bm25() reads
         every matching row (its docsize row, the joined memory row, and each phrase's whole
         doclist for idf), which costs ~5 µs per match — 0.5 s for a common word on 1M memories;
-        rowid-ordered MATCH with LIMIT stops after ``limit`` rows."""
+        rowid-ordered MATCH with LIMIT stops after ``limit`` rows.)"""
         if not query.terms:
             return []
         match = " OR ".join(_fts_quote(term) for term in query.terms)
@@ -870,12 +866,7 @@ class SQLiteStore(SQLiteAuthMixin):
         exprs.append(match)
 
         def run(conn: sqlite3.Connection) -> list[Candidate]:
-            large = conn.execute(
-                "SELECT rowid FROM memories_fts WHERE memories_fts MATCH ? "
-                "ORDER BY rowid DESC LIMIT 1 OFFSET ?",
-                (match, BM25_SCAN_LIMIT),
-            ).fetchone()
-            if large is None:
+            if not query.recent_first:
                 return [
                     Candidate(_row_to_memory(r), float(r[14]))
                     for r in conn.execute(exact_sql, [match, *params, query.limit])
@@ -892,6 +883,16 @@ class SQLiteStore(SQLiteAuthMixin):
             return out
 
         return await self._read(run)
+
+    async def count_keyword_matches(self, org_id: str, terms: tuple[str, ...], cap: int) -> int:
+        if not terms:
+            return 0
+        match = " OR ".join(_fts_quote(term) for term in terms)
+        sql = (
+            "SELECT COUNT(*) FROM (SELECT rowid FROM memories_fts WHERE memories_fts MATCH ? "
+            "LIMIT ?)"
+        )
+        return await self._read(lambda conn: int(conn.execute(sql, (match, cap)).fetchone()[0]))
 
     async def count_memories(self, org_id: str, flt: MemoryFilter) -> int:
         where, params = build_where(org_id, flt)
