@@ -513,14 +513,18 @@ class AsyncMemtrace(Shortcuts):
         plan = ranking.plan_query(text, now_dt, cfg)
         if plan.is_empty:
             return []
-        # Large match sets (a common word in a big store): exact BM25 would score every match,
-        # so stage 1 takes the newest memories matching every word instead, with a smaller pool
-        # and (by default) no feedback round; stage 2 re-ranks as always.
-        matches = await self.store.count_keyword_matches(
-            self.org_id, plan.terms, cfg.exact_match_limit + 1
-        )
-        recent_first = matches > cfg.exact_match_limit
-        if recent_first:
+        limit = cfg.exact_match_limit
+        is_large: dict[tuple[str, ...], bool] = {}
+
+        async def large(p: ranking.QueryPlan) -> bool:
+            """Whether ``p``'s words match too many memories for exact BM25 (a common word in
+            a big store): stage 1 then takes the newest memories matching every word."""
+            if p.terms not in is_large:
+                count = await self.store.count_keyword_matches(self.org_id, p.terms, limit + 1)
+                is_large[p.terms] = count > limit
+            return is_large[p.terms]
+
+        if await large(plan):  # a smaller pool and, by default, no feedback round
             cfg = replace(cfg, candidates=max(need, cfg.large_candidates), prf=cfg.large_prf)
         weights = {
             "content": cfg.weight_content,
@@ -548,7 +552,7 @@ class AsyncMemtrace(Shortcuts):
                     limit=cfg.candidates,
                     field_weights=weights,
                     groups=ranking.term_groups(p),
-                    recent_first=recent_first,
+                    recent_first=await large(p),
                 ),
             )
             out = []
