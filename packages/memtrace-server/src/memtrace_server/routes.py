@@ -151,7 +151,8 @@ class CreateOrgBody(BaseModel):
 
 
 class CreateKeyBody(BaseModel):
-    org_id: str
+    org_id: str | None = None
+    """Default: the caller's org (an org admin can only name its own)."""
     name: str
     permissions: list[str] | str | None = None
     expires_at: str | None = None
