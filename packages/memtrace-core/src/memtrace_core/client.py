@@ -9,7 +9,7 @@ The org is chosen by the API key, so :meth:`AsyncMemtraceClient.with_org` is not
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping, Sequence
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -383,19 +383,6 @@ class AsyncMemtraceClient(Shortcuts):
                         yield line + "\n"
         except httpx.TransportError as exc:
             raise TransportError(f"GET {self.base_url}{url}: {exc!r}") from exc
-
-    async def export_jsonl(
-        self,
-        out: IO[str],
-        criteria: DeleteFilter | Mapping[str, Any] | None = None,
-        /,
-        **fields: Any,
-    ) -> int:
-        count = 0
-        async for line in self.iter_export(criteria, **fields):
-            out.write(line)
-            count += 1
-        return count
 
     async def import_jsonl(
         self, lines: Iterable[str | bytes], *, batch_size: int = 500

@@ -12,7 +12,7 @@ import json
 import time as _time
 from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
@@ -911,20 +911,6 @@ class AsyncMemtrace(Shortcuts):
         async for batch in self.store.iter_memories(self.org_id, flt):
             for memory in batch:
                 yield _line("memory", memory)
-
-    async def export_jsonl(
-        self,
-        out: IO[str],
-        criteria: DeleteFilter | Mapping[str, Any] | None = None,
-        /,
-        **fields: Any,
-    ) -> int:
-        """Write :meth:`iter_export` to a text stream. Returns the number of lines written."""
-        count = 0
-        async for line in self.iter_export(criteria, **fields):
-            out.write(line)
-            count += 1
-        return count
 
     async def import_jsonl(
         self, lines: Iterable[str | bytes], *, batch_size: int = 500

@@ -1,4 +1,4 @@
-"""The shortcuts ``remember``, ``decide`` and ``recall``, in one place: :class:`Shortcuts` is a
+"""The shortcuts ``remember``, ``decide``, ``recall`` (and ``export_jsonl``), in one place: :class:`Shortcuts` is a
 base class of both the engine (:class:`~memtrace_core.engine.AsyncMemtrace`) and the HTTP client
 (:class:`~memtrace_core.client.AsyncMemtraceClient`), written in terms of their ``add_memory`` and
 ``list_memories``, so the two cannot drift apart.
@@ -6,13 +6,13 @@ base class of both the engine (:class:`~memtrace_core.engine.AsyncMemtrace`) and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Mapping
+from typing import IO, TYPE_CHECKING, Any
 
 from .errors import ValidationError
 
 if TYPE_CHECKING:
-    from .models import ListOptions, Memory, MemoryCreate, MemoryList
+    from .models import DeleteFilter, ListOptions, Memory, MemoryCreate, MemoryList
 
 #: ``recall``'s default window and page size.
 RECALL_SINCE = "24h"
@@ -78,8 +78,8 @@ def recall_options(
 
 
 class Shortcuts:
-    """``remember``, ``decide`` and ``recall`` for any class that implements ``add_memory`` and
-    ``list_memories`` (the engine and the HTTP client)."""
+    """``remember``, ``decide``, ``recall`` and ``export_jsonl`` for any class that implements
+    ``add_memory``, ``list_memories`` and ``iter_export`` (the engine and the HTTP client)."""
 
     async def add_memory(
         self, memory: MemoryCreate | Mapping[str, Any] | None = None, /, **fields: Any
@@ -90,6 +90,25 @@ class Shortcuts:
         self, options: ListOptions | Mapping[str, Any] | None = None, /, **filters: Any
     ) -> MemoryList:
         raise NotImplementedError
+
+    def iter_export(
+        self, criteria: DeleteFilter | Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> AsyncIterator[str]:
+        raise NotImplementedError
+
+    async def export_jsonl(
+        self,
+        out: IO[str],
+        criteria: DeleteFilter | Mapping[str, Any] | None = None,
+        /,
+        **fields: Any,
+    ) -> int:
+        """Write :meth:`iter_export` to a text stream. Returns the number of lines written."""
+        count = 0
+        async for line in self.iter_export(criteria, **fields):
+            out.write(line)
+            count += 1
+        return count
 
     async def remember(
         self,
