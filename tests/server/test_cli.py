@@ -617,7 +617,8 @@ def test_serve_with_two_workers_and_cross_process_revocation(
         ]
         assert statuses == [401] * 20, (statuses, time.monotonic() - revoked_at)
         assert client.get("/health").status_code == 200
-    assert server.stop() == 0
+    code = server.stop()
+    assert code == 0, server.output
     assert _port_closed(server.port)
     with connect(store_url, plugins=PluginRegistry(load_entry_points=False)) as mt:
         assert mt.list_memories(agent_id="a").count == 20

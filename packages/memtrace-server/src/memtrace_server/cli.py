@@ -235,7 +235,12 @@ def _install_shutdown_fix() -> None:
     * ``kill`` (a second signal during shutdown, or a worker that never starts) sends SIGKILL to
       the worker's whole *process group* — which is also the group of ``memtrace serve`` and of
       whatever started it without job control (a supervisor script, a test runner): kill only
-      the worker processes."""
+      the worker processes;
+    * the signal handler itself calls the multiprocessing manager (worker states) — if the
+      signal lands while the main loop is in the middle of such a call, the handler's call is
+      written into the same connection and both fail (``TypeError: 'NoneType' object is not a
+      mapping``, exit status 1): the handler now only records the signal, and the manager's own
+      loop starts the shutdown at its next poll (≤ 0.1 s later)."""
     import signal as _signal
 
     import sanic.mixins.startup as startup
@@ -248,11 +253,30 @@ def _install_shutdown_fix() -> None:
 
     class _WorkerManager(WorkerManager):
         _memtrace_fixed = True
+        _memtrace_signal: str | None = None
+
+        def shutdown_signal(self, signal: int, frame: Any) -> None:
+            if self._shutting_down or self._memtrace_signal is not None:
+                super().shutdown_signal(signal, frame)  # type: ignore[no-untyped-call]  # 2nd: kill
+                return
+            self._memtrace_signal = _signal.Signals(signal).name
+
+        def _start_requested_shutdown(self) -> bool:
+            """Run the deferred shutdown (outside the signal handler); True once shutting down."""
+            if self._memtrace_signal is not None and not self._shutting_down:
+                logger.info("Received signal %s. Shutting down.", self._memtrace_signal)
+                self.monitor_publisher.send(None)
+                self.shutdown()  # type: ignore[no-untyped-call]
+            return bool(self._shutting_down)
+
+        def _poll_monitor(self) -> Any:
+            self._start_requested_shutdown()
+            return super()._poll_monitor()
 
         def wait_for_ack(self) -> None:
             misses = 0
             while not self._all_workers_ack():  # type: ignore[no-untyped-call]
-                if self._shutting_down:
+                if self._start_requested_shutdown():
                     return
                 if self.monitor_subscriber.poll(0.1):
                     message = self.monitor_subscriber.recv()
