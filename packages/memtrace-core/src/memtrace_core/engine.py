@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time as _time
-from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -55,11 +55,13 @@ from .validation import (
     Limits,
     check_batch,
     check_id,
+    check_json,
     check_limit,
     check_memory_type,
     check_offset,
     check_order,
     check_tags,
+    check_text,
     check_type_name,
     dedup_key,
     validate_memory,
@@ -368,17 +370,12 @@ class AsyncMemtrace(Shortcuts):
         content_contains: str | None = None,
         now: int | None = None,
     ) -> MemoryFilter:
+        limits = self.config.limits
         agent = check_id(agent_id, "agent_id")
         session = check_id(session_id, "session_id")
-        mtypes = (
-            tuple(check_memory_type(t, "memory_types") for t in memory_types)
-            if memory_types
-            else None
-        )
-        etypes = (
-            tuple(check_type_name(t, "event_types") for t in event_types) if event_types else None
-        )
-        tag_list = check_tags(tags, field="tags")
+        mtypes = _values(memory_types, "memory_types", check_memory_type, limits)
+        etypes = _values(event_types, "event_types", check_type_name, limits)
+        tag_list = check_tags(tags, field="tags", limits=limits)
         lo, hi = window(since, until, now=now)
         if min_importance is not None and (
             isinstance(min_importance, bool)
@@ -388,15 +385,8 @@ class AsyncMemtrace(Shortcuts):
             raise ValidationError(
                 "invalid min_importance: must be between 0 and 1", field="min_importance"
             )
-        if content_contains is not None and not isinstance(content_contains, str):
-            raise ValidationError(
-                "invalid content_contains: must be a string", field="content_contains"
-            )
-        if (
-            content_contains is not None
-            and len(content_contains) > self.config.limits.max_query_chars
-        ):
-            raise ValidationError("content_contains too long", field="content_contains")
+        if content_contains is not None:
+            check_text(content_contains, "content_contains", max_chars=limits.max_query_chars)
         return MemoryFilter(
             agent_ids=await self._agent_aliases(agent) if agent else None,
             session_id=session,
@@ -473,6 +463,8 @@ class AsyncMemtrace(Shortcuts):
             content_contains=q.content_contains,
             now=now,
         )
+        if q.query is not None:
+            check_text(q.query, "query", max_chars=self.config.limits.max_query_chars)
         text = (q.query or "").strip()
         if not text:
             page = await self._page(flt, q.limit if q.limit is not None else 50, q.offset, q.order)
@@ -481,11 +473,6 @@ class AsyncMemtrace(Shortcuts):
                 count=page.count,
                 has_more=page.has_more,
                 query_time_ms=int((_time.perf_counter() - started) * 1000),
-            )
-        if len(text) > self.config.limits.max_query_chars:
-            raise ValidationError(
-                f"query too long (max {self.config.limits.max_query_chars} characters)",
-                field="query",
             )
         limit = check_limit(q.limit, default=50)
         offset = check_offset(q.offset)
@@ -520,7 +507,9 @@ class AsyncMemtrace(Shortcuts):
             """Whether ``p``'s words match too many memories for exact BM25 (a common word in
             a big store): stage 1 then takes the newest memories matching every word."""
             if p.terms not in is_large:
-                count = await self.store.count_keyword_matches(self.org_id, p.terms, limit + 1)
+                count = await self.store.count_keyword_matches(
+                    self.org_id, _window_filter(flt, p), p.terms, limit + 1
+                )
                 is_large[p.terms] = count > limit
             return is_large[p.terms]
 
@@ -535,18 +524,9 @@ class AsyncMemtrace(Shortcuts):
         by_id: dict[str, Memory] = {}
 
         async def fetch(p: ranking.QueryPlan) -> list[ranking.Candidate]:
-            f = flt
-            win = p.filter_window
-            if win is not None:
-                lo, hi = to_us(win[0]), to_us(win[1])
-                f = replace(
-                    f,
-                    since=lo if f.since is None else max(lo, f.since),
-                    until=hi if f.until is None else min(hi, f.until),
-                )
             rows = await self.store.keyword_candidates(
                 self.org_id,
-                f,
+                _window_filter(flt, p),
                 KeywordQuery(
                     terms=p.terms,
                     limit=cfg.candidates,
@@ -639,9 +619,10 @@ class AsyncMemtrace(Shortcuts):
         return AgentList(agents=agents, count=len(agents))
 
     async def get_agent(self, agent_id: str) -> Agent:
-        """An agent by id or by name. Raises NotFoundError."""
+        """An agent by id or by name (surrounding whitespace ignored, as when it was
+        registered). Raises NotFoundError."""
         _check_ref(agent_id, "agent_id")
-        agent = await self.store.get_agent(self.org_id, agent_id)
+        agent = await self.store.get_agent(self.org_id, agent_id.strip() or agent_id)
         if agent is None:
             raise NotFoundError("agent not found")
         return agent
@@ -865,11 +846,10 @@ class AsyncMemtrace(Shortcuts):
         fmt = self.plugins.context_format(fmt_name)
         if opts.max_tokens is not None and opts.max_tokens < 1:
             raise ValidationError("invalid max_tokens: must be positive", field="max_tokens")
-        types = (
-            [check_memory_type(t, "include_types") for t in opts.include_types]
-            if opts.include_types
-            else None
+        included = _values(
+            opts.include_types, "include_types", check_memory_type, self.config.limits
         )
+        types = list(included) if included else None
         limit = check_limit(
             opts.limit,
             default=self.config.context_max_memories if opts.max_tokens is None else 1000,
@@ -1027,24 +1007,46 @@ def _check_agent(name: Any, description: str | None, config: Any, limits: Limits
         raise ValidationError("name is required", field="name")
     if len(clean) > 128 or not clean.isprintable():
         raise ValidationError("invalid name: printable, at most 128 characters", field="name")
-    if description is not None and len(description) > 4096:
-        raise ValidationError("description too long (max 4096 characters)", field="description")
-    if config is not None and len(json.dumps(config, default=str)) > limits.max_metadata_bytes:
-        raise ValidationError("config too large", field="config")
+    if description is not None:
+        check_text(description, "description", max_chars=4096)
+    _check_json_size(config, "config", limits)
     return clean
 
 
 def _check_json_size(value: Any, field: str, limits: Limits) -> None:
-    if value is None:
-        return
-    try:
-        size = len(json.dumps(value, allow_nan=False).encode())
-    except (TypeError, ValueError):
-        raise ValidationError(f"invalid {field}: must be JSON-serialisable", field=field) from None
-    if size > limits.max_metadata_bytes:
+    if value is not None:
+        check_json(value, field, limits)
+
+
+def _values(
+    values: Iterable[str] | None,
+    field: str,
+    check: Callable[..., str],
+    limits: Limits,
+) -> tuple[str, ...] | None:
+    """A list filter (memory or event types): counted before anything else, each value checked,
+    de-duplicated in order."""
+    if not values:
+        return None
+    items = list(values)
+    if len(items) > limits.max_filter_values:
         raise ValidationError(
-            f"{field} too large (max {limits.max_metadata_bytes} bytes as JSON)", field=field
+            f"too many {field}: {len(items)} (max {limits.max_filter_values})", field=field
         )
+    return tuple(dict.fromkeys(check(value, field) for value in items))
+
+
+def _window_filter(flt: MemoryFilter, plan: ranking.QueryPlan) -> MemoryFilter:
+    """``flt`` narrowed to the time window a query names ("yesterday", "in March" …)."""
+    win = plan.filter_window
+    if win is None:
+        return flt
+    lo, hi = to_us(win[0]), to_us(win[1])
+    return replace(
+        flt,
+        since=lo if flt.since is None else max(lo, flt.since),
+        until=hi if flt.until is None else min(hi, flt.until),
+    )
 
 
 def _line(kind: str, model: BaseModel) -> str:

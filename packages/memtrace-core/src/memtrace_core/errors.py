@@ -24,7 +24,12 @@ class MemtraceError(Exception):
     default_message: ClassVar[str] = "memtrace error"
 
     def __init__(self, message: str | None = None, status_code: int | None = None) -> None:
-        self.message = message or self.default_message
+        text = message or self.default_message
+        if not text.isascii():
+            # a lone surrogate (echoed from the input) cannot be encoded as UTF-8: escape it
+            # here, once, so that no error can fail to be logged or sent
+            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+        self.message = text
         if status_code is not None:
             self.status_code = status_code
         super().__init__(self.message)

@@ -148,9 +148,13 @@ class Store(Protocol):
         self, org_id: str, flt: MemoryFilter, query: KeywordQuery
     ) -> list[Candidate]: ...
 
-    async def count_keyword_matches(self, org_id: str, terms: tuple[str, ...], cap: int) -> int:
-        """How many memories match any of ``terms``, counting no further than ``cap`` (cheap; may
-        be an upper bound that includes other orgs' memories — it only picks a search path)."""
+    async def count_keyword_matches(
+        self, org_id: str, flt: MemoryFilter, terms: tuple[str, ...], cap: int
+    ) -> int:
+        """How many memories of ``org_id`` that match ``flt`` also match any of ``terms``,
+        counting no further than ``cap``. The engine picks its search path from it, so it must
+        be exact for the org and the filters: a count that included another org's memories
+        would let that org change (and observe through) this org's results."""
         ...
 
     async def count_memories(self, org_id: str, flt: MemoryFilter) -> int: ...

@@ -884,15 +884,20 @@ class SQLiteStore(SQLiteAuthMixin):
 
         return await self._read(run)
 
-    async def count_keyword_matches(self, org_id: str, terms: tuple[str, ...], cap: int) -> int:
+    async def count_keyword_matches(
+        self, org_id: str, flt: MemoryFilter, terms: tuple[str, ...], cap: int
+    ) -> int:
         if not terms:
             return 0
         match = " OR ".join(_fts_quote(term) for term in terms)
+        where, params = build_where(org_id, flt)
         sql = (
-            "SELECT COUNT(*) FROM (SELECT rowid FROM memories_fts WHERE memories_fts MATCH ? "
-            "LIMIT ?)"
+            "SELECT COUNT(*) FROM (SELECT m.rowid FROM memories_fts "
+            "JOIN memories m ON m.rowid = memories_fts.rowid "
+            f"WHERE memories_fts MATCH ? AND {where} LIMIT ?)"
         )
-        return await self._read(lambda conn: int(conn.execute(sql, (match, cap)).fetchone()[0]))
+        args = [match, *params, cap]
+        return await self._read(lambda conn: int(conn.execute(sql, args).fetchone()[0]))
 
     async def count_memories(self, org_id: str, flt: MemoryFilter) -> int:
         where, params = build_where(org_id, flt)
