@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 from hypothesis import event, given
-from invariants import agent_inputs, memory_inputs, session_inputs, substring_needle
 
+from invariants import agent_inputs, memory_inputs, session_inputs, substring_needle
 from memtrace_core import AsyncMemtrace, DuplicateMemoryError, NotFoundError, ValidationError
 from memtrace_core.models import Memory
 

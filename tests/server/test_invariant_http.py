@@ -14,8 +14,8 @@ import httpx
 import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
-from invariants import agent_inputs, memory_inputs, session_inputs, substring_needle
 
+from invariants import agent_inputs, memory_inputs, session_inputs, substring_needle
 from memtrace_server.testing import LiveServer
 
 API = "/api/v1"
@@ -110,7 +110,7 @@ def test_what_the_api_accepts_it_can_read_back(
     assert response.status_code == 201, response.text
     event("accepted")
     data = response.json()
-    stored = data["memories"] if "memories" in data else [data]
+    stored = data.get("memories", [data])
     for memory in stored:
         check_readable_everywhere(client, memory)
     assert memory_count(client) == before
