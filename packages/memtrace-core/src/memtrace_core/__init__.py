@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .api import AsyncMemoryAPI, MemoryAPI
 from .engine import DEFAULT_ORG, AsyncMemtrace, EngineConfig
 from .errors import (
     AuthenticationError,
@@ -77,8 +78,8 @@ def connect(
     config: EngineConfig | None = None,
     plugins: PluginRegistry | None = None,
     **client_options: Any,
-) -> Any:
-    """Open memtrace at ``url`` and return a blocking handle.
+) -> MemoryAPI:
+    """Open memtrace at ``url`` and return a blocking handle (a :class:`MemoryAPI`).
 
     * ``sqlite:///relative.db`` / ``sqlite:////absolute.db`` (and any scheme a plugin
       registers): a :class:`Memtrace` engine over that store, scoped to ``org_id``;
@@ -107,15 +108,26 @@ async def aconnect(
     config: EngineConfig | None = None,
     plugins: PluginRegistry | None = None,
     **client_options: Any,
-) -> Any:
-    """Async :func:`connect`: an opened :class:`AsyncMemtrace` (or an
+) -> AsyncMemoryAPI:
+    """Async :func:`connect` (an :class:`AsyncMemoryAPI`): an opened :class:`AsyncMemtrace` (or an
     :class:`~memtrace_core.client.AsyncMemtraceClient` for ``http(s)://``)."""
     if url.startswith(_HTTP_SCHEMES):
         from .client import AsyncMemtraceClient
 
         return AsyncMemtraceClient(url, api_key=api_key, **client_options)
-    engine = _engine(url, org_id=org_id, config=config, plugins=plugins)
-    return await engine.open()
+    return await open_engine(url, org_id=org_id, config=config, plugins=plugins)
+
+
+async def open_engine(
+    url: str,
+    *,
+    org_id: str = DEFAULT_ORG,
+    config: EngineConfig | None = None,
+    plugins: PluginRegistry | None = None,
+) -> AsyncMemtrace:
+    """The engine itself (not only its method set) over the store at ``url``, opened: for code
+    that needs the engine's own attributes (``store``, ``with_org``), such as the server."""
+    return await _engine(url, org_id=org_id, config=config, plugins=plugins).open()
 
 
 __all__ = [
@@ -125,6 +137,7 @@ __all__ = [
     "AgentContext",
     "AgentList",
     "AgentStats",
+    "AsyncMemoryAPI",
     "AsyncMemtrace",
     "AuthenticationError",
     "BatchResult",
@@ -137,6 +150,7 @@ __all__ = [
     "ImportResult",
     "ListOptions",
     "Memory",
+    "MemoryAPI",
     "MemoryCreate",
     "MemoryList",
     "Memtrace",
@@ -160,4 +174,5 @@ __all__ = [
     "aconnect",
     "connect",
     "hookimpl",
+    "open_engine",
 ]

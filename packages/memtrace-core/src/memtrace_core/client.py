@@ -8,7 +8,7 @@ The org is chosen by the API key, so :meth:`AsyncMemtraceClient.with_org` is not
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -16,7 +16,6 @@ import httpx
 from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-from .engine import _check_ref, _coerce, _merge_item
 from .errors import (
     STATUS_TO_ERROR,
     ConflictError,
@@ -48,8 +47,8 @@ from .models import (
     UpdateSessionRequest,
 )
 from .shortcuts import Shortcuts
-from .sync import BlockingTwin, Portal, blocking, iterate
-from .validation import check_batch
+from .sync import BlockingMethods, Portal
+from .validation import check_batch, check_ref, coerce, merge_item
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -115,7 +114,7 @@ def _params(model: BaseModel, *, drop: tuple[str, ...] = ()) -> dict[str, str]:
 
 
 def _seg(value: str, field: str) -> str:
-    _check_ref(value, field)
+    check_ref(value, field)
     return quote(value, safe="")
 
 
@@ -205,7 +204,7 @@ class AsyncMemtraceClient(Shortcuts):
         self, memory: MemoryCreate | Mapping[str, Any] | None = None, /, **fields: Any
     ) -> Memory:
         """Write one memory (see :meth:`AsyncMemtrace.add_memory`)."""
-        item = _merge_item(memory, fields)
+        item = merge_item(memory, fields)
         body = _body(item) if isinstance(item, BaseModel) else _jsonable(dict(item))
         if isinstance(body, dict) and "memories" in body:
             body.pop("memories")  # would turn the request into a batch
@@ -226,13 +225,13 @@ class AsyncMemtraceClient(Shortcuts):
     async def list_memories(
         self, options: ListOptions | Mapping[str, Any] | None = None, /, **filters: Any
     ) -> MemoryList:
-        opts = _coerce(ListOptions, options, filters)
+        opts = coerce(ListOptions, options, filters)
         return await self._get(MemoryList, "/memories", _params(opts))
 
     async def search_memories(
         self, query: SearchQuery | Mapping[str, Any] | None = None, /, **fields: Any
     ) -> SearchResult:
-        q = _coerce(SearchQuery, query, fields)
+        q = coerce(SearchQuery, query, fields)
         return await self._send(SearchResult, "POST", "/search", _body(q))
 
     async def get_memory(self, memory_id: str) -> Memory:
@@ -244,16 +243,19 @@ class AsyncMemtraceClient(Shortcuts):
     async def delete_memories(
         self, criteria: DeleteFilter | Mapping[str, Any] | None = None, /, **fields: Any
     ) -> int:
-        crit = _coerce(DeleteFilter, criteria, fields)
+        crit = coerce(DeleteFilter, criteria, fields)
         response = await self._request("POST", "/memories/delete", json=_body(crit))
         return int(response.json()["deleted"])
 
     # -- agents ---------------------------------------------------------------------------------
 
     async def register_agent(
-        self, request: RegisterAgentRequest | Mapping[str, Any] | None = None, /, **fields: Any
+        self,
+        request: RegisterAgentRequest | Mapping[str, Any] | str | None = None,
+        /,
+        **fields: Any,
     ) -> Agent:
-        req = _coerce(RegisterAgentRequest, request, fields)
+        req = coerce(RegisterAgentRequest, request, fields, positional="name")
         return await self._send(Agent, "POST", "/agents", _body(req))
 
     async def list_agents(self) -> AgentList:
@@ -276,7 +278,7 @@ class AsyncMemtraceClient(Shortcuts):
         /,
         **filters: Any,
     ) -> MemoryList:
-        opts = _coerce(ListOptions, options, filters)
+        opts = coerce(ListOptions, options, filters)
         path = f"/agents/{_seg(agent_id, 'agent_id')}/memories"
         return await self._get(MemoryList, path, _params(opts, drop=("agent_id",)))
 
@@ -287,16 +289,19 @@ class AsyncMemtraceClient(Shortcuts):
         /,
         **fields: Any,
     ) -> AgentContext:
-        opts = _coerce(ContextOptions, options, fields)
+        opts = coerce(ContextOptions, options, fields)
         path = f"/agents/{_seg(agent_id, 'agent_id')}/context"
         return await self._send(AgentContext, "POST", path, _body(opts))
 
     # -- sessions -------------------------------------------------------------------------------
 
     async def create_session(
-        self, request: CreateSessionRequest | Mapping[str, Any] | None = None, /, **fields: Any
+        self,
+        request: CreateSessionRequest | Mapping[str, Any] | str | None = None,
+        /,
+        **fields: Any,
     ) -> Session:
-        req = _coerce(CreateSessionRequest, request, fields)
+        req = coerce(CreateSessionRequest, request, fields, positional="agent_id")
         return await self._send(Session, "POST", "/sessions", _body(req))
 
     async def get_session(self, session_id: str) -> Session:
@@ -328,7 +333,7 @@ class AsyncMemtraceClient(Shortcuts):
         /,
         **fields: Any,
     ) -> Session:
-        req = _coerce(UpdateSessionRequest, request, fields)
+        req = coerce(UpdateSessionRequest, request, fields)
         body = req.model_dump(mode="json", exclude_unset=True)
         path = f"/sessions/{_seg(session_id, 'session_id')}"
         return await self._send(Session, "PATCH", path, body)
@@ -349,7 +354,7 @@ class AsyncMemtraceClient(Shortcuts):
         /,
         **filters: Any,
     ) -> MemoryList:
-        opts = _coerce(ListOptions, options, filters)
+        opts = coerce(ListOptions, options, filters)
         path = f"/sessions/{_seg(session_id, 'session_id')}/memories"
         return await self._get(MemoryList, path, _params(opts, drop=("session_id",)))
 
@@ -360,7 +365,7 @@ class AsyncMemtraceClient(Shortcuts):
         /,
         **fields: Any,
     ) -> SessionContext:
-        opts = _coerce(ContextOptions, options, fields)
+        opts = coerce(ContextOptions, options, fields)
         path = f"/sessions/{_seg(session_id, 'session_id')}/context"
         return await self._send(SessionContext, "POST", path, _body(opts))
 
@@ -368,9 +373,9 @@ class AsyncMemtraceClient(Shortcuts):
 
     async def iter_export(
         self, criteria: DeleteFilter | Mapping[str, Any] | None = None, /, **fields: Any
-    ) -> AsyncGenerator[str, None]:
+    ) -> AsyncIterator[str]:
         """JSON Lines from ``GET /api/v1/export``, streamed (each line ends with a newline)."""
-        crit = _coerce(DeleteFilter, criteria, fields)
+        crit = coerce(DeleteFilter, criteria, fields)
         params = _params(crit, drop=("all_memories",))
         url = _API + "/export"
         try:
@@ -405,7 +410,7 @@ class AsyncMemtraceClient(Shortcuts):
         return int(response.json()["deleted"])
 
 
-class MemtraceClient(BlockingTwin[AsyncMemtraceClient]):
+class MemtraceClient(BlockingMethods[AsyncMemtraceClient]):
     """The blocking HTTP client: the same methods as :class:`~memtrace_core.sync.Memtrace`.
 
     >>> from memtrace_core import connect
@@ -438,41 +443,6 @@ class MemtraceClient(BlockingTwin[AsyncMemtraceClient]):
         """Not available over HTTP: the server takes the org from the API key."""
         self._async.with_org(org_id)
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def iter_export(
-        self, criteria: DeleteFilter | Mapping[str, Any] | None = None, /, **fields: Any
-    ) -> Iterator[str]:
-        """JSON Lines export, as a blocking iterator."""
-        return iterate(self._portal, self._async.iter_export(criteria, **fields))
-
-    remember = blocking(AsyncMemtraceClient.remember)
-    recall = blocking(AsyncMemtraceClient.recall)
-    decide = blocking(AsyncMemtraceClient.decide)
-    add_memory = blocking(AsyncMemtraceClient.add_memory)
-    add_memories = blocking(AsyncMemtraceClient.add_memories)
-    list_memories = blocking(AsyncMemtraceClient.list_memories)
-    search_memories = blocking(AsyncMemtraceClient.search_memories)
-    get_memory = blocking(AsyncMemtraceClient.get_memory)
-    delete_memory = blocking(AsyncMemtraceClient.delete_memory)
-    delete_memories = blocking(AsyncMemtraceClient.delete_memories)
-    register_agent = blocking(AsyncMemtraceClient.register_agent)
-    list_agents = blocking(AsyncMemtraceClient.list_agents)
-    get_agent = blocking(AsyncMemtraceClient.get_agent)
-    get_agent_stats = blocking(AsyncMemtraceClient.get_agent_stats)
-    get_agent_memories = blocking(AsyncMemtraceClient.get_agent_memories)
-    get_agent_context = blocking(AsyncMemtraceClient.get_agent_context)
-    delete_agent = blocking(AsyncMemtraceClient.delete_agent)
-    create_session = blocking(AsyncMemtraceClient.create_session)
-    get_session = blocking(AsyncMemtraceClient.get_session)
-    list_sessions = blocking(AsyncMemtraceClient.list_sessions)
-    update_session = blocking(AsyncMemtraceClient.update_session)
-    close_session = blocking(AsyncMemtraceClient.close_session)
-    delete_session = blocking(AsyncMemtraceClient.delete_session)
-    get_session_context = blocking(AsyncMemtraceClient.get_session_context)
-    get_session_memories = blocking(AsyncMemtraceClient.get_session_memories)
-    export_jsonl = blocking(AsyncMemtraceClient.export_jsonl)
-    import_jsonl = blocking(AsyncMemtraceClient.import_jsonl)
-    purge_org = blocking(AsyncMemtraceClient.purge_org)
 
 
 __all__ = ["AsyncMemtraceClient", "MemtraceClient"]

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import time as _time
-from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
@@ -60,14 +60,15 @@ from .validation import (
     check_memory_type,
     check_offset,
     check_order,
+    check_ref,
     check_tags,
     check_text,
     check_type_name,
+    coerce,
     dedup_key,
+    merge_item,
     validate_memory,
 )
-
-M = TypeVar("M", bound=BaseModel)
 
 DEFAULT_ORG = "org_default"
 _HOUR_US = 3600 * 1_000_000
@@ -94,32 +95,6 @@ class EngineConfig:
     context_since: str = "24h"
     context_max_memories: int = 100
     agent_cache_seconds: float = 2.0
-
-
-def _coerce(model: type[M], value: M | Mapping[str, Any] | None, overrides: Mapping[str, Any]) -> M:
-    """Build ``model`` from an instance, a mapping and/or keyword overrides, turning pydantic
-    errors into a ValidationError naming the field."""
-    if isinstance(value, model) and not overrides:
-        return value
-    data: dict[str, Any] = {}
-    if isinstance(value, BaseModel):
-        data.update(value.model_dump(exclude_unset=True))
-    elif isinstance(value, Mapping):
-        data.update(value)
-    elif value is not None:
-        raise ValidationError(f"expected {model.__name__} or a mapping", field="body")
-    data.update(overrides)
-    unknown = set(overrides) - set(model.model_fields)
-    if unknown:
-        raise ValidationError(
-            f"unknown argument(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0]
-        )
-    try:
-        return model.model_validate(data)
-    except PydanticValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "body"
-        raise ValidationError(f"invalid {loc}: {err['msg']}", field=loc) from None
 
 
 def _record_to_memory(r: MemoryRecord) -> Memory:
@@ -284,7 +259,7 @@ class AsyncMemtrace(Shortcuts):
     ) -> Memory:
         """Write one memory. Raises :class:`DuplicateMemoryError` (naming the existing memory) if
         the same dedup key was written within the dedup window."""
-        item = _merge_item(memory, fields)
+        item = merge_item(memory, fields)
         records = self._prepare([item], batch=False)
         outcome = (await self.store.insert_memories(records, dedup_since=self._dedup_since()))[0]
         if not outcome.inserted:
@@ -429,7 +404,7 @@ class AsyncMemtrace(Shortcuts):
         ``has_more``. Filters: agent_id (id or name of a registered agent), session_id,
         memory_type, event_type, tags (all must match exactly), since/until, limit (≤ 1000),
         offset, order."""
-        opts = _coerce(ListOptions, options, filters)
+        opts = coerce(ListOptions, options, filters)
         flt = await self._filter(
             agent_id=opts.agent_id,
             session_id=opts.session_id,
@@ -449,7 +424,7 @@ class AsyncMemtrace(Shortcuts):
         ranked keyword search (see :mod:`memtrace_core.ranking`). Without ``query`` results
         are ordered by time."""
         started = _time.perf_counter()
-        q = _coerce(SearchQuery, query, fields)
+        q = coerce(SearchQuery, query, fields)
         now = now_us()
         flt = await self._filter(
             agent_id=q.agent_id,
@@ -584,7 +559,7 @@ class AsyncMemtrace(Shortcuts):
     ) -> int:
         """Delete every memory matching the criteria (agent, session, tags, types, time range);
         ``all_memories=True`` purges the whole org's memories. Returns the count deleted."""
-        crit = _coerce(DeleteFilter, criteria, fields)
+        crit = coerce(DeleteFilter, criteria, fields)
         flt = await self._criteria_filter(crit)
         if flt.is_empty() and not crit.all_memories:
             raise ValidationError(
@@ -597,10 +572,14 @@ class AsyncMemtrace(Shortcuts):
     # -- agents ---------------------------------------------------------------------------------
 
     async def register_agent(
-        self, request: RegisterAgentRequest | Mapping[str, Any] | None = None, /, **fields: Any
+        self,
+        request: RegisterAgentRequest | Mapping[str, Any] | str | None = None,
+        /,
+        **fields: Any,
     ) -> Agent:
-        """Register an agent (``agent_`` + 24 hex). Names are unique per org (ConflictError)."""
-        req = _coerce(RegisterAgentRequest, request, fields)
+        """Register an agent (``agent_`` + 24 hex); a string is its name
+        (``register_agent("bot1")``). Names are unique per org (ConflictError)."""
+        req = coerce(RegisterAgentRequest, request, fields, positional="name")
         name = _check_agent(req.name, req.description, req.config, self.config.limits)
         agent = Agent(
             id=random_id("agent"),
@@ -621,7 +600,7 @@ class AsyncMemtrace(Shortcuts):
     async def get_agent(self, agent_id: str) -> Agent:
         """An agent by id or by name (surrounding whitespace ignored, as when it was
         registered). Raises NotFoundError."""
-        _check_ref(agent_id, "agent_id")
+        check_ref(agent_id, "agent_id")
         agent = await self.store.get_agent(self.org_id, agent_id.strip() or agent_id)
         if agent is None:
             raise NotFoundError("agent not found")
@@ -664,7 +643,7 @@ class AsyncMemtrace(Shortcuts):
         **filters: Any,
     ) -> MemoryList:
         """An agent's memories (by id or name), across sessions; ``since`` defaults to 24 h."""
-        opts = _coerce(ListOptions, options, filters)
+        opts = coerce(ListOptions, options, filters)
         check_id(agent_id, "agent_id", required=True)
         update: dict[str, Any] = {"agent_id": agent_id}
         if opts.since is None:
@@ -680,7 +659,7 @@ class AsyncMemtrace(Shortcuts):
     ) -> AgentContext:
         """LLM-ready context of one agent's recent memories across all its sessions."""
         check_id(agent_id, "agent_id", required=True)
-        opts = _coerce(ContextOptions, options, fields)
+        opts = coerce(ContextOptions, options, fields)
         text, count, fmt = await self._context("agent", agent_id, opts, agent_id=agent_id)
         return AgentContext(
             agent_id=agent_id,
@@ -693,11 +672,15 @@ class AsyncMemtrace(Shortcuts):
     # -- sessions -------------------------------------------------------------------------------
 
     async def create_session(
-        self, request: CreateSessionRequest | Mapping[str, Any] | None = None, /, **fields: Any
+        self,
+        request: CreateSessionRequest | Mapping[str, Any] | str | None = None,
+        /,
+        **fields: Any,
     ) -> Session:
         """Open a session for an agent (registered or not; a registered agent may be named by id
-        or name and the session records its id)."""
-        req = _coerce(CreateSessionRequest, request, fields)
+        or name and the session records its id); a string is the agent
+        (``create_session("bot1")``)."""
+        req = coerce(CreateSessionRequest, request, fields, positional="agent_id")
         check_id(req.agent_id, "agent_id", required=True)
         _check_json_size(req.metadata, "metadata", self.config.limits)
         aliases = await self._agent_aliases(req.agent_id)
@@ -715,7 +698,7 @@ class AsyncMemtrace(Shortcuts):
         return session
 
     async def get_session(self, session_id: str) -> Session:
-        _check_ref(session_id, "session_id")
+        check_ref(session_id, "session_id")
         session = await self.store.get_session(self.org_id, session_id)
         if session is None:
             raise NotFoundError("session not found")
@@ -756,12 +739,12 @@ class AsyncMemtrace(Shortcuts):
     ) -> Session:
         """Change status (``active`` / ``closed``; closing sets ``closed_at``, reopening clears
         it) and merge metadata (RFC 7386 merge patch; ``replace_metadata`` replaces)."""
-        req = _coerce(UpdateSessionRequest, request, fields)
+        req = coerce(UpdateSessionRequest, request, fields)
         if req.status is not None and req.status not in SESSION_STATUSES:
             raise ValidationError(
                 f"invalid status: {req.status!r} (expected active or closed)", field="status"
             )
-        _check_ref(session_id, "session_id")
+        check_ref(session_id, "session_id")
         limits = self.config.limits
 
         def change(session: Session) -> Session:
@@ -802,7 +785,7 @@ class AsyncMemtrace(Shortcuts):
         /,
         **filters: Any,
     ) -> MemoryList:
-        opts = _coerce(ListOptions, options, filters)
+        opts = coerce(ListOptions, options, filters)
         check_id(session_id, "session_id", required=True)
         return await self.list_memories(opts.model_copy(update={"session_id": session_id}))
 
@@ -817,7 +800,7 @@ class AsyncMemtrace(Shortcuts):
 
         Raises NotFoundError only when the session neither exists nor has memories."""
         check_id(session_id, "session_id", required=True)
-        opts = _coerce(ContextOptions, options, fields)
+        opts = coerce(ContextOptions, options, fields)
         text, count, fmt = await self._context("session", session_id, opts, session_id=session_id)
         if count == 0 and await self.store.get_session(self.org_id, session_id) is None:
             any_memory = await self.store.count_memories(
@@ -870,10 +853,10 @@ class AsyncMemtrace(Shortcuts):
 
     async def iter_export(
         self, criteria: DeleteFilter | Mapping[str, Any] | None = None, /, **fields: Any
-    ) -> AsyncGenerator[str, None]:
+    ) -> AsyncIterator[str]:
         """JSON Lines of the org's agents, sessions and memories (each line has ``kind``).
         Memories come in time order; ids and times round-trip through :meth:`import_jsonl`."""
-        crit = _coerce(DeleteFilter, criteria, fields)
+        crit = coerce(DeleteFilter, criteria, fields)
         flt = await self._criteria_filter(crit)
         if flt.is_empty():
             for agent in await self.store.list_agents(self.org_id):
@@ -952,7 +935,7 @@ class AsyncMemtrace(Shortcuts):
 
     async def _import_agent(self, obj: dict[str, Any]) -> bool:
         agent = Agent.model_validate({**obj, "org_id": self.org_id})
-        _check_ref(agent.id, "id")
+        check_ref(agent.id, "id")
         name = _check_agent(agent.name, agent.description, agent.config, self.config.limits)
         if name != agent.name:
             agent = agent.model_copy(update={"name": name})
@@ -968,7 +951,7 @@ class AsyncMemtrace(Shortcuts):
         session = Session.model_validate({**obj, "org_id": self.org_id})
         if session.status not in SESSION_STATUSES:
             raise ValidationError(f"invalid status: {session.status!r}", field="status")
-        _check_ref(session.id, "id")
+        check_ref(session.id, "id")
         check_id(session.agent_id, "agent_id", required=True)
         _check_json_size(session.metadata, "metadata", self.config.limits)
         if await self.store.get_session(self.org_id, session.id):
@@ -980,24 +963,6 @@ class AsyncMemtrace(Shortcuts):
         """Delete every memory, agent and session of this org. Returns the memories deleted."""
         self._core.agent_cache.clear()
         return await self.store.purge_org(self.org_id)
-
-
-def _merge_item(
-    memory: MemoryCreate | Mapping[str, Any] | None, fields: Mapping[str, Any]
-) -> MemoryCreate | Mapping[str, Any]:
-    if memory is None:
-        return dict(fields)
-    if not fields:
-        return memory
-    base = (
-        memory.model_dump(exclude_unset=True) if isinstance(memory, MemoryCreate) else dict(memory)
-    )
-    return {**base, **fields}
-
-
-def _check_ref(value: Any, field: str) -> None:
-    if not isinstance(value, str) or not value or len(value) > 256 or not value.isprintable():
-        raise ValidationError(f"invalid {field}: {value!r}", field=field)
 
 
 def _check_agent(name: Any, description: str | None, config: Any, limits: Limits) -> str:

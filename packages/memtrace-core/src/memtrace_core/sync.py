@@ -9,9 +9,10 @@ import asyncio
 import contextlib
 import functools
 import threading
-from collections.abc import AsyncGenerator, Callable, Coroutine, Iterator
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterator, Mapping
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast
 
+from .api import AsyncMemoryAPI
 from .engine import AsyncMemtrace
 from .models import DeleteFilter
 
@@ -89,8 +90,51 @@ class BlockingTwin(Generic[A]):
         self.close()
 
 
-class Memtrace(BlockingTwin[AsyncMemtrace]):
-    """The blocking engine: the same methods as :class:`AsyncMemtrace`, called without await.
+class BlockingMethods(BlockingTwin[A]):
+    """The method set of :class:`~memtrace_core.api.MemoryAPI`, derived once from the
+    contract (:class:`~memtrace_core.api.AsyncMemoryAPI`): each method runs the wrapped async
+    object's method of the same name on the portal. Both blocking twins inherit it."""
+
+    def iter_export(
+        self, criteria: DeleteFilter | Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> Iterator[str]:
+        """JSON Lines export, as a blocking iterator (see :meth:`AsyncMemoryAPI.iter_export`)."""
+        agen = cast("AsyncMemoryAPI", self._async).iter_export(criteria, **fields)
+        return iterate(self._portal, cast("AsyncGenerator[str, None]", agen))
+
+    remember = blocking(AsyncMemoryAPI.remember)
+    recall = blocking(AsyncMemoryAPI.recall)
+    decide = blocking(AsyncMemoryAPI.decide)
+    add_memory = blocking(AsyncMemoryAPI.add_memory)
+    add_memories = blocking(AsyncMemoryAPI.add_memories)
+    list_memories = blocking(AsyncMemoryAPI.list_memories)
+    search_memories = blocking(AsyncMemoryAPI.search_memories)
+    get_memory = blocking(AsyncMemoryAPI.get_memory)
+    delete_memory = blocking(AsyncMemoryAPI.delete_memory)
+    delete_memories = blocking(AsyncMemoryAPI.delete_memories)
+    register_agent = blocking(AsyncMemoryAPI.register_agent)
+    list_agents = blocking(AsyncMemoryAPI.list_agents)
+    get_agent = blocking(AsyncMemoryAPI.get_agent)
+    get_agent_stats = blocking(AsyncMemoryAPI.get_agent_stats)
+    get_agent_memories = blocking(AsyncMemoryAPI.get_agent_memories)
+    get_agent_context = blocking(AsyncMemoryAPI.get_agent_context)
+    delete_agent = blocking(AsyncMemoryAPI.delete_agent)
+    create_session = blocking(AsyncMemoryAPI.create_session)
+    get_session = blocking(AsyncMemoryAPI.get_session)
+    list_sessions = blocking(AsyncMemoryAPI.list_sessions)
+    update_session = blocking(AsyncMemoryAPI.update_session)
+    close_session = blocking(AsyncMemoryAPI.close_session)
+    delete_session = blocking(AsyncMemoryAPI.delete_session)
+    get_session_memories = blocking(AsyncMemoryAPI.get_session_memories)
+    get_session_context = blocking(AsyncMemoryAPI.get_session_context)
+    export_jsonl = blocking(AsyncMemoryAPI.export_jsonl)
+    import_jsonl = blocking(AsyncMemoryAPI.import_jsonl)
+    purge_org = blocking(AsyncMemoryAPI.purge_org)
+
+
+class Memtrace(BlockingMethods[AsyncMemtrace]):
+    """The blocking engine: the methods of :class:`~memtrace_core.api.MemoryAPI` over an
+    :class:`AsyncMemtrace`, called without await.
 
     >>> from memtrace_core import connect
     >>> mt = connect("sqlite:///memtrace.db")          # doctest: +SKIP
@@ -104,41 +148,6 @@ class Memtrace(BlockingTwin[AsyncMemtrace]):
     def with_org(self, org_id: str) -> Memtrace:
         """A view scoped to another org, sharing this engine's store and thread."""
         return _OrgView(self._async.with_org(org_id), self._portal)
-
-    def iter_export(
-        self, criteria: DeleteFilter | dict[str, Any] | None = None, /, **fields: Any
-    ) -> Iterator[str]:
-        """JSON Lines export, as a blocking iterator (see :meth:`AsyncMemtrace.iter_export`)."""
-        return iterate(self._portal, self._async.iter_export(criteria, **fields))
-
-    remember = blocking(AsyncMemtrace.remember)
-    recall = blocking(AsyncMemtrace.recall)
-    decide = blocking(AsyncMemtrace.decide)
-    add_memory = blocking(AsyncMemtrace.add_memory)
-    add_memories = blocking(AsyncMemtrace.add_memories)
-    list_memories = blocking(AsyncMemtrace.list_memories)
-    search_memories = blocking(AsyncMemtrace.search_memories)
-    get_memory = blocking(AsyncMemtrace.get_memory)
-    delete_memory = blocking(AsyncMemtrace.delete_memory)
-    delete_memories = blocking(AsyncMemtrace.delete_memories)
-    register_agent = blocking(AsyncMemtrace.register_agent)
-    list_agents = blocking(AsyncMemtrace.list_agents)
-    get_agent = blocking(AsyncMemtrace.get_agent)
-    get_agent_stats = blocking(AsyncMemtrace.get_agent_stats)
-    get_agent_memories = blocking(AsyncMemtrace.get_agent_memories)
-    get_agent_context = blocking(AsyncMemtrace.get_agent_context)
-    delete_agent = blocking(AsyncMemtrace.delete_agent)
-    create_session = blocking(AsyncMemtrace.create_session)
-    get_session = blocking(AsyncMemtrace.get_session)
-    list_sessions = blocking(AsyncMemtrace.list_sessions)
-    update_session = blocking(AsyncMemtrace.update_session)
-    close_session = blocking(AsyncMemtrace.close_session)
-    delete_session = blocking(AsyncMemtrace.delete_session)
-    get_session_context = blocking(AsyncMemtrace.get_session_context)
-    get_session_memories = blocking(AsyncMemtrace.get_session_memories)
-    export_jsonl = blocking(AsyncMemtrace.export_jsonl)
-    import_jsonl = blocking(AsyncMemtrace.import_jsonl)
-    purge_org = blocking(AsyncMemtrace.purge_org)
 
 
 async def _next(agen: AsyncGenerator[R, None]) -> R:

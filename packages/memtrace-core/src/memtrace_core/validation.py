@@ -12,8 +12,9 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from .errors import ValidationError
@@ -28,6 +29,8 @@ from .models import (
     MemoryCreate,
 )
 from .timeutil import MAX_US, MIN_US, format_us, to_us
+
+M = TypeVar("M", bound=BaseModel)
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -413,3 +416,68 @@ def as_int(value: Any, field: str) -> int:
         if text.isascii() and text.lstrip("-").isdigit() and len(text) < 12:
             return int(text)
     raise ValidationError(f"invalid {field}: must be an integer", field=field)
+
+
+# -- building requests (shared by every implementation of the method set) ----------------------
+
+
+def coerce(
+    model: type[M],
+    value: M | Mapping[str, Any] | str | None,
+    overrides: Mapping[str, Any],
+    *,
+    positional: str | None = None,
+) -> M:
+    """Build ``model`` from an instance, a mapping and/or keyword overrides (the calling
+    convention of every method of :mod:`memtrace_core.api`), turning pydantic errors into a
+    ValidationError naming the field. With ``positional``, a plain string is that field
+    (``register_agent("bot1")`` is ``register_agent(name="bot1")``)."""
+    if isinstance(value, model) and not overrides:
+        return value
+    data: dict[str, Any] = {}
+    if isinstance(value, BaseModel):
+        data.update(value.model_dump(exclude_unset=True))
+    elif isinstance(value, Mapping):
+        data.update(value)
+    elif isinstance(value, str) and positional is not None:
+        data[positional] = value
+    elif value is not None:
+        expected = f"a {positional} string, " if positional else ""
+        raise ValidationError(
+            f"expected {expected}{model.__name__} or a mapping", field=positional or "body"
+        )
+    data.update(overrides)
+    unknown = set(overrides) - set(model.model_fields)
+    if unknown:
+        raise ValidationError(
+            f"unknown argument(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0]
+        )
+    try:
+        return model.model_validate(data)
+    except PydanticValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        loc = ".".join(str(p) for p in err["loc"]) or "body"
+        raise ValidationError(f"invalid {loc}: {err['msg']}", field=loc) from None
+
+
+def merge_item(
+    memory: MemoryCreate | Mapping[str, Any] | None, fields: Mapping[str, Any]
+) -> MemoryCreate | Mapping[str, Any]:
+    """One memory to write from ``add_memory``'s arguments (a model or mapping, and/or keyword
+    fields, which win)."""
+    if memory is None:
+        return dict(fields)
+    if not fields:
+        return memory
+    base = (
+        memory.model_dump(exclude_unset=True) if isinstance(memory, MemoryCreate) else dict(memory)
+    )
+    return {**base, **fields}
+
+
+def check_ref(value: Any, field: str) -> str:
+    """A reference to look something up by (an id or a name): a printable string of 1..256
+    characters."""
+    if not isinstance(value, str) or not value or len(value) > 256 or not value.isprintable():
+        raise ValidationError(f"invalid {field}: {_show(value)}", field=field)
+    return value

@@ -22,7 +22,8 @@ from sanic.handlers import ErrorHandler
 from sanic.request import Request
 from sanic.response import BaseHTTPResponse, HTTPResponse
 
-from memtrace_core import AuthenticationError, MemtraceError, aconnect
+from memtrace_core import AuthenticationError, MemtraceError
+from memtrace_core import open_engine as open_store_engine
 
 from .http import JSON, dumps
 from .logs import ACCESS_LOGGER, configure_logging
@@ -284,7 +285,7 @@ def _install_listeners(app: Sanic[Any, Any], state: State) -> None:
     async def open_engine(app: Sanic[Any, Any]) -> None:
         from .auth import AuthAdmin, Authenticator, AuthStore
 
-        engine = await aconnect(config.storage.url, config=config.engine)
+        engine = await open_store_engine(config.storage.url, config=config.engine)
         authenticator: Authenticator | None = None
         admin: AuthAdmin | None = None
         try:

@@ -124,11 +124,11 @@ def config_for(storage_url: str, *, bcrypt_cost: int = 4, **server: Any) -> Serv
 async def bootstrap_admin_key(storage_url: str, *, bcrypt_cost: int = 4) -> str:
     """Create ``org_default`` and its admin key in the store at ``storage_url`` (first run
     only) and return the plaintext key."""
-    from memtrace_core import aconnect
+    from memtrace_core import open_engine
 
     from .auth import AuthAdmin, auth_store_of
 
-    engine = await aconnect(storage_url)
+    engine = await open_engine(storage_url)
     try:
         key = await AuthAdmin(auth_store_of(engine), bcrypt_cost=bcrypt_cost).bootstrap()
     finally:
