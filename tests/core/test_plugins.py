@@ -297,3 +297,60 @@ async def test_after_write_exception_does_not_fail_the_write(
         assert (await engine.list_memories()).count == 2
     finally:
         await engine.close()
+
+
+# -- registration clashes are loud ------------------------------------------------------------
+
+
+class SqliteAgain:
+    """A plugin that registers the scheme the built-in SQLite store already has."""
+
+    def __init__(self, *, override: bool) -> None:
+        self.override = override
+        self.opened: list[str] = []
+
+    @hookimpl
+    def register_stores(self, register: Any) -> None:
+        from memtrace_core.stores.sqlite import SQLiteStore
+
+        def factory(url: str) -> SQLiteStore:
+            self.opened.append(url)
+            return SQLiteStore.from_url(url)
+
+        register("SQLite", factory, override=self.override)
+
+
+class MarkdownAgain:
+    @hookimpl
+    def register_context_formats(self, register: Any) -> None:
+        from memtrace_core.context import MarkdownFormat
+
+        register(MarkdownFormat())
+
+
+def test_a_second_store_for_a_taken_scheme_is_an_error_naming_both_plugins() -> None:
+    from memtrace_core.errors import PluginConflictError
+
+    with pytest.raises(PluginConflictError) as err:
+        PluginRegistry(load_entry_points=False, plugins=[SqliteAgain(override=False)])
+    assert "'sqlite'" in err.value.message
+    assert "memtrace.builtins" in err.value.message
+    assert "SqliteAgain" in err.value.message
+    assert "override=True" in err.value.message
+
+
+def test_a_second_context_format_for_a_taken_name_is_an_error() -> None:
+    from memtrace_core.errors import PluginConflictError
+
+    with pytest.raises(PluginConflictError) as err:
+        PluginRegistry(load_entry_points=False, plugins=[MarkdownAgain()])
+    assert "'markdown'" in err.value.message
+
+
+def test_a_plugin_may_override_a_store_on_purpose(tmp_path: Path) -> None:
+    plugin = SqliteAgain(override=True)
+    registry = PluginRegistry(load_entry_points=False, plugins=[plugin])
+    assert registry.store_owners["sqlite"] != "memtrace.builtins"
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    registry.store_for(url)
+    assert plugin.opened == [url]

@@ -145,6 +145,14 @@ class TransportError(MemtraceError):
     default_message = "could not reach the memtrace server"
 
 
+class PluginConflictError(MemtraceError):
+    """Two plugins registered the same store scheme or context format, and the later one did
+    not ask to override it (``register(..., override=True)``). Raised when plugins load."""
+
+    status_code = 500
+    default_message = "plugin conflict"
+
+
 STATUS_TO_ERROR: dict[int, type[MemtraceError]] = {
     400: ValidationError,
     401: AuthenticationError,
@@ -164,6 +172,7 @@ __all__ = [
     "NotFoundError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
+    "PluginConflictError",
     "StoreError",
     "TransportError",
     "ValidationError",

@@ -30,15 +30,22 @@ StoreFactory = Callable[[str], "Store"]
 
 
 @hookspec
-def register_stores(register: Callable[[str, StoreFactory], None]) -> None:
+def register_stores(register: Callable[..., None]) -> None:
     """Register store factories by URL scheme: ``register("sqlite", factory)``, where
-    ``factory(url)`` returns an unopened :class:`~memtrace_core.stores.base.Store`."""
+    ``factory(url)`` returns an unopened :class:`~memtrace_core.stores.base.Store`.
+
+    A scheme another plugin already registered is a
+    :class:`~memtrace_core.errors.PluginConflictError` naming both plugins, unless the call
+    says ``register(scheme, factory, override=True)`` (built-ins register first, so a plugin
+    can replace the built-in SQLite store that way)."""
 
 
 @hookspec
-def register_context_formats(register: Callable[[ContextFormat], None]) -> None:
+def register_context_formats(register: Callable[..., None]) -> None:
     """Register context formats (objects with ``name`` and ``render(...)``, see
-    :class:`~memtrace_core.context.ContextFormat`)."""
+    :class:`~memtrace_core.context.ContextFormat`): ``register(fmt)``; a name already taken
+    is a :class:`~memtrace_core.errors.PluginConflictError` unless
+    ``register(fmt, override=True)``."""
 
 
 @hookspec

@@ -4,13 +4,14 @@ entry-point group, and exposes the registries they fill."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, cast
 
 import pluggy
 
 from . import hookspecs
 from .context import ContextFormat
-from .errors import ValidationError
+from .errors import PluginConflictError, ValidationError
 from .hookspecs import StoreFactory
 from .models import Memory, MemoryCreate
 
@@ -34,14 +35,44 @@ class PluginRegistry:
             self.pm.register(plugin)
         self.stores: dict[str, StoreFactory] = {}
         self.context_formats: dict[str, ContextFormat] = {}
-        self.pm.hook.register_stores(register=self._register_store)
-        self.pm.hook.register_context_formats(register=self._register_format)
+        #: Which plugin registered each store scheme / context format (by pluggy name).
+        self.store_owners: dict[str, str] = {}
+        self.format_owners: dict[str, str] = {}
+        # Each implementation gets its own ``register`` so that a clash can name both plugins;
+        # they run in registration order (built-ins first), so a plugin can override one.
+        # (get_hookimpls() lists them in registration order; pluggy calls them in reverse.)
+        for impl in self.pm.hook.register_stores.get_hookimpls():
+            impl.function(register=self._store_registrar(_label(impl)))
+        for impl in self.pm.hook.register_context_formats.get_hookimpls():
+            impl.function(register=self._format_registrar(_label(impl)))
 
-    def _register_store(self, scheme: str, factory: StoreFactory) -> None:
-        self.stores[scheme.lower()] = factory
+    def _claim(
+        self, kind: str, name: str, owners: dict[str, str], plugin: str, override: bool
+    ) -> None:
+        previous = owners.get(name)
+        if previous is not None and previous != plugin:
+            if not override:
+                raise PluginConflictError(
+                    f"{kind} {name!r} is registered by two plugins: {previous!r} and "
+                    f"{plugin!r} (pass override=True to register() to replace it on purpose)"
+                )
+            log.info("plugin %r replaces %s %r of %r", plugin, kind, name, previous)
+        owners[name] = plugin
 
-    def _register_format(self, fmt: ContextFormat) -> None:
-        self.context_formats[fmt.name] = fmt
+    def _store_registrar(self, plugin: str) -> Callable[..., None]:
+        def register(scheme: str, factory: StoreFactory, *, override: bool = False) -> None:
+            key = scheme.lower()
+            self._claim("store scheme", key, self.store_owners, plugin, override)
+            self.stores[key] = factory
+
+        return register
+
+    def _format_registrar(self, plugin: str) -> Callable[..., None]:
+        def register(fmt: ContextFormat, *, override: bool = False) -> None:
+            self._claim("context format", fmt.name, self.format_owners, plugin, override)
+            self.context_formats[fmt.name] = fmt
+
+        return register
 
     def store_for(self, url: str) -> Any:
         scheme = url.split(":", 1)[0].lower() if ":" in url else ""
@@ -91,6 +122,17 @@ class PluginRegistry:
                 impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
             except Exception:  # observers must not fail a committed write
                 log.exception("after_write plugin %s failed", impl.plugin_name)
+
+
+def _label(impl: Any) -> str:
+    """A plugin's name for messages: its entry-point or registration name, or its class for
+    an object registered without one (pluggy names those by ``id()``)."""
+    name = str(impl.plugin_name)
+    if name.isdigit():
+        plugin = impl.plugin
+        kind = plugin.__name__ if isinstance(plugin, type) else type(plugin).__qualname__
+        return f"{kind} (registered without a name)"
+    return name
 
 
 _default: PluginRegistry | None = None
