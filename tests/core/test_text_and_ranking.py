@@ -16,12 +16,12 @@ from memtrace_core.ranking import (
     QueryPlan,
     RankingConfig,
     expand,
-    fts5_match_expression,
     merge_candidates,
     plan_query,
     rerank,
     search,
 )
+from memtrace_core.stores.sqlite import fts_any
 from memtrace_core.text import (
     STOP_WORDS,
     extract_time_window,
@@ -316,7 +316,7 @@ def test_relative_windows_are_well_formed(now: datetime, phrase: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# plan_query / fts5_match_expression
+# plan_query / the store's FTS5 expression
 # --------------------------------------------------------------------------------------------
 
 
@@ -348,12 +348,12 @@ def test_plan_query_time_modes() -> None:
 def test_plan_query_falls_back_to_stop_words_and_empty() -> None:
     assert plan_query("who am I", NOW).terms == ("who", "am", "i")
     assert plan_query("?!", NOW).is_empty
-    assert fts5_match_expression(plan_query("", NOW)) == ""
+    assert fts_any(plan_query("", NOW).terms) == ""
 
 
-def test_fts5_match_expression_quotes_terms() -> None:
+def test_fts_any_quotes_terms() -> None:
     plan = QueryPlan(query="x", terms=("support", 'we"ird', "or"), weights={}, core=())
-    assert fts5_match_expression(plan) == '"support" OR "we""ird" OR "or"'
+    assert fts_any(plan.terms) == '"support" OR "we""ird" OR "or"'
 
 
 @given(st.text(max_size=60))
@@ -361,7 +361,7 @@ def test_match_expression_is_valid_fts5(query: str) -> None:
     db = _fts5("porter unicode61 remove_diacritics 2")
     db.execute("INSERT INTO f(x) VALUES ('some text to search')")
     plan = plan_query(query, NOW)
-    expression = fts5_match_expression(plan)
+    expression = fts_any(plan.terms)
     if not expression:
         assert plan.is_empty
         return
@@ -403,6 +403,10 @@ def test_rerank_ignores_native_store_score() -> None:
         plan, [dataclasses.replace(b, bm25=-0.1), dataclasses.replace(a, bm25=-5.0)], NOW
     )
     assert _ids(first) == _ids(second) == ["a", "b"]
+    # not only the order: the scores themselves owe nothing to the store's native score
+    assert [score for _, score in first] == [score for _, score in second]
+    unscored = rerank(plan, [a, b], NOW)
+    assert [score for _, score in unscored] == [score for _, score in first]
 
 
 def test_rerank_matches_irregular_forms() -> None:
@@ -440,7 +444,11 @@ def test_rerank_recency_and_importance_priors() -> None:
     old = _candidate("old", "coffee", NOW - timedelta(days=400), session="a")
     new = _candidate("new", "coffee", NOW - timedelta(hours=1), session="b")
     assert _ids(rerank(plan, [old, new], NOW)) == ["new", "old"]
-    assert _ids(rerank(plan, [new, old], NOW, RankingConfig(recency_weight=0.0)))[0] == "new"
+    flat = rerank(plan, [new, old], NOW, RankingConfig(recency_weight=0.0))
+    assert _ids(flat) == ["new", "old"]  # the tie-break (time) alone orders them
+    assert flat[0][1] == flat[1][1]  # recency_weight=0: age adds nothing to the score
+    default = rerank(plan, [new, old], NOW)
+    assert default[0][1] > default[1][1]
     low = _candidate("low", "coffee", OLD, importance=0.1, session="c")
     high = _candidate("high", "coffee", OLD, importance=0.9, session="d")
     assert _ids(rerank(plan, [low, high], NOW)) == ["high", "low"]
@@ -551,7 +559,7 @@ def test_merge_candidates_keeps_first() -> None:
     assert merge_candidates([a], [dataclasses.replace(a, content="z"), b]) == [a, b]
 
 
-def test_search_runs_feedback_round() -> None:
+async def test_search_runs_feedback_round() -> None:
     memories = [
         _candidate("1", "Adoption agency interview next week", session="a"),
         _candidate("2", "The agency sent the paperwork", session="b"),
@@ -559,19 +567,52 @@ def test_search_runs_feedback_round() -> None:
     ]
     plans: list[QueryPlan] = []
 
-    def fetch(plan: QueryPlan) -> list[Candidate]:
+    async def fetch(plan: QueryPlan) -> list[Candidate]:
         plans.append(plan)
         words = set(plan.terms)
         return [m for m in memories if words & set(tokenize(m.content))]
 
-    ranked = search("adoption", fetch, NOW, limit=5)
+    config = RankingConfig()
+    ranked = await search(plan_query("adoption", NOW, config), fetch, NOW, config)
     assert len(plans) == 2
     assert not plans[0].expanded
     assert plans[1].expanded
     assert _ids(ranked) == ["1", "2"]  # "2" only found through feedback
     plans.clear()
-    assert _ids(search("adoption", fetch, NOW, RankingConfig(prf=False))) == ["1"]
+    off = RankingConfig(prf=False)
+    assert _ids(await search(plan_query("adoption", NOW, off), fetch, NOW, off)) == ["1"]
     assert len(plans) == 1
     plans.clear()
-    assert search("?!", fetch, NOW) == []  # nothing to search for: the store is not asked
+    # nothing to search for: the store is not asked
+    assert await search(plan_query("?!", NOW, config), fetch, NOW, config) == []
     assert plans == []
+
+
+# --------------------------------------------------------------------------------------------
+# search: the pipeline the engine runs
+# --------------------------------------------------------------------------------------------
+
+
+async def test_search_merges_the_feedback_pool_with_the_first_one() -> None:
+    """After the feedback round the final ranking is over BOTH pools: a candidate that only
+    the first stage-1 call returned is still ranked."""
+    plan = plan_query("outage", NOW)
+    first = [
+        _candidate("only-first", "outage reported", session="s1"),
+        _candidate("both", "payment gateway outage", session="s2"),
+    ]
+    second = [
+        _candidate("both", "payment gateway outage", session="s2"),
+        _candidate("only-feedback", "payment gateway payment gateway down", session="s3"),
+    ]
+    seen: list[tuple[str, ...]] = []
+
+    async def fetch(p: QueryPlan) -> list[Candidate]:
+        seen.append(p.terms)
+        return first if not p.expanded else second
+
+    ranked = await search(plan, fetch, NOW, RankingConfig())
+    assert len(seen) == 2  # the feedback round ran
+    assert set(_ids(ranked)) == {"only-first", "both", "only-feedback"}
+    without = await search(plan, fetch, NOW, RankingConfig(prf=False))
+    assert set(_ids(without)) == {"only-first", "both"}

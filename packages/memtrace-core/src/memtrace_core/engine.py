@@ -529,13 +529,7 @@ class AsyncMemtrace(Shortcuts):
                 )
             return out
 
-        candidates = await fetch(plan)
-        ranked = ranking.rerank(plan, candidates, now_dt, cfg)
-        if cfg.prf and ranked:
-            expanded = ranking.expand(plan, ranked, cfg)
-            if expanded is not None:
-                candidates = ranking.merge_candidates(candidates, await fetch(expanded))
-                ranked = ranking.rerank(expanded, candidates, now_dt, cfg)
+        ranked = await ranking.search(plan, fetch, now_dt, cfg)
         return [(by_id[c.id], score) for c, score in ranked]
 
     async def get_memory(self, memory_id: str) -> Memory:

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from .context import ContextFormat
     from .models import Memory, MemoryCreate
     from .stores.base import Store
 

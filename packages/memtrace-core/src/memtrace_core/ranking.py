@@ -2,8 +2,8 @@
 
 Search runs in two stages.
 
-**Stage 1 (the store).** The store matches the OR of the plan's terms (see
-:func:`fts5_match_expression`) against its full-text index, restricted to the caller's filters
+**Stage 1 (the store).** The store matches the OR of the plan's terms against its full-text
+index (its own query syntax: the SQLite store quotes each term for FTS5), restricted to the caller's filters
 (and to :attr:`QueryPlan.filter_window` when the plan asks for a hard time filter), and returns
 its best ``config.candidates`` rows as :class:`Candidate` objects. The store's native score is
 only used to choose that pool; it never reaches the final ordering.
@@ -48,7 +48,8 @@ Ties are broken by time (newer first), then by id, so the order is total and det
 **Pseudo-relevance feedback** (:func:`expand`): the stems that are most characteristic of the
 top reranked candidates (weighted by their score and idf) are added to the plan with a reduced
 weight; the engine runs stage 1 again with the expanded plan, merges both pools and reranks.
-:func:`search` does that whole dance given a ``fetch(plan) -> candidates`` callback.
+:func:`search` is that whole pipeline given an async ``fetch(plan) -> candidates``; the engine
+runs it (there is no second copy), with a fetch that asks the store.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ import functools
 import itertools
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -77,7 +78,6 @@ __all__ = [
     "QueryPlan",
     "RankingConfig",
     "expand",
-    "fts5_match_expression",
     "merge_candidates",
     "plan_query",
     "rerank",
@@ -270,15 +270,6 @@ def plan_query(query: str, now: datetime, config: RankingConfig | None = None) -
         time_window=window,
         time_filter=config.time_filter and window is not None,
     )
-
-
-def fts5_match_expression(plan: QueryPlan) -> str:
-    """The FTS5 ``MATCH`` string for ``plan``: every term double-quoted, joined with ``OR``.
-
-    Quoting makes every term a literal string (no column filters or operators); embedded
-    double quotes are doubled. Returns ``""`` for an empty plan (skip stage 1 then).
-    """
-    return " OR ".join('"' + term.replace('"', '""') + '"' for term in plan.terms)
 
 
 # --------------------------------------------------------------------------------------------
@@ -714,31 +705,28 @@ def merge_candidates(*pools: Iterable[Candidate]) -> list[Candidate]:
     return list(merged.values())
 
 
-def search(
-    query: str,
-    fetch: Callable[[QueryPlan], Sequence[Candidate]],
+async def search(
+    plan: QueryPlan,
+    fetch: Callable[[QueryPlan], Awaitable[Sequence[Candidate]]],
     now: datetime,
-    config: RankingConfig | None = None,
+    config: RankingConfig,
     stats: CorpusStats | None = None,
-    limit: int | None = None,
 ) -> list[tuple[Candidate, float]]:
-    """The whole keyword search: plan → stage 1 → rerank → (PRF: stage 1 again, merge, rerank).
+    """The keyword-search pipeline, the one the engine runs: stage 1 → rerank → (PRF: stage 1
+    again with the expanded plan, merge both pools, rerank). Best first.
 
     ``fetch(plan)`` runs stage 1 in the store (see the module docstring) and returns at most
-    ``config.candidates`` candidates. Returns at most ``limit`` scored candidates, best first.
-    """
-    config = config or RankingConfig()
-    plan = plan_query(query, now, config)
+    ``config.candidates`` candidates; the engine's fetch maps a store's rows to candidates."""
     if plan.is_empty:
         return []
-    candidates = list(fetch(plan))
+    candidates = list(await fetch(plan))
     ranked = rerank(plan, candidates, now, config, stats)
     if config.prf and ranked:
         expanded = expand(plan, ranked, config, stats)
         if expanded is not None:
-            candidates = merge_candidates(candidates, fetch(expanded))
+            candidates = merge_candidates(candidates, await fetch(expanded))
             ranked = rerank(expanded, candidates, now, config, stats)
-    return ranked if limit is None else ranked[:limit]
+    return ranked
 
 
 def term_groups(plan: QueryPlan) -> tuple[tuple[str, ...], ...]:

@@ -270,8 +270,15 @@ def _session_from_row(row: Sequence[Any]) -> Session:
     )
 
 
-def _fts_quote(term: str) -> str:
+def fts_quote(term: str) -> str:
+    """``term`` as an FTS5 string literal: double-quoted, embedded quotes doubled, so that no
+    query word can be an operator or a column filter. The only FTS quoting in memtrace."""
     return '"' + term.replace('"', '""') + '"'
+
+
+def fts_any(terms: Sequence[str]) -> str:
+    """The FTS5 ``MATCH`` expression for any of ``terms`` (``""`` when there are none)."""
+    return " OR ".join(fts_quote(term) for term in terms)
 
 
 def _placeholders(n: int) -> str:
@@ -843,7 +850,7 @@ class SQLiteStore(SQLiteAuthMixin):
         rowid-ordered MATCH with LIMIT stops after ``limit`` rows.)"""
         if not query.terms:
             return []
-        match = " OR ".join(_fts_quote(term) for term in query.terms)
+        match = fts_any(query.terms)
         weights = ", ".join(str(float(query.field_weights.get(col, 1.0))) for col in FTS_COLUMNS)
         where, params = build_where(org_id, flt)
         exact_sql = (
@@ -858,11 +865,7 @@ class SQLiteStore(SQLiteAuthMixin):
         )
         exprs: list[str] = []
         if len(query.groups) > 1:
-            exprs.append(
-                " AND ".join(
-                    "(" + " OR ".join(_fts_quote(t) for t in g) + ")" for g in query.groups
-                )
-            )
+            exprs.append(" AND ".join("(" + fts_any(g) + ")" for g in query.groups))
         exprs.append(match)
 
         def run(conn: sqlite3.Connection) -> list[Candidate]:
@@ -889,7 +892,7 @@ class SQLiteStore(SQLiteAuthMixin):
     ) -> int:
         if not terms:
             return 0
-        match = " OR ".join(_fts_quote(term) for term in terms)
+        match = fts_any(terms)
         where, params = build_where(org_id, flt)
         sql = (
             "SELECT COUNT(*) FROM (SELECT m.rowid FROM memories_fts "
