@@ -12,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from memtrace_core import Memtrace, NotFoundError, PluginRegistry, connect
+from memtrace_core import AsyncMemtrace, Memtrace, NotFoundError, PluginRegistry, connect
+from memtrace_core.stores.base import MemoryFilter
 
 AGENTS = ["alpha", "beta", "gamma"]
 SESSIONS = ["sess_one", "sess_two"]
@@ -150,3 +151,36 @@ def test_org_b_is_invisible_to_org_a(
     assert {m.id for m in org_b.list_memories(limit=1000).memories} == b_ids
     assert org_b.get_agent(register_in_b).id == b_agent.id
     assert org_b.get_session(b_session.id).id == b_session.id
+
+
+async def test_the_store_refuses_records_of_another_org(engine: AsyncMemtrace) -> None:
+    """The org is an argument of every store write and a record's own org is not trusted:
+    a record of org B handed to a call for org A is refused, and nothing is written."""
+    from memtrace_core.ids import memory_id, random_id
+    from memtrace_core.models import Agent, Session
+    from memtrace_core.stores.base import MemoryRecord
+    from memtrace_core.timeutil import from_us, now_us
+
+    store = engine.store
+    now = now_us()
+    record = MemoryRecord(
+        id=memory_id(), org_id="org_b", agent_id="a", session_id=None, memory_type="episodic",
+        event_type="general", content="x", metadata=None, tags=None, dedup_key=None,
+        importance=None, parent_id=None, time=now, recorded_at=now,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="org_b"):
+        await store.insert_memories("org_a", [record], dedup_since=None)
+    with pytest.raises(ValueError, match="org_b"):
+        await store.import_memories("org_a", [record])
+    agent = Agent(id=random_id("agent"), org_id="org_b", name="n", created_at=from_us(now))
+    with pytest.raises(ValueError, match="org_b"):
+        await store.create_agent("org_a", agent)
+    session = Session(
+        id=random_id("sess"), org_id="org_b", agent_id="a", status="active",
+        created_at=from_us(now), updated_at=from_us(now),
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="org_b"):
+        await store.create_session("org_a", session)
+    for org in ("org_a", "org_b"):
+        assert await store.count_memories(org, MemoryFilter()) == 0
+        assert await store.list_agents(org) == []

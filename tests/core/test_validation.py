@@ -434,7 +434,9 @@ def test_dedup_key_depends_only_on_agent_event_and_first_200_bytes(
         },
         LIMITS,
     )
-    assert dedup_key(validated.agent_id, validated.event_type, validated.content) == dedup_key(
+    # (validation keeps the three fields as given, so the key of the validated memory is the
+    # oracle's key of the input)
+    assert dedup_key(validated.agent_id, validated.event_type, validated.content) == oracle_key(
         agent, event, content1 or "x"
     )
     # Padding the content to exactly 200 bytes: whatever follows does not count.

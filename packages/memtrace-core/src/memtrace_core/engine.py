@@ -71,6 +71,8 @@ from .validation import (
 )
 
 DEFAULT_ORG = "org_default"
+#: The ``event_type`` that agent stats count as an error (the original's rule).
+ERROR_EVENT_TYPE = "error"
 _HOUR_US = 3600 * 1_000_000
 
 
@@ -261,7 +263,9 @@ class AsyncMemtrace(Shortcuts):
         the same dedup key was written within the dedup window."""
         item = merge_item(memory, fields)
         records = self._prepare([item], batch=False)
-        outcome = (await self.store.insert_memories(records, dedup_since=self._dedup_since()))[0]
+        outcome = (
+            await self.store.insert_memories(self.org_id, records, dedup_since=self._dedup_since())
+        )[0]
         if not outcome.inserted:
             raise DuplicateMemoryError(outcome.duplicate_of, records[0].dedup_key)
         stored = _record_to_memory(records[0])
@@ -284,7 +288,9 @@ class AsyncMemtrace(Shortcuts):
                 field="memories",
             )
         records = self._prepare(memories, batch=True)
-        outcomes = await self.store.insert_memories(records, dedup_since=self._dedup_since())
+        outcomes = await self.store.insert_memories(
+            self.org_id, records, dedup_since=self._dedup_since()
+        )
         stored: list[Memory] = []
         dups: list[DuplicateInfo] = []
         for index, (record, outcome) in enumerate(zip(records, outcomes, strict=True)):
@@ -583,7 +589,7 @@ class AsyncMemtrace(Shortcuts):
             config=req.config or None,
             created_at=from_us(now_us()),
         )
-        await self.store.create_agent(agent)
+        await self.store.create_agent(self.org_id, agent)
         self._forget_agent(name, agent.id)
         return agent
 
@@ -612,21 +618,30 @@ class AsyncMemtrace(Shortcuts):
         self._forget_agent(agent.id, agent.name)
 
     async def get_agent_stats(self, agent_id: str) -> AgentStats:
-        """Counts for an agent (id or name; an unknown agent gets zeros, as the original)."""
+        """Counts for an agent (id or name; an unknown agent gets zeros, as the original):
+        memories by type, memories and errors (``event_type`` :data:`ERROR_EVENT_TYPE`) in the
+        last 24 hours by event time, sessions, and the time of the newest memory."""
         check_id(agent_id, "agent_id", required=True)
         aliases = await self._agent_aliases(agent_id)
-        since = now_us() - 24 * _HOUR_US
-        row = await self.store.memory_stats(self.org_id, aliases, since)
-        total, active = await self.store.count_sessions(self.org_id, aliases)
+        agent = MemoryFilter(agent_ids=aliases)
+        recent = replace(agent, since=now_us() - 24 * _HOUR_US)
+        store = self.store
+        by_type = await store.count_by_type(self.org_id, agent)
+        recent_count = await store.count_memories(self.org_id, recent)
+        errors = await store.count_memories(
+            self.org_id, replace(recent, event_types=(ERROR_EVENT_TYPE,))
+        )
+        newest = await store.list_memories(self.org_id, agent, limit=1, offset=0, order="desc")
+        total, active = await store.count_sessions(self.org_id, aliases)
         return AgentStats(
             agent_id=agent_id,
-            memory_count=row.memory_count,
-            memories_24h=row.memories_24h,
-            errors_24h=row.errors_24h,
+            memory_count=sum(by_type.values()),
+            memories_24h=recent_count,
+            errors_24h=errors,
             session_count=total,
             active_sessions=active,
-            last_active_at=from_us(row.last_memory_at) if row.last_memory_at is not None else None,
-            memory_types=row.memory_types,
+            last_active_at=newest[0].time if newest else None,
+            memory_types=by_type,
         )
 
     async def get_agent_memories(
@@ -688,7 +703,7 @@ class AsyncMemtrace(Shortcuts):
             created_at=now,
             updated_at=now,
         )
-        await self.store.create_session(session)
+        await self.store.create_session(self.org_id, session)
         return session
 
     async def get_session(self, session_id: str) -> Session:
@@ -882,7 +897,7 @@ class AsyncMemtrace(Shortcuts):
 
         async def flush() -> None:
             if pending:
-                inserted = await self.store.import_memories(pending)
+                inserted = await self.store.import_memories(self.org_id, pending)
                 result.imported += inserted
                 result.skipped += len(pending) - inserted
                 pending.clear()
@@ -937,7 +952,7 @@ class AsyncMemtrace(Shortcuts):
             self.org_id, agent.name
         ):
             return False
-        await self.store.create_agent(agent)
+        await self.store.create_agent(self.org_id, agent)
         self._forget_agent(agent.id, agent.name)
         return True
 
@@ -950,7 +965,7 @@ class AsyncMemtrace(Shortcuts):
         _check_json_size(session.metadata, "metadata", self.config.limits)
         if await self.store.get_session(self.org_id, session.id):
             return False
-        await self.store.create_session(session)
+        await self.store.create_session(self.org_id, session)
         return True
 
     async def purge_org(self) -> int:

@@ -96,57 +96,92 @@ class KeywordQuery:
     recent_first: bool = False
 
 
-@dataclass(slots=True)
-class StatsRow:
-    memory_count: int = 0
-    memories_24h: int = 0
-    errors_24h: int = 0
-    memory_types: dict[str, int] = field(default_factory=dict)
-    last_memory_at: int | None = None
+def check_org(org_id: str, items: Sequence[Any], what: str) -> None:
+    """Refuse records of another org than the one a store method was given (a store helper:
+    the org is an argument of every method and a record's own ``org_id`` is never trusted)."""
+    for item in items:
+        if item.org_id != org_id:
+            raise ValueError(f"{what} of org {item.org_id!r} given to a call for org {org_id!r}")
 
 
 @runtime_checkable
 class Store(Protocol):
-    """An async storage backend. Implementations register a URL scheme through the
-    ``register_stores`` plugin hook."""
+    """An async storage backend; implementations register a URL scheme through the
+    ``register_stores`` plugin hook and must pass ``tests/conformance`` (see docs/plugins.md).
+
+    Contract, for every method:
+
+    * **Tenancy.** The org is the first argument of every method that reads or writes data,
+      and the store enforces it in its own queries: nothing of another org is ever read,
+      counted, changed or deleted. A record handed to a write whose ``org_id`` differs from
+      the ``org_id`` argument is refused with ``ValueError`` (helper: :func:`check_org`).
+    * **No business rules.** Validation, dedup keys and windows, time parsing, agent name
+      resolution, ranking, context and stats are the engine's. A store applies the filters it
+      is given (:class:`MemoryFilter`), exactly, and nothing else.
+    * **Times** are integers of microseconds since the Unix epoch (UTC) in
+      :class:`MemoryRecord` and :class:`MemoryFilter`; models (:class:`Memory`,
+      :class:`Agent`, :class:`Session`) carry aware datetimes.
+    * **Durability.** A write returns only once it is committed (for a remote store: once it is
+      in a local durable spool that is forwarded with retries). A read sees every write that
+      has returned.
+    * **Errors.** A failure of the backend (I/O, lock timeout, connection) is a
+      :class:`~memtrace_core.errors.StoreError`; :class:`~memtrace_core.errors.ConflictError`
+      where a method says so.
+    * **Order.** Memories are ordered by ``(time, id)``; ``id`` is a ULID string, so ties in time
+      are broken by insertion order.
+    """
 
     async def open(self) -> None:
-        """Connect / create / migrate. Called once before use."""
+        """Connect, create the schema or migrate it. Called once before any other method."""
 
     async def close(self) -> None:
-        """Release every resource; pending writes are committed first."""
+        """Commit pending writes, then release every resource (threads, connections)."""
 
     # -- memories -----------------------------------------------------------------------------
     async def insert_memories(
-        self,
-        records: Sequence[MemoryRecord],
-        *,
-        dedup_since: int | None,
+        self, org_id: str, records: Sequence[MemoryRecord], *, dedup_since: int | None
     ) -> list[InsertOutcome]:
-        """Insert atomically-deduplicated memories, all in one org.
+        """Insert ``records`` (all of ``org_id``) in one transaction, atomically deduplicated;
+        one :class:`InsertOutcome` per record, in order.
 
-        A record whose ``dedup_key`` is set is skipped (``InsertOutcome(False, existing_id)``) if a
-        memory of the same org with that key has ``recorded_at >= dedup_since``, including one
-        inserted earlier in the same call. ``dedup_since=None`` disables the check. Records are
-        acknowledged only once committed."""
+        A record whose ``dedup_key`` is set is skipped (``InsertOutcome(False, existing_id)``)
+        when a memory of ``org_id`` with that key has ``recorded_at >= dedup_since`` — including
+        one inserted earlier in the same call. The check and the insert must be serialised
+        against every other writer of the same database (other processes included), so that no
+        two memories with one key land within the window. ``dedup_since=None`` disables the
+        check. Each inserted memory is added to every index the store keeps (keyword, substring,
+        tags) in the same transaction. Also sets ``last_active_at`` of the agent whose id or
+        name is the record's ``agent_id`` to the newest ``recorded_at`` written (never back)."""
         ...
 
-    async def import_memories(self, records: Sequence[MemoryRecord]) -> int:
-        """Insert records (all of one org) keeping their ids; a record whose id already exists in
-        that org is skipped (ids are unique per org). Returns the number inserted."""
+    async def import_memories(self, org_id: str, records: Sequence[MemoryRecord]) -> int:
+        """Insert ``records`` (all of ``org_id``) keeping their ids and times, in one
+        transaction; a record whose id already exists in that org is skipped (ids are unique
+        per org). No dedup check. Returns the number inserted."""
         ...
 
-    async def get_memory(self, org_id: str, memory_id: str) -> Memory | None: ...
+    async def get_memory(self, org_id: str, memory_id: str) -> Memory | None:
+        """The memory of ``org_id`` with this id, or None."""
+        ...
 
     async def list_memories(
         self, org_id: str, flt: MemoryFilter, *, limit: int, offset: int, order: str
     ) -> list[Memory]:
-        """Memories matching ``flt`` ordered by (time, id) in ``order``; returns at most ``limit``."""
+        """Memories of ``org_id`` matching ``flt``, ordered by ``(time, id)`` ascending
+        (``order="asc"``) or descending (``"desc"``), skipping ``offset``, at most ``limit``."""
         ...
 
     async def keyword_candidates(
         self, org_id: str, flt: MemoryFilter, query: KeywordQuery
-    ) -> list[Candidate]: ...
+    ) -> list[Candidate]:
+        """Stage 1 of keyword search (:class:`KeywordQuery`): memories of ``org_id`` matching
+        ``flt`` and any of ``query.terms`` under the store's own stemming, at most
+        ``query.limit``. Without ``recent_first``: the best by the store's BM25 with
+        ``query.field_weights`` over the fields content, agent_id, event_type, tags. With it:
+        the newest matching every group of ``query.groups``, topped up with the newest matching
+        any term. The engine re-ranks the candidates itself; ``native_score`` only helps choose
+        them and never reaches the final order."""
+        ...
 
     async def count_keyword_matches(
         self, org_id: str, flt: MemoryFilter, terms: tuple[str, ...], cap: int
@@ -157,37 +192,55 @@ class Store(Protocol):
         would let that org change (and observe through) this org's results."""
         ...
 
-    async def count_memories(self, org_id: str, flt: MemoryFilter) -> int: ...
-
-    async def delete_memories(self, org_id: str, flt: MemoryFilter) -> int:
-        """Delete every memory matching ``flt`` (from every index). Returns the count."""
+    async def count_memories(self, org_id: str, flt: MemoryFilter) -> int:
+        """How many memories of ``org_id`` match ``flt``."""
         ...
 
-    async def memory_stats(
-        self, org_id: str, agent_ids: tuple[str, ...], since_24h: int
-    ) -> StatsRow: ...
+    async def count_by_type(self, org_id: str, flt: MemoryFilter) -> dict[str, int]:
+        """How many memories of ``org_id`` matching ``flt`` there are of each ``memory_type``
+        (types with none are left out)."""
+        ...
+
+    async def delete_memories(self, org_id: str, flt: MemoryFilter) -> int:
+        """Delete every memory of ``org_id`` matching ``flt`` from the table and from every
+        index (a later keyword or substring search must not find it). Returns the count. An
+        empty filter deletes every memory of the org (the engine guards against that)."""
+        ...
 
     def iter_memories(
         self, org_id: str, flt: MemoryFilter, *, batch: int = 1000
     ) -> AsyncIterator[list[Memory]]:
-        """Every matching memory in (time, id) order, in batches (for export)."""
+        """Every memory of ``org_id`` matching ``flt`` in ``(time, id)`` order, in lists of at
+        most ``batch`` (for export: keyset pagination, so that it is linear and stable while
+        writes go on)."""
         ...
 
     # -- agents -------------------------------------------------------------------------------
-    async def create_agent(self, agent: Agent) -> None:
-        """Raise ConflictError if the org already has an agent with that name."""
+    async def create_agent(self, org_id: str, agent: Agent) -> None:
+        """Store a new agent of ``org_id``. ConflictError if the org already has an agent with
+        that name or id."""
         ...
 
-    async def get_agent(self, org_id: str, id_or_name: str) -> Agent | None: ...
+    async def get_agent(self, org_id: str, id_or_name: str) -> Agent | None:
+        """The agent of ``org_id`` whose id — or else whose name — is ``id_or_name``."""
+        ...
 
-    async def list_agents(self, org_id: str) -> list[Agent]: ...
+    async def list_agents(self, org_id: str) -> list[Agent]:
+        """Every agent of ``org_id``, newest ``created_at`` first (then by id)."""
+        ...
 
-    async def delete_agent(self, org_id: str, agent_id: str) -> bool: ...
+    async def delete_agent(self, org_id: str, agent_id: str) -> bool:
+        """Delete the agent of ``org_id`` with this id (not name). Whether it existed."""
+        ...
 
     # -- sessions -----------------------------------------------------------------------------
-    async def create_session(self, session: Session) -> None: ...
+    async def create_session(self, org_id: str, session: Session) -> None:
+        """Store a new session of ``org_id``. ConflictError if that id exists in the org."""
+        ...
 
-    async def get_session(self, org_id: str, session_id: str) -> Session | None: ...
+    async def get_session(self, org_id: str, session_id: str) -> Session | None:
+        """The session of ``org_id`` with this id, or None."""
+        ...
 
     async def list_sessions(
         self,
@@ -197,24 +250,32 @@ class Store(Protocol):
         status: str | None,
         limit: int,
         offset: int,
-    ) -> list[Session]: ...
+    ) -> list[Session]:
+        """Sessions of ``org_id`` (of any of ``agent_ids`` and with ``status`` when given),
+        newest ``created_at`` first (then by id), skipping ``offset``, at most ``limit``."""
+        ...
 
     async def update_session(
         self, org_id: str, session_id: str, change: Callable[[Session], Session]
     ) -> Session | None:
         """Atomically read the session, apply ``change`` (the engine's rule: status, timestamps,
-        metadata merge) and store the result, serialised against other writers so that two
-        concurrent updates never lose one another. Returns None if the session does not exist;
-        an exception raised by ``change`` aborts the update."""
+        metadata merge) and store the result (status, metadata, updated_at, closed_at),
+        serialised against other writers so that two concurrent updates never lose one
+        another. Returns None if the session does not exist; an exception raised by ``change``
+        aborts the update and propagates."""
         ...
 
-    async def delete_session(self, org_id: str, session_id: str) -> bool: ...
+    async def delete_session(self, org_id: str, session_id: str) -> bool:
+        """Delete the session of ``org_id`` (not its memories). Whether it existed."""
+        ...
 
     async def count_sessions(self, org_id: str, agent_ids: tuple[str, ...]) -> tuple[int, int]:
-        """(all sessions, active sessions) of the given agent aliases."""
+        """(all sessions, sessions with status ``active``) of ``org_id`` whose agent is any
+        of ``agent_ids``."""
         ...
 
     # -- orgs ---------------------------------------------------------------------------------
     async def purge_org(self, org_id: str) -> int:
-        """Delete every memory, agent and session of the org. Returns the memories deleted."""
+        """Delete every memory (from every index), agent and session of ``org_id``, in one
+        transaction. Returns the memories deleted."""
         ...

@@ -44,7 +44,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from ..errors import ConflictError, StoreError, ValidationError
 from ..models import Agent, Memory, Session, trusted_memory
 from ..timeutil import from_us, to_us
-from .base import Candidate, InsertOutcome, KeywordQuery, MemoryFilter, MemoryRecord, StatsRow
+from .base import (
+    Candidate,
+    InsertOutcome,
+    KeywordQuery,
+    MemoryFilter,
+    MemoryRecord,
+    check_org,
+)
 from .sqlite_auth import SQLiteAuthMixin
 
 T = TypeVar("T")
@@ -774,13 +781,15 @@ class SQLiteStore(SQLiteAuthMixin):
     # -- memories -------------------------------------------------------------------------------
 
     async def insert_memories(
-        self, records: Sequence[MemoryRecord], *, dedup_since: int | None
+        self, org_id: str, records: Sequence[MemoryRecord], *, dedup_since: int | None
     ) -> list[InsertOutcome]:
+        check_org(org_id, records, "memory")
         if not records:
             return []
-        return await self._write(lambda conn: _insert(conn, records, dedup_since))
+        return await self._write(lambda conn: _insert(conn, org_id, records, dedup_since))
 
-    async def import_memories(self, records: Sequence[MemoryRecord]) -> int:
+    async def import_memories(self, org_id: str, records: Sequence[MemoryRecord]) -> int:
+        check_org(org_id, records, "memory")
         if not records:
             return 0
 
@@ -794,7 +803,7 @@ class SQLiteStore(SQLiteAuthMixin):
                     for row in conn.execute(
                         "SELECT id FROM memories WHERE org_id = ? AND id IN "
                         f"({_placeholders(len(chunk))})",
-                        (records[0].org_id, *chunk),
+                        (org_id, *chunk),
                     )
                 )
             fresh: list[MemoryRecord] = []
@@ -912,30 +921,12 @@ class SQLiteStore(SQLiteAuthMixin):
         sql = f"DELETE FROM memories WHERE rowid IN (SELECT m.rowid FROM memories m WHERE {where})"
         return await self._write(lambda conn: conn.execute(sql, params).rowcount)
 
-    async def memory_stats(
-        self, org_id: str, agent_ids: tuple[str, ...], since_24h: int
-    ) -> StatsRow:
-        sql = (
-            "SELECT memory_type, COUNT(*), SUM(time >= ?), SUM(time >= ? AND event_type = 'error'), "
-            f"MAX(time) FROM memories WHERE org_id = ? AND agent_id IN ({_placeholders(len(agent_ids))}) "
-            "GROUP BY memory_type"
+    async def count_by_type(self, org_id: str, flt: MemoryFilter) -> dict[str, int]:
+        where, params = build_where(org_id, flt)
+        sql = f"SELECT m.memory_type, COUNT(*) FROM memories m WHERE {where} GROUP BY m.memory_type"
+        return await self._read(
+            lambda conn: {str(t): int(n) for t, n in conn.execute(sql, params).fetchall()}
         )
-        params = [since_24h, since_24h, org_id, *agent_ids]
-
-        def run(conn: sqlite3.Connection) -> StatsRow:
-            stats = StatsRow()
-            for mtype, count, recent, errors, last in conn.execute(sql, params):
-                stats.memory_types[mtype] = count
-                stats.memory_count += count
-                stats.memories_24h += recent or 0
-                stats.errors_24h += errors or 0
-                if last is not None and (
-                    stats.last_memory_at is None or last > stats.last_memory_at
-                ):
-                    stats.last_memory_at = last
-            return stats
-
-        return await self._read(run)
 
     async def iter_memories(
         self, org_id: str, flt: MemoryFilter, *, batch: int = 1000
@@ -959,7 +950,9 @@ class SQLiteStore(SQLiteAuthMixin):
 
     # -- agents ---------------------------------------------------------------------------------
 
-    async def create_agent(self, agent: Agent) -> None:
+    async def create_agent(self, org_id: str, agent: Agent) -> None:
+        check_org(org_id, [agent], "agent")
+
         def run(conn: sqlite3.Connection) -> None:
             try:
                 conn.execute(
@@ -1018,7 +1011,9 @@ class SQLiteStore(SQLiteAuthMixin):
 
     # -- sessions -------------------------------------------------------------------------------
 
-    async def create_session(self, session: Session) -> None:
+    async def create_session(self, org_id: str, session: Session) -> None:
+        check_org(org_id, [session], "session")
+
         def run(conn: sqlite3.Connection) -> None:
             try:
                 conn.execute(
@@ -1134,10 +1129,12 @@ def _session_row(session: Session) -> tuple[Any, ...]:
 
 
 def _insert(
-    conn: sqlite3.Connection, records: Sequence[MemoryRecord], dedup_since: int | None
+    conn: sqlite3.Connection,
+    org_id: str,
+    records: Sequence[MemoryRecord],
+    dedup_since: int | None,
 ) -> list[InsertOutcome]:
     """Check dedup keys and insert, inside the writer's IMMEDIATE transaction."""
-    org_id = records[0].org_id
     seen: dict[str, str] = {}
     if dedup_since is not None:
         keys = list({r.dedup_key for r in records if r.dedup_key})
