@@ -59,7 +59,17 @@ Number = Annotated[float | None, BeforeValidator(_not_bool)]
 
 
 class _Model(BaseModel):
+    """What memtrace returns: unknown fields are ignored, so that a client keeps reading the
+    answers of a newer server."""
+
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class _Request(BaseModel):
+    """What memtrace is asked: a field it does not know is an error naming the field (a
+    misspelt ``sesion_id`` must not be silently dropped)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -107,7 +117,7 @@ def trusted_memory(values: dict[str, Any]) -> Memory:
     return memory
 
 
-class MemoryCreate(_Model):
+class MemoryCreate(_Request):
     """A memory to write (the SDK's ``AddMemoryRequest``). Only ``agent_id`` and ``content`` are
     required. ``time`` defaults to now; ``dedup_key`` defaults to the original's content hash."""
 
@@ -153,7 +163,11 @@ class SearchResult(_Model):
 
 class ListOptions(_Model):
     """Filters for listing memories (the SDK's ``ListOptions``). ``tags`` may be a list or a
-    comma-separated string; every tag must match exactly (AND)."""
+    comma-separated string; every tag must match exactly (AND).
+
+    Unknown keys are ignored here (not refused): these come from query strings, to which the
+    original's clients send options that some routes do not use. The library methods refuse
+    unknown keyword arguments themselves."""
 
     agent_id: str | None = None
     session_id: str | None = None
@@ -167,7 +181,7 @@ class ListOptions(_Model):
     order: str | None = None
 
 
-class SearchQuery(_Model):
+class SearchQuery(_Request):
     """Structured and keyword search (the SDK's ``SearchQuery`` plus ``query``, ``until``,
     ``offset``). ``query`` ranks by keyword relevance; without it results are ordered by time."""
 
@@ -186,7 +200,7 @@ class SearchQuery(_Model):
     order: str | None = None
 
 
-class DeleteFilter(_Model):
+class DeleteFilter(_Request):
     """Which memories :meth:`AsyncMemtrace.delete_memories` removes. At least one criterion is
     required; ``all_memories=True`` purges every memory of the org."""
 
@@ -240,7 +254,7 @@ class Agent(_Model):
     last_active_at: datetime | None = None
 
 
-class RegisterAgentRequest(_Model):
+class RegisterAgentRequest(_Request):
     name: str
     description: str | None = None
     config: dict[str, Any] | None = None
@@ -277,12 +291,12 @@ class Session(_Model):
     closed_at: datetime | None = None
 
 
-class CreateSessionRequest(_Model):
+class CreateSessionRequest(_Request):
     agent_id: str
     metadata: dict[str, Any] | None = None
 
 
-class UpdateSessionRequest(_Model):
+class UpdateSessionRequest(_Request):
     """``status`` is ``active`` or ``closed``. ``metadata`` is merged into the stored metadata
     (JSON merge patch, RFC 7386: a key set to null is removed); ``replace_metadata=True``
     replaces it instead."""
@@ -298,7 +312,7 @@ class SessionList(_Model):
     has_more: bool = False
 
 
-class ContextOptions(_Model):
+class ContextOptions(_Request):
     """Options of :meth:`AsyncMemtrace.get_session_context`.
 
     ``since`` defaults to ``24h`` (as the original); ``max_tokens`` is a hard budget (estimated

@@ -267,10 +267,22 @@ def check_batch(memories: Any) -> None:
 _REQUIRED_MESSAGES = {"agent_id": "agent_id is required", "content": "content is required"}
 
 
-def _from_pydantic(exc: PydanticValidationError, index: int | None) -> ValidationError:
+def unknown_field(name: str, model: type[BaseModel], index: int | None = None) -> ValidationError:
+    """The error for a field ``model`` does not have, naming the fields it accepts."""
+    accepted = ", ".join(model.model_fields)
+    return ValidationError(
+        f"unknown field {_quoted(name)} (accepted: {accepted})", field=name, index=index
+    )
+
+
+def _from_pydantic(
+    exc: PydanticValidationError, index: int | None, model: type[BaseModel] = MemoryCreate
+) -> ValidationError:
     err = exc.errors(include_url=False)[0]
     loc = ".".join(str(p) for p in err["loc"]) or "body"
     top = str(err["loc"][0]) if err["loc"] else "body"
+    if err["type"] == "extra_forbidden":
+        return unknown_field(top, model, index)
     if err["type"] == "missing" and top in _REQUIRED_MESSAGES:
         return ValidationError(_REQUIRED_MESSAGES[top], field=top, index=index)
     if top == "memory_type" and err["type"] == "literal_error":
@@ -457,6 +469,8 @@ def coerce(
     except PydanticValidationError as exc:
         err = exc.errors(include_url=False)[0]
         loc = ".".join(str(p) for p in err["loc"]) or "body"
+        if err["type"] == "extra_forbidden":
+            raise unknown_field(str(err["loc"][0]), model) from None
         raise ValidationError(f"invalid {loc}: {err['msg']}", field=loc) from None
 
 

@@ -1,0 +1,47 @@
+"""Inputs that never fail silently, over HTTP: a misspelt field in a JSON body is a 400 that
+names it and the accepted fields, and nothing is written; query strings keep accepting the
+options the original's clients send to routes that do not use them."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+API = "/api/v1"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/memories", {"agent_id": "a", "content": "x", "sesion_id": "s1"}, "sesion_id"),
+        ("/memories", {"memories": [{"agent_id": "a", "content": "x", "tag": ["t"]}]}, "tag"),
+        ("/search", {"qurey": "canary"}, "qurey"),
+        ("/memories/delete", {"agnt_id": "a"}, "agnt_id"),
+        ("/agents", {"name": "n", "descripton": "d"}, "descripton"),
+        ("/sessions", {"agent_id": "a", "meta": {}}, "meta"),
+        ("/agents/a/context", {"max_token": 5}, "max_token"),
+    ],
+)
+async def test_an_unknown_body_field_is_a_400_naming_it(
+    http: httpx.AsyncClient, path: str, body: dict[str, object], field: str
+) -> None:
+    response = await http.post(API + path, json=body)
+    assert response.status_code == 400, response.text
+    error = response.json()
+    assert error["field"] == field
+    assert f"unknown field '{field}'" in error["error"]
+    assert "accepted: " in error["error"]
+    listed = await http.get(API + "/memories")
+    assert listed.json()["count"] == 0
+
+
+async def test_query_strings_still_accept_options_a_route_does_not_use(
+    http: httpx.AsyncClient,
+) -> None:
+    created = await http.post(API + "/memories", json={"agent_id": "a", "content": "x"})
+    assert created.status_code == 201
+    # memtrace-sdk 0.2.0 sends every ListOptions field to the agent/session memory routes
+    for path in ("/memories", "/agents/a/memories", "/sessions/s1/memories"):
+        response = await http.get(API + path, params={"unused_option": "1", "agent_id": "a"})
+        assert response.status_code == 200, (path, response.text)
+    assert (await http.get(API + "/agents/a/memories")).json()["count"] == 1
