@@ -237,6 +237,13 @@ async def test_max_tokens_keeps_the_newest_that_fit(engine: AsyncMemtrace, max_t
     ):
         n += 1
     expected = _expected_markdown("sess_t", newest_first[:n])
+    if n == 0:  # not even the newest memory fits: that is said, not an empty context
+        needed = math.ceil(len(_expected_markdown("sess_t", newest_first[:1])) / 4)
+        with pytest.raises(ValidationError) as err:
+            await engine.get_session_context("sess_t", since=SINCE, max_tokens=max_tokens)
+        assert err.value.field == "max_tokens"
+        assert f"it needs {needed}" in err.value.message
+        return
     ctx = await engine.get_session_context("sess_t", since=SINCE, max_tokens=max_tokens)
     assert ctx.context == expected
     assert ctx.memory_count == n
@@ -343,3 +350,13 @@ async def test_jsonl_format_and_agent_context(engine: AsyncMemtrace) -> None:
     with pytest.raises(ValidationError) as info:
         await engine.get_agent_context("crawler", max_tokens=0)
     assert info.value.field == "max_tokens"
+
+
+async def test_agent_context_of_an_unknown_agent_is_not_found(engine: AsyncMemtrace) -> None:
+    with pytest.raises(NotFoundError):
+        await engine.get_agent_context("nobody")
+    await engine.register_agent("registered")
+    assert (await engine.get_agent_context("registered")).memory_count == 0
+    await engine.add_memory(agent_id="writer", content="old news", time="2020-01-01T00:00:00Z")
+    # an agent with memories (none in the window) has a context, empty
+    assert (await engine.get_agent_context("writer")).memory_count == 0

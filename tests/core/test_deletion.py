@@ -88,7 +88,10 @@ def test_deleted_memory_leaves_no_trace(store: Memtrace, db_path: Path, how: str
     assert store.search_memories(content_contains="ÜN").count == 0  # < 3 chars, non-ASCII
     assert store.search_memories(content_contains="payload").count == 0
     assert store.list_memories(tags=["gdpr_tag"]).count == 0
-    assert MARK not in store.get_agent_context("victim_agent").context
+    try:
+        assert MARK not in store.get_agent_context("victim_agent").context
+    except NotFoundError:  # the agent had no other memory and is not registered
+        assert how in ("agent_delete", "org_purge", "filter_delete")
     try:
         assert MARK not in store.get_session_context(ids["session"]).context
     except NotFoundError:

@@ -95,8 +95,12 @@ def test_org_b_is_invisible_to_org_a(
         )
         assert stats.memory_count == len(expected)
         assert stats.session_count == 0
-        ctx = org_a.get_agent_context(agent, format="jsonl")
-        assert ctx.memory_count == stats.memory_count
+        try:
+            ctx = org_a.get_agent_context(agent, format="jsonl")
+        except NotFoundError:  # org A has neither a memory of the agent nor the agent itself
+            assert stats.memory_count == 0
+        else:
+            assert ctx.memory_count == stats.memory_count
     for session in [*SESSIONS, b_session.id]:
         visible({m.id for m in org_a.list_memories(session_id=session, limit=1000).memories})
         try:

@@ -53,3 +53,70 @@ async def test_the_obvious_positional_argument_is_accepted(engine: AsyncMemtrace
     with pytest.raises(ValidationError) as err:
         await engine.register_agent(42)  # type: ignore[arg-type]
     assert err.value.field == "name"
+
+
+@pytest.mark.parametrize("blank", [" ", "\t\n", "\u3000 "])
+async def test_whitespace_only_content_is_refused_like_empty_content(
+    engine: AsyncMemtrace, blank: str
+) -> None:
+    with pytest.raises(ValidationError) as err:
+        await engine.add_memory(agent_id="a", content=blank)
+    assert (err.value.field, err.value.message) == ("content", "content is required")
+
+
+async def test_an_id_error_says_it_must_start_with_a_letter(engine: AsyncMemtrace) -> None:
+    with pytest.raises(ValidationError) as err:
+        await engine.add_memory(agent_id="1bot", content="x")
+    assert "starting with a letter" in err.value.message
+    assert err.value.message.startswith("invalid agent_id: invalid ID format:")  # original's
+
+
+async def test_time_takes_what_since_takes_with_the_same_help(engine: AsyncMemtrace) -> None:
+    from memtrace_core.timeutil import now_us, to_us
+
+    two_hours = 2 * 3600 * 10**6
+    before = now_us()
+    memory = await engine.add_memory(agent_id="a", content="backfilled", time="2h")
+    after = now_us()
+    assert before - two_hours <= to_us(memory.time) <= after - two_hours
+    with pytest.raises(ValidationError) as err:
+        await engine.add_memory(agent_id="a", content="x", time="yesterday")
+    assert err.value.field == "time"
+    assert "use a duration such as 30m, 24h, 7d, 2w or an ISO 8601 timestamp" in err.value.message
+    naive = await engine.add_memory(agent_id="a", content="naive", time="2026-02-07T20:15:00")
+    assert naive.time.isoformat() == "2026-02-07T20:15:00+00:00"
+
+
+async def test_an_event_time_far_in_the_future_is_refused_on_new_writes(
+    engine: AsyncMemtrace,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    soon = datetime.now(UTC) + timedelta(seconds=60)  # within the allowed clock skew
+    assert (await engine.add_memory(agent_id="a", content="soon", time=soon)).time == soon
+    later = datetime.now(UTC) + timedelta(hours=1)
+    with pytest.raises(ValidationError) as err:
+        await engine.add_memory(agent_id="a", content="later", time=later)
+    assert err.value.field == "time"
+    assert "max_future_skew_seconds" in err.value.message
+    with pytest.raises(ValidationError) as batch:
+        await engine.add_memories(
+            [{"agent_id": "a", "content": "ok"}, {"agent_id": "a", "content": "x", "time": later}]
+        )
+    assert batch.value.index == 1
+
+
+async def test_a_duplicate_names_the_existing_memory(engine: AsyncMemtrace) -> None:
+    from memtrace_core import DuplicateMemoryError
+
+    first = await engine.remember("bot", "Deployed v1")
+    with pytest.raises(DuplicateMemoryError) as err:
+        await engine.remember("bot", "Deployed v1")
+    assert first.id in str(err.value)
+    assert err.value.existing_id == first.id
+    # the wire keeps the original's error string; the id travels in its own field
+    assert err.value.to_dict() == {
+        "error": "duplicate memory",
+        "existing_id": first.id,
+        "dedup_key": first.dedup_key,
+    }

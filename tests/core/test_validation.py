@@ -27,7 +27,10 @@ from memtrace_core.validation import (
     validate_memory,
 )
 
-ID_MSG = "invalid ID format: must be alphanumeric with underscores/hyphens, max 128 chars"
+ID_MSG = (
+    "invalid ID format: must be alphanumeric with underscores/hyphens, max 128 chars, "
+    "starting with a letter"
+)
 TYPE_MSG = "invalid type format: must be alphanumeric with underscores, max 64 chars"
 TAG_MSG = "invalid tag format: must be alphanumeric with underscores/hyphens/dots, max 64 chars"
 
@@ -427,7 +430,7 @@ def test_dedup_key_depends_only_on_agent_event_and_first_200_bytes(
         {
             "agent_id": agent,
             "event_type": event,
-            "content": content1 or "x",
+            "content": content1 if content1.strip() else "x",
             "memory_type": memory_type,
             "session_id": session,
             "tags": tags or None,
@@ -437,7 +440,7 @@ def test_dedup_key_depends_only_on_agent_event_and_first_200_bytes(
     # (validation keeps the three fields as given, so the key of the validated memory is the
     # oracle's key of the input)
     assert dedup_key(validated.agent_id, validated.event_type, validated.content) == oracle_key(
-        agent, event, content1 or "x"
+        agent, event, content1 if content1.strip() else "x"
     )
     # Padding the content to exactly 200 bytes: whatever follows does not count.
     prefix = head.encode()[:200].decode("utf-8", errors="ignore")

@@ -214,10 +214,11 @@ class AsyncMemtrace(Shortcuts):
         records: list[MemoryRecord] = []
         for index, item in enumerate(items):
             idx = index if batch else None
-            mem = validate_memory(item, limits, index=idx)
+            mem = validate_memory(item, limits, index=idx, now=now)
             if hooks:
                 try:
-                    mem = validate_memory(plugins.before_write(mem, self.org_id), limits, index=idx)
+                    written = plugins.before_write(mem, self.org_id)
+                    mem = validate_memory(written, limits, index=idx, now=now)
                 except ValidationError as exc:
                     if batch and exc.index is None:
                         # keep the class: a plugin's WriteRejectedError stays one
@@ -670,6 +671,10 @@ class AsyncMemtrace(Shortcuts):
         check_id(agent_id, "agent_id", required=True)
         opts = coerce(ContextOptions, options, fields)
         text, count, fmt = await self._context("agent", agent_id, opts, agent_id=agent_id)
+        if count == 0 and await self.store.get_agent(self.org_id, agent_id) is None:
+            aliases = await self._agent_aliases(agent_id)
+            if not await self.store.count_memories(self.org_id, MemoryFilter(agent_ids=aliases)):
+                raise NotFoundError("agent not found")
         return AgentContext(
             agent_id=agent_id,
             context=text,
@@ -856,6 +861,13 @@ class AsyncMemtrace(Shortcuts):
             self.org_id, flt, limit=limit, offset=0, order="desc"
         )
         text, count = render_within(fmt, scope, scope_id, memories, opts.max_tokens)
+        if count == 0 and memories and opts.max_tokens is not None:
+            needed = estimate_tokens(fmt.render(scope, scope_id, memories[:1]))
+            raise ValidationError(
+                f"max_tokens {opts.max_tokens} is too small for even the newest memory "
+                f"(it needs {needed})",
+                field="max_tokens",
+            )
         return text, count, fmt_name
 
     # -- export / import ------------------------------------------------------------------------

@@ -113,10 +113,15 @@ class DuplicateMemoryError(ConflictError):
     def __init__(self, existing_id: str | None = None, dedup_key: str | None = None) -> None:
         self.existing_id = existing_id
         self.dedup_key = dedup_key
-        super().__init__("duplicate memory")
+        super().__init__(
+            f"duplicate memory: the same event is already stored as {existing_id}"
+            if existing_id
+            else "duplicate memory"
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        body = super().to_dict()
+        # the wire keeps the original's error string; the id travels in its own field
+        body: dict[str, Any] = {"error": self.default_message}
         if self.existing_id:
             body["existing_id"] = self.existing_id
         if self.dedup_key:

@@ -30,7 +30,11 @@ TYPE_PATTERN = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]{0,63}$")
 #: tags: letters, digits, ``_``, ``.``, ``-``; 1..64 characters.
 TAG_PATTERN = re.compile(r"^[a-zA-Z0-9_.\-]{1,64}$")
 
-ID_FORMAT_MSG = "invalid ID format: must be alphanumeric with underscores/hyphens, max 128 chars"
+#: The original's wording, then what it left out (an id must start with a letter).
+ID_FORMAT_MSG = (
+    "invalid ID format: must be alphanumeric with underscores/hyphens, max 128 chars, "
+    "starting with a letter"
+)
 TYPE_FORMAT_MSG = "invalid type format: must be alphanumeric with underscores, max 64 chars"
 TAG_FORMAT_MSG = (
     "invalid tag format: must be alphanumeric with underscores/hyphens/dots, max 64 chars"
@@ -53,6 +57,24 @@ def _not_bool(value: Any) -> Any:
         raise ValueError("must be a number, not a boolean")
     return value
 
+
+def _event_time(value: Any) -> Any:
+    """``time`` takes what ``since`` takes: an ISO 8601 timestamp (naive = UTC) or a relative
+    duration meaning that long ago (``"30m"``), with the same helpful error."""
+    if isinstance(value, str):
+        from .errors import ValidationError
+        from .timeutil import from_us, parse_time_bound
+
+        try:
+            us = parse_time_bound(value, field="time")
+        except ValidationError as exc:
+            raise ValueError(exc.message.removeprefix("invalid time ")) from None
+        return None if us is None else from_us(us)
+    return value
+
+
+#: An event time (see :func:`_event_time`).
+EventTime = Annotated[datetime | None, BeforeValidator(_event_time)]
 
 #: A number field that refuses booleans.
 Number = Annotated[float | None, BeforeValidator(_not_bool)]
@@ -131,7 +153,7 @@ class MemoryCreate(_Request):
     importance: Number = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)
     dedup_key: str | None = None
     parent_id: str | None = None
-    time: datetime | None = None
+    time: EventTime = None
 
     @field_validator("memory_type", "event_type", mode="before")
     @classmethod

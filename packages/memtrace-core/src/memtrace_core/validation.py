@@ -56,6 +56,9 @@ class Limits:
     #: Most values in one list filter (``event_types``, ``memory_types``), counted before
     #: de-duplication; a tag filter is bounded by ``max_tags``.
     max_filter_values: int = 64
+    #: How far in the future a new write's event ``time`` may be (clock skew between hosts);
+    #: imports keep whatever time the export had.
+    max_future_skew_seconds: int = 300
 
 
 def dedup_key(agent_id: str, event_type: str, content: str) -> str:
@@ -300,10 +303,12 @@ def validate_memory(
     limits: Limits,
     *,
     index: int | None = None,
+    now: int | None = None,
 ) -> MemoryCreate:
     """Validate one memory to write and return it normalised (defaults filled, tags de-duplicated).
 
-    Accepts a :class:`MemoryCreate` or a mapping (e.g. parsed JSON)."""
+    Accepts a :class:`MemoryCreate` or a mapping (e.g. parsed JSON). With ``now`` (new writes,
+    not imports) an event time more than ``limits.max_future_skew_seconds`` ahead is refused."""
     if isinstance(data, MemoryCreate):
         mem = data
     elif isinstance(data, Mapping):
@@ -314,7 +319,7 @@ def validate_memory(
     else:
         raise ValidationError("each memory must be a JSON object", field="body", index=index)
     check_id(mem.agent_id, "agent_id", index=index, required=True)
-    if not mem.content:
+    if not mem.content or mem.content.isspace():
         raise ValidationError("content is required", field="content", index=index)
     if not mem.content.isascii():
         try:
@@ -344,7 +349,15 @@ def validate_memory(
     if metadata is not None:
         check_json(metadata, "metadata", limits, index=index)
     if mem.time is not None:
-        check_time_us(to_us(mem.time), "time", index=index)
+        event_us = check_time_us(to_us(mem.time), "time", index=index)
+        if now is not None and event_us > now + limits.max_future_skew_seconds * 1_000_000:
+            raise ValidationError(
+                f"invalid time: more than {limits.max_future_skew_seconds} s in the future "
+                "(it would sort first in every newest-first list; [limits] "
+                "max_future_skew_seconds)",
+                field="time",
+                index=index,
+            )
     if mem.importance is not None and not (
         0.0 <= mem.importance <= 1.0 and math.isfinite(mem.importance)
     ):
