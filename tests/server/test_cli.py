@@ -374,8 +374,9 @@ def test_export_import_round_trip_between_sqlite_files(
     assert code == 0, err
     assert out == ""
     lines = dump.read_text(encoding="utf-8").splitlines()
-    assert len(lines) == 2 + 1 + 25
-    assert {json.loads(line)["kind"] for line in lines} == {"agent", "session", "memory"}
+    assert len(lines) == 2 + 1 + 25 + 1
+    assert {json.loads(line)["kind"] for line in lines} == {"agent", "session", "memory", "trailer"}
+    assert json.loads(lines[-1])["memories"] == 25
     assert "exported 28 records of org_default" in err
     assert not list(tmp_path.glob(".memtrace-export-*"))  # the temp file was renamed
 
@@ -407,8 +408,8 @@ def test_export_filters_and_stdout_stdin_pipeline(
     assert code == 0
     records = [json.loads(line) for line in out.splitlines()]
     assert records
-    assert {r["kind"] for r in records} == {"memory"}
-    assert {r["agent_id"] for r in records} == {"deployer"}
+    assert [r["kind"] for r in records] == ["memory"] * (len(records) - 1) + ["trailer"]
+    assert {r["agent_id"] for r in records[:-1]} == {"deployer"}
 
     exported = run("export", "--store", source, cwd=workdir)
     assert exported.returncode == 0, exported.stderr
@@ -435,6 +436,37 @@ def test_import_rejects_bad_input(
     code, _, err = cli(capsys, "import", "--store", target, str(tmp_path / "absent.jsonl"))
     assert code == 1
     assert "error: cannot read" in err
+
+
+def test_import_refuses_a_truncated_export_unless_no_trailer(
+    workdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = f"sqlite:///{tmp_path / 'a.db'}"
+    target = f"sqlite:///{tmp_path / 'e.db'}"
+    _seed(source)
+    dump = tmp_path / "dump.jsonl"
+    assert cli(capsys, "export", "--store", source, "-o", str(dump))[0] == 0
+    lines = dump.read_text(encoding="utf-8").splitlines(keepends=True)
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text("".join(lines[:-3]), encoding="utf-8")  # lost the last memories + trailer
+    cli_json(capsys, "org", "create", "Existing", "--store", target)
+    code, _, err = cli(capsys, "import", "--store", target, str(cut))
+    assert code == 1
+    assert "error: no export trailer" in err
+    assert "--no-trailer" in err
+    assert _dump(target)["memories"] == []
+    assert _dump(target)["agents"] == []
+    # A miscounted file is refused even with --no-trailer.
+    miscounted = tmp_path / "miscounted.jsonl"
+    miscounted.write_text("".join(lines[:-3] + lines[-1:]), encoding="utf-8")
+    code, _, err = cli(capsys, "import", "--no-trailer", "--store", target, str(miscounted))
+    assert code == 1
+    assert "export trailer does not match the file" in err
+    assert _dump(target)["memories"] == []
+    # An old (trailer-less) file imports only when asked to.
+    code, _, err = cli(capsys, "import", "--no-trailer", "--store", target, str(cut))
+    assert code == 0, err
+    assert "imported 23 memories (0 already present), 2 agents, 1 sessions" in err
 
 
 # ------------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@
     memtrace key create --org ORG --name NAME [--permissions read,write] [--expires 30d|ISO]
     memtrace key list [--org ORG] | revoke KEY_ID | rotate KEY_ID | disable KEY_ID | enable KEY_ID
     memtrace export [--org ORG] [--agent A] [--session S] [-o FILE|-]
-    memtrace import [--org ORG] FILE|-
+    memtrace import [--org ORG] [--no-trailer] FILE|-
     memtrace config
     memtrace version
 
@@ -533,9 +533,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         finally:
             await engine.close()
 
-    count = asyncio.run(run())
+    count = asyncio.run(run()) - 1  # the trailer is not a record
     target = "stdout" if args.output == "-" else args.output
-    _err(f"exported {count} records of {args.org} to {target}")
+    _err(f"exported {count} records of {args.org} to {target} (and the trailer)")
     return EXIT_OK
 
 
@@ -566,7 +566,9 @@ def cmd_import(args: argparse.Namespace) -> int:
                 name = args.org_name or ("Default" if org_id == DEFAULT_ORG else org_id)
                 await admin.create_org(name, org_id=org_id)
                 _err(f"created organization {org_id} ({name})")
-        return await engine.with_org(org_id).import_jsonl(_input_lines(args.file))
+        return await engine.with_org(org_id).import_jsonl(
+            _input_lines(args.file), require_trailer=not args.no_trailer
+        )
 
     async def main() -> Any:
         engine = await _open_engine(config, org_id)
@@ -731,6 +733,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE", help="JSON Lines file, or - for stdin")
     p.add_argument("--org", default=DEFAULT_ORG, help=f"organization (default {DEFAULT_ORG})")
     p.add_argument("--org-name", help="name for the organization if the import creates it")
+    p.add_argument(
+        "--no-trailer",
+        action="store_true",
+        help="accept a file without the export trailer (written before exports had one); "
+        "by default such a file is refused as possibly truncated",
+    )
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("config", parents=[common], help="print the effective configuration as TOML")

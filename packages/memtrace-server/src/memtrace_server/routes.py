@@ -348,7 +348,8 @@ async def import_(request: Request, mt: AsyncMemtrace, state: State) -> HTTPResp
         raise ValidationError(
             f"invalid request body: not UTF-8 ({exc.reason} at byte {exc.start})", field="body"
         ) from None
-    result = await mt.import_jsonl(text.split("\n"))
+    no_trailer = bool_param(query(request), "no_trailer")
+    result = await mt.import_jsonl(text.split("\n"), require_trailer=not no_trailer)
     state.metrics.memories_written += result.imported
     return model_response(result)
 
@@ -841,7 +842,10 @@ OPERATIONS: tuple[Operation, ...] = (
         response={"type": "string"},
         response_content_type=NDJSON,
         description="Streamed. Without filters the export holds the org's agents and sessions "
-        "too; with filters only the matching memories.",
+        "too; with filters only the matching memories. The last line is a trailer "
+        '`{"kind":"trailer","format":"memtrace-export","version":1,"memories":N,"agents":N,'
+        '"sessions":N}`. An export that fails part-way is aborted (the connection is closed '
+        "without the chunked terminator), so a client never mistakes it for a complete one.",
     ),
     Operation(
         "POST",
@@ -853,8 +857,20 @@ OPERATIONS: tuple[Operation, ...] = (
         "data",
         body={"type": "string"},
         body_content_type=NDJSON,
+        query=(
+            Param(
+                "no_trailer",
+                "boolean",
+                "Accept a file without the export trailer (one written before exports had "
+                "it). A trailer that is present is still checked.",
+            ),
+        ),
         response=ImportResult,
         errors=(400, 413),
+        description="Verified, then written: every line is validated and the export trailer "
+        '(`{"kind":"trailer",…}`, the last line of every export) checked against the file '
+        "before anything is stored. A truncated file (no trailer), a miscounted one or data "
+        "after the trailer is a 400 and nothing from the file is kept.",
     ),
     Operation(
         "POST",
