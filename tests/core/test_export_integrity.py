@@ -7,7 +7,7 @@ import io
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from memtrace_core import (
     AsyncMemtrace,
+    DuplicateMemoryError,
     Memtrace,
     PluginRegistry,
     ValidationError,
@@ -157,6 +158,32 @@ async def test_a_malformed_trailer_is_refused(
         await engine.import_jsonl([*lines[:-1], json.dumps({**_trailer(lines[-1]), **change})])
     assert needle in info.value.message
     assert await _snapshot(engine) == (0, 0, 0)
+
+
+async def test_imported_memory_without_dedup_key_gets_the_engines_key(
+    engine: AsyncMemtrace,
+) -> None:
+    """Regression (issue 7, small ones): a line without ``dedup_key`` was stored with none, so a
+    later identical write was not caught as a duplicate."""
+    now = datetime.now(UTC)
+    line = {
+        "kind": "memory",
+        "id": "mem_01HQ00000000000000000000AB",
+        "agent_id": "agent_1",
+        "event_type": "general",
+        "content": "nightly report sent",
+        "time": (now - timedelta(minutes=5)).isoformat(),
+        "recorded_at": (now - timedelta(minutes=5)).isoformat(),
+    }
+    result = await engine.import_jsonl([json.dumps(line)], require_trailer=False)
+    assert result.imported == 1
+    from memtrace_core.validation import dedup_key
+
+    stored = await engine.get_memory(line["id"])
+    assert stored.dedup_key == dedup_key("agent_1", "general", "nightly report sent")
+    with pytest.raises(DuplicateMemoryError) as info:
+        await engine.add_memory(agent_id="agent_1", content="nightly report sent")
+    assert info.value.existing_id == line["id"]
 
 
 # ---------------------------------------------------------------------------------------------

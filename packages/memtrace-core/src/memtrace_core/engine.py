@@ -1247,7 +1247,13 @@ def _import_record(
         content=mem.content,
         metadata=mem.metadata,
         tags=mem.tags,
-        dedup_key=mem.dedup_key,
+        # Without a key of its own, the key a new write would get: a later identical write
+        # within the window is then caught as a duplicate of the imported memory.
+        dedup_key=(
+            mem.dedup_key
+            if mem.dedup_key is not None or not dedup
+            else dedup_key(mem.agent_id, mem.event_type, mem.content)
+        ),
         importance=mem.importance,
         parent_id=mem.parent_id,
         time=to_us(mem.time),
