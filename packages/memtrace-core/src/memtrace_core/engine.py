@@ -21,7 +21,13 @@ from pydantic import ValidationError as PydanticValidationError
 
 from . import ranking
 from .context import estimate_tokens, render_within
-from .errors import DuplicateMemoryError, NotFoundError, ValidationError, WriteRejectedError
+from .errors import (
+    CorruptRowError,
+    DuplicateMemoryError,
+    NotFoundError,
+    ValidationError,
+    WriteRejectedError,
+)
 from .ids import is_memory_id, memory_id, random_id
 from .models import (
     SESSION_STATUSES,
@@ -340,12 +346,16 @@ class AsyncMemtrace(Shortcuts):
         clock = _time.monotonic()
         if hit is not None and hit[0] > clock:
             return hit[1]
-        agent = await self.store.get_agent(self.org_id, agent_ref)
-        aliases = (
-            (agent_ref,)
-            if agent is None
-            else tuple(dict.fromkeys((agent.id, agent.name, agent_ref)))
-        )
+        try:
+            agent = await self.store.get_agent(self.org_id, agent_ref)
+        except CorruptRowError as exc:  # its id is known; reads of its memories still work
+            aliases: tuple[str, ...] = tuple(dict.fromkeys((exc.row_id, agent_ref)))
+        else:
+            aliases = (
+                (agent_ref,)
+                if agent is None
+                else tuple(dict.fromkeys((agent.id, agent.name, agent_ref)))
+            )
         if len(cache) > 10_000:
             cache.clear()
         cache[key] = (clock + self.config.agent_cache_seconds, aliases)
@@ -597,9 +607,14 @@ class AsyncMemtrace(Shortcuts):
         return found
 
     async def delete_memory(self, memory_id: str) -> None:
-        """Delete one memory from every index. Raises NotFoundError."""
-        await self.get_memory(memory_id)
-        await self.store.delete_memories(self.org_id, MemoryFilter(ids=(memory_id,)))
+        """Delete one memory from every index. Raises NotFoundError. (Deletes without reading
+        the row, so an unreadable memory can be deleted too.)"""
+        if not isinstance(memory_id, str) or not is_memory_id(memory_id):
+            raise ValidationError(
+                f"invalid memory id: {memory_id!r} (expected mem_ + 26 characters)", field="id"
+            )
+        if not await self.store.delete_memories(self.org_id, MemoryFilter(ids=(memory_id,))):
+            raise NotFoundError("memory not found")
 
     async def delete_memories(
         self, criteria: DeleteFilter | Mapping[str, Any] | None = None, /, **fields: Any
@@ -810,8 +825,12 @@ class AsyncMemtrace(Shortcuts):
         return await self.update_session(session_id, status="closed")
 
     async def delete_session(self, session_id: str, *, delete_memories: bool = False) -> None:
-        """Delete a session; its memories stay unless ``delete_memories``."""
-        await self.get_session(session_id)
+        """Delete a session; its memories stay unless ``delete_memories``. (An unreadable
+        session can be deleted too.)"""
+        try:
+            await self.get_session(session_id)
+        except CorruptRowError:
+            pass
         if delete_memories:
             await self.store.delete_memories(self.org_id, MemoryFilter(session_id=session_id))
         await self.store.delete_session(self.org_id, session_id)
@@ -904,13 +923,13 @@ class AsyncMemtrace(Shortcuts):
         flt = await self._criteria_filter(crit)
         counts = {"memories": 0, "agents": 0, "sessions": 0}
         if flt.is_empty():
-            for agent in await self.store.list_agents(self.org_id):
+            for agent in await self.store.list_agents(self.org_id, strict=True):
                 counts["agents"] += 1
                 yield _line("agent", agent)
             offset = 0
             while True:
                 sessions = await self.store.list_sessions(
-                    self.org_id, agent_ids=None, status=None, limit=1000, offset=offset
+                    self.org_id, agent_ids=None, status=None, limit=1000, offset=offset, strict=True
                 )
                 for session in sessions:
                     counts["sessions"] += 1

@@ -507,6 +507,8 @@ async def ready(request: Request, mt: AsyncMemtrace | None, state: State) -> HTT
 
 
 async def metrics(request: Request, mt: AsyncMemtrace | None, state: State) -> HTTPResponse:
+    if state.engine is not None:
+        state.metrics.unreadable_rows = int(getattr(state.engine.store, "unreadable_rows", 0))
     return HTTPResponse(
         state.metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8"
     )
