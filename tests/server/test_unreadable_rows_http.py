@@ -1,9 +1,12 @@
 """Unreadable rows over a real socket (issue 7): reads serve the rest, /metrics counts the
-skipped rows, get-by-id is a clear 500, delete works, an export fails visibly."""
+skipped rows, get-by-id is a clear 500, delete works; and an export that fails part-way is
+visibly incomplete (the connection is aborted, not the chunked stream ended cleanly)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,7 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from memtrace_core import aconnect
+from memtrace_core import TransportError, aconnect
+from memtrace_core.client import AsyncMemtraceClient
+from memtrace_server.testing import LiveServer
 
 API = "/api/v1"
 
@@ -78,6 +83,72 @@ async def test_reads_skip_an_unreadable_row_and_metrics_count_it(
     assert (await http.delete(f"{API}/memories/{bad}")).status_code == 204
     assert (await http.get(f"{API}/memories/{bad}")).status_code == 404
     assert (await http.delete(f"{API}/memories/{bad}")).status_code == 404
+
+
+@pytest.fixture
+async def broken_export(http: httpx.AsyncClient, db_url: str) -> str:
+    """An org whose export fails after more than one 64 KiB chunk has been sent: the unreadable
+    memory is in the second batch the store reads (rows 1000+), well past the first chunk."""
+    ids = await _write(http, 1300)
+    _damage_memory(db_url, ids[1200])
+    return ids[1200]
+
+
+def _raw_get(url: str, key: str) -> bytes:
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(
+            f"GET {API}/export HTTP/1.1\r\nHost: {host}\r\nx-api-key: {key}\r\nConnection: close\r\n\r\n".encode()
+        )
+        data = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+
+
+async def _stream_lines(http: httpx.AsyncClient, into: list[str]) -> None:
+    async with http.stream("GET", f"{API}/export") as response:
+        assert response.status_code == 200
+        async for line in response.aiter_lines():
+            into.append(line)
+
+
+async def test_an_export_failing_part_way_aborts_the_connection(
+    live: LiveServer,
+    admin_key: str,
+    broken_export: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, logger="memtrace.server")
+    # Raw socket: a 200 chunked response that stops without the terminating zero-size chunk.
+    data = await asyncio.to_thread(_raw_get, live.url, admin_key)
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert b"transfer-encoding: chunked" in head.lower()
+    assert len(body) > 65536
+    assert not body.endswith(b"0\r\n\r\n")
+    assert b'"kind":"trailer"' not in body
+    # httpx sees an incomplete body, not a clean end.
+    async with httpx.AsyncClient(
+        base_url=live.url, headers={"x-api-key": admin_key}, timeout=30
+    ) as http:
+        received: list[str] = []
+        with pytest.raises(httpx.RemoteProtocolError):
+            await _stream_lines(http, received)
+        assert len(received) > 100
+        assert not any('"kind":"trailer"' in line for line in received)
+    # The memtrace client raises instead of returning a short export.
+    async with AsyncMemtraceClient(live.url, admin_key) as client:
+        with pytest.raises(TransportError):
+            async for _ in client.iter_export():
+                pass
+    # Logged (with the row) and counted.
+    messages = [r.getMessage() for r in caplog.records if r.name == "memtrace.server"]
+    assert any("export" in m and broken_export in m for m in messages), messages
+    metrics = (await asyncio.to_thread(httpx.get, f"{live.url}/metrics")).text
+    assert "memtrace_exports_aborted_total 3" in metrics
 
 
 async def test_the_cli_export_of_a_damaged_store_fails_and_leaves_no_file(

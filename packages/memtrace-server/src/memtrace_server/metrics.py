@@ -79,6 +79,8 @@ class Metrics:
         self.auth_failures = 0
         #: Unreadable stored rows skipped by reads (copied from the store when rendering).
         self.unreadable_rows = 0
+        #: Exports aborted part-way (the connection closed without the chunked terminator).
+        self.exports_aborted = 0
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         # Clients choose the method: any other than the standard ones is counted as OTHER, or
@@ -135,6 +137,11 @@ class Metrics:
                 "memtrace_unreadable_rows_total",
                 "Stored rows skipped by reads because they cannot be read (see memtrace doctor).",
                 self.unreadable_rows,
+            ),
+            (
+                "memtrace_exports_aborted_total",
+                "Exports that failed after the response started (connection aborted).",
+                self.exports_aborted,
             ),
         ):
             out.append(f"# HELP {name} {help_text}")

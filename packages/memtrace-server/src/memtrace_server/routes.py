@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
+from sanic.http import Http, Stage
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
@@ -33,6 +34,7 @@ from memtrace_core import (
     Memory,
     MemoryCreate,
     MemoryList,
+    MemtraceError,
     NotFoundError,
     RegisterAgentRequest,
     SearchQuery,
@@ -319,25 +321,58 @@ async def session_context(
 
 async def export(request: Request, mt: AsyncMemtrace, state: State) -> None:
     lines = mt.iter_export(query(request))
-    # Pull the first line before responding so that a bad filter is still a plain 400.
+    # Pull the first line before responding so that a bad filter is still a plain 400 (and an
+    # export failing before anything was sent a plain error response).
     try:
         first: str | None = await lines.__anext__()
     except StopAsyncIteration:
         first = None
     response = await request.respond(content_type=NDJSON)
-    if first is not None:
-        chunk = [first]
-        size = len(first)
-        async for line in lines:
-            chunk.append(line)
-            size += len(line)
-            if size >= 65536:
+    sent = 0
+    try:
+        if first is not None:
+            chunk = [first]
+            size = len(first)
+            async for line in lines:
+                chunk.append(line)
+                size += len(line)
+                if size >= 65536:
+                    await response.send("".join(chunk))
+                    sent += size
+                    chunk.clear()
+                    size = 0
+            if chunk:
                 await response.send("".join(chunk))
-                chunk.clear()
-                size = 0
-        if chunk:
-            await response.send("".join(chunk))
+    except Exception as exc:
+        # The status line is gone: the only honest signal left is to drop the connection
+        # without the chunked terminator, so that every client sees an incomplete body
+        # (httpx: RemoteProtocolError; curl: exit 18) rather than a short export that ends
+        # cleanly. (Sanic would end the stream cleanly after a handler error.)
+        state.metrics.exports_aborted += 1
+        log.error(
+            "export of org %s aborted after %d bytes, connection closed: %s",
+            mt.org_id,
+            sent,
+            exc,
+            exc_info=not isinstance(exc, MemtraceError),
+        )
+        _abort_connection(request)
+        return
     await response.eof()
+
+
+def _abort_connection(request: Request) -> None:
+    """Close the connection at once (no terminator, no keep-alive) and stop Sanic from ending
+    the response it believes is still open."""
+    stream = request.stream
+    if isinstance(stream, Http):
+        stream.keep_alive = False
+        # Sanic ends a response left open by the handler (``send(end_stream=True)``): mark it
+        # complete so that nothing more is written to the aborted transport.
+        stream.stage = Stage.IDLE
+    abort = getattr(request.transport, "abort", None)
+    if callable(abort):
+        abort()
 
 
 async def import_(request: Request, mt: AsyncMemtrace, state: State) -> HTTPResponse:
