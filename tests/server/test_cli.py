@@ -760,3 +760,57 @@ def test_second_signal_kills_only_the_server(
     assert time.monotonic() - started < 15  # not the 60 s drain limit
     assert "Killing" in server.output
     assert _port_closed(server.port)
+
+
+# ------------------------------------------------------------------------------------------------
+# doctor
+
+
+def test_doctor_lists_problems_and_fix_repairs_them(
+    workdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+
+    db = tmp_path / "doc.db"
+    url = f"sqlite:///{db}"
+    _seed(url)
+    code, out, err = cli(capsys, "doctor", url)
+    assert (code, err) == (0, "")
+    assert "no problems found" in out
+
+    conn = sqlite3.connect(db)
+    with conn:
+        bad = conn.execute("SELECT id FROM memories ORDER BY time LIMIT 1 OFFSET 3").fetchone()[0]
+        conn.execute("UPDATE memories SET time = ? WHERE id = ?", (2**62, bad))
+        conn.execute("INSERT INTO memory_tags VALUES ('org_default', 'ghost', 424242)")
+    conn.close()
+
+    code, out, _ = cli(capsys, "doctor", url)
+    assert code == 1
+    assert f"unreadable memory {bad} (org org_default): time" in out
+    assert "index drift: memory_tags: 1 orphan entries" in out
+    assert "2 problems" in out
+    assert "--fix" in out
+    code, out, _ = cli(capsys, "doctor", url, "--json")
+    assert code == 1
+    assert json.loads(out)["unreadable"][0]["row_id"] == bad
+
+    quarantine = tmp_path / "q.jsonl"
+    code, out, err = cli(capsys, "doctor", url, "--fix", "--quarantine", str(quarantine))
+    assert code == 0, out + err
+    assert f"wrote 1 unreadable rows to {quarantine}" in out
+    assert "no problems left" in out
+    assert json.loads(quarantine.read_text())["id"] == bad
+    assert cli(capsys, "doctor", url)[0] == 0
+    assert len(_dump(url)["memories"]) == 24
+
+
+def test_doctor_refuses_other_stores_and_missing_files(
+    workdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = cli(capsys, "doctor", f"sqlite:///{tmp_path / 'nope.db'}")
+    assert code == 1
+    assert "no database at" in err
+    code, _, err = cli(capsys, "doctor", "postgresql://localhost/x")
+    assert code == 1
+    assert "SQLite stores only" in err

@@ -8,6 +8,7 @@
     memtrace key list [--org ORG] | revoke KEY_ID | rotate KEY_ID | disable KEY_ID | enable KEY_ID
     memtrace export [--org ORG] [--agent A] [--session S] [-o FILE|-]
     memtrace import [--org ORG] [--no-trailer] FILE|-
+    memtrace doctor [STORE_URL] [--fix [--quarantine FILE]] [--json]
     memtrace config
     memtrace version
 
@@ -592,6 +593,54 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------------------
+# doctor
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Scan a store for unreadable rows and index drift (exit 1 if any); ``--fix`` repairs."""
+    from memtrace_core.stores import sqlite_doctor
+
+    url = args.url or _config(args).storage.url
+    path = _sqlite_path(url)
+    if path is None:
+        raise CliError(f"memtrace doctor checks SQLite stores only (got {url.split(':', 1)[0]}:)")
+    if args.quarantine and not args.fix:
+        raise CliError("--quarantine only applies with --fix")
+    if args.fix:
+        done = sqlite_doctor.repair(path, quarantine=args.quarantine)
+        report = sqlite_doctor.scan(path)
+        if args.json:
+            _json_out({"found": done.to_dict(), "after": report.to_dict()})
+        else:
+            for line in done.problems():
+                print(f"found: {line}")
+            for line in done.actions:
+                print(f"fixed: {line}")
+            for line in report.problems():
+                print(f"still: {line}")
+            print(
+                "no problems left"
+                if report.ok
+                else f"{len(report.problems())} problems left (not repairable by --fix)"
+            )
+        return EXIT_OK if report.ok else EXIT_ERROR
+    report = sqlite_doctor.scan(path)
+    if args.json:
+        _json_out(report.to_dict())
+    else:
+        problems = report.problems()
+        for line in problems:
+            print(line)
+        print(
+            f"{path}: no problems found"
+            if report.ok
+            else f"{len(problems)} problems in {path}; `memtrace doctor {url} --fix` "
+            "quarantines and removes unreadable rows and rebuilds the indexes"
+        )
+    return EXIT_OK if report.ok else EXIT_ERROR
+
+
+# ------------------------------------------------------------------------------------------------
 # config
 
 
@@ -740,6 +789,25 @@ def build_parser() -> argparse.ArgumentParser:
         "by default such a file is refused as possibly truncated",
     )
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser(
+        "doctor",
+        parents=[common],
+        help="check a store for unreadable rows and index drift (exit 1 if any)",
+        description="Scan a SQLite store: rows that reads skip (invalid JSON, times out of "
+        "range, wrong types) and full-text / tag index drift. With --fix: write the unreadable "
+        "rows to a quarantine file (JSON Lines), delete them, repair memory_tags and rebuild "
+        "the full-text indexes. Exit status 0 when the store is (now) clean, 1 otherwise.",
+    )
+    p.add_argument("url", nargs="?", metavar="STORE_URL", help="default: --store / storage.url")
+    p.add_argument("--fix", action="store_true", help="repair what was found")
+    p.add_argument(
+        "--quarantine",
+        metavar="FILE",
+        help="with --fix: where to save removed rows (default: <db>.quarantine-<time>.jsonl)",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("config", parents=[common], help="print the effective configuration as TOML")
     p.set_defaults(func=cmd_config)
