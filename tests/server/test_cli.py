@@ -452,8 +452,11 @@ def test_import_refuses_a_truncated_export_unless_no_trailer(
     cli_json(capsys, "org", "create", "Existing", "--store", target)
     code, _, err = cli(capsys, "import", "--store", target, str(cut))
     assert code == 1
-    assert "error: no export trailer" in err
+    assert err.startswith("error: no export trailer")  # no org was created either
     assert "--no-trailer" in err
+    assert "org_default" not in {
+        o["id"] for o in cli_json(capsys, "org", "list", "--store", target)
+    }
     assert _dump(target)["memories"] == []
     assert _dump(target)["agents"] == []
     # A miscounted file is refused even with --no-trailer.

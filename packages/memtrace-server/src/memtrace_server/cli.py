@@ -559,17 +559,22 @@ def cmd_import(args: argparse.Namespace) -> int:
     org_id = args.org
 
     async def run(admin: AuthAdmin | None, engine: AsyncMemtrace) -> Any:
+        create = False
         if admin is not None and await admin.store.get_org(org_id) is None:
             orgs = await admin.store.list_orgs()
             # On an empty store, org_default is created by the first `memtrace serve` (with its
             # admin key); any other missing org is created so the data can be reached.
-            if org_id != DEFAULT_ORG or orgs:
-                name = args.org_name or ("Default" if org_id == DEFAULT_ORG else org_id)
-                await admin.create_org(name, org_id=org_id)
-                _err(f"created organization {org_id} ({name})")
-        return await engine.with_org(org_id).import_jsonl(
+            create = org_id != DEFAULT_ORG or bool(orgs)
+        # The file is verified before anything is written: a refused file leaves no trace,
+        # not even the organization.
+        result = await engine.with_org(org_id).import_jsonl(
             _input_lines(args.file), require_trailer=not args.no_trailer
         )
+        if create and admin is not None:
+            name = args.org_name or ("Default" if org_id == DEFAULT_ORG else org_id)
+            await admin.create_org(name, org_id=org_id)
+            _err(f"created organization {org_id} ({name})")
+        return result
 
     async def main() -> Any:
         engine = await _open_engine(config, org_id)
