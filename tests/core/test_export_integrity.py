@@ -160,6 +160,41 @@ async def test_a_malformed_trailer_is_refused(
     assert await _snapshot(engine) == (0, 0, 0)
 
 
+async def test_a_big_import_is_staged_on_disk_not_in_memory(
+    engine: AsyncMemtrace, tmp_path: Path, registry: PluginRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The staging file spills to disk past its memory budget (shrunk here to a few lines) and
+    the import is still whole and exact."""
+    import tempfile
+
+    from memtrace_core import engine as engine_module
+
+    await engine.add_memories(
+        [{"agent_id": "bulk", "content": f"staged memory number {i}"} for i in range(60)]
+    )
+    lines = [line async for line in engine.iter_export()]
+    files: list[tempfile.SpooledTemporaryFile[bytes]] = []
+    original = tempfile.SpooledTemporaryFile
+
+    def spooled(max_size: int) -> tempfile.SpooledTemporaryFile[bytes]:
+        handle: tempfile.SpooledTemporaryFile[bytes] = original(max_size=max_size)
+        files.append(handle)
+        return handle
+
+    monkeypatch.setattr(engine_module._Staging, "MEMORY_BYTES", 2048)
+    monkeypatch.setattr(engine_module._Staging, "BATCH", 7)
+    monkeypatch.setattr(engine_module.tempfile, "SpooledTemporaryFile", spooled)
+    target = connect(f"sqlite:///{tmp_path / 'target.db'}", plugins=registry)
+    try:
+        result = target.import_jsonl(lines, batch_size=11)
+        assert result.imported == 60
+        assert files
+        assert files[0]._rolled  # type: ignore[attr-defined]  # it went to disk
+        assert list(target.iter_export()) == lines
+    finally:
+        target.close()
+
+
 async def test_imported_memory_without_dedup_key_gets_the_engines_key(
     engine: AsyncMemtrace,
 ) -> None:
