@@ -85,6 +85,22 @@ async def test_reads_skip_an_unreadable_row_and_metrics_count_it(
     assert (await http.delete(f"{API}/memories/{bad}")).status_code == 404
 
 
+async def test_an_export_failing_within_its_first_chunk_is_a_plain_error(
+    http: httpx.AsyncClient, db_url: str
+) -> None:
+    """Agent and session lines come first; the unreadable memory after them is still within
+    the first chunk, which is filled before the response starts: a JSON 500, not a 200."""
+    assert (await http.post(f"{API}/agents", json={"name": "bulk"})).status_code == 201
+    assert (await http.post(f"{API}/sessions", json={"agent_id": "bulk"})).status_code == 201
+    ids = await _write(http, 50)
+    _damage_memory(db_url, ids[40])
+    r = await http.get(f"{API}/export")
+    assert r.status_code == 500
+    assert ids[40] in r.json()["error"]
+    # still the normal 400 for a bad filter
+    assert (await http.get(f"{API}/export", params={"since": "soonish"})).status_code == 400
+
+
 @pytest.fixture
 async def broken_export(http: httpx.AsyncClient, db_url: str) -> str:
     """An org whose export fails after more than one 64 KiB chunk has been sent: the unreadable

@@ -319,24 +319,34 @@ async def session_context(
 # Export / import / org
 
 
+_EXPORT_CHUNK = 65536
+
+
 async def export(request: Request, mt: AsyncMemtrace, state: State) -> None:
     lines = mt.iter_export(query(request))
-    # Pull the first line before responding so that a bad filter is still a plain 400 (and an
-    # export failing before anything was sent a plain error response).
-    try:
-        first: str | None = await lines.__anext__()
-    except StopAsyncIteration:
-        first = None
+    # Fill the first chunk before responding: a bad filter is still a plain 400, and an export
+    # failing before that (any export smaller than a chunk) a plain error response.
+    first: list[str] = []
+    size = 0
+    finished = True
+    async for line in lines:
+        first.append(line)
+        size += len(line)
+        if size >= _EXPORT_CHUNK:
+            finished = False
+            break
     response = await request.respond(content_type=NDJSON)
     sent = 0
     try:
-        if first is not None:
-            chunk = [first]
-            size = len(first)
+        await response.send("".join(first))
+        sent = size
+        if not finished:
+            chunk: list[str] = []
+            size = 0
             async for line in lines:
                 chunk.append(line)
                 size += len(line)
-                if size >= 65536:
+                if size >= _EXPORT_CHUNK:
                     await response.send("".join(chunk))
                     sent += size
                     chunk.clear()
