@@ -62,6 +62,8 @@ async def test_scan_finds_unreadable_rows_and_index_drift(
     assert reasons["memory"] == "invalid JSON in metadata"
     assert reasons["session"] == "unknown status 'zombie'"
     drift = "\n".join(report.drift)
+    assert "memories_fts: 1 memories missing from the index" in drift
+    assert "memories_trigram: 1 memories missing from the index" in drift
     assert "memories_fts does not match" in drift
     assert "memories_trigram does not match" in drift
     assert "1 tag entries missing" in drift
@@ -108,6 +110,27 @@ async def test_repair_quarantines_removes_and_rebuilds(
     with pytest.raises(FileExistsError):
         sqlite_doctor.repair(str(db_path), quarantine=str(quarantine))
     assert [u.row_id for u in sqlite_doctor.scan(str(db_path)).unreadable] == [NEW_ID]
+
+
+async def test_scan_finds_stale_index_entries(engine: AsyncMemtrace, db_path: Path) -> None:
+    """A memory deleted behind the store's back (trigger dropped) leaves index entries."""
+    mem = await engine.add_memory(agent_id="w", content="ghost of a memory", tags=["g"])
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.execute("DROP TRIGGER memories_ad")
+        conn.execute("DELETE FROM memories WHERE id = ?", (mem.id,))
+    conn.close()
+    drift = "\n".join(sqlite_doctor.scan(str(db_path)).drift)
+    assert "memories_fts: 1 entries for memories that no longer exist" in drift
+    assert "memories_trigram: 1 entries for memories that no longer exist" in drift
+    assert "memory_tags: 1 orphan entries" in drift
+    assert "trigger memories_ad is missing" in drift
+    assert "recreated trigger memories_ad" in sqlite_doctor.repair(str(db_path)).actions
+    assert sqlite_doctor.scan(str(db_path)).ok
+    # deletes keep the indexes in sync again
+    other = await engine.add_memory(agent_id="w", content="another ghost", tags=["g"])
+    await engine.delete_memory(other.id)
+    assert sqlite_doctor.scan(str(db_path)).ok
 
 
 def test_refuses_a_missing_or_foreign_file(tmp_path: Path) -> None:

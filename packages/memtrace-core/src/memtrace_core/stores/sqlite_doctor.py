@@ -7,10 +7,12 @@ findings are kept):
 * **unreadable rows** in ``memories``, ``agents`` and ``sessions``: every row is decoded by the
   store's own read code (the rows lists and searches skip, and that get-by-id and exports
   refuse with :class:`~memtrace_core.errors.CorruptRowError`);
-* **index drift**: the FTS5 ``integrity-check`` of ``memories_fts`` (keyword search) and
-  ``memories_trigram`` (``content_contains``) against the ``memories`` table, ``memory_tags``
+* **index drift**: memories missing from, or stale in, ``memories_fts`` (keyword search) and
+  ``memories_trigram`` (``content_contains``), and the FTS5 ``integrity-check`` of both against
+  the ``memories`` table (which also finds content changed behind the index's back), ``memory_tags``
   entries missing for a memory's tags, and orphan ``memory_tags`` rows (no such memory, another
   org, or a tag the memory does not have);
+* the delete trigger that keeps the indexes in sync (``memories_ad``) is present;
 * the file itself: ``PRAGMA quick_check`` (reported; not something ``fix`` can repair).
 
 :func:`repair` first writes every unreadable row, whole, to a quarantine file (JSON Lines, one
@@ -20,8 +22,9 @@ adds missing ones and rebuilds both full-text indexes (a rebuild re-reads the ta
 undoes whatever a damaged row's delete did to them). The quarantine file keeps the data a human
 may still want; nothing is deleted before it is on disk.
 
-The scan runs on its own connection and can run while a server uses the file (WAL); the repair
-takes the write lock for its transaction.
+The scan runs on its own connection and can run while a server uses the file (WAL), but FTS5's
+``integrity-check`` is an INSERT command: it holds SQLite's write lock while it runs (writers
+wait, up to their busy timeout). The repair takes the write lock for its transaction.
 """
 
 from __future__ import annotations
@@ -36,12 +39,14 @@ from typing import Any
 from ..errors import StoreError
 from .sqlite import (
     _MEMORY_COLUMNS,
+    _MIGRATION_2,
     _SESSION_COLUMNS,
     SCHEMA_VERSION,
     UnreadableRow,
     _agent_from_row,
     _row_to_memory,
     _session_from_row,
+    _split_sql,
 )
 
 _AGENT_COLUMNS = "id, org_id, name, description, config, created_at, last_active_at"
@@ -163,8 +168,50 @@ def _fts_problem(conn: sqlite3.Connection, table: str) -> str | None:
     return None
 
 
+def _fts_rows(conn: sqlite3.Connection, table: str) -> list[str]:
+    """Memories missing from a full-text index, and index entries of no memory (read only)."""
+    found: list[str] = []
+    missing = int(
+        conn.execute(
+            f"SELECT COUNT(*) FROM memories m WHERE NOT EXISTS "
+            f"(SELECT 1 FROM {table}_docsize d WHERE d.id = m.rowid)"
+        ).fetchone()[0]
+    )
+    if missing:
+        found.append(f"{table}: {missing} memories missing from the index (search misses them)")
+    stale = int(
+        conn.execute(
+            f"SELECT COUNT(*) FROM {table}_docsize d WHERE NOT EXISTS "
+            "(SELECT 1 FROM memories m WHERE m.rowid = d.id)"
+        ).fetchone()[0]
+    )
+    if stale:
+        found.append(f"{table}: {stale} entries for memories that no longer exist")
+    return found
+
+
+#: The delete trigger that keeps the indexes in sync (as the latest migration defines it).
+_DELETE_TRIGGER = next(
+    sql for sql in _split_sql(_MIGRATION_2) if sql.startswith("CREATE TRIGGER memories_ad")
+)
+
+
+def _trigger_missing(conn: sqlite3.Connection) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = 'memories_ad'"
+    ).fetchone()
+    return row is None
+
+
 def _drift(conn: sqlite3.Connection) -> list[str]:
-    found = [p for p in (_fts_problem(conn, t) for t in ("memories_fts", "memories_trigram")) if p]
+    found: list[str] = []
+    if _trigger_missing(conn):
+        found.append("trigger memories_ad is missing: deletes leave index entries behind")
+    for table in ("memories_fts", "memories_trigram"):
+        found.extend(_fts_rows(conn, table))
+        problem = _fts_problem(conn, table)
+        if problem:
+            found.append(problem)
     missing = int(conn.execute(f"SELECT COUNT(*) FROM ({_MISSING_TAGS})").fetchone()[0])
     if missing:
         found.append(
@@ -259,6 +306,9 @@ def repair(path: str, *, quarantine: str | None = None) -> DoctorReport:
                 report.actions.append(
                     f"memory_tags: removed {orphans} orphan entries, added {added} missing ones"
                 )
+            if _trigger_missing(conn):
+                conn.execute(_DELETE_TRIGGER)
+                report.actions.append("recreated trigger memories_ad")
             for table in ("memories_fts", "memories_trigram"):
                 conn.execute(f"INSERT INTO {table}({table}) VALUES ('rebuild')")
             report.actions.append("rebuilt memories_fts and memories_trigram")
