@@ -32,6 +32,9 @@ async def _damaged(engine: AsyncMemtrace, db_path: Path) -> dict[str, str]:
             conn.execute("UPDATE agents SET config = '[' WHERE id = ?", (agent.id,))
             conn.execute("UPDATE sessions SET status = 'zombie' WHERE id = ?", (session.id,))
             conn.execute(
+                "UPDATE memories SET content = CAST(X'6F6BFF' AS TEXT) WHERE id = ?", (mems[2].id,)
+            )
+            conn.execute(
                 "INSERT INTO memories (id, org_id, agent_id, memory_type, event_type, content, "
                 "tags, time, recorded_at) VALUES (?, 'org_default', 'w', 'episodic', 'general', "
                 "'zebra crossing', '[\"hidden\"]', 1700000000000000, 1700000000000000)",
@@ -40,7 +43,7 @@ async def _damaged(engine: AsyncMemtrace, db_path: Path) -> dict[str, str]:
             conn.execute("INSERT INTO memory_tags VALUES ('org_default', 'ghost', 987654)")
     finally:
         conn.close()
-    return {"memory": mems[1].id, "agent": agent.id, "session": session.id}
+    return {"memory": mems[1].id, "agent": agent.id, "session": session.id, "utf8": mems[2].id}
 
 
 async def test_a_clean_store_is_ok(engine: AsyncMemtrace, db_path: Path) -> None:
@@ -57,9 +60,11 @@ async def test_scan_finds_unreadable_rows_and_index_drift(
     bad = await _damaged(engine, db_path)
     report = sqlite_doctor.scan(str(db_path))
     assert not report.ok
-    assert {(u.kind, u.row_id) for u in report.unreadable} == set(bad.items())
-    reasons = {u.kind: u.reason for u in report.unreadable}
-    assert reasons["memory"] == "invalid JSON in metadata"
+    assert {u.row_id for u in report.unreadable} == set(bad.values())
+    by_id = {u.row_id: u.reason for u in report.unreadable}
+    assert by_id[bad["memory"]] == "invalid JSON in metadata"
+    assert by_id[bad["utf8"]] == "content is not valid UTF-8"
+    reasons = {u.kind: u.reason for u in report.unreadable if u.row_id != bad["utf8"]}
     assert reasons["session"] == "unknown status 'zombie'"
     drift = "\n".join(report.drift)
     assert "memories_fts: 1 memories missing from the index" in drift
@@ -86,9 +91,12 @@ async def test_repair_quarantines_removes_and_rebuilds(
     saved = [json.loads(line) for line in quarantine.read_text().splitlines()]
     assert {(r["table"], r["id"]) for r in saved} == {
         ("memories", bad["memory"]),
+        ("memories", bad["utf8"]),
         ("agents", bad["agent"]),
         ("sessions", bad["session"]),
     }
+    utf8_row = next(r for r in saved if r["id"] == bad["utf8"])
+    assert utf8_row["row"]["content"] == {"hex": "6f6bff", "invalid_utf8": True}
     memory_row = next(r for r in saved if r["table"] == "memories")
     assert memory_row["row"]["metadata"] == "{bad"
     assert memory_row["row"]["content"] == "alpha note 1"
@@ -98,10 +106,10 @@ async def test_repair_quarantines_removes_and_rebuilds(
     assert [m.id for m in hits.results] == [NEW_ID]
     assert (await engine.search_memories(content_contains="ebra cross", since="2020-01-01")).count
     assert (await engine.list_memories(tags=["hidden"], since="2020-01-01")).count == 1
-    assert (await engine.list_memories(tags=["t"])).count == 3
-    assert (await engine.search_memories(query="alpha")).count == 3
+    assert (await engine.list_memories(tags=["t"])).count == 2
+    assert (await engine.search_memories(query="alpha")).count == 2
     lines = [line async for line in engine.iter_export()]
-    assert json.loads(lines[-1])["memories"] == 4
+    assert json.loads(lines[-1])["memories"] == 3
     # the quarantine file is never overwritten, and nothing is deleted without it
     conn = sqlite3.connect(db_path)
     with conn:

@@ -18,6 +18,14 @@ from memtrace_core.timeutil import MAX_US, MIN_US
 
 DEEP = "[" * 300 + "]" * 300
 
+
+class SQL(str):
+    """A damaged value given as an SQL expression (e.g. text that is not valid UTF-8, which
+    Python cannot bind)."""
+
+
+BAD_UTF8 = SQL("CAST(X'68FF' AS TEXT)")
+
 #: (column, damaged value) for a memory row: each makes the row unreadable in its own way.
 MEMORY_DAMAGE: list[tuple[str, Any]] = [
     ("metadata", "{not json"),
@@ -26,6 +34,8 @@ MEMORY_DAMAGE: list[tuple[str, Any]] = [
     ("tags", '{"a": 1}'),
     ("tags", "[1, 2]"),
     ("content", b"\x00\xff"),  # a BLOB where text belongs
+    ("content", BAD_UTF8),  # fails the whole query in sqlite3 ("Could not decode to UTF-8")
+    ("metadata", BAD_UTF8),
     ("memory_type", "alien"),
     ("importance", "high"),
     ("time", MAX_US + 3600 * 1_000_000),  # "9999-12-31T23:59:59-14:00" as stored
@@ -39,9 +49,14 @@ def damage(db_path: Path, table: str, row_id: str, column: str, value: Any) -> N
     conn = sqlite3.connect(db_path)
     try:
         with conn:
-            changed = conn.execute(
-                f"UPDATE {table} SET {column} = ? WHERE id = ?", (value, row_id)
-            ).rowcount
+            if isinstance(value, SQL):
+                changed = conn.execute(
+                    f"UPDATE {table} SET {column} = {value} WHERE id = ?", (row_id,)
+                ).rowcount
+            else:
+                changed = conn.execute(
+                    f"UPDATE {table} SET {column} = ? WHERE id = ?", (value, row_id)
+                ).rowcount
         assert changed == 1
     finally:
         conn.close()
@@ -140,7 +155,12 @@ async def test_one_unreadable_memory_never_fails_a_read(
 
 @pytest.mark.parametrize(
     ("column", "value"),
-    [("config", "{nope"), ("config", '{"d": ' + DEEP + "}"), ("created_at", MAX_US + 1)],
+    [
+        ("config", "{nope"),
+        ("config", '{"d": ' + DEEP + "}"),
+        ("created_at", MAX_US + 1),
+        ("description", BAD_UTF8),
+    ],
 )
 async def test_one_unreadable_agent_never_fails_the_list(
     engine: AsyncMemtrace, db_path: Path, column: str, value: Any
@@ -168,6 +188,7 @@ async def test_one_unreadable_agent_never_fails_the_list(
         ("updated_at", MIN_US - 5),
         ("status", "alien"),
         ("created_at", "soon"),
+        ("metadata", BAD_UTF8),
     ],
 )
 async def test_one_unreadable_session_never_fails_the_list(

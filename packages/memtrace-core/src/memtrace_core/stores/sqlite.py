@@ -236,7 +236,7 @@ def _json_column(raw: Any, name: str, expect: type) -> Any:
     if raw is None or raw == "":
         return None
     if type(raw) is not str:
-        raise UnreadableRow(f"{name} is not text")
+        raise UnreadableRow(f"{name} is not {_what_text(raw)}")
     try:
         value = json.loads(raw)
     except (ValueError, RecursionError):
@@ -257,10 +257,14 @@ def _time_column(raw: Any, name: str) -> Any:
     return from_us(raw)
 
 
+def _what_text(raw: Any) -> str:
+    return "valid UTF-8" if isinstance(raw, BadText) else "text"
+
+
 def _text(raw: Any, name: str, *, optional: bool = False) -> Any:
     if type(raw) is str or (optional and raw is None):
         return raw
-    raise UnreadableRow(f"{name} is not text")
+    raise UnreadableRow(f"{name} is not {_what_text(raw)}")
 
 
 def _row_to_memory(row: Sequence[Any]) -> Memory:
@@ -295,6 +299,46 @@ def _row_to_memory(row: Sequence[Any]) -> Memory:
             "score": None,
         }
     )
+
+
+class BadText(str):
+    """A TEXT value that is not valid UTF-8 (written by another tool), decoded with
+    replacement characters; ``raw`` holds the stored bytes. The row decoders reject it (they
+    accept exact ``str`` only), so the row is reported as unreadable instead of failing the
+    whole query."""
+
+    raw: bytes
+
+
+def lenient_text(data: bytes) -> str:
+    """``text_factory`` that never fails: invalid UTF-8 becomes a :class:`BadText`."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = BadText(data.decode("utf-8", "replace"))
+        text.raw = data
+        return text
+
+
+def _fetch(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Any]:
+    """``execute(...).fetchall()``; if a value is not valid UTF-8 (which sqlite3 reports for
+    the whole query), the query is run again decoding leniently so that the row decoders can
+    skip just that row. The fast path is untouched."""
+    try:
+        return conn.execute(sql, params).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "decode to UTF-8" not in str(exc):
+            raise
+    conn.text_factory = lenient_text
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.text_factory = str
+
+
+def _fetch_one(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> Any:
+    rows = _fetch(conn, sql, params)
+    return rows[0] if rows else None
 
 
 def _record_row(r: MemoryRecord, rowid: int) -> tuple[Any, ...]:
@@ -943,10 +987,11 @@ class SQLiteStore(SQLiteAuthMixin):
 
     async def get_memory(self, org_id: str, memory_id: str) -> Memory | None:
         def run(conn: sqlite3.Connection) -> Memory | None:
-            row = conn.execute(
+            row = _fetch_one(
+                conn,
                 f"SELECT {_MEMORY_COLUMNS} FROM memories m WHERE m.id = ? AND m.org_id = ?",
                 (memory_id, org_id),
-            ).fetchone()
+            )
             return self._decode_one(row, _row_to_memory, "memory", org_id)
 
         return await self._read(run)
@@ -994,7 +1039,7 @@ class SQLiteStore(SQLiteAuthMixin):
         out: list[T] = []
         want, at = limit, offset
         while want > 0:
-            rows = conn.execute(sql, [*params, want, at]).fetchall()
+            rows = _fetch(conn, sql, [*params, want, at])
             got = self._decode(rows, decode, kind, org_id)
             out.extend(got)
             if len(got) == len(rows) or len(rows) < want:
@@ -1042,7 +1087,7 @@ class SQLiteStore(SQLiteAuthMixin):
         def run(conn: sqlite3.Connection) -> list[Candidate]:
             if not query.recent_first:
                 return self._decode(
-                    conn.execute(exact_sql, [match, *params, query.limit]),
+                    _fetch(conn, exact_sql, [match, *params, query.limit]),
                     candidate,
                     "memory",
                     org_id,
@@ -1054,7 +1099,7 @@ class SQLiteStore(SQLiteAuthMixin):
                     break
                 rows = [
                     r
-                    for r in conn.execute(newest_sql, [expr, *params, query.limit])
+                    for r in _fetch(conn, newest_sql, [expr, *params, query.limit])
                     if r[0] not in seen
                 ]
                 for c in self._decode(rows, candidate, "memory", org_id):
@@ -1124,7 +1169,7 @@ class SQLiteStore(SQLiteAuthMixin):
                 "ORDER BY m.time, m.rowid LIMIT ?"
             )
             args = [*params, *((last[0], last[0], last[1]) if last else ()), batch]
-            rows = await self._read(lambda conn, s=sql, a=args: conn.execute(s, a).fetchall())  # type: ignore[misc]
+            rows = await self._read(lambda conn, s=sql, a=args: _fetch(conn, s, a))  # type: ignore[misc]
             if not rows:
                 return
             # An export must not skip a row: an unreadable one fails it (CorruptRowError).
@@ -1160,20 +1205,22 @@ class SQLiteStore(SQLiteAuthMixin):
 
     async def get_agent(self, org_id: str, id_or_name: str) -> Agent | None:
         def run(conn: sqlite3.Connection) -> Agent | None:
-            row = conn.execute(
+            row = _fetch_one(
+                conn,
                 "SELECT id, org_id, name, description, config, created_at, last_active_at FROM agents "
                 "WHERE org_id = ? AND id = ? UNION ALL "
                 "SELECT id, org_id, name, description, config, created_at, last_active_at FROM agents "
                 "WHERE org_id = ? AND name = ? LIMIT 1",
                 (org_id, id_or_name, org_id, id_or_name),
-            ).fetchone()
+            )
             return self._decode_one(row, _agent_from_row, "agent", org_id)
 
         return await self._read(run)
 
     async def list_agents(self, org_id: str, *, strict: bool = False) -> list[Agent]:
         def run(conn: sqlite3.Connection) -> list[Agent]:
-            rows = conn.execute(
+            rows = _fetch(
+                conn,
                 "SELECT id, org_id, name, description, config, created_at, last_active_at FROM agents "
                 "WHERE org_id = ? ORDER BY created_at DESC, id",
                 (org_id,),
@@ -1209,10 +1256,11 @@ class SQLiteStore(SQLiteAuthMixin):
 
     async def get_session(self, org_id: str, session_id: str) -> Session | None:
         def run(conn: sqlite3.Connection) -> Session | None:
-            row = conn.execute(
+            row = _fetch_one(
+                conn,
                 f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE org_id = ? AND id = ?",
                 (org_id, session_id),
-            ).fetchone()
+            )
             return self._decode_one(row, _session_from_row, "session", org_id)
 
         return await self._read(run)
@@ -1243,7 +1291,7 @@ class SQLiteStore(SQLiteAuthMixin):
             params.extend((limit, offset))
             return await self._read(
                 lambda conn: self._decode(
-                    conn.execute(sql, params), _session_from_row, "session", org_id, strict=True
+                    _fetch(conn, sql, params), _session_from_row, "session", org_id, strict=True
                 )
             )
         return await self._read(
@@ -1256,10 +1304,11 @@ class SQLiteStore(SQLiteAuthMixin):
         self, org_id: str, session_id: str, change: Callable[[Session], Session]
     ) -> Session | None:
         def run(conn: sqlite3.Connection) -> Session | None:
-            row = conn.execute(
+            row = _fetch_one(
+                conn,
                 f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE org_id = ? AND id = ?",
                 (org_id, session_id),
-            ).fetchone()
+            )
             current = self._decode_one(row, _session_from_row, "session", org_id)
             if current is None:
                 return None

@@ -42,11 +42,13 @@ from .sqlite import (
     _MIGRATION_2,
     _SESSION_COLUMNS,
     SCHEMA_VERSION,
+    BadText,
     UnreadableRow,
     _agent_from_row,
     _row_to_memory,
     _session_from_row,
     _split_sql,
+    lenient_text,
 )
 
 _AGENT_COLUMNS = "id, org_id, name, description, config, created_at, last_active_at"
@@ -135,6 +137,7 @@ def _connect(path: str) -> sqlite3.Connection:
         raise StoreError(f"no database at {path}")
     try:
         conn = sqlite3.connect(path, isolation_level=None, timeout=10)
+        conn.text_factory = lenient_text  # invalid UTF-8 is a finding, not a crash
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"cannot open {path}: {exc}") from None
@@ -245,6 +248,8 @@ def scan(path: str) -> DoctorReport:
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, BadText):
+        return {"hex": value.raw.hex(), "invalid_utf8": True}
     if isinstance(value, bytes):
         return {"hex": value.hex()}
     return value
