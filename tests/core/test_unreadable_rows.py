@@ -5,6 +5,7 @@ damaged by hand in the real SQLite file."""
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -179,6 +180,13 @@ async def test_one_unreadable_agent_never_fails_the_list(
     with pytest.raises(CorruptRowError):
         async for _ in engine.iter_export():
             pass
+    # it can be deleted, by name, with its memories
+    await engine.delete_agent("broken", delete_memories=True)
+    assert [a.id for a in (await engine.list_agents()).agents] == [fine.id]
+    assert (await engine.list_memories(agent_id="broken")).count == 0
+    with pytest.raises(NotFoundError):
+        await engine.get_agent(bad.id)
+    assert json.loads([line async for line in engine.iter_export()][-1])["agents"] == 1
 
 
 @pytest.mark.parametrize(

@@ -664,15 +664,19 @@ class AsyncMemtrace(Shortcuts):
         return agent
 
     async def delete_agent(self, agent_id: str, *, delete_memories: bool = False) -> None:
-        """Delete an agent (by id or name); its memories stay unless ``delete_memories``."""
-        agent = await self.get_agent(agent_id)
+        """Delete an agent (by id or name); its memories stay unless ``delete_memories``. An
+        unreadable agent can be deleted too (its memories by the id and the name given)."""
+        aliases: tuple[str, ...]
+        try:
+            agent = await self.get_agent(agent_id)
+            key, aliases = agent.id, (agent.id, agent.name)
+        except CorruptRowError as exc:
+            key, aliases = exc.row_id, tuple(dict.fromkeys((exc.row_id, agent_id)))
         if delete_memories:
-            await self.store.delete_memories(
-                self.org_id, MemoryFilter(agent_ids=(agent.id, agent.name))
-            )
-        if not await self.store.delete_agent(self.org_id, agent.id):
+            await self.store.delete_memories(self.org_id, MemoryFilter(agent_ids=aliases))
+        if not await self.store.delete_agent(self.org_id, key):
             raise NotFoundError("agent not found")
-        self._forget_agent(agent.id, agent.name)
+        self._forget_agent(*aliases)
 
     async def get_agent_stats(self, agent_id: str) -> AgentStats:
         """Counts for an agent (id or name; an unknown agent gets zeros, as the original)."""
