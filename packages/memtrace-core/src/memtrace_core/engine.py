@@ -70,6 +70,7 @@ from .validation import (
     check_order,
     check_tags,
     check_text,
+    check_time_us,
     check_type_name,
     dedup_key,
     validate_memory,
@@ -1048,6 +1049,7 @@ class AsyncMemtrace(Shortcuts):
         agent = Agent.model_validate({**obj, "org_id": self.org_id})
         _check_ref(agent.id, "id")
         name = _check_agent(agent.name, agent.description, agent.config, self.config.limits)
+        _check_times(agent, "created_at", "last_active_at")
         if name != agent.name:
             agent = agent.model_copy(update={"name": name})
         return agent
@@ -1059,6 +1061,7 @@ class AsyncMemtrace(Shortcuts):
         _check_ref(session.id, "id")
         check_id(session.agent_id, "agent_id", required=True)
         _check_json_size(session.metadata, "metadata", self.config.limits)
+        _check_times(session, "created_at", "updated_at", "closed_at")
         return session
 
     async def _import_agent(self, agent: Agent) -> bool:
@@ -1111,6 +1114,15 @@ def _check_agent(name: Any, description: str | None, config: Any, limits: Limits
         check_text(description, "description", max_chars=4096)
     _check_json_size(config, "config", limits)
     return clean
+
+
+def _check_times(model: BaseModel, *fields: str) -> None:
+    """Imported timestamps must lie in the range every read path represents (see
+    :func:`~memtrace_core.validation.check_time_us`)."""
+    for name in fields:
+        value = getattr(model, name)
+        if value is not None:
+            check_time_us(to_us(value), name)
 
 
 def _check_json_size(value: Any, field: str, limits: Limits) -> None:
