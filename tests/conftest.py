@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 EXHAUSTIVE = os.environ.get("MEMTRACE_EXHAUSTIVE", "") not in ("", "0")
@@ -23,3 +24,11 @@ settings.register_profile(
     max_examples=5000,
 )
 settings.load_profile("exhaustive" if EXHAUSTIVE else "memtrace")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """In an exhaustive run a property test may take far longer than the default run's
+    per-test timeout (pyproject.toml): give each test an hour."""
+    if EXHAUSTIVE:
+        for item in items:
+            item.add_marker(pytest.mark.timeout(3600))

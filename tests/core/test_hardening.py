@@ -96,7 +96,16 @@ async def test_the_first_and_last_representable_instants_are_readable_everywhere
     engine: AsyncMemtrace,
 ) -> None:
     first = await engine.add_memory(agent_id="a1", content="probe first", time=format_us(MIN_US))
-    last = await engine.add_memory(agent_id="a1", content="probe last", time=format_us(MAX_US))
+    # a new write may not be in the future: the last instant arrives by import
+    last_line = {
+        "kind": "memory",
+        "id": "mem_01M8R8R3G0EQXMS6YTVKBW9F66",
+        "agent_id": "a1",
+        "content": "probe last",
+        "time": format_us(MAX_US),
+    }
+    await engine.import_jsonl([json.dumps(last_line)], require_trailer=False)
+    last = await engine.get_memory(last_line["id"])
     assert format_us(MIN_US) == "0001-01-01T00:00:00Z"  # RFC 3339, not glibc's "1-01-01"
     await every_read(engine)
     ordered = await engine.list_memories(order="asc")
@@ -318,3 +327,29 @@ async def test_booleans_are_not_numbers(engine: AsyncMemtrace) -> None:
         assert err.value.field == "min_importance"
     assert (await engine.add_memory(agent_id="a1", content="x", importance=1)).importance == 1.0
     assert await count(engine) == 1
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        {"kind": "agent", "id": "agent_x", "name": "x", "created_at": EDGE_TIMES[0]},
+        {"kind": "agent", "id": "agent_x", "name": "x", "created_at": "2026-01-01T00:00:00Z",
+         "last_active_at": EDGE_TIMES[1]},
+        {"kind": "session", "id": "sess_x", "agent_id": "a1", "status": "active",
+         "created_at": EDGE_TIMES[0], "updated_at": "2026-01-01T00:00:00Z"},
+        {"kind": "session", "id": "sess_x", "agent_id": "a1", "status": "closed",
+         "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+         "closed_at": EDGE_TIMES[1]},
+        {"kind": "memory", "id": "mem_01M8R8R3G0EQXMS6YTVKBW9F65", "agent_id": "a1",
+         "content": "x", "time": "2026-01-01T00:00:00Z", "recorded_at": EDGE_TIMES[0]},
+    ],
+)  # fmt: skip
+async def test_imported_times_outside_the_calendar_are_refused(
+    engine: AsyncMemtrace, line: dict[str, Any]
+) -> None:
+    with pytest.raises(ValidationError) as err:
+        await engine.import_jsonl([json.dumps(line)], require_trailer=False)
+    assert "must be between" in err.value.message
+    assert (await engine.list_agents()).count == 0
+    assert (await engine.list_sessions()).count == 0
+    await every_read(engine)

@@ -20,6 +20,7 @@ from .engine import DEFAULT_ORG, AsyncMemtrace, EngineConfig
 from .errors import (
     AuthenticationError,
     ConflictError,
+    CorruptRowError,
     DuplicateMemoryError,
     MemtraceError,
     NotFoundError,
@@ -143,6 +144,7 @@ __all__ = [
     "BatchResult",
     "ConflictError",
     "ContextOptions",
+    "CorruptRowError",
     "CreateSessionRequest",
     "DeleteFilter",
     "DuplicateMemoryError",

@@ -276,9 +276,15 @@ class AsyncMemoryAPI(Protocol):
         ...
 
     async def import_jsonl(
-        self, lines: Iterable[str | bytes], *, batch_size: int = 500
+        self,
+        lines: Iterable[str | bytes],
+        *,
+        batch_size: int = 500,
+        require_trailer: bool = True,
     ) -> ImportResult:
-        """Import JSON Lines (an export of any store) into the org."""
+        """Import JSON Lines (an export of any store) into the org. The file is checked whole
+        against its trailer before anything is kept; ``require_trailer=False`` accepts a file
+        written before exports had one."""
         ...
 
     async def purge_org(self) -> int:
@@ -444,7 +450,11 @@ class MemoryAPI(Protocol):
     ) -> int: ...
 
     def import_jsonl(
-        self, lines: Iterable[str | bytes], *, batch_size: int = 500
+        self,
+        lines: Iterable[str | bytes],
+        *,
+        batch_size: int = 500,
+        require_trailer: bool = True,
     ) -> ImportResult: ...
 
     def purge_org(self) -> int: ...

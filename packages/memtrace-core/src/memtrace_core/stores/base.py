@@ -127,6 +127,12 @@ class Store(Protocol):
     * **Errors.** A failure of the backend (I/O, lock timeout, connection) is a
       :class:`~memtrace_core.errors.StoreError`; :class:`~memtrace_core.errors.ConflictError`
       where a method says so.
+    * **Unreadable rows** (invalid JSON, an unrepresentable time, a wrong type: old data, a
+      manual edit, a bug) never fail a list or search: the store skips them, logs them (logger
+      ``memtrace.store``, with org and id) and counts them in an ``unreadable_rows``
+      attribute (the server's ``memtrace_unreadable_rows_total``). Reading one such row by id,
+      and the ``strict`` reads of an export, raise
+      :class:`~memtrace_core.errors.CorruptRowError` naming it instead.
     * **Order.** Memories are ordered by ``(time, id)``; ``id`` is a ULID string, so ties in time
       are broken by insertion order.
     """
@@ -212,7 +218,7 @@ class Store(Protocol):
     ) -> AsyncIterator[list[Memory]]:
         """Every memory of ``org_id`` matching ``flt`` in ``(time, id)`` order, in lists of at
         most ``batch`` (for export: keyset pagination, so that it is linear and stable while
-        writes go on)."""
+        writes go on). Never skips: an unreadable row raises CorruptRowError."""
         ...
 
     # -- agents -------------------------------------------------------------------------------
@@ -225,8 +231,9 @@ class Store(Protocol):
         """The agent of ``org_id`` whose id — or else whose name — is ``id_or_name``."""
         ...
 
-    async def list_agents(self, org_id: str) -> list[Agent]:
-        """Every agent of ``org_id``, newest ``created_at`` first (then by id)."""
+    async def list_agents(self, org_id: str, *, strict: bool = False) -> list[Agent]:
+        """Every agent of ``org_id``, newest ``created_at`` first (then by id); ``strict``:
+        raise CorruptRowError on an unreadable row instead of skipping it."""
         ...
 
     async def delete_agent(self, org_id: str, agent_id: str) -> bool:
@@ -250,9 +257,11 @@ class Store(Protocol):
         status: str | None,
         limit: int,
         offset: int,
+        strict: bool = False,
     ) -> list[Session]:
         """Sessions of ``org_id`` (of any of ``agent_ids`` and with ``status`` when given),
-        newest ``created_at`` first (then by id), skipping ``offset``, at most ``limit``."""
+        newest ``created_at`` first (then by id), skipping ``offset``, at most ``limit``;
+        ``strict``: raise CorruptRowError on an unreadable row instead of skipping it."""
         ...
 
     async def update_session(
