@@ -1050,6 +1050,7 @@ class AsyncMemtrace(Shortcuts):
         return result
 
     def _import_agent_item(self, obj: dict[str, Any]) -> Agent:
+        _check_line_fields(obj, _AGENT_LINE_FIELDS)
         agent = Agent.model_validate({**obj, "org_id": self.org_id})
         check_ref(agent.id, "id")
         name = _check_agent(agent.name, agent.description, agent.config, self.config.limits)
@@ -1059,6 +1060,7 @@ class AsyncMemtrace(Shortcuts):
         return agent
 
     def _import_session_item(self, obj: dict[str, Any]) -> Session:
+        _check_line_fields(obj, _SESSION_LINE_FIELDS)
         session = Session.model_validate({**obj, "org_id": self.org_id})
         if session.status not in SESSION_STATUSES:
             raise ValidationError(f"invalid status: {session.status!r}", field="status")
@@ -1246,9 +1248,26 @@ class _Staging:
         self._file.close()
 
 
+#: The fields an export line of each kind may carry (``org_id`` and ``score`` are accepted and
+#: ignored: the import's org wins, and a score is not part of a memory).
+_MEMORY_LINE_FIELDS = frozenset(Memory.model_fields)
+_AGENT_LINE_FIELDS = frozenset(Agent.model_fields)
+_SESSION_LINE_FIELDS = frozenset(Session.model_fields)
+
+
+def _check_line_fields(obj: Mapping[str, Any], accepted: frozenset[str]) -> None:
+    """An import line with a field no export writes is refused, naming the field (a misspelt
+    ``sesion_id`` must not be dropped silently)."""
+    for name in obj:
+        if name not in accepted:
+            shown = ", ".join(sorted(accepted - {"org_id", "score"}))
+            raise ValidationError(f"unknown field {name!r} (accepted: {shown})", field=name)
+
+
 def _import_record(
     obj: dict[str, Any], org_id: str, limits: Limits, *, dedup: bool = True
 ) -> MemoryRecord:
+    _check_line_fields(obj, _MEMORY_LINE_FIELDS)
     mem_id = obj.get("id")
     if not isinstance(mem_id, str) or not is_memory_id(mem_id):
         raise ValidationError(f"invalid id: {mem_id!r}", field="id")
