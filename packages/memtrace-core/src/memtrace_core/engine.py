@@ -56,7 +56,7 @@ from .models import (
 )
 from .plugins import PluginRegistry, default_registry
 from .shortcuts import Shortcuts
-from .stores.base import KeywordQuery, MemoryFilter, MemoryRecord, Store
+from .stores.base import KeywordQuery, MemoryFilter, MemoryRecord, Store, StoreHealth
 from .timeutil import from_us, now_us, parse_time_bound, to_us, window
 from .validation import (
     DEFAULT_LIMIT,
@@ -203,6 +203,11 @@ class AsyncMemtrace(Shortcuts):
         if self._owner and self._core.opened:
             self._core.opened = False
             await self._core.store.close()
+
+    async def health(self) -> StoreHealth:
+        """The store's health report (see :class:`~memtrace_core.stores.base.StoreHealth`);
+        what the server's ``/ready`` and ``/health`` show."""
+        return await self.store.health()
 
     async def __aenter__(self) -> AsyncMemtrace:
         return await self.open()

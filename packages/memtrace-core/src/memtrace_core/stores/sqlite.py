@@ -51,6 +51,7 @@ from .base import (
     KeywordQuery,
     MemoryFilter,
     MemoryRecord,
+    StoreHealth,
     check_org,
 )
 from .sqlite_auth import SQLiteAuthMixin
@@ -962,6 +963,14 @@ class SQLiteStore(SQLiteAuthMixin):
         if self._writer is None:
             return (0, 0)
         return (self._writer.commits, self._writer.requests)
+
+    async def health(self) -> StoreHealth:
+        started = time.perf_counter()
+        try:
+            await self._read(lambda conn: conn.execute("SELECT 1").fetchone())
+        except Exception as exc:  # reported, not raised: a health check must answer
+            return StoreHealth(False, (time.perf_counter() - started) * 1000, f"{exc!r}")
+        return StoreHealth(True, (time.perf_counter() - started) * 1000)
 
     # -- memories -------------------------------------------------------------------------------
 
