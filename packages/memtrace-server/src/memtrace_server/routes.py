@@ -49,7 +49,7 @@ from memtrace_core import (
 from memtrace_core.models import Agent
 
 from . import __version__
-from .auth import AuthAdmin, principal_summary
+from .auth import AuthAdmin, Permission, principal_summary
 from .http import (
     NDJSON,
     bool_param,
@@ -432,12 +432,24 @@ def _key_id(raw: str) -> str:
     raise ValidationError(f"invalid key id: {raw!r}", field="key_id")
 
 
+async def _administered_key(request: Request, admin: AuthAdmin, raw: str) -> str:
+    """The key id, once the caller may administer that key. Another org's key is answered
+    exactly like an unknown one (404, same message), so that key ids of other orgs cannot be
+    probed for existence."""
+    key_id = _key_id(raw)
+    principal = request.ctx.principal
+    principal.require(Permission.ADMIN)
+    info = await admin.get_key(key_id)
+    if info.org_id != principal.org_id and not principal.is_service_admin:
+        raise NotFoundError(f"API key '{key_id}' not found")
+    return key_id
+
+
 async def admin_revoke_key(
     request: Request, mt: AsyncMemtrace, state: State, key_id: str
 ) -> HTTPResponse:
     admin = _admin(state)
-    key_id = _key_id(key_id)
-    request.ctx.principal.require_org_admin((await admin.get_key(key_id)).org_id)
+    key_id = await _administered_key(request, admin, key_id)
     await admin.revoke_key(key_id)
     return no_content()
 
@@ -446,8 +458,7 @@ async def admin_rotate_key(
     request: Request, mt: AsyncMemtrace, state: State, key_id: str
 ) -> HTTPResponse:
     admin = _admin(state)
-    key_id = _key_id(key_id)
-    request.ctx.principal.require_org_admin((await admin.get_key(key_id)).org_id)
+    key_id = await _administered_key(request, admin, key_id)
     info, plaintext = await admin.rotate_key(key_id)
     return json_response({"key": _plain(info), "api_key": plaintext})
 
