@@ -70,6 +70,10 @@ M = TypeVar("M", bound=BaseModel)
 DEFAULT_ORG = "org_default"
 _HOUR_US = 3600 * 1_000_000
 
+#: A ranked search (``query``) scores ``offset + limit + 1`` candidates: offset + limit may not
+#: exceed this (a 400 above it; filter-only searches and lists page without such a bound).
+MAX_RANKED_WINDOW = 10_000
+
 
 @dataclass(frozen=True)
 class EngineConfig:
@@ -489,6 +493,15 @@ class AsyncMemtrace(Shortcuts):
             )
         limit = check_limit(q.limit, default=50)
         offset = check_offset(q.offset)
+        if offset + limit > MAX_RANKED_WINDOW:
+            # ranking fetches and scores offset + limit + 1 candidates: bound that work (and keep
+            # the SQL LIMIT far from int64) before any of it is done
+            raise ValidationError(
+                f"invalid offset: a ranked search (with `query`) pages through at most the first "
+                f"{MAX_RANKED_WINDOW} results (offset + limit <= {MAX_RANKED_WINDOW}); narrow "
+                "the filters or the time window instead",
+                field="offset",
+            )
         if q.order is not None:
             check_order(q.order)
         ranked = await self._keyword_search(text, flt, now, need=offset + limit + 1)
