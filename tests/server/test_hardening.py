@@ -4,6 +4,7 @@ Every case is a clear 4xx JSON error over a real socket, never a 5xx or a plain-
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -64,3 +65,109 @@ async def test_filter_search_and_list_with_huge_offsets(
     r = await http.get(f"{API}/memories", params={"offset": offset})
     assert r.status_code == 200, r.text
     assert r.json()["memories"] == []
+
+
+# -- lone surrogates ---------------------------------------------------------------------------
+
+S = "\ud800"
+SURROGATE_BODIES: list[tuple[str, str, Any]] = [
+    ("POST", "/memories", {"agent_id": "a", "content": "x", "tags": [S]}),
+    ("POST", "/memories", {"agent_id": "a", "content": S}),
+    ("POST", "/memories", {"agent_id": "a", "content": "x", "metadata": {"k": S}}),
+    ("POST", "/memories", {"memories": [{"agent_id": "a", "content": "x", "tags": ["ok", S]}]}),
+    ("POST", "/search", {"tags": [S]}),
+    ("POST", "/search", {"memory_types": [S]}),
+    ("POST", "/search", {"content_contains": S}),
+    ("POST", "/search", {"query": f"deploy {S}"}),
+    ("POST", "/memories/delete", {"tags": [S]}),
+    ("POST", "/agents/a/context", {"include_types": [S]}),
+    ("POST", "/sessions/sess_x/context", {"include_types": [S]}),
+    ("POST", "/agents", {"name": "bot", "description": S}),
+    ("POST", "/agents", {"name": "bot", "config": {"k": S}}),
+    ("POST", "/agents", {"name": "bot", "config": {S: 1}}),
+    ("POST", "/sessions", {"agent_id": "a", "metadata": {"k": S}}),
+    ("POST", "/sessions", {"agent_id": "a", "metadata": {"k": [{"deep": S}]}}),
+]
+
+
+def _raw(body: Any, *, escaped: bool) -> bytes:
+    text = json.dumps(body)  # ensure_ascii: the surrogate is written as the escape \ud800
+    assert "\\ud800" in text
+    if escaped:
+        return text.encode()
+    return (
+        text.replace("\\ud800", "\udcff")
+        .encode("utf-8", "surrogateescape")
+        .replace(b"\xff", b"\xed\xa0\x80")
+    )
+
+
+@pytest.mark.parametrize("escaped", [True, False], ids=["escaped", "raw-ED-A0-80"])
+@pytest.mark.parametrize(("method", "path", "body"), SURROGATE_BODIES)
+async def test_lone_surrogates_are_a_4xx_json_error(
+    http: httpx.AsyncClient, method: str, path: str, body: Any, escaped: bool
+) -> None:
+    content = _raw(body, escaped=escaped)
+    r = await http.request(
+        method, API + path, content=content, headers={"content-type": "application/json"}
+    )
+    assert 400 <= r.status_code < 500, (r.status_code, r.text)
+    _error(r, r.status_code)
+    # nothing was written
+    assert (await http.get(f"{API}/memories")).json()["count"] == 0
+    assert (await http.get(f"{API}/agents")).json()["count"] == 0
+    assert (await http.get(f"{API}/sessions")).json()["count"] == 0
+
+
+async def test_session_update_with_a_surrogate(http: httpx.AsyncClient) -> None:
+    created = await http.post(f"{API}/sessions", json={"agent_id": "a"})
+    assert created.status_code == 201, created.text
+    sid = created.json()["id"]
+    for escaped in (True, False):
+        content = _raw({"metadata": {"k": S}}, escaped=escaped)
+        r = await http.put(
+            f"{API}/sessions/{sid}", content=content, headers={"content-type": "application/json"}
+        )
+        _error(r, 400)
+    assert (await http.get(f"{API}/sessions/{sid}")).json().get("metadata") in (None, {})
+
+
+def test_dumps_never_fails_on_surrogates() -> None:
+    from memtrace_server.http import dumps
+
+    out = dumps({"error": f"invalid tag {S!s}", S: [S, "é"]})
+    assert json.loads(out) == {"error": f"invalid tag {S}", S: [S, "é"]}
+    assert "é".encode() in out
+
+
+def test_model_response_escapes_text_pydantic_cannot_encode() -> None:
+    from memtrace_core import AgentList
+    from memtrace_core.models import Agent
+    from memtrace_server.http import model_response
+
+    agent = Agent.model_construct(id="agent_x", org_id="o", name="x", description=f"bad {S}")
+    response = model_response(AgentList.model_construct(agents=[agent], count=1))
+    assert response.status == 200
+    assert json.loads(response.body)["agents"][0]["description"] == f"bad {S}"
+
+
+def test_error_handler_never_fails_and_logs(caplog: pytest.LogCaptureFixture) -> None:
+    """Even when an error cannot be rendered, the answer is a JSON 500 and the failure is
+    logged (it used to be Sanic's plain-text "An error occurred while handling an error")."""
+    from types import SimpleNamespace
+
+    from memtrace_core import MemtraceError
+    from memtrace_server.app import JsonErrorHandler
+
+    class Unrenderable(MemtraceError):
+        status_code = 400
+
+        def to_dict(self) -> dict[str, Any]:
+            raise RuntimeError("cannot render")
+
+    request: Any = SimpleNamespace(method="POST", path="/api/v1/x", ctx=SimpleNamespace())
+    with caplog.at_level("ERROR", logger="memtrace.server"):
+        response = JsonErrorHandler().default(request, Unrenderable("boom"))
+    assert response.status == 500
+    assert json.loads(response.body) == {"error": "internal server error"}
+    assert any("error handler failed" in r.getMessage() for r in caplog.records)

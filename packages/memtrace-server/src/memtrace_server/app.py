@@ -53,6 +53,19 @@ class JsonErrorHandler(ErrorHandler):
         self.state = state
 
     def default(self, request: Request, exception: BaseException) -> HTTPResponse:
+        try:
+            return self._render(request, exception)
+        except Exception as failure:  # the error path itself must never fail (or stay silent)
+            log.error(
+                "error handler failed on %s %s while rendering %r",
+                getattr(request, "method", "?"),
+                getattr(request, "path", "?"),
+                exception,
+                exc_info=failure,
+            )
+            return HTTPResponse(b'{"error":"internal server error"}', status=500, content_type=JSON)
+
+    def _render(self, request: Request, exception: BaseException) -> HTTPResponse:
         if isinstance(exception, MemtraceError):
             status = exception.status_code if exception.status_code >= 400 else 500
             if isinstance(exception, AuthenticationError) and self.state is not None:
