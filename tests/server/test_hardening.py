@@ -171,3 +171,87 @@ def test_error_handler_never_fails_and_logs(caplog: pytest.LogCaptureFixture) ->
     assert response.status == 500
     assert json.loads(response.body) == {"error": "internal server error"}
     assert any("error handler failed" in r.getMessage() for r in caplog.records)
+
+
+# -- content types -----------------------------------------------------------------------------
+
+MEMORY = b'{"agent_id": "a", "content": "typed"}'
+
+
+@pytest.mark.parametrize(
+    "ctype",
+    [
+        "text/plain",
+        "text/plain;charset=UTF-8",  # fetch() with a string body and no header
+        "application/x-www-form-urlencoded",  # curl -d without -H
+        "multipart/form-data; boundary=x",
+        "application/xml",
+        "application/jsonx",
+        "application/x-ndjson",
+        "json",
+    ],
+)
+async def test_non_json_content_type_is_a_415(http: httpx.AsyncClient, ctype: str) -> None:
+    for method, path in (
+        ("POST", "/memories"),
+        ("POST", "/search"),
+        ("POST", "/agents"),
+        ("POST", "/sessions"),
+        ("POST", "/memories/delete"),
+        ("POST", "/agents/a/context"),
+        ("PUT", "/sessions/sess_x"),
+        ("POST", "/admin/orgs"),
+        ("POST", "/admin/keys"),
+    ):
+        r = await http.request(method, API + path, content=MEMORY, headers={"content-type": ctype})
+        body = _error(r, 415)
+        assert "application/json" in body["error"], body
+    assert (await http.get(f"{API}/memories")).json()["count"] == 0
+
+
+@pytest.mark.parametrize(
+    "ctype",
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON;charset=UTF-8",
+        "application/merge-patch+json",
+        "application/vnd.memtrace+json; version=1",
+        None,  # no Content-Type at all: the body is read as JSON (see docs/api.md)
+    ],
+)
+async def test_json_content_types_are_accepted(http: httpx.AsyncClient, ctype: str | None) -> None:
+    headers = {} if ctype is None else {"content-type": ctype}
+    r = await http.post(f"{API}/memories", content=MEMORY, headers=headers)
+    assert r.status_code == 201, r.text
+
+
+@pytest.mark.parametrize("ctype", ["text/plain", "application/x-www-form-urlencoded", None])
+@pytest.mark.parametrize("body", [b"", b"  \r\n"])
+async def test_bodyless_requests_keep_their_defaults(
+    http: httpx.AsyncClient, ctype: str | None, body: bytes
+) -> None:
+    """No body: the content type does not matter (the original's context endpoint fell back
+    to its defaults); the routes whose body is optional answer with their defaults."""
+    await _seed(http)
+    headers = {} if ctype is None else {"content-type": ctype}
+    ctx = await http.post(f"{API}/agents/a/context", content=body, headers=headers)
+    assert ctx.status_code == 200, ctx.text
+    assert ctx.json()["memory_count"] == 3
+    found = await http.post(f"{API}/search", content=body, headers=headers)
+    assert found.status_code == 200, found.text
+    assert found.json()["count"] == 3
+
+
+async def test_import_keeps_its_own_content_types(http: httpx.AsyncClient) -> None:
+    await _seed(http)
+    line = (await http.get(f"{API}/export")).content
+    assert line.count(b"\n") >= 3
+    for ctype in ("application/x-ndjson", "application/jsonl", "application/json", None):
+        headers = {} if ctype is None else {"content-type": ctype}
+        r = await http.post(f"{API}/import", content=line, headers=headers)
+        assert r.status_code == 200, (ctype, r.text)
+    for ctype in ("application/x-www-form-urlencoded", "text/html", "multipart/form-data"):
+        r = await http.post(f"{API}/import", content=line, headers={"content-type": ctype})
+        body = _error(r, 415)
+        assert "application/x-ndjson" in body["error"], body

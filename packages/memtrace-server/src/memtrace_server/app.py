@@ -104,6 +104,54 @@ class JsonErrorHandler(ErrorHandler):
         return _error(500, {"error": "internal server error", "request_id": rid or ""})
 
 
+#: Media types an NDJSON route (import) accepts besides ``application/json``.
+_NDJSON_TYPES = frozenset(
+    {"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonl"}
+)
+
+
+def _media_type(header: str) -> str:
+    return header.split(";", 1)[0].strip().lower()
+
+
+def _is_json(media: str) -> bool:
+    """``application/json`` or a structured-syntax ``+json`` type (RFC 6839), any parameters."""
+    return media == JSON or (media.startswith("application/") and media.endswith("+json"))
+
+
+def _content_type_check(op: Operation) -> Callable[[Request], HTTPResponse | None] | None:
+    """For routes that read a body: a 415 when a body is sent with a content type the route
+    cannot read. No ``Content-Type`` at all is read as the route's type (many HTTP clients
+    send none); a request without a body is never refused (its defaults apply)."""
+    if op.body is None:
+        return None
+    ndjson = op.body_content_type != JSON
+    expected = op.body_content_type
+
+    def check(request: Request) -> HTTPResponse | None:
+        header = request.headers.get("content-type")
+        if header is None:
+            return None
+        media = _media_type(header)
+        if _is_json(media) or (ndjson and media in _NDJSON_TYPES):
+            return None
+        body = request.body
+        if not body or body.isspace():
+            return None
+        shown = header if len(header) <= 100 and header.isprintable() else header[:100] + "…"
+        hint = "-H 'content-type: " + expected + "'"
+        return _error(
+            415,
+            {
+                "error": f"unsupported content type {shown!r}: send the body as {expected} "
+                f"with Content-Type: {expected} (curl: {hint}, not -d alone)",
+                "field": "content-type",
+            },
+        )
+
+    return check
+
+
 def _make_handler(op: Operation, state: State) -> Callable[..., Any]:
     fn = op.handler
     permission = op.permission
@@ -111,6 +159,7 @@ def _make_handler(op: Operation, state: State) -> Callable[..., Any]:
     metrics = state.metrics
     config = state.config
     auth_enabled = config.auth.enabled
+    content_type_check = _content_type_check(op)
     from .auth import anonymous_principal, extract_api_key
 
     anonymous = anonymous_principal()
@@ -130,6 +179,10 @@ def _make_handler(op: Operation, state: State) -> Callable[..., Any]:
             principal = anonymous
         if permission:
             principal.require(permission)
+        if content_type_check is not None:
+            refused = content_type_check(request)
+            if refused is not None:
+                return refused
         ctx = request.ctx
         ctx.principal = principal
         ctx.org = principal.org_id
