@@ -17,15 +17,22 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError as PydanticValidationError
 from sanic import Sanic
-from sanic.exceptions import MethodNotAllowed, NotFound, PayloadTooLarge, SanicException
+from sanic.exceptions import (
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    SanicException,
+    ServiceUnavailable,
+)
 from sanic.handlers import ErrorHandler
 from sanic.request import Request
 from sanic.response import BaseHTTPResponse, HTTPResponse
 
 from memtrace_core import AuthenticationError, MemtraceError, aconnect
 
-from .http import JSON, dumps
+from .http import JSON, dumps, escape_text
 from .logs import ACCESS_LOGGER, configure_logging
+from .protocol import BODY_TIMEOUT, HEADER_TIMEOUT, READ_TIMEOUT, MemtraceProtocol
 from .routes import OPERATIONS, Operation
 from .state import State
 
@@ -81,10 +88,13 @@ class JsonErrorHandler(ErrorHandler):
         if isinstance(exception, PayloadTooLarge):
             limit = request.app.config.REQUEST_MAX_SIZE
             return _error(413, {"error": f"request body too large (max {limit} bytes)"})
+        if isinstance(exception, ServiceUnavailable):  # Sanic's response timeout
+            log.warning("response timeout on %s %s", request.method, request.path)
+            return _error(503, {"error": "response timeout (server.write_timeout)"})
         if isinstance(exception, SanicException):
             status = int(getattr(exception, "status_code", 500) or 500)
             if status < 500:
-                return _error(status, {"error": str(exception) or "bad request"})
+                return _error(status, {"error": escape_text(str(exception)) or "bad request"})
         if isinstance(exception, PydanticValidationError):
             err = exception.errors(include_url=False)[0]
             loc = ".".join(str(p) for p in err["loc"]) or "body"
@@ -197,6 +207,22 @@ def _make_handler(op: Operation, state: State) -> Callable[..., Any]:
     return handler
 
 
+class MemtraceSanic(Sanic[Any, Any]):
+    """Sanic, serving with :class:`~memtrace_server.protocol.MemtraceProtocol` (absolute
+    header/body read deadlines) unless a protocol is given explicitly — for ``app.run``,
+    ``app.prepare`` + ``Sanic.serve`` (``memtrace serve``) and ``create_server`` alike."""
+
+    def prepare(self, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("protocol") is None:
+            kwargs["protocol"] = MemtraceProtocol
+        super().prepare(*args, **kwargs)
+
+    async def create_server(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("protocol") is None:
+            kwargs["protocol"] = MemtraceProtocol
+        return await super().create_server(*args, **kwargs)
+
+
 def create_app(
     config: ServerConfig,
     *,
@@ -213,12 +239,15 @@ def create_app(
     if setup_logging:
         configure_logging(config.log.level, config.log.format)
     state = State(config)
-    app: Sanic[Any, Any] = Sanic(
+    app: Sanic[Any, Any] = MemtraceSanic(
         name or "memtrace", error_handler=JsonErrorHandler(state), configure_logging=False
     )
     srv = config.server
     app.config.REQUEST_MAX_SIZE = int(srv.max_body_bytes)
-    app.config.REQUEST_TIMEOUT = float(srv.read_timeout)
+    app.config.REQUEST_TIMEOUT = float(srv.header_timeout)
+    app.config[HEADER_TIMEOUT] = float(srv.header_timeout)
+    app.config[BODY_TIMEOUT] = float(srv.body_timeout)
+    app.config[READ_TIMEOUT] = float(srv.read_timeout)
     app.config.RESPONSE_TIMEOUT = float(srv.write_timeout)
     app.config.GRACEFUL_SHUTDOWN_TIMEOUT = float(srv.shutdown_timeout)
     app.config.ACCESS_LOG = False

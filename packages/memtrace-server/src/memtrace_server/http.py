@@ -45,7 +45,7 @@ def loads(body: bytes) -> Any:
 _MAYBE_SURROGATE = re.compile(rb"\xed[\xa0-\xbf]|\\u[dD][89a-fA-F]")
 
 
-def _escape(text: str) -> str:
+def escape_text(text: str) -> str:
     """``text`` with lone surrogates written as ``\\udxxx`` (safe to print, log and encode)."""
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
@@ -91,7 +91,7 @@ def _reject_surrogates(data: Any) -> None:
     dotted = ""
     for part in path:
         dotted += (
-            f"[{part}]" if isinstance(part, int) else (("." if dotted else "") + _escape(part))
+            f"[{part}]" if isinstance(part, int) else (("." if dotted else "") + escape_text(part))
         )
     field = dotted or "body"
     raise ValidationError(
@@ -112,7 +112,9 @@ def json_body(request: Request, *, empty: Any = None) -> Any:
     try:
         data = loads(body)
     except (ValueError, RecursionError) as exc:
-        raise ValidationError(f"invalid request body: {_escape(str(exc))}", field="body") from None
+        raise ValidationError(
+            f"invalid request body: {escape_text(str(exc))}", field="body"
+        ) from None
     if _MAYBE_SURROGATE.search(body) or b"\x00" in body[:4]:
         _reject_surrogates(data)  # (UTF-16/32 bodies, detected by their NULs, always walk)
     return data
