@@ -932,6 +932,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "admin",
         query=(Param("org_id"),),
         response={"type": "object"},
+        errors=(400, 404),
     ),
     Operation(
         "POST",
