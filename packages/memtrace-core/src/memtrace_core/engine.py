@@ -8,6 +8,7 @@ assembly, stats, export/import. :class:`~memtrace_core.sync.Memtrace` is its blo
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time as _time
 from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
@@ -73,6 +74,10 @@ _HOUR_US = 3600 * 1_000_000
 #: A ranked search (``query``) scores ``offset + limit + 1`` candidates: offset + limit may not
 #: exceed this (a 400 above it; filter-only searches and lists page without such a bound).
 MAX_RANKED_WINDOW = 10_000
+#: Above these sizes CPU-bound steps run in a worker thread instead of on the event loop: a
+#: batch's validation (items) and a search's reranking (candidates x query terms).
+_OFF_LOOP_BATCH = 100
+_OFF_LOOP_RANKING = 20_000
 
 
 @dataclass(frozen=True)
@@ -310,7 +315,12 @@ class AsyncMemtrace(Shortcuts):
                 f"batch too large: {len(memories)} memories (max {self.config.limits.max_batch})",
                 field="memories",
             )
-        records = self._prepare(memories, batch=True)
+        if len(memories) > _OFF_LOOP_BATCH and not self.plugins.has_before_write:
+            # validating a big batch is pure Python (tens of ms): in a thread the event loop
+            # keeps serving other requests meanwhile (before_write plugins stay on the loop)
+            records = await asyncio.to_thread(self._prepare, memories, True)
+        else:
+            records = self._prepare(memories, batch=True)
         outcomes = await self.store.insert_memories(records, dedup_since=self._dedup_since())
         stored: list[Memory] = []
         dups: list[DuplicateInfo] = []
@@ -587,13 +597,22 @@ class AsyncMemtrace(Shortcuts):
                 )
             return out
 
+        async def ranked_of(
+            p: ranking.QueryPlan, pool: list[ranking.Candidate]
+        ) -> list[tuple[ranking.Candidate, float]]:
+            # reranking is pure Python, linear in candidates x terms: big ones run in a thread
+            # so that one long query does not hold the event loop
+            if len(pool) * max(1, len(p.terms)) > _OFF_LOOP_RANKING:
+                return await asyncio.to_thread(ranking.rerank, p, pool, now_dt, cfg)
+            return ranking.rerank(p, pool, now_dt, cfg)
+
         candidates = await fetch(plan)
-        ranked = ranking.rerank(plan, candidates, now_dt, cfg)
+        ranked = await ranked_of(plan, candidates)
         if cfg.prf and ranked:
             expanded = ranking.expand(plan, ranked, cfg)
             if expanded is not None:
                 candidates = ranking.merge_candidates(candidates, await fetch(expanded))
-                ranked = ranking.rerank(expanded, candidates, now_dt, cfg)
+                ranked = await ranked_of(expanded, candidates)
         return [(by_id[c.id], score) for c, score in ranked]
 
     async def get_memory(self, memory_id: str) -> Memory:
