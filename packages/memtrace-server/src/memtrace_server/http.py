@@ -6,6 +6,7 @@ error handler turns into a 400 ``{"error": …, "field": …}``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -138,15 +139,47 @@ def dumps(data: Any) -> bytes:
         return text.encode("utf-8", "backslashreplace")
 
 
-def model_response(model: BaseModel, status: int = 200) -> HTTPResponse:
-    """A pydantic model as JSON; ``None`` fields are omitted (as the original's ``omitempty``)."""
+def _model_bytes(model: BaseModel) -> bytes:
     try:
-        body = model.__pydantic_serializer__.to_json(model, exclude_none=True)
+        return model.__pydantic_serializer__.to_json(model, exclude_none=True)
     except PydanticSerializationError:
         # text pydantic cannot encode (a lone surrogate stored by an older version): escaped
         log.warning("response of %s holds text that is not valid Unicode", type(model).__name__)
-        body = dumps(model.model_dump(mode="json", exclude_none=True))
-    return HTTPResponse(body, status=status, content_type=JSON)
+        return dumps(model.model_dump(mode="json", exclude_none=True))
+
+
+def model_response(model: BaseModel, status: int = 200) -> HTTPResponse:
+    """A pydantic model as JSON; ``None`` fields are omitted (as the original's ``omitempty``)."""
+    return HTTPResponse(_model_bytes(model), status=status, content_type=JSON)
+
+
+#: Lists longer than this are encoded in a worker thread, one item at a time (see below).
+_OFF_LOOP_ITEMS = 200
+_LIST_FIELDS = ("memories", "results")
+
+
+def _encode_items(model: BaseModel, name: str, items: list[Any]) -> bytes:
+    """``model`` as JSON, its list ``name`` encoded item by item: each item is a short,
+    GIL-holding call, so between items the event loop thread gets to run."""
+    parts = [_model_bytes(item) for item in items]
+    shell = _model_bytes(model.model_copy(update={name: []}))
+    marker = f'"{name}":[]'.encode()
+    head, found, tail = shell.partition(marker)
+    if not found:  # pragma: no cover - the field is always serialised
+        return _model_bytes(model)
+    return b"".join((head, f'"{name}":['.encode(), b",".join(parts), b"]", tail))
+
+
+async def list_response(model: BaseModel, status: int = 200) -> HTTPResponse:
+    """:func:`model_response` for results that can be long (memories, search results): a list
+    of more than a few hundred items (up to 1,000 memories of 64 KiB each) is encoded in a
+    worker thread, item by item, so that one big answer does not hold the event loop."""
+    for name in _LIST_FIELDS:
+        items = getattr(model, name, None)
+        if isinstance(items, list) and len(items) > _OFF_LOOP_ITEMS:
+            body = await asyncio.to_thread(_encode_items, model, name, items)
+            return HTTPResponse(body, status=status, content_type=JSON)
+    return model_response(model, status)
 
 
 def json_response(

@@ -56,6 +56,7 @@ from .http import (
     int_param,
     json_object,
     json_response,
+    list_response,
     model_response,
     no_content,
     query,
@@ -174,7 +175,7 @@ async def create_memories(request: Request, mt: AsyncMemtrace, state: State) -> 
     if isinstance(batch, list) and batch:
         result = await mt.add_memories(batch)
         _count_written(state, result.count, result.duplicates)
-        return model_response(result, 201)
+        return await list_response(result, 201)
     try:
         memory = await mt.add_memory(data)
     except DuplicateMemoryError:
@@ -185,7 +186,7 @@ async def create_memories(request: Request, mt: AsyncMemtrace, state: State) -> 
 
 
 async def list_memories(request: Request, mt: AsyncMemtrace, state: State) -> HTTPResponse:
-    return model_response(await mt.list_memories(query(request)))
+    return await list_response(await mt.list_memories(query(request)))
 
 
 async def get_memory(
@@ -209,7 +210,7 @@ async def delete_memories(request: Request, mt: AsyncMemtrace, state: State) -> 
 
 
 async def search(request: Request, mt: AsyncMemtrace, state: State) -> HTTPResponse:
-    return model_response(await mt.search_memories(json_object(request, allow_empty=True)))
+    return await list_response(await mt.search_memories(json_object(request, allow_empty=True)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -248,7 +249,7 @@ async def agent_memories(
 ) -> HTTPResponse:
     params = query(request)
     params.pop("agent_id", None)
-    return model_response(await mt.get_agent_memories(agent_id, params))
+    return await list_response(await mt.get_agent_memories(agent_id, params))
 
 
 async def agent_context(
@@ -303,7 +304,7 @@ async def session_memories(
 ) -> HTTPResponse:
     params = query(request)
     params.pop("session_id", None)
-    return model_response(await mt.get_session_memories(session_id, params))
+    return await list_response(await mt.get_session_memories(session_id, params))
 
 
 async def session_context(
