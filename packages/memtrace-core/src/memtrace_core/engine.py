@@ -73,7 +73,7 @@ _HOUR_US = 3600 * 1_000_000
 
 #: A ranked search (``query``) scores ``offset + limit + 1`` candidates: offset + limit may not
 #: exceed this (a 400 above it; filter-only searches and lists page without such a bound).
-MAX_RANKED_WINDOW = 10_000
+MAX_RANKED_WINDOW = 1_000
 #: Above these sizes CPU-bound steps run in a worker thread instead of on the event loop: a
 #: batch's validation (items) and a search's reranking (candidates x query terms).
 _OFF_LOOP_BATCH = 100
