@@ -75,9 +75,11 @@ _HOUR_US = 3600 * 1_000_000
 #: exceed this (a 400 above it; filter-only searches and lists page without such a bound).
 MAX_RANKED_WINDOW = 1_000
 #: Above these sizes CPU-bound steps run in a worker thread instead of on the event loop: a
-#: batch's validation (items) and a search's reranking (candidates x query terms).
+#: batch's validation (items), a search's reranking (candidates x query terms), and the query
+#: analysis of long queries (terms).
 _OFF_LOOP_BATCH = 100
 _OFF_LOOP_RANKING = 20_000
+_OFF_LOOP_TERMS = 32
 
 
 @dataclass(frozen=True)
@@ -567,6 +569,10 @@ class AsyncMemtrace(Shortcuts):
                     since=lo if f.since is None else max(lo, f.since),
                     until=hi if f.until is None else min(hi, f.until),
                 )
+            if len(p.terms) > _OFF_LOOP_TERMS:
+                groups = await asyncio.to_thread(ranking.term_groups, p)
+            else:
+                groups = ranking.term_groups(p)
             rows = await self.store.keyword_candidates(
                 self.org_id,
                 f,
@@ -574,7 +580,7 @@ class AsyncMemtrace(Shortcuts):
                     terms=p.terms,
                     limit=cfg.candidates,
                     field_weights=weights,
-                    groups=ranking.term_groups(p),
+                    groups=groups,
                     recent_first=await large(p),
                 ),
             )
@@ -609,7 +615,10 @@ class AsyncMemtrace(Shortcuts):
         candidates = await fetch(plan)
         ranked = await ranked_of(plan, candidates)
         if cfg.prf and ranked:
-            expanded = ranking.expand(plan, ranked, cfg)
+            if len(plan.terms) > _OFF_LOOP_TERMS:  # feedback terms: linear in the query too
+                expanded = await asyncio.to_thread(ranking.expand, plan, ranked, cfg)
+            else:
+                expanded = ranking.expand(plan, ranked, cfg)
             if expanded is not None:
                 candidates = ranking.merge_candidates(candidates, await fetch(expanded))
                 ranked = await ranked_of(expanded, candidates)
