@@ -255,3 +255,20 @@ async def test_import_keeps_its_own_content_types(http: httpx.AsyncClient) -> No
         r = await http.post(f"{API}/import", content=line, headers={"content-type": ctype})
         body = _error(r, 415)
         assert "application/x-ndjson" in body["error"], body
+
+
+def test_response_timeout_is_a_json_503(caplog: pytest.LogCaptureFixture) -> None:
+    """Sanic's response timeout (``server.write_timeout``) used to fall through to the
+    "unhandled error" 500."""
+    from types import SimpleNamespace
+
+    from sanic.exceptions import ServiceUnavailable
+
+    from memtrace_server.app import JsonErrorHandler
+
+    request: Any = SimpleNamespace(method="POST", path="/api/v1/search", ctx=SimpleNamespace())
+    with caplog.at_level("WARNING", logger="memtrace.server"):
+        response = JsonErrorHandler().default(request, ServiceUnavailable("Response Timeout"))
+    assert response.status == 503
+    assert "response timeout" in json.loads(response.body)["error"]
+    assert not any("unhandled" in r.getMessage() for r in caplog.records)
