@@ -318,11 +318,13 @@ async def test_export_import(mt: Any) -> None:
     )
     lines = [line async for line in mt.iter_export()]
     kinds = [json.loads(line)["kind"] for line in lines]
-    assert kinds == ["agent", "session", "memory", "memory", "memory", "memory"]
+    assert kinds == ["agent", "session", "memory", "memory", "memory", "memory", "trailer"]
+    assert json.loads(lines[-1])["memories"] == 4
     assert all(line.endswith("\n") for line in lines)
     buf = io.StringIO()
-    assert await mt.export_jsonl(buf, tags=["t"]) == 3
-    assert len([json.loads(x) for x in buf.getvalue().splitlines()]) == 3
+    assert await mt.export_jsonl(buf, tags=["t"]) == 3 + 1
+    filtered = [json.loads(x) for x in buf.getvalue().splitlines()]
+    assert filtered[-1] == {**json.loads(lines[-1]), "memories": 3, "agents": 0, "sessions": 0}
 
     again = await mt.import_jsonl(lines)
     assert isinstance(again, ImportResult)
@@ -338,6 +340,15 @@ async def test_export_import(mt: Any) -> None:
     assert "line 1" in exc.value.message
     with pytest.raises(ValidationError):
         await mt.import_jsonl(["", "not json"])
+    # Both transports verify the trailer: a truncated export is refused whole...
+    await mt.purge_org()
+    with pytest.raises(ValidationError) as exc:
+        await mt.import_jsonl(lines[:-1])
+    assert "no export trailer" in exc.value.message
+    assert (await mt.list_agents()).count == 0
+    # ...unless explicitly accepted as a file written before the trailer existed.
+    accepted = await mt.import_jsonl(lines[:-1], require_trailer=False)
+    assert (accepted.imported, accepted.agents, accepted.sessions) == (4, 1, 1)
 
 
 async def test_batch_validation_messages_match(mt: Any) -> None:

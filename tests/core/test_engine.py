@@ -552,7 +552,7 @@ async def test_export_import_round_trip(api: Api, tmp_path: Path, registry: Plug
     )
     lines = await api.export_lines()
     kinds = [json.loads(line)["kind"] for line in lines]
-    assert kinds == ["agent", "session"] + ["memory"] * 6
+    assert kinds == ["agent", "session"] + ["memory"] * 6 + ["trailer"]
     assert all(line.endswith("\n") for line in lines)
 
     second = await aconnect(f"sqlite:///{tmp_path / 'second.db'}", plugins=registry)
@@ -580,8 +580,8 @@ async def test_export_import_round_trip(api: Api, tmp_path: Path, registry: Plug
         assert buf.getvalue() == "".join(lines)
         # Filtered export: memories only.
         subset = await api.export_lines(agent_id="other")
-        assert len(subset) == 5
-        assert all(json.loads(line)["kind"] == "memory" for line in subset)
+        assert len(subset) == 5 + 1
+        assert [json.loads(line)["kind"] for line in subset] == ["memory"] * 5 + ["trailer"]
     finally:
         await second.close()
 
@@ -628,12 +628,14 @@ async def test_import_applies_the_agent_and_session_rules(engine: AsyncMemtrace)
         ({**session, "agent_id": "not an id"}, "agent_id"),
     ]:
         with pytest.raises(ValidationError) as info:
-            await engine.import_jsonl([json.dumps(line)])
+            await engine.import_jsonl([json.dumps(line)], require_trailer=False)
         assert info.value.field == field, line
         assert info.value.message.startswith("line 1:")
     assert (await engine.list_agents()).count == 0
     assert (await engine.list_sessions()).count == 0
-    result = await engine.import_jsonl([json.dumps({**agent, "name": " n "}), json.dumps(session)])
+    result = await engine.import_jsonl(
+        [json.dumps({**agent, "name": " n "}), json.dumps(session)], require_trailer=False
+    )
     assert (result.agents, result.sessions) == (1, 1)
     assert (await engine.get_agent("agent_x")).name == "n"
 
@@ -652,7 +654,7 @@ def test_blocking_twin_context_manager_and_org_view(db_url: str, registry: Plugi
         other.remember("agent_1", "sync hello")  # no cross-org dedup
         other.close()  # a view does not close the shared store
         assert mt.get_memory(m.id).content == "sync hello"
-        assert sum(1 for _ in mt.iter_export()) == 1
+        assert sum(1 for _ in mt.iter_export()) == 1 + 1  # the memory and the trailer
     # Reopen: the data is on disk.
     with connect(db_url, plugins=registry) as mt2:
         assert mt2.get_memory(m.id) == m
@@ -761,7 +763,8 @@ async def test_dedup_window_and_disabled_dedup(db_url: str, registry: PluginRegi
             "time": ago(hours=30).isoformat(),
             "recorded_at": ago(hours=30).isoformat(),
         }
-        assert (await engine.import_jsonl([json.dumps(old)])).imported == 1
+        imported = await engine.import_jsonl([json.dumps(old)], require_trailer=False)
+        assert imported.imported == 1
         # Recorded 30 h ago: outside the 24 h window, so the same text is accepted again...
         fresh = await engine.remember("agent_1", "recurring report")
         assert fresh.dedup_key == key

@@ -136,9 +136,10 @@ def test_org_b_is_invisible_to_org_a(
         org_a.get_session_context(b_session.id)
     assert org_a.list_agents().count == 0
     assert org_a.list_sessions().count == 0
-    exported = [json.loads(line) for line in org_a.iter_export()]
+    *exported, trailer = [json.loads(line) for line in org_a.iter_export()]
     assert {e["id"] for e in exported} == a_ids
     assert all(e["kind"] == "memory" for e in exported)
+    assert (trailer["memories"], trailer["agents"], trailer["sessions"]) == (len(a_ids), 0, 0)
 
     # Deleting in A never removes B's memories.
     org_a.delete_memories(agent_id=delete_agent)

@@ -10,6 +10,7 @@ import pytest
 
 from memtrace_core import AsyncMemtrace, EngineConfig, PluginRegistry, aconnect
 from memtrace_core.ranking import RankingConfig
+from memtrace_core.stores.base import MemoryFilter
 
 
 async def _fill(engine: AsyncMemtrace) -> None:
@@ -58,10 +59,27 @@ async def test_recent_first_tops_up_with_newest_any_word_matches(
 async def test_match_count_is_capped(engine: AsyncMemtrace) -> None:
     await _fill(engine)
     store = engine.store
-    assert await store.count_keyword_matches("org_default", ("deploy",), 1000) == 48
-    assert await store.count_keyword_matches("org_default", ("deploy",), 10) == 10
-    assert await store.count_keyword_matches("org_default", ("rollback", "finished"), 1000) == 48
-    assert await store.count_keyword_matches("org_default", (), 1000) == 0
+    every = MemoryFilter()
+    assert await store.count_keyword_matches("org_default", every, ("deploy",), 1000) == 48
+    assert await store.count_keyword_matches("org_default", every, ("deploy",), 10) == 10
+    both = ("rollback", "finished")
+    assert await store.count_keyword_matches("org_default", every, both, 1000) == 48
+    assert await store.count_keyword_matches("org_default", every, (), 1000) == 0
+
+
+async def test_match_count_is_scoped_to_the_org_and_the_filters(engine: AsyncMemtrace) -> None:
+    await _fill(engine)
+    store = engine.store
+    other = engine.with_org("org_other")
+    await other.add_memories(
+        [{"agent_id": "bot", "content": f"deploy number {i} elsewhere"} for i in range(30)]
+    )
+    every = MemoryFilter()
+    assert await store.count_keyword_matches("org_default", every, ("deploy",), 1000) == 48
+    assert await store.count_keyword_matches("org_other", every, ("deploy",), 1000) == 30
+    assert await store.count_keyword_matches("org_none", every, ("deploy",), 1000) == 0
+    one_agent = MemoryFilter(agent_ids=("bot",))
+    assert await store.count_keyword_matches("org_default", one_agent, ("deploy",), 1000) == 43
 
 
 async def test_engine_picks_the_path_and_pool_from_the_match_count(

@@ -167,17 +167,21 @@ def test_metadata_size_limit() -> None:
     assert validate_memory(mem(metadata={"k": "v" * 10}), limits).metadata == {"k": "v" * 10}
     err = invalid(mem(metadata={"k": "v" * 20}), limits=limits)
     assert err.field == "metadata"
-    assert err.message == "metadata too large (max 20 bytes as JSON)"
+    assert err.message == "metadata too large: 28 bytes as JSON (max 20)"
     err = invalid(mem(metadata={"k": float("nan")}))
     assert err.field == "metadata"
 
 
 def test_tag_count_limit() -> None:
     limits = Limits(max_tags=3)
-    assert validate_memory(mem(tags=["a", "b", "c", "a"]), limits).tags == ["a", "b", "c"]
+    assert validate_memory(mem(tags=["a", "b", "a"]), limits).tags == ["a", "b"]
     err = invalid(mem(tags=["a", "b", "c", "d"]), limits=limits)
     assert err.field == "tags"
     assert err.message == "too many tags: 4 (max 3)"
+    # counted as sent, before de-duplication: the cost of a request is bounded by the limit
+    assert invalid(mem(tags=["a", "b", "c", "a"]), limits=limits).message == (
+        "too many tags: 4 (max 3)"
+    )
     assert len(validate_memory(mem(tags=[f"t{i}" for i in range(32)]), LIMITS).tags or []) == 32
     assert invalid(mem(tags=[f"t{i}" for i in range(33)])).field == "tags"
 
@@ -319,7 +323,10 @@ def test_tag_pattern_property(value: str) -> None:
         with pytest.raises(ValidationError) as info:
             check_tags([value])
         assert info.value.field == "tags"
-        assert info.value.message == f"invalid tag '{value}': {TAG_MSG}"
+        shown = f"'{value}'" if value.isprintable() and len(value) <= 80 else None
+        if shown is None:  # escaped (and cut), so that the message can always be sent
+            shown = repr(value if len(value) <= 80 else value[:80] + "…")
+        assert info.value.message == f"invalid tag {shown}: {TAG_MSG}"
 
 
 def test_paging_parameters() -> None:

@@ -344,8 +344,9 @@ async def test_bulk_delete_export_import(
     lines = [json.loads(line) for line in r.text.splitlines()]
     assert [line["kind"] for line in lines].count("memory") == 6
     assert lines[0]["kind"] == "agent"
+    assert lines[-1]["kind"] == "trailer"
     r = await http.get(f"{API}/export", params={"tags": "keep"})
-    assert len(r.text.splitlines()) == 3
+    assert len(r.text.splitlines()) == 3 + 1
     r = await http.get(f"{API}/export", params={"since": "yesterday-ish"})
     assert r.status_code == 400
     assert r.json()["field"] == "since"
@@ -380,6 +381,19 @@ async def test_bulk_delete_export_import(
             r = await h2.post(f"{API}/import", content=b'{"kind":"memory"}\nnot json\n')
             assert r.status_code == 400
             assert "line 1" in r.json()["error"]
+            # A truncated export is refused whole; ?no_trailer=true accepts an old file.
+            await h2.post(f"{API}/org/purge", json={})
+            cut = full[: full.rindex(b'{"kind":"trailer"')]
+            r = await h2.post(f"{API}/import", content=cut)
+            assert r.status_code == 400
+            assert r.json()["field"] == "trailer"
+            assert "no_trailer=true" in r.json()["error"]
+            assert (await h2.get(f"{API}/memories")).json()["count"] == 0
+            r = await h2.post(f"{API}/import", params={"no_trailer": "true"}, content=cut)
+            assert r.json() == {"imported": 3, "skipped": 0, "agents": 1, "sessions": 0}
+            r = await h2.post(f"{API}/import", params={"no_trailer": "maybe"}, content=cut)
+            assert r.status_code == 400
+            assert r.json()["field"] == "no_trailer"
 
 
 async def test_auth_and_permissions(http: httpx.AsyncClient, live: LiveServer) -> None:

@@ -3,6 +3,7 @@ written (checked in the store afterwards)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -344,6 +345,8 @@ async def test_cross_org_ids(http: httpx.AsyncClient, live: LiveServer) -> None:
         assert (await o.post(f"{API}/memories/delete", json={"agent_id": "mine"})).json() == {
             "deleted": 0
         }
-        assert (await o.get(f"{API}/export")).text == ""
+        assert [
+            json.loads(x)["kind"] for x in (await o.get(f"{API}/export")).text.splitlines()
+        ] == ["trailer"]
     assert (await http.get(f"{API}/memories/{mem['id']}")).status_code == 200
     assert (await http.get(f"{API}/sessions/{sess['id']}")).json()["status"] == "active"

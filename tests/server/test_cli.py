@@ -374,8 +374,9 @@ def test_export_import_round_trip_between_sqlite_files(
     assert code == 0, err
     assert out == ""
     lines = dump.read_text(encoding="utf-8").splitlines()
-    assert len(lines) == 2 + 1 + 25
-    assert {json.loads(line)["kind"] for line in lines} == {"agent", "session", "memory"}
+    assert len(lines) == 2 + 1 + 25 + 1
+    assert {json.loads(line)["kind"] for line in lines} == {"agent", "session", "memory", "trailer"}
+    assert json.loads(lines[-1])["memories"] == 25
     assert "exported 28 records of org_default" in err
     assert not list(tmp_path.glob(".memtrace-export-*"))  # the temp file was renamed
 
@@ -407,8 +408,8 @@ def test_export_filters_and_stdout_stdin_pipeline(
     assert code == 0
     records = [json.loads(line) for line in out.splitlines()]
     assert records
-    assert {r["kind"] for r in records} == {"memory"}
-    assert {r["agent_id"] for r in records} == {"deployer"}
+    assert [r["kind"] for r in records] == ["memory"] * (len(records) - 1) + ["trailer"]
+    assert {r["agent_id"] for r in records[:-1]} == {"deployer"}
 
     exported = run("export", "--store", source, cwd=workdir)
     assert exported.returncode == 0, exported.stderr
@@ -435,6 +436,40 @@ def test_import_rejects_bad_input(
     code, _, err = cli(capsys, "import", "--store", target, str(tmp_path / "absent.jsonl"))
     assert code == 1
     assert "error: cannot read" in err
+
+
+def test_import_refuses_a_truncated_export_unless_no_trailer(
+    workdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = f"sqlite:///{tmp_path / 'a.db'}"
+    target = f"sqlite:///{tmp_path / 'e.db'}"
+    _seed(source)
+    dump = tmp_path / "dump.jsonl"
+    assert cli(capsys, "export", "--store", source, "-o", str(dump))[0] == 0
+    lines = dump.read_text(encoding="utf-8").splitlines(keepends=True)
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text("".join(lines[:-3]), encoding="utf-8")  # lost the last memories + trailer
+    cli_json(capsys, "org", "create", "Existing", "--store", target)
+    code, _, err = cli(capsys, "import", "--store", target, str(cut))
+    assert code == 1
+    assert err.startswith("error: no export trailer")  # no org was created either
+    assert "--no-trailer" in err
+    assert "org_default" not in {
+        o["id"] for o in cli_json(capsys, "org", "list", "--store", target)
+    }
+    assert _dump(target)["memories"] == []
+    assert _dump(target)["agents"] == []
+    # A miscounted file is refused even with --no-trailer.
+    miscounted = tmp_path / "miscounted.jsonl"
+    miscounted.write_text("".join(lines[:-3] + lines[-1:]), encoding="utf-8")
+    code, _, err = cli(capsys, "import", "--no-trailer", "--store", target, str(miscounted))
+    assert code == 1
+    assert "export trailer does not match the file" in err
+    assert _dump(target)["memories"] == []
+    # An old (trailer-less) file imports only when asked to.
+    code, _, err = cli(capsys, "import", "--no-trailer", "--store", target, str(cut))
+    assert code == 0, err
+    assert "imported 23 memories (0 already present), 2 agents, 1 sessions" in err
 
 
 # ------------------------------------------------------------------------------------------------
@@ -728,3 +763,57 @@ def test_second_signal_kills_only_the_server(
     assert time.monotonic() - started < 15  # not the 60 s drain limit
     assert "Killing" in server.output
     assert _port_closed(server.port)
+
+
+# ------------------------------------------------------------------------------------------------
+# doctor
+
+
+def test_doctor_lists_problems_and_fix_repairs_them(
+    workdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+
+    db = tmp_path / "doc.db"
+    url = f"sqlite:///{db}"
+    _seed(url)
+    code, out, err = cli(capsys, "doctor", url)
+    assert (code, err) == (0, "")
+    assert "no problems found" in out
+
+    conn = sqlite3.connect(db)
+    with conn:
+        bad = conn.execute("SELECT id FROM memories ORDER BY time LIMIT 1 OFFSET 3").fetchone()[0]
+        conn.execute("UPDATE memories SET time = ? WHERE id = ?", (2**62, bad))
+        conn.execute("INSERT INTO memory_tags VALUES ('org_default', 'ghost', 424242)")
+    conn.close()
+
+    code, out, _ = cli(capsys, "doctor", url)
+    assert code == 1
+    assert f"unreadable memory {bad} (org org_default): time" in out
+    assert "index drift: memory_tags: 1 orphan entries" in out
+    assert "2 problems" in out
+    assert "--fix" in out
+    code, out, _ = cli(capsys, "doctor", url, "--json")
+    assert code == 1
+    assert json.loads(out)["unreadable"][0]["row_id"] == bad
+
+    quarantine = tmp_path / "q.jsonl"
+    code, out, err = cli(capsys, "doctor", url, "--fix", "--quarantine", str(quarantine))
+    assert code == 0, out + err
+    assert f"wrote 1 unreadable rows to {quarantine}" in out
+    assert "no problems left" in out
+    assert json.loads(quarantine.read_text())["id"] == bad
+    assert cli(capsys, "doctor", url)[0] == 0
+    assert len(_dump(url)["memories"]) == 24
+
+
+def test_doctor_refuses_other_stores_and_missing_files(
+    workdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = cli(capsys, "doctor", f"sqlite:///{tmp_path / 'nope.db'}")
+    assert code == 1
+    assert "no database at" in err
+    code, _, err = cli(capsys, "doctor", "postgresql://localhost/x")
+    assert code == 1
+    assert "SQLite stores only" in err

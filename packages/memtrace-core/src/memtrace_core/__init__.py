@@ -19,6 +19,7 @@ from .engine import DEFAULT_ORG, AsyncMemtrace, EngineConfig
 from .errors import (
     AuthenticationError,
     ConflictError,
+    CorruptRowError,
     DuplicateMemoryError,
     MemtraceError,
     NotFoundError,
@@ -130,6 +131,7 @@ __all__ = [
     "BatchResult",
     "ConflictError",
     "ContextOptions",
+    "CorruptRowError",
     "CreateSessionRequest",
     "DeleteFilter",
     "DuplicateMemoryError",

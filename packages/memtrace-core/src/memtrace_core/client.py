@@ -385,17 +385,27 @@ class AsyncMemtraceClient(Shortcuts):
             raise TransportError(f"GET {self.base_url}{url}: {exc!r}") from exc
 
     async def import_jsonl(
-        self, lines: Iterable[str | bytes], *, batch_size: int = 500
+        self,
+        lines: Iterable[str | bytes],
+        *,
+        batch_size: int = 500,
+        require_trailer: bool = True,
     ) -> ImportResult:
         """Send JSON Lines to ``POST /api/v1/import`` (one request; ``batch_size`` is the
-        server's business). Line numbers in errors count the given lines."""
+        server's business). Line numbers in errors count the given lines. The server verifies
+        the export trailer before writing anything; ``require_trailer=False`` (``?no_trailer=
+        true``) accepts a file without one (see :meth:`AsyncMemtrace.import_jsonl`)."""
         parts: list[bytes] = []
         for raw in lines:
             data = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")
             parts.append(data.rstrip(b"\r\n"))
         body = b"\n".join(parts)
         response = await self._request(
-            "POST", "/import", content=body, headers={"Content-Type": "application/x-ndjson"}
+            "POST",
+            "/import",
+            content=body,
+            params=None if require_trailer else {"no_trailer": "true"},
+            headers={"Content-Type": "application/x-ndjson"},
         )
         return ImportResult.model_validate_json(response.content)
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import pickle
+import tempfile
 import time as _time
-from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -20,7 +22,13 @@ from pydantic import ValidationError as PydanticValidationError
 
 from . import ranking
 from .context import estimate_tokens, render_within
-from .errors import DuplicateMemoryError, NotFoundError, ValidationError, WriteRejectedError
+from .errors import (
+    CorruptRowError,
+    DuplicateMemoryError,
+    NotFoundError,
+    ValidationError,
+    WriteRejectedError,
+)
 from .ids import is_memory_id, memory_id, random_id
 from .models import (
     SESSION_STATUSES,
@@ -56,11 +64,14 @@ from .validation import (
     Limits,
     check_batch,
     check_id,
+    check_json,
     check_limit,
     check_memory_type,
     check_offset,
     check_order,
     check_tags,
+    check_text,
+    check_time_us,
     check_type_name,
     dedup_key,
     validate_memory,
@@ -354,12 +365,16 @@ class AsyncMemtrace(Shortcuts):
         clock = _time.monotonic()
         if hit is not None and hit[0] > clock:
             return hit[1]
-        agent = await self.store.get_agent(self.org_id, agent_ref)
-        aliases = (
-            (agent_ref,)
-            if agent is None
-            else tuple(dict.fromkeys((agent.id, agent.name, agent_ref)))
-        )
+        try:
+            agent = await self.store.get_agent(self.org_id, agent_ref)
+        except CorruptRowError as exc:  # its id is known; reads of its memories still work
+            aliases: tuple[str, ...] = tuple(dict.fromkeys((exc.row_id, agent_ref)))
+        else:
+            aliases = (
+                (agent_ref,)
+                if agent is None
+                else tuple(dict.fromkeys((agent.id, agent.name, agent_ref)))
+            )
         if len(cache) > 10_000:
             cache.clear()
         cache[key] = (clock + self.config.agent_cache_seconds, aliases)
@@ -384,17 +399,12 @@ class AsyncMemtrace(Shortcuts):
         content_contains: str | None = None,
         now: int | None = None,
     ) -> MemoryFilter:
+        limits = self.config.limits
         agent = check_id(agent_id, "agent_id")
         session = check_id(session_id, "session_id")
-        mtypes = (
-            tuple(check_memory_type(t, "memory_types") for t in memory_types)
-            if memory_types
-            else None
-        )
-        etypes = (
-            tuple(check_type_name(t, "event_types") for t in event_types) if event_types else None
-        )
-        tag_list = check_tags(tags, field="tags")
+        mtypes = _values(memory_types, "memory_types", check_memory_type, limits)
+        etypes = _values(event_types, "event_types", check_type_name, limits)
+        tag_list = check_tags(tags, field="tags", limits=limits)
         lo, hi = window(since, until, now=now)
         if min_importance is not None and (
             isinstance(min_importance, bool)
@@ -404,15 +414,8 @@ class AsyncMemtrace(Shortcuts):
             raise ValidationError(
                 "invalid min_importance: must be between 0 and 1", field="min_importance"
             )
-        if content_contains is not None and not isinstance(content_contains, str):
-            raise ValidationError(
-                "invalid content_contains: must be a string", field="content_contains"
-            )
-        if (
-            content_contains is not None
-            and len(content_contains) > self.config.limits.max_query_chars
-        ):
-            raise ValidationError("content_contains too long", field="content_contains")
+        if content_contains is not None:
+            check_text(content_contains, "content_contains", max_chars=limits.max_query_chars)
         return MemoryFilter(
             agent_ids=await self._agent_aliases(agent) if agent else None,
             session_id=session,
@@ -489,6 +492,8 @@ class AsyncMemtrace(Shortcuts):
             content_contains=q.content_contains,
             now=now,
         )
+        if q.query is not None:
+            check_text(q.query, "query", max_chars=self.config.limits.max_query_chars)
         text = (q.query or "").strip()
         if not text:
             page = await self._page(flt, q.limit if q.limit is not None else 50, q.offset, q.order)
@@ -497,11 +502,6 @@ class AsyncMemtrace(Shortcuts):
                 count=page.count,
                 has_more=page.has_more,
                 query_time_ms=int((_time.perf_counter() - started) * 1000),
-            )
-        if len(text) > self.config.limits.max_query_chars:
-            raise ValidationError(
-                f"query too long (max {self.config.limits.max_query_chars} characters)",
-                field="query",
             )
         limit = check_limit(q.limit, default=50)
         offset = check_offset(q.offset)
@@ -545,7 +545,9 @@ class AsyncMemtrace(Shortcuts):
             """Whether ``p``'s words match too many memories for exact BM25 (a common word in
             a big store): stage 1 then takes the newest memories matching every word."""
             if p.terms not in is_large:
-                count = await self.store.count_keyword_matches(self.org_id, p.terms, limit + 1)
+                count = await self.store.count_keyword_matches(
+                    self.org_id, _window_filter(flt, p), p.terms, limit + 1
+                )
                 is_large[p.terms] = count > limit
             return is_large[p.terms]
 
@@ -560,22 +562,13 @@ class AsyncMemtrace(Shortcuts):
         by_id: dict[str, Memory] = {}
 
         async def fetch(p: ranking.QueryPlan) -> list[ranking.Candidate]:
-            f = flt
-            win = p.filter_window
-            if win is not None:
-                lo, hi = to_us(win[0]), to_us(win[1])
-                f = replace(
-                    f,
-                    since=lo if f.since is None else max(lo, f.since),
-                    until=hi if f.until is None else min(hi, f.until),
-                )
             if len(p.terms) > _OFF_LOOP_TERMS:
                 groups = await asyncio.to_thread(ranking.term_groups, p)
             else:
                 groups = ranking.term_groups(p)
             rows = await self.store.keyword_candidates(
                 self.org_id,
-                f,
+                _window_filter(flt, p),
                 KeywordQuery(
                     terms=p.terms,
                     limit=cfg.candidates,
@@ -636,9 +629,14 @@ class AsyncMemtrace(Shortcuts):
         return found
 
     async def delete_memory(self, memory_id: str) -> None:
-        """Delete one memory from every index. Raises NotFoundError."""
-        await self.get_memory(memory_id)
-        await self.store.delete_memories(self.org_id, MemoryFilter(ids=(memory_id,)))
+        """Delete one memory from every index. Raises NotFoundError. (Deletes without reading
+        the row, so an unreadable memory can be deleted too.)"""
+        if not isinstance(memory_id, str) or not is_memory_id(memory_id):
+            raise ValidationError(
+                f"invalid memory id: {memory_id!r} (expected mem_ + 26 characters)", field="id"
+            )
+        if not await self.store.delete_memories(self.org_id, MemoryFilter(ids=(memory_id,))):
+            raise NotFoundError("memory not found")
 
     async def delete_memories(
         self, criteria: DeleteFilter | Mapping[str, Any] | None = None, /, **fields: Any
@@ -680,23 +678,28 @@ class AsyncMemtrace(Shortcuts):
         return AgentList(agents=agents, count=len(agents))
 
     async def get_agent(self, agent_id: str) -> Agent:
-        """An agent by id or by name. Raises NotFoundError."""
+        """An agent by id or by name (surrounding whitespace ignored, as when it was
+        registered). Raises NotFoundError."""
         _check_ref(agent_id, "agent_id")
-        agent = await self.store.get_agent(self.org_id, agent_id)
+        agent = await self.store.get_agent(self.org_id, agent_id.strip() or agent_id)
         if agent is None:
             raise NotFoundError("agent not found")
         return agent
 
     async def delete_agent(self, agent_id: str, *, delete_memories: bool = False) -> None:
-        """Delete an agent (by id or name); its memories stay unless ``delete_memories``."""
-        agent = await self.get_agent(agent_id)
+        """Delete an agent (by id or name); its memories stay unless ``delete_memories``. An
+        unreadable agent can be deleted too (its memories by the id and the name given)."""
+        aliases: tuple[str, ...]
+        try:
+            agent = await self.get_agent(agent_id)
+            key, aliases = agent.id, (agent.id, agent.name)
+        except CorruptRowError as exc:
+            key, aliases = exc.row_id, tuple(dict.fromkeys((exc.row_id, agent_id)))
         if delete_memories:
-            await self.store.delete_memories(
-                self.org_id, MemoryFilter(agent_ids=(agent.id, agent.name))
-            )
-        if not await self.store.delete_agent(self.org_id, agent.id):
+            await self.store.delete_memories(self.org_id, MemoryFilter(agent_ids=aliases))
+        if not await self.store.delete_agent(self.org_id, key):
             raise NotFoundError("agent not found")
-        self._forget_agent(agent.id, agent.name)
+        self._forget_agent(*aliases)
 
     async def get_agent_stats(self, agent_id: str) -> AgentStats:
         """Counts for an agent (id or name; an unknown agent gets zeros, as the original)."""
@@ -849,8 +852,12 @@ class AsyncMemtrace(Shortcuts):
         return await self.update_session(session_id, status="closed")
 
     async def delete_session(self, session_id: str, *, delete_memories: bool = False) -> None:
-        """Delete a session; its memories stay unless ``delete_memories``."""
-        await self.get_session(session_id)
+        """Delete a session; its memories stay unless ``delete_memories``. (An unreadable
+        session can be deleted too.)"""
+        try:
+            await self.get_session(session_id)
+        except CorruptRowError:
+            pass
         if delete_memories:
             await self.store.delete_memories(self.org_id, MemoryFilter(session_id=session_id))
         await self.store.delete_session(self.org_id, session_id)
@@ -906,11 +913,10 @@ class AsyncMemtrace(Shortcuts):
         fmt = self.plugins.context_format(fmt_name)
         if opts.max_tokens is not None and opts.max_tokens < 1:
             raise ValidationError("invalid max_tokens: must be positive", field="max_tokens")
-        types = (
-            [check_memory_type(t, "include_types") for t in opts.include_types]
-            if opts.include_types
-            else None
+        included = _values(
+            opts.include_types, "include_types", check_memory_type, self.config.limits
         )
+        types = list(included) if included else None
         limit = check_limit(
             opts.limit,
             default=self.config.context_max_memories if opts.max_tokens is None else 1000,
@@ -933,44 +939,70 @@ class AsyncMemtrace(Shortcuts):
         self, criteria: DeleteFilter | Mapping[str, Any] | None = None, /, **fields: Any
     ) -> AsyncGenerator[str, None]:
         """JSON Lines of the org's agents, sessions and memories (each line has ``kind``).
-        Memories come in time order; ids and times round-trip through :meth:`import_jsonl`."""
+        Memories come in time order; ids and times round-trip through :meth:`import_jsonl`.
+
+        The last line is the trailer, ``{"kind":"trailer","format":"memtrace-export",
+        "version":1,"memories":N,"agents":N,"sessions":N}`` (the counts of the lines emitted),
+        by which an import recognises a complete file. A row that cannot be read makes the
+        export fail (StoreError naming its id) rather than skip it: no trailer is written."""
         crit = _coerce(DeleteFilter, criteria, fields)
         flt = await self._criteria_filter(crit)
+        counts = {"memories": 0, "agents": 0, "sessions": 0}
         if flt.is_empty():
-            for agent in await self.store.list_agents(self.org_id):
+            for agent in await self.store.list_agents(self.org_id, strict=True):
+                counts["agents"] += 1
                 yield _line("agent", agent)
             offset = 0
             while True:
                 sessions = await self.store.list_sessions(
-                    self.org_id, agent_ids=None, status=None, limit=1000, offset=offset
+                    self.org_id, agent_ids=None, status=None, limit=1000, offset=offset, strict=True
                 )
                 for session in sessions:
+                    counts["sessions"] += 1
                     yield _line("session", session)
                 if len(sessions) < 1000:
                     break
                 offset += 1000
         async for batch in self.store.iter_memories(self.org_id, flt):
             for memory in batch:
+                counts["memories"] += 1
                 yield _line("memory", memory)
+        yield export_trailer(**counts)
 
     async def import_jsonl(
-        self, lines: Iterable[str | bytes], *, batch_size: int = 500
+        self,
+        lines: Iterable[str | bytes],
+        *,
+        batch_size: int = 500,
+        require_trailer: bool = True,
     ) -> ImportResult:
         """Import JSON Lines (from :meth:`export_jsonl` of any store) into this org. Memories
         keep their ids and times; a memory whose id already exists is skipped (so an import can
-        be re-run). Every line is validated; a bad line raises ValidationError naming its line
-        number, and nothing after it is written."""
-        result = ImportResult()
-        pending: list[MemoryRecord] = []
+        be re-run); a memory without a ``dedup_key`` gets the one a new write would get.
+
+        Verify, then write: every line is parsed and validated and the export trailer checked
+        before anything is written. A bad line, a missing trailer (a truncated file), a trailer
+        whose counts do not match the file, or data after the trailer raise ValidationError
+        (naming the line) and nothing from the file is kept. ``require_trailer=False`` accepts
+        a file without a trailer (written before memtrace had one); a trailer, when present, is
+        still checked. The validated records are staged in a temporary file (in memory up to
+        8 MiB, then on disk), so memory stays bounded for big files. The write phase commits in
+        batches of ``batch_size``; should the store fail part-way, re-running the import
+        completes it (existing ids are skipped)."""
+        staging = _Staging()
+        try:
+            await self._stage_import(lines, staging, require_trailer)
+            return await self._commit_import(staging, batch_size)
+        finally:
+            staging.close()
+
+    async def _stage_import(
+        self, lines: Iterable[str | bytes], staging: _Staging, require_trailer: bool
+    ) -> None:
         limits = self.config.limits
-
-        async def flush() -> None:
-            if pending:
-                inserted = await self.store.import_memories(pending)
-                result.imported += inserted
-                result.skipped += len(pending) - inserted
-                pending.clear()
-
+        dedup = self.config.dedup_enabled
+        counts = {"memory": 0, "agent": 0, "session": 0}
+        trailer_line: int | None = None
         for number, raw in enumerate(lines, start=1):
             try:
                 text = raw.decode() if isinstance(raw, bytes) else raw
@@ -978,26 +1010,37 @@ class AsyncMemtrace(Shortcuts):
                 raise ValidationError(f"line {number}: not valid UTF-8", field="line") from None
             if not text.strip():
                 continue
+            if trailer_line is not None:
+                raise ValidationError(
+                    f"line {number}: data after the export trailer (line {trailer_line}); "
+                    "the file was altered or several exports were concatenated",
+                    field="line",
+                )
             try:
                 obj = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise ValidationError(
                     f"line {number}: invalid JSON: {exc.msg}", field="line"
                 ) from None
+            except RecursionError:
+                raise ValidationError(
+                    f"line {number}: invalid JSON: nested too deeply", field="line"
+                ) from None
             if not isinstance(obj, dict):
                 raise ValidationError(f"line {number}: expected a JSON object", field="line")
             kind = obj.pop("kind", "memory")
             try:
+                item: Any
+                if kind == "trailer":
+                    _check_trailer(obj, counts)
+                    trailer_line = number
+                    continue
                 if kind == "memory":
-                    pending.append(_import_record(obj, self.org_id, limits))
-                    if len(pending) >= batch_size:
-                        await flush()
+                    item = _import_record(obj, self.org_id, limits, dedup=dedup)
                 elif kind == "agent":
-                    if await self._import_agent(obj):
-                        result.agents += 1
+                    item = self._import_agent_item(obj)
                 elif kind == "session":
-                    if await self._import_session(obj):
-                        result.sessions += 1
+                    item = self._import_session_item(obj)
                 else:
                     raise ValidationError(f"unknown kind {kind!r}", field="kind")
             except ValidationError as exc:
@@ -1008,15 +1051,61 @@ class AsyncMemtrace(Shortcuts):
                 raise ValidationError(
                     f"line {number}: invalid {loc}: {err['msg']}", field=loc
                 ) from None
+            counts[kind] += 1
+            staging.add((kind, item))
+        if trailer_line is None and require_trailer:
+            raise ValidationError(
+                "no export trailer: the file is incomplete (truncated, or cut short by a failed "
+                "export) or was written before memtrace exports had a trailer; nothing was "
+                "imported. Re-export it, or accept it as is with require_trailer=False "
+                "(CLI: memtrace import --no-trailer; HTTP: POST /api/v1/import?no_trailer=true)",
+                field="trailer",
+            )
+
+    async def _commit_import(self, staging: _Staging, batch_size: int) -> ImportResult:
+        result = ImportResult()
+        pending: list[MemoryRecord] = []
+
+        async def flush() -> None:
+            if pending:
+                inserted = await self.store.import_memories(pending)
+                result.imported += inserted
+                result.skipped += len(pending) - inserted
+                pending.clear()
+
+        for kind, item in staging:
+            if kind == "memory":
+                pending.append(item)
+                if len(pending) >= batch_size:
+                    await flush()
+            elif kind == "agent":
+                if await self._import_agent(item):
+                    result.agents += 1
+            elif await self._import_session(item):
+                result.sessions += 1
         await flush()
         return result
 
-    async def _import_agent(self, obj: dict[str, Any]) -> bool:
+    def _import_agent_item(self, obj: dict[str, Any]) -> Agent:
         agent = Agent.model_validate({**obj, "org_id": self.org_id})
         _check_ref(agent.id, "id")
         name = _check_agent(agent.name, agent.description, agent.config, self.config.limits)
+        _check_times(agent, "created_at", "last_active_at")
         if name != agent.name:
             agent = agent.model_copy(update={"name": name})
+        return agent
+
+    def _import_session_item(self, obj: dict[str, Any]) -> Session:
+        session = Session.model_validate({**obj, "org_id": self.org_id})
+        if session.status not in SESSION_STATUSES:
+            raise ValidationError(f"invalid status: {session.status!r}", field="status")
+        _check_ref(session.id, "id")
+        check_id(session.agent_id, "agent_id", required=True)
+        _check_json_size(session.metadata, "metadata", self.config.limits)
+        _check_times(session, "created_at", "updated_at", "closed_at")
+        return session
+
+    async def _import_agent(self, agent: Agent) -> bool:
         if await self.store.get_agent(self.org_id, agent.id) or await self.store.get_agent(
             self.org_id, agent.name
         ):
@@ -1025,13 +1114,7 @@ class AsyncMemtrace(Shortcuts):
         self._forget_agent(agent.id, agent.name)
         return True
 
-    async def _import_session(self, obj: dict[str, Any]) -> bool:
-        session = Session.model_validate({**obj, "org_id": self.org_id})
-        if session.status not in SESSION_STATUSES:
-            raise ValidationError(f"invalid status: {session.status!r}", field="status")
-        _check_ref(session.id, "id")
-        check_id(session.agent_id, "agent_id", required=True)
-        _check_json_size(session.metadata, "metadata", self.config.limits)
+    async def _import_session(self, session: Session) -> bool:
         if await self.store.get_session(self.org_id, session.id):
             return False
         await self.store.create_session(session)
@@ -1068,24 +1151,55 @@ def _check_agent(name: Any, description: str | None, config: Any, limits: Limits
         raise ValidationError("name is required", field="name")
     if len(clean) > 128 or not clean.isprintable():
         raise ValidationError("invalid name: printable, at most 128 characters", field="name")
-    if description is not None and len(description) > 4096:
-        raise ValidationError("description too long (max 4096 characters)", field="description")
-    if config is not None and len(json.dumps(config, default=str)) > limits.max_metadata_bytes:
-        raise ValidationError("config too large", field="config")
+    if description is not None:
+        check_text(description, "description", max_chars=4096)
+    _check_json_size(config, "config", limits)
     return clean
 
 
+def _check_times(model: BaseModel, *fields: str) -> None:
+    """Imported timestamps must lie in the range every read path represents (see
+    :func:`~memtrace_core.validation.check_time_us`)."""
+    for name in fields:
+        value = getattr(model, name)
+        if value is not None:
+            check_time_us(to_us(value), name)
+
+
 def _check_json_size(value: Any, field: str, limits: Limits) -> None:
-    if value is None:
-        return
-    try:
-        size = len(json.dumps(value, allow_nan=False).encode())
-    except (TypeError, ValueError):
-        raise ValidationError(f"invalid {field}: must be JSON-serialisable", field=field) from None
-    if size > limits.max_metadata_bytes:
+    if value is not None:
+        check_json(value, field, limits)
+
+
+def _values(
+    values: Iterable[str] | None,
+    field: str,
+    check: Callable[..., str],
+    limits: Limits,
+) -> tuple[str, ...] | None:
+    """A list filter (memory or event types): counted before anything else, each value checked,
+    de-duplicated in order."""
+    if not values:
+        return None
+    items = list(values)
+    if len(items) > limits.max_filter_values:
         raise ValidationError(
-            f"{field} too large (max {limits.max_metadata_bytes} bytes as JSON)", field=field
+            f"too many {field}: {len(items)} (max {limits.max_filter_values})", field=field
         )
+    return tuple(dict.fromkeys(check(value, field) for value in items))
+
+
+def _window_filter(flt: MemoryFilter, plan: ranking.QueryPlan) -> MemoryFilter:
+    """``flt`` narrowed to the time window a query names ("yesterday", "in March" …)."""
+    win = plan.filter_window
+    if win is None:
+        return flt
+    lo, hi = to_us(win[0]), to_us(win[1])
+    return replace(
+        flt,
+        since=lo if flt.since is None else max(lo, flt.since),
+        until=hi if flt.until is None else min(hi, flt.until),
+    )
 
 
 def _line(kind: str, model: BaseModel) -> str:
@@ -1095,7 +1209,101 @@ def _line(kind: str, model: BaseModel) -> str:
     return json.dumps({"kind": kind, **data}, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
-def _import_record(obj: dict[str, Any], org_id: str, limits: Limits) -> MemoryRecord:
+#: The ``format`` and ``version`` of the export trailer (see :meth:`AsyncMemtrace.iter_export`).
+EXPORT_FORMAT = "memtrace-export"
+EXPORT_VERSION = 1
+
+
+def export_trailer(*, memories: int, agents: int, sessions: int) -> str:
+    """The last line of an export: what it holds, so that an import can tell it is whole."""
+    data = {
+        "kind": "trailer",
+        "format": EXPORT_FORMAT,
+        "version": EXPORT_VERSION,
+        "memories": memories,
+        "agents": agents,
+        "sessions": sessions,
+    }
+    return json.dumps(data, separators=(",", ":")) + "\n"
+
+
+def _check_trailer(obj: Mapping[str, Any], counts: Mapping[str, int]) -> None:
+    """Check a trailer (its ``kind`` removed) against the lines counted before it."""
+    if obj.get("format") != EXPORT_FORMAT:
+        raise ValidationError(
+            f"invalid export trailer: format {obj.get('format')!r} (expected {EXPORT_FORMAT!r})",
+            field="trailer",
+        )
+    version = obj.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValidationError(f"invalid export trailer: version {version!r}", field="trailer")
+    if version > EXPORT_VERSION:
+        raise ValidationError(
+            f"export format version {version} was written by a newer memtrace (this one reads "
+            f"version {EXPORT_VERSION}); upgrade memtrace",
+            field="trailer",
+        )
+    said: dict[str, int] = {}
+    for name in ("memories", "agents", "sessions"):
+        value = obj.get(name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValidationError(
+                f"invalid export trailer: {name} must be a non-negative integer, got {value!r}",
+                field="trailer",
+            )
+        said[name] = value
+    found = {"memories": counts["memory"], "agents": counts["agent"], "sessions": counts["session"]}
+    if said != found:
+        raise ValidationError(
+            "export trailer does not match the file: it says "
+            + ", ".join(f"{said[k]} {k}" for k in said)
+            + "; the file holds "
+            + ", ".join(f"{found[k]} {k}" for k in found)
+            + ". The file is incomplete or was altered; nothing was imported",
+            field="trailer",
+        )
+
+
+class _Staging:
+    """Validated import items, kept in order until the whole file has been checked: pickled in
+    batches into a temporary file that stays in memory up to :attr:`MEMORY_BYTES`, then spills
+    to disk (so a big import does not hold every record in memory). Only this process writes
+    and reads the file."""
+
+    MEMORY_BYTES = 8 * 1024 * 1024
+    BATCH = 1000
+
+    def __init__(self) -> None:
+        self._file = tempfile.SpooledTemporaryFile(max_size=self.MEMORY_BYTES)  # noqa: SIM115
+        self._batch: list[tuple[str, Any]] = []
+
+    def add(self, item: tuple[str, Any]) -> None:
+        self._batch.append(item)
+        if len(self._batch) >= self.BATCH:
+            self._spill()
+
+    def _spill(self) -> None:
+        if self._batch:
+            pickle.dump(self._batch, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+            self._batch = []
+
+    def __iter__(self) -> Iterator[tuple[str, Any]]:
+        self._spill()
+        self._file.seek(0)
+        while True:
+            try:
+                batch: list[tuple[str, Any]] = pickle.load(self._file)  # our own file: trusted
+            except EOFError:
+                return
+            yield from batch
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _import_record(
+    obj: dict[str, Any], org_id: str, limits: Limits, *, dedup: bool = True
+) -> MemoryRecord:
     mem_id = obj.get("id")
     if not isinstance(mem_id, str) or not is_memory_id(mem_id):
         raise ValidationError(f"invalid id: {mem_id!r}", field="id")
@@ -1117,7 +1325,13 @@ def _import_record(obj: dict[str, Any], org_id: str, limits: Limits) -> MemoryRe
         content=mem.content,
         metadata=mem.metadata,
         tags=mem.tags,
-        dedup_key=mem.dedup_key,
+        # Without a key of its own, the key a new write would get: a later identical write
+        # within the window is then caught as a duplicate of the imported memory.
+        dedup_key=(
+            mem.dedup_key
+            if mem.dedup_key is not None or not dedup
+            else dedup_key(mem.agent_id, mem.event_type, mem.content)
+        ),
         importance=mem.importance,
         parent_id=mem.parent_id,
         time=to_us(mem.time),

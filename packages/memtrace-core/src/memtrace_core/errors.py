@@ -24,7 +24,12 @@ class MemtraceError(Exception):
     default_message: ClassVar[str] = "memtrace error"
 
     def __init__(self, message: str | None = None, status_code: int | None = None) -> None:
-        self.message = message or self.default_message
+        text = message or self.default_message
+        if not text.isascii():
+            # a lone surrogate (echoed from the input) cannot be encoded as UTF-8: escape it
+            # here, once, so that no error can fail to be logged or sent
+            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+        self.message = text
         if status_code is not None:
             self.status_code = status_code
         super().__init__(self.message)
@@ -133,6 +138,35 @@ class StoreError(MemtraceError):
     default_message = "storage unavailable"
 
 
+class CorruptRowError(StoreError):
+    """A stored row cannot be read back (invalid JSON, a time outside the calendar, a value of
+    the wrong type — from an older version's data, a manual edit or a bug).
+
+    Lists and searches skip such a row (and log and count it); this error is raised where a
+    skip would lie: reading that one row by id, and exports. ``memtrace doctor`` lists and
+    removes such rows.
+
+    Attributes:
+        kind: ``memory``, ``agent`` or ``session``.
+        row_id: the row's id.
+        org_id: the row's org.
+        reason: what is wrong with it.
+    """
+
+    status_code = 500
+    default_message = "a stored row cannot be read"
+
+    def __init__(self, kind: str, row_id: str, org_id: str, reason: str) -> None:
+        self.kind = kind
+        self.row_id = row_id
+        self.org_id = org_id
+        self.reason = reason
+        super().__init__(
+            f"{kind} {row_id} of {org_id} cannot be read: {reason} (the stored row is "
+            "damaged; `memtrace doctor STORE_URL` lists such rows, `--fix` removes them)"
+        )
+
+
 class TransportError(MemtraceError):
     """The HTTP client could not reach the server (connection refused, timeout, TLS …)."""
 
@@ -154,6 +188,7 @@ __all__ = [
     "STATUS_TO_ERROR",
     "AuthenticationError",
     "ConflictError",
+    "CorruptRowError",
     "DuplicateMemoryError",
     "MemtraceError",
     "NotFoundError",

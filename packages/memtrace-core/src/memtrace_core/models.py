@@ -47,6 +47,17 @@ def _split_csv(value: Any) -> Any:
 CsvList = Annotated[list[str] | None, BeforeValidator(_split_csv)]
 
 
+def _not_bool(value: Any) -> Any:
+    """``true`` is not a number: pydantic's lax mode would read it as 1.0."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a boolean")
+    return value
+
+
+#: A number field that refuses booleans.
+Number = Annotated[float | None, BeforeValidator(_not_bool)]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
@@ -107,7 +118,7 @@ class MemoryCreate(_Model):
     session_id: str | None = None
     metadata: dict[str, Any] | None = None
     tags: list[str] | None = None
-    importance: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)
+    importance: Number = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)
     dedup_key: str | None = None
     parent_id: str | None = None
     time: datetime | None = None
@@ -169,7 +180,7 @@ class SearchQuery(_Model):
     query: str | None = None
     since: str | datetime | None = None
     until: str | datetime | None = None
-    min_importance: float | None = None
+    min_importance: Number = None
     limit: int | None = None
     offset: int | None = None
     order: str | None = None

@@ -54,7 +54,10 @@ def format_us(us: int) -> str:
     """RFC 3339 in UTC with the fractional seconds trimmed of trailing zeros (as Go's
     ``RFC3339Nano``): ``2026-02-07T20:15:00.5Z``, ``2026-02-07T20:15:00Z``."""
     dt = from_us(us)
-    base = dt.strftime("%Y-%m-%dT%H:%M:%S")
+    # not strftime("%Y"): glibc prints year 1 as "1", which is not RFC 3339
+    base = (
+        f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
+    )
     if dt.microsecond:
         base += "." + f"{dt.microsecond:06d}".rstrip("0")
     return base + "Z"
@@ -102,6 +105,18 @@ def parse_time_bound(
     ``value`` may be a relative duration (``"2h"``), an ISO timestamp, a datetime, or an int of
     microseconds. ``until="now"`` means no upper bound.
     """
+    result = _parse_time_bound(value, field=field, now=now)
+    if result is not None and not MIN_US <= result <= MAX_US:
+        raise ValidationError(
+            f"invalid {field}: must be between {format_us(MIN_US)} and {format_us(MAX_US)} in UTC",
+            field=field,
+        )
+    return result
+
+
+def _parse_time_bound(
+    value: str | datetime | int | None, *, field: str, now: int | None
+) -> int | None:
     if value is None:
         return None
     if isinstance(value, datetime):
@@ -125,10 +140,14 @@ def parse_time_bound(
         return parse_timestamp(text)
     except (ValueError, OverflowError):
         raise ValidationError(
-            f"invalid {field} {value!r}: use a duration such as 30m, 24h, 7d, 2w "
+            f"invalid {field} {_shown(value)}: use a duration such as 30m, 24h, 7d, 2w "
             "or an ISO 8601 timestamp such as 2026-02-07T20:15:00Z",
             field=field,
         ) from None
+
+
+def _shown(value: str) -> str:
+    return repr(value if len(value) <= 80 else value[:80] + "…")
 
 
 def window(

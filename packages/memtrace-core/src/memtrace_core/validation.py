@@ -27,6 +27,7 @@ from .models import (
     TYPE_PATTERN,
     MemoryCreate,
 )
+from .timeutil import MAX_US, MIN_US, format_us, to_us
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -45,6 +46,13 @@ class Limits:
     max_dedup_key_chars: int = 256
     max_parent_id_chars: int = 128
     max_query_chars: int = 2000
+    #: Deepest nesting of a JSON value (metadata, agent config, session metadata); the top-level
+    #: object is depth 1. Deeper values are refused before anything is written: serialisers give
+    #: up somewhere past 250 levels, so an unbounded depth could be stored and never read back.
+    max_json_depth: int = 32
+    #: Most values in one list filter (``event_types``, ``memory_types``), counted before
+    #: de-duplication; a tag filter is bounded by ``max_tags``.
+    max_filter_values: int = 64
 
 
 def dedup_key(agent_id: str, event_type: str, content: str) -> str:
@@ -86,7 +94,7 @@ def check_type_name(value: Any, field: str, *, index: int | None = None) -> str:
 def check_memory_type(value: Any, field: str = "memory_type", *, index: int | None = None) -> str:
     if value not in MEMORY_TYPES:
         raise ValidationError(
-            f"invalid {field}: {value} (expected one of {', '.join(MEMORY_TYPES)})",
+            f"invalid {field}: {_plain(value)} (expected one of {', '.join(MEMORY_TYPES)})",
             field=field,
             index=index,
         )
@@ -96,42 +104,161 @@ def check_memory_type(value: Any, field: str = "memory_type", *, index: int | No
 def check_tags(
     values: Any, *, field: str = "tags", index: int | None = None, limits: Limits | None = None
 ) -> list[str] | None:
+    """A list of tags, de-duplicated in order. The count is checked before anything else, so
+    the cost of a request is bounded by the limit, not by the size of the list sent."""
     if values is None:
         return None
     if not isinstance(values, list):
         raise ValidationError(
             f"invalid {field}: must be a list of strings", field=field, index=index
         )
-    out: list[str] = []
+    if limits is not None and len(values) > limits.max_tags:
+        raise ValidationError(
+            f"too many tags: {len(values)} (max {limits.max_tags})", field=field, index=index
+        )
     for tag in values:
         if not isinstance(tag, str) or not TAG_PATTERN.fullmatch(tag):
             raise ValidationError(
-                f"invalid tag '{tag}': {TAG_FORMAT_MSG}", field=field, index=index
+                f"invalid tag {_quoted(tag)}: {TAG_FORMAT_MSG}", field=field, index=index
             )
-        if tag not in out:
-            out.append(tag)
-    if limits is not None and len(out) > limits.max_tags:
-        raise ValidationError(
-            f"too many tags: {len(out)} (max {limits.max_tags})", field=field, index=index
-        )
+    out = list(dict.fromkeys(values))
     return out or None
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    """A value for an error message: quoted, cut to ``limit`` characters, with anything that is
+    not printable (lone surrogates, controls) escaped, so a message can always be sent."""
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    return repr(text) if isinstance(value, str) else text
+
+
+def _quoted(value: Any) -> str:
+    """``'x y'`` as the original quoted a bad tag, or :func:`_show`'s escaped form."""
+    if isinstance(value, str) and len(value) <= 80 and value.isprintable():
+        return f"'{value}'"
+    return _show(value)
+
+
+def _plain(value: Any) -> str:
+    """``value`` as the original printed it (``invalid memory_type: foo``) when it is a short
+    printable string, else as :func:`_show` does."""
+    if isinstance(value, str) and len(value) <= 80 and value.isprintable():
+        return value
+    return _show(value)
+
+
+def check_text(
+    value: Any,
+    field: str,
+    *,
+    index: int | None = None,
+    max_chars: int | None = None,
+) -> str:
+    """A free-text string that every store and serialiser can hold: valid Unicode (no lone
+    surrogate, which UTF-8 cannot encode), no NUL (C-string APIs and some stores truncate at
+    it), at most ``max_chars`` characters."""
+    if not isinstance(value, str):
+        raise ValidationError(f"invalid {field}: must be a string", field=field, index=index)
+    if max_chars is not None and len(value) > max_chars:
+        raise ValidationError(
+            f"{field} too long: {len(value)} characters (max {max_chars})",
+            field=field,
+            index=index,
+        )
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ValidationError(
+                f"invalid {field}: not valid Unicode (lone surrogate)", field=field, index=index
+            ) from None
+    if "\x00" in value:
+        raise ValidationError(
+            f"invalid {field}: NUL characters are not allowed", field=field, index=index
+        )
+    return value
+
+
+def check_json(
+    value: Any,
+    field: str,
+    limits: Limits,
+    *,
+    index: int | None = None,
+    max_bytes: int | None = None,
+) -> int:
+    """A JSON value to store (metadata, agent config, session metadata): serialisable as
+    strict JSON (no NaN/Infinity, valid Unicode), at most ``max_bytes`` (default
+    ``limits.max_metadata_bytes``) as compact UTF-8 JSON, nested at most
+    ``limits.max_json_depth`` levels, object keys strings. Returns the size in bytes.
+
+    The size is measured first (by the C encoder, linear in the input), so the walk that checks
+    depth and keys only ever sees a bounded value."""
+    cap = limits.max_metadata_bytes if max_bytes is None else max_bytes
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        size = len(text.encode())
+    except UnicodeEncodeError:
+        raise ValidationError(
+            f"invalid {field}: not valid Unicode (lone surrogate)", field=field, index=index
+        ) from None
+    except RecursionError:
+        raise ValidationError(
+            f"invalid {field}: nested deeper than {limits.max_json_depth} levels",
+            field=field,
+            index=index,
+        ) from None
+    except (TypeError, ValueError):
+        raise ValidationError(
+            f"invalid {field}: must be JSON-serialisable", field=field, index=index
+        ) from None
+    if size > cap:
+        raise ValidationError(
+            f"{field} too large: {size} bytes as JSON (max {cap})", field=field, index=index
+        )
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    max_depth = limits.max_json_depth
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+            if any(not isinstance(key, str) for key in node):
+                raise ValidationError(
+                    f"invalid {field}: object keys must be strings", field=field, index=index
+                )
+        elif isinstance(node, (list, tuple)):
+            children = node
+        else:
+            continue
+        if depth > max_depth:
+            raise ValidationError(
+                f"invalid {field}: nested deeper than {max_depth} levels",
+                field=field,
+                index=index,
+            )
+        stack.extend((child, depth + 1) for child in children)
+    return size
+
+
+def check_time_us(value: int, field: str, *, index: int | None = None) -> int:
+    """A time (microseconds since the epoch) inside the range every read path can represent:
+    0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z, in UTC (so ``9999-12-31T23:59:59-14:00``,
+    which is in the year 10000 in UTC, is refused)."""
+    if not MIN_US <= value <= MAX_US:
+        raise ValidationError(
+            f"invalid {field}: must be between {format_us(MIN_US)} and {format_us(MAX_US)} in UTC",
+            field=field,
+            index=index,
+        )
+    return value
 
 
 def check_batch(memories: Any) -> None:
     """A batch to write must be a list (a sequence that is not a string or an object)."""
     if isinstance(memories, (str, bytes, Mapping)) or not isinstance(memories, Sequence):
         raise ValidationError("memories must be a list", field="memories")
-
-
-def _json_size(value: Any, field: str, index: int | None) -> int:
-    try:
-        return len(
-            json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
-        )
-    except (TypeError, ValueError):
-        raise ValidationError(
-            f"invalid {field}: must be JSON-serialisable", field=field, index=index
-        ) from None
 
 
 _REQUIRED_MESSAGES = {"agent_id": "agent_id is required", "content": "content is required"}
@@ -145,7 +272,7 @@ def _from_pydantic(exc: PydanticValidationError, index: int | None) -> Validatio
         return ValidationError(_REQUIRED_MESSAGES[top], field=top, index=index)
     if top == "memory_type" and err["type"] == "literal_error":
         return ValidationError(
-            f"invalid memory_type: {err.get('input')} (expected one of {', '.join(MEMORY_TYPES)})",
+            f"invalid memory_type: {_plain(err.get('input'))} (expected one of {', '.join(MEMORY_TYPES)})",
             field=top,
             index=index,
         )
@@ -199,12 +326,10 @@ def validate_memory(
     session_id = check_id(mem.session_id, "session_id", index=index)
     tags = check_tags(mem.tags, index=index, limits=limits)
     metadata = mem.metadata or None
-    if metadata is not None and _json_size(metadata, "metadata", index) > limits.max_metadata_bytes:
-        raise ValidationError(
-            f"metadata too large (max {limits.max_metadata_bytes} bytes as JSON)",
-            field="metadata",
-            index=index,
-        )
+    if metadata is not None:
+        check_json(metadata, "metadata", limits, index=index)
+    if mem.time is not None:
+        check_time_us(to_us(mem.time), "time", index=index)
     if mem.importance is not None and not (
         0.0 <= mem.importance <= 1.0 and math.isfinite(mem.importance)
     ):

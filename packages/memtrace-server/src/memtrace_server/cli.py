@@ -7,7 +7,8 @@
     memtrace key create --org ORG --name NAME [--permissions read,write] [--expires 30d|ISO]
     memtrace key list [--org ORG] | revoke KEY_ID | rotate KEY_ID | disable KEY_ID | enable KEY_ID
     memtrace export [--org ORG] [--agent A] [--session S] [-o FILE|-]
-    memtrace import [--org ORG] FILE|-
+    memtrace import [--org ORG] [--no-trailer] FILE|-
+    memtrace doctor [STORE_URL] [--fix [--quarantine FILE]] [--json]
     memtrace config
     memtrace version
 
@@ -533,9 +534,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         finally:
             await engine.close()
 
-    count = asyncio.run(run())
+    count = asyncio.run(run()) - 1  # the trailer is not a record
     target = "stdout" if args.output == "-" else args.output
-    _err(f"exported {count} records of {args.org} to {target}")
+    _err(f"exported {count} records of {args.org} to {target} (and the trailer)")
     return EXIT_OK
 
 
@@ -558,15 +559,22 @@ def cmd_import(args: argparse.Namespace) -> int:
     org_id = args.org
 
     async def run(admin: AuthAdmin | None, engine: AsyncMemtrace) -> Any:
+        create = False
         if admin is not None and await admin.store.get_org(org_id) is None:
             orgs = await admin.store.list_orgs()
             # On an empty store, org_default is created by the first `memtrace serve` (with its
             # admin key); any other missing org is created so the data can be reached.
-            if org_id != DEFAULT_ORG or orgs:
-                name = args.org_name or ("Default" if org_id == DEFAULT_ORG else org_id)
-                await admin.create_org(name, org_id=org_id)
-                _err(f"created organization {org_id} ({name})")
-        return await engine.with_org(org_id).import_jsonl(_input_lines(args.file))
+            create = org_id != DEFAULT_ORG or bool(orgs)
+        # The file is verified before anything is written: a refused file leaves no trace,
+        # not even the organization.
+        result = await engine.with_org(org_id).import_jsonl(
+            _input_lines(args.file), require_trailer=not args.no_trailer
+        )
+        if create and admin is not None:
+            name = args.org_name or ("Default" if org_id == DEFAULT_ORG else org_id)
+            await admin.create_org(name, org_id=org_id)
+            _err(f"created organization {org_id} ({name})")
+        return result
 
     async def main() -> Any:
         engine = await _open_engine(config, org_id)
@@ -587,6 +595,54 @@ def cmd_import(args: argparse.Namespace) -> int:
         f"{result.agents} agents, {result.sessions} sessions into {org_id}"
     )
     return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------------
+# doctor
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Scan a store for unreadable rows and index drift (exit 1 if any); ``--fix`` repairs."""
+    from memtrace_core.stores import sqlite_doctor
+
+    url = args.url or _config(args).storage.url
+    path = _sqlite_path(url)
+    if path is None:
+        raise CliError(f"memtrace doctor checks SQLite stores only (got {url.split(':', 1)[0]}:)")
+    if args.quarantine and not args.fix:
+        raise CliError("--quarantine only applies with --fix")
+    if args.fix:
+        done = sqlite_doctor.repair(path, quarantine=args.quarantine)
+        report = sqlite_doctor.scan(path)
+        if args.json:
+            _json_out({"found": done.to_dict(), "after": report.to_dict()})
+        else:
+            for line in done.problems():
+                print(f"found: {line}")
+            for line in done.actions:
+                print(f"fixed: {line}")
+            for line in report.problems():
+                print(f"still: {line}")
+            print(
+                "no problems left"
+                if report.ok
+                else f"{len(report.problems())} problems left (not repairable by --fix)"
+            )
+        return EXIT_OK if report.ok else EXIT_ERROR
+    report = sqlite_doctor.scan(path)
+    if args.json:
+        _json_out(report.to_dict())
+    else:
+        problems = report.problems()
+        for line in problems:
+            print(line)
+        print(
+            f"{path}: no problems found"
+            if report.ok
+            else f"{len(problems)} problems in {path}; `memtrace doctor {url} --fix` "
+            "quarantines and removes unreadable rows and rebuilds the indexes"
+        )
+    return EXIT_OK if report.ok else EXIT_ERROR
 
 
 # ------------------------------------------------------------------------------------------------
@@ -731,7 +787,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE", help="JSON Lines file, or - for stdin")
     p.add_argument("--org", default=DEFAULT_ORG, help=f"organization (default {DEFAULT_ORG})")
     p.add_argument("--org-name", help="name for the organization if the import creates it")
+    p.add_argument(
+        "--no-trailer",
+        action="store_true",
+        help="accept a file without the export trailer (written before exports had one); "
+        "by default such a file is refused as possibly truncated",
+    )
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser(
+        "doctor",
+        parents=[common],
+        help="check a store for unreadable rows and index drift (exit 1 if any)",
+        description="Scan a SQLite store: rows that reads skip (invalid JSON, times out of "
+        "range, wrong types) and full-text / tag index drift. With --fix: write the unreadable "
+        "rows to a quarantine file (JSON Lines), delete them, repair memory_tags and rebuild "
+        "the full-text indexes. Exit status 0 when the store is (now) clean, 1 otherwise.",
+    )
+    p.add_argument("url", nargs="?", metavar="STORE_URL", help="default: --store / storage.url")
+    p.add_argument("--fix", action="store_true", help="repair what was found")
+    p.add_argument(
+        "--quarantine",
+        metavar="FILE",
+        help="with --fix: where to save removed rows (default: <db>.quarantine-<time>.jsonl)",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("config", parents=[common], help="print the effective configuration as TOML")
     p.set_defaults(func=cmd_config)

@@ -77,6 +77,10 @@ class Metrics:
         self.duplicates = 0
         self.memories_deleted = 0
         self.auth_failures = 0
+        #: Unreadable stored rows skipped by reads (copied from the store when rendering).
+        self.unreadable_rows = 0
+        #: Exports aborted part-way (the connection closed without the chunked terminator).
+        self.exports_aborted = 0
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         # Clients choose the method: any other than the standard ones is counted as OTHER, or
@@ -129,6 +133,16 @@ class Metrics:
             ),
             ("memtrace_memories_deleted_total", "Memories deleted.", self.memories_deleted),
             ("memtrace_auth_failures_total", "Requests rejected with 401.", self.auth_failures),
+            (
+                "memtrace_unreadable_rows_total",
+                "Stored rows skipped by reads because they cannot be read (see memtrace doctor).",
+                self.unreadable_rows,
+            ),
+            (
+                "memtrace_exports_aborted_total",
+                "Exports that failed after the response started (connection aborted).",
+                self.exports_aborted,
+            ),
         ):
             out.append(f"# HELP {name} {help_text}")
             out.append(f"# TYPE {name} counter")

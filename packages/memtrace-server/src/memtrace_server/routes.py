@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
+from sanic.http import Http, Stage
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
@@ -33,6 +34,7 @@ from memtrace_core import (
     Memory,
     MemoryCreate,
     MemoryList,
+    MemtraceError,
     NotFoundError,
     RegisterAgentRequest,
     SearchQuery,
@@ -318,27 +320,70 @@ async def session_context(
 # Export / import / org
 
 
+_EXPORT_CHUNK = 65536
+
+
 async def export(request: Request, mt: AsyncMemtrace, state: State) -> None:
     lines = mt.iter_export(query(request))
-    # Pull the first line before responding so that a bad filter is still a plain 400.
-    try:
-        first: str | None = await lines.__anext__()
-    except StopAsyncIteration:
-        first = None
+    # Fill the first chunk before responding: a bad filter is still a plain 400, and an export
+    # failing before that (any export smaller than a chunk) a plain error response.
+    first: list[str] = []
+    size = 0
+    finished = True
+    async for line in lines:
+        first.append(line)
+        size += len(line)
+        if size >= _EXPORT_CHUNK:
+            finished = False
+            break
     response = await request.respond(content_type=NDJSON)
-    if first is not None:
-        chunk = [first]
-        size = len(first)
-        async for line in lines:
-            chunk.append(line)
-            size += len(line)
-            if size >= 65536:
+    sent = 0
+    try:
+        await response.send("".join(first))
+        sent = size
+        if not finished:
+            chunk: list[str] = []
+            size = 0
+            async for line in lines:
+                chunk.append(line)
+                size += len(line)
+                if size >= _EXPORT_CHUNK:
+                    await response.send("".join(chunk))
+                    sent += size
+                    chunk.clear()
+                    size = 0
+            if chunk:
                 await response.send("".join(chunk))
-                chunk.clear()
-                size = 0
-        if chunk:
-            await response.send("".join(chunk))
+    except Exception as exc:
+        # The status line is gone: the only honest signal left is to drop the connection
+        # without the chunked terminator, so that every client sees an incomplete body
+        # (httpx: RemoteProtocolError; curl: exit 18) rather than a short export that ends
+        # cleanly. (Sanic would end the stream cleanly after a handler error.)
+        state.metrics.exports_aborted += 1
+        log.error(
+            "export of org %s aborted after %d bytes, connection closed: %s",
+            mt.org_id,
+            sent,
+            exc,
+            exc_info=not isinstance(exc, MemtraceError),
+        )
+        _abort_connection(request)
+        return
     await response.eof()
+
+
+def _abort_connection(request: Request) -> None:
+    """Close the connection at once (no terminator, no keep-alive) and stop Sanic from ending
+    the response it believes is still open."""
+    stream = request.stream
+    if isinstance(stream, Http):
+        stream.keep_alive = False
+        # Sanic ends a response left open by the handler (``send(end_stream=True)``): mark it
+        # complete so that nothing more is written to the aborted transport.
+        stream.stage = Stage.IDLE
+    abort = getattr(request.transport, "abort", None)
+    if callable(abort):
+        abort()
 
 
 async def import_(request: Request, mt: AsyncMemtrace, state: State) -> HTTPResponse:
@@ -349,7 +394,8 @@ async def import_(request: Request, mt: AsyncMemtrace, state: State) -> HTTPResp
         raise ValidationError(
             f"invalid request body: not UTF-8 ({exc.reason} at byte {exc.start})", field="body"
         ) from None
-    result = await mt.import_jsonl(text.split("\n"))
+    no_trailer = bool_param(query(request), "no_trailer")
+    result = await mt.import_jsonl(text.split("\n"), require_trailer=not no_trailer)
     state.metrics.memories_written += result.imported
     return model_response(result)
 
@@ -518,6 +564,8 @@ async def ready(request: Request, mt: AsyncMemtrace | None, state: State) -> HTT
 
 
 async def metrics(request: Request, mt: AsyncMemtrace | None, state: State) -> HTTPResponse:
+    if state.engine is not None:
+        state.metrics.unreadable_rows = int(getattr(state.engine.store, "unreadable_rows", 0))
     return HTTPResponse(
         state.metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8"
     )
@@ -853,7 +901,10 @@ OPERATIONS: tuple[Operation, ...] = (
         response={"type": "string"},
         response_content_type=NDJSON,
         description="Streamed. Without filters the export holds the org's agents and sessions "
-        "too; with filters only the matching memories.",
+        "too; with filters only the matching memories. The last line is a trailer "
+        '`{"kind":"trailer","format":"memtrace-export","version":1,"memories":N,"agents":N,'
+        '"sessions":N}`. An export that fails part-way is aborted (the connection is closed '
+        "without the chunked terminator), so a client never mistakes it for a complete one.",
     ),
     Operation(
         "POST",
@@ -865,8 +916,20 @@ OPERATIONS: tuple[Operation, ...] = (
         "data",
         body={"type": "string"},
         body_content_type=NDJSON,
+        query=(
+            Param(
+                "no_trailer",
+                "boolean",
+                "Accept a file without the export trailer (one written before exports had "
+                "it). A trailer that is present is still checked.",
+            ),
+        ),
         response=ImportResult,
         errors=(400, 413),
+        description="Verified, then written: every line is validated and the export trailer "
+        '(`{"kind":"trailer",…}`, the last line of every export) checked against the file '
+        "before anything is stored. A truncated file (no trailer), a miscounted one or data "
+        "after the trailer is a 400 and nothing from the file is kept.",
     ),
     Operation(
         "POST",

@@ -108,7 +108,14 @@ class StatsRow:
 @runtime_checkable
 class Store(Protocol):
     """An async storage backend. Implementations register a URL scheme through the
-    ``register_stores`` plugin hook."""
+    ``register_stores`` plugin hook.
+
+    Unreadable rows (invalid JSON, an unrepresentable time, a wrong type: old data, a manual
+    edit, a bug) never fail a list or search: the store skips them, logs them (logger
+    ``memtrace.store``, with org and id) and counts them in an ``unreadable_rows`` attribute
+    (the server's ``memtrace_unreadable_rows_total``). Reading one such row by id, and the
+    ``strict`` reads of an export (``iter_memories``, ``strict=True``), raise
+    :class:`~memtrace_core.errors.CorruptRowError` naming it instead."""
 
     async def open(self) -> None:
         """Connect / create / migrate. Called once before use."""
@@ -148,9 +155,13 @@ class Store(Protocol):
         self, org_id: str, flt: MemoryFilter, query: KeywordQuery
     ) -> list[Candidate]: ...
 
-    async def count_keyword_matches(self, org_id: str, terms: tuple[str, ...], cap: int) -> int:
-        """How many memories match any of ``terms``, counting no further than ``cap`` (cheap; may
-        be an upper bound that includes other orgs' memories — it only picks a search path)."""
+    async def count_keyword_matches(
+        self, org_id: str, flt: MemoryFilter, terms: tuple[str, ...], cap: int
+    ) -> int:
+        """How many memories of ``org_id`` that match ``flt`` also match any of ``terms``,
+        counting no further than ``cap``. The engine picks its search path from it, so it must
+        be exact for the org and the filters: a count that included another org's memories
+        would let that org change (and observe through) this org's results."""
         ...
 
     async def count_memories(self, org_id: str, flt: MemoryFilter) -> int: ...
@@ -166,7 +177,8 @@ class Store(Protocol):
     def iter_memories(
         self, org_id: str, flt: MemoryFilter, *, batch: int = 1000
     ) -> AsyncIterator[list[Memory]]:
-        """Every matching memory in (time, id) order, in batches (for export)."""
+        """Every matching memory in (time, id) order, in batches (for export). Never skips: an
+        unreadable row raises CorruptRowError."""
         ...
 
     # -- agents -------------------------------------------------------------------------------
@@ -176,7 +188,9 @@ class Store(Protocol):
 
     async def get_agent(self, org_id: str, id_or_name: str) -> Agent | None: ...
 
-    async def list_agents(self, org_id: str) -> list[Agent]: ...
+    async def list_agents(self, org_id: str, *, strict: bool = False) -> list[Agent]:
+        """The org's agents, newest first; ``strict``: raise on an unreadable row, not skip."""
+        ...
 
     async def delete_agent(self, org_id: str, agent_id: str) -> bool: ...
 
@@ -193,7 +207,10 @@ class Store(Protocol):
         status: str | None,
         limit: int,
         offset: int,
-    ) -> list[Session]: ...
+        strict: bool = False,
+    ) -> list[Session]:
+        """Sessions, newest first; ``strict``: raise on an unreadable row instead of skipping."""
+        ...
 
     async def update_session(
         self, org_id: str, session_id: str, change: Callable[[Session], Session]

@@ -31,23 +31,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import queue
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from ..errors import ConflictError, StoreError, ValidationError
-from ..models import Agent, Memory, Session, trusted_memory
-from ..timeutil import from_us, to_us
+from ..errors import ConflictError, CorruptRowError, StoreError, ValidationError
+from ..models import MEMORY_TYPES, SESSION_STATUSES, Agent, Memory, Session, trusted_memory
+from ..timeutil import MAX_US, MIN_US, from_us, to_us
 from .base import Candidate, InsertOutcome, KeywordQuery, MemoryFilter, MemoryRecord, StatsRow
 from .sqlite_auth import SQLiteAuthMixin
 
 T = TypeVar("T")
+
+log = logging.getLogger("memtrace.store")
 
 FTS_COLUMNS = ("content", "agent_id", "event_type", "tags")
 
@@ -200,26 +203,142 @@ def _dumps(value: Any) -> str | None:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+#: The deepest JSON value (metadata, tags, config) a read accepts: a deeper one cannot be
+#: serialised into a response (pydantic-core stops at ~255 levels, the model wrapping included).
+MAX_READ_DEPTH = 200
+
+
+class UnreadableRow(Exception):
+    """A stored row that cannot be decoded; the message says why (see :class:`CorruptRowError`)."""
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a JSON value (iterative: no recursion limit), stopping past the cap."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > deepest:
+            deepest = depth
+            if deepest > MAX_READ_DEPTH:
+                break
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _json_column(raw: Any, name: str, expect: type) -> Any:
+    if raw is None or raw == "":
+        return None
+    if type(raw) is not str:
+        raise UnreadableRow(f"{name} is not {_what_text(raw)}")
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise UnreadableRow(f"invalid JSON in {name}") from None
+    if not isinstance(value, expect):
+        raise UnreadableRow(f"{name} is not a JSON {'object' if expect is dict else 'array'}")
+    # Only a value with many brackets can be deep: count them in C before walking it.
+    if raw.count("[") + raw.count("{") > MAX_READ_DEPTH and _depth(value) > MAX_READ_DEPTH:
+        raise UnreadableRow(f"{name} is nested deeper than {MAX_READ_DEPTH} levels")
+    return value
+
+
+def _time_column(raw: Any, name: str) -> Any:
+    if type(raw) is not int:
+        raise UnreadableRow(f"{name} is not an integer time")
+    if not MIN_US <= raw <= MAX_US:
+        raise UnreadableRow(f"{name} ({raw} µs) is outside the representable range (years 1-9999)")
+    return from_us(raw)
+
+
+def _what_text(raw: Any) -> str:
+    return "valid UTF-8" if isinstance(raw, BadText) else "text"
+
+
+def _text(raw: Any, name: str, *, optional: bool = False) -> Any:
+    if type(raw) is str or (optional and raw is None):
+        return raw
+    raise UnreadableRow(f"{name} is not {_what_text(raw)}")
+
+
 def _row_to_memory(row: Sequence[Any]) -> Memory:
+    """A memory from its row; raises :class:`UnreadableRow` for a row that cannot be served
+    (every check is a type test, cheap next to the JSON parsing a row needs anyway)."""
+    tags = _json_column(row[8], "tags", list)
+    if tags is not None and not all(type(t) is str for t in tags):
+        raise UnreadableRow("tags is not an array of strings")
+    importance = row[10]
+    if importance is not None and type(importance) is not float:
+        if type(importance) is not int:
+            raise UnreadableRow("importance is not a number")
+        importance = float(importance)
+    if row[4] not in MEMORY_TYPES:
+        raise UnreadableRow(f"unknown memory_type {row[4]!r}")
     return trusted_memory(
         {
-            "id": row[0],
-            "time": from_us(row[12]),
-            "recorded_at": from_us(row[13]),
+            "id": _text(row[0], "id"),
+            "time": _time_column(row[12], "time"),
+            "recorded_at": _time_column(row[13], "recorded_at"),
             "org_id": row[1],
-            "agent_id": row[2],
-            "session_id": row[3],
+            "agent_id": _text(row[2], "agent_id"),
+            "session_id": _text(row[3], "session_id", optional=True),
             "memory_type": row[4],
-            "event_type": row[5],
-            "content": row[6],
-            "metadata": json.loads(row[7]) if row[7] else None,
-            "tags": json.loads(row[8]) if row[8] else None,
-            "dedup_key": row[9],
-            "importance": row[10],
-            "parent_id": row[11],
+            "event_type": _text(row[5], "event_type"),
+            "content": _text(row[6], "content"),
+            "metadata": _json_column(row[7], "metadata", dict),
+            "tags": tags,
+            "dedup_key": _text(row[9], "dedup_key", optional=True),
+            "importance": importance,
+            "parent_id": _text(row[11], "parent_id", optional=True),
             "score": None,
         }
     )
+
+
+class BadText(str):
+    """A TEXT value that is not valid UTF-8 (written by another tool), decoded with
+    replacement characters; ``raw`` holds the stored bytes. The row decoders reject it (they
+    accept exact ``str`` only), so the row is reported as unreadable instead of failing the
+    whole query."""
+
+    raw: bytes
+
+
+def lenient_text(data: bytes) -> str:
+    """``text_factory`` that never fails: invalid UTF-8 becomes a :class:`BadText`."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = BadText(data.decode("utf-8", "replace"))
+        text.raw = data
+        return text
+
+
+def _fetch(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Any]:
+    """``execute(...).fetchall()``; if a value is not valid UTF-8 (which sqlite3 reports for
+    the whole query), the query is run again decoding leniently so that the row decoders can
+    skip just that row. The fast path is untouched."""
+    try:
+        return conn.execute(sql, params).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "decode to UTF-8" not in str(exc):
+            raise
+    conn.text_factory = lenient_text
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.text_factory = str
+
+
+def _fetch_one(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> Any:
+    rows = _fetch(conn, sql, params)
+    return rows[0] if rows else None
 
 
 def _record_row(r: MemoryRecord, rowid: int) -> tuple[Any, ...]:
@@ -243,14 +362,16 @@ def _record_row(r: MemoryRecord, rowid: int) -> tuple[Any, ...]:
 
 
 def _agent_from_row(row: Sequence[Any]) -> Agent:
-    return Agent(
-        id=row[0],
+    """An agent from its row; raises :class:`UnreadableRow` (checked here, then built without
+    a second validation)."""
+    return Agent.model_construct(
+        id=_text(row[0], "id"),
         org_id=row[1],
-        name=row[2],
-        description=row[3],
-        config=json.loads(row[4]) if row[4] else None,
-        created_at=from_us(row[5]),
-        last_active_at=from_us(row[6]) if row[6] is not None else None,
+        name=_text(row[2], "name"),
+        description=_text(row[3], "description", optional=True),
+        config=_json_column(row[4], "config", dict),
+        created_at=_time_column(row[5], "created_at"),
+        last_active_at=_time_column(row[6], "last_active_at") if row[6] is not None else None,
     )
 
 
@@ -258,15 +379,17 @@ _SESSION_COLUMNS = "id, org_id, agent_id, status, metadata, created_at, updated_
 
 
 def _session_from_row(row: Sequence[Any]) -> Session:
-    return Session(
-        id=row[0],
+    if row[3] not in SESSION_STATUSES:
+        raise UnreadableRow(f"unknown status {row[3]!r}")
+    return Session.model_construct(
+        id=_text(row[0], "id"),
         org_id=row[1],
-        agent_id=row[2],
+        agent_id=_text(row[2], "agent_id"),
         status=row[3],
-        metadata=json.loads(row[4]) if row[4] else None,
-        created_at=from_us(row[5]),
-        updated_at=from_us(row[6]),
-        closed_at=from_us(row[7]) if row[7] is not None else None,
+        metadata=_json_column(row[4], "metadata", dict),
+        created_at=_time_column(row[5], "created_at"),
+        updated_at=_time_column(row[6], "updated_at"),
+        closed_at=_time_column(row[7], "closed_at") if row[7] is not None else None,
     )
 
 
@@ -626,6 +749,10 @@ class SQLiteStore(SQLiteAuthMixin):
         self._max_group = max_group
         self.checkpoint_seconds = checkpoint_seconds
         self._checkpointer: _Checkpointer | None = None
+        #: Unreadable rows skipped by reads since open (``memtrace_unreadable_rows_total``).
+        self.unreadable_rows = 0
+        self._unreadable_lock = threading.Lock()
+        self._reported: set[tuple[str, str, str]] = set()
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
@@ -757,6 +884,64 @@ class SQLiteStore(SQLiteAuthMixin):
 
         return await loop.run_in_executor(self._readers, run)
 
+    # -- unreadable rows ------------------------------------------------------------------------
+
+    def _decode(
+        self,
+        rows: Iterable[Sequence[Any]],
+        decode: Callable[[Sequence[Any]], T],
+        kind: str,
+        org_id: str,
+        *,
+        strict: bool = False,
+    ) -> list[T]:
+        """Decode rows, skipping (logging, counting) the unreadable ones; with ``strict`` the
+        first unreadable row raises :class:`CorruptRowError` instead (exports, get-by-id)."""
+        out: list[T] = []
+        for row in rows:
+            try:
+                out.append(decode(row))
+            except (UnreadableRow, ValueError, TypeError, OverflowError, RecursionError) as exc:
+                self._unreadable(kind, row, org_id, exc, strict)
+        return out
+
+    def _decode_one(
+        self,
+        row: Sequence[Any] | None,
+        decode: Callable[[Sequence[Any]], T],
+        kind: str,
+        org_id: str,
+    ) -> T | None:
+        if row is None:
+            return None
+        return self._decode([row], decode, kind, org_id, strict=True)[0]
+
+    def _unreadable(
+        self, kind: str, row: Sequence[Any], org_id: str, exc: BaseException, strict: bool
+    ) -> None:
+        row_id = str(row[0])
+        reason = str(exc) if isinstance(exc, UnreadableRow) else f"{type(exc).__name__}: {exc}"
+        if strict:
+            raise CorruptRowError(kind, row_id, org_id, reason) from None
+        key = (kind, org_id, row_id)
+        with self._unreadable_lock:
+            self.unreadable_rows += 1
+            first = key not in self._reported
+            if first:
+                if len(self._reported) > 10_000:
+                    self._reported.clear()
+                self._reported.add(key)
+        # Every skip is counted; the first of each row is a warning, repeats are debug.
+        log.log(
+            logging.WARNING if first else logging.DEBUG,
+            "skipped unreadable %s %s of org %s: %s (run `memtrace doctor` to list and remove "
+            "unreadable rows)",
+            kind,
+            row_id,
+            org_id,
+            reason,
+        )
+
     @property
     def writer_stats(self) -> tuple[int, int]:
         """(transactions committed, write requests served) since open — shows group commit."""
@@ -802,11 +987,12 @@ class SQLiteStore(SQLiteAuthMixin):
 
     async def get_memory(self, org_id: str, memory_id: str) -> Memory | None:
         def run(conn: sqlite3.Connection) -> Memory | None:
-            row = conn.execute(
+            row = _fetch_one(
+                conn,
                 f"SELECT {_MEMORY_COLUMNS} FROM memories m WHERE m.id = ? AND m.org_id = ?",
                 (memory_id, org_id),
-            ).fetchone()
-            return _row_to_memory(row) if row else None
+            )
+            return self._decode_one(row, _row_to_memory, "memory", org_id)
 
         return await self._read(run)
 
@@ -829,8 +1015,38 @@ class SQLiteStore(SQLiteAuthMixin):
             f"SELECT {_MEMORY_COLUMNS} FROM memories m{index} WHERE {where} "
             f"ORDER BY m.time {direction}, m.rowid {direction} LIMIT ? OFFSET ?"
         )
-        params.extend((limit, offset))
-        return await self._read(lambda conn: [_row_to_memory(r) for r in conn.execute(sql, params)])
+        return await self._read(
+            lambda conn: self._page(
+                conn, sql, params, limit, offset, _row_to_memory, "memory", org_id
+            )
+        )
+
+    def _page(
+        self,
+        conn: sqlite3.Connection,
+        sql: str,
+        params: Sequence[Any],
+        limit: int,
+        offset: int,
+        decode: Callable[[Sequence[Any]], T],
+        kind: str,
+        org_id: str,
+    ) -> list[T]:
+        """A ``LIMIT ? OFFSET ?`` page with unreadable rows skipped and the page topped up from
+        the rows after it, so a page stays full and the engine's ``has_more`` exact. Offsets
+        still count stored rows (an unreadable row keeps its place), so a client paging past
+        one may see a row twice, never miss one."""
+        out: list[T] = []
+        want, at = limit, offset
+        while want > 0:
+            rows = _fetch(conn, sql, [*params, want, at])
+            got = self._decode(rows, decode, kind, org_id)
+            out.extend(got)
+            if len(got) == len(rows) or len(rows) < want:
+                break
+            at += want
+            want = len(rows) - len(got)
+        return out
 
     async def keyword_candidates(
         self, org_id: str, flt: MemoryFilter, query: KeywordQuery
@@ -865,34 +1081,49 @@ class SQLiteStore(SQLiteAuthMixin):
             )
         exprs.append(match)
 
+        def candidate(r: Sequence[Any]) -> Candidate:
+            return Candidate(_row_to_memory(r), float(r[14]))
+
         def run(conn: sqlite3.Connection) -> list[Candidate]:
             if not query.recent_first:
-                return [
-                    Candidate(_row_to_memory(r), float(r[14]))
-                    for r in conn.execute(exact_sql, [match, *params, query.limit])
-                ]
+                return self._decode(
+                    _fetch(conn, exact_sql, [match, *params, query.limit]),
+                    candidate,
+                    "memory",
+                    org_id,
+                )
             out: list[Candidate] = []
             seen: set[str] = set()
             for expr in exprs:
                 if len(out) >= query.limit:
                     break
-                for r in conn.execute(newest_sql, [expr, *params, query.limit]):
-                    if r[0] not in seen and len(out) < query.limit:
-                        seen.add(r[0])
-                        out.append(Candidate(_row_to_memory(r), 0.0))
+                rows = [
+                    r
+                    for r in _fetch(conn, newest_sql, [expr, *params, query.limit])
+                    if r[0] not in seen
+                ]
+                for c in self._decode(rows, candidate, "memory", org_id):
+                    if c.memory.id not in seen and len(out) < query.limit:
+                        seen.add(c.memory.id)
+                        out.append(c)
             return out
 
         return await self._read(run)
 
-    async def count_keyword_matches(self, org_id: str, terms: tuple[str, ...], cap: int) -> int:
+    async def count_keyword_matches(
+        self, org_id: str, flt: MemoryFilter, terms: tuple[str, ...], cap: int
+    ) -> int:
         if not terms:
             return 0
         match = " OR ".join(_fts_quote(term) for term in terms)
+        where, params = build_where(org_id, flt)
         sql = (
-            "SELECT COUNT(*) FROM (SELECT rowid FROM memories_fts WHERE memories_fts MATCH ? "
-            "LIMIT ?)"
+            "SELECT COUNT(*) FROM (SELECT m.rowid FROM memories_fts "
+            "JOIN memories m ON m.rowid = memories_fts.rowid "
+            f"WHERE memories_fts MATCH ? AND {where} LIMIT ?)"
         )
-        return await self._read(lambda conn: int(conn.execute(sql, (match, cap)).fetchone()[0]))
+        args = [match, *params, cap]
+        return await self._read(lambda conn: int(conn.execute(sql, args).fetchone()[0]))
 
     async def count_memories(self, org_id: str, flt: MemoryFilter) -> int:
         where, params = build_where(org_id, flt)
@@ -909,7 +1140,9 @@ class SQLiteStore(SQLiteAuthMixin):
     ) -> StatsRow:
         sql = (
             "SELECT memory_type, COUNT(*), SUM(time >= ?), SUM(time >= ? AND event_type = 'error'), "
-            f"MAX(time) FROM memories WHERE org_id = ? AND agent_id IN ({_placeholders(len(agent_ids))}) "
+            # an unreadable time (out of range, not an integer) is no "last memory"
+            f"MAX(CASE WHEN typeof(time) = 'integer' AND time BETWEEN {MIN_US} AND {MAX_US} "
+            f"THEN time END) FROM memories WHERE org_id = ? AND agent_id IN ({_placeholders(len(agent_ids))}) "
             "GROUP BY memory_type"
         )
         params = [since_24h, since_24h, org_id, *agent_ids]
@@ -941,10 +1174,11 @@ class SQLiteStore(SQLiteAuthMixin):
                 "ORDER BY m.time, m.rowid LIMIT ?"
             )
             args = [*params, *((last[0], last[0], last[1]) if last else ()), batch]
-            rows = await self._read(lambda conn, s=sql, a=args: conn.execute(s, a).fetchall())  # type: ignore[misc]
+            rows = await self._read(lambda conn, s=sql, a=args: _fetch(conn, s, a))  # type: ignore[misc]
             if not rows:
                 return
-            yield [_row_to_memory(r) for r in rows]
+            # An export must not skip a row: an unreadable one fails it (CorruptRowError).
+            yield self._decode(rows, _row_to_memory, "memory", org_id, strict=True)
             last = (rows[-1][12], rows[-1][14])
             if len(rows) < batch:
                 return
@@ -976,25 +1210,27 @@ class SQLiteStore(SQLiteAuthMixin):
 
     async def get_agent(self, org_id: str, id_or_name: str) -> Agent | None:
         def run(conn: sqlite3.Connection) -> Agent | None:
-            row = conn.execute(
+            row = _fetch_one(
+                conn,
                 "SELECT id, org_id, name, description, config, created_at, last_active_at FROM agents "
                 "WHERE org_id = ? AND id = ? UNION ALL "
                 "SELECT id, org_id, name, description, config, created_at, last_active_at FROM agents "
                 "WHERE org_id = ? AND name = ? LIMIT 1",
                 (org_id, id_or_name, org_id, id_or_name),
-            ).fetchone()
-            return _agent_from_row(row) if row else None
+            )
+            return self._decode_one(row, _agent_from_row, "agent", org_id)
 
         return await self._read(run)
 
-    async def list_agents(self, org_id: str) -> list[Agent]:
+    async def list_agents(self, org_id: str, *, strict: bool = False) -> list[Agent]:
         def run(conn: sqlite3.Connection) -> list[Agent]:
-            rows = conn.execute(
+            rows = _fetch(
+                conn,
                 "SELECT id, org_id, name, description, config, created_at, last_active_at FROM agents "
                 "WHERE org_id = ? ORDER BY created_at DESC, id",
                 (org_id,),
             )
-            return [_agent_from_row(r) for r in rows]
+            return self._decode(rows, _agent_from_row, "agent", org_id, strict=strict)
 
         return await self._read(run)
 
@@ -1025,11 +1261,12 @@ class SQLiteStore(SQLiteAuthMixin):
 
     async def get_session(self, org_id: str, session_id: str) -> Session | None:
         def run(conn: sqlite3.Connection) -> Session | None:
-            row = conn.execute(
+            row = _fetch_one(
+                conn,
                 f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE org_id = ? AND id = ?",
                 (org_id, session_id),
-            ).fetchone()
-            return _session_from_row(row) if row else None
+            )
+            return self._decode_one(row, _session_from_row, "session", org_id)
 
         return await self._read(run)
 
@@ -1041,6 +1278,7 @@ class SQLiteStore(SQLiteAuthMixin):
         status: str | None,
         limit: int,
         offset: int,
+        strict: bool = False,
     ) -> list[Session]:
         clauses = ["org_id = ?"]
         params: list[Any] = [org_id]
@@ -1054,22 +1292,32 @@ class SQLiteStore(SQLiteAuthMixin):
             "SELECT id, org_id, agent_id, status, metadata, created_at, updated_at, closed_at FROM sessions "
             f"WHERE {' AND '.join(clauses)} ORDER BY created_at DESC, id LIMIT ? OFFSET ?"
         )
-        params.extend((limit, offset))
+        if strict:
+            params.extend((limit, offset))
+            return await self._read(
+                lambda conn: self._decode(
+                    _fetch(conn, sql, params), _session_from_row, "session", org_id, strict=True
+                )
+            )
         return await self._read(
-            lambda conn: [_session_from_row(r) for r in conn.execute(sql, params)]
+            lambda conn: self._page(
+                conn, sql, params, limit, offset, _session_from_row, "session", org_id
+            )
         )
 
     async def update_session(
         self, org_id: str, session_id: str, change: Callable[[Session], Session]
     ) -> Session | None:
         def run(conn: sqlite3.Connection) -> Session | None:
-            row = conn.execute(
+            row = _fetch_one(
+                conn,
                 f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE org_id = ? AND id = ?",
                 (org_id, session_id),
-            ).fetchone()
-            if row is None:
+            )
+            current = self._decode_one(row, _session_from_row, "session", org_id)
+            if current is None:
                 return None
-            updated = change(_session_from_row(row))
+            updated = change(current)
             new = _session_row(updated)
             conn.execute(
                 "UPDATE sessions SET status = ?, metadata = ?, updated_at = ?, closed_at = ? "
