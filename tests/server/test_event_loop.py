@@ -154,3 +154,18 @@ async def test_long_lists_encode_exactly_like_short_ones() -> None:
     )
     short = MemoryList.model_construct(memories=memories[:3], count=3, has_more=True)
     assert (await list_response(short)).body == model_response(short).body
+
+
+async def test_huge_tag_lists_are_refused_before_any_per_tag_work(http: httpx.AsyncClient) -> None:
+    """100,000 unique tags (1.1 MB, under the body limit) on a write and on a search: refused by
+    their count, as sent, before they are de-duplicated or matched (this used to be a quadratic
+    de-duplication on the loop: ~45 s during which /health timed out)."""
+    tags = [f"t{i}" for i in range(100_000)]
+    write = http.post(f"{API}/memories", json={"agent_id": "a", "content": "x", "tags": tags})
+    search = http.post(f"{API}/search", json={"tags": tags})
+    delete = http.post(f"{API}/memories/delete", json={"tags": tags})
+    health, *answers = await asyncio.gather(http.get("/health"), write, search, delete)
+    assert health.status_code == 200
+    for answer in answers:
+        assert answer.status_code == 400, answer.text[:300]
+        assert "100000" in answer.json()["error"], answer.json()
