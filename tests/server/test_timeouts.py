@@ -23,7 +23,12 @@ import pytest
 
 from memtrace_server.testing import LiveServer, config_for, serve_in_thread
 
-TIMEOUTS = {"header_timeout": 0.5, "body_timeout": 0.5, "read_timeout": 1.5}
+TIMEOUTS = {
+    "header_timeout": 0.5,
+    "body_timeout": 0.5,
+    "read_timeout": 1.5,
+    "keepalive_timeout": 1.5,
+}
 PATIENCE = 20.0  # seconds a socket waits before the test gives up (only reached on failure)
 
 
@@ -131,6 +136,14 @@ def test_keep_alive_and_normal_requests_still_work(slow_live: LiveServer, admin_
             body = b'{"agent_id": "a", "content": "second"}'
 
 
+def test_idle_keep_alive_connection_is_closed(slow_live: LiveServer) -> None:
+    with _connect(slow_live) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        raw = _read_all(sock)  # answered, then closed once idle for keepalive_timeout
+    assert raw.startswith(b"HTTP/1.1 200"), raw
+    assert raw.count(b"HTTP/1.1") == 1
+
+
 def test_timeouts_are_configurable() -> None:
     from memtrace_server.config import load_config
 
@@ -139,8 +152,10 @@ def test_timeouts_are_configurable() -> None:
             "MEMTRACE_SERVER_HEADER_TIMEOUT": "3",
             "MEMTRACE_SERVER_BODY_TIMEOUT": "4.5",
             "MEMTRACE_SERVER_READ_TIMEOUT": "20",
+            "MEMTRACE_SERVER_KEEPALIVE_TIMEOUT": "5",
         }
     )
+    assert config.server.keepalive_timeout == 5
     assert config.server.header_timeout == 3
     assert config.server.body_timeout == 4.5
     assert config.server.read_timeout == 20

@@ -249,6 +249,7 @@ def create_app(
     app.config[BODY_TIMEOUT] = float(srv.body_timeout)
     app.config[READ_TIMEOUT] = float(srv.read_timeout)
     app.config.RESPONSE_TIMEOUT = float(srv.write_timeout)
+    app.config.KEEP_ALIVE_TIMEOUT = float(srv.keepalive_timeout)
     app.config.GRACEFUL_SHUTDOWN_TIMEOUT = float(srv.shutdown_timeout)
     app.config.ACCESS_LOG = False
     app.config.NOISY_EXCEPTIONS = False
