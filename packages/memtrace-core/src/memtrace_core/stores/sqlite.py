@@ -1138,9 +1138,14 @@ class SQLiteStore(SQLiteAuthMixin):
             return 0
         match = fts_any(terms)
         where, params = build_where(org_id, flt)
+        # CROSS JOIN keeps the full-text index as the outer loop. Left to itself SQLite walked
+        # the org's rows and re-evaluated the MATCH for each one: 45 s for a 2,000-character
+        # query (285 terms) on 2,000 memories, 0.03 s this way. The count stops at ``cap``
+        # matches of the org, so it costs no more than the exact BM25 path it chooses between,
+        # which reads every match anyway.
         sql = (
             "SELECT COUNT(*) FROM (SELECT m.rowid FROM memories_fts "
-            "JOIN memories m ON m.rowid = memories_fts.rowid "
+            "CROSS JOIN memories m ON m.rowid = memories_fts.rowid "
             f"WHERE memories_fts MATCH ? AND {where} LIMIT ?)"
         )
         args = [match, *params, cap]
