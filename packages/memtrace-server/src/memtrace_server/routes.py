@@ -413,6 +413,11 @@ def go_duration(seconds: float) -> str:
 
 
 async def health(request: Request, mt: AsyncMemtrace | None, state: State) -> HTTPResponse:
+    """Liveness, in the original's shape. ``arc`` is the original's map of each org's Arc
+    reachability, filled from the store's health report (empty unless the store is Arc)."""
+    arc: dict[str, str] = {}
+    if state.engine is not None:
+        arc = (await state.engine.health()).arc
     return json_response(
         {
             "status": "ok",
@@ -420,30 +425,22 @@ async def health(request: Request, mt: AsyncMemtrace | None, state: State) -> HT
             "version": __version__,
             "core_version": core_version,
             "uptime": go_duration(time.monotonic() - state.started),
-            "arc": {},
+            "arc": arc,
         }
     )
 
 
 async def ready(request: Request, mt: AsyncMemtrace | None, state: State) -> HTTPResponse:
+    """Readiness: the store's own health report (a trivial query, timed)."""
     engine = state.engine
     if engine is None:
         return json_response({"status": "not ready", "reason": "starting"}, 503)
-    started = time.perf_counter()
-    try:
-        ping = getattr(engine.store, "ping", None)
-        if ping is not None:
-            await ping()
-        else:
-            await engine.store.get_agent("org_ready_probe", "ready_probe")
-    except Exception:  # details go to the log, not to this unauthenticated endpoint
-        log.exception("readiness probe: store unreachable")
+    report = await engine.health()
+    if not report.ok:  # details go to the log, not to this unauthenticated endpoint
+        log.error("readiness probe: store unreachable: %s", report.detail)
         return json_response({"status": "not ready", "reason": "store_unreachable"}, 503)
     return json_response(
-        {
-            "status": "ready",
-            "store": {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 3)},
-        }
+        {"status": "ready", "store": {"ok": True, "latency_ms": round(report.latency_ms, 3)}}
     )
 
 
