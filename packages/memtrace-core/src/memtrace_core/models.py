@@ -80,6 +80,33 @@ EventTime = Annotated[datetime | None, BeforeValidator(_event_time)]
 Number = Annotated[float | None, BeforeValidator(_not_bool)]
 
 
+def _doc(**schema: Any) -> Any:
+    """A field's JSON-schema constraints, for the OpenAPI document only: the engine enforces
+    them itself, with the original's error messages (pydantic would word them its own way).
+    The values are the defaults of ``[limits]``."""
+    return Field(default=None, json_schema_extra=schema)
+
+
+_ID: dict[str, Any] = {"pattern": ID_PATTERN.pattern, "maxLength": 128}
+_TYPE: dict[str, Any] = {"pattern": TYPE_PATTERN.pattern, "maxLength": 64}
+_TAGS: dict[str, Any] = {
+    "items": {"type": "string", "pattern": TAG_PATTERN.pattern},
+    "maxItems": 32,
+}
+#: ``since`` / ``until``: a duration (``30m``), ``now`` or an RFC 3339 timestamp.
+_TIME: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "pattern": r"^[1-9][0-9]{0,5}[smhdw]$"},
+        {"type": "string", "enum": ["now"]},
+        {"type": "string", "format": "date-time"},
+        {"type": "null"},
+    ]
+}
+_MEMORY_TYPE_ITEMS: dict[str, Any] = {
+    "items": {"enum": ["episodic", "session", "decision", "entity"]}
+}
+
+
 class _Model(BaseModel):
     """What memtrace returns: unknown fields are ignored, so that a client keeps reading the
     answers of a newer server."""
@@ -143,17 +170,23 @@ class MemoryCreate(_Request):
     """A memory to write (the SDK's ``AddMemoryRequest``). Only ``agent_id`` and ``content`` are
     required. ``time`` defaults to now; ``dedup_key`` defaults to the original's content hash."""
 
-    agent_id: str
-    content: str
+    agent_id: str = Field(json_schema_extra=_ID)
+    content: str = Field(
+        # 16,384 characters always fit 64 KiB of UTF-8; the engine counts the bytes
+        json_schema_extra={"minLength": 1, "maxLength": 16384, "pattern": r"^[^\x00]*\S[^\x00]*$"},
+        description="at most 64 KiB as UTF-8; not only whitespace; no NUL",
+    )
     memory_type: MemoryType = "episodic"
-    event_type: str = "general"
-    session_id: str | None = None
-    metadata: dict[str, Any] | None = None
-    tags: list[str] | None = None
+    event_type: str = Field(default="general", json_schema_extra=_TYPE)
+    session_id: str | None = _doc(**_ID)
+    metadata: dict[str, Any] | None = _doc(description="a JSON object, ≤ 16 KiB, ≤ 32 levels")
+    tags: list[str] | None = _doc(**_TAGS)
     importance: Number = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)
-    dedup_key: str | None = None
-    parent_id: str | None = None
-    time: EventTime = None
+    dedup_key: str | None = _doc(pattern=r"^[ -~]{0,256}$")
+    parent_id: str | None = _doc(pattern=r"^[ -~]{0,128}$")
+    time: EventTime = _doc(
+        description="RFC 3339 (naive = UTC) or a duration ago (30m); at most 5 minutes ahead"
+    )
 
     @field_validator("memory_type", "event_type", mode="before")
     @classmethod
@@ -207,32 +240,32 @@ class SearchQuery(_Request):
     """Structured and keyword search (the SDK's ``SearchQuery`` plus ``query``, ``until``,
     ``offset``). ``query`` ranks by keyword relevance; without it results are ordered by time."""
 
-    agent_id: str | None = None
-    session_id: str | None = None
-    memory_types: CsvList = None
-    event_types: CsvList = None
-    tags: CsvList = None
-    content_contains: str | None = None
-    query: str | None = None
-    since: str | datetime | None = None
-    until: str | datetime | None = None
-    min_importance: Number = None
-    limit: int | None = None
-    offset: int | None = None
-    order: str | None = None
+    agent_id: str | None = _doc(**_ID)
+    session_id: str | None = _doc(**_ID)
+    memory_types: CsvList = _doc(**_MEMORY_TYPE_ITEMS, maxItems=64)
+    event_types: CsvList = _doc(items=_TYPE, maxItems=64)
+    tags: CsvList = _doc(**_TAGS)
+    content_contains: str | None = _doc(maxLength=2000)
+    query: str | None = _doc(maxLength=2000)
+    since: str | datetime | None = _doc(**_TIME)
+    until: str | datetime | None = _doc(**_TIME)
+    min_importance: Number = _doc(minimum=0, maximum=1)
+    limit: int | None = _doc(minimum=1, description="default 50; capped at 1000, not refused")
+    offset: int | None = _doc(minimum=0, description="with `query`: offset + limit ≤ 1000")
+    order: str | None = _doc(enum=["asc", "desc"])
 
 
 class DeleteFilter(_Request):
     """Which memories :meth:`AsyncMemtrace.delete_memories` removes. At least one criterion is
     required; ``all_memories=True`` purges every memory of the org."""
 
-    agent_id: str | None = None
-    session_id: str | None = None
-    tags: CsvList = None
-    memory_types: CsvList = None
-    event_types: CsvList = None
-    since: str | datetime | None = None
-    until: str | datetime | None = None
+    agent_id: str | None = _doc(**_ID)
+    session_id: str | None = _doc(**_ID)
+    tags: CsvList = _doc(**_TAGS)
+    memory_types: CsvList = _doc(**_MEMORY_TYPE_ITEMS, maxItems=64)
+    event_types: CsvList = _doc(items=_TYPE, maxItems=64)
+    since: str | datetime | None = _doc(**_TIME)
+    until: str | datetime | None = _doc(**_TIME)
     all_memories: bool = False
 
 
@@ -277,9 +310,9 @@ class Agent(_Model):
 
 
 class RegisterAgentRequest(_Request):
-    name: str
-    description: str | None = None
-    config: dict[str, Any] | None = None
+    name: str = Field(json_schema_extra={"pattern": r"^[!-~]([ -~]{0,126}[!-~])?$"})
+    description: str | None = _doc(pattern=r"^[^\x00]{0,4096}$")
+    config: dict[str, Any] | None = _doc(description="a JSON object, ≤ 16 KiB, ≤ 32 levels")
 
 
 class AgentList(_Model):
@@ -314,7 +347,7 @@ class Session(_Model):
 
 
 class CreateSessionRequest(_Request):
-    agent_id: str
+    agent_id: str = Field(json_schema_extra=_ID)
     metadata: dict[str, Any] | None = None
 
 
@@ -323,7 +356,7 @@ class UpdateSessionRequest(_Request):
     (JSON merge patch, RFC 7386: a key set to null is removed); ``replace_metadata=True``
     replaces it instead."""
 
-    status: str | None = None
+    status: str | None = _doc(enum=["active", "closed"])
     metadata: dict[str, Any] | None = None
     replace_metadata: bool = False
 
@@ -341,11 +374,11 @@ class ContextOptions(_Request):
     as ⌈characters / 4⌉, newest memories kept first); ``format`` names a registered context
     format (``markdown`` by default, ``xml`` and ``jsonl`` built in)."""
 
-    max_tokens: int | None = None
-    include_types: CsvList = None
-    since: str | datetime | None = None
-    format: str | None = None
-    limit: int | None = None
+    max_tokens: int | None = _doc(minimum=1)
+    include_types: CsvList = _doc(**_MEMORY_TYPE_ITEMS, maxItems=64)
+    since: str | datetime | None = _doc(**_TIME)
+    format: str | None = _doc(description="a registered context format: markdown, xml, jsonl, …")
+    limit: int | None = _doc(minimum=1, description="capped at 1000")
 
 
 class SessionContext(_Model):

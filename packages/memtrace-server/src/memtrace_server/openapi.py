@@ -11,6 +11,8 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from memtrace_core.models import ID_PATTERN
+
 from . import __version__
 from .operations import ERROR_SCHEMA, OPERATIONS, CreateMemoryBody, Operation
 
@@ -30,6 +32,32 @@ _STATUS_TEXT = {
 }
 
 _REF = "#/components/schemas/{model}"
+
+#: Path parameters, as the engine checks them: a memory id is ``mem_`` + a ULID (upper-case
+#: Crockford base 32, as generated); an agent or session path names an id of the id pattern,
+#: or — for the operations that find one by id *or name* (``by_reference``) — printable text
+#: of 1..256 characters (the document says printable ASCII; the engine accepts any printable).
+_ID_SCHEMA: dict[str, Any] = {"type": "string", "pattern": ID_PATTERN.pattern}
+_REFERENCE_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "pattern": r"^[!-~]([ -~]{0,254}[!-~])?$",
+}
+_PATH_SCHEMAS: dict[str, dict[str, Any]] = {
+    "memory_id": {"type": "string", "pattern": r"^mem_[0-9A-HJKMNP-TV-Z]{26}$"},
+    "agent_id": _ID_SCHEMA,
+    "session_id": _ID_SCHEMA,
+    "key_id": {"type": "string", "pattern": r"^[!-~]{1,128}$"},
+    "org_id": {"type": "string", "pattern": r"^[!-~]{1,128}$"},
+}
+#: ``since`` / ``until``: a relative duration (``30m``, ``24h``, ``7d``, ``2w``), ``now``
+#: (``until``: no bound), or an RFC 3339 timestamp.
+_TIME_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "pattern": r"^[1-9][0-9]{0,5}[smhdw]$"},
+        {"type": "string", "enum": ["now"]},
+        {"type": "string", "format": "date-time"},
+    ]
+}
 
 
 def _model_list() -> list[tuple[type[BaseModel], Literal["validation", "serialization"]]]:
@@ -64,18 +92,25 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = []
     for segment in op.path.split("/"):
         if segment.startswith("{"):
+            name = segment[1:-1]
             params.append(
                 {
-                    "name": segment[1:-1],
+                    "name": name,
                     "in": "path",
                     "required": True,
-                    "schema": {"type": "string", "minLength": 1},
+                    "schema": _REFERENCE_SCHEMA
+                    if name in op.by_reference
+                    else _PATH_SCHEMAS.get(name, {"type": "string", "minLength": 1}),
                 }
             )
     for p in op.query:
-        schema: dict[str, Any] = {"type": p.type}
+        schema: dict[str, Any] = dict(_TIME_SCHEMA) if p.time else {"type": p.type}
         if p.enum:
             schema["enum"] = list(p.enum)
+        if p.pattern:
+            schema["pattern"] = p.pattern
+        if p.minimum is not None:
+            schema["minimum"] = p.minimum
         entry: dict[str, Any] = {"name": p.name, "in": "query", "required": False, "schema": schema}
         if p.description:
             entry["description"] = p.description
@@ -114,6 +149,11 @@ def openapi() -> dict[str, Any]:
         if schema is not None and op.status != 204:
             ok["content"] = {op.response_content_type: {"schema": schema}}
         ok["headers"] = {"X-Request-ID": {"schema": {"type": "string"}}}
+        if op.links:
+            ok["links"] = {
+                name: {"operationId": target, "parameters": dict(parameters)}
+                for name, target, parameters in op.links
+            }
         responses[str(op.status)] = ok
         codes = set(op.errors)
         if not op.public:

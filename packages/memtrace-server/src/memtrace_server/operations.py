@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from memtrace_core import (
     AgentContext,
@@ -35,7 +35,7 @@ from memtrace_core import (
     SessionList,
     UpdateSessionRequest,
 )
-from memtrace_core.models import Agent
+from memtrace_core.models import ID_PATTERN, TYPE_PATTERN, Agent
 
 from .http import NDJSON
 from .routes import (
@@ -84,10 +84,17 @@ from .routes import (
 
 @dataclass(frozen=True)
 class Param:
+    """A query parameter, with the constraints the engine enforces (for the document: generated
+    clients and fuzzers then send what the server accepts)."""
+
     name: str
     type: str = "string"  # OpenAPI scalar type
     description: str = ""
     enum: tuple[str, ...] | None = None
+    pattern: str | None = None
+    minimum: int | None = None
+    #: a time bound (``since`` / ``until``): a duration or an RFC 3339 timestamp
+    time: bool = False
 
 
 @dataclass(frozen=True)
@@ -111,6 +118,11 @@ class Operation:
     response_content_type: str = "application/json"
     description: str = ""
     errors: tuple[int, ...] = field(default=(400,))
+    #: OpenAPI links from the success response to operations that take its ids:
+    #: (link name, operationId, {parameter: runtime expression}).
+    links: tuple[tuple[str, str, dict[str, str]], ...] = ()
+    #: Path parameters found by id *or name* (printable text) rather than by an id pattern.
+    by_reference: tuple[str, ...] = ()
 
     @property
     def public(self) -> bool:
@@ -158,13 +170,13 @@ class CreateMemoryBody(BaseModel):
 
 
 class CreateOrgBody(BaseModel):
-    name: str
+    name: str = Field(json_schema_extra={"pattern": r"^[!-~]([ -~]{0,126}[!-~])?$"})
 
 
 class CreateKeyBody(BaseModel):
     org_id: str | None = None
     """Default: the caller's org (an org admin can only name its own)."""
-    name: str
+    name: str = Field(json_schema_extra={"pattern": r"^[!-~]([ -~]{0,126}[!-~])?$"})
     permissions: list[str] | str | None = None
     expires_at: str | None = None
 
@@ -177,26 +189,42 @@ class CreateKeyBody(BaseModel):
 # The table
 
 
+def _links(
+    param: str, expression: str, *targets: str
+) -> tuple[tuple[str, str, dict[str, str]], ...]:
+    """Links from a create to the operations that take the created id as ``param``."""
+    return tuple((target, target, {param: expression}) for target in targets)
+
+
+_ID_RE = ID_PATTERN.pattern
+_TYPE_RE = TYPE_PATTERN.pattern
+_TAGS_RE = r"^[a-zA-Z0-9_.\-]{1,64}(,[a-zA-Z0-9_.\-]{1,64})*$"
+_MEMORY_TYPES_RE = r"^(episodic|session|decision|entity)(,(episodic|session|decision|entity))*$"
+_TYPES_RE = r"^[a-zA-Z][a-zA-Z0-9_]{0,63}(,[a-zA-Z][a-zA-Z0-9_]{0,63})*$"
 _LIST_PARAMS = (
-    Param("agent_id", description="agent id or name (a registered agent matches both)"),
-    Param("session_id"),
+    Param(
+        "agent_id",
+        description="agent id or name (a registered agent matches both)",
+        pattern=_ID_RE,
+    ),
+    Param("session_id", pattern=_ID_RE),
     Param("memory_type", enum=("episodic", "session", "decision", "entity")),
-    Param("event_type"),
-    Param("tags", description="comma-separated; every tag must match exactly"),
-    Param("since", description="relative (30m, 24h, 7d, 2w) or ISO 8601; inclusive"),
-    Param("until", description="relative or ISO 8601; exclusive; `now` = no bound"),
-    Param("limit", "integer", "page size, default 100, capped at 1000"),
-    Param("offset", "integer", "rows to skip, default 0"),
+    Param("event_type", pattern=_TYPE_RE),
+    Param("tags", description="comma-separated; every tag must match exactly", pattern=_TAGS_RE),
+    Param("since", description="relative (30m, 24h, 7d, 2w) or ISO 8601; inclusive", time=True),
+    Param("until", description="relative or ISO 8601; exclusive; `now` = no bound", time=True),
+    Param("limit", "integer", "page size, default 100, capped at 1000 (not refused)", minimum=1),
+    Param("offset", "integer", "rows to skip, default 0", minimum=0),
     Param("order", enum=("asc", "desc"), description="by time; default desc"),
 )
 _FILTER_PARAMS = (
-    Param("agent_id"),
-    Param("session_id"),
-    Param("memory_types", description="comma-separated"),
-    Param("event_types", description="comma-separated"),
-    Param("tags", description="comma-separated; every tag must match exactly"),
-    Param("since"),
-    Param("until"),
+    Param("agent_id", pattern=_ID_RE),
+    Param("session_id", pattern=_ID_RE),
+    Param("memory_types", description="comma-separated", pattern=_MEMORY_TYPES_RE),
+    Param("event_types", description="comma-separated", pattern=_TYPES_RE),
+    Param("tags", description="comma-separated; every tag must match exactly", pattern=_TAGS_RE),
+    Param("since", time=True),
+    Param("until", time=True),
 )
 _DELETE_PARAMS = (Param("delete_memories", "boolean", "also delete the memories"),)
 
@@ -236,6 +264,10 @@ OPERATIONS: tuple[Operation, ...] = (
         "written in one transaction; duplicates are skipped and reported in `duplicates` / "
         "`duplicate_of`. Otherwise the body is one memory; a duplicate is a 409 naming "
         "`existing_id`.",
+        links=(
+            ("getMemory", "getMemory", {"memory_id": "$response.body#/id"}),
+            ("deleteMemory", "deleteMemory", {"memory_id": "$response.body#/id"}),
+        ),
     ),
     Operation(
         "GET",
@@ -308,6 +340,15 @@ OPERATIONS: tuple[Operation, ...] = (
         body=RegisterAgentRequest,
         response=Agent,
         errors=(400, 409, 413),
+        links=_links(
+            "agent_id",
+            "$response.body#/id",
+            "getAgent",
+            "getAgentStats",
+            "getAgentMemories",
+            "getAgentContext",
+            "deleteAgent",
+        ),
     ),
     Operation(
         "GET",
@@ -329,6 +370,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "agents",
         response=Agent,
         errors=(400, 404),
+        by_reference=("agent_id",),
     ),
     Operation(
         "DELETE",
@@ -341,6 +383,7 @@ OPERATIONS: tuple[Operation, ...] = (
         status=204,
         query=_DELETE_PARAMS,
         errors=(400, 404),
+        by_reference=("agent_id",),
     ),
     Operation(
         "GET",
@@ -374,7 +417,10 @@ OPERATIONS: tuple[Operation, ...] = (
         body=ContextOptions,
         body_required=False,
         response=AgentContext,
-        errors=(400, 413),
+        errors=(400, 404, 413),
+        description="404 when the agent is neither registered nor has any memory; 400 when "
+        "`max_tokens` is too small for even the newest memory (the message says what it "
+        "needs).",
     ),
     # sessions
     Operation(
@@ -389,6 +435,16 @@ OPERATIONS: tuple[Operation, ...] = (
         body=CreateSessionRequest,
         response=Session,
         errors=(400, 413),
+        links=_links(
+            "session_id",
+            "$response.body#/id",
+            "getSession",
+            "updateSession",
+            "patchSession",
+            "deleteSession",
+            "getSessionMemories",
+            "getSessionContext",
+        ),
     ),
     Operation(
         "GET",
@@ -399,10 +455,10 @@ OPERATIONS: tuple[Operation, ...] = (
         "List sessions",
         "sessions",
         query=(
-            Param("agent_id", description="agent id or name"),
+            Param("agent_id", description="agent id or name", pattern=_ID_RE),
             Param("status", enum=("active", "closed")),
-            Param("limit", "integer"),
-            Param("offset", "integer"),
+            Param("limit", "integer", "default 100, capped at 1000 (not refused)", minimum=1),
+            Param("offset", "integer", minimum=0),
         ),
         response=SessionList,
     ),
@@ -416,6 +472,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "sessions",
         response=Session,
         errors=(400, 404),
+        by_reference=("session_id",),
     ),
     Operation(
         "PUT",
@@ -429,6 +486,7 @@ OPERATIONS: tuple[Operation, ...] = (
         body_required=False,
         response=Session,
         errors=(400, 404, 413),
+        by_reference=("session_id",),
     ),
     Operation(
         "PATCH",
@@ -442,6 +500,7 @@ OPERATIONS: tuple[Operation, ...] = (
         body_required=False,
         response=Session,
         errors=(400, 404, 413),
+        by_reference=("session_id",),
     ),
     Operation(
         "DELETE",
@@ -454,6 +513,7 @@ OPERATIONS: tuple[Operation, ...] = (
         status=204,
         query=_DELETE_PARAMS,
         errors=(400, 404),
+        by_reference=("session_id",),
     ),
     Operation(
         "GET",
@@ -565,6 +625,7 @@ OPERATIONS: tuple[Operation, ...] = (
         body=CreateOrgBody,
         response={"type": "object"},
         errors=(400, 409, 413),
+        links=_links("org_id", "$response.body#/id", "deleteOrg"),
     ),
     Operation(
         "DELETE",
@@ -601,6 +662,7 @@ OPERATIONS: tuple[Operation, ...] = (
         body=CreateKeyBody,
         response=_KEY_SECRET_SCHEMA,
         errors=(400, 404, 409, 413),
+        links=_links("key_id", "$response.body#/key/id", "revokeKey", "rotateKey"),
     ),
     Operation(
         "DELETE",
