@@ -34,7 +34,7 @@ import math
 import re
 import secrets
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -232,7 +232,11 @@ class Authenticator:
         *,
         cache_seconds: float = 300,
         revocation_poll_seconds: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        """``clock`` (seconds, monotonic) measures the cache and poll periods and ``sleep``
+        paces the background poller: tests pass their own to step through time."""
         if cache_seconds < 0:
             raise ValueError("cache_seconds must be >= 0")
         if revocation_poll_seconds <= 0:
@@ -240,6 +244,8 @@ class Authenticator:
         self.store = auth_store
         self.cache_seconds = float(cache_seconds)
         self.revocation_poll_seconds = float(revocation_poll_seconds)
+        self._clock = clock
+        self._sleep = sleep
         self._cache: dict[str, _Entry] = {}
         self._revision: int | None = None
         self._checked_at = -math.inf
@@ -248,7 +254,13 @@ class Authenticator:
         self._touched: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
         #: Counters (for tests and metrics).
-        self.stats = {"hits": 0, "misses": 0, "bcrypt": 0, "revision_changes": 0}
+        self.stats = {
+            "hits": 0,
+            "misses": 0,
+            "bcrypt": 0,
+            "revision_reads": 0,
+            "revision_changes": 0,
+        }
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -273,7 +285,7 @@ class Authenticator:
         # Poll at half the period so that requests rarely find the revision stale.
         interval = self.revocation_poll_seconds / 2
         while True:
-            await asyncio.sleep(interval)
+            await self._sleep(interval)
             try:
                 await self._refresh_revision()
             except asyncio.CancelledError:
@@ -294,22 +306,23 @@ class Authenticator:
             if (
                 not force
                 and self._revision is not None
-                and time.monotonic() - self._checked_at < self.revocation_poll_seconds
+                and self._clock() - self._checked_at < self.revocation_poll_seconds
             ):
                 return self._revision  # another request refreshed it while we waited
             revision = await self.store.auth_revision()
+            self.stats["revision_reads"] += 1
             if revision != self._revision:
                 if self._revision is not None:
                     self.stats["revision_changes"] += 1
                 self._revision = revision
                 self._cache.clear()
-            self._checked_at = time.monotonic()
+            self._checked_at = self._clock()
             return revision
 
     async def _current_revision(self) -> int:
         if (
             self._revision is None
-            or time.monotonic() - self._checked_at >= self.revocation_poll_seconds
+            or self._clock() - self._checked_at >= self.revocation_poll_seconds
         ):
             return await self._refresh_revision(force=False)
         return self._revision
@@ -326,7 +339,7 @@ class Authenticator:
             raise AuthenticationError("invalid API key")
         digest = key_digest(api_key)
         revision = await self._current_revision()
-        now_mono = time.monotonic()
+        now_mono = self._clock()
         entry = self._cache.get(digest)
         if entry is not None and (
             entry.revision != revision or now_mono - entry.cached_at >= self.cache_seconds
@@ -382,7 +395,7 @@ class Authenticator:
                     ),
                     expires_at=record.expires_at,
                     revision=revision,
-                    cached_at=time.monotonic(),
+                    cached_at=self._clock(),
                 )
                 if self.cache_seconds > 0 and revision == self._revision:
                     self._store_entry(key_digest(api_key), entry)
@@ -391,7 +404,7 @@ class Authenticator:
 
     def _store_entry(self, digest: str, entry: _Entry) -> None:
         if len(self._cache) >= MAX_CACHE_ENTRIES:
-            now_mono = time.monotonic()
+            now_mono = self._clock()
             for key in [
                 k for k, e in self._cache.items() if now_mono - e.cached_at >= self.cache_seconds
             ]:
@@ -404,7 +417,7 @@ class Authenticator:
         key_id = principal.key_id
         if key_id is None:
             return
-        now_mono = time.monotonic()
+        now_mono = self._clock()
         last = self._touched.get(key_id)
         if last is not None and now_mono - last < TOUCH_INTERVAL_SECONDS:
             return
