@@ -36,7 +36,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -48,7 +48,7 @@ from memtrace_core.engine import DEFAULT_ORG
 from memtrace_core.errors import ConflictError, NotFoundError, StoreError, ValidationError
 from memtrace_core.ids import random_id
 from memtrace_core.stores.auth import ApiKeyRecord, AuthStore, OrgRecord
-from memtrace_core.timeutil import from_us, now_us, parse_timestamp, to_us
+from memtrace_core.timeutil import from_us, now_us, parse_relative, parse_timestamp, to_us
 
 log = logging.getLogger("memtrace.auth")
 
@@ -490,26 +490,50 @@ def _check_key_id(key_id: Any) -> str:
     return key_id
 
 
-def _expiry_us(expires_at: datetime | str | None) -> int | None:
-    """The expiry of a new key (µs): a datetime (UTC when naive) or an RFC 3339 string, in the
-    future."""
-    if expires_at is None:
-        return None
-    if not isinstance(expires_at, datetime):
+EXPIRY_FORMS = (
+    "a duration from now such as 30d, 12h, 2w, 90m or 3600s, or an RFC 3339 / ISO 8601 "
+    "timestamp such as 2027-01-31T00:00:00Z (UTC when it has no offset)"
+)
+
+
+def parse_expiry(value: datetime | str, *, now: datetime | None = None) -> datetime:
+    """The expiry of a new API key, as the HTTP ``expires_at`` and the CLI's ``--expires``
+    both accept it: a datetime (UTC when naive), a duration from ``now`` (``30d``, ``12h``,
+    ``2w``, ``90m``, ``3600s``) or an RFC 3339 / ISO 8601 timestamp (UTC when it has no
+    offset; a bare date is its midnight). It must lie in the future. Raises ValidationError
+    (field ``expires_at``)."""
+    current = now if now is not None else datetime.now(UTC)
+    if isinstance(value, datetime):
+        when = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    elif isinstance(value, str):
+        text = value.strip()
         try:
-            if not isinstance(expires_at, str):
-                raise ValueError(expires_at)
-            expires_at = from_us(parse_timestamp(expires_at))
-        except (ValueError, OverflowError):
+            relative = parse_relative(text)
+        except ValidationError as exc:
             raise ValidationError(
-                "invalid expires_at: expected an RFC 3339 timestamp", field="expires_at"
+                f"invalid expires_at: {exc.message}", field="expires_at"
             ) from None
-    if expires_at.tzinfo is None:
-        expires_at = expires_at.replace(tzinfo=UTC)
-    value = to_us(expires_at)
-    if value <= now_us():
+        if relative is not None:
+            when = current + timedelta(microseconds=relative)
+        else:
+            try:
+                when = from_us(parse_timestamp(text))
+            except (ValueError, OverflowError):
+                raise ValidationError(
+                    f"invalid expires_at {value!r}: expected {EXPIRY_FORMS}", field="expires_at"
+                ) from None
+    else:
+        raise ValidationError(
+            f"invalid expires_at: expected a string, {EXPIRY_FORMS}", field="expires_at"
+        )
+    if when <= current:
         raise ValidationError("expires_at must be in the future", field="expires_at")
-    return value
+    return when
+
+
+def _expiry_us(expires_at: datetime | str | None) -> int | None:
+    """The expiry of a new key (µs), see :func:`parse_expiry`; None: never expires."""
+    return None if expires_at is None else to_us(parse_expiry(expires_at))
 
 
 class AuthAdmin:
@@ -605,8 +629,8 @@ class AuthAdmin:
         expires_at: datetime | str | None = None,
     ) -> tuple[KeyInfo, str]:
         """Create a key; returns its info and the plaintext (shown once, never stored).
-        ``permissions`` default to read and write; ``expires_at`` is a datetime or an RFC 3339
-        string (never expires when None)."""
+        ``permissions`` default to read and write; ``expires_at`` is anything
+        :func:`parse_expiry` accepts (never expires when None)."""
         clean = _check_name(name, "API key")
         perms = normalize_permissions(DEFAULT_PERMISSIONS if permissions is None else permissions)
         expiry = _expiry_us(expires_at)

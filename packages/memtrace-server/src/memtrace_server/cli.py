@@ -30,17 +30,17 @@ import os
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import IO, Any, TypeVar
 
 from memtrace_core import AsyncMemtrace, MemtraceError
 from memtrace_core.engine import DEFAULT_ORG
 from memtrace_core.errors import ValidationError
 from memtrace_core.plugins import default_registry
-from memtrace_core.timeutil import parse_relative, parse_timestamp
 
 from . import __version__
 from .auth import PERMISSIONS, AuthAdmin, KeyInfo, OrgInfo, auth_store_of
+from .auth import parse_expiry as parse_key_expiry
 from .config import ConfigError, ServerConfig, export_to_env, load_config
 
 T = TypeVar("T")
@@ -129,27 +129,14 @@ def _json_out(data: Any) -> None:
 
 
 def parse_expiry(text: str, *, now: datetime | None = None) -> datetime:
-    """``--expires``: a duration from now (``30d``, ``12h``, ``2w``, ``90m``, ``3600s``) or an
-    ISO 8601 timestamp (UTC when it has no offset). Must be in the future."""
-    current = now or datetime.now(UTC)
-    value = text.strip()
+    """``--expires``: the forms the HTTP ``expires_at`` accepts (one parser,
+    :func:`memtrace_server.auth.parse_expiry`): a duration from now (``30d``, ``12h``, ``2w``,
+    ``90m``, ``3600s``) or an RFC 3339 / ISO 8601 timestamp (UTC when it has no offset), in the
+    future."""
     try:
-        relative = parse_relative(value)
+        return parse_key_expiry(text, now=now)
     except ValidationError as exc:
-        raise CliError(f"invalid --expires {text!r}: {exc.message}") from None
-    if relative is not None:
-        return current + timedelta(microseconds=relative)
-    try:
-        us = parse_timestamp(value)
-    except (ValueError, OverflowError):
-        raise CliError(
-            f"invalid --expires {text!r}: use a duration such as 30d, 12h, 2w "
-            "or an ISO 8601 timestamp such as 2027-01-31T00:00:00Z"
-        ) from None
-    when = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
-    if when <= current:
-        raise CliError(f"invalid --expires {text!r}: the time is in the past")
-    return when
+        raise CliError(exc.message.replace("expires_at", "--expires")) from None
 
 
 def _key_lines(info: KeyInfo) -> list[str]:
@@ -754,7 +741,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--permissions", default="read,write", help="comma-separated: read, write, admin"
     )
-    p.add_argument("--expires", help="expiry: a duration (30d, 12h, 2w) or an ISO timestamp")
+    p.add_argument(
+        "--expires", help="expiry: a duration (30d, 12h, 2w, 90m, 3600s) or an RFC 3339 timestamp"
+    )
     p.add_argument("--json", action="store_true", help="print JSON (includes the key)")
     p.set_defaults(func=cmd_key_create)
     p = key_sub.add_parser("list", parents=[common], help="list API keys")
