@@ -24,7 +24,8 @@ import pytest
 from memtrace_core import AuthenticationError, PluginRegistry, connect
 from memtrace_server import config as config_module
 from memtrace_server.auth import KEY_RE, Authenticator, auth_store_of
-from memtrace_server.cli import main, parse_expiry
+from memtrace_server.cli import build_parser, main, parse_expiry
+from memtrace_server.testing import bootstrap_admin_key
 
 CLI = [sys.executable, "-m", "memtrace_server.cli"]
 
@@ -169,6 +170,24 @@ def _authenticate(store_url: str, key: str) -> Any:
             await engine.close()
 
     return asyncio.run(go())
+
+
+def test_key_create_defaults_the_org_like_export_and_import(
+    workdir: Path, store_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    asyncio.run(bootstrap_admin_key(store_url, bcrypt_cost=4))  # org_default, as `serve` does
+    parser = build_parser()
+    for argv in (["key", "create", "--name", "x"], ["export"], ["import", "-"]):
+        assert parser.parse_args(argv).org == "org_default", argv
+    created = cli_json(capsys, "key", "create", "--name", "bot", "--store", store_url)
+    assert created["org_id"] == "org_default"
+    assert _authenticate(store_url, created["key"]).org_id == "org_default"
+    # an explicit --org still wins
+    other = cli_json(capsys, "org", "create", "Acme", "--store", store_url)["id"]
+    created = cli_json(
+        capsys, "key", "create", "--org", other, "--name", "bot", "--store", store_url
+    )
+    assert created["org_id"] == other
 
 
 def test_key_lifecycle(workdir: Path, store_url: str, capsys: pytest.CaptureFixture[str]) -> None:

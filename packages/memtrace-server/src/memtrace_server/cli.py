@@ -4,7 +4,7 @@
 
     memtrace serve [--host H] [--port P] [--workers N] [--store URL] [--config PATH]
     memtrace org create NAME | list | delete ORG_ID [--yes]
-    memtrace key create --org ORG --name NAME [--permissions read,write] [--expires 30d|ISO]
+    memtrace key create --name NAME [--org ORG] [--permissions read,write] [--expires 30d|ISO]
     memtrace key list [--org ORG] | revoke KEY_ID | rotate KEY_ID | disable KEY_ID | enable KEY_ID
     memtrace export [--org ORG] [--agent A] [--session S] [-o FILE|-]
     memtrace import [--org ORG] [--no-trailer] FILE|-
@@ -185,7 +185,7 @@ def first_run_banner(api_key: str) -> str:
             f"    API Key: {api_key}",
             "",
             f"  organization: {DEFAULT_ORG} (Default)    permissions: {','.join(PERMISSIONS)}",
-            "  Create more keys with: memtrace key create --org org_default --name NAME",
+            "  Create more keys with: memtrace key create --name NAME",
             bar,
             "",
         ]
@@ -736,7 +736,7 @@ def build_parser() -> argparse.ArgumentParser:
     key = sub.add_parser("key", help="manage API keys")
     key_sub = key.add_subparsers(dest="action", metavar="ACTION")
     p = key_sub.add_parser("create", parents=[common], help="create an API key")
-    p.add_argument("--org", required=True, help="organization id")
+    p.add_argument("--org", default=DEFAULT_ORG, help=f"organization (default {DEFAULT_ORG})")
     p.add_argument("--name", required=True, help="key name (unique in the organization)")
     p.add_argument(
         "--permissions", default="read,write", help="comma-separated: read, write, admin"
