@@ -692,14 +692,21 @@ def test_serve_with_two_workers_and_cross_process_revocation(
         assert mt.list_memories(agent_id="a").count == 20
 
 
-def test_serve_reports_a_busy_port(workdir: Path, store_url: str) -> None:
+def test_serve_reports_a_busy_port(workdir: Path, tmp_path: Path) -> None:
+    """Only the error: no "starting on" line, no first-run key shown (and so lost) for a
+    server that never started, no store created; a non-zero exit."""
+    db = tmp_path / "busy.db"
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         port = sock.getsockname()[1]
-        proc = run("serve", "--port", str(port), "--store", store_url, cwd=workdir)
+        proc = run("serve", "--port", str(port), "--store", f"sqlite:///{db}", cwd=workdir)
     assert proc.returncode == 1
-    assert f"error: cannot listen on 127.0.0.1:{port}" in proc.stderr
+    assert proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]
+    assert not db.exists()
 
 
 def _start_partial_post(port: int, key: str, content: str) -> tuple[socket.socket, bytes]:

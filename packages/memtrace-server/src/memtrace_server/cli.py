@@ -192,6 +192,17 @@ def first_run_banner(api_key: str) -> str:
     )
 
 
+def _check_port(host: str, port: int) -> None:
+    """Bind (host, port) as the server will, and release it: a busy port is reported before
+    anything else is printed (or the store is touched)."""
+    from sanic.server.socket import bind_socket
+
+    try:
+        bind_socket(host, port).close()
+    except OSError as exc:
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 async def _prepare_store(config: ServerConfig) -> str | None:
     """Open the store once in the main process before any worker starts: creates and migrates
     it (so a bad store URL or path is reported cleanly instead of by a dying worker) and, with
@@ -303,6 +314,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         },
     )
     srv = config.server
+    _check_port(srv.host, srv.port)
     key = asyncio.run(_prepare_store(config))
     if key:
         _err(first_run_banner(key))
