@@ -634,6 +634,37 @@ def test_serve_first_run_key_health_and_sigterm(
     assert _port_closed(again.port)
 
 
+def _first_json_key(output: str) -> str:
+    keys = [w.strip('",') for w in output.split() if KEY_RE.match(w.strip('",'))]
+    assert len(keys) == 1, output
+    return keys[0]
+
+
+@pytest.mark.slow
+def test_serve_with_json_logs_prints_only_json_and_the_key_once(
+    workdir: Path, store_url: str, servers: list[ServerProcess]
+) -> None:
+    server = _start(servers, workdir, "--store", store_url, MEMTRACE_LOG_FORMAT="json")
+    key = _first_json_key(server.output)
+    resp = httpx.get(f"{server.url}/api/v1/agents", headers={"x-api-key": key})
+    assert resp.status_code == 200, resp.text  # the key shown is the admin key
+    assert server.stop() == 0
+    lines = [line for line in server.output.splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line is one JSON object
+    (banner,) = [r for r in records if "FIRST RUN" in r["message"]]
+    assert banner["api_key"] == key
+    assert (banner["level"], banner["logger"], banner["org_id"]) == (
+        "warning",
+        "memtrace.cli",
+        "org_default",
+    )
+    assert banner["permissions"] == ["read", "write", "admin"]
+    assert server.output.count(key) == 1  # shown exactly once
+    (starting,) = [r for r in records if "starting on" in r["message"]]
+    assert starting["url"] == server.url
+    assert records.index(banner) < records.index(starting)
+
+
 @pytest.mark.slow
 def test_serve_with_two_workers_and_cross_process_revocation(
     workdir: Path, store_url: str, servers: list[ServerProcess], capsys: pytest.CaptureFixture[str]

@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -42,6 +43,7 @@ from . import __version__
 from .auth import PERMISSIONS, AuthAdmin, KeyInfo, OrgInfo, auth_store_of
 from .auth import parse_expiry as parse_key_expiry
 from .config import ConfigError, ServerConfig, export_to_env, load_config
+from .logs import JsonFormatter
 
 T = TypeVar("T")
 
@@ -192,6 +194,34 @@ def first_run_banner(api_key: str) -> str:
     )
 
 
+def first_run_record(api_key: str) -> dict[str, Any]:
+    """The first-run notice as a log record's fields (printed as one JSON line with JSON
+    logs); the key appears once, in ``api_key``."""
+    return {
+        "message": "FIRST RUN: save your admin API key now. It is shown only once and cannot "
+        "be recovered (only its bcrypt hash is stored).",
+        "api_key": api_key,
+        "org_id": DEFAULT_ORG,
+        "permissions": list(PERMISSIONS),
+        "hint": "create more keys with: memtrace key create --name NAME",
+    }
+
+
+def _notice(config: ServerConfig, level: str, text: str, fields: dict[str, Any]) -> None:
+    """A start-up notice of ``serve`` on stderr: ``text`` with console logs, a JSON log line
+    (``fields``, with ``message``) with JSON logs, so that every line is machine-readable."""
+    if config.log.format != "json":
+        _err(text)
+        return
+    record = logging.LogRecord(
+        "memtrace.cli", logging.getLevelName(level.upper()), __file__, 0, "", None, None
+    )
+    extra = dict(fields)
+    record.msg = extra.pop("message")
+    record.__dict__.update(extra)
+    _err(JsonFormatter().format(record))
+
+
 def _check_port(host: str, port: int) -> None:
     """Bind (host, port) as the server will, and release it: a busy port is reported before
     anything else is printed (or the store is touched)."""
@@ -317,12 +347,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _check_port(srv.host, srv.port)
     key = asyncio.run(_prepare_store(config))
     if key:
-        _err(first_run_banner(key))
+        _notice(config, "warning", first_run_banner(key), first_run_record(key))
     if not config.auth.enabled and not _is_loopback(srv.host):
-        _err(
-            f"warning: auth.enabled is false and the server listens on {srv.host}: "
+        message = (
+            f"auth.enabled is false and the server listens on {srv.host}: "
             "anyone who can reach it can read and write every memory"
         )
+        _notice(config, "warning", f"warning: {message}", {"message": message})
 
     from sanic import Sanic
     from sanic.worker.loader import AppLoader
@@ -340,10 +371,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         single_process=False,
     )
     scheme_host = f"[{srv.host}]" if ":" in srv.host else srv.host
-    _err(
+    starting = (
         f"memtrace {__version__} starting on http://{scheme_host}:{srv.port} "
         f"(workers: {srv.workers}, store: {config.storage.url}, "
         f"auth: {'on' if config.auth.enabled else 'OFF'})"
+    )
+    _notice(
+        config,
+        "info",
+        starting,
+        {
+            "message": starting,
+            "url": f"http://{scheme_host}:{srv.port}",
+            "workers": srv.workers,
+            "auth": config.auth.enabled,
+        },
     )
     try:
         Sanic.serve(primary=app, app_loader=loader)
