@@ -18,8 +18,8 @@ scenario lives in its own agent scope and checks one rule of the scoring:
 Everything runs through ``search_memories`` — the engine's own pipeline
 (:func:`memtrace_core.ranking.search`), not a copy of it — on every store URL.
 
-The store fixture is parametrised by URL template (``STORE_URLS``): add a PostgreSQL URL
-there when that store exists. It is named ``ranked_store`` so that it does not shadow the
+The store fixture is parametrised by URL template (``store_urls.STORE_URLS``, which
+``MEMTRACE_CONFORMANCE_URLS`` overrides). It is named ``ranked_store`` so that it does not shadow the
 ``mt`` fixture of ``conftest.py``.
 """
 
@@ -34,9 +34,7 @@ from typing import Any
 import pytest
 
 from memtrace_core import AsyncMemtrace, PluginRegistry, aconnect, ranking
-
-STORE_URLS = ["sqlite:///{tmp}/ranking-order.db"]
-"""One URL template per store; ``{tmp}`` is the test's temporary directory."""
+from store_urls import STORE_URLS, scheme
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 """Fixture times are long past, so the recency prior (measured from the real now) is ~0."""
@@ -107,7 +105,7 @@ def _agent(scenario: str) -> str:
     return f"scn-{scenario}"
 
 
-@pytest.fixture(params=STORE_URLS, ids=lambda url: url.split(":", 1)[0])
+@pytest.fixture(params=STORE_URLS, ids=scheme)
 async def ranked_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
     engine = await aconnect(
         request.param.format(tmp=tmp_path), plugins=PluginRegistry(load_entry_points=False)

@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 from hypothesis import event, given
+from hypothesis import strategies as st
 
-from invariants import agent_inputs, memory_inputs, session_inputs, substring_needle
+from invariants import agent_inputs, event_time, memory_inputs, session_inputs, substring_needle
 from memtrace_core import AsyncMemtrace, DuplicateMemoryError, NotFoundError, ValidationError
+from memtrace_core.ids import memory_id
 from memtrace_core.models import Memory
 
 _orgs = itertools.count()
@@ -151,3 +153,30 @@ async def test_accepted_agents_and_sessions_are_readable_everywhere(
     await copy.purge_org()
     await mt.purge_org()
     assert (await mt.list_agents()).count == 0
+
+
+@given(
+    item=memory_inputs(),
+    when=st.one_of(event_time, st.none()),
+    recorded=st.one_of(event_time, st.none()),
+)
+async def test_accepted_imports_are_readable_everywhere(
+    engine: AsyncMemtrace, item: dict[str, Any], when: str | None, recorded: str | None
+) -> None:
+    """Imports keep the export's times, so they reach the whole calendar (a new write may
+    not be in the future): whatever an import accepts is readable everywhere too."""
+    mt = fresh_org(engine)
+    line: dict[str, Any] = {"kind": "memory", "id": memory_id(), **item}
+    line["time"] = when if when is not None else item.get("time", "2026-01-01T00:00:00Z")
+    if recorded is not None:
+        line["recorded_at"] = recorded
+    text = json.dumps(line, ensure_ascii=False)
+    try:
+        await mt.import_jsonl([text], require_trailer=False)
+    except ValidationError as err:
+        event(f"refused: {err.field}")
+        sendable(err)
+        assert (await mt.list_memories(since="0001-01-01T00:00:00Z")).count == 0
+        return
+    event("accepted")
+    await check_memory_everywhere(mt, await mt.get_memory(line["id"]))

@@ -120,3 +120,27 @@ async def test_a_duplicate_names_the_existing_memory(engine: AsyncMemtrace) -> N
         "existing_id": first.id,
         "dedup_key": first.dedup_key,
     }
+
+
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [
+        ({"kind": "memory", "id": "mem_01M8R8R3G0EQXMS6YTVKBW9F65", "agent_id": "a",
+          "content": "x", "time": "2026-01-01T00:00:00Z", "sesion_id": "s1"}, "sesion_id"),
+        ({"kind": "agent", "id": "agent_1", "name": "n", "created_at": "2026-01-01T00:00:00Z",
+          "descripton": "d"}, "descripton"),
+        ({"kind": "session", "id": "sess_1", "agent_id": "a", "status": "active",
+          "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+          "metdata": {}}, "metdata"),
+    ],
+)  # fmt: skip
+async def test_an_unknown_field_in_an_import_line_is_refused(
+    engine: AsyncMemtrace, line: dict[str, Any], field: str
+) -> None:
+    import json
+
+    with pytest.raises(ValidationError) as err:
+        await engine.import_jsonl([json.dumps(line)], require_trailer=False)
+    assert err.value.field == field
+    assert f"line 1: unknown field '{field}'" in err.value.message
+    assert (await engine.list_memories()).count == 0

@@ -39,8 +39,12 @@ async def test_org_admin_is_confined_to_its_org(live: LiveServer, http: httpx.As
         assert (await a.get("/api/v1/admin/keys", params={"org_id": org_b})).status_code == 403
         b_keys = (await http.get("/api/v1/admin/keys", params={"org_id": org_b})).json()["keys"]
         b_key_id = b_keys[0]["id"]
-        assert (await a.delete(f"/api/v1/admin/keys/{b_key_id}")).status_code == 403
-        assert (await a.post(f"/api/v1/admin/keys/{b_key_id}/rotate")).status_code == 403
+        # another org's key id answers exactly like an unknown one (no existence oracle)
+        for key_id in (b_key_id, "key_doesnotexist"):
+            revoked = await a.delete(f"/api/v1/admin/keys/{key_id}")
+            rotated = await a.post(f"/api/v1/admin/keys/{key_id}/rotate")
+            assert revoked.status_code == rotated.status_code == 404, (revoked.text, rotated.text)
+            assert revoked.json() == rotated.json() == {"error": f"API key '{key_id}' not found"}
     # B's admin key still works: nothing was revoked or rotated by A
     async with httpx.AsyncClient(base_url=live.url, headers={"x-api-key": key_b}) as b:
         assert (await b.get("/api/v1/admin/keys")).status_code == 200
@@ -61,3 +65,27 @@ async def test_bootstrap_org_cannot_be_deleted(live: LiveServer, http: httpx.Asy
     assert "cannot be deleted" in resp.json()["error"]
     # the service admin key still works
     assert (await http.get("/api/v1/admin/orgs")).status_code == 200
+
+
+async def test_key_ids_are_no_oracle_for_non_admin_keys(
+    live: LiveServer, http: httpx.AsyncClient
+) -> None:
+    """A key without ``admin`` gets the same 403 for an existing and an unknown key id."""
+    created = await http.post("/api/v1/admin/keys", json={"name": "rw"})
+    assert created.status_code == 201, created.text
+    keys = (await http.get("/api/v1/admin/keys")).json()["keys"]
+    existing = next(k["id"] for k in keys if k["name"] != "rw")
+    async with httpx.AsyncClient(
+        base_url=live.url, headers={"x-api-key": created.json()["api_key"]}
+    ) as rw:
+        answers = []
+        for key_id in (existing, "key_doesnotexist"):
+            for resp in (
+                await rw.delete(f"/api/v1/admin/keys/{key_id}"),
+                await rw.post(f"/api/v1/admin/keys/{key_id}/rotate"),
+            ):
+                assert resp.status_code == 403, resp.text
+                answers.append(resp.json())
+        assert all(answer == answers[0] for answer in answers)
+    # the admin key was neither revoked nor rotated
+    assert (await http.get("/api/v1/admin/keys")).status_code == 200

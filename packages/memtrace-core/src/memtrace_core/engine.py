@@ -8,13 +8,14 @@ assembly, stats, export/import. :class:`~memtrace_core.sync.Memtrace` is its blo
 
 from __future__ import annotations
 
+import asyncio
 import json
 import pickle
 import tempfile
 import time as _time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
@@ -56,7 +57,7 @@ from .models import (
 )
 from .plugins import PluginRegistry, default_registry
 from .shortcuts import Shortcuts
-from .stores.base import KeywordQuery, MemoryFilter, MemoryRecord, Store
+from .stores.base import KeywordQuery, MemoryFilter, MemoryRecord, Store, StoreHealth
 from .timeutil import from_us, now_us, parse_time_bound, to_us, window
 from .validation import (
     DEFAULT_LIMIT,
@@ -79,10 +80,22 @@ from .validation import (
     validate_memory,
 )
 
+R = TypeVar("R")
+
 DEFAULT_ORG = "org_default"
 #: The ``event_type`` that agent stats count as an error (the original's rule).
 ERROR_EVENT_TYPE = "error"
 _HOUR_US = 3600 * 1_000_000
+
+#: A ranked search (``query``) scores ``offset + limit + 1`` candidates: offset + limit may not
+#: exceed this (a 400 above it; filter-only searches and lists page without such a bound).
+MAX_RANKED_WINDOW = 1_000
+#: Above these sizes CPU-bound steps run in a worker thread instead of on the event loop: a
+#: batch's validation (items), a search's reranking (candidates x query terms), and the query
+#: analysis of long queries (terms).
+_OFF_LOOP_BATCH = 100
+_OFF_LOOP_RANKING = 20_000
+_OFF_LOOP_TERMS = 32
 
 
 @dataclass(frozen=True)
@@ -204,6 +217,11 @@ class AsyncMemtrace(Shortcuts):
             self._core.opened = False
             await self._core.store.close()
 
+    async def health(self) -> StoreHealth:
+        """The store's health report (see :class:`~memtrace_core.stores.base.StoreHealth`);
+        what the server's ``/ready`` and ``/health`` show."""
+        return await self.store.health()
+
     async def __aenter__(self) -> AsyncMemtrace:
         return await self.open()
 
@@ -297,7 +315,12 @@ class AsyncMemtrace(Shortcuts):
                 f"batch too large: {len(memories)} memories (max {self.config.limits.max_batch})",
                 field="memories",
             )
-        records = self._prepare(memories, batch=True)
+        if len(memories) > _OFF_LOOP_BATCH and not self.plugins.has_before_write:
+            # validating a big batch is pure Python (tens of ms): in a thread the event loop
+            # keeps serving other requests meanwhile (before_write plugins stay on the loop)
+            records = await asyncio.to_thread(self._prepare, memories, True)
+        else:
+            records = self._prepare(memories, batch=True)
         outcomes = await self.store.insert_memories(
             self.org_id, records, dedup_since=self._dedup_since()
         )
@@ -471,6 +494,15 @@ class AsyncMemtrace(Shortcuts):
             )
         limit = check_limit(q.limit, default=50)
         offset = check_offset(q.offset)
+        if offset + limit > MAX_RANKED_WINDOW:
+            # ranking fetches and scores offset + limit + 1 candidates: bound that work (and keep
+            # the SQL LIMIT far from int64) before any of it is done
+            raise ValidationError(
+                f"invalid offset: a ranked search (with `query`) pages through at most the first "
+                f"{MAX_RANKED_WINDOW} results (offset + limit <= {MAX_RANKED_WINDOW}); narrow "
+                "the filters or the time window instead",
+                field="offset",
+            )
         if q.order is not None:
             check_order(q.order)
         ranked = await self._keyword_search(text, flt, now, need=offset + limit + 1)
@@ -519,6 +551,10 @@ class AsyncMemtrace(Shortcuts):
         by_id: dict[str, Memory] = {}
 
         async def fetch(p: ranking.QueryPlan) -> list[ranking.Candidate]:
+            if len(p.terms) > _OFF_LOOP_TERMS:
+                groups = await asyncio.to_thread(ranking.term_groups, p)
+            else:
+                groups = ranking.term_groups(p)
             rows = await self.store.keyword_candidates(
                 self.org_id,
                 _window_filter(flt, p),
@@ -526,7 +562,7 @@ class AsyncMemtrace(Shortcuts):
                     terms=p.terms,
                     limit=cfg.candidates,
                     field_weights=weights,
-                    groups=ranking.term_groups(p),
+                    groups=groups,
                     recent_first=await large(p),
                 ),
             )
@@ -549,7 +585,7 @@ class AsyncMemtrace(Shortcuts):
                 )
             return out
 
-        ranked = await ranking.search(plan, fetch, now_dt, cfg)
+        ranked = await ranking.search(plan, fetch, now_dt, cfg, run=_cpu_step)
         return [(by_id[c.id], score) for c, score in ranked]
 
     async def get_memory(self, memory_id: str) -> Memory:
@@ -1050,6 +1086,7 @@ class AsyncMemtrace(Shortcuts):
         return result
 
     def _import_agent_item(self, obj: dict[str, Any]) -> Agent:
+        _check_line_fields(obj, _AGENT_LINE_FIELDS)
         agent = Agent.model_validate({**obj, "org_id": self.org_id})
         check_ref(agent.id, "id")
         name = _check_agent(agent.name, agent.description, agent.config, self.config.limits)
@@ -1059,6 +1096,7 @@ class AsyncMemtrace(Shortcuts):
         return agent
 
     def _import_session_item(self, obj: dict[str, Any]) -> Session:
+        _check_line_fields(obj, _SESSION_LINE_FIELDS)
         session = Session.model_validate({**obj, "org_id": self.org_id})
         if session.status not in SESSION_STATUSES:
             raise ValidationError(f"invalid status: {session.status!r}", field="status")
@@ -1132,6 +1170,17 @@ def _values(
             f"too many {field}: {len(items)} (max {limits.max_filter_values})", field=field
         )
     return tuple(dict.fromkeys(check(value, field) for value in items))
+
+
+async def _cpu_step(step: str, size: int, work: Callable[[], R]) -> R:
+    """How the engine runs the pure-Python steps of keyword search (``ranking.search``'s
+    ``run``): in a worker thread when they are big enough to hold the event loop (a rerank of
+    candidates x terms above :data:`_OFF_LOOP_RANKING`, the feedback expansion of a query of
+    more than :data:`_OFF_LOOP_TERMS` terms), inline otherwise."""
+    limit = _OFF_LOOP_RANKING if step == "rerank" else _OFF_LOOP_TERMS
+    if size > limit:
+        return await asyncio.to_thread(work)
+    return work()
 
 
 def _window_filter(flt: MemoryFilter, plan: ranking.QueryPlan) -> MemoryFilter:
@@ -1246,9 +1295,26 @@ class _Staging:
         self._file.close()
 
 
+#: The fields an export line of each kind may carry (``org_id`` and ``score`` are accepted and
+#: ignored: the import's org wins, and a score is not part of a memory).
+_MEMORY_LINE_FIELDS = frozenset(Memory.model_fields)
+_AGENT_LINE_FIELDS = frozenset(Agent.model_fields)
+_SESSION_LINE_FIELDS = frozenset(Session.model_fields)
+
+
+def _check_line_fields(obj: Mapping[str, Any], accepted: frozenset[str]) -> None:
+    """An import line with a field no export writes is refused, naming the field (a misspelt
+    ``sesion_id`` must not be dropped silently)."""
+    for name in obj:
+        if name not in accepted:
+            shown = ", ".join(sorted(accepted - {"org_id", "score"}))
+            raise ValidationError(f"unknown field {name!r} (accepted: {shown})", field=name)
+
+
 def _import_record(
     obj: dict[str, Any], org_id: str, limits: Limits, *, dedup: bool = True
 ) -> MemoryRecord:
+    _check_line_fields(obj, _MEMORY_LINE_FIELDS)
     mem_id = obj.get("id")
     if not isinstance(mem_id, str) or not is_memory_id(mem_id):
         raise ValidationError(f"invalid id: {mem_id!r}", field="id")

@@ -61,6 +61,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from memtrace_core.text import (
     STOP_WORDS,
@@ -85,6 +86,7 @@ __all__ = [
 ]
 
 _SECONDS_PER_DAY = 86_400.0
+_R = TypeVar("_R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -705,27 +707,45 @@ def merge_candidates(*pools: Iterable[Candidate]) -> list[Candidate]:
     return list(merged.values())
 
 
+async def _inline(step: str, size: int, work: Callable[[], _R]) -> _R:
+    return work()
+
+
 async def search(
     plan: QueryPlan,
     fetch: Callable[[QueryPlan], Awaitable[Sequence[Candidate]]],
     now: datetime,
     config: RankingConfig,
     stats: CorpusStats | None = None,
+    *,
+    run: Callable[[str, int, Callable[[], Any]], Awaitable[Any]] = _inline,
 ) -> list[tuple[Candidate, float]]:
     """The keyword-search pipeline, the one the engine runs: stage 1 → rerank → (PRF: stage 1
     again with the expanded plan, merge both pools, rerank). Best first.
 
     ``fetch(plan)`` runs stage 1 in the store (see the module docstring) and returns at most
-    ``config.candidates`` candidates; the engine's fetch maps a store's rows to candidates."""
+    ``config.candidates`` candidates; the engine's fetch maps a store's rows to candidates.
+    ``run(step, size, work)`` runs each pure-Python step (``"rerank"`` with size candidates x
+    terms, ``"expand"`` with size terms) and returns its result: inline by default; the engine
+    moves big steps to a worker thread so that they do not hold its event loop."""
     if plan.is_empty:
         return []
+    terms = max(1, len(plan.terms))
     candidates = list(await fetch(plan))
-    ranked = rerank(plan, candidates, now, config, stats)
+    ranked: list[tuple[Candidate, float]] = await run(
+        "rerank", len(candidates) * terms, lambda: rerank(plan, candidates, now, config, stats)
+    )
     if config.prf and ranked:
-        expanded = expand(plan, ranked, config, stats)
+        first = ranked
+        expanded: QueryPlan | None = await run(
+            "expand", len(plan.terms), lambda: expand(plan, first, config, stats)
+        )
         if expanded is not None:
-            candidates = merge_candidates(candidates, await fetch(expanded))
-            ranked = rerank(expanded, candidates, now, config, stats)
+            pool = merge_candidates(candidates, await fetch(expanded))
+            grown = max(1, len(expanded.terms))
+            ranked = await run(
+                "rerank", len(pool) * grown, lambda: rerank(expanded, pool, now, config, stats)
+            )
     return ranked
 
 

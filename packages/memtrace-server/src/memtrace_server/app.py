@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError as PydanticValidationError
 from sanic import Sanic
-from sanic.exceptions import MethodNotAllowed, NotFound, PayloadTooLarge, SanicException
+from sanic.exceptions import (
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    SanicException,
+    ServiceUnavailable,
+)
 from sanic.handlers import ErrorHandler
 from sanic.request import Request
 from sanic.response import BaseHTTPResponse, HTTPResponse
@@ -25,8 +31,9 @@ from sanic.response import BaseHTTPResponse, HTTPResponse
 from memtrace_core import AuthenticationError, MemtraceError
 from memtrace_core import open_engine as open_store_engine
 
-from .http import JSON, dumps
+from .http import JSON, dumps, escape_text
 from .logs import ACCESS_LOGGER, configure_logging
+from .protocol import BODY_TIMEOUT, HEADER_TIMEOUT, READ_TIMEOUT, MemtraceProtocol
 from .routes import OPERATIONS, Operation
 from .state import State
 
@@ -54,6 +61,19 @@ class JsonErrorHandler(ErrorHandler):
         self.state = state
 
     def default(self, request: Request, exception: BaseException) -> HTTPResponse:
+        try:
+            return self._render(request, exception)
+        except Exception as failure:  # the error path itself must never fail (or stay silent)
+            log.error(
+                "error handler failed on %s %s while rendering %r",
+                getattr(request, "method", "?"),
+                getattr(request, "path", "?"),
+                exception,
+                exc_info=failure,
+            )
+            return HTTPResponse(b'{"error":"internal server error"}', status=500, content_type=JSON)
+
+    def _render(self, request: Request, exception: BaseException) -> HTTPResponse:
         if isinstance(exception, MemtraceError):
             status = exception.status_code if exception.status_code >= 400 else 500
             if isinstance(exception, AuthenticationError) and self.state is not None:
@@ -69,10 +89,13 @@ class JsonErrorHandler(ErrorHandler):
         if isinstance(exception, PayloadTooLarge):
             limit = request.app.config.REQUEST_MAX_SIZE
             return _error(413, {"error": f"request body too large (max {limit} bytes)"})
+        if isinstance(exception, ServiceUnavailable):  # Sanic's response timeout
+            log.warning("response timeout on %s %s", request.method, request.path)
+            return _error(503, {"error": "response timeout (server.write_timeout)"})
         if isinstance(exception, SanicException):
             status = int(getattr(exception, "status_code", 500) or 500)
             if status < 500:
-                return _error(status, {"error": str(exception) or "bad request"})
+                return _error(status, {"error": escape_text(str(exception)) or "bad request"})
         if isinstance(exception, PydanticValidationError):
             err = exception.errors(include_url=False)[0]
             loc = ".".join(str(p) for p in err["loc"]) or "body"
@@ -92,6 +115,54 @@ class JsonErrorHandler(ErrorHandler):
         return _error(500, {"error": "internal server error", "request_id": rid or ""})
 
 
+#: Media types an NDJSON route (import) accepts besides ``application/json``.
+_NDJSON_TYPES = frozenset(
+    {"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonl"}
+)
+
+
+def _media_type(header: str) -> str:
+    return header.split(";", 1)[0].strip().lower()
+
+
+def _is_json(media: str) -> bool:
+    """``application/json`` or a structured-syntax ``+json`` type (RFC 6839), any parameters."""
+    return media == JSON or (media.startswith("application/") and media.endswith("+json"))
+
+
+def _content_type_check(op: Operation) -> Callable[[Request], HTTPResponse | None] | None:
+    """For routes that read a body: a 415 when a body is sent with a content type the route
+    cannot read. No ``Content-Type`` at all is read as the route's type (many HTTP clients
+    send none); a request without a body is never refused (its defaults apply)."""
+    if op.body is None:
+        return None
+    ndjson = op.body_content_type != JSON
+    expected = op.body_content_type
+
+    def check(request: Request) -> HTTPResponse | None:
+        header = request.headers.get("content-type")
+        if header is None:
+            return None
+        media = _media_type(header)
+        if _is_json(media) or (ndjson and media in _NDJSON_TYPES):
+            return None
+        body = request.body
+        if not body or body.isspace():
+            return None
+        shown = header if len(header) <= 100 and header.isprintable() else header[:100] + "…"
+        hint = "-H 'content-type: " + expected + "'"
+        return _error(
+            415,
+            {
+                "error": f"unsupported content type {shown!r}: send the body as {expected} "
+                f"with Content-Type: {expected} (curl: {hint}, not -d alone)",
+                "field": "content-type",
+            },
+        )
+
+    return check
+
+
 def _make_handler(op: Operation, state: State) -> Callable[..., Any]:
     fn = op.handler
     permission = op.permission
@@ -99,6 +170,7 @@ def _make_handler(op: Operation, state: State) -> Callable[..., Any]:
     metrics = state.metrics
     config = state.config
     auth_enabled = config.auth.enabled
+    content_type_check = _content_type_check(op)
     from .auth import anonymous_principal, extract_api_key
 
     anonymous = anonymous_principal()
@@ -118,6 +190,10 @@ def _make_handler(op: Operation, state: State) -> Callable[..., Any]:
             principal = anonymous
         if permission:
             principal.require(permission)
+        if content_type_check is not None:
+            refused = content_type_check(request)
+            if refused is not None:
+                return refused
         ctx = request.ctx
         ctx.principal = principal
         ctx.org = principal.org_id
@@ -130,6 +206,22 @@ def _make_handler(op: Operation, state: State) -> Callable[..., Any]:
 
     handler.__name__ = name
     return handler
+
+
+class MemtraceSanic(Sanic[Any, Any]):
+    """Sanic, serving with :class:`~memtrace_server.protocol.MemtraceProtocol` (absolute
+    header/body read deadlines) unless a protocol is given explicitly — for ``app.run``,
+    ``app.prepare`` + ``Sanic.serve`` (``memtrace serve``) and ``create_server`` alike."""
+
+    def prepare(self, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("protocol") is None:
+            kwargs["protocol"] = MemtraceProtocol
+        super().prepare(*args, **kwargs)
+
+    async def create_server(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("protocol") is None:
+            kwargs["protocol"] = MemtraceProtocol
+        return await super().create_server(*args, **kwargs)
 
 
 def create_app(
@@ -148,13 +240,17 @@ def create_app(
     if setup_logging:
         configure_logging(config.log.level, config.log.format)
     state = State(config)
-    app: Sanic[Any, Any] = Sanic(
+    app: Sanic[Any, Any] = MemtraceSanic(
         name or "memtrace", error_handler=JsonErrorHandler(state), configure_logging=False
     )
     srv = config.server
     app.config.REQUEST_MAX_SIZE = int(srv.max_body_bytes)
-    app.config.REQUEST_TIMEOUT = float(srv.read_timeout)
+    app.config.REQUEST_TIMEOUT = float(srv.header_timeout)
+    app.config[HEADER_TIMEOUT] = float(srv.header_timeout)
+    app.config[BODY_TIMEOUT] = float(srv.body_timeout)
+    app.config[READ_TIMEOUT] = float(srv.read_timeout)
     app.config.RESPONSE_TIMEOUT = float(srv.write_timeout)
+    app.config.KEEP_ALIVE_TIMEOUT = float(srv.keepalive_timeout)
     app.config.GRACEFUL_SHUTDOWN_TIMEOUT = float(srv.shutdown_timeout)
     app.config.ACCESS_LOG = False
     app.config.NOISY_EXCEPTIONS = False

@@ -66,16 +66,25 @@ class ConfigError(Exception):
 class ServerSection:
     """``[server]``: where and how the HTTP server listens.
 
-    ``read_timeout`` / ``write_timeout`` are seconds allowed to receive a request and to send a
-    response; ``shutdown_timeout`` is how long a graceful shutdown waits for in-flight requests;
+    Timeouts, in seconds: ``header_timeout`` — the request line and headers must arrive within
+    this time of the request's first byte (of the connection, for its first request), however
+    slowly they trickle; ``body_timeout`` — the longest pause while a body is being received;
+    ``read_timeout`` — the whole request, headers and body, must arrive within this time;
+    each is a 408 and a closed connection. ``write_timeout`` bounds handling and sending the
+    response (503); ``keepalive_timeout`` is how long an idle connection is kept open between
+    requests. ``shutdown_timeout`` is how long a graceful shutdown waits for in-flight
+    requests;
     ``max_body_bytes`` is the largest request body accepted (413 above it); ``cors_origins`` are
     the origins allowed by CORS (empty: no CORS headers; ``"*"``: any origin)."""
 
     host: str = "127.0.0.1"
     port: int = 9100
     workers: int = 1
+    header_timeout: float = 10
+    body_timeout: float = 10
     read_timeout: float = 30
     write_timeout: float = 30
+    keepalive_timeout: float = 120
     shutdown_timeout: float = 30
     max_body_bytes: int = 4 * 1024 * 1024
     cors_origins: tuple[str, ...] = ()
@@ -249,8 +258,11 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("server", "host", "str", "127.0.0.1", _non_empty, "address to bind"),
     KeySpec("server", "port", "int", 9100, _between(1, 65535), "TCP port"),
     KeySpec("server", "workers", "int", 1, _between(1, 256), "worker processes"),
+    KeySpec("server", "header_timeout", "float", 10.0, _min(0, strict=True), "seconds"),
+    KeySpec("server", "body_timeout", "float", 10.0, _min(0, strict=True), "seconds"),
     KeySpec("server", "read_timeout", "float", 30.0, _min(0, strict=True), "seconds"),
     KeySpec("server", "write_timeout", "float", 30.0, _min(0, strict=True), "seconds"),
+    KeySpec("server", "keepalive_timeout", "float", 120.0, _min(0, strict=True), "seconds"),
     KeySpec("server", "shutdown_timeout", "float", 30.0, _min(0), "seconds"),
     KeySpec("server", "max_body_bytes", "int", 4 * 1024 * 1024, _min(1024), "bytes"),
     KeySpec("server", "cors_origins", "strlist", (), _origins, "allowed CORS origins"),

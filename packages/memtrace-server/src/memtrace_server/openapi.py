@@ -23,7 +23,9 @@ _STATUS_TEXT = {
     403: "The key lacks the permission",
     404: "Not found",
     409: "Conflict (duplicate memory or name)",
+    408: "The request (headers or body) did not arrive in time",
     413: "Request body too large",
+    415: "A body with a content type the route cannot read",
     503: "Store unavailable",
 }
 
@@ -117,7 +119,7 @@ def openapi() -> dict[str, Any]:
         if not op.public:
             codes |= {401, 403, 503}
             if op.body is not None:
-                codes.add(413)
+                codes |= {408, 413, 415}
         for code in sorted(codes):
             responses[str(code)] = {
                 "description": _STATUS_TEXT.get(code, "Error"),

@@ -51,13 +51,14 @@ from memtrace_core import (
 from memtrace_core.models import Agent
 
 from . import __version__
-from .auth import AuthAdmin, principal_summary
+from .auth import AuthAdmin, Permission, principal_summary
 from .http import (
     NDJSON,
     bool_param,
     int_param,
     json_object,
     json_response,
+    list_response,
     model_response,
     no_content,
     query,
@@ -176,7 +177,7 @@ async def create_memories(request: Request, mt: AsyncMemtrace, state: State) -> 
     if isinstance(batch, list) and batch:
         result = await mt.add_memories(batch)
         _count_written(state, result.count, result.duplicates)
-        return model_response(result, 201)
+        return await list_response(result, 201)
     try:
         memory = await mt.add_memory(data)
     except DuplicateMemoryError:
@@ -187,7 +188,7 @@ async def create_memories(request: Request, mt: AsyncMemtrace, state: State) -> 
 
 
 async def list_memories(request: Request, mt: AsyncMemtrace, state: State) -> HTTPResponse:
-    return model_response(await mt.list_memories(query(request)))
+    return await list_response(await mt.list_memories(query(request)))
 
 
 async def get_memory(
@@ -211,7 +212,7 @@ async def delete_memories(request: Request, mt: AsyncMemtrace, state: State) -> 
 
 
 async def search(request: Request, mt: AsyncMemtrace, state: State) -> HTTPResponse:
-    return model_response(await mt.search_memories(json_object(request, allow_empty=True)))
+    return await list_response(await mt.search_memories(json_object(request, allow_empty=True)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -250,7 +251,7 @@ async def agent_memories(
 ) -> HTTPResponse:
     params = query(request)
     params.pop("agent_id", None)
-    return model_response(await mt.get_agent_memories(agent_id, params))
+    return await list_response(await mt.get_agent_memories(agent_id, params))
 
 
 async def agent_context(
@@ -305,7 +306,7 @@ async def session_memories(
 ) -> HTTPResponse:
     params = query(request)
     params.pop("session_id", None)
-    return model_response(await mt.get_session_memories(session_id, params))
+    return await list_response(await mt.get_session_memories(session_id, params))
 
 
 async def session_context(
@@ -478,12 +479,24 @@ def _key_id(raw: str) -> str:
     raise ValidationError(f"invalid key id: {raw!r}", field="key_id")
 
 
+async def _administered_key(request: Request, admin: AuthAdmin, raw: str) -> str:
+    """The key id, once the caller may administer that key. Another org's key is answered
+    exactly like an unknown one (404, same message), so that key ids of other orgs cannot be
+    probed for existence."""
+    key_id = _key_id(raw)
+    principal = request.ctx.principal
+    principal.require(Permission.ADMIN)
+    info = await admin.get_key(key_id)
+    if info.org_id != principal.org_id and not principal.is_service_admin:
+        raise NotFoundError(f"API key '{key_id}' not found")
+    return key_id
+
+
 async def admin_revoke_key(
     request: Request, mt: AsyncMemtrace, state: State, key_id: str
 ) -> HTTPResponse:
     admin = _admin(state)
-    key_id = _key_id(key_id)
-    request.ctx.principal.require_org_admin((await admin.get_key(key_id)).org_id)
+    key_id = await _administered_key(request, admin, key_id)
     await admin.revoke_key(key_id)
     return no_content()
 
@@ -492,8 +505,7 @@ async def admin_rotate_key(
     request: Request, mt: AsyncMemtrace, state: State, key_id: str
 ) -> HTTPResponse:
     admin = _admin(state)
-    key_id = _key_id(key_id)
-    request.ctx.principal.require_org_admin((await admin.get_key(key_id)).org_id)
+    key_id = await _administered_key(request, admin, key_id)
     info, plaintext = await admin.rotate_key(key_id)
     return json_response({"key": _plain(info), "api_key": plaintext})
 
@@ -984,6 +996,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "admin",
         query=(Param("org_id"),),
         response={"type": "object"},
+        errors=(400, 404),
     ),
     Operation(
         "POST",

@@ -96,6 +96,25 @@ class KeywordQuery:
     recent_first: bool = False
 
 
+@dataclass(slots=True)
+class StoreHealth:
+    """What :meth:`Store.health` reports; the server's ``/ready`` and ``/health`` are filled
+    from it.
+
+    Attributes:
+        ok: the backend answered a trivial query.
+        latency_ms: how long that took.
+        detail: why not, when not ``ok`` (logged by the server, never sent to a client).
+        arc: the original service's ``arc`` field of ``/health``: for each org, whether its Arc
+            database is reachable (``{"org_x": "ok"}``). Empty for stores that are not Arc.
+    """
+
+    ok: bool
+    latency_ms: float
+    detail: str | None = None
+    arc: dict[str, str] = field(default_factory=dict)
+
+
 def check_org(org_id: str, items: Sequence[Any], what: str) -> None:
     """Refuse records of another org than the one a store method was given (a store helper:
     the org is an argument of every method and a record's own ``org_id`` is never trusted)."""
@@ -142,6 +161,11 @@ class Store(Protocol):
 
     async def close(self) -> None:
         """Commit pending writes, then release every resource (threads, connections)."""
+
+    async def health(self) -> StoreHealth:
+        """Whether the backend answers (a trivial query, timed). Never raises: a failure is
+        ``StoreHealth(ok=False, detail=…)``."""
+        ...
 
     # -- memories -----------------------------------------------------------------------------
     async def insert_memories(

@@ -51,6 +51,7 @@ from .base import (
     KeywordQuery,
     MemoryFilter,
     MemoryRecord,
+    StoreHealth,
     check_org,
 )
 from .sqlite_auth import SQLiteAuthMixin
@@ -963,6 +964,14 @@ class SQLiteStore(SQLiteAuthMixin):
             return (0, 0)
         return (self._writer.commits, self._writer.requests)
 
+    async def health(self) -> StoreHealth:
+        started = time.perf_counter()
+        try:
+            await self._read(lambda conn: conn.execute("SELECT 1").fetchone())
+        except Exception as exc:  # reported, not raised: a health check must answer
+            return StoreHealth(False, (time.perf_counter() - started) * 1000, f"{exc!r}")
+        return StoreHealth(True, (time.perf_counter() - started) * 1000)
+
     # -- memories -------------------------------------------------------------------------------
 
     async def insert_memories(
@@ -1129,9 +1138,14 @@ class SQLiteStore(SQLiteAuthMixin):
             return 0
         match = fts_any(terms)
         where, params = build_where(org_id, flt)
+        # CROSS JOIN keeps the full-text index as the outer loop. Left to itself SQLite walked
+        # the org's rows and re-evaluated the MATCH for each one: 45 s for a 2,000-character
+        # query (285 terms) on 2,000 memories, 0.03 s this way. The count stops at ``cap``
+        # matches of the org, so it costs no more than the exact BM25 path it chooses between,
+        # which reads every match anyway.
         sql = (
             "SELECT COUNT(*) FROM (SELECT m.rowid FROM memories_fts "
-            "JOIN memories m ON m.rowid = memories_fts.rowid "
+            "CROSS JOIN memories m ON m.rowid = memories_fts.rowid "
             f"WHERE memories_fts MATCH ? AND {where} LIMIT ?)"
         )
         args = [match, *params, cap]
