@@ -579,3 +579,32 @@ async def test_json_access_log(http: httpx.AsyncClient) -> None:
     assert entry["org_id"] == "org_default"
     assert entry["duration_ms"] >= 0
     assert entry["level"] == "info"
+
+
+async def test_health_and_ready_are_filled_from_the_store_report(
+    http: httpx.AsyncClient, live: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from memtrace_core.stores.base import StoreHealth
+
+    engine = live.state.engine
+    assert engine is not None
+    ready = (await http.get("/ready")).json()
+    assert ready["status"] == "ready"
+    assert ready["store"]["ok"] is True
+    assert (await http.get("/health")).json()["arc"] == {}
+
+    async def arc_store() -> StoreHealth:
+        return StoreHealth(True, 1.5, arc={"org_default": "ok"})
+
+    monkeypatch.setattr(engine.store, "health", arc_store)
+    assert (await http.get("/health")).json()["arc"] == {"org_default": "ok"}
+    assert (await http.get("/ready")).json()["store"]["latency_ms"] == 1.5
+
+    async def down() -> StoreHealth:
+        return StoreHealth(False, 0.1, detail="disk gone")
+
+    monkeypatch.setattr(engine.store, "health", down)
+    response = await http.get("/ready")
+    assert response.status_code == 503
+    assert response.json() == {"status": "not ready", "reason": "store_unreachable"}
+    assert "disk gone" not in response.text

@@ -33,9 +33,10 @@ from memtrace_core import open_engine as open_store_engine
 
 from .http import JSON, dumps, escape_text
 from .logs import ACCESS_LOGGER, configure_logging
+from .openapi import docs_html, openapi_bytes
+from .operations import OPERATIONS, Operation
 from .protocol import BODY_TIMEOUT, HEADER_TIMEOUT, READ_TIMEOUT, MemtraceProtocol
-from .routes import OPERATIONS, Operation
-from .state import State
+from .state import Documents, State
 
 if TYPE_CHECKING:
     from .config import ServerConfig
@@ -239,7 +240,7 @@ def create_app(
     process-global and therefore wrong when several apps run in one process (tests)."""
     if setup_logging:
         configure_logging(config.log.level, config.log.format)
-    state = State(config)
+    state = State(config, documents=Documents(openapi_bytes(), docs_html()))
     app: Sanic[Any, Any] = MemtraceSanic(
         name or "memtrace", error_handler=JsonErrorHandler(state), configure_logging=False
     )

@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 document (built from :data:`memtrace_server.routes.OPERATIONS` and the pydantic
+"""The OpenAPI 3.1 document (built from :data:`memtrace_server.operations.OPERATIONS` and the pydantic
 models' JSON schemas) and a self-contained HTML rendering of it for ``/docs``."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from . import __version__
-from .routes import ERROR_SCHEMA, OPERATIONS, CreateMemoryBody, Operation
+from .operations import ERROR_SCHEMA, OPERATIONS, CreateMemoryBody, Operation
 
 _STATUS_TEXT = {
     200: "OK",

@@ -16,6 +16,15 @@ if TYPE_CHECKING:
 ALL_PERMISSIONS = ("read", "write", "admin")
 
 
+@dataclass(frozen=True)
+class Documents:
+    """The API's documents, built once by the app (:mod:`memtrace_server.openapi`) and served
+    by the ``/openapi.json`` and ``/docs`` handlers."""
+
+    openapi_json: bytes = b""
+    docs_html: str = ""
+
+
 @dataclass
 class State:
     config: ServerConfig
@@ -25,6 +34,7 @@ class State:
     admin: Any = None
     bootstrap_key: str | None = None
     started: float = field(default_factory=time.monotonic)
+    documents: Documents = field(default_factory=Documents)
     _views: dict[str, AsyncMemtrace] = field(default_factory=dict)
 
     def view(self, org_id: str) -> AsyncMemtrace:
