@@ -84,8 +84,14 @@ def test(args: list[str]) -> None:
 
 
 def main() -> None:
+    if len(sys.argv) >= 2 and sys.argv[1] in ("-h", "--help", "help"):
+        print(__doc__)
+        return
     if len(sys.argv) < 2 or sys.argv[1] not in ("serve", "test"):
-        sys.exit(__doc__)
+        print(__doc__, file=sys.stderr)
+        if len(sys.argv) >= 2:
+            print(f"unknown command: {sys.argv[1]!r} (expected serve or test)", file=sys.stderr)
+        sys.exit(2)
     {"serve": serve, "test": test}[sys.argv[1]](sys.argv[2:])
 
 

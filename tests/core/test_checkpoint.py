@@ -12,29 +12,49 @@ from memtrace_core import AsyncMemtrace, PluginRegistry
 from memtrace_core.stores.sqlite import WRITER_AUTOCHECKPOINT_PAGES, SQLiteStore
 
 
-async def test_background_checkpoint_and_truncate_on_close(tmp_path: Path) -> None:
-    path = tmp_path / "memtrace.db"
-    store = SQLiteStore(str(path), checkpoint_seconds=0.2)
+async def _filled(path: Path, checkpoint_seconds: float) -> tuple[AsyncMemtrace, int]:
+    """An open store at ``path`` with 300 memories written; returns it and the database file's
+    size before the writes."""
+    store = SQLiteStore(str(path), checkpoint_seconds=checkpoint_seconds)
     engine = AsyncMemtrace(store, plugins=PluginRegistry(load_entry_points=False))
     await engine.open()
+    before = path.stat().st_size
     await engine.add_memories(
         [{"agent_id": "a", "content": f"event {i} " + "x" * 500} for i in range(300)]
     )
-    wal = Path(f"{path}-wal")
-    assert wal.stat().st_size > 0
-    # only a checkpoint copies the committed pages from the WAL into the database file (the
-    # writer never does): the file grows once the background thread has run
-    before = path.stat().st_size
-    for _ in range(100):
-        if path.stat().st_size > before:
-            break
-        await asyncio.sleep(0.05)
-    assert path.stat().st_size > before
+    assert Path(f"{path}-wal").stat().st_size > 0
+    return engine, before
+
+
+async def test_writer_leaves_pages_in_the_wal_and_close_truncates_it(tmp_path: Path) -> None:
+    # The background interval is an hour: no checkpoint but the writer's own can run until
+    # close. Only a checkpoint copies committed pages from the WAL into the database file.
+    path = tmp_path / "memtrace.db"
+    engine, before = await _filled(path, checkpoint_seconds=3600)
+    assert path.stat().st_size == before  # the writer did not checkpoint (below its threshold)
     await engine.close()
+    wal = Path(f"{path}-wal")
     assert not wal.exists() or os.path.getsize(wal) == 0
+    assert path.stat().st_size > before
     conn = sqlite3.connect(path)
     assert conn.execute("SELECT COUNT(*) FROM memories").fetchone()[0] == 300
     conn.close()
+
+
+async def test_background_thread_checkpoints_while_the_store_is_open(tmp_path: Path) -> None:
+    # Same writes, a short interval: the file grows while the store is still open, so the
+    # background thread did it (the test above shows the writer does not). pytest-timeout
+    # bounds the wait if it never happens.
+    path = tmp_path / "memtrace.db"
+    engine, before = await _filled(path, checkpoint_seconds=0.05)
+    try:
+        while True:
+            if path.stat().st_size != before:
+                break
+            await asyncio.sleep(0.01)
+        assert path.stat().st_size > before
+    finally:
+        await engine.close()
 
 
 async def test_writer_connection_checkpoints_only_past_a_large_threshold(tmp_path: Path) -> None:

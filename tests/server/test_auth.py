@@ -14,8 +14,8 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -33,6 +33,7 @@ from memtrace_core import (
 )
 from memtrace_core.stores.auth import ApiKeyRecord, AuthStore
 from memtrace_core.timeutil import now_us
+from memtrace_server import auth as auth_module
 from memtrace_server.auth import (
     KEY_RE,
     PERMISSIONS,
@@ -51,6 +52,65 @@ from memtrace_server.auth import (
 )
 
 COST = 4  # the lowest bcrypt cost: fast tests (the default, 10, is checked once below)
+
+
+class ManualClock:
+    """A clock and a sleep for :class:`Authenticator` that move only when the test says so:
+    the poll and cache periods are checked against simulated time, not the machine's speed."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.requested: list[float] = []  # every sleep the poller asked for
+        self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
+        self._asleep = asyncio.Event()
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.requested.append(seconds)
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sleepers.append((self.now + seconds, fut))
+        self._asleep.set()
+        await fut
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        for target, fut in self._sleepers:
+            if target <= self.now and not fut.done():
+                fut.set_result(None)
+        self._sleepers = [(t, f) for t, f in self._sleepers if not f.done()]
+        if not self._sleepers:
+            self._asleep.clear()
+
+    async def advance_to_next_wakeup(self) -> None:
+        """Move the clock to the end of the earliest pending sleep (waiting for one to begin)."""
+        await self._asleep.wait()
+        self.advance(min(t for t, _ in self._sleepers) - self.now)
+
+
+async def _eventually(predicate: Callable[[], bool]) -> None:
+    """Yield to the event loop until ``predicate`` holds (pytest-timeout bounds a hang)."""
+    while True:
+        if predicate():
+            return
+        await asyncio.sleep(0.001)
+
+
+async def _refused_after_the_next_poll(
+    remote: Authenticator, clock: ManualClock, key: str, revoked_at: float, poll: float
+) -> None:
+    """``key`` was revoked elsewhere at ``revoked_at``: ``remote`` (started, its clock and
+    sleep on ``clock``) accepts it until its poller reads the revision again, refuses it right
+    after that read, and the read comes at most ``poll`` after the revocation."""
+    reads = remote.stats["revision_reads"]
+    assert (await remote.authenticate(key)).key_name == "ci"  # no poll yet: still cached
+    assert remote.stats["revision_reads"] == reads
+    await clock.advance_to_next_wakeup()
+    await _eventually(lambda: remote.stats["revision_reads"] > reads)  # the poller's read
+    assert clock() - revoked_at <= poll
+    with pytest.raises(AuthenticationError, match="invalid API key"):
+        await remote.authenticate(key)
 
 
 @pytest.fixture
@@ -242,14 +302,16 @@ async def test_cache_can_be_disabled(store: AuthStore, org_id: str) -> None:
 
 
 async def test_cache_entries_expire(store: AuthStore, org_id: str) -> None:
-    auth = Authenticator(store, cache_seconds=0.2, revocation_poll_seconds=3600)
+    clock = ManualClock()
+    auth = Authenticator(store, cache_seconds=0.2, revocation_poll_seconds=3600, clock=clock)
     _, key = await AuthAdmin(store, auth, bcrypt_cost=COST).create_key(org_id, "ci")
     await auth.authenticate(key)
+    clock.advance(0.199)
     await auth.authenticate(key)
-    assert auth.stats["bcrypt"] == 1
-    await asyncio.sleep(0.25)
+    assert auth.stats["bcrypt"] == 1  # still cached just before the period ends
+    clock.advance(0.001)
     await auth.authenticate(key)
-    assert auth.stats["bcrypt"] == 2
+    assert auth.stats["bcrypt"] == 2  # verified again once it has
 
 
 async def test_concurrent_misses_share_one_bcrypt(
@@ -261,29 +323,35 @@ async def test_concurrent_misses_share_one_bcrypt(
     assert authn.stats["bcrypt"] == 1
 
 
-async def test_bcrypt_does_not_block_the_event_loop(store: AuthStore, org_id: str) -> None:
+async def test_bcrypt_does_not_block_the_event_loop(
+    store: AuthStore, org_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a bcrypt verification is in progress, another task on the event loop runs: the
+    verification waits (in its worker thread) until the loop has run a task of the test. Were
+    it run on the loop, that task could not run and the verification would report so."""
     auth = Authenticator(store, cache_seconds=0)
-    _, key = await AuthAdmin(store, auth, bcrypt_cost=12).create_key(org_id, "slow")
-    gaps: list[float] = []
-    done = asyncio.Event()
+    _, key = await AuthAdmin(store, auth, bcrypt_cost=COST).create_key(org_id, "ci")
+    in_bcrypt = threading.Event()
+    loop_ran = threading.Event()
+    seen: list[bool] = []
+    real_verify = auth_module.verify_api_key
 
-    async def ticker() -> None:
-        last = time.perf_counter()
-        while not done.is_set():
-            await asyncio.sleep(0.005)
-            now = time.perf_counter()
-            gaps.append(now - last)
-            last = now
+    def verify(api_key: str, key_hash: str) -> bool:
+        in_bcrypt.set()
+        seen.append(loop_ran.wait(timeout=30))  # only a deadlock guard: never reached if sound
+        return real_verify(api_key, key_hash)
 
-    task = asyncio.create_task(ticker())
-    started = time.perf_counter()
-    await auth.authenticate(key)
-    duration = time.perf_counter() - started
-    done.set()
-    await task
-    assert duration > 0.05  # cost 12 is slow enough to notice a blocked loop
-    assert len(gaps) >= 3
-    assert max(gaps) < duration / 2
+    monkeypatch.setattr(auth_module, "verify_api_key", verify)
+
+    async def other_task() -> None:
+        await asyncio.to_thread(in_bcrypt.wait)
+        loop_ran.set()
+
+    other = asyncio.create_task(other_task())
+    principal = await auth.authenticate(key)
+    await other
+    assert principal.key_name == "ci"
+    assert seen == [True]
 
 
 async def test_last_used_at_is_recorded(
@@ -322,10 +390,14 @@ async def test_revocation_reaches_another_store_instance_within_the_poll_period(
     db_url: str, registry: PluginRegistry, admin: AuthAdmin, org_id: str
 ) -> None:
     """Two engines on one SQLite file stand for two server processes: a key revoked through
-    one stops working in the other within ``revocation_poll_seconds``."""
+    one is accepted by the other until its poller's next read of the revision, refused right
+    after it, and that read comes within ``revocation_poll_seconds`` (of its clock)."""
     poll = 0.3
+    clock = ManualClock()
     other_engine = await _open(db_url, registry)
-    remote = Authenticator(auth_store_of(other_engine), revocation_poll_seconds=poll)
+    remote = Authenticator(
+        auth_store_of(other_engine), revocation_poll_seconds=poll, clock=clock, sleep=clock.sleep
+    )
     # A control with an hour-long poll shows the remote cache really is in play.
     control = Authenticator(auth_store_of(other_engine), revocation_poll_seconds=3600)
     await remote.start()
@@ -335,19 +407,11 @@ async def test_revocation_reaches_another_store_instance_within_the_poll_period(
         await remote.authenticate(key)
         await control.authenticate(key)
         await admin.revoke_key(info.id)
-        revoked_at = time.monotonic()
-        while True:
-            try:
-                await remote.authenticate(key)
-            except AuthenticationError:
-                break
-            assert time.monotonic() - revoked_at < poll + 0.5, "revocation not seen in time"
-            await asyncio.sleep(0.01)
-        elapsed = time.monotonic() - revoked_at
-        assert elapsed <= poll + 0.5
+        revoked_at = clock()
+        await _refused_after_the_next_poll(remote, clock, key, revoked_at, poll)
         # Still cached in the control (its bound is an hour): the poll is what limits staleness.
         assert (await control.authenticate(key)).key_id == info.id
-        assert remote.stats["revision_changes"] >= 1
+        assert remote.stats["revision_changes"] == 1
     finally:
         await remote.stop()
         await control.stop()
@@ -357,9 +421,11 @@ async def test_revocation_reaches_another_store_instance_within_the_poll_period(
 async def test_revocation_by_another_os_process(
     db_url: str, admin: AuthAdmin, store: AuthStore, org_id: str
 ) -> None:
-    """The CLI in a separate process revokes the key; this process notices within the poll."""
+    """The CLI in a separate process revokes the key; this process refuses it from the first
+    revision poll after the revocation on, which comes within the poll period."""
     poll = 0.3
-    remote = Authenticator(store, revocation_poll_seconds=poll)
+    clock = ManualClock()
+    remote = Authenticator(store, revocation_poll_seconds=poll, clock=clock, sleep=clock.sleep)
     await remote.start()
     try:
         info, key = await admin.create_key(org_id, "ci")
@@ -380,14 +446,7 @@ async def test_revocation_by_another_os_process(
         out, err = await proc.communicate()
         assert proc.returncode == 0, err.decode()
         assert f"Key {info.id} revoked" in out.decode()
-        revoked_at = time.monotonic()
-        while True:
-            try:
-                await remote.authenticate(key)
-            except AuthenticationError:
-                break
-            assert time.monotonic() - revoked_at < poll + 0.5
-            await asyncio.sleep(0.01)
+        await _refused_after_the_next_poll(remote, clock, key, clock(), poll)
     finally:
         await remote.stop()
 
@@ -396,16 +455,27 @@ async def test_poll_bound_holds_without_the_background_task(
     db_url: str, registry: PluginRegistry, admin: AuthAdmin, org_id: str
 ) -> None:
     """Even if the poller never runs (not started, or starved), a request that finds the
-    revision older than the poll period re-reads it."""
+    revision older than the poll period re-reads it: the revoked key is served from the cache
+    until exactly ``revocation_poll_seconds`` after the last read, and refused from then on."""
+    poll = 0.1
+    clock = ManualClock()
     other_engine = await _open(db_url, registry)
     try:
-        remote = Authenticator(auth_store_of(other_engine), revocation_poll_seconds=0.1)
+        remote = Authenticator(
+            auth_store_of(other_engine), revocation_poll_seconds=poll, clock=clock
+        )
         info, key = await admin.create_key(org_id, "ci")
-        await remote.authenticate(key)
+        await remote.authenticate(key)  # reads the revision (at clock 0)
+        assert remote.stats["revision_reads"] == 1
         await admin.revoke_key(info.id)
-        await asyncio.sleep(0.12)
+        clock.advance(poll * 0.99)
+        assert (await remote.authenticate(key)).key_id == info.id  # stale, but within the bound
+        assert remote.stats["revision_reads"] == 1
+        clock.advance(poll * 0.01)
         with pytest.raises(AuthenticationError):
             await remote.authenticate(key)
+        assert remote.stats["revision_reads"] == 2
+        assert remote.stats["revision_changes"] == 1
     finally:
         await other_engine.close()
 

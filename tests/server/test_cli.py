@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,8 @@ import pytest
 from memtrace_core import AuthenticationError, PluginRegistry, connect
 from memtrace_server import config as config_module
 from memtrace_server.auth import KEY_RE, Authenticator, auth_store_of
-from memtrace_server.cli import main, parse_expiry
+from memtrace_server.cli import build_parser, main, parse_expiry
+from memtrace_server.testing import bootstrap_admin_key
 
 CLI = [sys.executable, "-m", "memtrace_server.cli"]
 
@@ -169,6 +170,24 @@ def _authenticate(store_url: str, key: str) -> Any:
             await engine.close()
 
     return asyncio.run(go())
+
+
+def test_key_create_defaults_the_org_like_export_and_import(
+    workdir: Path, store_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    asyncio.run(bootstrap_admin_key(store_url, bcrypt_cost=4))  # org_default, as `serve` does
+    parser = build_parser()
+    for argv in (["key", "create", "--name", "x"], ["export"], ["import", "-"]):
+        assert parser.parse_args(argv).org == "org_default", argv
+    created = cli_json(capsys, "key", "create", "--name", "bot", "--store", store_url)
+    assert created["org_id"] == "org_default"
+    assert _authenticate(store_url, created["key"]).org_id == "org_default"
+    # an explicit --org still wins
+    other = cli_json(capsys, "org", "create", "Acme", "--store", store_url)["id"]
+    created = cli_json(
+        capsys, "key", "create", "--org", other, "--name", "bot", "--store", store_url
+    )
+    assert created["org_id"] == other
 
 
 def test_key_lifecycle(workdir: Path, store_url: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -513,18 +532,25 @@ class ServerProcess:
     def output(self) -> str:
         return "".join(self.lines)
 
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+    def wait_until(self, what: str, predicate: Callable[[], bool]) -> None:
+        """Wait until ``predicate`` holds; fail at once if the server exits first. There is no
+        time limit here (a hang is bounded by pytest-timeout): these waits are for events, and
+        the tests assert what happened and in which order, never how long it took."""
+        while not predicate():
             if self.proc.poll() is not None:
-                raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.output}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
+                raise AssertionError(
+                    f"server exited with {self.proc.returncode} before {what}:\n{self.output}"
+                )
             time.sleep(0.05)
-        raise AssertionError(f"server not ready:\n{self.output}")
+
+    def wait_ready(self) -> None:
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"{self.url}/health", timeout=5).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        self.wait_until("it answered /health", healthy)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
         self.proc.send_signal(sig)
@@ -608,6 +634,37 @@ def test_serve_first_run_key_health_and_sigterm(
     assert _port_closed(again.port)
 
 
+def _first_json_key(output: str) -> str:
+    keys = [w.strip('",') for w in output.split() if KEY_RE.match(w.strip('",'))]
+    assert len(keys) == 1, output
+    return keys[0]
+
+
+@pytest.mark.slow
+def test_serve_with_json_logs_prints_only_json_and_the_key_once(
+    workdir: Path, store_url: str, servers: list[ServerProcess]
+) -> None:
+    server = _start(servers, workdir, "--store", store_url, MEMTRACE_LOG_FORMAT="json")
+    key = _first_json_key(server.output)
+    resp = httpx.get(f"{server.url}/api/v1/agents", headers={"x-api-key": key})
+    assert resp.status_code == 200, resp.text  # the key shown is the admin key
+    assert server.stop() == 0
+    lines = [line for line in server.output.splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line is one JSON object
+    (banner,) = [r for r in records if "FIRST RUN" in r["message"]]
+    assert banner["api_key"] == key
+    assert (banner["level"], banner["logger"], banner["org_id"]) == (
+        "warning",
+        "memtrace.cli",
+        "org_default",
+    )
+    assert banner["permissions"] == ["read", "write", "admin"]
+    assert server.output.count(key) == 1  # shown exactly once
+    (starting,) = [r for r in records if "starting on" in r["message"]]
+    assert starting["url"] == server.url
+    assert records.index(banner) < records.index(starting)
+
+
 @pytest.mark.slow
 def test_serve_with_two_workers_and_cross_process_revocation(
     workdir: Path, store_url: str, servers: list[ServerProcess], capsys: pytest.CaptureFixture[str]
@@ -623,10 +680,7 @@ def test_serve_with_two_workers_and_cross_process_revocation(
         MEMTRACE_AUTH_REVOCATION_POLL_SECONDS=str(poll),
     )
     assert "workers: 2" in server.output
-    deadline = time.monotonic() + 30
-    while server.output.count("Worker ready") < 2:
-        assert time.monotonic() < deadline, server.output
-        time.sleep(0.05)
+    server.wait_until("both workers were ready", lambda: server.output.count("Worker ready") >= 2)
     # The admin CLI works on the same file while the server runs.
     created = cli_json(
         capsys, "key", "create", "--org", "org_default", "--name", "agent", "--store", store_url
@@ -643,14 +697,24 @@ def test_serve_with_two_workers_and_cross_process_revocation(
             assert resp.status_code == 201, resp.text
         code, _, err = cli(capsys, "key", "revoke", created["id"], "--store", store_url)
         assert code == 0, err
-        revoked_at = time.monotonic()
-        # Within the poll bound (plus scheduling slack) every worker refuses the key.
-        time.sleep(poll + 0.4)
-        statuses = [
-            httpx.get(f"{server.url}/api/v1/memories", headers=headers).status_code
-            for _ in range(20)
-        ]
-        assert statuses == [401] * 20, (statuses, time.monotonic() - revoked_at)
+        # Every worker comes to refuse the key: 20 new connections in a row (spread over both
+        # workers) all get 401. How soon is the Authenticator's bound, tested on a simulated
+        # clock in test_auth.py; here it is the cross-process path through a running server.
+        rounds: list[list[int]] = []
+
+        def all_refused() -> bool:
+            statuses = [
+                httpx.get(f"{server.url}/api/v1/memories", headers=headers).status_code
+                for _ in range(20)
+            ]
+            rounds.append(statuses)
+            assert set(statuses) <= {200, 401}, statuses
+            return statuses == [401] * 20
+
+        server.wait_until("every worker refused the revoked key", all_refused)
+        # and it stays refused
+        again = [client.get("/api/v1/memories", headers=headers).status_code for _ in range(5)]
+        assert again == [401] * 5, rounds
         assert client.get("/health").status_code == 200
     code = server.stop()
     assert code == 0, server.output
@@ -659,14 +723,21 @@ def test_serve_with_two_workers_and_cross_process_revocation(
         assert mt.list_memories(agent_id="a").count == 20
 
 
-def test_serve_reports_a_busy_port(workdir: Path, store_url: str) -> None:
+def test_serve_reports_a_busy_port(workdir: Path, tmp_path: Path) -> None:
+    """Only the error: no "starting on" line, no first-run key shown (and so lost) for a
+    server that never started, no store created; a non-zero exit."""
+    db = tmp_path / "busy.db"
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         port = sock.getsockname()[1]
-        proc = run("serve", "--port", str(port), "--store", store_url, cwd=workdir)
+        proc = run("serve", "--port", str(port), "--store", f"sqlite:///{db}", cwd=workdir)
     assert proc.returncode == 1
-    assert f"error: cannot listen on 127.0.0.1:{port}" in proc.stderr
+    assert proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]
+    assert not db.exists()
 
 
 def _start_partial_post(port: int, key: str, content: str) -> tuple[socket.socket, bytes]:
@@ -691,21 +762,19 @@ def _first_key(output: str) -> str:
 def test_sigterm_drains_in_flight_requests(
     workdir: Path, store_url: str, servers: list[ServerProcess]
 ) -> None:
-    server = _start(servers, workdir, "--store", store_url, MEMTRACE_SERVER_SHUTDOWN_TIMEOUT="30")
+    # The drain limit is an hour: the server can only exit because the request completed.
+    server = _start(servers, workdir, "--store", store_url, MEMTRACE_SERVER_SHUTDOWN_TIMEOUT="3600")
     key = _first_key(server.output)
     sock, rest = _start_partial_post(server.port, key, "finished during shutdown")
     with sock:
         time.sleep(0.3)  # the worker has the request headers
         server.proc.send_signal(signal.SIGTERM)
-        time.sleep(0.5)  # shutdown has begun; the request is still in flight
-        assert server.proc.poll() is None
+        server.wait_until("the shutdown began", lambda: "Shutting down" in server.output)
+        assert server.proc.poll() is None  # draining: the request is still in flight
         sock.sendall(rest)
         response = sock.recv(65536)
     assert response.startswith(b"HTTP/1.1 201"), response
-    started = time.monotonic()
-    assert server.proc.wait(timeout=60) == 0
-    # It exited because the work was done, not because the 30 s drain limit ran out.
-    assert time.monotonic() - started < 20
+    assert server.proc.wait(timeout=120) == 0  # timeout: a hang guard, far below the limit
     with connect(store_url, plugins=PluginRegistry(load_entry_points=False)) as mt:
         assert [m.content for m in mt.list_memories(agent_id="drain").memories] == [
             "finished during shutdown"
@@ -716,17 +785,21 @@ def test_sigterm_drains_in_flight_requests(
 def test_shutdown_timeout_bounds_a_stuck_request(
     workdir: Path, store_url: str, servers: list[ServerProcess]
 ) -> None:
+    # The request never completes (the rest of its body is never sent): the server can only
+    # exit because the 1 s drain limit ended it, and it closes the client's connection.
     server = _start(servers, workdir, "--store", store_url, MEMTRACE_SERVER_SHUTDOWN_TIMEOUT="1")
     key = _first_key(server.output)
     sock, _ = _start_partial_post(server.port, key, "never finished")
     with sock:
         time.sleep(0.3)
-        started = time.monotonic()
         server.proc.send_signal(signal.SIGTERM)
-        code = server.proc.wait(timeout=30)
-        elapsed = time.monotonic() - started
-    assert code == 0
-    assert elapsed < 15, elapsed  # bounded by the 1 s drain limit (+ process teardown)
+        code = server.proc.wait(timeout=120)  # a hang guard, not a limit under test
+        try:
+            leftover = sock.recv(65536)
+        except ConnectionResetError:
+            leftover = b""
+    assert code == 0, server.output
+    assert not leftover.startswith(b"HTTP/1.1 201"), leftover  # the request was not served
     with connect(store_url, plugins=PluginRegistry(load_entry_points=False)) as mt:
         assert mt.list_memories(agent_id="drain").count == 0
 
@@ -749,18 +822,18 @@ def test_second_signal_kills_only_the_server(
 ) -> None:
     """A second SIGTERM during a (long) drain stops at once. Sanic would SIGKILL the whole
     process group — this test runner included — if the CLI did not restrict it to the workers."""
-    server = _start(servers, workdir, "--store", store_url, MEMTRACE_SERVER_SHUTDOWN_TIMEOUT="60")
+    # The drain limit is an hour and the request never completes: only the second signal can
+    # end the process.
+    server = _start(servers, workdir, "--store", store_url, MEMTRACE_SERVER_SHUTDOWN_TIMEOUT="3600")
     key = _first_key(server.output)
     sock, _ = _start_partial_post(server.port, key, "abandoned")
     with sock:
         time.sleep(0.3)
         server.proc.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
+        server.wait_until("the shutdown began", lambda: "Shutting down" in server.output)
         assert server.proc.poll() is None  # draining
-        started = time.monotonic()
         server.proc.send_signal(signal.SIGTERM)
-        server.proc.wait(timeout=30)
-    assert time.monotonic() - started < 15  # not the 60 s drain limit
+        server.proc.wait(timeout=120)  # a hang guard, far below the drain limit
     assert "Killing" in server.output
     assert _port_closed(server.port)
 

@@ -34,9 +34,9 @@ import math
 import re
 import secrets
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -48,7 +48,7 @@ from memtrace_core.engine import DEFAULT_ORG
 from memtrace_core.errors import ConflictError, NotFoundError, StoreError, ValidationError
 from memtrace_core.ids import random_id
 from memtrace_core.stores.auth import ApiKeyRecord, AuthStore, OrgRecord
-from memtrace_core.timeutil import from_us, now_us, parse_timestamp, to_us
+from memtrace_core.timeutil import from_us, now_us, parse_relative, parse_timestamp, to_us
 
 log = logging.getLogger("memtrace.auth")
 
@@ -232,7 +232,11 @@ class Authenticator:
         *,
         cache_seconds: float = 300,
         revocation_poll_seconds: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        """``clock`` (seconds, monotonic) measures the cache and poll periods and ``sleep``
+        paces the background poller: tests pass their own to step through time."""
         if cache_seconds < 0:
             raise ValueError("cache_seconds must be >= 0")
         if revocation_poll_seconds <= 0:
@@ -240,6 +244,8 @@ class Authenticator:
         self.store = auth_store
         self.cache_seconds = float(cache_seconds)
         self.revocation_poll_seconds = float(revocation_poll_seconds)
+        self._clock = clock
+        self._sleep = sleep
         self._cache: dict[str, _Entry] = {}
         self._revision: int | None = None
         self._checked_at = -math.inf
@@ -248,7 +254,13 @@ class Authenticator:
         self._touched: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
         #: Counters (for tests and metrics).
-        self.stats = {"hits": 0, "misses": 0, "bcrypt": 0, "revision_changes": 0}
+        self.stats = {
+            "hits": 0,
+            "misses": 0,
+            "bcrypt": 0,
+            "revision_reads": 0,
+            "revision_changes": 0,
+        }
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -273,7 +285,7 @@ class Authenticator:
         # Poll at half the period so that requests rarely find the revision stale.
         interval = self.revocation_poll_seconds / 2
         while True:
-            await asyncio.sleep(interval)
+            await self._sleep(interval)
             try:
                 await self._refresh_revision()
             except asyncio.CancelledError:
@@ -294,22 +306,23 @@ class Authenticator:
             if (
                 not force
                 and self._revision is not None
-                and time.monotonic() - self._checked_at < self.revocation_poll_seconds
+                and self._clock() - self._checked_at < self.revocation_poll_seconds
             ):
                 return self._revision  # another request refreshed it while we waited
             revision = await self.store.auth_revision()
+            self.stats["revision_reads"] += 1
             if revision != self._revision:
                 if self._revision is not None:
                     self.stats["revision_changes"] += 1
                 self._revision = revision
                 self._cache.clear()
-            self._checked_at = time.monotonic()
+            self._checked_at = self._clock()
             return revision
 
     async def _current_revision(self) -> int:
         if (
             self._revision is None
-            or time.monotonic() - self._checked_at >= self.revocation_poll_seconds
+            or self._clock() - self._checked_at >= self.revocation_poll_seconds
         ):
             return await self._refresh_revision(force=False)
         return self._revision
@@ -326,7 +339,7 @@ class Authenticator:
             raise AuthenticationError("invalid API key")
         digest = key_digest(api_key)
         revision = await self._current_revision()
-        now_mono = time.monotonic()
+        now_mono = self._clock()
         entry = self._cache.get(digest)
         if entry is not None and (
             entry.revision != revision or now_mono - entry.cached_at >= self.cache_seconds
@@ -382,7 +395,7 @@ class Authenticator:
                     ),
                     expires_at=record.expires_at,
                     revision=revision,
-                    cached_at=time.monotonic(),
+                    cached_at=self._clock(),
                 )
                 if self.cache_seconds > 0 and revision == self._revision:
                     self._store_entry(key_digest(api_key), entry)
@@ -391,7 +404,7 @@ class Authenticator:
 
     def _store_entry(self, digest: str, entry: _Entry) -> None:
         if len(self._cache) >= MAX_CACHE_ENTRIES:
-            now_mono = time.monotonic()
+            now_mono = self._clock()
             for key in [
                 k for k, e in self._cache.items() if now_mono - e.cached_at >= self.cache_seconds
             ]:
@@ -404,7 +417,7 @@ class Authenticator:
         key_id = principal.key_id
         if key_id is None:
             return
-        now_mono = time.monotonic()
+        now_mono = self._clock()
         last = self._touched.get(key_id)
         if last is not None and now_mono - last < TOUCH_INTERVAL_SECONDS:
             return
@@ -477,26 +490,50 @@ def _check_key_id(key_id: Any) -> str:
     return key_id
 
 
-def _expiry_us(expires_at: datetime | str | None) -> int | None:
-    """The expiry of a new key (µs): a datetime (UTC when naive) or an RFC 3339 string, in the
-    future."""
-    if expires_at is None:
-        return None
-    if not isinstance(expires_at, datetime):
+EXPIRY_FORMS = (
+    "a duration from now such as 30d, 12h, 2w, 90m or 3600s, or an RFC 3339 / ISO 8601 "
+    "timestamp such as 2027-01-31T00:00:00Z (UTC when it has no offset)"
+)
+
+
+def parse_expiry(value: datetime | str, *, now: datetime | None = None) -> datetime:
+    """The expiry of a new API key, as the HTTP ``expires_at`` and the CLI's ``--expires``
+    both accept it: a datetime (UTC when naive), a duration from ``now`` (``30d``, ``12h``,
+    ``2w``, ``90m``, ``3600s``) or an RFC 3339 / ISO 8601 timestamp (UTC when it has no
+    offset; a bare date is its midnight). It must lie in the future. Raises ValidationError
+    (field ``expires_at``)."""
+    current = now if now is not None else datetime.now(UTC)
+    if isinstance(value, datetime):
+        when = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    elif isinstance(value, str):
+        text = value.strip()
         try:
-            if not isinstance(expires_at, str):
-                raise ValueError(expires_at)
-            expires_at = from_us(parse_timestamp(expires_at))
-        except (ValueError, OverflowError):
+            relative = parse_relative(text)
+        except ValidationError as exc:
             raise ValidationError(
-                "invalid expires_at: expected an RFC 3339 timestamp", field="expires_at"
+                f"invalid expires_at: {exc.message}", field="expires_at"
             ) from None
-    if expires_at.tzinfo is None:
-        expires_at = expires_at.replace(tzinfo=UTC)
-    value = to_us(expires_at)
-    if value <= now_us():
+        if relative is not None:
+            when = current + timedelta(microseconds=relative)
+        else:
+            try:
+                when = from_us(parse_timestamp(text))
+            except (ValueError, OverflowError):
+                raise ValidationError(
+                    f"invalid expires_at {value!r}: expected {EXPIRY_FORMS}", field="expires_at"
+                ) from None
+    else:
+        raise ValidationError(
+            f"invalid expires_at: expected a string, {EXPIRY_FORMS}", field="expires_at"
+        )
+    if when <= current:
         raise ValidationError("expires_at must be in the future", field="expires_at")
-    return value
+    return when
+
+
+def _expiry_us(expires_at: datetime | str | None) -> int | None:
+    """The expiry of a new key (µs), see :func:`parse_expiry`; None: never expires."""
+    return None if expires_at is None else to_us(parse_expiry(expires_at))
 
 
 class AuthAdmin:
@@ -592,8 +629,8 @@ class AuthAdmin:
         expires_at: datetime | str | None = None,
     ) -> tuple[KeyInfo, str]:
         """Create a key; returns its info and the plaintext (shown once, never stored).
-        ``permissions`` default to read and write; ``expires_at`` is a datetime or an RFC 3339
-        string (never expires when None)."""
+        ``permissions`` default to read and write; ``expires_at`` is anything
+        :func:`parse_expiry` accepts (never expires when None)."""
         clean = _check_name(name, "API key")
         perms = normalize_permissions(DEFAULT_PERMISSIONS if permissions is None else permissions)
         expiry = _expiry_us(expires_at)

@@ -4,7 +4,7 @@
 
     memtrace serve [--host H] [--port P] [--workers N] [--store URL] [--config PATH]
     memtrace org create NAME | list | delete ORG_ID [--yes]
-    memtrace key create --org ORG --name NAME [--permissions read,write] [--expires 30d|ISO]
+    memtrace key create --name NAME [--org ORG] [--permissions read,write] [--expires 30d|ISO]
     memtrace key list [--org ORG] | revoke KEY_ID | rotate KEY_ID | disable KEY_ID | enable KEY_ID
     memtrace export [--org ORG] [--agent A] [--session S] [-o FILE|-]
     memtrace import [--org ORG] [--no-trailer] FILE|-
@@ -26,22 +26,24 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import IO, Any, TypeVar
 
 from memtrace_core import AsyncMemtrace, MemtraceError
 from memtrace_core.engine import DEFAULT_ORG
 from memtrace_core.errors import ValidationError
 from memtrace_core.plugins import default_registry
-from memtrace_core.timeutil import parse_relative, parse_timestamp
 
 from . import __version__
 from .auth import PERMISSIONS, AuthAdmin, KeyInfo, OrgInfo, auth_store_of
+from .auth import parse_expiry as parse_key_expiry
 from .config import ConfigError, ServerConfig, export_to_env, load_config
+from .logs import JsonFormatter
 
 T = TypeVar("T")
 
@@ -129,27 +131,14 @@ def _json_out(data: Any) -> None:
 
 
 def parse_expiry(text: str, *, now: datetime | None = None) -> datetime:
-    """``--expires``: a duration from now (``30d``, ``12h``, ``2w``, ``90m``, ``3600s``) or an
-    ISO 8601 timestamp (UTC when it has no offset). Must be in the future."""
-    current = now or datetime.now(UTC)
-    value = text.strip()
+    """``--expires``: the forms the HTTP ``expires_at`` accepts (one parser,
+    :func:`memtrace_server.auth.parse_expiry`): a duration from now (``30d``, ``12h``, ``2w``,
+    ``90m``, ``3600s``) or an RFC 3339 / ISO 8601 timestamp (UTC when it has no offset), in the
+    future."""
     try:
-        relative = parse_relative(value)
+        return parse_key_expiry(text, now=now)
     except ValidationError as exc:
-        raise CliError(f"invalid --expires {text!r}: {exc.message}") from None
-    if relative is not None:
-        return current + timedelta(microseconds=relative)
-    try:
-        us = parse_timestamp(value)
-    except (ValueError, OverflowError):
-        raise CliError(
-            f"invalid --expires {text!r}: use a duration such as 30d, 12h, 2w "
-            "or an ISO 8601 timestamp such as 2027-01-31T00:00:00Z"
-        ) from None
-    when = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
-    if when <= current:
-        raise CliError(f"invalid --expires {text!r}: the time is in the past")
-    return when
+        raise CliError(exc.message.replace("expires_at", "--expires")) from None
 
 
 def _key_lines(info: KeyInfo) -> list[str]:
@@ -198,11 +187,50 @@ def first_run_banner(api_key: str) -> str:
             f"    API Key: {api_key}",
             "",
             f"  organization: {DEFAULT_ORG} (Default)    permissions: {','.join(PERMISSIONS)}",
-            "  Create more keys with: memtrace key create --org org_default --name NAME",
+            "  Create more keys with: memtrace key create --name NAME",
             bar,
             "",
         ]
     )
+
+
+def first_run_record(api_key: str) -> dict[str, Any]:
+    """The first-run notice as a log record's fields (printed as one JSON line with JSON
+    logs); the key appears once, in ``api_key``."""
+    return {
+        "message": "FIRST RUN: save your admin API key now. It is shown only once and cannot "
+        "be recovered (only its bcrypt hash is stored).",
+        "api_key": api_key,
+        "org_id": DEFAULT_ORG,
+        "permissions": list(PERMISSIONS),
+        "hint": "create more keys with: memtrace key create --name NAME",
+    }
+
+
+def _notice(config: ServerConfig, level: str, text: str, fields: dict[str, Any]) -> None:
+    """A start-up notice of ``serve`` on stderr: ``text`` with console logs, a JSON log line
+    (``fields``, with ``message``) with JSON logs, so that every line is machine-readable."""
+    if config.log.format != "json":
+        _err(text)
+        return
+    record = logging.LogRecord(
+        "memtrace.cli", logging.getLevelName(level.upper()), __file__, 0, "", None, None
+    )
+    extra = dict(fields)
+    record.msg = extra.pop("message")
+    record.__dict__.update(extra)
+    _err(JsonFormatter().format(record))
+
+
+def _check_port(host: str, port: int) -> None:
+    """Bind (host, port) as the server will, and release it: a busy port is reported before
+    anything else is printed (or the store is touched)."""
+    from sanic.server.socket import bind_socket
+
+    try:
+        bind_socket(host, port).close()
+    except OSError as exc:
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 async def _prepare_store(config: ServerConfig) -> str | None:
@@ -316,14 +344,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         },
     )
     srv = config.server
+    _check_port(srv.host, srv.port)
     key = asyncio.run(_prepare_store(config))
     if key:
-        _err(first_run_banner(key))
+        _notice(config, "warning", first_run_banner(key), first_run_record(key))
     if not config.auth.enabled and not _is_loopback(srv.host):
-        _err(
-            f"warning: auth.enabled is false and the server listens on {srv.host}: "
+        message = (
+            f"auth.enabled is false and the server listens on {srv.host}: "
             "anyone who can reach it can read and write every memory"
         )
+        _notice(config, "warning", f"warning: {message}", {"message": message})
 
     from sanic import Sanic
     from sanic.worker.loader import AppLoader
@@ -341,10 +371,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         single_process=False,
     )
     scheme_host = f"[{srv.host}]" if ":" in srv.host else srv.host
-    _err(
+    starting = (
         f"memtrace {__version__} starting on http://{scheme_host}:{srv.port} "
         f"(workers: {srv.workers}, store: {config.storage.url}, "
         f"auth: {'on' if config.auth.enabled else 'OFF'})"
+    )
+    _notice(
+        config,
+        "info",
+        starting,
+        {
+            "message": starting,
+            "url": f"http://{scheme_host}:{srv.port}",
+            "workers": srv.workers,
+            "auth": config.auth.enabled,
+        },
     )
     try:
         Sanic.serve(primary=app, app_loader=loader)
@@ -749,12 +790,14 @@ def build_parser() -> argparse.ArgumentParser:
     key = sub.add_parser("key", help="manage API keys")
     key_sub = key.add_subparsers(dest="action", metavar="ACTION")
     p = key_sub.add_parser("create", parents=[common], help="create an API key")
-    p.add_argument("--org", required=True, help="organization id")
+    p.add_argument("--org", default=DEFAULT_ORG, help=f"organization (default {DEFAULT_ORG})")
     p.add_argument("--name", required=True, help="key name (unique in the organization)")
     p.add_argument(
         "--permissions", default="read,write", help="comma-separated: read, write, admin"
     )
-    p.add_argument("--expires", help="expiry: a duration (30d, 12h, 2w) or an ISO timestamp")
+    p.add_argument(
+        "--expires", help="expiry: a duration (30d, 12h, 2w, 90m, 3600s) or an RFC 3339 timestamp"
+    )
     p.add_argument("--json", action="store_true", help="print JSON (includes the key)")
     p.set_defaults(func=cmd_key_create)
     p = key_sub.add_parser("list", parents=[common], help="list API keys")
