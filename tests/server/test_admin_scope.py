@@ -89,3 +89,18 @@ async def test_key_ids_are_no_oracle_for_non_admin_keys(
         assert all(answer == answers[0] for answer in answers)
     # the admin key was neither revoked nor rotated
     assert (await http.get("/api/v1/admin/keys")).status_code == 200
+
+
+async def test_a_null_org_id_means_the_callers_org(
+    live: LiveServer, http: httpx.AsyncClient
+) -> None:
+    """The default org of a new key is an auth rule (Principal.key_org): absent and null both
+    mean the caller's org; a non-string is a 400 naming the field."""
+    org_a, key_a = await _org_with_admin(http, "A")
+    async with httpx.AsyncClient(base_url=live.url, headers={"x-api-key": key_a}) as a:
+        made = await a.post("/api/v1/admin/keys", json={"org_id": None, "name": "n1"})
+        assert made.status_code == 201, made.text
+        assert made.json()["key"]["org_id"] == org_a
+        bad = await a.post("/api/v1/admin/keys", json={"org_id": 7, "name": "n2"})
+        assert bad.status_code == 400
+        assert bad.json()["field"] == "org_id"

@@ -108,6 +108,24 @@ class Principal:
         if org_id != self.org_id and not self.is_service_admin:
             raise PermissionDeniedError("an org admin key can only administer its own organization")
 
+    def key_org(self, requested: Any) -> str:
+        """The org a key this principal creates belongs to: ``requested`` when given (it must
+        be an org the principal administers), else the principal's own org (absent and
+        ``null`` both mean the default)."""
+        org_id = self.org_id if requested is None or requested == "" else requested
+        if not isinstance(org_id, str):
+            raise ValidationError("invalid org_id: expected a string", field="org_id")
+        self.require_org_admin(org_id)
+        return org_id
+
+    def keys_scope(self, requested: str | None) -> str | None:
+        """Whose keys a key listing shows: ``requested`` (an administered org); by default
+        every org's for a service admin, the principal's own org for anyone else."""
+        org_id = requested or (None if self.is_service_admin else self.org_id)
+        if org_id is not None:
+            self.require_org_admin(org_id)
+        return org_id
+
     def require_service_admin(self) -> None:
         """Raise PermissionDeniedError unless the principal administers the whole service."""
         self.require(Permission.ADMIN)
@@ -644,6 +662,16 @@ class AuthAdmin:
         if org_id is not None and await self.store.get_org(org_id) is None:
             raise NotFoundError(f"organization '{org_id}' not found")
         return [_key_info(r) for r in await self.store.list_api_keys(org_id)]
+
+    async def administered_key(self, principal: Principal, key_id: str) -> KeyInfo:
+        """The key ``key_id``, once ``principal`` may administer it. Another org's key is
+        answered exactly like an unknown one (NotFoundError, same message), so that key ids of
+        other orgs cannot be probed for existence."""
+        principal.require(Permission.ADMIN)
+        info = await self.get_key(key_id)
+        if info.org_id != principal.org_id and not principal.is_service_admin:
+            raise NotFoundError(f"API key '{key_id}' not found")
+        return info
 
     async def get_key(self, key_id: str) -> KeyInfo:
         record = await self.store.get_api_key(_check_key_id(key_id))

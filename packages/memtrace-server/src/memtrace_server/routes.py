@@ -30,7 +30,7 @@ from memtrace_core import (
 )
 
 from . import __version__
-from .auth import AuthAdmin, Permission, principal_summary
+from .auth import AuthAdmin, principal_summary
 from .http import (
     NDJSON,
     bool_param,
@@ -334,23 +334,15 @@ async def admin_delete_org(
 
 
 async def admin_list_keys(request: Request, mt: AsyncMemtrace, state: State) -> HTTPResponse:
-    principal = request.ctx.principal
-    org_id = query(request).get("org_id") or (
-        None if principal.is_service_admin else principal.org_id
-    )
-    if org_id is not None:
-        principal.require_org_admin(org_id)
+    org_id = request.ctx.principal.keys_scope(query(request).get("org_id"))
     keys = await _admin(state).list_keys(org_id)
     return json_response({"keys": _plain(keys), "count": len(keys)})
 
 
 async def admin_create_key(request: Request, mt: AsyncMemtrace, state: State) -> HTTPResponse:
     body = json_object(request)
-    org_id = body.get("org_id", request.ctx.principal.org_id)
+    org_id = request.ctx.principal.key_org(body.get("org_id"))
     name = body.get("name", "")
-    if not isinstance(org_id, str) or not org_id:
-        raise ValidationError("invalid org_id: expected a string", field="org_id")
-    request.ctx.principal.require_org_admin(org_id)
     info, plaintext = await _admin(state).create_key(
         org_id, name, body.get("permissions"), body.get("expires_at")
     )
@@ -363,25 +355,12 @@ def _key_id(raw: str) -> str:
     raise ValidationError(f"invalid key id: {raw!r}", field="key_id")
 
 
-async def _administered_key(request: Request, admin: AuthAdmin, raw: str) -> str:
-    """The key id, once the caller may administer that key. Another org's key is answered
-    exactly like an unknown one (404, same message), so that key ids of other orgs cannot be
-    probed for existence."""
-    key_id = _key_id(raw)
-    principal = request.ctx.principal
-    principal.require(Permission.ADMIN)
-    info = await admin.get_key(key_id)
-    if info.org_id != principal.org_id and not principal.is_service_admin:
-        raise NotFoundError(f"API key '{key_id}' not found")
-    return key_id
-
-
 async def admin_revoke_key(
     request: Request, mt: AsyncMemtrace, state: State, key_id: str
 ) -> HTTPResponse:
     admin = _admin(state)
-    key_id = await _administered_key(request, admin, key_id)
-    await admin.revoke_key(key_id)
+    info = await admin.administered_key(request.ctx.principal, _key_id(key_id))
+    await admin.revoke_key(info.id)
     return no_content()
 
 
@@ -389,8 +368,8 @@ async def admin_rotate_key(
     request: Request, mt: AsyncMemtrace, state: State, key_id: str
 ) -> HTTPResponse:
     admin = _admin(state)
-    key_id = await _administered_key(request, admin, key_id)
-    info, plaintext = await admin.rotate_key(key_id)
+    info = await admin.administered_key(request.ctx.principal, _key_id(key_id))
+    info, plaintext = await admin.rotate_key(info.id)
     return json_response({"key": _plain(info), "api_key": plaintext})
 
 
