@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from memtrace_core import AsyncMemtrace, Memtrace, PluginRegistry, aconnect, connect
+from memtrace_core import AsyncMemtrace, EngineConfig, Memtrace, PluginRegistry, aconnect, connect
+from memtrace_core.ranking import RankingConfig
 
 
 @pytest.fixture
@@ -42,3 +44,15 @@ def mt(db_url: str, registry: PluginRegistry) -> Iterator[Memtrace]:
         yield handle
     finally:
         handle.close()
+
+
+@pytest.fixture
+async def small_limit(db_url: str, registry: PluginRegistry) -> AsyncIterator[AsyncMemtrace]:
+    """An engine over the same file whose exact-BM25 limit is 10 matches (forces the
+    recent-first search path early)."""
+    config = EngineConfig(ranking=replace(RankingConfig(), exact_match_limit=10))
+    mt = await aconnect(db_url, plugins=registry, config=config)
+    try:
+        yield mt
+    finally:
+        await mt.close()

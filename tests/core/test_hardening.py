@@ -6,22 +6,16 @@ Each test here failed before the fix it names."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from memtrace_core import (
     AsyncMemtrace,
-    EngineConfig,
     NotFoundError,
-    PluginRegistry,
     ValidationError,
-    aconnect,
     validation,
 )
-from memtrace_core.ranking import RankingConfig
 from memtrace_core.timeutil import MAX_US, MIN_US, format_us
 from memtrace_core.validation import Limits, check_tags
 
@@ -215,16 +209,6 @@ async def test_long_filter_lists_are_a_validation_error_not_a_store_error(
 
 
 # -- 4. no cross-tenant side channel ---------------------------------------------------------
-
-
-@pytest.fixture
-async def small_limit(db_url: str, registry: PluginRegistry) -> AsyncIterator[AsyncMemtrace]:
-    config = EngineConfig(ranking=replace(RankingConfig(), exact_match_limit=10))
-    mt = await aconnect(db_url, plugins=registry, config=config)
-    try:
-        yield mt
-    finally:
-        await mt.close()
 
 
 async def test_another_org_cannot_change_or_observe_my_search(

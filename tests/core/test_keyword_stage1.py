@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from memtrace_core import AsyncMemtrace, EngineConfig, PluginRegistry, aconnect
-from memtrace_core.ranking import RankingConfig
+from memtrace_core import AsyncMemtrace
 from memtrace_core.stores.base import MemoryFilter
 
 
@@ -19,17 +16,6 @@ async def _fill(engine: AsyncMemtrace) -> None:
     items += [{"agent_id": "other", "content": f"deploy rollback elsewhere {i}"} for i in range(5)]
     result = await engine.add_memories(items)
     assert result.count == len(items)
-
-
-@pytest.fixture
-async def small_limit(db_url: str, registry: PluginRegistry) -> AsyncIterator[AsyncMemtrace]:
-    """An engine over the same file whose exact-BM25 limit is 10 matches (forces the path)."""
-    config = EngineConfig(ranking=replace(RankingConfig(), exact_match_limit=10))
-    mt = await aconnect(db_url, plugins=registry, config=config)
-    try:
-        yield mt
-    finally:
-        await mt.close()
 
 
 async def test_recent_first_prefers_memories_matching_every_word(
