@@ -106,6 +106,42 @@ async def test_batch_validation_does_not_hold_the_loop(
     assert observed.order == ["health answered", "heavy step done"]
 
 
+async def test_staging_a_big_import_does_not_hold_the_loop(
+    http: httpx.AsyncClient, observed: Observed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    lines = [
+        json.dumps(
+            {
+                "kind": "memory",
+                "id": f"mem_01M8R8R3G0EQXMS6YTVK{i:06d}",
+                "agent_id": "heavy",
+                "content": f"imported {i} " + " ".join(VOCAB[i % 2000 : i % 2000 + 40]),
+                "time": "2026-01-01T00:00:00Z",
+            }
+        )
+        for i in range(5000)
+    ]
+    trailer = {"kind": "trailer", "format": "memtrace-export", "version": 1}
+    trailer |= {"memories": len(lines), "agents": 0, "sessions": 0}
+    body = "\n".join([*lines, json.dumps(trailer)]).encode()
+    assert len(body) < 4 * 1024 * 1024
+    monkeypatch.setattr(
+        engine_module.AsyncMemtrace,
+        "_stage_import",
+        observed.wrap(engine_module.AsyncMemtrace._stage_import),
+    )
+    request = http.post(
+        f"{API}/import", content=body, headers={"content-type": "application/x-ndjson"}
+    )
+    health, imported = await _health_during(http, observed, request)
+    assert imported.status_code == 200, imported.text[:300]
+    assert imported.json()["imported"] == 5000
+    assert health.status_code == 200
+    assert observed.order == ["health answered", "heavy step done"]
+
+
 async def test_ranking_the_longest_query_does_not_hold_the_loop(
     http: httpx.AsyncClient, observed: Observed, monkeypatch: pytest.MonkeyPatch
 ) -> None:

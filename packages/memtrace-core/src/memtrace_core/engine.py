@@ -990,12 +990,15 @@ class AsyncMemtrace(Shortcuts):
         completes it (existing ids are skipped)."""
         staging = _Staging()
         try:
-            await self._stage_import(lines, staging, require_trailer)
+            # parsing and validating every line is pure Python, linear in the file: in a worker
+            # thread, so that one import (up to the body limit over HTTP, unbounded from the
+            # CLI) does not hold the event loop
+            await asyncio.to_thread(self._stage_import, lines, staging, require_trailer)
             return await self._commit_import(staging, batch_size)
         finally:
             staging.close()
 
-    async def _stage_import(
+    def _stage_import(
         self, lines: Iterable[str | bytes], staging: _Staging, require_trailer: bool
     ) -> None:
         limits = self.config.limits
