@@ -383,3 +383,24 @@ def test_every_key_has_a_distinct_env_name() -> None:
     assert "MEMTRACE_SERVER_PORT" in names
     assert "MEMTRACE_DEDUP_WINDOW_HOURS" in names
     assert "MEMTRACE_AUTH_DB_PATH" in names
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "ceiling"),
+    [
+        ("MAX_JSON_DEPTH", "250", 200),
+        ("MAX_TAGS", "5000", 200),
+        ("MAX_FILTER_VALUES", "2000", 1000),
+    ],
+)
+def test_limits_that_would_break_reads_are_refused(key: str, value: str, ceiling: int) -> None:
+    """A configured limit above its ceiling would let a write in that no read path can serve
+    (JSON deeper than the reads serialise) or no query can run (a tag filter past SQLite's
+    expression depth): startup refuses it, naming the key."""
+    with pytest.raises(ConfigError) as exc:
+        load_config(env={f"MEMTRACE_LIMITS_{key}": value})
+    assert f"limits.{key.lower()}" in str(exc.value)
+    assert f"{ceiling}" in str(exc.value)
+    assert load_config(env={f"MEMTRACE_LIMITS_{key}": str(ceiling)})  # the ceiling itself is fine
+    with pytest.raises(ValueError, match=key.lower()):
+        Limits(**{key.lower(): ceiling + 1})

@@ -38,6 +38,18 @@ MAX_LIMIT = 1000
 MAX_OFFSET = 2**63 - 1
 
 
+#: The deepest JSON a read path serialises back (the SQLite store's read check uses the same
+#: value; pydantic gives up near 255 levels): ``max_json_depth`` may not exceed it.
+JSON_DEPTH_CEILING = 200
+#: Upper bounds of the configurable limits where a larger value would break a read or a query
+#: (each tag of a filter is one term of an AND chain; SQLite's expression depth is 1000).
+LIMIT_CEILINGS: dict[str, int] = {
+    "max_json_depth": JSON_DEPTH_CEILING,
+    "max_tags": 200,
+    "max_filter_values": 1000,
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Size limits the original lacks. All are configurable (``[limits]`` in memtrace.toml)."""
@@ -59,6 +71,14 @@ class Limits:
     #: How far in the future a new write's event ``time`` may be (clock skew between hosts);
     #: imports keep whatever time the export had.
     max_future_skew_seconds: int = 300
+
+    def __post_init__(self) -> None:
+        for name, ceiling in LIMIT_CEILINGS.items():
+            if getattr(self, name) > ceiling:
+                raise ValueError(
+                    f"limits.{name} must be at most {ceiling} (above it an accepted value could "
+                    "not be read back or queried)"
+                )
 
 
 def dedup_key(agent_id: str, event_type: str, content: str) -> str:

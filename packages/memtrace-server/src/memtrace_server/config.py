@@ -36,7 +36,7 @@ from memtrace_core import EngineConfig
 from memtrace_core.errors import ValidationError as CoreValidationError
 from memtrace_core.ranking import RankingConfig
 from memtrace_core.timeutil import parse_time_bound
-from memtrace_core.validation import Limits
+from memtrace_core.validation import LIMIT_CEILINGS, Limits
 
 #: Searched in this order when no explicit file is given.
 SEARCH_PATHS: tuple[str, ...] = (
@@ -246,7 +246,14 @@ def _ranking_keys() -> list[KeySpec]:
 
 def _limit_keys() -> list[KeySpec]:
     return [
-        KeySpec("limits", f.name, "int", f.default, _min(1), "size limit")
+        KeySpec(
+            "limits",
+            f.name,
+            "int",
+            f.default,
+            _between(1, LIMIT_CEILINGS[f.name]) if f.name in LIMIT_CEILINGS else _min(1),
+            "size limit",
+        )
         for f in dataclasses.fields(Limits)
     ]
 

@@ -45,6 +45,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from ..errors import ConflictError, CorruptRowError, StoreError, ValidationError
 from ..models import MEMORY_TYPES, SESSION_STATUSES, Agent, Memory, Session, trusted_memory
 from ..timeutil import MAX_US, MIN_US, from_us, to_us
+from ..validation import JSON_DEPTH_CEILING
 from .base import (
     Candidate,
     InsertOutcome,
@@ -213,7 +214,7 @@ def _dumps(value: Any) -> str | None:
 
 #: The deepest JSON value (metadata, tags, config) a read accepts: a deeper one cannot be
 #: serialised into a response (pydantic-core stops at ~255 levels, the model wrapping included).
-MAX_READ_DEPTH = 200
+MAX_READ_DEPTH = JSON_DEPTH_CEILING  # the validation's ceiling: what is accepted is readable
 
 
 class UnreadableRow(Exception):
