@@ -148,3 +148,31 @@ def test_refuses_a_missing_or_foreign_file(tmp_path: Path) -> None:
     sqlite3.connect(other).close()
     with pytest.raises(StoreError, match="schema version 0"):
         sqlite_doctor.scan(str(other))
+
+
+async def test_fix_never_deletes_a_good_row_that_took_a_freed_rowid(
+    engine: AsyncMemtrace, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scan runs before --fix's transaction. If the unreadable row is deleted meanwhile
+    (through the API) and a new memory gets its rowid (MAX(rowid) + 1), the fix must delete
+    nothing, not the new memory."""
+    first = await engine.add_memory(agent_id="w", content="old and fine")
+    bad = await engine.add_memory(agent_id="w", content="about to break")
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.execute("UPDATE memories SET metadata = '{bad' WHERE id = ?", (bad.id,))
+    conn.close()
+    stale = sqlite_doctor.scan(str(db_path))
+    assert [u.row_id for u in stale.unreadable] == [bad.id]
+    await engine.delete_memory(bad.id)  # the race: deleted through the API ...
+    good = await engine.add_memory(agent_id="w", content="brand new and good")  # ... rowid reused
+    conn = sqlite3.connect(db_path)
+    rowids = dict(conn.execute("SELECT id, rowid FROM memories").fetchall())
+    conn.close()
+    assert rowids[good.id] == stale.unreadable[0].rowid  # the rowid really was reused
+    real_scan = sqlite_doctor._scan
+    monkeypatch.setattr(sqlite_doctor, "_scan", lambda conn, path: stale)
+    sqlite_doctor.repair(str(db_path), quarantine=str(db_path) + ".q.jsonl")
+    monkeypatch.setattr(sqlite_doctor, "_scan", real_scan)
+    assert (await engine.get_memory(good.id)).content == "brand new and good"
+    assert (await engine.get_memory(first.id)).content == "old and fine"

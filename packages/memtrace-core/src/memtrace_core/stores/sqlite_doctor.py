@@ -88,6 +88,8 @@ class UnreadableRowInfo:
     row_id: str
     reason: str
     rowid: int
+    #: the row's ``id`` and ``org_id`` as stored (maybe not text: the row is unreadable)
+    stored_key: tuple[Any, Any] = (None, None)
 
     def describe(self) -> str:
         return f"unreadable {self.kind} {self.row_id} (org {self.org_id}): {self.reason}"
@@ -160,7 +162,9 @@ def _unreadable_rows(conn: sqlite3.Connection) -> Iterator[UnreadableRowInfo]:
                 reason = (
                     str(exc) if isinstance(exc, UnreadableRow) else f"{type(exc).__name__}: {exc}"
                 )
-                yield UnreadableRowInfo(table, kind, str(row[1]), str(row[0]), reason, row[-1])
+                yield UnreadableRowInfo(
+                    table, kind, str(row[1]), str(row[0]), reason, row[-1], (row[0], row[1])
+                )
 
 
 def _fts_problem(conn: sqlite3.Connection, table: str) -> str | None:
@@ -296,10 +300,17 @@ def repair(path: str, *, quarantine: str | None = None) -> DoctorReport:
             report.actions.append(f"wrote {len(report.unreadable)} unreadable rows to {target}")
         conn.execute("BEGIN IMMEDIATE")
         try:
+            deleted = 0
             for info in report.unreadable:
-                conn.execute(f"DELETE FROM {info.table} WHERE rowid = ?", (info.rowid,))
+                # by rowid AND the row's own id and org: the scan ran before this transaction,
+                # so the row may have been deleted since (through the API) and its rowid given
+                # to a new, good memory (the store hands out MAX(rowid) + 1)
+                deleted += conn.execute(
+                    f"DELETE FROM {info.table} WHERE rowid = ? AND id IS ? AND org_id IS ?",
+                    (info.rowid, *info.stored_key),
+                ).rowcount
             if report.unreadable:
-                report.actions.append(f"deleted {len(report.unreadable)} unreadable rows")
+                report.actions.append(f"deleted {deleted} unreadable rows")
             orphans = conn.execute(
                 "DELETE FROM memory_tags WHERE (org_id, tag, memory_rowid) IN "
                 f"(SELECT * FROM ({_ORPHAN_TAGS}))"
