@@ -392,11 +392,11 @@ def go_duration(seconds: float) -> str:
 
 
 async def health(request: Request, mt: AsyncMemtrace | None, state: State) -> HTTPResponse:
-    """Liveness, in the original's shape. ``arc`` is the original's map of each org's Arc
-    reachability, filled from the store's health report (empty unless the store is Arc)."""
-    arc: dict[str, str] = {}
-    if state.engine is not None:
-        arc = (await state.engine.health()).arc
+    """Liveness, in the original's shape; it asks nothing of the store (a liveness probe must
+    not wait on the store's readers). ``arc`` is the original's map of each org's Arc
+    reachability, from the store's latest health report (the one ``/ready`` took); empty
+    unless the store is Arc."""
+    arc = state.last_health.arc if state.last_health is not None else {}
     return json_response(
         {
             "status": "ok",
@@ -414,7 +414,7 @@ async def ready(request: Request, mt: AsyncMemtrace | None, state: State) -> HTT
     engine = state.engine
     if engine is None:
         return json_response({"status": "not ready", "reason": "starting"}, 503)
-    report = await engine.health()
+    report = state.last_health = await engine.health()
     if not report.ok:  # details go to the log, not to this unauthenticated endpoint
         log.error("readiness probe: store unreachable: %s", report.detail)
         return json_response({"status": "not ready", "reason": "store_unreachable"}, 503)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from memtrace_core import AsyncMemtrace
+from memtrace_core.stores.base import StoreHealth
 
 from .metrics import Metrics
 
@@ -35,6 +36,8 @@ class State:
     bootstrap_key: str | None = None
     started: float = field(default_factory=time.monotonic)
     documents: Documents = field(default_factory=Documents)
+    #: the store's latest health report (taken by /ready; /health shows its ``arc``)
+    last_health: StoreHealth | None = None
     _views: dict[str, AsyncMemtrace] = field(default_factory=dict)
 
     def view(self, org_id: str) -> AsyncMemtrace:
