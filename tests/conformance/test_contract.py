@@ -65,6 +65,30 @@ def test_every_implementation_has_the_contracts_signature(impl: type, name: str)
     assert problems(impl, protocol, name) == []
 
 
+@pytest.mark.parametrize("impl", ASYNC, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("name", api.METHODS)
+def test_every_async_implementation_returns_what_the_contract_says(impl: type, name: str) -> None:
+    assert shape(getattr(impl, name))[1] == shape(getattr(api.AsyncMemoryAPI, name))[1]
+
+
+def test_the_blocking_twins_run_the_protocols_methods() -> None:
+    """inspect.signature follows ``__wrapped__``, so the twins' signatures are the protocol's
+    by construction: check instead what each twin method wraps, and that the derived list is
+    exactly :data:`api.BLOCKING_DERIVED`."""
+    from memtrace_core.sync import BlockingMethods
+
+    derived = {
+        name
+        for name, value in vars(BlockingMethods).items()
+        if getattr(value, "__wrapped__", None) is not None
+    }
+    assert derived == set(api.BLOCKING_DERIVED)
+    for name in api.BLOCKING_DERIVED:
+        for twin in BLOCKING:
+            assert getattr(twin, name).__wrapped__ is getattr(api.AsyncMemoryAPI, name), name
+    assert set(api.METHODS) - set(api.BLOCKING_DERIVED) == {"iter_export", "close"}
+
+
 def test_a_missing_or_different_method_is_caught() -> None:
     class Partial(AsyncMemtrace):
         list_agents = None  # type: ignore[assignment]

@@ -144,3 +144,25 @@ async def test_an_unknown_field_in_an_import_line_is_refused(
     assert err.value.field == field
     assert f"line 1: unknown field '{field}'" in err.value.message
     assert (await engine.list_memories()).count == 0
+
+
+@pytest.mark.parametrize("recorded", ["2h", "now", 5, "yesterday"])
+async def test_an_imported_recorded_at_must_be_a_timestamp(
+    engine: AsyncMemtrace, recorded: Any
+) -> None:
+    """Exports write RFC 3339 only: a duration, 'now' or a number would be read relative to the
+    import, or as microseconds since 1970; each is refused rather than stored."""
+    import json
+
+    line = {
+        "kind": "memory",
+        "id": "mem_01M8R8R3G0EQXMS6YTVKBW9F65",
+        "agent_id": "a",
+        "content": "x",
+        "time": "2026-01-01T00:00:00Z",
+        "recorded_at": recorded,
+    }
+    with pytest.raises(ValidationError) as err:
+        await engine.import_jsonl([json.dumps(line)], require_trailer=False)
+    assert err.value.field == "recorded_at"
+    assert (await engine.list_memories(since="0001-01-01T00:00:00Z")).count == 0

@@ -17,7 +17,8 @@ an :class:`AsyncMemoryAPI`, whatever the URL, so code typed against these protoc
 framework integrations, the MCP server) works unchanged on the embedded engine and over HTTP.
 
 The blocking twins do not write the method set out again: :data:`METHODS` names it once and
-:func:`memtrace_core.sync.blocking_methods` derives their methods from the protocol.
+:class:`memtrace_core.sync.BlockingMethods` derives each of :data:`BLOCKING_DERIVED` from the
+protocol's own method (a test checks the two lists are the same).
 
 Conventions of the method set (the original SDK's names): a write or query takes either a
 model, a mapping or keyword fields (``add_memory({"agent_id": …})`` and

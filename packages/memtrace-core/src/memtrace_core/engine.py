@@ -58,7 +58,7 @@ from .models import (
 from .plugins import PluginRegistry, default_registry
 from .shortcuts import Shortcuts
 from .stores.base import KeywordQuery, MemoryFilter, MemoryRecord, Store, StoreHealth
-from .timeutil import from_us, now_us, parse_time_bound, to_us, window
+from .timeutil import from_us, now_us, parse_timestamp, to_us, window
 from .validation import (
     DEFAULT_LIMIT,
     Limits,
@@ -368,6 +368,13 @@ class AsyncMemtrace(Shortcuts):
             cache.clear()
         cache[key] = (clock + self.config.agent_cache_seconds, aliases)
         return aliases
+
+    async def _agent_exists(self, agent_ref: str) -> bool:
+        """Whether an agent is registered under this id or name (an unreadable one counts)."""
+        try:
+            return await self.store.get_agent(self.org_id, agent_ref) is not None
+        except CorruptRowError:
+            return True
 
     def _forget_agent(self, *refs: str) -> None:
         for key in [k for k in self._core.agent_cache if k[0] == self.org_id]:
@@ -729,7 +736,7 @@ class AsyncMemtrace(Shortcuts):
         check_id(agent_id, "agent_id", required=True)
         opts = coerce(ContextOptions, options, fields)
         text, count, fmt = await self._context("agent", agent_id, opts, agent_id=agent_id)
-        if count == 0 and await self.store.get_agent(self.org_id, agent_id) is None:
+        if count == 0 and not await self._agent_exists(agent_id):
             aliases = await self._agent_aliases(agent_id)
             if not await self.store.count_memories(self.org_id, MemoryFilter(agent_ids=aliases)):
                 raise NotFoundError("agent not found")
@@ -1305,6 +1312,22 @@ _AGENT_LINE_FIELDS = frozenset(Agent.model_fields)
 _SESSION_LINE_FIELDS = frozenset(Session.model_fields)
 
 
+def _exported_time(value: Any, field: str) -> int:
+    """A timestamp of an export line: RFC 3339 only (exports write nothing else), in the
+    representable range. A duration ("2h"), "now" or a number would be read relative to the
+    import or as microseconds: a mistake, refused rather than stored."""
+    if not isinstance(value, str):
+        raise ValidationError(f"invalid {field}: expected an RFC 3339 timestamp", field=field)
+    try:
+        us = parse_timestamp(value)
+    except (ValueError, OverflowError):
+        raise ValidationError(
+            f"invalid {field}: expected an RFC 3339 timestamp such as 2026-02-07T20:15:00Z",
+            field=field,
+        ) from None
+    return check_time_us(us, field)
+
+
 def _check_line_fields(obj: Mapping[str, Any], accepted: frozenset[str]) -> None:
     """An import line with a field no export writes is refused, naming the field (a misspelt
     ``sesion_id`` must not be dropped silently)."""
@@ -1326,9 +1349,7 @@ def _import_record(
     mem = validate_memory(fields, limits)
     if mem.time is None:
         raise ValidationError("time is required", field="time")
-    recorded_us = (
-        parse_time_bound(recorded, field="recorded_at") if recorded is not None else to_us(mem.time)
-    )
+    recorded_us = _exported_time(recorded, "recorded_at") if recorded is not None else None
     return MemoryRecord(
         id=mem_id,
         org_id=org_id,

@@ -152,8 +152,9 @@ class Store(Protocol):
       attribute (the server's ``memtrace_unreadable_rows_total``). Reading one such row by id,
       and the ``strict`` reads of an export, raise
       :class:`~memtrace_core.errors.CorruptRowError` naming it instead.
-    * **Order.** Memories are ordered by ``(time, id)``; ``id`` is a ULID string, so ties in time
-      are broken by insertion order.
+    * **Order.** Memories are ordered by ``time``, ties broken by insertion order (SQLite: the
+      rowid; a store without one keeps an insertion sequence). Not by ``id``: an import writes
+      ids of any age, and ties must keep the order they were stored in, as on every store.
     """
 
     async def open(self) -> None:
@@ -197,7 +198,7 @@ class Store(Protocol):
     async def list_memories(
         self, org_id: str, flt: MemoryFilter, *, limit: int, offset: int, order: str
     ) -> list[Memory]:
-        """Memories of ``org_id`` matching ``flt``, ordered by ``(time, id)`` ascending
+        """Memories of ``org_id`` matching ``flt``, ordered by time (then insertion order) ascending
         (``order="asc"``) or descending (``"desc"``), skipping ``offset``, at most ``limit``."""
         ...
 
@@ -240,7 +241,7 @@ class Store(Protocol):
     def iter_memories(
         self, org_id: str, flt: MemoryFilter, *, batch: int = 1000
     ) -> AsyncIterator[list[Memory]]:
-        """Every memory of ``org_id`` matching ``flt`` in ``(time, id)`` order, in lists of at
+        """Every memory of ``org_id`` matching ``flt`` in (time, insertion) order, in lists of at
         most ``batch`` (for export: keyset pagination, so that it is linear and stable while
         writes go on). Never skips: an unreadable row raises CorruptRowError."""
         ...
