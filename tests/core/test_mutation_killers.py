@@ -292,3 +292,22 @@ def test_term_groups_are_the_query_words_with_their_variants() -> None:
     assert expanded is not None
     assert "mall" in expanded.terms
     assert term_groups(expanded) == term_groups(plan)  # feedback terms join no group
+
+
+def test_time_window_boost_includes_its_start_and_excludes_its_end() -> None:
+    """ "yesterday" is the half-open day ``[00:00, 24:00)``: a memory at exactly midnight that
+    opens the day is boosted, one at the midnight that ends it is not (mutants: ``<`` for
+    ``<=`` at the start, ``<=`` for ``<`` at the end)."""
+    plan = plan_query("what did I cook yesterday", NOW)
+    assert plan.time_window is not None
+    start, end = plan.time_window.since, plan.time_window.until
+    assert (start, end) == (datetime(2024, 3, 12, tzinfo=UTC), datetime(2024, 3, 13, tzinfo=UTC))
+    config = RankingConfig(recency_weight=0.0, importance_weight=0.0, context_weight=0.0)
+    memories = [
+        _candidate("start", "I cooked pasta", start, session="a"),
+        _candidate("end", "I cooked pasta", end, session="b"),
+        _candidate("before", "I cooked pasta", start - timedelta(microseconds=1), session="c"),
+    ]
+    scores = {c.id: s for c, s in rerank(plan, memories, NOW, config)}
+    assert scores["start"] == pytest.approx(scores["end"] + config.time_boost)
+    assert scores["end"] == pytest.approx(scores["before"])
