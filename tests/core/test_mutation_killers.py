@@ -22,7 +22,7 @@ from memtrace_core.ranking import (
     rerank,
     term_groups,
 )
-from memtrace_core.text import stem, tokenize
+from memtrace_core.text import STOP_WORDS, stem, tokenize
 
 NOW = datetime(2024, 3, 13, 15, 30, tzinfo=UTC)
 OLD = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
@@ -311,3 +311,65 @@ def test_time_window_boost_includes_its_start_and_excludes_its_end() -> None:
     scores = {c.id: s for c, s in rerank(plan, memories, NOW, config)}
     assert scores["start"] == pytest.approx(scores["end"] + config.time_boost)
     assert scores["end"] == pytest.approx(scores["before"])
+
+
+# --------------------------------------------------------------------------------------------
+# ranking.expand (pseudo-relevance feedback)
+# --------------------------------------------------------------------------------------------
+
+
+@given(
+    docs=st.lists(
+        st.lists(st.sampled_from([*_WORDS, "the", "a", "42", "ox"]), max_size=9), max_size=7
+    ),
+    scores=st.lists(st.floats(0.0, 2.0), min_size=7, max_size=7),
+)
+@settings(max_examples=150, deadline=None)
+def test_expand_weights_follow_the_documented_formula(
+    docs: list[list[str]], scores: list[float]
+) -> None:
+    """Feedback term score ``Σ_d w(d) · tf(t, d) / len(d) · idf(t)`` with ``w(d)`` the
+    document's score over the best one and, without corpus stats, ``idf(t) = 1 + ln(1 + df(t))
+    − ln(1 + n) / 2`` over the ``n`` feedback documents; stop-words, numbers, words under 3
+    characters and the query's own stems are skipped; the best ``prf_terms`` get
+    ``prf_weight · score / best``."""
+    config = RankingConfig(prf_docs=5, prf_terms=4)
+    plan = plan_query("coffee", NOW, config)
+    top = [
+        (_candidate(f"d{i}", " ".join(words)), score)
+        for i, (words, score) in enumerate(zip(docs, scores, strict=False))
+    ][: config.prf_docs]
+    best_score = max((score for _, score in top), default=0.0)
+    term_scores: dict[str, float] = {}
+    doc_freq: dict[str, int] = {}
+    for candidate, score in top:
+        tokens = tokenize(candidate.content)
+        weight = score / best_score if best_score > 0 else 1.0
+        seen = set()
+        for token in tokens:
+            if token in STOP_WORDS or len(token) < 3 or token.isdigit():
+                continue
+            term = stem(token)
+            if term in plan.weights:
+                continue
+            term_scores[term] = term_scores.get(term, 0.0) + weight / len(tokens)
+            seen.add(term)
+        for term in seen:
+            doc_freq[term] = doc_freq.get(term, 0) + 1
+    n = len(top)
+    for term in term_scores:
+        term_scores[term] *= max(1 + math.log(1 + doc_freq[term]) - math.log(1 + n) / 2, 0.0)
+    best = sorted(term_scores.items(), key=lambda item: (-item[1], item[0]))[: config.prf_terms]
+    best = [(term, score) for term, score in best if score > 0]
+
+    expanded = expand(plan, top, config)
+    if not best:
+        assert expanded is None
+        return
+    assert expanded is not None
+    feedback = {t: w for t, w in expanded.weights.items() if t not in plan.weights}
+    assert feedback == {
+        term: pytest.approx(config.prf_weight * score / best[0][1], rel=1e-9)
+        for term, score in best
+    }
+    assert expanded.weights["coffe"] == 1.0
