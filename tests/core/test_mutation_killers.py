@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from memtrace_core import AsyncMemtrace, MemoryCreate
 from memtrace_core.ranking import (
     Candidate,
     RankingConfig,
@@ -23,6 +24,7 @@ from memtrace_core.ranking import (
     term_groups,
 )
 from memtrace_core.text import STOP_WORDS, stem, tokenize
+from memtrace_core.validation import check_text
 
 NOW = datetime(2024, 3, 13, 15, 30, tzinfo=UTC)
 OLD = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
@@ -373,3 +375,32 @@ def test_expand_weights_follow_the_documented_formula(
         for term, score in best
     }
     assert expanded.weights["coffe"] == 1.0
+
+
+# --------------------------------------------------------------------------------------------
+# validation
+# --------------------------------------------------------------------------------------------
+
+
+async def test_add_memory_merges_a_memory_with_keyword_fields(engine: AsyncMemtrace) -> None:
+    """``add_memory(memory, **fields)``: the fields are merged into the memory and win (mutant:
+    ``merge_item`` returning nothing for that case passed, as no test passed both)."""
+    base = {"agent_id": "bot", "content": "deploy finished", "importance": 0.2}
+    stored = await engine.add_memory(base, importance=0.9, tags=["deploy"])
+    assert (stored.agent_id, stored.content, stored.importance, stored.tags) == (
+        "bot",
+        "deploy finished",
+        0.9,
+        ["deploy"],
+    )
+    model = MemoryCreate(agent_id="bot", content="rollback finished")
+    again = await engine.add_memory(model, event_type="rollback")
+    assert (again.content, again.event_type) == ("rollback finished", "rollback")
+    fetched = await engine.get_memory(stored.id)
+    assert (fetched.importance, fetched.tags) == (0.9, ["deploy"])
+    assert base["importance"] == 0.2  # the caller's mapping is not modified
+
+
+def test_check_text_returns_the_checked_value() -> None:
+    text = "naïve café ☕"
+    assert check_text(text, "query", max_chars=len(text)) == text
