@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memtrace_core import AsyncMemtrace, MemoryCreate
+from memtrace_core import AsyncMemtrace, MemoryCreate, ValidationError
 from memtrace_core.ranking import (
     Candidate,
     RankingConfig,
@@ -404,3 +404,21 @@ async def test_add_memory_merges_a_memory_with_keyword_fields(engine: AsyncMemtr
 def test_check_text_returns_the_checked_value() -> None:
     text = "naïve café ☕"
     assert check_text(text, "query", max_chars=len(text)) == text
+
+
+# --------------------------------------------------------------------------------------------
+# engine
+# --------------------------------------------------------------------------------------------
+
+
+async def test_agent_memories_require_an_agent(engine: AsyncMemtrace) -> None:
+    """``get_agent_memories("")`` is an error, not a list of every agent's memories (mutant: the
+    ``check_id`` in get_agent_memories removed)."""
+    await engine.add_memory(agent_id="bot", content="one")
+    await engine.add_memory(agent_id="other", content="two")
+    for bad in ("", "-bad id"):
+        with pytest.raises(ValidationError) as info:
+            await engine.get_agent_memories(bad)
+        assert info.value.field == "agent_id"
+    mine = await engine.get_agent_memories("bot")
+    assert [m.content for m in mine.memories] == ["one"]
