@@ -24,7 +24,8 @@ from memtrace_core.ranking import (
     term_groups,
 )
 from memtrace_core.text import STOP_WORDS, stem, tokenize
-from memtrace_core.validation import check_text
+from memtrace_core.timeutil import from_us
+from memtrace_core.validation import Limits, check_json, check_text, validate_memory
 
 NOW = datetime(2024, 3, 13, 15, 30, tzinfo=UTC)
 OLD = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
@@ -422,3 +423,41 @@ async def test_agent_memories_require_an_agent(engine: AsyncMemtrace) -> None:
         assert info.value.field == "agent_id"
     mine = await engine.get_agent_memories("bot")
     assert [m.content for m in mine.memories] == ["one"]
+
+
+def test_default_limits_hold_exactly_at_their_documented_values() -> None:
+    """The default limits (docs/configuration.md, ``[limits]``) accept a value at the limit and
+    refuse one past it (mutants: each default moved by one)."""
+    limits = Limits()
+    now = 1_700_000_000_000_000
+    base = {"agent_id": "bot", "content": "x"}
+    skew = limits.max_future_skew_seconds
+    assert skew == 300
+    at = validate_memory({**base, "time": from_us(now + skew * 1_000_000)}, limits, now=now)
+    assert at.time is not None
+    with pytest.raises(ValidationError) as future:
+        validate_memory({**base, "time": from_us(now + (skew + 1) * 1_000_000)}, limits, now=now)
+    assert future.value.field == "time"
+
+    def nested(depth: int) -> dict[str, object]:
+        value: dict[str, object] = {}
+        for _ in range(depth - 1):
+            value = {"k": value}
+        return value
+
+    assert limits.max_json_depth == 32
+    check_json(nested(32), "metadata", limits)
+    with pytest.raises(ValidationError, match="deeper than 32"):
+        check_json(nested(33), "metadata", limits)
+
+
+async def test_search_query_length_limit(engine: AsyncMemtrace) -> None:
+    """A query of ``max_query_chars`` (2000 by default) characters is searched; one more is a
+    400 naming ``query``."""
+    await engine.add_memory(agent_id="bot", content="aaaa")
+    found = await engine.search_memories(query=" ".join(["aaaa"] * 400))  # 1999 characters
+    assert [m.content for m in found.results] == ["aaaa"]
+    await engine.search_memories(query="b" * 2000)
+    with pytest.raises(ValidationError) as info:
+        await engine.search_memories(query="b" * 2001)
+    assert info.value.field == "query"
