@@ -412,15 +412,18 @@ def test_check_text_returns_the_checked_value() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-async def test_agent_memories_require_an_agent(engine: AsyncMemtrace) -> None:
-    """``get_agent_memories("")`` is an error, not a list of every agent's memories (mutant: the
-    ``check_id`` in get_agent_memories removed)."""
+async def test_agent_and_session_memories_require_an_id(engine: AsyncMemtrace) -> None:
+    """``get_agent_memories("")`` / ``get_session_memories("")`` are errors, not a list of every
+    memory (mutants: the ``check_id`` of either removed)."""
     await engine.add_memory(agent_id="bot", content="one")
     await engine.add_memory(agent_id="other", content="two")
     for bad in ("", "-bad id"):
         with pytest.raises(ValidationError) as info:
             await engine.get_agent_memories(bad)
         assert info.value.field == "agent_id"
+        with pytest.raises(ValidationError) as info:
+            await engine.get_session_memories(bad)
+        assert info.value.field == "session_id"
     mine = await engine.get_agent_memories("bot")
     assert [m.content for m in mine.memories] == ["one"]
 
