@@ -9,12 +9,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memtrace_core import AsyncMemtrace, MemoryCreate, ValidationError
+from memtrace_core import AsyncMemtrace, MemoryCreate, PluginRegistry, ValidationError, aconnect
 from memtrace_core.ranking import (
     Candidate,
     RankingConfig,
@@ -464,3 +465,30 @@ async def test_search_query_length_limit(engine: AsyncMemtrace) -> None:
     with pytest.raises(ValidationError) as info:
         await engine.search_memories(query="b" * 2001)
     assert info.value.field == "query"
+
+
+async def test_closing_an_org_view_keeps_the_shared_store_open(engine: AsyncMemtrace) -> None:
+    """``with_org(...)`` views share the store: closing one is a no-op (mutant: ``or`` for
+    ``and`` in close, which let a view close the store under its owner)."""
+    view = engine.with_org("org-b")
+    await view.add_memory(agent_id="bot", content="from b")
+    await view.close()
+    await engine.add_memory(agent_id="bot", content="from default")
+    assert [m.content for m in (await engine.list_memories()).memories] == ["from default"]
+    assert [m.content for m in (await view.list_memories()).memories] == ["from b"]
+
+
+async def test_close_releases_the_store(db_path: Path, registry: PluginRegistry) -> None:
+    """``close()`` releases the store: its SQLite connections are closed, so SQLite folds the
+    write-ahead log back into the database and removes it (mutant: the store's close skipped)."""
+    engine = await aconnect(f"sqlite:///{db_path}", plugins=registry)
+    await engine.add_memory(agent_id="bot", content="kept")
+    wal = db_path.with_name(db_path.name + "-wal")
+    assert wal.exists()
+    await engine.close()
+    assert not wal.exists()
+    again = await aconnect(f"sqlite:///{db_path}", plugins=registry)
+    try:
+        assert [m.content for m in (await again.list_memories()).memories] == ["kept"]
+    finally:
+        await again.close()
