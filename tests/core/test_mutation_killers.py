@@ -15,7 +15,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memtrace_core import AsyncMemtrace, MemoryCreate, PluginRegistry, ValidationError, aconnect
+from memtrace_core import (
+    AsyncMemtrace,
+    ListOptions,
+    MemoryCreate,
+    PluginRegistry,
+    SearchQuery,
+    ValidationError,
+    aconnect,
+)
 from memtrace_core.ranking import (
     Candidate,
     RankingConfig,
@@ -492,3 +500,44 @@ async def test_close_releases_the_store(db_path: Path, registry: PluginRegistry)
         assert [m.content for m in (await again.list_memories()).memories] == ["kept"]
     finally:
         await again.close()
+
+
+async def test_a_query_with_nothing_to_search_finds_nothing(engine: AsyncMemtrace) -> None:
+    """A query made only of punctuation plans no terms: an empty result, not an error (mutant:
+    the keyword search returning ``None`` for an empty plan)."""
+    await engine.add_memory(agent_id="bot", content="deploy finished")
+    found = await engine.search_memories(query="?! …")
+    assert (found.results, found.count, found.has_more) == ([], 0, False)
+
+
+async def test_methods_take_their_request_models_as_they_are(engine: AsyncMemtrace) -> None:
+    """Typed callers pass the request model itself (``search_memories(SearchQuery(...))``):
+    it is used as given (mutant: ``coerce`` returning nothing for a ready model)."""
+    await engine.add_memory(agent_id="bot", content="deploy finished")
+    await engine.add_memory(agent_id="bot", content="lunch break")
+    found = await engine.search_memories(SearchQuery(query="deploy"))
+    assert [m.content for m in found.results] == ["deploy finished"]
+    page = await engine.list_memories(ListOptions(limit=1, order="asc"))
+    assert [m.content for m in page.memories] == ["deploy finished"]
+    assert page.has_more
+
+
+def test_metadata_size_limit_is_inclusive() -> None:
+    """Metadata of exactly ``max_metadata_bytes`` (16 KiB) as compact JSON is accepted, one
+    byte more is refused (mutants: ``>=`` for ``>``, the default moved)."""
+    limits = Limits()
+    assert limits.max_metadata_bytes == 16 * 1024
+    overhead = len('{"k":""}')
+    exact = {"k": "x" * (16 * 1024 - overhead)}
+    assert check_json(exact, "metadata", limits) == 16 * 1024
+    with pytest.raises(ValidationError, match="too large"):
+        check_json({"k": "x" * (16 * 1024 - overhead + 1)}, "metadata", limits)
+
+
+async def test_filter_value_count_limit(engine: AsyncMemtrace) -> None:
+    """A list filter takes up to ``max_filter_values`` (64) values."""
+    types = [f"t{i}" for i in range(64)]
+    assert (await engine.search_memories(event_types=types)).results == []
+    with pytest.raises(ValidationError) as info:
+        await engine.search_memories(event_types=[*types, "t64"])
+    assert info.value.field == "event_types"
