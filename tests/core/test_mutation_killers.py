@@ -541,3 +541,12 @@ async def test_filter_value_count_limit(engine: AsyncMemtrace) -> None:
     with pytest.raises(ValidationError) as info:
         await engine.search_memories(event_types=[*types, "t64"])
     assert info.value.field == "event_types"
+
+
+async def test_agent_name_length_limit_is_inclusive(engine: AsyncMemtrace) -> None:
+    """An agent name of 128 characters is accepted, 129 is refused (mutant: ``>=`` for ``>``)."""
+    agent = await engine.register_agent("n" * 128)
+    assert agent.name == "n" * 128
+    with pytest.raises(ValidationError) as info:
+        await engine.register_agent("n" * 129)
+    assert info.value.field == "name"
