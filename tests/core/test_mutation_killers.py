@@ -520,6 +520,9 @@ async def test_methods_take_their_request_models_as_they_are(engine: AsyncMemtra
     page = await engine.list_memories(ListOptions(limit=1, order="asc"))
     assert [m.content for m in page.memories] == ["deploy finished"]
     assert page.has_more
+    # a model and keyword overrides: the overrides win (mutant: the model returned as it was)
+    capped = await engine.list_memories(ListOptions(limit=5, order="asc"), limit=1)
+    assert [m.content for m in capped.memories] == ["deploy finished"]
 
 
 def test_metadata_size_limit_is_inclusive() -> None:
@@ -550,3 +553,30 @@ async def test_agent_name_length_limit_is_inclusive(engine: AsyncMemtrace) -> No
     with pytest.raises(ValidationError) as info:
         await engine.register_agent("n" * 129)
     assert info.value.field == "name"
+
+
+async def test_session_metadata_merge_patch_follows_rfc_7386(engine: AsyncMemtrace) -> None:
+    """RFC 7386's own examples: a patch object over a scalar replaces it with the patch (its
+    nulls dropped), a scalar over an object replaces the object (mutant: ``or`` for ``and`` in
+    the merge, which crashed on the latter)."""
+    session = await engine.create_session(
+        "bot", metadata={"a": {"x": 1}, "s": "text", "keep": [1, 2]}
+    )
+    merged = await engine.update_session(
+        session.id,
+        metadata={"a": 5, "s": {"y": None, "z": 2}, "new": {"n": None, "m": 1}},
+    )
+    expected = {"a": 5, "s": {"z": 2}, "keep": [1, 2], "new": {"m": 1}}
+    assert merged.metadata == expected
+    assert (await engine.get_session(session.id)).metadata == expected
+
+
+async def test_a_closed_engine_can_be_opened_again(db_path: Path, registry: PluginRegistry) -> None:
+    """close() then open() (or ``async with`` again) reopens the store (mutant: close leaving
+    the engine marked open, so open() did nothing and the next write failed)."""
+    engine = await aconnect(f"sqlite:///{db_path}", plugins=registry)
+    await engine.add_memory(agent_id="bot", content="one")
+    await engine.close()
+    async with engine:
+        await engine.add_memory(agent_id="bot", content="two")
+        assert [m.content for m in (await engine.list_memories()).memories] == ["two", "one"]
