@@ -7,6 +7,7 @@ The audit's tool and figures are in the issue's closing note; ``scripts/mutate.p
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -580,3 +581,21 @@ async def test_a_closed_engine_can_be_opened_again(db_path: Path, registry: Plug
     async with engine:
         await engine.add_memory(agent_id="bot", content="two")
         assert [m.content for m in (await engine.list_memories()).memories] == ["two", "one"]
+
+
+async def test_an_export_trailer_with_a_malformed_version_is_refused(engine: AsyncMemtrace) -> None:
+    """A trailer's ``version`` must be a positive integer (mutant: ``and`` for ``or`` in that
+    check, which let 0, ``true`` and ``"1"`` through)."""
+    await engine.add_memory(agent_id="exporter", content="kept once")
+    lines = [line async for line in engine.iter_export()]
+    await engine.purge_org()
+    trailer = json.loads(lines[-1])
+    assert trailer["kind"] == "trailer"
+    for version in (0, -1, True, "1", None, 1.0):
+        body = [*lines[:-1], json.dumps({**trailer, "version": version})]
+        with pytest.raises(ValidationError) as info:
+            await engine.import_jsonl(body)
+        assert info.value.field == "trailer", version
+        assert (await engine.list_memories(since="100w")).count == 0
+    result = await engine.import_jsonl(lines)
+    assert result.imported == 1
