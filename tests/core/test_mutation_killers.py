@@ -335,7 +335,8 @@ def test_time_window_boost_includes_its_start_and_excludes_its_end() -> None:
     docs=st.lists(
         st.lists(st.sampled_from([*_WORDS, "the", "a", "42", "ox"]), max_size=9), max_size=7
     ),
-    scores=st.lists(st.floats(0.0, 2.0), min_size=7, max_size=7),
+    # no subnormal scores: their products underflow differently in any two summation orders
+    scores=st.lists(st.just(0.0) | st.floats(0.01, 2.0), min_size=7, max_size=7),
 )
 @settings(max_examples=150, deadline=None)
 def test_expand_weights_follow_the_documented_formula(
@@ -358,16 +359,15 @@ def test_expand_weights_follow_the_documented_formula(
     for candidate, score in top:
         tokens = tokenize(candidate.content)
         weight = score / best_score if best_score > 0 else 1.0
-        seen = set()
+        counts: dict[str, int] = {}
         for token in tokens:
             if token in STOP_WORDS or len(token) < 3 or token.isdigit():
                 continue
             term = stem(token)
-            if term in plan.weights:
-                continue
-            term_scores[term] = term_scores.get(term, 0.0) + weight / len(tokens)
-            seen.add(term)
-        for term in seen:
+            if term not in plan.weights:
+                counts[term] = counts.get(term, 0) + 1
+        for term, count in counts.items():
+            term_scores[term] = term_scores.get(term, 0.0) + weight * count / len(tokens)
             doc_freq[term] = doc_freq.get(term, 0) + 1
     n = len(top)
     for term in term_scores:
