@@ -149,8 +149,11 @@ def _merge_patch(target: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, 
     for key, value in patch.items():
         if value is None:
             out.pop(key, None)
-        elif isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _merge_patch(out[key], value)
+        elif isinstance(value, Mapping):
+            # RFC 7386: a patch object applies to an empty object when the target's value is
+            # not one (so its own nulls are dropped, not stored)
+            current = out.get(key)
+            out[key] = _merge_patch(current if isinstance(current, dict) else {}, value)
         else:
             out[key] = value
     return out
