@@ -87,3 +87,36 @@ async def test_engine_picks_the_path_and_pool_from_the_match_count(
     assert seen[0] == (False, 200)
     assert seen[-1] == (True, 100)
     assert sum(1 for flag, _ in seen if flag) == 1
+
+
+async def test_a_scope_smaller_than_the_limit_takes_the_exact_path_without_counting(
+    engine: AsyncMemtrace, small_limit: AsyncMemtrace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A one-agent search whose agent holds at most exact_match_limit memories cannot match
+    more: exact BM25, decided by a capped count of the scope, without counting matches."""
+    await _fill(engine)
+    assert await engine.store.count_memories("org_default", MemoryFilter(), cap=10) == 10
+    counted: list[object] = []
+    paths: list[bool] = []
+    store = small_limit.store
+    count, candidates = store.count_keyword_matches, store.keyword_candidates
+
+    async def count_matches(*args: Any) -> int:
+        counted.append(args)
+        return await count(*args)
+
+    async def record(org_id: str, flt: Any, query: Any) -> Any:
+        paths.append(query.recent_first)
+        return await candidates(org_id, flt, query)
+
+    monkeypatch.setattr(store, "count_keyword_matches", count_matches)
+    monkeypatch.setattr(store, "keyword_candidates", record)
+    found = await small_limit.search_memories(query="deploy rollback", agent_id="other")
+    assert found.count == 5
+    assert counted == []  # 5 memories in scope: no match count needed
+    assert paths
+    assert not any(paths)
+    paths.clear()
+    await small_limit.search_memories(query="deploy rollback")  # the whole org: 48 memories
+    assert len(counted) == 1
+    assert paths[0] is True  # recent-first

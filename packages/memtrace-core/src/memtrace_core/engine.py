@@ -544,8 +544,16 @@ class AsyncMemtrace(Shortcuts):
             """Whether ``p``'s words match too many memories for exact BM25 (a common word in
             a big store): stage 1 then takes the newest memories matching every word."""
             if p.terms not in is_large:
-                count = await self.store.count_keyword_matches(
-                    self.org_id, _window_filter(flt, p), p.terms, limit + 1
+                scope = _window_filter(flt, p)
+                # a scope of at most `limit` memories cannot match more: no need to count the
+                # matches (which reads every match of the terms until `limit` of this scope)
+                small = await self.store.count_memories(self.org_id, scope, cap=limit + 1)
+                count = (
+                    small
+                    if small <= limit
+                    else await self.store.count_keyword_matches(
+                        self.org_id, scope, p.terms, limit + 1
+                    )
                 )
                 is_large[p.terms] = count > limit
             return is_large[p.terms]

@@ -223,8 +223,11 @@ class Store(Protocol):
         would let that org change (and observe through) this org's results."""
         ...
 
-    async def count_memories(self, org_id: str, flt: MemoryFilter) -> int:
-        """How many memories of ``org_id`` match ``flt``."""
+    async def count_memories(
+        self, org_id: str, flt: MemoryFilter, *, cap: int | None = None
+    ) -> int:
+        """How many memories of ``org_id`` match ``flt`` (counting no further than ``cap``
+        when given: then the cost is bounded by ``cap`` rows, not by the org's size)."""
         ...
 
     async def count_by_type(self, org_id: str, flt: MemoryFilter) -> dict[str, int]:

@@ -1152,10 +1152,17 @@ class SQLiteStore(SQLiteAuthMixin):
         args = [match, *params, cap]
         return await self._read(lambda conn: int(conn.execute(sql, args).fetchone()[0]))
 
-    async def count_memories(self, org_id: str, flt: MemoryFilter) -> int:
+    async def count_memories(
+        self, org_id: str, flt: MemoryFilter, *, cap: int | None = None
+    ) -> int:
         where, params = build_where(org_id, flt)
-        sql = f"SELECT COUNT(*) FROM memories m WHERE {where}"
-        return await self._read(lambda conn: int(conn.execute(sql, params).fetchone()[0]))
+        if cap is None:
+            sql = f"SELECT COUNT(*) FROM memories m WHERE {where}"
+            args: list[Any] = params
+        else:
+            sql = f"SELECT COUNT(*) FROM (SELECT 1 FROM memories m WHERE {where} LIMIT ?)"
+            args = [*params, cap]
+        return await self._read(lambda conn: int(conn.execute(sql, args).fetchone()[0]))
 
     async def delete_memories(self, org_id: str, flt: MemoryFilter) -> int:
         where, params = build_where(org_id, flt)
