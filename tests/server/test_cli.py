@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -740,6 +741,15 @@ def test_serve_reports_a_busy_port(workdir: Path, tmp_path: Path) -> None:
     assert not db.exists()
 
 
+#: A partly sent request must stay in flight for as long as a shutdown test needs it: without
+#: these, the body deadline (10 s) would answer it with a 408 and end the drain by itself.
+_NO_READ_DEADLINES = {
+    "MEMTRACE_SERVER_HEADER_TIMEOUT": "3600",
+    "MEMTRACE_SERVER_BODY_TIMEOUT": "3600",
+    "MEMTRACE_SERVER_READ_TIMEOUT": "3600",
+}
+
+
 def _start_partial_post(port: int, key: str, content: str) -> tuple[socket.socket, bytes]:
     """Open a POST whose body is only partly sent: a request in flight."""
     body = json.dumps({"agent_id": "drain", "content": content}).encode()
@@ -749,6 +759,11 @@ def _start_partial_post(port: int, key: str, content: str) -> tuple[socket.socke
         b"Content-Type: application/json\r\nx-api-key: " + key.encode() + b"\r\n"
         b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body[:10]
     )
+    # An ordering, not a sleep: a /health on a second connection is answered by the (single)
+    # worker only after its loop has processed the earlier readable socket, i.e. after it
+    # took the partial request in.
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=30) as health:
+        assert health.status == 200
     return sock, body[10:]
 
 
@@ -763,7 +778,14 @@ def test_sigterm_drains_in_flight_requests(
     workdir: Path, store_url: str, servers: list[ServerProcess]
 ) -> None:
     # The drain limit is an hour: the server can only exit because the request completed.
-    server = _start(servers, workdir, "--store", store_url, MEMTRACE_SERVER_SHUTDOWN_TIMEOUT="3600")
+    server = _start(
+        servers,
+        workdir,
+        "--store",
+        store_url,
+        MEMTRACE_SERVER_SHUTDOWN_TIMEOUT="3600",
+        **_NO_READ_DEADLINES,
+    )
     key = _first_key(server.output)
     sock, rest = _start_partial_post(server.port, key, "finished during shutdown")
     with sock:
@@ -787,7 +809,14 @@ def test_shutdown_timeout_bounds_a_stuck_request(
 ) -> None:
     # The request never completes (the rest of its body is never sent): the server can only
     # exit because the 1 s drain limit ended it, and it closes the client's connection.
-    server = _start(servers, workdir, "--store", store_url, MEMTRACE_SERVER_SHUTDOWN_TIMEOUT="1")
+    server = _start(
+        servers,
+        workdir,
+        "--store",
+        store_url,
+        MEMTRACE_SERVER_SHUTDOWN_TIMEOUT="1",
+        **_NO_READ_DEADLINES,
+    )
     key = _first_key(server.output)
     sock, _ = _start_partial_post(server.port, key, "never finished")
     with sock:
@@ -824,7 +853,14 @@ def test_second_signal_kills_only_the_server(
     process group — this test runner included — if the CLI did not restrict it to the workers."""
     # The drain limit is an hour and the request never completes: only the second signal can
     # end the process.
-    server = _start(servers, workdir, "--store", store_url, MEMTRACE_SERVER_SHUTDOWN_TIMEOUT="3600")
+    server = _start(
+        servers,
+        workdir,
+        "--store",
+        store_url,
+        MEMTRACE_SERVER_SHUTDOWN_TIMEOUT="3600",
+        **_NO_READ_DEADLINES,
+    )
     key = _first_key(server.output)
     sock, _ = _start_partial_post(server.port, key, "abandoned")
     with sock:
