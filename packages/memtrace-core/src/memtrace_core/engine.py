@@ -608,10 +608,7 @@ class AsyncMemtrace(Shortcuts):
 
     async def get_memory(self, memory_id: str) -> Memory:
         """The memory with this id (``mem_…``). Raises NotFoundError."""
-        if not isinstance(memory_id, str) or not is_memory_id(memory_id):
-            raise ValidationError(
-                f"invalid memory id: {memory_id!r} (expected mem_ + 26 characters)", field="id"
-            )
+        _check_memory_id(memory_id)
         found = await self.store.get_memory(self.org_id, memory_id)
         if found is None:
             raise NotFoundError("memory not found")
@@ -620,10 +617,7 @@ class AsyncMemtrace(Shortcuts):
     async def delete_memory(self, memory_id: str) -> None:
         """Delete one memory from every index. Raises NotFoundError. (Deletes without reading
         the row, so an unreadable memory can be deleted too.)"""
-        if not isinstance(memory_id, str) or not is_memory_id(memory_id):
-            raise ValidationError(
-                f"invalid memory id: {memory_id!r} (expected mem_ + 26 characters)", field="id"
-            )
+        _check_memory_id(memory_id)
         if not await self.store.delete_memories(self.org_id, MemoryFilter(ids=(memory_id,))):
             raise NotFoundError("memory not found")
 
@@ -1159,6 +1153,13 @@ def _check_agent(name: Any, description: str | None, config: Any, limits: Limits
         check_text(description, "description", max_chars=4096)
     _check_json_size(config, "config", limits)
     return clean
+
+
+def _check_memory_id(memory_id: Any) -> None:
+    if not isinstance(memory_id, str) or not is_memory_id(memory_id):
+        raise ValidationError(
+            f"invalid memory id: {memory_id!r} (expected mem_ + 26 characters)", field="id"
+        )
 
 
 def _check_times(model: BaseModel, *fields: str) -> None:
