@@ -12,6 +12,15 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 
+def show_value(value: Any, limit: int = 80) -> str:
+    """A value for an error message: quoted, cut to ``limit`` characters, with anything that is
+    not printable (lone surrogates, controls) escaped, so a message can always be sent."""
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    return repr(text) if isinstance(value, str) else text
+
+
 class MemtraceError(Exception):
     """Base class of every memtrace error.
 

@@ -20,7 +20,7 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 
-from .errors import ValidationError
+from .errors import ValidationError, show_value
 
 _RELATIVE_RE = re.compile(r"^\s*([0-9]{1,9})\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -140,14 +140,10 @@ def _parse_time_bound(
         return parse_timestamp(text)
     except (ValueError, OverflowError):
         raise ValidationError(
-            f"invalid {field} {_shown(value)}: use a duration such as 30m, 24h, 7d, 2w "
+            f"invalid {field} {show_value(value)}: use a duration such as 30m, 24h, 7d, 2w "
             "or an ISO 8601 timestamp such as 2026-02-07T20:15:00Z",
             field=field,
         ) from None
-
-
-def _shown(value: str) -> str:
-    return repr(value if len(value) <= 80 else value[:80] + "…")
 
 
 def window(

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
-from .errors import ValidationError
+from .errors import ValidationError, show_value
 from .models import (
     ID_FORMAT_MSG,
     ID_PATTERN,
@@ -151,28 +151,19 @@ def check_tags(
     return out or None
 
 
-def _show(value: Any, limit: int = 80) -> str:
-    """A value for an error message: quoted, cut to ``limit`` characters, with anything that is
-    not printable (lone surrogates, controls) escaped, so a message can always be sent."""
-    text = value if isinstance(value, str) else repr(value)
-    if len(text) > limit:
-        text = text[:limit] + "…"
-    return repr(text) if isinstance(value, str) else text
-
-
 def _quoted(value: Any) -> str:
-    """``'x y'`` as the original quoted a bad tag, or :func:`_show`'s escaped form."""
+    """``'x y'`` as the original quoted a bad tag, or :func:`~memtrace_core.errors.show_value`'s escaped form."""
     if isinstance(value, str) and len(value) <= 80 and value.isprintable():
         return f"'{value}'"
-    return _show(value)
+    return show_value(value)
 
 
 def _plain(value: Any) -> str:
     """``value`` as the original printed it (``invalid memory_type: foo``) when it is a short
-    printable string, else as :func:`_show` does."""
+    printable string, else as :func:`~memtrace_core.errors.show_value` does."""
     if isinstance(value, str) and len(value) <= 80 and value.isprintable():
         return value
-    return _show(value)
+    return show_value(value)
 
 
 def check_text(
@@ -526,5 +517,5 @@ def check_ref(value: Any, field: str) -> str:
     """A reference to look something up by (an id or a name): a printable string of 1..256
     characters."""
     if not isinstance(value, str) or not value or len(value) > 256 or not value.isprintable():
-        raise ValidationError(f"invalid {field}: {_show(value)}", field=field)
+        raise ValidationError(f"invalid {field}: {show_value(value)}", field=field)
     return value
