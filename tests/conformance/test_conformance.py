@@ -36,7 +36,8 @@ from memtrace_core.sync import Memtrace
 
 #: Public methods that are not in the method set, on purpose, per implementation.
 _NOT_IN_CONTRACT = {
-    AsyncMemtrace: {"open", "with_org", "health"},  # engine-only: the store, views, probes
+    # engine-only: the store, views, probes, the retention rules the sweep applies
+    AsyncMemtrace: {"open", "with_org", "health", "retention_rules"},
     AsyncMemtraceClient: {"open", "with_org"},
     Memtrace: {"with_org"},
     MemtraceClient: {"with_org"},

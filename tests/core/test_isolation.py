@@ -174,7 +174,7 @@ async def test_the_store_refuses_records_of_another_org(engine: AsyncMemtrace) -
         importance=None, parent_id=None, time=now, recorded_at=now,
     )  # fmt: skip
     with pytest.raises(ValueError, match="org_b"):
-        await store.insert_memories("org_a", [record], dedup_since=None)
+        await store.insert_memories("org_a", [record], dedup_since=None, now=now)
     with pytest.raises(ValueError, match="org_b"):
         await store.import_memories("org_a", [record])
     agent = Agent(id=random_id("agent"), org_id="org_b", name="n", created_at=from_us(now))

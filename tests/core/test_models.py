@@ -24,6 +24,10 @@ def test_trusted_memory_equals_a_validated_memory() -> None:
         "importance": 0.5,
         "parent_id": None,
         "score": None,
+        "expires_at": datetime(2026, 3, 7, tzinfo=UTC),
+        "supersedes": "mem_01M87JES0EADQ5MDH4XND756J0",
+        "superseded_by": None,
+        "superseded_at": None,
     }
     fast = trusted_memory(dict(values))
     checked = Memory.model_validate(values)

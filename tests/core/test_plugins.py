@@ -41,9 +41,9 @@ PLUGIN_MODULE = textwrap.dedent(
         def from_url(cls, url):
             return cls(url.split("://", 1)[1])
 
-        async def insert_memories(self, org_id, records, *, dedup_since):
+        async def insert_memories(self, org_id, records, *, dedup_since, now):
             MyStore.writes += len(records)
-            return await super().insert_memories(org_id, records, dedup_since=dedup_since)
+            return await super().insert_memories(org_id, records, dedup_since=dedup_since, now=now)
 
 
     class Shout:

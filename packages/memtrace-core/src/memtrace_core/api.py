@@ -29,6 +29,7 @@ model, a mapping or keyword fields (``add_memory({"agent_id": …})`` and
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import IO, Any, Protocol, runtime_checkable
 
 from .models import (
@@ -46,6 +47,9 @@ from .models import (
     MemoryCreate,
     MemoryList,
     RegisterAgentRequest,
+    RetentionInfo,
+    RetentionPolicy,
+    RetentionReport,
     SearchQuery,
     SearchResult,
     Session,
@@ -132,8 +136,9 @@ class AsyncMemoryAPI(Protocol):
         """Filters plus, with ``query``, ranked keyword search (best first)."""
         ...
 
-    async def get_memory(self, memory_id: str) -> Memory:
-        """The memory with this id. Raises NotFoundError."""
+    async def get_memory(self, memory_id: str, *, as_of: str | datetime | None = None) -> Memory:
+        """The memory with this id (superseded or not), as known at ``as_of`` when given.
+        Raises NotFoundError (also for an expired memory)."""
         ...
 
     async def delete_memory(self, memory_id: str) -> None:
@@ -166,8 +171,11 @@ class AsyncMemoryAPI(Protocol):
         """An agent by id or by name. Raises NotFoundError."""
         ...
 
-    async def get_agent_stats(self, agent_id: str) -> AgentStats:
-        """Counts for an agent (an unknown agent gets zeros, as the original)."""
+    async def get_agent_stats(
+        self, agent_id: str, *, as_of: str | datetime | None = None
+    ) -> AgentStats:
+        """Counts for an agent (an unknown agent gets zeros, as the original), of its current,
+        unexpired memories, as known at ``as_of`` when given."""
         ...
 
     async def get_agent_memories(
@@ -292,6 +300,27 @@ class AsyncMemoryAPI(Protocol):
         """Delete every memory, agent and session of the org; returns the memories deleted."""
         ...
 
+    # -- retention ----------------------------------------------------------------------------
+
+    async def get_retention_policy(self) -> RetentionInfo:
+        """The org's effective retention policy and its source (org, default or none)."""
+        ...
+
+    async def set_retention_policy(
+        self, policy: RetentionPolicy | Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> RetentionInfo:
+        """Set the org's retention policy (it wins over the configured default). Needs the
+        ``admin`` permission over HTTP."""
+        ...
+
+    async def clear_retention_policy(self) -> RetentionInfo:
+        """Remove the org's own policy (the configured default applies again)."""
+        ...
+
+    async def apply_retention(self, *, dry_run: bool = False) -> RetentionReport:
+        """Delete the org's memories past their retention age now (``dry_run``: count them)."""
+        ...
+
     async def close(self) -> None:
         """Commit pending writes and release the store or connection."""
         ...
@@ -353,7 +382,7 @@ class MemoryAPI(Protocol):
         self, query: SearchQuery | Mapping[str, Any] | None = None, /, **fields: Any
     ) -> SearchResult: ...
 
-    def get_memory(self, memory_id: str) -> Memory: ...
+    def get_memory(self, memory_id: str, *, as_of: str | datetime | None = None) -> Memory: ...
 
     def delete_memory(self, memory_id: str) -> None: ...
 
@@ -372,7 +401,9 @@ class MemoryAPI(Protocol):
 
     def get_agent(self, agent_id: str) -> Agent: ...
 
-    def get_agent_stats(self, agent_id: str) -> AgentStats: ...
+    def get_agent_stats(
+        self, agent_id: str, *, as_of: str | datetime | None = None
+    ) -> AgentStats: ...
 
     def get_agent_memories(
         self,
@@ -459,6 +490,16 @@ class MemoryAPI(Protocol):
     ) -> ImportResult: ...
 
     def purge_org(self) -> int: ...
+
+    def get_retention_policy(self) -> RetentionInfo: ...
+
+    def set_retention_policy(
+        self, policy: RetentionPolicy | Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> RetentionInfo: ...
+
+    def clear_retention_policy(self) -> RetentionInfo: ...
+
+    def apply_retention(self, *, dry_run: bool = False) -> RetentionReport: ...
 
     def close(self) -> None: ...
 

@@ -9,6 +9,7 @@ The org is chosen by the API key, so :meth:`AsyncMemtraceClient.with_org` is not
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -21,6 +22,7 @@ from .errors import (
     ConflictError,
     DuplicateMemoryError,
     MemtraceError,
+    SupersededError,
     TransportError,
     ValidationError,
 )
@@ -39,6 +41,9 @@ from .models import (
     MemoryCreate,
     MemoryList,
     RegisterAgentRequest,
+    RetentionInfo,
+    RetentionPolicy,
+    RetentionReport,
     SearchQuery,
     SearchResult,
     Session,
@@ -48,6 +53,7 @@ from .models import (
 )
 from .shortcuts import Shortcuts
 from .sync import BlockingMethods, Portal
+from .timeutil import format_dt
 from .validation import check_batch, check_ref, coerce, merge_item
 
 M = TypeVar("M", bound=BaseModel)
@@ -80,6 +86,9 @@ def _error_from_response(response: httpx.Response) -> MemtraceError:
         if isinstance(existing, str) and existing:
             key = body.get("dedup_key")
             return DuplicateMemoryError(existing, key if isinstance(key, str) else None)
+        current = body.get("current_id")
+        if isinstance(current, str) and current:
+            return SupersededError(None, current, message=message)
         return ConflictError(message)
     cls = STATUS_TO_ERROR.get(status)
     if cls is not None:
@@ -92,6 +101,13 @@ def _jsonable(value: Any) -> Any:
         return to_jsonable_python(value)
     except PydanticSerializationError as exc:
         raise ValidationError(f"value is not JSON-serialisable: {exc}", field="body") from None
+
+
+def _as_of(as_of: str | datetime | None) -> dict[str, str] | None:
+    """The ``as_of`` query parameter (a datetime is sent as RFC 3339; naive = UTC)."""
+    if as_of is None:
+        return None
+    return {"as_of": format_dt(as_of) if isinstance(as_of, datetime) else str(as_of)}
 
 
 def _body(model: BaseModel) -> dict[str, Any]:
@@ -234,8 +250,8 @@ class AsyncMemtraceClient(Shortcuts):
         q = coerce(SearchQuery, query, fields)
         return await self._send(SearchResult, "POST", "/search", _body(q))
 
-    async def get_memory(self, memory_id: str) -> Memory:
-        return await self._get(Memory, f"/memories/{_seg(memory_id, 'id')}")
+    async def get_memory(self, memory_id: str, *, as_of: str | datetime | None = None) -> Memory:
+        return await self._get(Memory, f"/memories/{_seg(memory_id, 'id')}", _as_of(as_of))
 
     async def delete_memory(self, memory_id: str) -> None:
         await self._request("DELETE", f"/memories/{_seg(memory_id, 'id')}")
@@ -268,8 +284,11 @@ class AsyncMemtraceClient(Shortcuts):
         params = {"delete_memories": "true"} if delete_memories else None
         await self._request("DELETE", f"/agents/{_seg(agent_id, 'agent_id')}", params=params)
 
-    async def get_agent_stats(self, agent_id: str) -> AgentStats:
-        return await self._get(AgentStats, f"/agents/{_seg(agent_id, 'agent_id')}/stats")
+    async def get_agent_stats(
+        self, agent_id: str, *, as_of: str | datetime | None = None
+    ) -> AgentStats:
+        path = f"/agents/{_seg(agent_id, 'agent_id')}/stats"
+        return await self._get(AgentStats, path, _as_of(as_of))
 
     async def get_agent_memories(
         self,
@@ -418,6 +437,27 @@ class AsyncMemtraceClient(Shortcuts):
         """Delete every memory, agent and session of the key's org (needs ``admin``)."""
         response = await self._request("POST", "/org/purge", json={})
         return int(response.json()["deleted"])
+
+    # -- retention (the key's org; changing it needs ``admin``) ----------------------------------
+
+    async def get_retention_policy(self) -> RetentionInfo:
+        return await self._get(RetentionInfo, "/retention")
+
+    async def set_retention_policy(
+        self, policy: RetentionPolicy | Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> RetentionInfo:
+        pol = coerce(RetentionPolicy, policy, fields)
+        return await self._send(RetentionInfo, "PUT", "/retention", pol.model_dump(mode="json"))
+
+    async def clear_retention_policy(self) -> RetentionInfo:
+        response = await self._request("DELETE", "/retention")
+        return RetentionInfo.model_validate_json(response.content)
+
+    async def apply_retention(self, *, dry_run: bool = False) -> RetentionReport:
+        response = await self._request(
+            "POST", "/retention/apply", params={"dry_run": "true"} if dry_run else None
+        )
+        return RetentionReport.model_validate_json(response.content)
 
 
 class MemtraceClient(BlockingMethods[AsyncMemtraceClient]):

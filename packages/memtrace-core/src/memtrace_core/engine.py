@@ -15,6 +15,7 @@ import tempfile
 import time as _time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -23,9 +24,11 @@ from pydantic import ValidationError as PydanticValidationError
 from . import ranking
 from .context import estimate_tokens, render_within
 from .errors import (
+    ConflictError,
     CorruptRowError,
     DuplicateMemoryError,
     NotFoundError,
+    SupersededError,
     ValidationError,
     WriteRejectedError,
 )
@@ -47,6 +50,9 @@ from .models import (
     MemoryCreate,
     MemoryList,
     RegisterAgentRequest,
+    RetentionInfo,
+    RetentionPolicy,
+    RetentionReport,
     SearchQuery,
     SearchResult,
     Session,
@@ -56,9 +62,18 @@ from .models import (
     trusted_memory,
 )
 from .plugins import PluginRegistry, default_registry
+from .retention import Resolved, Scope, check_policy, describe, parse_max_age
 from .shortcuts import Shortcuts
-from .stores.base import KeywordQuery, MemoryFilter, MemoryRecord, Store, StoreHealth
-from .timeutil import from_us, now_us, parse_timestamp, to_us, window
+from .stores.base import (
+    InsertOutcome,
+    KeywordQuery,
+    MemoryFilter,
+    MemoryRecord,
+    Store,
+    StoreHealth,
+    SupersedeError,
+)
+from .timeutil import from_us, now_us, parse_as_of, parse_timestamp, to_us, window
 from .validation import (
     DEFAULT_LIMIT,
     Limits,
@@ -77,6 +92,7 @@ from .validation import (
     coerce,
     dedup_key,
     merge_item,
+    resolve_expiry,
     validate_memory,
 )
 
@@ -96,6 +112,8 @@ MAX_RANKED_WINDOW = 1_000
 _OFF_LOOP_BATCH = 100
 _OFF_LOOP_RANKING = 20_000
 _OFF_LOOP_TERMS = 32
+#: Memories :meth:`AsyncMemtrace.apply_retention` deletes per store call.
+_RETENTION_BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -110,6 +128,10 @@ class EngineConfig:
         context_since: default ``since`` of session and agent contexts (the original's 24 h).
         context_max_memories: default number of memories a context considers (max 1000).
         agent_cache_seconds: how long an agent id/name resolution is cached in this process.
+        retention: the default retention policy (``[retention]``) of every org that has none
+            of its own; None keeps everything.
+        policy_cache_seconds: how long this process caches an org's retention policy (a policy
+            set through another process applies here within that time).
     """
 
     dedup_enabled: bool = True
@@ -119,6 +141,8 @@ class EngineConfig:
     context_since: str = "24h"
     context_max_memories: int = 100
     agent_cache_seconds: float = 2.0
+    retention: RetentionPolicy | None = None
+    policy_cache_seconds: float = 5.0
 
 
 def _record_to_memory(r: MemoryRecord) -> Memory:
@@ -139,6 +163,10 @@ def _record_to_memory(r: MemoryRecord) -> Memory:
             "importance": r.importance,
             "parent_id": r.parent_id,
             "score": None,
+            "expires_at": None if r.expires_at is None else from_us(r.expires_at),
+            "supersedes": r.supersedes,
+            "superseded_by": None,
+            "superseded_at": None,
         }
     )
 
@@ -167,6 +195,7 @@ class _Core:
         self.config = config
         self.plugins = plugins
         self.agent_cache: dict[tuple[str, str], tuple[float, tuple[str, ...]]] = {}
+        self.policy_cache: dict[str, tuple[float, Resolved]] = {}
         self.opened = False
 
 
@@ -186,6 +215,8 @@ class AsyncMemtrace(Shortcuts):
         org_id: str = DEFAULT_ORG,
         _core: _Core | None = None,
     ) -> None:
+        if _core is None and config is not None and config.retention is not None:
+            config = replace(config, retention=check_policy(config.retention, config.limits))
         self._core = _core or _Core(store, config or EngineConfig(), plugins or default_registry())
         self._owner = _core is None
         self.org_id = org_id
@@ -234,13 +265,17 @@ class AsyncMemtrace(Shortcuts):
     # -- writing --------------------------------------------------------------------------------
 
     def _prepare(
-        self, items: Sequence[MemoryCreate | Mapping[str, Any]], batch: bool
+        self,
+        items: Sequence[MemoryCreate | Mapping[str, Any]],
+        batch: bool,
+        retention: Resolved,
+        now: int,
     ) -> list[MemoryRecord]:
         limits = self.config.limits
         plugins = self.plugins
         hooks = plugins.has_before_write
-        now = now_us()
         dedup = self.config.dedup_enabled
+        check_age = not retention.keeps_everything
         records: list[MemoryRecord] = []
         for index, item in enumerate(items):
             idx = index if batch else None
@@ -262,6 +297,16 @@ class AsyncMemtrace(Shortcuts):
             key = mem.dedup_key
             if key is None and dedup:
                 key = dedup_key(mem.agent_id, mem.event_type, mem.content)
+            event_us = to_us(mem.time) if mem.time is not None else now
+            if check_age:
+                retention.check_write(
+                    agent_id=mem.agent_id,
+                    memory_type=mem.memory_type,
+                    event_type=mem.event_type,
+                    time_us=event_us,
+                    now=now,
+                    index=idx,
+                )
             records.append(
                 MemoryRecord(
                     id=memory_id(),
@@ -276,8 +321,10 @@ class AsyncMemtrace(Shortcuts):
                     dedup_key=key,
                     importance=mem.importance,
                     parent_id=mem.parent_id,
-                    time=to_us(mem.time) if mem.time is not None else now,
+                    time=event_us,
                     recorded_at=now,
+                    expires_at=resolve_expiry(mem, now, index=idx),
+                    supersedes=mem.supersedes,
                 )
             )
         return records
@@ -287,16 +334,39 @@ class AsyncMemtrace(Shortcuts):
             return None
         return now_us() - int(self.config.dedup_window_hours * _HOUR_US)
 
+    async def _insert(self, records: list[MemoryRecord], *, batch: bool) -> list[InsertOutcome]:
+        """Insert through the store, turning a refused supersession into the engine's error:
+        a missing (or expired, or other org's) target is a 400, an already superseded one a
+        409 naming the current version."""
+        try:
+            return await self.store.insert_memories(
+                self.org_id, records, dedup_since=self._dedup_since(), now=now_us()
+            )
+        except SupersedeError as exc:
+            index = exc.index if batch else None
+            if exc.current is None:
+                raise ValidationError(
+                    f"invalid supersedes: no memory {exc.target} in this organization (it "
+                    "does not exist, was deleted or has expired)",
+                    field="supersedes",
+                    index=index,
+                ) from None
+            err = SupersededError(exc.target, exc.current)
+            if index is not None:
+                err = SupersededError(
+                    exc.target, exc.current, message=f"memories[{index}]: {err.message}"
+                )
+            raise err from None
+
     async def add_memory(
         self, memory: MemoryCreate | Mapping[str, Any] | None = None, /, **fields: Any
     ) -> Memory:
         """Write one memory. Raises :class:`DuplicateMemoryError` (naming the existing memory) if
         the same dedup key was written within the dedup window."""
         item = merge_item(memory, fields)
-        records = self._prepare([item], batch=False)
-        outcome = (
-            await self.store.insert_memories(self.org_id, records, dedup_since=self._dedup_since())
-        )[0]
+        retention = await self.retention_rules()
+        records = self._prepare([item], False, retention, now_us())
+        outcome = (await self._insert(records, batch=False))[0]
         if not outcome.inserted:
             raise DuplicateMemoryError(outcome.duplicate_of, records[0].dedup_key)
         stored = _record_to_memory(records[0])
@@ -318,15 +388,15 @@ class AsyncMemtrace(Shortcuts):
                 f"batch too large: {len(memories)} memories (max {self.config.limits.max_batch})",
                 field="memories",
             )
+        retention = await self.retention_rules()
+        now = now_us()
         if len(memories) > _OFF_LOOP_BATCH and not self.plugins.has_before_write:
             # validating a big batch is pure Python (tens of ms): in a thread the event loop
             # keeps serving other requests meanwhile (before_write plugins stay on the loop)
-            records = await asyncio.to_thread(self._prepare, memories, True)
+            records = await asyncio.to_thread(self._prepare, memories, True, retention, now)
         else:
-            records = self._prepare(memories, batch=True)
-        outcomes = await self.store.insert_memories(
-            self.org_id, records, dedup_since=self._dedup_since()
-        )
+            records = self._prepare(memories, True, retention, now)
+        outcomes = await self._insert(records, batch=True)
         stored: list[Memory] = []
         dups: list[DuplicateInfo] = []
         for index, (record, outcome) in enumerate(zip(records, outcomes, strict=True)):
@@ -396,15 +466,22 @@ class AsyncMemtrace(Shortcuts):
         until: Any = None,
         min_importance: float | None = None,
         content_contains: str | None = None,
-        now: int | None = None,
+        recorded_since: Any = None,
+        recorded_until: Any = None,
+        view: _View | None = None,
     ) -> MemoryFilter:
+        """The store filter of a read (``view``: what it sees — unexpired memories, current
+        ones unless ``include_superseded``, as of a time) or of a delete (``view`` None: every
+        matching memory). Relative windows count back from ``as_of`` when given."""
         limits = self.config.limits
         agent = check_id(agent_id, "agent_id")
         session = check_id(session_id, "session_id")
         mtypes = _values(memory_types, "memory_types", check_memory_type, limits)
         etypes = _values(event_types, "event_types", check_type_name, limits)
         tag_list = check_tags(tags, field="tags", limits=limits)
-        lo, hi = window(since, until, now=now)
+        anchor = view.anchor if view is not None else now_us()
+        lo, hi = window(since, until, now=anchor)
+        rec_lo, rec_hi = window(recorded_since, recorded_until, now=anchor, prefix="recorded_")
         if min_importance is not None and (
             isinstance(min_importance, bool)
             or not isinstance(min_importance, (int, float))
@@ -425,9 +502,14 @@ class AsyncMemtrace(Shortcuts):
             until=hi,
             min_importance=float(min_importance) if min_importance else None,
             content_contains=content_contains or None,
+            recorded_since=rec_lo,
+            recorded_until=rec_hi,
+            live_at=view.now if view is not None else None,
+            as_of=view.as_of if view is not None else None,
+            current=view is not None and not view.include_superseded,
         )
 
-    async def _criteria_filter(self, crit: DeleteFilter) -> MemoryFilter:
+    async def _criteria_filter(self, crit: DeleteFilter, view: _View | None = None) -> MemoryFilter:
         return await self._filter(
             agent_id=crit.agent_id,
             session_id=crit.session_id,
@@ -436,9 +518,14 @@ class AsyncMemtrace(Shortcuts):
             tags=crit.tags,
             since=crit.since,
             until=crit.until,
+            recorded_since=crit.recorded_since,
+            recorded_until=crit.recorded_until,
+            view=view,
         )
 
-    async def _page(self, flt: MemoryFilter, limit: Any, offset: Any, order: Any) -> MemoryList:
+    async def _page(
+        self, flt: MemoryFilter, limit: Any, offset: Any, order: Any, view: _View
+    ) -> MemoryList:
         lim = check_limit(limit)
         off = check_offset(offset)
         direction = check_order(order)
@@ -448,6 +535,7 @@ class AsyncMemtrace(Shortcuts):
         has_more = len(rows) > lim
         if has_more:
             rows = rows[:lim]
+        rows = view.present(rows)
         return MemoryList.model_construct(memories=rows, count=len(rows), has_more=has_more)
 
     async def list_memories(
@@ -458,6 +546,7 @@ class AsyncMemtrace(Shortcuts):
         memory_type, event_type, tags (all must match exactly), since/until, limit (≤ 1000),
         offset, order."""
         opts = coerce(ListOptions, options, filters)
+        view = _View.of(opts.as_of, opts.include_superseded)
         flt = await self._filter(
             agent_id=opts.agent_id,
             session_id=opts.session_id,
@@ -466,8 +555,11 @@ class AsyncMemtrace(Shortcuts):
             tags=opts.tags,
             since=opts.since,
             until=opts.until,
+            recorded_since=opts.recorded_since,
+            recorded_until=opts.recorded_until,
+            view=view,
         )
-        return await self._page(flt, opts.limit, opts.offset, opts.order)
+        return await self._page(flt, opts.limit, opts.offset, opts.order, view)
 
     async def search_memories(
         self, query: SearchQuery | Mapping[str, Any] | None = None, /, **fields: Any
@@ -478,7 +570,8 @@ class AsyncMemtrace(Shortcuts):
         are ordered by time."""
         started = _time.perf_counter()
         q = coerce(SearchQuery, query, fields)
-        now = now_us()
+        view = _View.of(q.as_of, q.include_superseded)
+        now = view.anchor
         flt = await self._filter(
             agent_id=q.agent_id,
             session_id=q.session_id,
@@ -489,13 +582,17 @@ class AsyncMemtrace(Shortcuts):
             until=q.until,
             min_importance=q.min_importance,
             content_contains=q.content_contains,
-            now=now,
+            recorded_since=q.recorded_since,
+            recorded_until=q.recorded_until,
+            view=view,
         )
         if q.query is not None:
             check_text(q.query, "query", max_chars=self.config.limits.max_query_chars)
         text = (q.query or "").strip()
         if not text:
-            page = await self._page(flt, q.limit if q.limit is not None else 50, q.offset, q.order)
+            page = await self._page(
+                flt, q.limit if q.limit is not None else 50, q.offset, q.order, view
+            )
             return SearchResult.model_construct(
                 results=page.memories,
                 count=page.count,
@@ -520,6 +617,7 @@ class AsyncMemtrace(Shortcuts):
             m.model_copy(update={"score": round(score, 6)})
             for m, score in ranked[offset : offset + limit]
         ]
+        results = view.present(results)
         return SearchResult.model_construct(
             results=results,
             count=len(results),
@@ -547,7 +645,13 @@ class AsyncMemtrace(Shortcuts):
                 scope = _window_filter(flt, p)
                 # a scope of at most `limit` memories cannot match more: no need to count the
                 # matches (which reads every match of the terms until `limit` of this scope)
-                small = await self.store.count_memories(self.org_id, scope, cap=limit + 1)
+                # an upper bound: the scope without its time view (the cap count then stays on
+                # the (org, time) index, with no row reads; the view only removes memories)
+                small = await self.store.count_memories(
+                    self.org_id,
+                    replace(scope, live_at=None, as_of=None, current=False),
+                    cap=limit + 1,
+                )
                 count = (
                     small
                     if small <= limit
@@ -606,13 +710,17 @@ class AsyncMemtrace(Shortcuts):
         ranked = await ranking.search(plan, fetch, now_dt, cfg, run=_cpu_step)
         return [(by_id[c.id], score) for c, score in ranked]
 
-    async def get_memory(self, memory_id: str) -> Memory:
-        """The memory with this id (``mem_…``). Raises NotFoundError."""
+    async def get_memory(self, memory_id: str, *, as_of: str | datetime | None = None) -> Memory:
+        """The memory with this id (``mem_…``), superseded or not (``superseded_by`` then
+        names its successor). With ``as_of``, as it was known then: a memory recorded later is
+        not found, a supersession made later is not shown. An expired memory is not found.
+        Raises NotFoundError."""
         _check_memory_id(memory_id)
+        view = _View.of(as_of, True)
         found = await self.store.get_memory(self.org_id, memory_id)
-        if found is None:
+        if found is None or not view.shows(found):
             raise NotFoundError("memory not found")
-        return found
+        return view.present([found])[0]
 
     async def delete_memory(self, memory_id: str) -> None:
         """Delete one memory from every index. Raises NotFoundError. (Deletes without reading
@@ -688,14 +796,18 @@ class AsyncMemtrace(Shortcuts):
             raise NotFoundError("agent not found")
         self._forget_agent(*aliases)
 
-    async def get_agent_stats(self, agent_id: str) -> AgentStats:
+    async def get_agent_stats(
+        self, agent_id: str, *, as_of: str | datetime | None = None
+    ) -> AgentStats:
         """Counts for an agent (id or name; an unknown agent gets zeros, as the original):
-        memories by type, memories and errors (``event_type`` :data:`ERROR_EVENT_TYPE`) in the
-        last 24 hours by event time, sessions, and the time of the newest memory."""
+        current, unexpired memories by type, memories and errors (``event_type``
+        :data:`ERROR_EVENT_TYPE`) in the 24 hours before now (or ``as_of``) by event time,
+        sessions, and the time of the newest memory."""
         check_id(agent_id, "agent_id", required=True)
+        view = _View.of(as_of, False)
         aliases = await self._agent_aliases(agent_id)
-        agent = MemoryFilter(agent_ids=aliases)
-        recent = replace(agent, since=now_us() - 24 * _HOUR_US)
+        agent = MemoryFilter(agent_ids=aliases, live_at=view.now, as_of=view.as_of, current=True)
+        recent = replace(agent, since=view.anchor - 24 * _HOUR_US)
         store = self.store
         by_type = await store.count_by_type(self.org_id, agent)
         recent_count = await store.count_memories(self.org_id, recent)
@@ -930,6 +1042,9 @@ class AsyncMemtrace(Shortcuts):
             session_id=session_id,
             memory_types=types,
             since=opts.since if opts.since is not None else self.config.context_since,
+            recorded_since=opts.recorded_since,
+            recorded_until=opts.recorded_until,
+            view=_View.of(opts.as_of, False),
         )
         memories = await self.store.list_memories(
             self.org_id, flt, limit=limit, offset=0, order="desc"
@@ -957,9 +1072,12 @@ class AsyncMemtrace(Shortcuts):
         by which an import recognises a complete file. A row that cannot be read makes the
         export fail (StoreError naming its id) rather than skip it: no trailer is written."""
         crit = coerce(DeleteFilter, criteria, fields)
+        # an export holds superseded memories (the links round-trip), not expired ones
         flt = await self._criteria_filter(crit)
+        whole_org = flt.is_empty()
+        flt = replace(flt, live_at=now_us())
         counts = {"memories": 0, "agents": 0, "sessions": 0}
-        if flt.is_empty():
+        if whole_org:
             for agent in await self.store.list_agents(self.org_id, strict=True):
                 counts["agents"] += 1
                 yield _line("agent", agent)
@@ -1005,13 +1123,21 @@ class AsyncMemtrace(Shortcuts):
             # parsing and validating every line is pure Python, linear in the file: in a worker
             # thread, so that one import (up to the body limit over HTTP, unbounded from the
             # CLI) does not hold the event loop
-            await asyncio.to_thread(self._stage_import, lines, staging, require_trailer)
+            retention = await self.retention_rules()
+            await asyncio.to_thread(
+                self._stage_import, lines, staging, require_trailer, retention, now_us()
+            )
             return await self._commit_import(staging, batch_size)
         finally:
             staging.close()
 
     def _stage_import(
-        self, lines: Iterable[str | bytes], staging: _Staging, require_trailer: bool
+        self,
+        lines: Iterable[str | bytes],
+        staging: _Staging,
+        require_trailer: bool,
+        retention: Resolved,
+        now: int,
     ) -> None:
         limits = self.config.limits
         dedup = self.config.dedup_enabled
@@ -1051,6 +1177,20 @@ class AsyncMemtrace(Shortcuts):
                     continue
                 if kind == "memory":
                     item = _import_record(obj, self.org_id, limits, dedup=dedup)
+                    if not retention.keeps_everything:
+                        retention.check_write(
+                            agent_id=item.agent_id,
+                            memory_type=item.memory_type,
+                            event_type=item.event_type,
+                            time_us=item.time,
+                            now=now,
+                        )
+                    if item.expires_at is not None and item.expires_at <= now:
+                        staging.expired += 1  # counted for the trailer, not imported
+                        counts[kind] += 1
+                        continue
+                    if item.supersedes is not None:
+                        staging.link(number, item)
                 elif kind == "agent":
                     item = self._import_agent_item(obj)
                 elif kind == "session":
@@ -1067,6 +1207,7 @@ class AsyncMemtrace(Shortcuts):
                 ) from None
             counts[kind] += 1
             staging.add((kind, item))
+        staging.check_links()
         if trailer_line is None and require_trailer:
             raise ValidationError(
                 "no export trailer: the file is incomplete (truncated, or cut short by a failed "
@@ -1076,9 +1217,42 @@ class AsyncMemtrace(Shortcuts):
                 field="trailer",
             )
 
+    async def _unlinked(self, staging: _Staging) -> set[str]:
+        """Check the file's supersessions against the org before anything is written: a link
+        to a memory the org has is kept (a 409 if another memory already supersedes it), one
+        to a memory in neither the file nor the org is dropped (``ImportResult.unlinked``).
+        Returns the ids of the records whose link is dropped."""
+        if not staging.links:
+            return set()
+        stored: dict[str, Memory] = {}
+        wanted = list({*staging.links, *(t for t, _ in staging.links.values())})
+        for start in range(0, len(wanted), 500):
+            chunk = tuple(wanted[start : start + 500])
+            for memory in await self.store.list_memories(
+                self.org_id, MemoryFilter(ids=chunk), limit=len(chunk), offset=0, order="asc"
+            ):
+                stored[memory.id] = memory
+        unlinked: set[str] = set()
+        for record_id, (target, number) in staging.links.items():
+            if record_id in stored:
+                continue  # already imported: the stored memory is kept as it is
+            held = stored.get(target)
+            if held is None:
+                if target not in staging.ids:
+                    unlinked.add(record_id)
+                continue
+            if held.superseded_by is not None and held.superseded_by != record_id:
+                raise ConflictError(
+                    f"line {number}: memory {target} is already superseded by "
+                    f"{held.superseded_by} in this organization; nothing was imported"
+                )
+        return unlinked
+
     async def _commit_import(self, staging: _Staging, batch_size: int) -> ImportResult:
-        result = ImportResult()
+        result = ImportResult(expired=staging.expired)
         pending: list[MemoryRecord] = []
+        unlinked = await self._unlinked(staging)
+        result.unlinked = len(unlinked)
 
         async def flush() -> None:
             if pending:
@@ -1089,6 +1263,8 @@ class AsyncMemtrace(Shortcuts):
 
         for kind, item in staging:
             if kind == "memory":
+                if item.id in unlinked:
+                    item.supersedes = None
                 pending.append(item)
                 if len(pending) >= batch_size:
                     await flush()
@@ -1137,9 +1313,101 @@ class AsyncMemtrace(Shortcuts):
         return True
 
     async def purge_org(self) -> int:
-        """Delete every memory, agent and session of this org. Returns the memories deleted."""
+        """Delete every memory, agent and session of this org, and its retention policy.
+        Returns the memories deleted."""
         self._core.agent_cache.clear()
+        self._core.policy_cache.pop(self.org_id, None)
         return await self.store.purge_org(self.org_id)
+
+    # -- retention ------------------------------------------------------------------------------
+
+    async def _policy(self) -> tuple[RetentionPolicy | None, str]:
+        stored = await self.store.get_retention_policy(self.org_id)
+        if stored is not None:
+            try:
+                return check_policy(stored, self.config.limits), "org"
+            except ValidationError as exc:  # stored by hand or an older memtrace: say so
+                raise CorruptRowError(
+                    "retention policy", self.org_id, self.org_id, exc.message
+                ) from None
+        if self.config.retention is not None:
+            return self.config.retention, "default"
+        return None, "none"
+
+    async def _resolve(self, policy: RetentionPolicy | None) -> Resolved:
+        if policy is None:
+            return Resolved()
+        scopes = []
+        for rule in policy.rules:
+            scopes.append(
+                Scope(
+                    agent_ids=await self._agent_aliases(rule.agent_id) if rule.agent_id else None,
+                    memory_types=tuple(rule.memory_types) if rule.memory_types else None,
+                    event_types=tuple(rule.event_types) if rule.event_types else None,
+                    age=parse_max_age(rule.max_age, "max_age"),
+                    label=describe(rule),
+                )
+            )
+        return Resolved(tuple(scopes), parse_max_age(policy.max_age, "max_age"))
+
+    async def retention_rules(self, *, fresh: bool = False) -> Resolved:
+        """This org's effective retention policy, resolved for the write check and the sweep
+        (cached for ``policy_cache_seconds`` unless ``fresh``)."""
+        cache = self._core.policy_cache
+        clock = _time.monotonic()
+        hit = cache.get(self.org_id)
+        if hit is not None and hit[0] > clock and not fresh:
+            return hit[1]
+        resolved = await self._resolve((await self._policy())[0])
+        if len(cache) > 10_000:
+            cache.clear()
+        cache[self.org_id] = (clock + self.config.policy_cache_seconds, resolved)
+        return resolved
+
+    async def get_retention_policy(self) -> RetentionInfo:
+        """This org's effective retention policy: its own (``source="org"``), else the
+        configured default (``"default"``), else none (``"none"``: everything is kept)."""
+        policy, source = await self._policy()
+        return RetentionInfo(org_id=self.org_id, source=source, policy=policy or RetentionPolicy())
+
+    async def set_retention_policy(
+        self, policy: RetentionPolicy | Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> RetentionInfo:
+        """Set this org's retention policy (replacing any; it wins over the configured
+        default), e.g. ``set_retention_policy(max_age="90d", rules=[{"memory_types":
+        ["session"], "max_age": "7d"}, {"memory_types": ["decision"], "max_age": "forever"}])``.
+        Memories already past their age are deleted by the next sweep (or
+        :meth:`apply_retention`)."""
+        checked = check_policy(coerce(RetentionPolicy, policy, fields), self.config.limits)
+        await self.store.set_retention_policy(self.org_id, checked.model_dump(mode="json"))
+        self._core.policy_cache.pop(self.org_id, None)
+        return RetentionInfo(org_id=self.org_id, source="org", policy=checked)
+
+    async def clear_retention_policy(self) -> RetentionInfo:
+        """Remove this org's own policy: the configured default (if any) applies again."""
+        await self.store.set_retention_policy(self.org_id, None)
+        self._core.policy_cache.pop(self.org_id, None)
+        return await self.get_retention_policy()
+
+    async def apply_retention(self, *, dry_run: bool = False) -> RetentionReport:
+        """Apply this org's retention policy now: delete every memory past its age (in
+        batches, as the sweep does), or with ``dry_run`` count them and delete nothing."""
+        resolved = await self.retention_rules(fresh=True)
+        if resolved.keeps_everything:
+            return RetentionReport(org_id=self.org_id, dry_run=dry_run, deleted=0)
+        if dry_run:
+            count = await self.store.delete_aged(
+                self.org_id, resolved.age_rules(now_us()), limit=None, dry_run=True
+            )
+            return RetentionReport(org_id=self.org_id, dry_run=True, deleted=count)
+        deleted = 0
+        while True:
+            batch = await self.store.delete_aged(
+                self.org_id, resolved.age_rules(now_us()), limit=_RETENTION_BATCH
+            )
+            deleted += batch
+            if batch < _RETENTION_BATCH:
+                return RetentionReport(org_id=self.org_id, dry_run=False, deleted=deleted)
 
 
 def _check_agent(name: Any, description: str | None, config: Any, limits: Limits) -> str:
@@ -1203,6 +1471,48 @@ async def _cpu_step(step: str, size: int, work: Callable[[], R]) -> R:
     if size > limit:
         return await asyncio.to_thread(work)
     return work()
+
+
+@dataclass(frozen=True, slots=True)
+class _View:
+    """What a read sees (docs/time.md): memories not expired at ``now``; with ``as_of``, only
+    those recorded by then, with the supersessions made after it undone; superseded memories
+    only with ``include_superseded``. Relative windows count back from :attr:`anchor`."""
+
+    now: int
+    as_of: int | None = None
+    include_superseded: bool = False
+
+    @classmethod
+    def of(cls, as_of: Any, include_superseded: Any) -> _View:
+        now = now_us()
+        if include_superseded is not None and not isinstance(include_superseded, bool):
+            raise ValidationError(
+                "invalid include_superseded: expected true or false", field="include_superseded"
+            )
+        return cls(now, parse_as_of(as_of, now=now), bool(include_superseded))
+
+    @property
+    def anchor(self) -> int:
+        return self.as_of if self.as_of is not None else self.now
+
+    def shows(self, memory: Memory) -> bool:
+        """Whether a memory read by id is visible (expiry and ``as_of``; a superseded one is)."""
+        if memory.expires_at is not None and to_us(memory.expires_at) <= self.now:
+            return False
+        return self.as_of is None or to_us(memory.recorded_at) <= self.as_of
+
+    def present(self, memories: list[Memory]) -> list[Memory]:
+        """The memories as known at ``as_of``: a supersession made later is not shown."""
+        if self.as_of is None:
+            return memories
+        bound = self.as_of
+        return [
+            m.model_copy(update={"superseded_by": None, "superseded_at": None})
+            if m.superseded_at is not None and to_us(m.superseded_at) > bound
+            else m
+            for m in memories
+        ]
 
 
 def _window_filter(flt: MemoryFilter, plan: ranking.QueryPlan) -> MemoryFilter:
@@ -1292,11 +1602,57 @@ class _Staging:
     def __init__(self) -> None:
         self._file = tempfile.SpooledTemporaryFile(max_size=self.MEMORY_BYTES)  # noqa: SIM115
         self._batch: list[tuple[str, Any]] = []
+        #: memory lines whose expires_at had passed (not staged)
+        self.expired = 0
+        #: the file's memory ids, and its supersessions: record id -> (target id, line)
+        self.ids: set[str] = set()
+        self.links: dict[str, tuple[str, int]] = {}
+        self._claimed: dict[str, int] = {}
+
+    def link(self, number: int, record: MemoryRecord) -> None:
+        """Note a record's ``supersedes``: itself, or a memory another line supersedes, is
+        refused (chains are linear)."""
+        target = record.supersedes
+        assert target is not None
+        if target == record.id:
+            raise ValidationError(
+                "invalid supersedes: a memory cannot supersede itself", field="supersedes"
+            )
+        if target in self._claimed:
+            raise ValidationError(
+                f"invalid supersedes: line {self._claimed[target]} supersedes {target} "
+                "already (a memory is superseded by one memory at most)",
+                field="supersedes",
+            )
+        self._claimed[target] = number
+        self.links[record.id] = (target, number)
 
     def add(self, item: tuple[str, Any]) -> None:
+        if item[0] == "memory":
+            self.ids.add(item[1].id)
         self._batch.append(item)
         if len(self._batch) >= self.BATCH:
             self._spill()
+
+    def check_links(self) -> None:
+        """Refuse a cycle of supersessions among the file's memories (each line naming the
+        next): no order of writes could have made it."""
+        done: set[str] = set()
+        for start in self.links:
+            path: list[str] = []
+            node: str | None = start
+            on_path: set[str] = set()
+            while node is not None and node in self.links and node not in done:
+                if node in on_path:
+                    raise ValidationError(
+                        f"line {self.links[node][1]}: invalid supersedes: the file's "
+                        f"supersessions form a cycle through {node}",
+                        field="supersedes",
+                    )
+                on_path.add(node)
+                path.append(node)
+                node = self.links[node][0]
+            done.update(path)
 
     def _spill(self) -> None:
         if self._batch:
@@ -1383,4 +1739,6 @@ def _import_record(
         parent_id=mem.parent_id,
         time=to_us(mem.time),
         recorded_at=recorded_us if recorded_us is not None else to_us(mem.time),
+        expires_at=None if mem.expires_at is None else to_us(mem.expires_at),
+        supersedes=mem.supersedes,
     )

@@ -138,6 +138,40 @@ class DuplicateMemoryError(ConflictError):
         return body
 
 
+class SupersededError(ConflictError):
+    """A write named ``supersedes`` a memory that a later memory already superseded: chains
+    are linear, so supersede the current version instead.
+
+    Attributes:
+        memory_id: the memory that was named.
+        current_id: the current version of its chain (what to supersede).
+    """
+
+    default_message = "memory already superseded"
+
+    def __init__(
+        self,
+        memory_id: str | None = None,
+        current_id: str | None = None,
+        *,
+        message: str | None = None,
+    ) -> None:
+        self.memory_id = memory_id
+        self.current_id = current_id
+        super().__init__(
+            message
+            or f"invalid supersedes: memory {memory_id} is already superseded; its current "
+            f"version is {current_id} (supersede that one)"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        body = super().to_dict()
+        body["field"] = "supersedes"
+        if self.current_id:
+            body["current_id"] = self.current_id
+        return body
+
+
 class PayloadTooLargeError(MemtraceError):
     """The request body exceeds the configured limit."""
 

@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from .ids import MEMORY_ID_RE
+
 MemoryType = Literal["episodic", "session", "decision", "entity"]
 MEMORY_TYPES: tuple[MemoryType, ...] = ("episodic", "session", "decision", "entity")
 SessionStatus = Literal["active", "closed"]
@@ -102,6 +104,14 @@ _TIME: dict[str, Any] = {
         {"type": "null"},
     ]
 }
+#: ``as_of``: what memtrace knew then (a bound on ``recorded_at``); not in the future.
+_AS_OF: dict[str, Any] = {
+    **_TIME,
+    "description": "read as of this recorded time (a duration ago, or RFC 3339): later "
+    "memories are invisible and later supersessions undone; relative windows count back "
+    "from it; not in the future",
+}
+_INCLUDE_SUPERSEDED = "also return memories a later memory superseded (marked by superseded_by)"
 _MEMORY_TYPE_ITEMS: dict[str, Any] = {
     "items": {"enum": ["episodic", "session", "decision", "entity"]}
 }
@@ -130,6 +140,11 @@ class Memory(_Model):
 
     ``time`` is the event time (clients may set it, e.g. for imports and backfills) and
     ``recorded_at`` is when memtrace stored it. ``score`` is set only on keyword search results.
+
+    Time (docs/time.md): ``expires_at`` is when the memory stops being readable (set from
+    ``ttl`` or ``expires_at`` on write); ``supersedes`` names the memory this one replaced;
+    ``superseded_by`` / ``superseded_at`` are set on a memory that a later one replaced (only
+    shown with ``include_superseded``, or by get-by-id).
     """
 
     id: str
@@ -147,6 +162,10 @@ class Memory(_Model):
     importance: float | None = None
     parent_id: str | None = None
     score: float | None = None
+    expires_at: datetime | None = None
+    supersedes: str | None = None
+    superseded_by: str | None = None
+    superseded_at: datetime | None = None
 
 
 _MEMORY_FIELDS: frozenset[str] = frozenset(Memory.model_fields)
@@ -187,6 +206,28 @@ class MemoryCreate(_Request):
     time: EventTime = _doc(
         description="RFC 3339 (naive = UTC) or a duration ago (30m); at most 5 minutes ahead"
     )
+    supersedes: str | None = _doc(
+        pattern=MEMORY_ID_RE.pattern,
+        description="id of the current memory this one replaces (same org); it is then hidden "
+        "from reads by default",
+    )
+    ttl: int | float | str | None = _doc(
+        description="time to live: seconds (> 0) or a duration such as 30m, 12h, 7d; the memory "
+        "expires that long after it is written",
+        anyOf=[
+            {"type": "number", "exclusiveMinimum": 0},
+            {"type": "string", "pattern": r"^[1-9][0-9]{0,8}[smhdw]$"},
+            {"type": "null"},
+        ],
+    )
+    expires_at: datetime | None = _doc(
+        description="RFC 3339 (naive = UTC): when the memory expires; in the future; not with ttl"
+    )
+
+    @field_validator("ttl", mode="before")
+    @classmethod
+    def _ttl_not_bool(cls, value: Any) -> Any:
+        return _not_bool(value)
 
     @field_validator("memory_type", "event_type", mode="before")
     @classmethod
@@ -234,6 +275,10 @@ class ListOptions(_Model):
     limit: int | None = None
     offset: int | None = None
     order: str | None = None
+    recorded_since: str | datetime | None = None
+    recorded_until: str | datetime | None = None
+    as_of: str | datetime | None = None
+    include_superseded: bool | None = None
 
 
 class SearchQuery(_Request):
@@ -253,6 +298,10 @@ class SearchQuery(_Request):
     limit: int | None = _doc(minimum=1, description="default 50; capped at 1000, not refused")
     offset: int | None = _doc(minimum=0, description="with `query`: offset + limit ≤ 1000")
     order: str | None = _doc(enum=["asc", "desc"])
+    recorded_since: str | datetime | None = _doc(**_TIME)
+    recorded_until: str | datetime | None = _doc(**_TIME)
+    as_of: str | datetime | None = _doc(**_AS_OF)
+    include_superseded: bool | None = _doc(description=_INCLUDE_SUPERSEDED)
 
 
 class DeleteFilter(_Request):
@@ -266,6 +315,8 @@ class DeleteFilter(_Request):
     event_types: CsvList = _doc(items=_TYPE, maxItems=64)
     since: str | datetime | None = _doc(**_TIME)
     until: str | datetime | None = _doc(**_TIME)
+    recorded_since: str | datetime | None = _doc(**_TIME)
+    recorded_until: str | datetime | None = _doc(**_TIME)
     all_memories: bool = False
 
 
@@ -289,10 +340,17 @@ class DuplicateInfo(_Model):
 
 
 class ImportResult(_Model):
+    """What an import did. ``skipped``: memories whose id the org already had; ``expired``:
+    memories whose ``expires_at`` had passed (not imported); ``unlinked``: memories whose
+    ``supersedes`` named a memory neither in the file nor in the org (imported as current,
+    without the link: export the whole org to keep every link)."""
+
     imported: int = 0
     skipped: int = 0
     agents: int = 0
     sessions: int = 0
+    expired: int = 0
+    unlinked: int = 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -379,6 +437,9 @@ class ContextOptions(_Request):
     since: str | datetime | None = _doc(**_TIME)
     format: str | None = _doc(description="a registered context format: markdown, xml, jsonl, …")
     limit: int | None = _doc(minimum=1, description="capped at 1000")
+    recorded_since: str | datetime | None = _doc(**_TIME)
+    recorded_until: str | datetime | None = _doc(**_TIME)
+    as_of: str | datetime | None = _doc(**_AS_OF)
 
 
 class SessionContext(_Model):
@@ -395,6 +456,57 @@ class AgentContext(_Model):
     memory_count: int
     format: str = "markdown"
     token_estimate: int = 0
+
+
+# --------------------------------------------------------------------------------------------
+# Retention (docs/time.md)
+
+#: A retention age: a duration (``7d``, ``12h``, ``2w``) or ``forever`` / null (kept forever).
+_MAX_AGE: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "pattern": r"^[1-9][0-9]{0,8}[smhdw]$"},
+        {"type": "string", "enum": ["forever"]},
+        {"type": "null"},
+    ]
+}
+
+
+class RetentionRule(_Request):
+    """One rule of a retention policy: the memories it covers (every criterion given must
+    match; ``agent_id`` is an agent's id or name) and how long they are kept, measured on the
+    event ``time``. ``max_age`` null or ``"forever"`` keeps them forever."""
+
+    agent_id: str | None = _doc(**_ID)
+    memory_types: CsvList = _doc(**_MEMORY_TYPE_ITEMS, maxItems=64)
+    event_types: CsvList = _doc(items=_TYPE, maxItems=64)
+    max_age: str | None = _doc(**_MAX_AGE)
+
+
+class RetentionPolicy(_Request):
+    """How long an org keeps its memories. The first rule that covers a memory decides its
+    age; a memory no rule covers is kept ``max_age`` (null or ``"forever"``: forever). The sweep
+    deletes what is older; a write already older is refused."""
+
+    max_age: str | None = _doc(**_MAX_AGE)
+    rules: list[RetentionRule] = Field(default_factory=list, json_schema_extra={"maxItems": 64})
+
+
+class RetentionInfo(_Model):
+    """An org's effective retention policy and where it comes from: ``org`` (set for this org,
+    stored in the store), ``default`` (memtrace.toml's ``[retention]``) or ``none`` (keep
+    everything)."""
+
+    org_id: str
+    source: Literal["org", "default", "none"]
+    policy: RetentionPolicy
+
+
+class RetentionReport(_Model):
+    """What a retention run deleted (or, with ``dry_run``, would delete)."""
+
+    org_id: str
+    dry_run: bool
+    deleted: int
 
 
 BatchResult.model_rebuild()

@@ -130,6 +130,10 @@ class BlockingMethods(BlockingTwin[A]):
     export_jsonl = blocking(AsyncMemoryAPI.export_jsonl)
     import_jsonl = blocking(AsyncMemoryAPI.import_jsonl)
     purge_org = blocking(AsyncMemoryAPI.purge_org)
+    get_retention_policy = blocking(AsyncMemoryAPI.get_retention_policy)
+    set_retention_policy = blocking(AsyncMemoryAPI.set_retention_policy)
+    clear_retention_policy = blocking(AsyncMemoryAPI.clear_retention_policy)
+    apply_retention = blocking(AsyncMemoryAPI.apply_retention)
 
 
 class Memtrace(BlockingMethods[AsyncMemtrace]):

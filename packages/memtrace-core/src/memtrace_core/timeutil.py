@@ -151,11 +151,32 @@ def window(
     until: str | datetime | int | None,
     *,
     now: int | None = None,
+    prefix: str = "",
 ) -> tuple[int | None, int | None]:
-    """Resolve a (since, until) pair; raises ValidationError if since is after until."""
+    """Resolve a (since, until) pair; raises ValidationError if since is after until.
+    ``prefix`` names the pair in errors (``"recorded_"``: ``recorded_since`` /
+    ``recorded_until``); ``until="now"`` is no bound either way."""
     current = now if now is not None else now_us()
-    lo = parse_time_bound(since, field="since", now=current)
-    hi = parse_time_bound(until, field="until", now=current)
+    lo = parse_time_bound(since, field=f"{prefix}since", now=current)
+    hi = parse_time_bound(until, field=f"{prefix}until", now=current)
     if lo is not None and hi is not None and lo > hi:
-        raise ValidationError("invalid time window: since is after until", field="since")
+        raise ValidationError(
+            f"invalid time window: {prefix}since is after {prefix}until", field=f"{prefix}since"
+        )
     return lo, hi
+
+
+def parse_as_of(value: str | datetime | int | None, *, now: int) -> int | None:
+    """An ``as_of`` bound (a recorded time: relative = that long before ``now``, ``now``, or an
+    ISO timestamp) in microseconds, or None; a time after ``now`` is refused (nothing is known
+    about the future, and a clock-skewed client must not read a moving view)."""
+    if isinstance(value, str) and value.strip().lower() == "now":
+        return now
+    bound = parse_time_bound(value, field="as_of", now=now)
+    if bound is not None and bound > now:
+        raise ValidationError(
+            f"invalid as_of: {format_us(bound)} is in the future (now is {format_us(now)}); "
+            "as_of reads what memtrace knew at a past time",
+            field="as_of",
+        )
+    return bound

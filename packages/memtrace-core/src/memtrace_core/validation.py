@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from .errors import ValidationError, show_value
+from .ids import is_memory_id
 from .models import (
     ID_FORMAT_MSG,
     ID_PATTERN,
@@ -28,7 +29,7 @@ from .models import (
     TYPE_PATTERN,
     MemoryCreate,
 )
-from .timeutil import MAX_US, MIN_US, format_us, to_us
+from .timeutil import MAX_US, MIN_US, format_us, parse_relative, to_us
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -382,6 +383,17 @@ def validate_memory(
             field="dedup_key",
             index=index,
         )
+    if mem.supersedes is not None and not (
+        isinstance(mem.supersedes, str) and is_memory_id(mem.supersedes)
+    ):
+        raise ValidationError(
+            f"invalid supersedes: {_quoted(mem.supersedes)} (expected a memory id, mem_ + 26 "
+            "characters)",
+            field="supersedes",
+            index=index,
+        )
+    if mem.expires_at is not None:
+        check_time_us(to_us(mem.expires_at), "expires_at", index=index)
     parent = mem.parent_id or None
     if parent is not None and (
         len(parent) > limits.max_parent_id_chars or not parent.isprintable()
@@ -408,6 +420,51 @@ def validate_memory(
             "parent_id": parent,
         }
     )
+
+
+def resolve_expiry(mem: MemoryCreate, now: int, *, index: int | None = None) -> int | None:
+    """A new memory's ``expires_at`` (µs) from its ``ttl`` (seconds > 0, or a duration such
+    as ``7d``) or its ``expires_at`` (which must be in the future); None when neither is given."""
+    if mem.ttl is not None and mem.expires_at is not None:
+        raise ValidationError("give ttl or expires_at, not both", field="ttl", index=index)
+    if mem.ttl is not None:
+        ttl = mem.ttl
+        if isinstance(ttl, str):
+            try:
+                span = parse_relative(ttl)
+            except ValidationError as exc:
+                raise ValidationError(
+                    f"invalid ttl: {exc.message}", field="ttl", index=index
+                ) from None
+            if span is None:
+                raise ValidationError(
+                    f"invalid ttl: {_quoted(ttl)} (seconds, or a duration such as 30m, 12h, 7d)",
+                    field="ttl",
+                    index=index,
+                )
+        elif isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not math.isfinite(ttl):
+            raise ValidationError(
+                "invalid ttl: must be a number of seconds", field="ttl", index=index
+            )
+        elif ttl <= 0:
+            raise ValidationError("invalid ttl: must be positive", field="ttl", index=index)
+        else:
+            span = int(ttl * 1_000_000)
+            if span <= 0:
+                raise ValidationError(
+                    "invalid ttl: must be at least 1 µs", field="ttl", index=index
+                )
+        return check_time_us(now + span, "ttl", index=index)
+    if mem.expires_at is not None:
+        at = to_us(mem.expires_at)
+        if at <= now:
+            raise ValidationError(
+                f"invalid expires_at: {format_us(at)} is not in the future",
+                field="expires_at",
+                index=index,
+            )
+        return at
+    return None
 
 
 def check_limit(value: Any, *, default: int = DEFAULT_LIMIT, field: str = "limit") -> int:

@@ -37,14 +37,23 @@ class MemoryRecord:
     parent_id: str | None
     time: int
     recorded_at: int
+    expires_at: int | None = None
+    supersedes: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class MemoryFilter:
     """Resolved filters. ``None`` means "no constraint". ``agent_ids`` matches any of the given
     values (an agent's id and its name); ``tags`` must all be present (exact match);
-    ``since`` is inclusive and ``until`` exclusive (microseconds); ``content_contains`` is a
-    case-insensitive substring."""
+    ``since`` is inclusive and ``until`` exclusive (microseconds, on the event ``time``), as are
+    ``recorded_since`` / ``recorded_until`` (on ``recorded_at``); ``content_contains`` is a
+    case-insensitive substring.
+
+    Time (see docs/time.md): ``live_at`` drops memories whose ``expires_at <= live_at`` (the
+    engine sets it to now on every read: an expired memory is gone at once). ``as_of`` keeps
+    only memories with ``recorded_at <= as_of``. ``current`` drops superseded memories: those
+    with ``superseded_by`` set, or, with ``as_of``, those with ``superseded_at <= as_of`` (a
+    supersession made after ``as_of`` does not count)."""
 
     agent_ids: tuple[str, ...] | None = None
     session_id: str | None = None
@@ -56,9 +65,41 @@ class MemoryFilter:
     min_importance: float | None = None
     content_contains: str | None = None
     ids: tuple[str, ...] | None = None
+    recorded_since: int | None = None
+    recorded_until: int | None = None
+    live_at: int | None = None
+    as_of: int | None = None
+    current: bool = False
 
     def is_empty(self) -> bool:
-        return all(getattr(self, name) is None for name in self.__slots__)
+        """Whether the filter selects every memory of the org."""
+        return self == _EVERYTHING
+
+
+_EVERYTHING = MemoryFilter()
+
+
+@dataclass(frozen=True, slots=True)
+class AgeRule:
+    """One rule of a resolved retention policy (:meth:`Store.delete_aged`): the memories
+    ``flt`` matches are deleted once their event ``time`` is before ``cutoff`` (None: kept
+    forever)."""
+
+    flt: MemoryFilter
+    cutoff: int | None
+
+
+class SupersedeError(Exception):
+    """Raised by :meth:`Store.insert_memories` (the whole call is rolled back) when a record's
+    ``supersedes`` cannot be applied: ``current`` is None when the target does not exist in the
+    org (or has expired), else the id of the chain's current version (the target was already
+    superseded). ``index`` is the record's position in the call."""
+
+    def __init__(self, index: int, target: str, current: str | None) -> None:
+        super().__init__(f"record {index}: cannot supersede {target} (current: {current})")
+        self.index = index
+        self.target = target
+        self.current = current
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +196,17 @@ class Store(Protocol):
     * **Order.** Memories are ordered by ``time``, ties broken by insertion order (SQLite: the
       rowid; a store without one keeps an insertion sequence). Not by ``id``: an import writes
       ids of any age, and ties must keep the order they were stored in, as on every store.
+    * **Supersession links** (docs/time.md). A memory B with ``supersedes = A`` makes A
+      superseded: the store keeps, on A, ``superseded_by = B`` and ``superseded_at =
+      B.recorded_at`` (returned in A's :class:`Memory`), and at most one memory of an org
+      supersedes any one memory (SQLite: a unique index). Deleting a memory (by any path:
+      delete, purge, the expiry and retention sweeps) is as if it had never been written: if it
+      superseded A and was itself superseded by C, C now supersedes A (``A.superseded_by = C``,
+      ``A.superseded_at = C.recorded_at``); if nothing superseded it, A is current again; a
+      memory that superseded it supersedes nothing any more. So a link always names a stored
+      memory, chains stay linear and no cycle can form.
+    * **Expiry.** ``expires_at`` is stored and returned; reads apply ``MemoryFilter.live_at``;
+      :meth:`get_memory` returns an expired memory (the engine hides it).
     """
 
     async def open(self) -> None:
@@ -170,17 +222,31 @@ class Store(Protocol):
 
     # -- memories -----------------------------------------------------------------------------
     async def insert_memories(
-        self, org_id: str, records: Sequence[MemoryRecord], *, dedup_since: int | None
+        self,
+        org_id: str,
+        records: Sequence[MemoryRecord],
+        *,
+        dedup_since: int | None,
+        now: int,
     ) -> list[InsertOutcome]:
         """Insert ``records`` (all of ``org_id``) in one transaction, atomically deduplicated;
         one :class:`InsertOutcome` per record, in order.
 
         A record whose ``dedup_key`` is set is skipped (``InsertOutcome(False, existing_id)``)
-        when a memory of ``org_id`` with that key has ``recorded_at >= dedup_since`` — including
-        one inserted earlier in the same call. The check and the insert must be serialised
-        against every other writer of the same database (other processes included), so that no
-        two memories with one key land within the window. ``dedup_since=None`` disables the
-        check. Each inserted memory is added to every index the store keeps (keyword, substring,
+        when a *current* (not superseded), unexpired (``expires_at`` null or after ``now``)
+        memory of ``org_id`` with that key has ``recorded_at >= dedup_since`` — including one
+        inserted earlier in the same call — unless that memory is the one the record
+        supersedes. The check and the insert must be serialised against every other writer of
+        the same database (other processes included), so that no two memories with one key
+        land within the window. ``dedup_since=None`` disables the check.
+
+        A record with ``supersedes`` needs its target to be a memory of ``org_id`` that is
+        unexpired at ``now`` and current, checked in the same serialised transaction (of two
+        concurrent supersessions of one memory exactly one succeeds); otherwise the whole call
+        is rolled back with :class:`SupersedeError`. On success the target gets
+        ``superseded_by`` / ``superseded_at`` (the record's ``recorded_at``).
+
+        Each inserted memory is added to every index the store keeps (keyword, substring,
         tags) in the same transaction. Also sets ``last_active_at`` of the agent whose id or
         name is the record's ``agent_id`` to the newest ``recorded_at`` written (never back)."""
         ...
@@ -188,7 +254,11 @@ class Store(Protocol):
     async def import_memories(self, org_id: str, records: Sequence[MemoryRecord]) -> int:
         """Insert ``records`` (all of ``org_id``) keeping their ids and times, in one
         transaction; a record whose id already exists in that org is skipped (ids are unique
-        per org). No dedup check. Returns the number inserted."""
+        per org). No dedup or supersession check (the engine checked the file). Links are made
+        in both directions, so the order of the records does not matter: a record's
+        ``supersedes`` target, if stored, gets ``superseded_by`` / ``superseded_at`` (unless it
+        already has them), and a record that a stored memory supersedes gets them too. Returns
+        the number inserted."""
         ...
 
     async def get_memory(self, org_id: str, memory_id: str) -> Memory | None:
@@ -237,8 +307,54 @@ class Store(Protocol):
 
     async def delete_memories(self, org_id: str, flt: MemoryFilter) -> int:
         """Delete every memory of ``org_id`` matching ``flt`` from the table and from every
-        index (a later keyword or substring search must not find it). Returns the count. An
-        empty filter deletes every memory of the org (the engine guards against that)."""
+        index (a later keyword or substring search must not find it), mending the supersession
+        links (see the class docstring). Returns the count. An empty filter deletes every
+        memory of the org (the engine guards against that)."""
+        ...
+
+    async def delete_expired(self, now: int, *, limit: int) -> int:
+        """Delete at most ``limit`` memories, of any org, whose ``expires_at <= now`` (as
+        :meth:`delete_memories` does: every index, links mended); the oldest expiry first.
+        Returns the count. (A maintenance method: the sweep's, not scoped to one org.)"""
+        ...
+
+    async def delete_aged(
+        self, org_id: str, rules: Sequence[AgeRule], *, limit: int | None, dry_run: bool = False
+    ) -> int:
+        """Retention: delete at most ``limit`` (None: no bound) memories of ``org_id`` that are
+        past their age. For each memory, the *first* rule whose ``flt`` it matches decides: the
+        memory is past its age when that rule's ``cutoff`` is set and ``time < cutoff``; a
+        memory no rule matches is kept. Deleted as by :meth:`delete_memories`. With
+        ``dry_run`` nothing is deleted and the number that would be is returned (counting no
+        further than ``limit``). The scan must not hold up writers for long (SQLite: the
+        selection runs on a reader, only the deletion by id on the writer)."""
+        ...
+
+    async def memory_orgs(self) -> list[str]:
+        """Every org that has at least one memory (for the retention sweep)."""
+        ...
+
+    async def get_retention_policy(self, org_id: str) -> dict[str, Any] | None:
+        """The retention policy stored for ``org_id`` (the JSON object the engine stored), or
+        None."""
+        ...
+
+    async def set_retention_policy(self, org_id: str, policy: dict[str, Any] | None) -> None:
+        """Store ``policy`` for ``org_id`` (a JSON object, replacing any), or remove it (None)."""
+        ...
+
+    async def list_retention_policies(self) -> dict[str, dict[str, Any]]:
+        """Every stored retention policy, by org."""
+        ...
+
+    async def acquire_lease(self, name: str, holder: str, *, now: int, duration: int) -> bool:
+        """Take or renew the lease ``name`` for ``holder`` until ``now + duration`` (µs), if no
+        other holder has it unexpired at ``now``; whether ``holder`` has it now. Atomic across
+        every process using the store: this is how one sweeper at a time is guaranteed."""
+        ...
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        """Give up the lease ``name`` if ``holder`` has it."""
         ...
 
     def iter_memories(
@@ -313,6 +429,6 @@ class Store(Protocol):
 
     # -- orgs ---------------------------------------------------------------------------------
     async def purge_org(self, org_id: str) -> int:
-        """Delete every memory (from every index), agent and session of ``org_id``, in one
-        transaction. Returns the memories deleted."""
+        """Delete every memory (from every index), agent, session and the retention policy of
+        ``org_id``, in one transaction. Returns the memories deleted."""
         ...

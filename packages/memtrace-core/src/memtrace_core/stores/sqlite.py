@@ -47,12 +47,14 @@ from ..models import MEMORY_TYPES, SESSION_STATUSES, Agent, Memory, Session, tru
 from ..timeutil import MAX_US, MIN_US, from_us, to_us
 from ..validation import JSON_DEPTH_CEILING
 from .base import (
+    AgeRule,
     Candidate,
     InsertOutcome,
     KeywordQuery,
     MemoryFilter,
     MemoryRecord,
     StoreHealth,
+    SupersedeError,
     check_org,
 )
 from .sqlite_auth import SQLiteAuthMixin
@@ -186,18 +188,53 @@ CREATE TABLE auth_state (
 INSERT INTO auth_state (id, revision) VALUES (1, 0);
 """
 
+# v4: time (docs/time.md): expiry, supersession links, recorded-time index, retention
+# policies and leases (one sweeper at a time). ALTER TABLE … ADD COLUMN is O(1) in SQLite; the
+# new indexes are built once (seconds on 1M memories). A delete mends the supersession links
+# (as if the deleted memory had never been written): its predecessor takes over its successor,
+# and its successor its predecessor.
+_MIGRATION_4 = """
+ALTER TABLE memories ADD COLUMN expires_at INTEGER;
+ALTER TABLE memories ADD COLUMN supersedes TEXT;
+ALTER TABLE memories ADD COLUMN superseded_by TEXT;
+ALTER TABLE memories ADD COLUMN superseded_at INTEGER;
+CREATE INDEX memories_expires ON memories(expires_at) WHERE expires_at IS NOT NULL;
+CREATE UNIQUE INDEX memories_supersedes ON memories(org_id, supersedes) WHERE supersedes IS NOT NULL;
+CREATE INDEX memories_org_recorded ON memories(org_id, recorded_at);
+CREATE TABLE retention_policies (
+  org_id TEXT PRIMARY KEY,
+  policy TEXT NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE TABLE leases (
+  name TEXT PRIMARY KEY,
+  holder TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE TRIGGER memories_ad_links AFTER DELETE ON memories
+WHEN old.supersedes IS NOT NULL OR old.superseded_by IS NOT NULL BEGIN
+  UPDATE memories SET superseded_by = old.superseded_by, superseded_at = old.superseded_at
+    WHERE old.supersedes IS NOT NULL AND org_id = old.org_id AND id = old.supersedes;
+  UPDATE memories SET supersedes = old.supersedes
+    WHERE old.superseded_by IS NOT NULL AND org_id = old.org_id AND id = old.superseded_by;
+END;
+"""
+
 #: Schema migrations, applied in order; ``PRAGMA user_version`` records how many have run.
-MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_3]
+MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _MEMORY_COLUMNS = (
     "m.id, m.org_id, m.agent_id, m.session_id, m.memory_type, m.event_type, m.content, "
-    "m.metadata, m.tags, m.dedup_key, m.importance, m.parent_id, m.time, m.recorded_at"
+    "m.metadata, m.tags, m.dedup_key, m.importance, m.parent_id, m.time, m.recorded_at, "
+    "m.expires_at, m.supersedes, m.superseded_by, m.superseded_at"
 )
+#: Columns of a memory row (the rowid, a score … come after them).
+_N_MEMORY_COLUMNS = 18
 _INSERT_SQL = (
     "INSERT INTO memories (rowid, id, org_id, agent_id, session_id, memory_type, event_type, "
-    "content, metadata, tags, dedup_key, importance, parent_id, time, recorded_at) "
-    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    "content, metadata, tags, dedup_key, importance, parent_id, time, recorded_at, expires_at, "
+    "supersedes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 _INSERT_FTS_SQL = (
     "INSERT INTO memories_fts(rowid, content, agent_id, event_type, tags) VALUES (?,?,?,?,?)"
@@ -306,6 +343,10 @@ def _row_to_memory(row: Sequence[Any]) -> Memory:
             "importance": importance,
             "parent_id": _text(row[11], "parent_id", optional=True),
             "score": None,
+            "expires_at": None if row[14] is None else _time_column(row[14], "expires_at"),
+            "supersedes": _text(row[15], "supersedes", optional=True),
+            "superseded_by": _text(row[16], "superseded_by", optional=True),
+            "superseded_at": None if row[17] is None else _time_column(row[17], "superseded_at"),
         }
     )
 
@@ -367,6 +408,8 @@ def _record_row(r: MemoryRecord, rowid: int) -> tuple[Any, ...]:
         r.parent_id,
         r.time,
         r.recorded_at,
+        r.expires_at,
+        r.supersedes,
     )
 
 
@@ -468,6 +511,24 @@ def build_where(org_id: str, flt: MemoryFilter, alias: str = "m") -> tuple[str, 
     if flt.min_importance is not None:
         clauses.append(f"{a}.importance >= ?")
         params.append(flt.min_importance)
+    if flt.recorded_since is not None:
+        clauses.append(f"{a}.recorded_at >= ?")
+        params.append(flt.recorded_since)
+    if flt.recorded_until is not None:
+        clauses.append(f"{a}.recorded_at < ?")
+        params.append(flt.recorded_until)
+    if flt.as_of is not None:
+        clauses.append(f"{a}.recorded_at <= ?")
+        params.append(flt.as_of)
+    if flt.live_at is not None:
+        clauses.append(f"({a}.expires_at IS NULL OR {a}.expires_at > ?)")
+        params.append(flt.live_at)
+    if flt.current:
+        if flt.as_of is None:
+            clauses.append(f"{a}.superseded_by IS NULL")
+        else:
+            clauses.append(f"({a}.superseded_by IS NULL OR {a}.superseded_at > ?)")
+            params.append(flt.as_of)
     for tag in flt.tags or ():
         clauses.append(
             f"EXISTS (SELECT 1 FROM memory_tags t WHERE t.org_id = {a}.org_id "
@@ -976,12 +1037,17 @@ class SQLiteStore(SQLiteAuthMixin):
     # -- memories -------------------------------------------------------------------------------
 
     async def insert_memories(
-        self, org_id: str, records: Sequence[MemoryRecord], *, dedup_since: int | None
+        self,
+        org_id: str,
+        records: Sequence[MemoryRecord],
+        *,
+        dedup_since: int | None,
+        now: int,
     ) -> list[InsertOutcome]:
         check_org(org_id, records, "memory")
         if not records:
             return []
-        return await self._write(lambda conn: _insert(conn, org_id, records, dedup_since))
+        return await self._write(lambda conn: _insert(conn, org_id, records, dedup_since, now))
 
     async def import_memories(self, org_id: str, records: Sequence[MemoryRecord]) -> int:
         check_org(org_id, records, "memory")
@@ -1007,6 +1073,12 @@ class SQLiteStore(SQLiteAuthMixin):
                     existing.add(record.id)
                     fresh.append(record)
             _write_rows(conn, fresh)
+            try:
+                _link_imported(conn, org_id, fresh)
+            except sqlite3.IntegrityError:
+                raise ConflictError(
+                    "import would make two memories supersede the same memory"
+                ) from None
             return len(fresh)
 
         return await self._write(run)
@@ -1104,7 +1176,7 @@ class SQLiteStore(SQLiteAuthMixin):
         exprs.append(match)
 
         def candidate(r: Sequence[Any]) -> Candidate:
-            return Candidate(_row_to_memory(r), float(r[14]))
+            return Candidate(_row_to_memory(r), float(r[_N_MEMORY_COLUMNS]))
 
         def run(conn: sqlite3.Connection) -> list[Candidate]:
             if not query.recent_first:
@@ -1169,6 +1241,117 @@ class SQLiteStore(SQLiteAuthMixin):
         sql = f"DELETE FROM memories WHERE rowid IN (SELECT m.rowid FROM memories m WHERE {where})"
         return await self._write(lambda conn: conn.execute(sql, params).rowcount)
 
+    async def delete_expired(self, now: int, *, limit: int) -> int:
+        sql = (
+            "DELETE FROM memories WHERE rowid IN (SELECT rowid FROM memories "
+            "WHERE expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?)"
+        )
+        return await self._write(lambda conn: conn.execute(sql, (now, limit)).rowcount)
+
+    async def delete_aged(
+        self, org_id: str, rules: Sequence[AgeRule], *, limit: int | None, dry_run: bool = False
+    ) -> int:
+        cutoffs = [rule.cutoff for rule in rules if rule.cutoff is not None]
+        if not cutoffs or limit == 0:
+            return 0
+        # The first rule a memory matches decides its cutoff (CASE takes the first true WHEN);
+        # a rule that keeps forever, and a memory no rule matches, get one nothing is before.
+        cases: list[str] = []
+        params: list[Any] = [org_id, max(cutoffs)]
+        for rule in rules:
+            where, where_params = build_where(org_id, rule.flt)
+            cases.append(f"WHEN ({where}) THEN ?")
+            params.extend(where_params)
+            params.append(rule.cutoff if rule.cutoff is not None else MIN_US - 1)
+        params.append(MIN_US - 1)
+        select = (
+            "SELECT m.id FROM memories m WHERE m.org_id = ? AND m.time < ? "
+            f"AND m.time < (CASE {' '.join(cases)} ELSE ? END) ORDER BY m.time"
+        )
+        if limit is not None:
+            select += " LIMIT ?"
+            params.append(limit)
+        if dry_run:
+            sql = f"SELECT COUNT(*) FROM ({select})"
+            return await self._read(lambda conn: int(conn.execute(sql, params).fetchone()[0]))
+        # Select on a reader (it may scan memories kept longer), delete by id on the writer.
+        ids = [row[0] for row in await self._read(lambda conn: _fetch(conn, select, params))]
+        if not ids:
+            return 0
+
+        def run(conn: sqlite3.Connection) -> int:
+            deleted = 0
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                deleted += conn.execute(
+                    f"DELETE FROM memories WHERE org_id = ? AND id IN ({_placeholders(len(chunk))})",
+                    (org_id, *chunk),
+                ).rowcount
+            return deleted
+
+        return await self._write(run)
+
+    async def memory_orgs(self) -> list[str]:
+        # a skip-scan of the (org_id, time) index: one seek per org, not one step per memory
+        sql = (
+            "WITH RECURSIVE o(id) AS (SELECT MIN(org_id) FROM memories UNION ALL "
+            "SELECT (SELECT MIN(org_id) FROM memories WHERE org_id > o.id) FROM o "
+            "WHERE o.id IS NOT NULL) SELECT id FROM o WHERE id IS NOT NULL"
+        )
+        return await self._read(lambda conn: [str(r[0]) for r in _fetch(conn, sql, ())])
+
+    async def get_retention_policy(self, org_id: str) -> dict[str, Any] | None:
+        def run(conn: sqlite3.Connection) -> dict[str, Any] | None:
+            row = _fetch_one(
+                conn, "SELECT policy FROM retention_policies WHERE org_id = ?", (org_id,)
+            )
+            return _policy(row[0], org_id) if row else None
+
+        return await self._read(run)
+
+    async def set_retention_policy(self, org_id: str, policy: dict[str, Any] | None) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            if policy is None:
+                conn.execute("DELETE FROM retention_policies WHERE org_id = ?", (org_id,))
+                return
+            conn.execute(
+                "INSERT INTO retention_policies (org_id, policy, updated_at) VALUES (?,?,?) "
+                "ON CONFLICT (org_id) DO UPDATE SET policy = excluded.policy, "
+                "updated_at = excluded.updated_at",
+                (org_id, _dumps(policy), time.time_ns() // 1000),
+            )
+
+        await self._write(run)
+
+    async def list_retention_policies(self) -> dict[str, dict[str, Any]]:
+        def run(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+            rows = _fetch(conn, "SELECT org_id, policy FROM retention_policies", ())
+            return {str(org): _policy(raw, str(org)) for org, raw in rows}
+
+        return await self._read(run)
+
+    async def acquire_lease(self, name: str, holder: str, *, now: int, duration: int) -> bool:
+        def run(conn: sqlite3.Connection) -> bool:
+            # inside the writer's IMMEDIATE transaction: serialised against every process
+            conn.execute(
+                "INSERT INTO leases (name, holder, expires_at) VALUES (?,?,?) "
+                "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
+                "expires_at = excluded.expires_at "
+                "WHERE leases.holder = excluded.holder OR leases.expires_at <= ?",
+                (name, holder, now + duration, now),
+            )
+            row = conn.execute("SELECT holder FROM leases WHERE name = ?", (name,)).fetchone()
+            return row is not None and row[0] == holder
+
+        return await self._write(run)
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        await self._write(
+            lambda conn: conn.execute(
+                "DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder)
+            )
+        )
+
     async def count_by_type(self, org_id: str, flt: MemoryFilter) -> dict[str, int]:
         where, params = build_where(org_id, flt)
         sql = f"SELECT m.memory_type, COUNT(*) FROM memories m WHERE {where} GROUP BY m.memory_type"
@@ -1193,7 +1376,7 @@ class SQLiteStore(SQLiteAuthMixin):
                 return
             # An export must not skip a row: an unreadable one fails it (CorruptRowError).
             yield self._decode(rows, _row_to_memory, "memory", org_id, strict=True)
-            last = (rows[-1][12], rows[-1][14])
+            last = (rows[-1][12], rows[-1][_N_MEMORY_COLUMNS])
             if len(rows) < batch:
                 return
 
@@ -1373,6 +1556,7 @@ class SQLiteStore(SQLiteAuthMixin):
             deleted = conn.execute("DELETE FROM memories WHERE org_id = ?", (org_id,)).rowcount
             conn.execute("DELETE FROM agents WHERE org_id = ?", (org_id,))
             conn.execute("DELETE FROM sessions WHERE org_id = ?", (org_id,))
+            conn.execute("DELETE FROM retention_policies WHERE org_id = ?", (org_id,))
             return deleted
 
         return await self._write(run)
@@ -1391,41 +1575,129 @@ def _session_row(session: Session) -> tuple[Any, ...]:
     )
 
 
+def _policy(raw: Any, org_id: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw) if type(raw) is str else None
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise CorruptRowError("retention policy", org_id, org_id, "not a JSON object")
+    return value
+
+
+#: Longest supersession chain followed to name its current version (chains are linear and
+#: acyclic by construction; the bound only guards against a hand-edited database).
+_MAX_CHAIN = 100_000
+
+
+def _current_version(conn: sqlite3.Connection, org_id: str, memory_id: str) -> str:
+    """The current version of the chain ``memory_id`` belongs to (its last successor)."""
+    current = memory_id
+    for _ in range(_MAX_CHAIN):
+        row = conn.execute(
+            "SELECT superseded_by FROM memories WHERE org_id = ? AND id = ?", (org_id, current)
+        ).fetchone()
+        if row is None or row[0] is None:
+            return current
+        current = row[0]
+    return current
+
+
+def _check_supersedes(
+    conn: sqlite3.Connection,
+    org_id: str,
+    records: Iterable[tuple[int, MemoryRecord]],
+    now: int,
+) -> None:
+    """Every ``supersedes`` target must be a current, unexpired memory of the org, claimed by
+    one record only (inside the writer's transaction: concurrent supersessions serialise)."""
+    claimed: dict[str, str] = {}
+    for index, record in records:
+        target = record.supersedes
+        if target is None:
+            continue
+        if target in claimed:
+            raise SupersedeError(index, target, claimed[target])
+        row = conn.execute(
+            "SELECT superseded_by, expires_at FROM memories WHERE org_id = ? AND id = ?",
+            (org_id, target),
+        ).fetchone()
+        if row is None or (row[1] is not None and row[1] <= now):
+            raise SupersedeError(index, target, None)
+        if row[0] is not None:
+            raise SupersedeError(index, target, _current_version(conn, org_id, row[0]))
+        claimed[target] = record.id
+
+
+def _link(
+    conn: sqlite3.Connection, org_id: str, links: Iterable[tuple[str, int, str | None]]
+) -> None:
+    """Mark each target superseded: (superseding id, its recorded_at, target id)."""
+    conn.executemany(
+        "UPDATE memories SET superseded_by = ?, superseded_at = ? "
+        "WHERE org_id = ? AND id = ? AND superseded_by IS NULL",
+        [(by, at, org_id, target) for by, at, target in links],
+    )
+
+
+def _link_imported(conn: sqlite3.Connection, org_id: str, records: Sequence[MemoryRecord]) -> None:
+    """Links of imported records, in both directions (a target may come later in the file)."""
+    _link(conn, org_id, ((r.id, r.recorded_at, r.supersedes) for r in records if r.supersedes))
+    ids = [r.id for r in records]
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        rows = conn.execute(
+            "SELECT id, recorded_at, supersedes FROM memories WHERE org_id = ? AND supersedes IN "
+            f"({_placeholders(len(chunk))})",
+            (org_id, *chunk),
+        ).fetchall()
+        _link(conn, org_id, rows)
+
+
 def _insert(
     conn: sqlite3.Connection,
     org_id: str,
     records: Sequence[MemoryRecord],
     dedup_since: int | None,
+    now: int,
 ) -> list[InsertOutcome]:
-    """Check dedup keys and insert, inside the writer's IMMEDIATE transaction."""
-    seen: dict[str, str] = {}
+    """Check dedup keys and supersessions and insert, inside the writer's IMMEDIATE
+    transaction."""
+    seen: dict[str, list[str]] = {}
     if dedup_since is not None:
         keys = list({r.dedup_key for r in records if r.dedup_key})
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             rows = conn.execute(
                 f"SELECT dedup_key, id FROM memories WHERE org_id = ? AND dedup_key IN ({_placeholders(len(chunk))}) "
-                "AND recorded_at >= ? ORDER BY recorded_at DESC",
-                (org_id, *chunk, dedup_since),
+                "AND recorded_at >= ? AND superseded_by IS NULL "
+                "AND (expires_at IS NULL OR expires_at > ?) ORDER BY recorded_at DESC",
+                (org_id, *chunk, dedup_since, now),
             )
             for key, mem_id in rows:
-                seen[key] = mem_id
+                seen.setdefault(key, []).append(mem_id)
     outcomes: list[InsertOutcome] = []
     accepted: list[MemoryRecord] = []
+    superseding: list[tuple[int, MemoryRecord]] = []
     agents: set[str] = set()
-    for record in records:
+    for index, record in enumerate(records):
         key = record.dedup_key
         if dedup_since is not None and key:
-            existing = seen.get(key)
+            # never a duplicate of the memory it supersedes
+            existing = next((i for i in seen.get(key, ()) if i != record.supersedes), None)
             if existing is not None:
                 outcomes.append(InsertOutcome(False, existing))
                 continue
-            seen[key] = record.id
+            seen.setdefault(key, []).insert(0, record.id)
         outcomes.append(InsertOutcome(True))
         accepted.append(record)
+        if record.supersedes is not None:
+            superseding.append((index, record))
         agents.add(record.agent_id)
     if accepted:
+        _check_supersedes(conn, org_id, superseding, now)
         _write_rows(conn, accepted)
+        _link(conn, org_id, ((r.id, r.recorded_at, r.supersedes) for _, r in superseding))
         latest = max(r.recorded_at for r in accepted)
         for agent in agents:
             conn.execute(
