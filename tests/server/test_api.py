@@ -369,6 +369,8 @@ async def test_bulk_delete_export_import(
         "skipped": 3,
         "agents": 0,
         "sessions": 0,
+        "expired": 0,
+        "unlinked": 0,
     }
 
     other_db = f"sqlite:///{tmp_path / 'other.db'}"
@@ -376,7 +378,14 @@ async def test_bulk_delete_export_import(
     with serve_in_thread(make_config(other_db)) as other:
         async with httpx.AsyncClient(base_url=other.url, headers={"x-api-key": key}) as h2:
             r = await h2.post(f"{API}/import", content=full)
-            assert r.json() == {"imported": 3, "skipped": 0, "agents": 1, "sessions": 0}
+            assert r.json() == {
+                "imported": 3,
+                "skipped": 0,
+                "agents": 1,
+                "sessions": 0,
+                "expired": 0,
+                "unlinked": 0,
+            }
             assert (await h2.get(f"{API}/export")).content == full
             r = await h2.post(f"{API}/import", content=b'{"kind":"memory"}\nnot json\n')
             assert r.status_code == 400
@@ -390,7 +399,14 @@ async def test_bulk_delete_export_import(
             assert "no_trailer=true" in r.json()["error"]
             assert (await h2.get(f"{API}/memories")).json()["count"] == 0
             r = await h2.post(f"{API}/import", params={"no_trailer": "true"}, content=cut)
-            assert r.json() == {"imported": 3, "skipped": 0, "agents": 1, "sessions": 0}
+            assert r.json() == {
+                "imported": 3,
+                "skipped": 0,
+                "agents": 1,
+                "sessions": 0,
+                "expired": 0,
+                "unlinked": 0,
+            }
             r = await h2.post(f"{API}/import", params={"no_trailer": "maybe"}, content=cut)
             assert r.status_code == 400
             assert r.json()["field"] == "no_trailer"

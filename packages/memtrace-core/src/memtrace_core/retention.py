@@ -331,8 +331,10 @@ class Sweeper:
         return sorted(await store.list_retention_policies())
 
     async def run(self) -> None:
-        """Sweep every ``interval`` seconds until cancelled (a failed sweep is logged and the
-        next one runs on schedule)."""
+        """Sweep every ``interval`` seconds until cancelled, the first time after
+        ``min(interval, 10 s)`` (not at once: a restarting server must not add its sweep to its
+        start-up); a failed sweep is logged and the next one runs on schedule."""
+        await asyncio.sleep(min(self.interval, 10.0))
         while True:
             try:
                 await self.sweep_once()

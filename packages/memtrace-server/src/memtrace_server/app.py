@@ -30,6 +30,7 @@ from sanic.response import BaseHTTPResponse, HTTPResponse
 
 from memtrace_core import AuthenticationError, MemtraceError
 from memtrace_core import open_engine as open_store_engine
+from memtrace_core.retention import Sweeper
 
 from .http import JSON, dumps, escape_text
 from .logs import ACCESS_LOGGER, configure_logging
@@ -410,8 +411,22 @@ def _install_listeners(app: Sanic[Any, Any], state: State) -> None:
         state.authenticator = authenticator
         state.admin = admin
         state.started = time.monotonic()
+        sweep = config.sweep
+        if sweep.sweep:
+            # every worker runs one; the store's sweep lease lets one sweep at a time
+            state.sweeper = Sweeper(
+                engine,
+                interval=sweep.sweep_interval_seconds,
+                batch=sweep.sweep_batch,
+                pause=sweep.sweep_pause_seconds,
+            )
+            state.metrics.sweep = state.sweeper.totals
+            state.sweeper.start()
 
     async def close_engine(app: Sanic[Any, Any]) -> None:
+        sweeper, state.sweeper = state.sweeper, None
+        if sweeper is not None:
+            await sweeper.stop()
         engine, state.engine = state.engine, None
         state._views.clear()
         if state.authenticator is not None:

@@ -32,9 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memtrace_core import EngineConfig
+from memtrace_core import EngineConfig, RetentionPolicy
 from memtrace_core.errors import ValidationError as CoreValidationError
 from memtrace_core.ranking import RankingConfig
+from memtrace_core.retention import check_policy, parse_max_age
 from memtrace_core.timeutil import parse_time_bound
 from memtrace_core.validation import LIMIT_CEILINGS, Limits
 
@@ -121,6 +122,21 @@ class StorageSection:
 
 
 @dataclass(frozen=True)
+class SweepSection:
+    """The sweep settings of ``[retention]`` (its ``max_age`` and ``rules`` are the default
+    retention policy, in :attr:`EngineConfig.retention`): ``sweep`` runs the sweeper inside
+    ``memtrace serve`` (one process at a time holds the store's sweep lease); every
+    ``sweep_interval_seconds`` it deletes expired memories and memories past their org's
+    retention, ``sweep_batch`` per write transaction, pausing ``sweep_pause_seconds`` between
+    batches."""
+
+    sweep: bool = True
+    sweep_interval_seconds: float = 60.0
+    sweep_batch: int = 500
+    sweep_pause_seconds: float = 0.005
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     """The whole server configuration (see :func:`load_config`)."""
 
@@ -129,6 +145,7 @@ class ServerConfig:
     auth: AuthSection = field(default_factory=AuthSection)
     storage: StorageSection = field(default_factory=StorageSection)
     engine: EngineConfig = field(default_factory=EngineConfig)
+    sweep: SweepSection = field(default_factory=SweepSection)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -141,7 +158,7 @@ class KeySpec:
 
     section: str
     name: str
-    kind: str  # "int" | "float" | "bool" | "str" | "strlist"
+    kind: str  # "int" | "float" | "bool" | "str" | "strlist" | "tables"
     default: Any
     check: Callable[[Any], str | None] | None = None
     help: str = ""
@@ -210,6 +227,22 @@ def _origins(value: Any) -> str | None:
 def _time_window(value: Any) -> str | None:
     try:
         parse_time_bound(value, field="since")
+    except CoreValidationError as exc:
+        return exc.message
+    return None
+
+
+def _max_age(value: Any) -> str | None:
+    try:
+        parse_max_age(value or None, "max_age")
+    except CoreValidationError as exc:
+        return exc.message
+    return None
+
+
+def _rules(value: Any) -> str | None:
+    try:
+        check_policy({"rules": list(value)}, Limits())
     except CoreValidationError as exc:
         return exc.message
     return None
@@ -303,6 +336,20 @@ KEYS: tuple[KeySpec, ...] = (
         _between(1, 1000),
         "memories per context",
     ),
+    KeySpec("retention", "max_age", "str", "", _max_age, "default retention (empty: forever)"),
+    KeySpec("retention", "rules", "tables", (), _rules, "default retention rules"),
+    KeySpec("retention", "sweep", "bool", True, None, "run the sweeper in serve"),
+    KeySpec("retention", "sweep_interval_seconds", "float", 60.0, _between(0.05, 86400), "seconds"),
+    KeySpec("retention", "sweep_batch", "int", 500, _between(1, 100_000), "memories per batch"),
+    KeySpec("retention", "sweep_pause_seconds", "float", 0.005, _between(0, 60), "seconds"),
+    KeySpec(
+        "retention",
+        "policy_cache_seconds",
+        "float",
+        _ENGINE_DEFAULTS.policy_cache_seconds,
+        _between(0, 3600),
+        "per-process policy cache",
+    ),
 )
 
 _BY_DOTTED: dict[str, KeySpec] = {spec.dotted: spec for spec in KEYS}
@@ -370,6 +417,16 @@ def _convert(spec: KeySpec, raw: Any, source: str, *, strict: bool = False) -> A
         if not isinstance(raw, str):
             raise fail(f"{raw!r} is not a string")
         value = raw.strip()
+    elif kind == "tables":
+        # TOML: [[retention.rules]] tables; environment and flags: the same as a JSON array
+        if isinstance(raw, str):
+            try:
+                raw = json.loads(raw) if raw.strip() else []
+            except json.JSONDecodeError as exc:
+                raise fail(f"not a JSON array of objects ({exc.msg})") from None
+        if not isinstance(raw, (list, tuple)) or not all(isinstance(x, Mapping) for x in raw):
+            raise fail(f"{raw!r} is not a list of tables")
+        value = tuple(dict(x) for x in raw)
     elif kind == "strlist":
         if isinstance(raw, str):
             value = tuple(part.strip() for part in raw.split(",") if part.strip())
@@ -482,7 +539,10 @@ def _build(values: Mapping[str, Any]) -> ServerConfig:
         ranking=RankingConfig(**section("search")),
         context_since=values["context.since"],
         context_max_memories=values["context.max_memories"],
+        retention=_default_policy(values["retention.max_age"], values["retention.rules"]),
+        policy_cache_seconds=values["retention.policy_cache_seconds"],
     )
+    retention = section("retention")
     auth = section("auth")
     auth.pop("db_path", None)
     return ServerConfig(
@@ -491,7 +551,15 @@ def _build(values: Mapping[str, Any]) -> ServerConfig:
         auth=AuthSection(**auth),
         storage=StorageSection(**section("storage")),
         engine=engine,
+        sweep=SweepSection(**{k: v for k, v in retention.items() if k.startswith("sweep")}),
     )
+
+
+def _default_policy(max_age: str, rules: tuple[dict[str, Any], ...]) -> RetentionPolicy | None:
+    """``[retention]``'s default policy; None when it keeps everything."""
+    if not max_age and not rules:
+        return None
+    return check_policy({"max_age": max_age or None, "rules": list(rules)}, Limits())
 
 
 def _resolve(layers: list[_Layer]) -> ServerConfig:
@@ -543,6 +611,15 @@ def config_to_dict(config: ServerConfig) -> dict[str, dict[str, Any]]:
             f.name: getattr(engine.ranking, f.name) for f in dataclasses.fields(RankingConfig)
         },
         "context": {"since": engine.context_since, "max_memories": engine.context_max_memories},
+        "retention": {
+            "max_age": (engine.retention.max_age or "") if engine.retention else "",
+            "rules": [
+                r.model_dump(mode="json", exclude_none=True)
+                for r in (engine.retention.rules if engine.retention else [])
+            ],
+            "policy_cache_seconds": engine.policy_cache_seconds,
+            **dataclasses.asdict(config.sweep),
+        },
     }
     sections["server"]["cors_origins"] = list(config.server.cors_origins)
     return sections
@@ -590,6 +667,7 @@ __all__ = [
     "ServerConfig",
     "ServerSection",
     "StorageSection",
+    "SweepSection",
     "config_from_dict",
     "config_from_env",
     "config_to_dict",

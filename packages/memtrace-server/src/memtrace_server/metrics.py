@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 
+from memtrace_core.retention import SweepTotals
+
 #: Histogram bucket upper bounds in seconds (the ``le`` labels).
 BUCKETS: tuple[float, ...] = (
     0.0005,
@@ -81,6 +83,8 @@ class Metrics:
         self.unreadable_rows = 0
         #: Exports aborted part-way (the connection closed without the chunked terminator).
         self.exports_aborted = 0
+        #: The retention sweeper's totals (copied from it when rendering; None: no sweeper).
+        self.sweep: SweepTotals | None = None
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         # Clients choose the method: any other than the standard ones is counted as OTHER, or
@@ -147,10 +151,35 @@ class Metrics:
             out.append(f"# HELP {name} {help_text}")
             out.append(f"# TYPE {name} counter")
             out.append(f"{name} {value}")
+        if self.sweep is not None:
+            self._sweep(out, self.sweep)
         out.append("# HELP memtrace_process_start_time_seconds Start time of the process (Unix).")
         out.append("# TYPE memtrace_process_start_time_seconds gauge")
         out.append(f"memtrace_process_start_time_seconds {_fmt(self.started)}")
         return "\n".join(out) + "\n"
+
+    @staticmethod
+    def _sweep(out: list[str], totals: SweepTotals) -> None:
+        """The retention sweeper of this process (docs/time.md)."""
+        out.append("# HELP memtrace_sweep_deleted_total Memories deleted by the retention sweep.")
+        out.append("# TYPE memtrace_sweep_deleted_total counter")
+        out.append(f'memtrace_sweep_deleted_total{{reason="expired"}} {totals.expired}')
+        out.append(f'memtrace_sweep_deleted_total{{reason="retention"}} {totals.aged}')
+        for name, help_text, value in (
+            ("memtrace_sweep_runs_total", "Sweeps run by this process.", totals.runs),
+            (
+                "memtrace_sweep_skipped_total",
+                "Sweeps skipped because another process held the sweep lease.",
+                totals.skipped,
+            ),
+            ("memtrace_sweep_failures_total", "Sweeps that failed (logged).", totals.failures),
+        ):
+            out.append(f"# HELP {name} {help_text}")
+            out.append(f"# TYPE {name} counter")
+            out.append(f"{name} {value}")
+        out.append("# HELP memtrace_sweep_last_duration_seconds Duration of the last sweep run.")
+        out.append("# TYPE memtrace_sweep_last_duration_seconds gauge")
+        out.append(f"memtrace_sweep_last_duration_seconds {_fmt(totals.last_seconds)}")
 
     @staticmethod
     def _histograms(

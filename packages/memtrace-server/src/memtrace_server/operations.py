@@ -28,6 +28,9 @@ from memtrace_core import (
     MemoryCreate,
     MemoryList,
     RegisterAgentRequest,
+    RetentionInfo,
+    RetentionPolicy,
+    RetentionReport,
     SearchQuery,
     SearchResult,
     Session,
@@ -40,16 +43,22 @@ from memtrace_core.models import ID_PATTERN, TYPE_PATTERN, Agent
 from .http import NDJSON
 from .routes import (
     Handler,
+    admin_apply_retention,
+    admin_clear_retention,
     admin_create_key,
     admin_create_org,
     admin_delete_org,
+    admin_get_retention,
     admin_list_keys,
     admin_list_orgs,
     admin_revoke_key,
     admin_rotate_key,
+    admin_set_retention,
     agent_context,
     agent_memories,
     agent_stats,
+    apply_retention,
+    clear_retention,
     create_memories,
     create_session,
     delete_agent,
@@ -60,6 +69,7 @@ from .routes import (
     export,
     get_agent,
     get_memory,
+    get_retention,
     get_session,
     health,
     import_,
@@ -74,6 +84,7 @@ from .routes import (
     search,
     session_context,
     session_memories,
+    set_retention,
     update_session,
     whoami,
 )
@@ -144,6 +155,7 @@ ERROR_SCHEMA: dict[str, Any] = {
         "field": {"type": "string"},
         "index": {"type": "integer"},
         "existing_id": {"type": "string"},
+        "current_id": {"type": "string"},
         "dedup_key": {"type": "string"},
         "request_id": {"type": "string"},
         "hint": {"type": "string"},
@@ -216,6 +228,20 @@ _LIST_PARAMS = (
     Param("limit", "integer", "page size, default 100, capped at 1000 (not refused)", minimum=1),
     Param("offset", "integer", "rows to skip, default 0", minimum=0),
     Param("order", enum=("asc", "desc"), description="by time; default desc"),
+    Param("recorded_since", description="on recorded_at (when stored); inclusive", time=True),
+    Param("recorded_until", description="on recorded_at; exclusive", time=True),
+    _AS_OF_PARAM := Param(
+        "as_of",
+        description="read as memtrace knew it then (a recorded time, not in the future): "
+        "later memories are invisible, later supersessions undone, relative windows count "
+        "back from it",
+        time=True,
+    ),
+    Param(
+        "include_superseded",
+        "boolean",
+        "also list memories a later memory superseded (marked by superseded_by)",
+    ),
 )
 _FILTER_PARAMS = (
     Param("agent_id", pattern=_ID_RE),
@@ -225,6 +251,8 @@ _FILTER_PARAMS = (
     Param("tags", description="comma-separated; every tag must match exactly", pattern=_TAGS_RE),
     Param("since", time=True),
     Param("until", time=True),
+    Param("recorded_since", time=True),
+    Param("recorded_until", time=True),
 )
 _DELETE_PARAMS = (Param("delete_memories", "boolean", "also delete the memories"),)
 
@@ -246,6 +274,15 @@ _KEY_SECRET_SCHEMA: dict[str, Any] = {
     "required": ["key", "api_key"],
 }
 
+_DRY_RUN = Param("dry_run", "boolean", "count what would be deleted; delete nothing")
+_RETENTION_DOC = (
+    "The first rule that covers a memory (by agent, memory types, event types) decides how "
+    "long it is kept, measured on its event `time`; a memory no rule covers is kept "
+    "`max_age`. Null or `forever` keeps forever. It wins over the server's default "
+    "(`[retention]`); the sweep deletes what is past its age, and a write already past it is "
+    "a 400. Servers pick a change up within `policy_cache_seconds`."
+)
+
 OPERATIONS: tuple[Operation, ...] = (
     # memories
     Operation(
@@ -263,7 +300,8 @@ OPERATIONS: tuple[Operation, ...] = (
         description="A body with a non-empty `memories` array is a batch: validated whole, then "
         "written in one transaction; duplicates are skipped and reported in `duplicates` / "
         "`duplicate_of`. Otherwise the body is one memory; a duplicate is a 409 naming "
-        "`existing_id`.",
+        "`existing_id`. `supersedes` of a memory that is already superseded is a 409 naming "
+        "the chain's `current_id`; of a memory the org does not have, a 400.",
         links=(
             ("getMemory", "getMemory", {"memory_id": "$response.body#/id"}),
             ("deleteMemory", "deleteMemory", {"memory_id": "$response.body#/id"}),
@@ -300,8 +338,11 @@ OPERATIONS: tuple[Operation, ...] = (
         "getMemory",
         "Get a memory by id",
         "memories",
+        query=(_AS_OF_PARAM,),
         response=Memory,
         errors=(400, 404),
+        description="A superseded memory is found too: `superseded_by` names its successor. "
+        "An expired memory is a 404.",
     ),
     Operation(
         "DELETE",
@@ -393,6 +434,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "getAgentStats",
         "Memory and session counts of an agent",
         "agents",
+        query=(_AS_OF_PARAM,),
         response=AgentStats,
     ),
     Operation(
@@ -592,6 +634,51 @@ OPERATIONS: tuple[Operation, ...] = (
         "data",
         response=DeleteResultBody,
     ),
+    # retention of the key's org
+    Operation(
+        "GET",
+        "/api/v1/retention",
+        get_retention,
+        "read",
+        "getRetention",
+        "The org's effective retention policy",
+        "retention",
+        response=RetentionInfo,
+    ),
+    Operation(
+        "PUT",
+        "/api/v1/retention",
+        set_retention,
+        "admin",
+        "setRetention",
+        "Set the org's retention policy",
+        "retention",
+        body=RetentionPolicy,
+        response=RetentionInfo,
+        errors=(400, 413),
+        description=_RETENTION_DOC,
+    ),
+    Operation(
+        "DELETE",
+        "/api/v1/retention",
+        clear_retention,
+        "admin",
+        "clearRetention",
+        "Remove the org's own retention policy (the configured default applies)",
+        "retention",
+        response=RetentionInfo,
+    ),
+    Operation(
+        "POST",
+        "/api/v1/retention/apply",
+        apply_retention,
+        "admin",
+        "applyRetention",
+        "Delete the org's memories past their retention age now",
+        "retention",
+        query=(_DRY_RUN,),
+        response=RetentionReport,
+    ),
     Operation(
         "GET",
         "/api/v1/me",
@@ -637,6 +724,53 @@ OPERATIONS: tuple[Operation, ...] = (
         "admin",
         status=204,
         errors=(400, 404),
+    ),
+    Operation(
+        "GET",
+        "/api/v1/admin/orgs/{org_id}/retention",
+        admin_get_retention,
+        "admin",
+        "adminGetRetention",
+        "An org's effective retention policy",
+        "admin",
+        response=RetentionInfo,
+        errors=(400, 403, 404),
+    ),
+    Operation(
+        "PUT",
+        "/api/v1/admin/orgs/{org_id}/retention",
+        admin_set_retention,
+        "admin",
+        "adminSetRetention",
+        "Set an org's retention policy",
+        "admin",
+        body=RetentionPolicy,
+        response=RetentionInfo,
+        errors=(400, 403, 404, 413),
+        description=_RETENTION_DOC,
+    ),
+    Operation(
+        "DELETE",
+        "/api/v1/admin/orgs/{org_id}/retention",
+        admin_clear_retention,
+        "admin",
+        "adminClearRetention",
+        "Remove an org's own retention policy",
+        "admin",
+        response=RetentionInfo,
+        errors=(400, 403, 404),
+    ),
+    Operation(
+        "POST",
+        "/api/v1/admin/orgs/{org_id}/retention/apply",
+        admin_apply_retention,
+        "admin",
+        "adminApplyRetention",
+        "Delete an org's memories past their retention age now",
+        "admin",
+        query=(_DRY_RUN,),
+        response=RetentionReport,
+        errors=(400, 403, 404),
     ),
     Operation(
         "GET",

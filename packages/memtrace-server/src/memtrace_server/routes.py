@@ -78,7 +78,8 @@ async def list_memories(request: Request, mt: AsyncMemtrace, state: State) -> HT
 async def get_memory(
     request: Request, mt: AsyncMemtrace, state: State, memory_id: str
 ) -> HTTPResponse:
-    return model_response(await mt.get_memory(memory_id))
+    as_of = query(request).get("as_of") or None
+    return model_response(await mt.get_memory(memory_id, as_of=as_of))
 
 
 async def delete_memory(
@@ -127,7 +128,8 @@ async def delete_agent(
 async def agent_stats(
     request: Request, mt: AsyncMemtrace, state: State, agent_id: str
 ) -> HTTPResponse:
-    return model_response(await mt.get_agent_stats(agent_id))
+    as_of = query(request).get("as_of") or None
+    return model_response(await mt.get_agent_stats(agent_id, as_of=as_of))
 
 
 async def agent_memories(
@@ -292,6 +294,61 @@ async def purge_org(request: Request, mt: AsyncMemtrace, state: State) -> HTTPRe
 
 async def whoami(request: Request, mt: AsyncMemtrace, state: State) -> HTTPResponse:
     return json_response(principal_summary(request.ctx.principal))
+
+
+# --------------------------------------------------------------------------------------------
+# Retention: the key's org (/api/v1/retention), or any administered org (/api/v1/admin/orgs/…)
+
+
+async def _retention_org(request: Request, state: State, org_id: str) -> AsyncMemtrace:
+    """The engine of an org whose retention an admin route manages: the caller must
+    administer it, and it must exist."""
+    request.ctx.principal.require_org_admin(org_id)
+    await _admin(state).get_org(org_id)
+    return state.view(org_id)
+
+
+async def get_retention(request: Request, mt: AsyncMemtrace, state: State) -> HTTPResponse:
+    return model_response(await mt.get_retention_policy())
+
+
+async def set_retention(request: Request, mt: AsyncMemtrace, state: State) -> HTTPResponse:
+    return model_response(await mt.set_retention_policy(json_object(request)))
+
+
+async def clear_retention(request: Request, mt: AsyncMemtrace, state: State) -> HTTPResponse:
+    return model_response(await mt.clear_retention_policy())
+
+
+async def apply_retention(request: Request, mt: AsyncMemtrace, state: State) -> HTTPResponse:
+    report = await mt.apply_retention(dry_run=bool_param(query(request), "dry_run"))
+    if not report.dry_run:
+        state.metrics.memories_deleted += report.deleted
+    return model_response(report)
+
+
+async def admin_get_retention(
+    request: Request, mt: AsyncMemtrace, state: State, org_id: str
+) -> HTTPResponse:
+    return await get_retention(request, await _retention_org(request, state, org_id), state)
+
+
+async def admin_set_retention(
+    request: Request, mt: AsyncMemtrace, state: State, org_id: str
+) -> HTTPResponse:
+    return await set_retention(request, await _retention_org(request, state, org_id), state)
+
+
+async def admin_clear_retention(
+    request: Request, mt: AsyncMemtrace, state: State, org_id: str
+) -> HTTPResponse:
+    return await clear_retention(request, await _retention_org(request, state, org_id), state)
+
+
+async def admin_apply_retention(
+    request: Request, mt: AsyncMemtrace, state: State, org_id: str
+) -> HTTPResponse:
+    return await apply_retention(request, await _retention_org(request, state, org_id), state)
 
 
 # --------------------------------------------------------------------------------------------

@@ -33,6 +33,8 @@ class State:
     engine: AsyncMemtrace | None = None
     authenticator: Any = None
     admin: Any = None
+    #: this worker's retention sweeper (``[retention] sweep``), or None
+    sweeper: Any = None
     bootstrap_key: str | None = None
     started: float = field(default_factory=time.monotonic)
     documents: Documents = field(default_factory=Documents)
