@@ -32,6 +32,7 @@ import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from memtrace_core import AsyncMemtrace, MemtraceError
@@ -687,6 +688,93 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------------------
+# retention
+
+
+def _policy_arg(args: argparse.Namespace) -> dict[str, Any]:
+    """The policy of ``retention set``: ``--policy`` (JSON, or @FILE), then ``--max-age``."""
+    policy: dict[str, Any] = {}
+    if args.policy:
+        text = args.policy
+        if text.startswith("@"):
+            try:
+                text = Path(text[1:]).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise CliError(f"cannot read {text[1:]}: {exc.strerror or exc}") from None
+        try:
+            loaded = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise CliError(f"invalid --policy: not JSON ({exc.msg})") from None
+        if not isinstance(loaded, dict):
+            raise CliError("invalid --policy: expected a JSON object")
+        policy = loaded
+    if args.max_age is not None:
+        policy["max_age"] = args.max_age
+    if not policy:
+        raise CliError("give --policy JSON (or @FILE) and/or --max-age, or use --clear")
+    return policy
+
+
+def cmd_retention_show(args: argparse.Namespace) -> int:
+    config = _config(args)
+    _check_exists(config.storage.url)
+
+    async def run() -> dict[str, Any]:
+        engine = await _open_engine(config, args.org)
+        try:
+            return (await engine.get_retention_policy()).model_dump(mode="json")
+        finally:
+            await engine.close()
+
+    _json_out(asyncio.run(run()))
+    return EXIT_OK
+
+
+def cmd_retention_set(args: argparse.Namespace) -> int:
+    config = _config(args)
+    _check_exists(config.storage.url)
+    policy = None if args.clear else _policy_arg(args)
+
+    async def run() -> dict[str, Any]:
+        engine = await _open_engine(config, args.org)
+        try:
+            if policy is None:
+                info = await engine.clear_retention_policy()
+            else:
+                info = await engine.set_retention_policy(policy)
+            return info.model_dump(mode="json")
+        finally:
+            await engine.close()
+
+    _json_out(asyncio.run(run()))
+    _err("servers apply it within [retention] policy_cache_seconds")
+    return EXIT_OK
+
+
+def cmd_retention_apply(args: argparse.Namespace) -> int:
+    config = _config(args)
+    _check_exists(config.storage.url)
+
+    async def run() -> list[dict[str, Any]]:
+        engine = await _open_engine(config, args.org)
+        try:
+            orgs = await engine.store.memory_orgs() if args.all else [args.org]
+            reports = []
+            for org_id in orgs:
+                report = await engine.with_org(org_id).apply_retention(dry_run=args.dry_run)
+                reports.append(report.model_dump(mode="json"))
+            return reports
+        finally:
+            await engine.close()
+
+    reports = asyncio.run(run())
+    for report in reports:
+        verb = "would delete" if report["dry_run"] else "deleted"
+        print(f"{report['org_id']}: {verb} {report['deleted']} memories")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------------
 # config
 
 
@@ -839,6 +927,33 @@ def build_parser() -> argparse.ArgumentParser:
         "by default such a file is refused as possibly truncated",
     )
     p.set_defaults(func=cmd_import)
+
+    ret = sub.add_parser("retention", help="show, set or apply an org's retention policy")
+    ret_sub = ret.add_subparsers(dest="action", metavar="ACTION")
+    p = ret_sub.add_parser("show", parents=[common], help="print the effective policy (JSON)")
+    p.add_argument("--org", default=DEFAULT_ORG, help=f"organization (default {DEFAULT_ORG})")
+    p.set_defaults(func=cmd_retention_show)
+    p = ret_sub.add_parser(
+        "set",
+        parents=[common],
+        help="set the org's own policy (it wins over [retention] of memtrace.toml)",
+        description='Examples: --max-age 90d; --policy \'{"max_age": "30d", "rules": '
+        '[{"memory_types": ["session"], "max_age": "7d"}, {"memory_types": ["decision"], '
+        '"max_age": "forever"}]}\'; --policy @policy.json; --clear.',
+    )
+    p.add_argument("--org", default=DEFAULT_ORG, help=f"organization (default {DEFAULT_ORG})")
+    p.add_argument("--policy", help="the policy as JSON, or @FILE")
+    p.add_argument("--max-age", help="default age (12h, 7d, 2w …, or forever)")
+    p.add_argument("--clear", action="store_true", help="remove the org's own policy")
+    p.set_defaults(func=cmd_retention_set)
+    p = ret_sub.add_parser(
+        "apply", parents=[common], help="delete memories past their age now (as the sweep does)"
+    )
+    p.add_argument("--org", default=DEFAULT_ORG, help=f"organization (default {DEFAULT_ORG})")
+    p.add_argument("--all", action="store_true", help="every org that has memories")
+    p.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
+    p.set_defaults(func=cmd_retention_apply)
+    ret.set_defaults(func=None, help_parser=ret)
 
     p = sub.add_parser(
         "doctor",
