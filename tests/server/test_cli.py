@@ -926,3 +926,47 @@ def test_doctor_refuses_other_stores_and_missing_files(
     code, _, err = cli(capsys, "doctor", "postgresql://localhost/x")
     assert code == 1
     assert "SQLite stores only" in err
+
+
+# ------------------------------------------------------------------------------------------------
+# retention
+
+
+def test_retention_show_set_apply(
+    workdir: Path, store_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _seed(store_url)  # 25 memories of 2025-03-01 (memory types cycle through the four)
+    code, out, err = cli(capsys, "retention", "show", "--store", store_url)
+    assert code == 0, err
+    assert json.loads(out)["source"] == "none"
+    policy = {
+        "max_age": "forever",
+        "rules": [{"memory_types": ["session"], "max_age": "30d"}],
+    }
+    code, out, err = cli(
+        capsys, "retention", "set", "--store", store_url, "--policy", json.dumps(policy)
+    )
+    assert code == 0, err
+    shown = json.loads(out)
+    assert shown["source"] == "org"
+    assert shown["policy"]["max_age"] is None
+    code, out, err = cli(capsys, "retention", "apply", "--dry-run", "--store", store_url)
+    assert code == 0, err
+    assert out.strip() == "org_default: would delete 6 memories"
+    assert len(_dump(store_url)["memories"]) == 25
+    code, out, err = cli(capsys, "retention", "apply", "--all", "--store", store_url)
+    assert out.strip() == "org_default: deleted 6 memories"
+    remaining = _dump(store_url)["memories"]
+    assert len(remaining) == 19
+    assert all(m["memory_type"] != "session" for m in remaining)
+    # a bad policy is refused and changes nothing
+    code, out, err = cli(capsys, "retention", "set", "--store", store_url, "--max-age", "soon")
+    assert code != 0
+    assert "max_age" in err
+    code, out, err = cli(capsys, "retention", "show", "--store", store_url)
+    assert json.loads(out)["policy"]["rules"][0]["max_age"] == "30d"
+    code, out, err = cli(capsys, "retention", "set", "--store", store_url, "--clear")
+    assert json.loads(out)["source"] == "none"
+    code, out, err = cli(capsys, "retention", "set", "--store", store_url)
+    assert code != 0
+    assert "--policy" in err

@@ -1346,9 +1346,14 @@ class AsyncMemtrace(Shortcuts):
                     event_types=tuple(rule.event_types) if rule.event_types else None,
                     age=parse_max_age(rule.max_age, "max_age"),
                     label=describe(rule),
+                    age_text=rule.max_age or "forever",
                 )
             )
-        return Resolved(tuple(scopes), parse_max_age(policy.max_age, "max_age"))
+        return Resolved(
+            tuple(scopes),
+            parse_max_age(policy.max_age, "max_age"),
+            policy.max_age or "forever",
+        )
 
     async def retention_rules(self, *, fresh: bool = False) -> Resolved:
         """This org's effective retention policy, resolved for the write check and the sweep

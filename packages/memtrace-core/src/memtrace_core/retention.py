@@ -115,6 +115,7 @@ class Scope:
     event_types: tuple[str, ...] | None
     age: int | None
     label: str
+    age_text: str = "forever"
 
     def covers(self, agent_id: str, memory_type: str, event_type: str) -> bool:
         return (
@@ -130,17 +131,21 @@ class Resolved:
 
     scopes: tuple[Scope, ...] = ()
     default_age: int | None = None
+    default_text: str = "forever"
 
     @property
     def keeps_everything(self) -> bool:
         return self.default_age is None and all(s.age is None for s in self.scopes)
 
-    def age_of(self, agent_id: str, memory_type: str, event_type: str) -> tuple[int | None, str]:
-        """The age a memory is kept (µs, None: forever) and the rule's description."""
+    def age_of(
+        self, agent_id: str, memory_type: str, event_type: str
+    ) -> tuple[int | None, str, str]:
+        """The age a memory is kept (µs, None: forever), the rule's description and its
+        ``max_age`` as written."""
         for scope in self.scopes:
             if scope.covers(agent_id, memory_type, event_type):
-                return scope.age, scope.label
-        return self.default_age, "memories no rule covers"
+                return scope.age, scope.label, scope.age_text
+        return self.default_age, "memories no rule covers", self.default_text
 
     def check_write(
         self,
@@ -153,11 +158,11 @@ class Resolved:
         index: int | None = None,
     ) -> None:
         """Refuse a memory already older than its age: the next sweep would delete it."""
-        age, label = self.age_of(agent_id, memory_type, event_type)
+        age, label, text = self.age_of(agent_id, memory_type, event_type)
         if age is not None and time_us < now - age:
             raise ValidationError(
                 f"invalid time: older than this organization's retention policy keeps "
-                f"{label} ({_age_text(age)}); the memory would be deleted at once",
+                f"{label} ({text}); the memory would be deleted at once",
                 field="time",
                 index=index,
             )
@@ -177,14 +182,6 @@ class Resolved:
             AgeRule(MemoryFilter(), None if self.default_age is None else now - self.default_age)
         )
         return rules
-
-
-def _age_text(age_us: int) -> str:
-    seconds = age_us // 1_000_000
-    for unit, size in (("w", 7 * 86400), ("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0 and seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 def describe(rule: RetentionRule) -> str:
