@@ -244,8 +244,8 @@ class Sweeper:
         engine: AsyncMemtrace,
         *,
         interval: float = 60.0,
-        batch: int = 500,
-        pause: float = 0.005,
+        batch: int = 200,
+        pause: float = 0.01,
         lease_seconds: float = 60.0,
         holder: str | None = None,
     ) -> None:

@@ -132,8 +132,8 @@ class SweepSection:
 
     sweep: bool = True
     sweep_interval_seconds: float = 60.0
-    sweep_batch: int = 500
-    sweep_pause_seconds: float = 0.005
+    sweep_batch: int = 200
+    sweep_pause_seconds: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -340,8 +340,8 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("retention", "rules", "tables", (), _rules, "default retention rules"),
     KeySpec("retention", "sweep", "bool", True, None, "run the sweeper in serve"),
     KeySpec("retention", "sweep_interval_seconds", "float", 60.0, _between(0.05, 86400), "seconds"),
-    KeySpec("retention", "sweep_batch", "int", 500, _between(1, 100_000), "memories per batch"),
-    KeySpec("retention", "sweep_pause_seconds", "float", 0.005, _between(0, 60), "seconds"),
+    KeySpec("retention", "sweep_batch", "int", 200, _between(1, 100_000), "memories per batch"),
+    KeySpec("retention", "sweep_pause_seconds", "float", 0.01, _between(0, 60), "seconds"),
     KeySpec(
         "retention",
         "policy_cache_seconds",
