@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import pickle
 import tempfile
 import time as _time
@@ -76,6 +77,7 @@ from .stores.base import (
 from .timeutil import from_us, now_us, parse_as_of, parse_timestamp, to_us, window
 from .validation import (
     DEFAULT_LIMIT,
+    LIMIT_CEILINGS,
     Limits,
     check_batch,
     check_id,
@@ -114,6 +116,12 @@ _OFF_LOOP_RANKING = 20_000
 _OFF_LOOP_TERMS = 32
 #: Memories :meth:`AsyncMemtrace.apply_retention` deletes per store call.
 _RETENTION_BATCH = 1000
+#: What stored retention policies are checked against (see :meth:`AsyncMemtrace._policy`).
+_CEILING_LIMITS = Limits(
+    **{k: v for k, v in LIMIT_CEILINGS.items() if k in Limits.__dataclass_fields__}
+)
+
+_log = logging.getLogger("memtrace.retention")
 
 
 @dataclass(frozen=True)
@@ -1177,6 +1185,18 @@ class AsyncMemtrace(Shortcuts):
                     continue
                 if kind == "memory":
                     item = _import_record(obj, self.org_id, limits, dedup=dedup)
+                    if item.recorded_at > now + limits.max_future_skew_seconds * 1_000_000:
+                        raise ValidationError(
+                            "invalid recorded_at: in the future (memtrace cannot have stored "
+                            "it yet)",
+                            field="recorded_at",
+                        )
+                    if item.expires_at is not None and item.expires_at <= now:
+                        # as if it had never been written: not imported, counted for the
+                        # trailer, and a line superseding it supersedes what it superseded
+                        staging.drop_expired(item)
+                        counts[kind] += 1
+                        continue
                     if not retention.keeps_everything:
                         retention.check_write(
                             agent_id=item.agent_id,
@@ -1185,10 +1205,6 @@ class AsyncMemtrace(Shortcuts):
                             time_us=item.time,
                             now=now,
                         )
-                    if item.expires_at is not None and item.expires_at <= now:
-                        staging.expired += 1  # counted for the trailer, not imported
-                        counts[kind] += 1
-                        continue
                     if item.supersedes is not None:
                         staging.link(number, item)
                 elif kind == "agent":
@@ -1263,6 +1279,8 @@ class AsyncMemtrace(Shortcuts):
 
         for kind, item in staging:
             if kind == "memory":
+                if item.id in staging.relinked:
+                    item.supersedes = staging.relinked[item.id]
                 if item.id in unlinked:
                     item.supersedes = None
                 pending.append(item)
@@ -1325,7 +1343,9 @@ class AsyncMemtrace(Shortcuts):
         stored = await self.store.get_retention_policy(self.org_id)
         if stored is not None:
             try:
-                return check_policy(stored, self.config.limits), "org"
+                # checked with the ceilings, not this configuration's [limits]: a policy
+                # stored under higher limits stays valid when they are lowered
+                return check_policy(stored, _CEILING_LIMITS), "org"
             except ValidationError as exc:  # stored by hand or an older memtrace: say so
                 raise CorruptRowError(
                     "retention policy", self.org_id, self.org_id, exc.message
@@ -1363,7 +1383,18 @@ class AsyncMemtrace(Shortcuts):
         hit = cache.get(self.org_id)
         if hit is not None and hit[0] > clock and not fresh:
             return hit[1]
-        resolved = await self._resolve((await self._policy())[0])
+        try:
+            resolved = await self._resolve((await self._policy())[0])
+        except CorruptRowError as exc:
+            # an unreadable policy neither blocks writes nor deletes anything: the org keeps
+            # everything until the policy is set again (get_retention_policy names the error)
+            _log.error(
+                "retention policy of org %s is unreadable (%s): nothing is deleted by retention "
+                "and writes are not age-checked until it is set again",
+                self.org_id,
+                exc.reason,
+            )
+            resolved = Resolved()
         if len(cache) > 10_000:
             cache.clear()
         cache[self.org_id] = (clock + self.config.policy_cache_seconds, resolved)
@@ -1400,18 +1431,19 @@ class AsyncMemtrace(Shortcuts):
         resolved = await self.retention_rules(fresh=True)
         if resolved.keeps_everything:
             return RetentionReport(org_id=self.org_id, dry_run=dry_run, deleted=0)
+        rules = resolved.age_rules(now_us())
         if dry_run:
-            count = await self.store.delete_aged(
-                self.org_id, resolved.age_rules(now_us()), limit=None, dry_run=True
-            )
+            count = await self.store.count_aged(self.org_id, rules)
             return RetentionReport(org_id=self.org_id, dry_run=True, deleted=count)
         deleted = 0
+        after: Any = None
         while True:
             batch = await self.store.delete_aged(
-                self.org_id, resolved.age_rules(now_us()), limit=_RETENTION_BATCH
+                self.org_id, rules, limit=_RETENTION_BATCH, after=after
             )
-            deleted += batch
-            if batch < _RETENTION_BATCH:
+            deleted += batch.deleted
+            after = batch.resume
+            if after is None:
                 return RetentionReport(org_id=self.org_id, dry_run=False, deleted=deleted)
 
 
@@ -1607,29 +1639,30 @@ class _Staging:
     def __init__(self) -> None:
         self._file = tempfile.SpooledTemporaryFile(max_size=self.MEMORY_BYTES)  # noqa: SIM115
         self._batch: list[tuple[str, Any]] = []
-        #: memory lines whose expires_at had passed (not staged)
-        self.expired = 0
+        #: memory lines whose expires_at had passed (not staged): id -> what it superseded
+        self.dropped: dict[str, str | None] = {}
+        #: records whose target changed because an expired line was dropped: id -> target
+        self.relinked: dict[str, str | None] = {}
         #: the file's memory ids, and its supersessions: record id -> (target id, line)
         self.ids: set[str] = set()
         self.links: dict[str, tuple[str, int]] = {}
-        self._claimed: dict[str, int] = {}
+
+    @property
+    def expired(self) -> int:
+        return len(self.dropped)
+
+    def drop_expired(self, record: MemoryRecord) -> None:
+        self.dropped[record.id] = record.supersedes
 
     def link(self, number: int, record: MemoryRecord) -> None:
-        """Note a record's ``supersedes``: itself, or a memory another line supersedes, is
-        refused (chains are linear)."""
+        """Note a record's ``supersedes`` (a memory superseding itself is refused; the rest is
+        checked whole by :meth:`check_links`)."""
         target = record.supersedes
         assert target is not None
         if target == record.id:
             raise ValidationError(
                 "invalid supersedes: a memory cannot supersede itself", field="supersedes"
             )
-        if target in self._claimed:
-            raise ValidationError(
-                f"invalid supersedes: line {self._claimed[target]} supersedes {target} "
-                "already (a memory is superseded by one memory at most)",
-                field="supersedes",
-            )
-        self._claimed[target] = number
         self.links[record.id] = (target, number)
 
     def add(self, item: tuple[str, Any]) -> None:
@@ -1640,8 +1673,33 @@ class _Staging:
             self._spill()
 
     def check_links(self) -> None:
-        """Refuse a cycle of supersessions among the file's memories (each line naming the
-        next): no order of writes could have made it."""
+        """Mend the links through dropped (expired) lines — a line superseding one supersedes
+        what that one superseded, as a delete would mend them — then refuse two lines
+        superseding one memory (chains are linear) and a cycle of supersessions (no order of
+        writes could have made it)."""
+        for record_id, (target, number) in list(self.links.items()):
+            mended: str | None = target
+            hops = 0
+            while mended in self.dropped and hops <= len(self.dropped):
+                mended = self.dropped[mended]
+                hops += 1
+            if mended == target:
+                continue
+            self.relinked[record_id] = mended
+            if mended is None:
+                del self.links[record_id]
+            else:
+                self.links[record_id] = (mended, number)
+        claimed: dict[str, int] = {}
+        for target, number in self.links.values():
+            if target in claimed:
+                first, second = sorted((claimed[target], number))
+                raise ValidationError(
+                    f"line {second}: invalid supersedes: line {first} supersedes {target} "
+                    "already (a memory is superseded by one memory at most)",
+                    field="supersedes",
+                )
+            claimed[target] = number
         done: set[str] = set()
         for start in self.links:
             path: list[str] = []

@@ -284,20 +284,12 @@ class Sweeper:
                 if deleted < self.batch or not await self._between_batches():
                     break
             for org_id in await self._orgs():
-                view = self.engine.with_org(org_id)
-                resolved = await view.retention_rules()
-                if resolved.keeps_everything:
-                    continue
-                while await self._lease():
-                    rules = resolved.age_rules(now_us())
-                    deleted = await store.delete_aged(org_id, rules, limit=self.batch)
-                    report.batches += 1
-                    if deleted:
-                        report.aged += deleted
-                        report.orgs[org_id] = report.orgs.get(org_id, 0) + deleted
-                    if deleted < self.batch:
-                        break
-                    await asyncio.sleep(self.pause)
+                try:
+                    if not await self._sweep_org(org_id, report):
+                        break  # the lease was lost: another sweeper goes on
+                except Exception:  # one org's failure (an unreadable policy …) stops no other
+                    self.totals.failures += 1
+                    log.exception("retention sweep of org %s failed; the other orgs go on", org_id)
         finally:
             with contextlib.suppress(Exception):
                 await store.release_lease(SWEEP_LEASE, self.holder)
@@ -315,6 +307,28 @@ class Sweeper:
                 report.batches,
             )
         return report
+
+    async def _sweep_org(self, org_id: str, report: SweepReport) -> bool:
+        """Apply one org's policy, batch by batch; False if the lease was lost."""
+        resolved = await self.engine.with_org(org_id).retention_rules(fresh=True)
+        if resolved.keeps_everything:
+            return True
+        rules = resolved.age_rules(now_us())
+        after: Any = None
+        while True:
+            if not await self._lease():
+                return False
+            batch = await self.engine.store.delete_aged(
+                org_id, rules, limit=self.batch, after=after
+            )
+            report.batches += 1
+            if batch.deleted:
+                report.aged += batch.deleted
+                report.orgs[org_id] = report.orgs.get(org_id, 0) + batch.deleted
+            after = batch.resume
+            if after is None:
+                return True
+            await asyncio.sleep(self.pause)
 
     async def _between_batches(self) -> bool:
         await asyncio.sleep(self.pause)

@@ -422,6 +422,10 @@ def validate_memory(
     )
 
 
+#: The longest ``ttl`` (100 years, as the longest relative duration).
+_MAX_TTL_SECONDS = 100 * 366 * 86400
+
+
 def resolve_expiry(mem: MemoryCreate, now: int, *, index: int | None = None) -> int | None:
     """A new memory's ``expires_at`` (µs) from its ``ttl`` (seconds > 0, or a duration such
     as ``7d``) or its ``expires_at`` (which must be in the future); None when neither is given."""
@@ -448,6 +452,10 @@ def resolve_expiry(mem: MemoryCreate, now: int, *, index: int | None = None) -> 
             )
         elif ttl <= 0:
             raise ValidationError("invalid ttl: must be positive", field="ttl", index=index)
+        elif ttl > _MAX_TTL_SECONDS:
+            raise ValidationError(
+                "invalid ttl: too large (at most 100 years)", field="ttl", index=index
+            )
         else:
             span = int(ttl * 1_000_000)
             if span <= 0:

@@ -618,7 +618,7 @@ OPERATIONS: tuple[Operation, ...] = (
             ),
         ),
         response=ImportResult,
-        errors=(400, 413),
+        errors=(400, 409, 413),
         description="Verified, then written: every line is validated and the export trailer "
         '(`{"kind":"trailer",…}`, the last line of every export) checked against the file '
         "before anything is stored. A truncated file (no trailer), a miscounted one or data "

@@ -89,6 +89,16 @@ class AgeRule:
     cutoff: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class AgedBatch:
+    """What one :meth:`Store.delete_aged` call did: ``deleted`` memories, and ``resume``, an
+    opaque position to pass as ``after`` to continue past every memory this call examined
+    (None: nothing is left to examine)."""
+
+    deleted: int
+    resume: Any = None
+
+
 class SupersedeError(Exception):
     """Raised by :meth:`Store.insert_memories` (the whole call is rolled back) when a record's
     ``supersedes`` cannot be applied: ``current`` is None when the target does not exist in the
@@ -206,7 +216,12 @@ class Store(Protocol):
       memory that superseded it supersedes nothing any more. So a link always names a stored
       memory, chains stay linear and no cycle can form.
     * **Expiry.** ``expires_at`` is stored and returned; reads apply ``MemoryFilter.live_at``;
-      :meth:`get_memory` returns an expired memory (the engine hides it).
+      :meth:`get_memory` returns an expired memory (the engine hides it). An expired memory is
+      as if it had never been written from the moment it expires, before any sweep: a memory
+      whose successors have *all* expired is current again (``current`` keeps it, its
+      ``superseded_by`` / ``superseded_at`` are not returned, a write may supersede it and
+      dedup compares against it). SQLite keeps, on each superseded memory, when the last of
+      its successors expires (``superseded_until``).
     """
 
     async def open(self) -> None:
@@ -319,15 +334,20 @@ class Store(Protocol):
         ...
 
     async def delete_aged(
-        self, org_id: str, rules: Sequence[AgeRule], *, limit: int | None, dry_run: bool = False
-    ) -> int:
-        """Retention: delete at most ``limit`` (None: no bound) memories of ``org_id`` that are
-        past their age. For each memory, the *first* rule whose ``flt`` it matches decides: the
-        memory is past its age when that rule's ``cutoff`` is set and ``time < cutoff``; a
-        memory no rule matches is kept. Deleted as by :meth:`delete_memories`. With
-        ``dry_run`` nothing is deleted and the number that would be is returned (counting no
-        further than ``limit``). The scan must not hold up writers for long (SQLite: the
-        selection runs on a reader, only the deletion by id on the writer)."""
+        self, org_id: str, rules: Sequence[AgeRule], *, limit: int, after: Any = None
+    ) -> AgedBatch:
+        """Retention: delete the first ``limit`` memories of ``org_id``, in (time, insertion)
+        order, that are past their age. For each memory, the *first* rule whose ``flt`` it
+        matches decides: the memory is past its age when that rule's ``cutoff`` is set and
+        ``time < cutoff``; a memory no rule matches is kept. Deleted as by
+        :meth:`delete_memories`. ``after`` (the ``resume`` of the previous call of one run)
+        skips what that call examined, so a run reads each kept memory once, not once per
+        batch. The scan must not hold up writers for long (SQLite: the selection runs on a
+        reader, only the deletion by id on the writer)."""
+        ...
+
+    async def count_aged(self, org_id: str, rules: Sequence[AgeRule]) -> int:
+        """How many memories of ``org_id`` :meth:`delete_aged` would delete (a dry run)."""
         ...
 
     async def memory_orgs(self) -> list[str]:

@@ -47,6 +47,7 @@ from ..models import MEMORY_TYPES, SESSION_STATUSES, Agent, Memory, Session, tru
 from ..timeutil import MAX_US, MIN_US, from_us, to_us
 from ..validation import JSON_DEPTH_CEILING
 from .base import (
+    AgedBatch,
     AgeRule,
     Candidate,
     InsertOutcome,
@@ -192,12 +193,15 @@ INSERT INTO auth_state (id, revision) VALUES (1, 0);
 # policies and leases (one sweeper at a time). ALTER TABLE … ADD COLUMN is O(1) in SQLite; the
 # new indexes are built once (seconds on 1M memories). A delete mends the supersession links
 # (as if the deleted memory had never been written): its predecessor takes over its successor,
-# and its successor its predecessor.
+# and its successor its predecessor. ``superseded_until`` on a superseded memory is when the
+# last of its successors expires (NULL: one never does): from then on it is current again, as
+# if the expired successors had never been written (see :func:`_refresh_until`).
 _MIGRATION_4 = """
 ALTER TABLE memories ADD COLUMN expires_at INTEGER;
 ALTER TABLE memories ADD COLUMN supersedes TEXT;
 ALTER TABLE memories ADD COLUMN superseded_by TEXT;
 ALTER TABLE memories ADD COLUMN superseded_at INTEGER;
+ALTER TABLE memories ADD COLUMN superseded_until INTEGER;
 CREATE INDEX memories_expires ON memories(expires_at) WHERE expires_at IS NOT NULL;
 CREATE UNIQUE INDEX memories_supersedes ON memories(org_id, supersedes) WHERE supersedes IS NOT NULL;
 CREATE INDEX memories_org_recorded ON memories(org_id, recorded_at);
@@ -213,7 +217,8 @@ CREATE TABLE leases (
 );
 CREATE TRIGGER memories_ad_links AFTER DELETE ON memories
 WHEN old.supersedes IS NOT NULL OR old.superseded_by IS NOT NULL BEGIN
-  UPDATE memories SET superseded_by = old.superseded_by, superseded_at = old.superseded_at
+  UPDATE memories SET superseded_by = old.superseded_by, superseded_at = old.superseded_at,
+    superseded_until = old.superseded_until
     WHERE old.supersedes IS NOT NULL AND org_id = old.org_id AND id = old.supersedes;
   UPDATE memories SET supersedes = old.supersedes
     WHERE old.superseded_by IS NOT NULL AND org_id = old.org_id AND id = old.superseded_by;
@@ -227,10 +232,10 @@ SCHEMA_VERSION = len(MIGRATIONS)
 _MEMORY_COLUMNS = (
     "m.id, m.org_id, m.agent_id, m.session_id, m.memory_type, m.event_type, m.content, "
     "m.metadata, m.tags, m.dedup_key, m.importance, m.parent_id, m.time, m.recorded_at, "
-    "m.expires_at, m.supersedes, m.superseded_by, m.superseded_at"
+    "m.expires_at, m.supersedes, m.superseded_by, m.superseded_at, m.superseded_until"
 )
 #: Columns of a memory row (the rowid, a score … come after them).
-_N_MEMORY_COLUMNS = 18
+_N_MEMORY_COLUMNS = 19
 _INSERT_SQL = (
     "INSERT INTO memories (rowid, id, org_id, agent_id, session_id, memory_type, event_type, "
     "content, metadata, tags, dedup_key, importance, parent_id, time, recorded_at, expires_at, "
@@ -326,6 +331,11 @@ def _row_to_memory(row: Sequence[Any]) -> Memory:
         importance = float(importance)
     if row[4] not in MEMORY_TYPES:
         raise UnreadableRow(f"unknown memory_type {row[4]!r}")
+    superseded_by, superseded_at = row[16], row[17]
+    until = row[18]
+    if until is not None and (type(until) is not int or until <= time.time_ns() // 1000):
+        # every successor has expired: as if they had never been written, it is current
+        superseded_by = superseded_at = None
     return trusted_memory(
         {
             "id": _text(row[0], "id"),
@@ -345,8 +355,10 @@ def _row_to_memory(row: Sequence[Any]) -> Memory:
             "score": None,
             "expires_at": None if row[14] is None else _time_column(row[14], "expires_at"),
             "supersedes": _text(row[15], "supersedes", optional=True),
-            "superseded_by": _text(row[16], "superseded_by", optional=True),
-            "superseded_at": None if row[17] is None else _time_column(row[17], "superseded_at"),
+            "superseded_by": _text(superseded_by, "superseded_by", optional=True),
+            "superseded_at": None
+            if superseded_at is None
+            else _time_column(superseded_at, "superseded_at"),
         }
     )
 
@@ -517,18 +529,6 @@ def build_where(org_id: str, flt: MemoryFilter, alias: str = "m") -> tuple[str, 
     if flt.recorded_until is not None:
         clauses.append(f"{a}.recorded_at < ?")
         params.append(flt.recorded_until)
-    if flt.as_of is not None:
-        clauses.append(f"{a}.recorded_at <= ?")
-        params.append(flt.as_of)
-    if flt.live_at is not None:
-        clauses.append(f"({a}.expires_at IS NULL OR {a}.expires_at > ?)")
-        params.append(flt.live_at)
-    if flt.current:
-        if flt.as_of is None:
-            clauses.append(f"{a}.superseded_by IS NULL")
-        else:
-            clauses.append(f"({a}.superseded_by IS NULL OR {a}.superseded_at > ?)")
-            params.append(flt.as_of)
     for tag in flt.tags or ():
         clauses.append(
             f"EXISTS (SELECT 1 FROM memory_tags t WHERE t.org_id = {a}.org_id "
@@ -549,6 +549,26 @@ def build_where(org_id: str, flt: MemoryFilter, alias: str = "m") -> tuple[str, 
         else:  # SQLite's lower() folds ASCII only; use Python's Unicode lower()
             clauses.append(f"instr(memtrace_lower({a}.content), ?) > 0")
             params.append(needle.lower())
+    # The time view comes last: SQLite tests the terms in order, and the tag and substring
+    # terms above need only the index entry's rowid, these the row (read only for matches).
+    if flt.as_of is not None:
+        # unary +: not an index term (a time-ordered page must not be planned on
+        # (org, recorded_at), which would read and sort the whole org)
+        clauses.append(f"+{a}.recorded_at <= ?")
+        params.append(flt.as_of)
+    if flt.live_at is not None:
+        clauses.append(f"({a}.expires_at IS NULL OR {a}.expires_at > ?)")
+        params.append(flt.live_at)
+    if flt.current:
+        # superseded, unless the supersession is after as_of or every successor has expired
+        terms = [f"{a}.superseded_by IS NULL"]
+        if flt.as_of is not None:
+            terms.append(f"{a}.superseded_at > ?")
+            params.append(flt.as_of)
+        if flt.live_at is not None:
+            terms.append(f"{a}.superseded_until <= ?")
+            params.append(flt.live_at)
+        clauses.append("(" + " OR ".join(terms) + ")" if len(terms) > 1 else terms[0])
     return " AND ".join(clauses), params
 
 
@@ -1238,22 +1258,27 @@ class SQLiteStore(SQLiteAuthMixin):
 
     async def delete_memories(self, org_id: str, flt: MemoryFilter) -> int:
         where, params = build_where(org_id, flt)
-        sql = f"DELETE FROM memories WHERE rowid IN (SELECT m.rowid FROM memories m WHERE {where})"
-        return await self._write(lambda conn: conn.execute(sql, params).rowcount)
+        sql = (
+            f"DELETE FROM memories WHERE rowid IN (SELECT m.rowid FROM memories m WHERE {where}) "
+            "RETURNING org_id, supersedes"
+        )
+        return await self._write(lambda conn: _delete(conn, org_id, sql, params))
 
     async def delete_expired(self, now: int, *, limit: int) -> int:
         sql = (
             "DELETE FROM memories WHERE rowid IN (SELECT rowid FROM memories "
-            "WHERE expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?)"
+            "WHERE expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?) "
+            "RETURNING org_id, supersedes"
         )
-        return await self._write(lambda conn: conn.execute(sql, (now, limit)).rowcount)
+        return await self._write(lambda conn: _delete(conn, "", sql, (now, limit)))
 
-    async def delete_aged(
-        self, org_id: str, rules: Sequence[AgeRule], *, limit: int | None, dry_run: bool = False
-    ) -> int:
+    @staticmethod
+    def _aged_select(org_id: str, rules: Sequence[AgeRule]) -> tuple[str, list[Any]] | None:
+        """``SELECT m.id, m.time, m.rowid`` of the memories past their age, in (time, rowid)
+        order (None when every rule keeps forever)."""
         cutoffs = [rule.cutoff for rule in rules if rule.cutoff is not None]
-        if not cutoffs or limit == 0:
-            return 0
+        if not cutoffs:
+            return None
         # The first rule a memory matches decides its cutoff (CASE takes the first true WHEN);
         # a rule that keeps forever, and a memory no rule matches, get one nothing is before.
         cases: list[str] = []
@@ -1264,32 +1289,52 @@ class SQLiteStore(SQLiteAuthMixin):
             params.extend(where_params)
             params.append(rule.cutoff if rule.cutoff is not None else MIN_US - 1)
         params.append(MIN_US - 1)
-        select = (
-            "SELECT m.id FROM memories m WHERE m.org_id = ? AND m.time < ? "
-            f"AND m.time < (CASE {' '.join(cases)} ELSE ? END) ORDER BY m.time"
+        sql = (
+            "SELECT m.id, m.time, m.rowid FROM memories m WHERE m.org_id = ? AND m.time < ? "
+            f"AND m.time < (CASE {' '.join(cases)} ELSE ? END)"
         )
-        if limit is not None:
-            select += " LIMIT ?"
-            params.append(limit)
-        if dry_run:
-            sql = f"SELECT COUNT(*) FROM ({select})"
-            return await self._read(lambda conn: int(conn.execute(sql, params).fetchone()[0]))
-        # Select on a reader (it may scan memories kept longer), delete by id on the writer.
-        ids = [row[0] for row in await self._read(lambda conn: _fetch(conn, select, params))]
-        if not ids:
+        return sql, params
+
+    async def count_aged(self, org_id: str, rules: Sequence[AgeRule]) -> int:
+        query = self._aged_select(org_id, rules)
+        if query is None:
             return 0
+        sql = f"SELECT COUNT(*) FROM ({query[0]})"
+        return await self._read(lambda conn: int(conn.execute(sql, query[1]).fetchone()[0]))
+
+    async def delete_aged(
+        self, org_id: str, rules: Sequence[AgeRule], *, limit: int, after: Any = None
+    ) -> AgedBatch:
+        query = self._aged_select(org_id, rules)
+        if query is None or limit < 1:
+            return AgedBatch(0, None)
+        select, params = query
+        if after is not None:  # resume past what the previous call examined
+            select += " AND (m.time > ? OR (m.time = ? AND m.rowid > ?))"
+            params = [*params, after[0], after[0], after[1]]
+        select += " ORDER BY m.time, m.rowid LIMIT ?"
+        params.append(limit)
+        # Select on a reader (it may scan memories kept longer), delete by id on the writer.
+        rows = await self._read(lambda conn: _fetch(conn, select, params))
+        resume = (rows[-1][1], rows[-1][2]) if len(rows) == limit else None
+        ids = [row[0] for row in rows]
+        if not ids:
+            return AgedBatch(0, resume)
 
         def run(conn: sqlite3.Connection) -> int:
             deleted = 0
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
-                deleted += conn.execute(
-                    f"DELETE FROM memories WHERE org_id = ? AND id IN ({_placeholders(len(chunk))})",
+                deleted += _delete(
+                    conn,
+                    org_id,
+                    f"DELETE FROM memories WHERE org_id = ? AND id IN ({_placeholders(len(chunk))}) "
+                    "RETURNING org_id, supersedes",
                     (org_id, *chunk),
-                ).rowcount
+                )
             return deleted
 
-        return await self._write(run)
+        return AgedBatch(await self._write(run), resume)
 
     async def memory_orgs(self) -> list[str]:
         # a skip-scan of the (org_id, time) index: one seek per org, not one step per memory
@@ -1590,17 +1635,69 @@ def _policy(raw: Any, org_id: str) -> dict[str, Any]:
 _MAX_CHAIN = 100_000
 
 
-def _current_version(conn: sqlite3.Connection, org_id: str, memory_id: str) -> str:
-    """The current version of the chain ``memory_id`` belongs to (its last successor)."""
+def _current_version(conn: sqlite3.Connection, org_id: str, memory_id: str, now: int) -> str:
+    """The current version of the chain ``memory_id`` belongs to: its last successor that has
+    not expired (a memory whose successors have all expired is current again)."""
     current = memory_id
     for _ in range(_MAX_CHAIN):
         row = conn.execute(
-            "SELECT superseded_by FROM memories WHERE org_id = ? AND id = ?", (org_id, current)
+            "SELECT superseded_by, superseded_until FROM memories WHERE org_id = ? AND id = ?",
+            (org_id, current),
         ).fetchone()
-        if row is None or row[0] is None:
+        if row is None or row[0] is None or (row[1] is not None and row[1] <= now):
             return current
         current = row[0]
     return current
+
+
+def _horizon(expires_at: int | None, superseded_by: str | None, until: int | None) -> int | None:
+    """When a memory and every successor after it have expired (None: never)."""
+    if expires_at is None or superseded_by is None:
+        return expires_at
+    return None if until is None else max(expires_at, until)
+
+
+def _refresh_until(conn: sqlite3.Connection, org_id: str, ids: Iterable[str]) -> None:
+    """Set ``superseded_until`` of the predecessor of each memory in ``ids`` to when that
+    memory and its successors have all expired, and so on up the chain while it changes (a
+    link made or mended below changes the horizon of everything above it)."""
+    for start in ids:
+        current, first = start, True
+        for _ in range(_MAX_CHAIN):
+            row = conn.execute(
+                "SELECT supersedes, expires_at, superseded_by, superseded_until FROM memories "
+                "WHERE org_id = ? AND id = ?",
+                (org_id, current),
+            ).fetchone()
+            if row is None or row[0] is None:
+                break
+            horizon = _horizon(row[1], row[2], row[3])
+            pred = conn.execute(
+                "SELECT superseded_by, superseded_until FROM memories WHERE org_id = ? AND id = ?",
+                (org_id, row[0]),
+            ).fetchone()
+            if pred is None or pred[0] != current or (pred[1] == horizon and not first):
+                break
+            conn.execute(
+                "UPDATE memories SET superseded_until = ? WHERE org_id = ? AND id = ?",
+                (horizon, org_id, row[0]),
+            )
+            current, first = row[0], False
+
+
+def _delete(conn: sqlite3.Connection, org_id: str, sql: str, params: Sequence[Any]) -> int:
+    """Run a ``DELETE … RETURNING org_id, supersedes`` and refresh the chains it changed (the
+    delete trigger mends each link; the horizons above it are recomputed here). Returns the
+    number of memories deleted."""
+    count = 0
+    mended: dict[str, set[str]] = {}
+    for org, supersedes in conn.execute(sql, params):
+        count += 1
+        if supersedes is not None:
+            mended.setdefault(org, set()).add(supersedes)
+    for org, ids in mended.items():
+        _refresh_until(conn, org, ids)
+    return count
 
 
 def _check_supersedes(
@@ -1610,7 +1707,9 @@ def _check_supersedes(
     now: int,
 ) -> None:
     """Every ``supersedes`` target must be a current, unexpired memory of the org, claimed by
-    one record only (inside the writer's transaction: concurrent supersessions serialise)."""
+    one record only (inside the writer's transaction: concurrent supersessions serialise). A
+    target whose successors have all expired is current: they are deleted first (as the sweep
+    would), so that the new link is the target's only one."""
     claimed: dict[str, str] = {}
     for index, record in records:
         target = record.supersedes
@@ -1619,25 +1718,52 @@ def _check_supersedes(
         if target in claimed:
             raise SupersedeError(index, target, claimed[target])
         row = conn.execute(
-            "SELECT superseded_by, expires_at FROM memories WHERE org_id = ? AND id = ?",
+            "SELECT superseded_by, expires_at, superseded_until FROM memories "
+            "WHERE org_id = ? AND id = ?",
             (org_id, target),
         ).fetchone()
         if row is None or (row[1] is not None and row[1] <= now):
             raise SupersedeError(index, target, None)
         if row[0] is not None:
-            raise SupersedeError(index, target, _current_version(conn, org_id, row[0]))
+            if row[2] is None or row[2] > now:
+                raise SupersedeError(index, target, _current_version(conn, org_id, target, now))
+            _drop_successors(conn, org_id, row[0])
         claimed[target] = record.id
+
+
+def _drop_successors(conn: sqlite3.Connection, org_id: str, first: str) -> None:
+    """Delete ``first`` and the successors after it (all expired)."""
+    chain: list[str] = []
+    current: str | None = first
+    while current is not None and len(chain) < _MAX_CHAIN:
+        chain.append(current)
+        row = conn.execute(
+            "SELECT superseded_by FROM memories WHERE org_id = ? AND id = ?", (org_id, current)
+        ).fetchone()
+        current = row[0] if row else None
+    for memory_id in chain:
+        _delete(
+            conn,
+            org_id,
+            "DELETE FROM memories WHERE org_id = ? AND id = ? RETURNING org_id, supersedes",
+            (org_id, memory_id),
+        )
 
 
 def _link(
     conn: sqlite3.Connection, org_id: str, links: Iterable[tuple[str, int, str | None]]
 ) -> None:
-    """Mark each target superseded: (superseding id, its recorded_at, target id)."""
+    """Mark each target superseded: (superseding id, its recorded_at, target id); then the
+    horizons (``superseded_until``) of the chain above."""
+    items = [(by, at, target) for by, at, target in links if target is not None]
+    if not items:
+        return
     conn.executemany(
         "UPDATE memories SET superseded_by = ?, superseded_at = ? "
         "WHERE org_id = ? AND id = ? AND superseded_by IS NULL",
-        [(by, at, org_id, target) for by, at, target in links],
+        [(by, at, org_id, target) for by, at, target in items],
     )
+    _refresh_until(conn, org_id, [by for by, _, _ in items])
 
 
 def _link_imported(conn: sqlite3.Connection, org_id: str, records: Sequence[MemoryRecord]) -> None:
@@ -1670,9 +1796,9 @@ def _insert(
             chunk = keys[start : start + 500]
             rows = conn.execute(
                 f"SELECT dedup_key, id FROM memories WHERE org_id = ? AND dedup_key IN ({_placeholders(len(chunk))}) "
-                "AND recorded_at >= ? AND superseded_by IS NULL "
+                "AND recorded_at >= ? AND (superseded_by IS NULL OR superseded_until <= ?) "
                 "AND (expires_at IS NULL OR expires_at > ?) ORDER BY recorded_at DESC",
-                (org_id, *chunk, dedup_since, now),
+                (org_id, *chunk, dedup_since, now, now),
             )
             for key, mem_id in rows:
                 seen.setdefault(key, []).append(mem_id)
