@@ -1242,3 +1242,18 @@ async def test_an_expired_successor_gives_way_at_once(engine: AsyncMemtrace, clo
     await engine.add_memory(agent_id="x", content="User is on vacation", supersedes=a.id, ttl=10)
     clock.advance(10)
     assert await _ids(engine) == [a.id]
+
+
+async def test_context_of_a_session_or_agent_whose_memories_all_expired_is_404(
+    engine: AsyncMemtrace, clock: Clock
+) -> None:
+    """An unregistered session / agent known only through its memories: once they have all
+    expired it is gone, as if they had been deleted (not an empty 200 that reveals them)."""
+    await engine.add_memory(agent_id="ghost", content="fleeting", session_id="sess_ghost", ttl=5)
+    assert (await engine.get_session_context("sess_ghost")).memory_count == 1
+    assert (await engine.get_agent_context("ghost")).memory_count == 1
+    clock.advance(5)
+    with pytest.raises(NotFoundError):
+        await engine.get_session_context("sess_ghost")
+    with pytest.raises(NotFoundError):
+        await engine.get_agent_context("ghost")
