@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from fake_clock import Clock
 
 from memtrace_core import AsyncMemtrace, EngineConfig, Memtrace, PluginRegistry, aconnect, connect
 from memtrace_core.ranking import RankingConfig
@@ -56,3 +57,17 @@ async def small_limit(db_url: str, registry: PluginRegistry) -> AsyncIterator[As
         yield mt
     finally:
         await mt.close()
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """Patch every place memtrace reads the current time from (``now_us`` is imported by
+    name into the engine and the retention module)."""
+    import memtrace_core.engine
+    import memtrace_core.retention
+    import memtrace_core.timeutil
+
+    c = Clock()
+    for module in (memtrace_core.engine, memtrace_core.retention, memtrace_core.timeutil):
+        monkeypatch.setattr(module, "now_us", c)
+    return c

@@ -863,7 +863,9 @@ class AsyncMemtrace(Shortcuts):
         text, count, fmt = await self._context("agent", agent_id, opts, agent_id=agent_id)
         if count == 0 and not await self._agent_exists(agent_id):
             aliases = await self._agent_aliases(agent_id)
-            if not await self.store.count_memories(self.org_id, MemoryFilter(agent_ids=aliases)):
+            # an expired memory is gone: it does not make the agent known (as a deleted one)
+            live = MemoryFilter(agent_ids=aliases, live_at=now_us())
+            if not await self.store.count_memories(self.org_id, live):
                 raise NotFoundError("agent not found")
         return AgentContext(
             agent_id=agent_id,
@@ -1012,7 +1014,7 @@ class AsyncMemtrace(Shortcuts):
         text, count, fmt = await self._context("session", session_id, opts, session_id=session_id)
         if count == 0 and await self.store.get_session(self.org_id, session_id) is None:
             any_memory = await self.store.count_memories(
-                self.org_id, MemoryFilter(session_id=session_id)
+                self.org_id, MemoryFilter(session_id=session_id, live_at=now_us())
             )
             if not any_memory:
                 raise NotFoundError("session not found")
