@@ -229,16 +229,22 @@ async def test_delete_aged_first_matching_rule_decides(store: Store) -> None:
         AgeRule(MemoryFilter(memory_types=("decision",)), None),  # forever
         AgeRule(MemoryFilter(), now - 90 * day),
     ]
-    assert await store.delete_aged(ORG, rules, limit=None, dry_run=True) == 3
-    assert await store.delete_aged(ORG, rules, limit=2, dry_run=True) == 2
+    assert await store.count_aged(ORG, rules) == 3
     assert await store.count_memories(ORG, MemoryFilter()) == 6
-    assert await store.delete_aged(ORG, rules, limit=2) == 2
-    assert await store.delete_aged(ORG, rules, limit=2) == 1
-    assert await store.delete_aged(ORG, rules, limit=2) == 0
+    first = await store.delete_aged(ORG, rules, limit=2)
+    assert first.deleted == 2
+    assert first.resume is not None  # a full batch: there may be more
+    second = await store.delete_aged(ORG, rules, limit=2, after=first.resume)
+    assert second.deleted == 1
+    assert second.resume is None  # examined everything
+    again = await store.delete_aged(ORG, rules, limit=2)
+    assert (again.deleted, again.resume) == (0, None)
     left = set(await ids(store, MemoryFilter()))
     assert left == {decision.id, session_new.id, plain_new.id}
     assert await ids(store, MemoryFilter(), OTHER) == [other.id]
-    assert await store.delete_aged(ORG, [AgeRule(MemoryFilter(), None)], limit=None) == 0
+    keep_all = [AgeRule(MemoryFilter(), None)]
+    assert (await store.delete_aged(ORG, keep_all, limit=10)).deleted == 0
+    assert await store.count_aged(ORG, keep_all) == 0
 
 
 async def test_leases_are_exclusive_renewable_and_expire(store: Store) -> None:

@@ -62,12 +62,19 @@ async def small_limit(db_url: str, registry: PluginRegistry) -> AsyncIterator[As
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     """Patch every place memtrace reads the current time from (``now_us`` is imported by
-    name into the engine and the retention module)."""
+    name into the engine, the retention module and the SQLite store's row decoder)."""
     import memtrace_core.engine
     import memtrace_core.retention
+    import memtrace_core.stores.sqlite
     import memtrace_core.timeutil
 
     c = Clock()
-    for module in (memtrace_core.engine, memtrace_core.retention, memtrace_core.timeutil):
+    modules = (
+        memtrace_core.engine,
+        memtrace_core.retention,
+        memtrace_core.timeutil,
+        memtrace_core.stores.sqlite,
+    )
+    for module in modules:
         monkeypatch.setattr(module, "now_us", c)
     return c

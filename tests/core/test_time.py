@@ -1231,17 +1231,15 @@ async def test_an_expired_successor_is_mended_out_by_the_sweep(
     assert (await engine.get_memory(a.id)).superseded_by is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="design gap (reported): between a successor's expiry and the sweep, its "
-    "predecessor stays hidden as superseded and cannot be superseded (409 naming the expired "
-    "successor, which is itself refused as expired); reads change when the sweep runs",
-)
 async def test_an_expired_successor_gives_way_at_once(engine: AsyncMemtrace, clock: Clock) -> None:
+    """Before any sweep: an expired successor is as if never written."""
     a = await engine.add_memory(agent_id="x", content="User is in the office")
     await engine.add_memory(agent_id="x", content="User is on vacation", supersedes=a.id, ttl=10)
     clock.advance(10)
     assert await _ids(engine) == [a.id]
+    assert (await engine.get_memory(a.id)).superseded_by is None
+    c = await engine.add_memory(agent_id="x", content="User is at home", supersedes=a.id)
+    assert await _ids(engine) == [c.id]
 
 
 async def test_context_of_a_session_or_agent_whose_memories_all_expired_is_404(

@@ -10,11 +10,14 @@ The model's rules, from docs/time.md and the Store docstrings:
 * it is superseded at T when the memory that (now) supersedes it was recorded at or before T;
   reads hide it unless ``include_superseded``, and then show ``superseded_by`` only if so;
 * deleting is as if never written: the chain is spliced around the deleted memory;
-* an expired memory stays in its chain until the sweep deletes it (see the xfail test in
-  test_time.py about that window);
+* an expired memory is as if never written from the moment it expires: a memory whose
+  successors have all expired is current again (no ``superseded_by``), before any sweep —
+  though until the sweep a link may still name the expired memory (A <- B(expired) <- C: A
+  is hidden and names B);
 * a write names a duplicate when a stored, current, unexpired memory has its dedup key (not
   the one it supersedes), else its ``supersedes`` must be stored, unexpired and current (400 /
-  409 naming the chain's last version).
+  409 naming the chain's last live version); superseding a memory whose successors have all
+  expired deletes them first.
 
 The example count follows the hypothesis profile (tests/conftest.py)."""
 
@@ -62,8 +65,22 @@ class Model:
     def successor(self, mid: str) -> M | None:
         return next((m for m in self.stored.values() if m.supersedes == mid), None)
 
-    def head(self, mid: str) -> str:
+    def after(self, mid: str) -> list[M]:
+        """The successors of ``mid``, in chain order."""
+        out = []
         while (nxt := self.successor(mid)) is not None:
+            out.append(nxt)
+            mid = nxt.id
+        return out
+
+    def current(self, mid: str, now: int) -> bool:
+        """No successor, or every successor has expired."""
+        return all(not self.live(m, now) for m in self.after(mid))
+
+    def head(self, mid: str, now: int) -> str:
+        while not self.current(mid, now):
+            nxt = self.successor(mid)
+            assert nxt is not None
             mid = nxt.id
         return mid
 
@@ -77,9 +94,11 @@ class Model:
         if nxt is not None:
             nxt.supersedes = gone.supersedes
 
-    def superseded_by(self, mid: str, as_of: int | None) -> M | None:
+    def superseded_by(self, mid: str, as_of: int | None, now: int) -> M | None:
         nxt = self.successor(mid)
         if nxt is None or (as_of is not None and nxt.recorded > as_of):
+            return None
+        if self.current(mid, now):
             return None
         return nxt
 
@@ -89,7 +108,7 @@ class Model:
             for m in self.stored.values()
             if self.live(m, now)
             and (as_of is None or m.recorded <= as_of)
-            and (include_superseded or self.superseded_by(m.id, as_of) is None)
+            and (include_superseded or self.superseded_by(m.id, as_of, now) is None)
         ]
         return sorted(out, key=lambda m: m.recorded)
 
@@ -101,7 +120,7 @@ class Model:
             for m in self.stored.values()
             if (m.agent, m.content) == (agent, content)
             and self.live(m, now)
-            and self.successor(m.id) is None
+            and self.current(m.id, now)
             and m.id != supersedes
         ]
         return max(same, key=lambda m: m.recorded).id if same else None
@@ -141,7 +160,7 @@ async def check_reads(mt: AsyncMemtrace, model: Model, now: int) -> None:
             ).memories
             assert [m.id for m in got] == [m.id for m in want], (at, include)
             for g in got:
-                succ = model.superseded_by(g.id, as_of)
+                succ = model.superseded_by(g.id, as_of, now)
                 assert g.superseded_by == (succ.id if succ else None), (at, g.id)
                 assert g.superseded_at == (from_us(succ.recorded) if succ else None)
                 assert g.supersedes == model.stored[g.id].supersedes
@@ -159,7 +178,7 @@ async def check_reads(mt: AsyncMemtrace, model: Model, now: int) -> None:
                 assert not shown, (at, mid)
                 continue
             assert shown, (at, mid)
-            succ = model.superseded_by(mid, as_of)
+            succ = model.superseded_by(mid, as_of, now)
             assert got_one.superseded_by == (succ.id if succ else None), (at, mid)
 
 
@@ -203,8 +222,8 @@ async def test_every_read_at_every_as_of_matches_the_model(
                 assert tm is not None, op
                 assert model.live(tm, now), op
                 assert target is not None
-                assert model.successor(target) is not None
-                assert outcome.current_id == model.head(target)
+                assert not model.current(target, now)
+                assert outcome.current_id == model.head(target, now)
                 continue
             if isinstance(outcome, ValidationError):
                 event("supersedes: 400")
@@ -219,7 +238,9 @@ async def test_every_read_at_every_as_of_matches_the_model(
             if target is not None:
                 assert tm is not None
                 assert model.live(tm, now)
-                assert model.successor(target) is None
+                assert model.current(target, now)
+                for gone in model.after(target):  # all expired: deleted by the write
+                    model.delete(gone.id)
             assert m.recorded_at == from_us(now)
             model.stored[m.id] = M(
                 m.id,

@@ -1105,8 +1105,37 @@ class AsyncMemtrace(Shortcuts):
         async for batch in self.store.iter_memories(self.org_id, flt):
             for memory in batch:
                 counts["memories"] += 1
+                if memory.supersedes is not None or memory.superseded_by is not None:
+                    memory = await self._mended(memory, flt.live_at or now_us())
                 yield _line("memory", memory)
         yield export_trailer(**counts)
+
+    async def _mended(self, memory: Memory, now: int) -> Memory:
+        """``memory`` with its links as if its expired (not yet swept) neighbours had never
+        been written, as the sweep will leave them: an export does not hold expired memories,
+        so a link to one would be lost on import."""
+
+        async def through(memory_id: str | None, step: str) -> str | None:
+            for _ in range(10_000):
+                if memory_id is None:
+                    return None
+                neighbour = await self.store.get_memory(self.org_id, memory_id)
+                if neighbour is None or not _expired(neighbour, now):
+                    return memory_id
+                memory_id = getattr(neighbour, step)
+            return memory_id
+
+        supersedes = await through(memory.supersedes, "supersedes")
+        superseded_by = await through(memory.superseded_by, "superseded_by")
+        if (supersedes, superseded_by) == (memory.supersedes, memory.superseded_by):
+            return memory
+        update: dict[str, Any] = {"supersedes": supersedes, "superseded_by": superseded_by}
+        if superseded_by is None:
+            update["superseded_at"] = None
+        elif superseded_by != memory.superseded_by:
+            successor = await self.store.get_memory(self.org_id, superseded_by)
+            update["superseded_at"] = successor.recorded_at if successor else None
+        return memory.model_copy(update=update)
 
     async def import_jsonl(
         self,
@@ -1186,7 +1215,7 @@ class AsyncMemtrace(Shortcuts):
                     trailer_line = number
                     continue
                 if kind == "memory":
-                    item = _import_record(obj, self.org_id, limits, dedup=dedup)
+                    item = _import_record(obj, self.org_id, limits, dedup=dedup, now=now)
                     if item.recorded_at > now + limits.max_future_skew_seconds * 1_000_000:
                         raise ValidationError(
                             "invalid recorded_at: in the future (memtrace cannot have stored "
@@ -1554,6 +1583,10 @@ class _View:
         ]
 
 
+def _expired(memory: Memory, now: int) -> bool:
+    return memory.expires_at is not None and to_us(memory.expires_at) <= now
+
+
 def _window_filter(flt: MemoryFilter, plan: ranking.QueryPlan) -> MemoryFilter:
     """``flt`` narrowed to the time window a query names ("yesterday", "in March" …)."""
     win = plan.filter_window
@@ -1771,8 +1804,10 @@ def _check_line_fields(obj: Mapping[str, Any], accepted: frozenset[str]) -> None
 
 
 def _import_record(
-    obj: dict[str, Any], org_id: str, limits: Limits, *, dedup: bool = True
+    obj: dict[str, Any], org_id: str, limits: Limits, *, dedup: bool = True, now: int
 ) -> MemoryRecord:
+    """A memory of an import line. Without ``recorded_at`` (files not written by an export) it
+    is taken as recorded at its event time, or now if that is later."""
     _check_line_fields(obj, _MEMORY_LINE_FIELDS)
     mem_id = obj.get("id")
     if not isinstance(mem_id, str) or not is_memory_id(mem_id):
@@ -1803,7 +1838,7 @@ def _import_record(
         importance=mem.importance,
         parent_id=mem.parent_id,
         time=to_us(mem.time),
-        recorded_at=recorded_us if recorded_us is not None else to_us(mem.time),
+        recorded_at=recorded_us if recorded_us is not None else min(to_us(mem.time), now),
         expires_at=None if mem.expires_at is None else to_us(mem.expires_at),
         supersedes=mem.supersedes,
     )

@@ -44,7 +44,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..errors import ConflictError, CorruptRowError, StoreError, ValidationError
 from ..models import MEMORY_TYPES, SESSION_STATUSES, Agent, Memory, Session, trusted_memory
-from ..timeutil import MAX_US, MIN_US, from_us, to_us
+from ..timeutil import MAX_US, MIN_US, from_us, now_us, to_us
 from ..validation import JSON_DEPTH_CEILING
 from .base import (
     AgedBatch,
@@ -333,7 +333,7 @@ def _row_to_memory(row: Sequence[Any]) -> Memory:
         raise UnreadableRow(f"unknown memory_type {row[4]!r}")
     superseded_by, superseded_at = row[16], row[17]
     until = row[18]
-    if until is not None and (type(until) is not int or until <= time.time_ns() // 1000):
+    if until is not None and (type(until) is not int or until <= now_us()):
         # every successor has expired: as if they had never been written, it is current
         superseded_by = superseded_at = None
     return trusted_memory(
