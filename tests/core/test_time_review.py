@@ -203,3 +203,22 @@ async def test_an_imported_recorded_at_in_the_future_is_refused(engine: AsyncMem
         await engine.import_jsonl([json.dumps(line)], require_trailer=False)
     assert info.value.field == "recorded_at"
     assert (await engine.list_memories()).count == 0
+
+
+async def test_an_unknown_field_inside_a_rule_is_named(engine: AsyncMemtrace) -> None:
+    with pytest.raises(ValidationError) as info:
+        await engine.set_retention_policy(
+            rules=[{"memory_types": ["session"], "max_age": "7d", "bogus": 1}]
+        )
+    assert info.value.field == "rules.0.bogus"
+    assert (await engine.get_retention_policy()).source == "none"
+
+
+@pytest.mark.parametrize("as_of", [5, 1.5, True, ["1h"]])
+async def test_as_of_of_get_and_stats_must_be_a_time(engine: AsyncMemtrace, as_of: object) -> None:
+    memory = await engine.add_memory(agent_id="bot", content="x")
+    with pytest.raises(ValidationError) as info:
+        await engine.get_memory(memory.id, as_of=as_of)  # type: ignore[arg-type]
+    assert info.value.field == "as_of"
+    with pytest.raises(ValidationError):
+        await engine.get_agent_stats("bot", as_of=as_of)  # type: ignore[arg-type]

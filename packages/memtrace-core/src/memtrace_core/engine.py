@@ -1554,6 +1554,11 @@ class _View:
     @classmethod
     def of(cls, as_of: Any, include_superseded: Any) -> _View:
         now = now_us()
+        if as_of is not None and not isinstance(as_of, (str, datetime)):
+            raise ValidationError(
+                "invalid as_of: expected an RFC 3339 timestamp, a duration such as 2h, or now",
+                field="as_of",
+            )
         if include_superseded is not None and not isinstance(include_superseded, bool):
             raise ValidationError(
                 "invalid include_superseded: expected true or false", field="include_superseded"

@@ -559,7 +559,9 @@ def coerce(
         err = exc.errors(include_url=False)[0]
         loc = ".".join(str(p) for p in err["loc"]) or "body"
         if err["type"] == "extra_forbidden":
-            raise unknown_field(str(err["loc"][0]), model) from None
+            if len(err["loc"]) == 1:
+                raise unknown_field(str(err["loc"][0]), model) from None
+            raise ValidationError(f"unknown field {loc!r}", field=loc) from None
         raise ValidationError(f"invalid {loc}: {err['msg']}", field=loc) from None
 
 
