@@ -283,7 +283,6 @@ class AsyncMemtrace(Shortcuts):
         plugins = self.plugins
         hooks = plugins.has_before_write
         dedup = self.config.dedup_enabled
-        check_age = not retention.keeps_everything
         records: list[MemoryRecord] = []
         for index, item in enumerate(items):
             idx = index if batch else None
@@ -305,36 +304,26 @@ class AsyncMemtrace(Shortcuts):
             key = mem.dedup_key
             if key is None and dedup:
                 key = dedup_key(mem.agent_id, mem.event_type, mem.content)
-            event_us = to_us(mem.time) if mem.time is not None else now
-            if check_age:
-                retention.check_write(
-                    agent_id=mem.agent_id,
-                    memory_type=mem.memory_type,
-                    event_type=mem.event_type,
-                    time_us=event_us,
-                    now=now,
-                    index=idx,
-                )
-            records.append(
-                MemoryRecord(
-                    id=memory_id(),
-                    org_id=self.org_id,
-                    agent_id=mem.agent_id,
-                    session_id=mem.session_id,
-                    memory_type=mem.memory_type,
-                    event_type=mem.event_type,
-                    content=mem.content,
-                    metadata=mem.metadata,
-                    tags=mem.tags,
-                    dedup_key=key,
-                    importance=mem.importance,
-                    parent_id=mem.parent_id,
-                    time=event_us,
-                    recorded_at=now,
-                    expires_at=resolve_expiry(mem, now, index=idx),
-                    supersedes=mem.supersedes,
-                )
+            record = MemoryRecord(
+                id=memory_id(),
+                org_id=self.org_id,
+                agent_id=mem.agent_id,
+                session_id=mem.session_id,
+                memory_type=mem.memory_type,
+                event_type=mem.event_type,
+                content=mem.content,
+                metadata=mem.metadata,
+                tags=mem.tags,
+                dedup_key=key,
+                importance=mem.importance,
+                parent_id=mem.parent_id,
+                time=to_us(mem.time) if mem.time is not None else now,
+                recorded_at=now,
+                expires_at=resolve_expiry(mem, now, index=idx),
+                supersedes=mem.supersedes,
             )
+            retention.check_write(record, now, idx)
+            records.append(record)
         return records
 
     def _dedup_since(self) -> int | None:
@@ -1228,14 +1217,7 @@ class AsyncMemtrace(Shortcuts):
                         staging.drop_expired(item)
                         counts[kind] += 1
                         continue
-                    if not retention.keeps_everything:
-                        retention.check_write(
-                            agent_id=item.agent_id,
-                            memory_type=item.memory_type,
-                            event_type=item.event_type,
-                            time_us=item.time,
-                            now=now,
-                        )
+                    retention.check_write(item, now)
                     if item.supersedes is not None:
                         staging.link(number, item)
                 elif kind == "agent":

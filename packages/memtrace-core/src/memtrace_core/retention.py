@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ValidationError
 from .models import RetentionPolicy, RetentionRule
-from .stores.base import AgeRule, MemoryFilter
+from .stores.base import AgeRule, MemoryFilter, MemoryRecord
 from .timeutil import now_us, parse_relative
 from .validation import Limits, check_id, check_memory_type, check_type_name, coerce
 
@@ -147,19 +147,12 @@ class Resolved:
                 return scope.age, scope.label, scope.age_text
         return self.default_age, "memories no rule covers", self.default_text
 
-    def check_write(
-        self,
-        *,
-        agent_id: str,
-        memory_type: str,
-        event_type: str,
-        time_us: int,
-        now: int,
-        index: int | None = None,
-    ) -> None:
+    def check_write(self, record: MemoryRecord, now: int, index: int | None = None) -> None:
         """Refuse a memory already older than its age: the next sweep would delete it."""
-        age, label, text = self.age_of(agent_id, memory_type, event_type)
-        if age is not None and time_us < now - age:
+        if self.keeps_everything:
+            return
+        age, label, text = self.age_of(record.agent_id, record.memory_type, record.event_type)
+        if age is not None and record.time < now - age:
             raise ValidationError(
                 f"invalid time: older than this organization's retention policy keeps "
                 f"{label} ({text}); the memory would be deleted at once",

@@ -327,28 +327,24 @@ async def apply_retention(request: Request, mt: AsyncMemtrace, state: State) -> 
     return model_response(report)
 
 
-async def admin_get_retention(
-    request: Request, mt: AsyncMemtrace, state: State, org_id: str
-) -> HTTPResponse:
-    return await get_retention(request, await _retention_org(request, state, org_id), state)
+def _administered(handler: Handler) -> Handler:
+    """The admin-route form of a retention handler: the org named in the path, which the
+    caller must administer, instead of the key's."""
+
+    async def admin_handler(
+        request: Request, mt: AsyncMemtrace, state: State, org_id: str
+    ) -> HTTPResponse | None:
+        return await handler(request, await _retention_org(request, state, org_id), state)
+
+    admin_handler.__name__ = f"admin_{handler.__name__}"
+    admin_handler.__doc__ = handler.__doc__
+    return admin_handler
 
 
-async def admin_set_retention(
-    request: Request, mt: AsyncMemtrace, state: State, org_id: str
-) -> HTTPResponse:
-    return await set_retention(request, await _retention_org(request, state, org_id), state)
-
-
-async def admin_clear_retention(
-    request: Request, mt: AsyncMemtrace, state: State, org_id: str
-) -> HTTPResponse:
-    return await clear_retention(request, await _retention_org(request, state, org_id), state)
-
-
-async def admin_apply_retention(
-    request: Request, mt: AsyncMemtrace, state: State, org_id: str
-) -> HTTPResponse:
-    return await apply_retention(request, await _retention_org(request, state, org_id), state)
+admin_get_retention = _administered(get_retention)
+admin_set_retention = _administered(set_retention)
+admin_clear_retention = _administered(clear_retention)
+admin_apply_retention = _administered(apply_retention)
 
 
 # --------------------------------------------------------------------------------------------

@@ -511,24 +511,17 @@ def build_where(org_id: str, flt: MemoryFilter, alias: str = "m") -> tuple[str, 
         if values is not None:
             clauses.append(_in(f"{a}.{column}", values))
             params.extend(values)
-    if flt.session_id is not None:
-        clauses.append(f"{a}.session_id = ?")
-        params.append(flt.session_id)
-    if flt.since is not None:
-        clauses.append(f"{a}.time >= ?")
-        params.append(flt.since)
-    if flt.until is not None:
-        clauses.append(f"{a}.time < ?")
-        params.append(flt.until)
-    if flt.min_importance is not None:
-        clauses.append(f"{a}.importance >= ?")
-        params.append(flt.min_importance)
-    if flt.recorded_since is not None:
-        clauses.append(f"{a}.recorded_at >= ?")
-        params.append(flt.recorded_since)
-    if flt.recorded_until is not None:
-        clauses.append(f"{a}.recorded_at < ?")
-        params.append(flt.recorded_until)
+    for term, value in (
+        ("session_id = ?", flt.session_id),
+        ("time >= ?", flt.since),
+        ("time < ?", flt.until),
+        ("importance >= ?", flt.min_importance),
+        ("recorded_at >= ?", flt.recorded_since),
+        ("recorded_at < ?", flt.recorded_until),
+    ):
+        if value is not None:
+            clauses.append(f"{a}.{term}")
+            params.append(value)
     for tag in flt.tags or ():
         clauses.append(
             f"EXISTS (SELECT 1 FROM memory_tags t WHERE t.org_id = {a}.org_id "
