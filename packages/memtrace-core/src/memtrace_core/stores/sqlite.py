@@ -331,11 +331,11 @@ def _row_to_memory(row: Sequence[Any]) -> Memory:
         importance = float(importance)
     if row[4] not in MEMORY_TYPES:
         raise UnreadableRow(f"unknown memory_type {row[4]!r}")
-    superseded_by, superseded_at = row[16], row[17]
-    until = row[18]
-    if until is not None and (type(until) is not int or until <= now_us()):
-        # every successor has expired: as if they had never been written, it is current
-        superseded_by = superseded_at = None
+    time_fields = (
+        _NO_TIME_FIELDS
+        if row[14] is None and row[15] is None and row[16] is None
+        else _time_fields(row)
+    )
     return trusted_memory(
         {
             "id": _text(row[0], "id"),
@@ -353,14 +353,33 @@ def _row_to_memory(row: Sequence[Any]) -> Memory:
             "importance": importance,
             "parent_id": _text(row[11], "parent_id", optional=True),
             "score": None,
-            "expires_at": None if row[14] is None else _time_column(row[14], "expires_at"),
-            "supersedes": _text(row[15], "supersedes", optional=True),
-            "superseded_by": _text(superseded_by, "superseded_by", optional=True),
-            "superseded_at": None
-            if superseded_at is None
-            else _time_column(superseded_at, "superseded_at"),
+            **time_fields,
         }
     )
+
+
+#: The time fields of a memory that neither expires nor takes part in a chain (most).
+_NO_TIME_FIELDS: dict[str, Any] = {
+    "expires_at": None,
+    "supersedes": None,
+    "superseded_by": None,
+    "superseded_at": None,
+}
+
+
+def _time_fields(row: Sequence[Any]) -> dict[str, Any]:
+    superseded_by, superseded_at, until = row[16], row[17], row[18]
+    if until is not None and (type(until) is not int or until <= now_us()):
+        # every successor has expired: as if they had never been written, it is current
+        superseded_by = superseded_at = None
+    return {
+        "expires_at": None if row[14] is None else _time_column(row[14], "expires_at"),
+        "supersedes": _text(row[15], "supersedes", optional=True),
+        "superseded_by": _text(superseded_by, "superseded_by", optional=True),
+        "superseded_at": None
+        if superseded_at is None
+        else _time_column(superseded_at, "superseded_at"),
+    }
 
 
 class BadText(str):
