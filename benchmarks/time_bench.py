@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--expired", type=int, default=100_000, help="memories to expire / age out")
     ap.add_argument("--rate", type=float, default=200.0, help="writes per second of the load")
     ap.add_argument("--seconds", type=float, default=5.0, help="length of each baseline")
-    ap.add_argument("--batch", type=int, default=200, help="sweep batch ([retention] sweep_batch)")
+    ap.add_argument("--batch", type=int, default=50, help="sweep batch ([retention] sweep_batch)")
     ap.add_argument("--pause", type=float, default=0.01, help="pause between sweep batches")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--json", action="store_true")

@@ -228,7 +228,8 @@ class Sweeper:
         engine: the engine (any org view: the sweep covers every org of the store).
         interval: seconds between sweeps.
         batch: memories deleted per store call (each call is one short write transaction).
-        pause: seconds slept between batches, so queued writes and reads go first.
+        pause: seconds slept between batches (at least as long as the batch took), so queued
+            writes and reads go first.
         lease_seconds: how long the lease outlives a sweeper that dies mid-sweep.
     """
 
@@ -237,7 +238,7 @@ class Sweeper:
         engine: AsyncMemtrace,
         *,
         interval: float = 60.0,
-        batch: int = 200,
+        batch: int = 50,
         pause: float = 0.01,
         lease_seconds: float = 60.0,
         holder: str | None = None,
@@ -271,10 +272,11 @@ class Sweeper:
         store = self.engine.store
         try:
             while True:
+                started_batch = time.perf_counter()
                 deleted = await store.delete_expired(now_us(), limit=self.batch)
                 report.expired += deleted
                 report.batches += 1
-                if deleted < self.batch or not await self._between_batches():
+                if deleted < self.batch or not await self._between_batches(started_batch):
                     break
             for org_id in await self._orgs():
                 try:
@@ -311,6 +313,7 @@ class Sweeper:
         while True:
             if not await self._lease():
                 return False
+            started_batch = time.perf_counter()
             batch = await self.engine.store.delete_aged(
                 org_id, rules, limit=self.batch, after=after
             )
@@ -321,10 +324,15 @@ class Sweeper:
             after = batch.resume
             if after is None:
                 return True
-            await asyncio.sleep(self.pause)
+            await self._pause(started_batch)
 
-    async def _between_batches(self) -> bool:
-        await asyncio.sleep(self.pause)
+    async def _pause(self, started_batch: float) -> None:
+        """Sleep ``pause``, and at least as long as the batch took: the sweep holds the
+        store's writer at most half the time, whatever the size of its indexes."""
+        await asyncio.sleep(max(self.pause, time.perf_counter() - started_batch))
+
+    async def _between_batches(self, started_batch: float) -> bool:
+        await self._pause(started_batch)
         return await self._lease()
 
     async def _orgs(self) -> Sequence[str]:

@@ -132,7 +132,7 @@ class SweepSection:
 
     sweep: bool = True
     sweep_interval_seconds: float = 60.0
-    sweep_batch: int = 200
+    sweep_batch: int = 50
     sweep_pause_seconds: float = 0.01
 
 
@@ -340,7 +340,7 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("retention", "rules", "tables", (), _rules, "default retention rules"),
     KeySpec("retention", "sweep", "bool", True, None, "run the sweeper in serve"),
     KeySpec("retention", "sweep_interval_seconds", "float", 60.0, _between(0.05, 86400), "seconds"),
-    KeySpec("retention", "sweep_batch", "int", 200, _between(1, 100_000), "memories per batch"),
+    KeySpec("retention", "sweep_batch", "int", 50, _between(1, 100_000), "memories per batch"),
     KeySpec("retention", "sweep_pause_seconds", "float", 0.01, _between(0, 60), "seconds"),
     KeySpec(
         "retention",
