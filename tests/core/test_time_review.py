@@ -222,3 +222,21 @@ async def test_as_of_of_get_and_stats_must_be_a_time(engine: AsyncMemtrace, as_o
     assert info.value.field == "as_of"
     with pytest.raises(ValidationError):
         await engine.get_agent_stats("bot", as_of=as_of)  # type: ignore[arg-type]
+
+
+async def test_a_policy_row_that_is_not_json_is_skipped_by_the_sweep(
+    db_url: str, db_path: Path, registry: PluginRegistry
+) -> None:
+    store = SQLiteStore.from_url(db_url)
+    async with AsyncMemtrace(store, plugins=registry) as eng:
+        b = eng.with_org("org_b")
+        await b.add_memory(agent_id="bot", content="old", time="2d")
+        await b.set_retention_policy(max_age="1d")
+        with sqlite3.connect(db_path) as conn:
+            conn.execute(
+                "INSERT INTO retention_policies (org_id, policy, updated_at) VALUES (?,?,?)",
+                ("org_a", "{not json", 0),
+            )
+        assert set(await store.list_retention_policies()) == {"org_b"}
+        assert store.unreadable_rows == 1
+        assert (await Sweeper(eng, batch=10).sweep_once()).aged == 1

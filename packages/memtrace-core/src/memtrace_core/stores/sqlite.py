@@ -1383,7 +1383,13 @@ class SQLiteStore(SQLiteAuthMixin):
     async def list_retention_policies(self) -> dict[str, dict[str, Any]]:
         def run(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
             rows = _fetch(conn, "SELECT org_id, policy FROM retention_policies", ())
-            return {str(org): _policy(raw, str(org)) for org, raw in rows}
+            out: dict[str, dict[str, Any]] = {}
+            for org, raw in rows:
+                try:
+                    out[str(org)] = _policy(raw, str(org))
+                except CorruptRowError as exc:  # a list never fails on one row: skip it
+                    self._unreadable("retention policy", (org,), str(org), exc, False)
+            return out
 
         return await self._read(run)
 
