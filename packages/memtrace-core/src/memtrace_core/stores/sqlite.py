@@ -1274,7 +1274,7 @@ class SQLiteStore(SQLiteAuthMixin):
             f"DELETE FROM memories WHERE rowid IN (SELECT m.rowid FROM memories m WHERE {where}) "
             "RETURNING org_id, supersedes"
         )
-        return await self._write(lambda conn: _delete(conn, org_id, sql, params))
+        return await self._write(lambda conn: _delete(conn, sql, params))
 
     async def delete_expired(self, now: int, *, limit: int) -> int:
         sql = (
@@ -1282,7 +1282,7 @@ class SQLiteStore(SQLiteAuthMixin):
             "WHERE expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?) "
             "RETURNING org_id, supersedes"
         )
-        return await self._write(lambda conn: _delete(conn, "", sql, (now, limit)))
+        return await self._write(lambda conn: _delete(conn, sql, (now, limit)))
 
     @staticmethod
     def _aged_select(org_id: str, rules: Sequence[AgeRule]) -> tuple[str, list[Any]] | None:
@@ -1339,7 +1339,6 @@ class SQLiteStore(SQLiteAuthMixin):
                 chunk = ids[start : start + 500]
                 deleted += _delete(
                     conn,
-                    org_id,
                     f"DELETE FROM memories WHERE org_id = ? AND id IN ({_placeholders(len(chunk))}) "
                     "RETURNING org_id, supersedes",
                     (org_id, *chunk),
@@ -1703,7 +1702,7 @@ def _refresh_until(conn: sqlite3.Connection, org_id: str, ids: Iterable[str]) ->
             current, first = row[0], False
 
 
-def _delete(conn: sqlite3.Connection, org_id: str, sql: str, params: Sequence[Any]) -> int:
+def _delete(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> int:
     """Run a ``DELETE … RETURNING org_id, supersedes`` and refresh the chains it changed (the
     delete trigger mends each link; the horizons above it are recomputed here). Returns the
     number of memories deleted."""
@@ -1762,7 +1761,6 @@ def _drop_successors(conn: sqlite3.Connection, org_id: str, first: str) -> None:
     for memory_id in chain:
         _delete(
             conn,
-            org_id,
             "DELETE FROM memories WHERE org_id = ? AND id = ? RETURNING org_id, supersedes",
             (org_id, memory_id),
         )
