@@ -28,6 +28,8 @@ def test_trusted_memory_equals_a_validated_memory() -> None:
         "supersedes": "mem_01M87JES0EADQ5MDH4XND756J0",
         "superseded_by": None,
         "superseded_at": None,
+        "namespace": ["users", "u1"],
+        "key": "k1",
     }
     fast = trusted_memory(dict(values))
     checked = Memory.model_validate(values)

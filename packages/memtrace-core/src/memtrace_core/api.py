@@ -46,6 +46,7 @@ from .models import (
     Memory,
     MemoryCreate,
     MemoryList,
+    NamespaceList,
     RegisterAgentRequest,
     RetentionInfo,
     RetentionPolicy,
@@ -139,6 +140,24 @@ class AsyncMemoryAPI(Protocol):
     async def get_memory(self, memory_id: str, *, as_of: str | datetime | None = None) -> Memory:
         """The memory with this id (superseded or not), as known at ``as_of`` when given.
         Raises NotFoundError (also for an expired memory)."""
+        ...
+
+    async def get_memory_by_key(
+        self, namespace: Sequence[str], key: str, *, as_of: str | datetime | None = None
+    ) -> Memory:
+        """The current memory with this key in this namespace. Raises NotFoundError."""
+        ...
+
+    async def list_namespaces(
+        self,
+        *,
+        prefix: Sequence[str] | None = None,
+        suffix: Sequence[str] | None = None,
+        max_depth: int | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> NamespaceList:
+        """The distinct namespaces of the org's memories (``"*"`` matches any one part)."""
         ...
 
     async def delete_memory(self, memory_id: str) -> None:
@@ -383,6 +402,20 @@ class MemoryAPI(Protocol):
     ) -> SearchResult: ...
 
     def get_memory(self, memory_id: str, *, as_of: str | datetime | None = None) -> Memory: ...
+
+    def get_memory_by_key(
+        self, namespace: Sequence[str], key: str, *, as_of: str | datetime | None = None
+    ) -> Memory: ...
+
+    def list_namespaces(
+        self,
+        *,
+        prefix: Sequence[str] | None = None,
+        suffix: Sequence[str] | None = None,
+        max_depth: int | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> NamespaceList: ...
 
     def delete_memory(self, memory_id: str) -> None: ...
 

@@ -40,6 +40,7 @@ from .models import (
     Memory,
     MemoryCreate,
     MemoryList,
+    NamespaceList,
     RegisterAgentRequest,
     RetentionInfo,
     RetentionPolicy,
@@ -252,6 +253,33 @@ class AsyncMemtraceClient(Shortcuts):
 
     async def get_memory(self, memory_id: str, *, as_of: str | datetime | None = None) -> Memory:
         return await self._get(Memory, f"/memories/{_seg(memory_id, 'id')}", _as_of(as_of))
+
+    async def get_memory_by_key(
+        self, namespace: Sequence[str], key: str, *, as_of: str | datetime | None = None
+    ) -> Memory:
+        body: dict[str, Any] = {"namespace": list(namespace), "key": key}
+        if as_of is not None:
+            body["as_of"] = format_dt(as_of) if isinstance(as_of, datetime) else as_of
+        return await self._send(Memory, "POST", "/memories/by-key", body)
+
+    async def list_namespaces(
+        self,
+        *,
+        prefix: Sequence[str] | None = None,
+        suffix: Sequence[str] | None = None,
+        max_depth: int | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> NamespaceList:
+        body = {
+            "prefix": None if prefix is None else list(prefix),
+            "suffix": None if suffix is None else list(suffix),
+            "max_depth": max_depth,
+            "limit": limit,
+            "offset": offset,
+        }
+        clean = {k: v for k, v in body.items() if v is not None}
+        return await self._send(NamespaceList, "POST", "/namespaces", clean)
 
     async def delete_memory(self, memory_id: str) -> None:
         await self._request("DELETE", f"/memories/{_seg(memory_id, 'id')}")

@@ -50,6 +50,7 @@ from .models import (
     Memory,
     MemoryCreate,
     MemoryList,
+    NamespaceList,
     RegisterAgentRequest,
     RetentionInfo,
     RetentionPolicy,
@@ -82,8 +83,10 @@ from .validation import (
     check_batch,
     check_id,
     check_json,
+    check_key,
     check_limit,
     check_memory_type,
+    check_namespace,
     check_offset,
     check_order,
     check_ref,
@@ -94,6 +97,7 @@ from .validation import (
     coerce,
     dedup_key,
     merge_item,
+    metadata_conditions,
     resolve_expiry,
     validate_memory,
 )
@@ -175,6 +179,8 @@ def _record_to_memory(r: MemoryRecord) -> Memory:
             "supersedes": r.supersedes,
             "superseded_by": None,
             "superseded_at": None,
+            "namespace": None if r.namespace is None else list(r.namespace),
+            "key": r.key,
         }
     )
 
@@ -321,6 +327,8 @@ class AsyncMemtrace(Shortcuts):
                 recorded_at=now,
                 expires_at=resolve_expiry(mem, now, index=idx),
                 supersedes=mem.supersedes,
+                namespace=None if mem.namespace is None else tuple(mem.namespace),
+                key=mem.key,
             )
             retention.check_write(record, now, idx)
             records.append(record)
@@ -393,6 +401,7 @@ class AsyncMemtrace(Shortcuts):
             records = await asyncio.to_thread(self._prepare, memories, True, retention, now)
         else:
             records = self._prepare(memories, True, retention, now)
+        _check_keys_once(records)
         outcomes = await self._insert(records, batch=True)
         stored: list[Memory] = []
         dups: list[DuplicateInfo] = []
@@ -465,6 +474,10 @@ class AsyncMemtrace(Shortcuts):
         content_contains: str | None = None,
         recorded_since: Any = None,
         recorded_until: Any = None,
+        namespace: Any = None,
+        namespace_prefix: Any = None,
+        key: Any = None,
+        metadata: Any = None,
         view: _View | None = None,
     ) -> MemoryFilter:
         """The store filter of a read (``view``: what it sees — unexpired memories, current
@@ -501,6 +514,12 @@ class AsyncMemtrace(Shortcuts):
             content_contains=content_contains or None,
             recorded_since=rec_lo,
             recorded_until=rec_hi,
+            namespace=None if namespace is None else check_namespace(namespace, "namespace"),
+            namespace_prefix=None
+            if namespace_prefix is None
+            else check_namespace(namespace_prefix, "namespace_prefix"),
+            key=None if key is None else check_key(key),
+            metadata=metadata_conditions(metadata, limits),
             live_at=view.now if view is not None else None,
             as_of=view.as_of if view is not None else None,
             current=view is not None and not view.include_superseded,
@@ -517,6 +536,9 @@ class AsyncMemtrace(Shortcuts):
             until=crit.until,
             recorded_since=crit.recorded_since,
             recorded_until=crit.recorded_until,
+            namespace=crit.namespace,
+            namespace_prefix=crit.namespace_prefix,
+            key=crit.key,
             view=view,
         )
 
@@ -581,6 +603,10 @@ class AsyncMemtrace(Shortcuts):
             content_contains=q.content_contains,
             recorded_since=q.recorded_since,
             recorded_until=q.recorded_until,
+            namespace=q.namespace,
+            namespace_prefix=q.namespace_prefix,
+            key=q.key,
+            metadata=q.metadata,
             view=view,
         )
         if q.query is not None:
@@ -718,6 +744,64 @@ class AsyncMemtrace(Shortcuts):
         if found is None or not view.shows(found):
             raise NotFoundError("memory not found")
         return view.present([found])[0]
+
+    async def get_memory_by_key(
+        self, namespace: Sequence[str], key: str, *, as_of: str | datetime | None = None
+    ) -> Memory:
+        """The current memory with this key in this namespace (a write with a key supersedes
+        the current memory of that key, so there is at most one), as known at ``as_of`` when
+        given. Raises NotFoundError."""
+        view = _View.of(as_of, False)
+        flt = MemoryFilter(
+            namespace=check_namespace(namespace, "namespace"),
+            key=check_key(key),
+            live_at=view.now,
+            as_of=view.as_of,
+            current=True,
+        )
+        found = await self.store.list_memories(self.org_id, flt, limit=1, offset=0, order="desc")
+        if not found:
+            raise NotFoundError("memory not found")
+        return view.present(found)[0]
+
+    async def list_namespaces(
+        self,
+        *,
+        prefix: Sequence[str] | None = None,
+        suffix: Sequence[str] | None = None,
+        max_depth: int | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> NamespaceList:
+        """The distinct namespaces of the org's memories, sorted: those starting with
+        ``prefix`` and ending with ``suffix`` (``"*"`` in either matches any one part),
+        truncated to ``max_depth`` parts (and then de-duplicated), paginated."""
+        lim = check_limit(limit, default=DEFAULT_LIMIT)
+        off = check_offset(offset)
+        pre = _namespace_pattern(prefix, "prefix")
+        suf = _namespace_pattern(suffix, "suffix")
+        if max_depth is not None and (
+            isinstance(max_depth, bool) or not isinstance(max_depth, int) or max_depth < 1
+        ):
+            raise ValidationError(
+                "invalid max_depth: must be a positive integer", field="max_depth"
+            )
+        fixed: list[str] = []
+        for part in pre or ():
+            if part == "*":
+                break
+            fixed.append(part)
+        found = await self.store.list_namespaces(self.org_id, tuple(fixed) or None)
+        out: list[tuple[str, ...]] = []
+        for ns in found:
+            if pre and not _matches(ns, pre):
+                continue
+            if suf and not _matches(ns[::-1], suf[::-1]):
+                continue
+            out.append(ns[:max_depth] if max_depth else ns)
+        unique = sorted(set(out))
+        page = [list(ns) for ns in unique[off : off + lim]]
+        return NamespaceList(namespaces=page, count=len(page))
 
     async def delete_memory(self, memory_id: str) -> None:
         """Delete one memory from every index. Raises NotFoundError. (Deletes without reading
@@ -1570,6 +1654,38 @@ class _View:
         ]
 
 
+def _check_keys_once(records: Sequence[MemoryRecord]) -> None:
+    """A batch writes each (namespace, key) once: the store decides which current memory a
+    keyed write supersedes, and two writes of one key in one transaction would both claim it."""
+    seen: dict[tuple[tuple[str, ...] | None, str], int] = {}
+    for index, record in enumerate(records):
+        if record.key is None:
+            continue
+        slot = (record.namespace, record.key)
+        if slot in seen:
+            raise ValidationError(
+                f"key {record.key!r} is written twice in one batch (items {seen[slot]} and "
+                f"{index}): write it once, or in two calls",
+                field="key",
+                index=index,
+            )
+        seen[slot] = index
+
+
+def _namespace_pattern(value: Sequence[str] | None, field: str) -> tuple[str, ...] | None:
+    """A namespace pattern of :meth:`AsyncMemtrace.list_namespaces` (``"*"``: any one part)."""
+    if value is None:
+        return None
+    return check_namespace(value, field)
+
+
+def _matches(namespace: tuple[str, ...], pattern: tuple[str, ...]) -> bool:
+    """Whether ``namespace`` starts with ``pattern`` (``"*"`` matches any one part)."""
+    return len(namespace) >= len(pattern) and all(
+        p == "*" or p == n for p, n in zip(pattern, namespace, strict=False)
+    )
+
+
 def _expired(memory: Memory, now: int) -> bool:
     return memory.expires_at is not None and to_us(memory.expires_at) <= now
 
@@ -1828,4 +1944,6 @@ def _import_record(
         recorded_at=recorded_us if recorded_us is not None else min(to_us(mem.time), now),
         expires_at=None if mem.expires_at is None else to_us(mem.expires_at),
         supersedes=mem.supersedes,
+        namespace=None if mem.namespace is None else tuple(mem.namespace),
+        key=mem.key,
     )

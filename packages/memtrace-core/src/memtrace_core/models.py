@@ -104,6 +104,12 @@ _TIME: dict[str, Any] = {
         {"type": "null"},
     ]
 }
+#: A namespace: 1..16 non-empty parts of at most 256 characters (no NUL).
+_NAMESPACE: dict[str, Any] = {
+    "items": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[^\\x00]+$"},
+    "minItems": 1,
+    "maxItems": 16,
+}
 #: ``as_of``: what memtrace knew then (a bound on ``recorded_at``); not in the future.
 _AS_OF: dict[str, Any] = {
     **_TIME,
@@ -112,6 +118,11 @@ _AS_OF: dict[str, Any] = {
     "from it; not in the future",
 }
 _INCLUDE_SUPERSEDED = "also return memories a later memory superseded (marked by superseded_by)"
+_METADATA_FILTER = (
+    'conditions on metadata values: {"k": v} (equal; a nested object matches its keys '
+    'recursively, a list element-wise), or {"k": {"$op": v}} with $eq $ne $gt $gte $lt $lte '
+    "(the comparisons are numeric); every condition must hold"
+)
 _MEMORY_TYPE_ITEMS: dict[str, Any] = {
     "items": {"enum": ["episodic", "session", "decision", "entity"]}
 }
@@ -166,6 +177,8 @@ class Memory(_Model):
     supersedes: str | None = None
     superseded_by: str | None = None
     superseded_at: datetime | None = None
+    namespace: list[str] | None = None
+    key: str | None = None
 
 
 _MEMORY_FIELDS: frozenset[str] = frozenset(Memory.model_fields)
@@ -222,6 +235,14 @@ class MemoryCreate(_Request):
     )
     expires_at: datetime | None = _doc(
         description="RFC 3339 (naive = UTC): when the memory expires; in the future; not with ttl"
+    )
+    namespace: list[str] | None = _doc(
+        **_NAMESPACE, description='a hierarchical scope, e.g. ["users", "u42", "prefs"]'
+    )
+    key: str | None = _doc(
+        pattern=r"^[^\x00]{1,512}$",
+        description="a caller-chosen key, unique among the current memories of its namespace: "
+        "a write with the key of a current memory supersedes it",
     )
 
     @field_validator("ttl", mode="before")
@@ -302,6 +323,12 @@ class SearchQuery(_Request):
     recorded_until: str | datetime | None = _doc(**_TIME)
     as_of: str | datetime | None = _doc(**_AS_OF)
     include_superseded: bool | None = _doc(description=_INCLUDE_SUPERSEDED)
+    namespace: list[str] | None = _doc(**_NAMESPACE, description="exactly this namespace")
+    namespace_prefix: list[str] | None = _doc(
+        **_NAMESPACE, description="this namespace or any below it"
+    )
+    key: str | None = _doc(description="the memory with this key (see MemoryCreate.key)")
+    metadata: dict[str, Any] | None = _doc(description=_METADATA_FILTER)
 
 
 class DeleteFilter(_Request):
@@ -317,6 +344,9 @@ class DeleteFilter(_Request):
     until: str | datetime | None = _doc(**_TIME)
     recorded_since: str | datetime | None = _doc(**_TIME)
     recorded_until: str | datetime | None = _doc(**_TIME)
+    namespace: list[str] | None = _doc(**_NAMESPACE)
+    namespace_prefix: list[str] | None = _doc(**_NAMESPACE)
+    key: str | None = _doc(description="every version of the memory with this key")
     all_memories: bool = False
 
 
@@ -456,6 +486,32 @@ class AgentContext(_Model):
     memory_count: int
     format: str = "markdown"
     token_estimate: int = 0
+
+
+class KeyLookup(_Request):
+    """The body of ``POST /api/v1/memories/by-key`` (:meth:`AsyncMemtrace.get_memory_by_key`)."""
+
+    namespace: list[str] = Field(json_schema_extra=_NAMESPACE)
+    key: str = Field(json_schema_extra={"minLength": 1, "maxLength": 512})
+    as_of: str | datetime | None = _doc(**_AS_OF)
+
+
+class NamespaceQuery(_Request):
+    """The body of ``POST /api/v1/namespaces`` (:meth:`AsyncMemtrace.list_namespaces`):
+    ``"*"`` in ``prefix`` / ``suffix`` matches any one part."""
+
+    prefix: list[str] | None = _doc(**_NAMESPACE)
+    suffix: list[str] | None = _doc(**_NAMESPACE)
+    max_depth: int | None = _doc(minimum=1)
+    limit: int | None = _doc(minimum=1, description="default 100, capped at 1000")
+    offset: int | None = _doc(minimum=0)
+
+
+class NamespaceList(_Model):
+    """Distinct namespaces (see :meth:`AsyncMemtrace.list_namespaces`), sorted."""
+
+    namespaces: list[list[str]]
+    count: int
 
 
 # --------------------------------------------------------------------------------------------

@@ -110,6 +110,8 @@ class BlockingMethods(BlockingTwin[A]):
     list_memories = blocking(AsyncMemoryAPI.list_memories)
     search_memories = blocking(AsyncMemoryAPI.search_memories)
     get_memory = blocking(AsyncMemoryAPI.get_memory)
+    get_memory_by_key = blocking(AsyncMemoryAPI.get_memory_by_key)
+    list_namespaces = blocking(AsyncMemoryAPI.list_namespaces)
     delete_memory = blocking(AsyncMemoryAPI.delete_memory)
     delete_memories = blocking(AsyncMemoryAPI.delete_memories)
     register_agent = blocking(AsyncMemoryAPI.register_agent)

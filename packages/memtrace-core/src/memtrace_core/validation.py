@@ -29,6 +29,7 @@ from .models import (
     TYPE_PATTERN,
     MemoryCreate,
 )
+from .stores.base import MetaCondition
 from .timeutil import MAX_US, MIN_US, format_us, parse_relative, to_us
 
 M = TypeVar("M", bound=BaseModel)
@@ -394,6 +395,10 @@ def validate_memory(
         )
     if mem.expires_at is not None:
         check_time_us(to_us(mem.expires_at), "expires_at", index=index)
+    if mem.namespace is not None:
+        check_namespace(mem.namespace, "namespace", index=index)
+    if mem.key is not None:
+        check_key(mem.key, index=index)
     parent = mem.parent_id or None
     if parent is not None and (
         len(parent) > limits.max_parent_id_chars or not parent.isprintable()
@@ -420,6 +425,131 @@ def validate_memory(
             "parent_id": parent,
         }
     )
+
+
+#: Most parts of a namespace, longest part, longest key.
+MAX_NAMESPACE_PARTS = 16
+MAX_NAMESPACE_PART_CHARS = 256
+MAX_KEY_CHARS = 512
+
+
+def check_namespace(value: Any, field: str, *, index: int | None = None) -> tuple[str, ...]:
+    """A namespace: 1..16 non-empty strings of at most 256 characters (valid Unicode, no
+    NUL). Returned as a tuple."""
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ValidationError(
+            f"invalid {field}: expected a non-empty list of strings", field=field, index=index
+        )
+    if len(value) > MAX_NAMESPACE_PARTS:
+        raise ValidationError(
+            f"invalid {field}: {len(value)} parts (max {MAX_NAMESPACE_PARTS})",
+            field=field,
+            index=index,
+        )
+    for part in value:
+        if not isinstance(part, str) or not part:
+            raise ValidationError(
+                f"invalid {field}: every part must be a non-empty string, got {_quoted(part)}",
+                field=field,
+                index=index,
+            )
+        check_text(part, field, max_chars=MAX_NAMESPACE_PART_CHARS, index=index)
+    return tuple(value)
+
+
+def check_key(value: Any, *, index: int | None = None, field: str = "key") -> str:
+    """A memory key: 1..512 characters of valid Unicode, no NUL."""
+    if not isinstance(value, str) or not value:
+        raise ValidationError(
+            f"invalid {field}: expected a non-empty string", field=field, index=index
+        )
+    check_text(value, field, max_chars=MAX_KEY_CHARS, index=index)
+    return value
+
+
+#: The operators of a metadata filter and the :class:`MetaCondition` op of each.
+_FILTER_OPS = {"$eq": "eq", "$ne": "ne", "$gt": "gt", "$gte": "gte", "$lt": "lt", "$lte": "lte"}
+
+
+def metadata_conditions(
+    flt: Any, limits: Limits, *, field: str = "metadata"
+) -> tuple[MetaCondition, ...] | None:
+    """Resolve a metadata filter (LangGraph's store filter, as ``InMemoryStore`` reads it):
+    ``{"k": v}`` — ``v`` equal (a nested object matches its keys recursively, a list element by
+    element), or ``{"k": {"$op": v, …}}`` with ``$eq $ne $gt $gte $lt $lte`` (the comparisons
+    numeric). Any other ``$`` key is a ValidationError naming it."""
+    if flt is None:
+        return None
+    if not isinstance(flt, Mapping):
+        raise ValidationError(f"invalid {field}: expected an object", field=field)
+    check_json(dict(flt), field, limits)
+    out: list[MetaCondition] = []
+
+    def walk(path: tuple[str, ...], value: Any) -> None:
+        where = ".".join(path)
+        if isinstance(value, Mapping):
+            ops = [k for k in value if isinstance(k, str) and k.startswith("$")]
+            if ops:
+                for op, operand in value.items():
+                    if op not in _FILTER_OPS:
+                        raise ValidationError(
+                            f"invalid {field}.{where}: unsupported operator {_quoted(op)} "
+                            f"(supported: {', '.join(_FILTER_OPS)})",
+                            field=field,
+                        )
+                    out.append(_operator(path, _FILTER_OPS[op], operand, f"{field}.{where}"))
+                return
+            if path:
+                out.append(MetaCondition(path, "object"))
+            for key, sub in value.items():
+                if '"' in key or "\\" in key or not key:
+                    raise ValidationError(
+                        f"invalid {field}: key {_quoted(key)} (keys must be non-empty, without "
+                        "quotes or backslashes)",
+                        field=field,
+                    )
+                walk((*path, key), sub)
+        elif isinstance(value, (list, tuple)):
+            out.append(MetaCondition(path, "list", json.dumps(list(value), separators=(",", ":"))))
+        else:
+            out.append(MetaCondition(path, "eq", value))
+
+    walk((), flt)
+    if len(out) > limits.max_filter_values:
+        raise ValidationError(
+            f"too many {field} conditions: {len(out)} (max {limits.max_filter_values})",
+            field=field,
+        )
+    return tuple(out) or None
+
+
+def _operator(path: tuple[str, ...], op: str, operand: Any, where: str) -> MetaCondition:
+    if op in ("eq", "ne"):
+        if isinstance(operand, Mapping):
+            raise ValidationError(
+                f"invalid {where}: ${op} compares scalars and lists; to match an object give it "
+                "without an operator",
+                field=where.split(".")[0],
+            )
+        if isinstance(operand, (list, tuple)):
+            text = json.dumps(list(operand), separators=(",", ":"))
+            return MetaCondition(path, "list" if op == "eq" else "not_list", text)
+        return MetaCondition(path, op, operand)
+    if isinstance(operand, bool) or not isinstance(operand, (int, float)):
+        try:
+            number = float(operand)
+        except (TypeError, ValueError):
+            raise ValidationError(
+                f"invalid {where}: ${op} needs a number, got {_quoted(operand)}",
+                field=where.split(".")[0],
+            ) from None
+    else:
+        number = float(operand)
+    if not math.isfinite(number):
+        raise ValidationError(
+            f"invalid {where}: ${op} needs a finite number", field=where.split(".")[0]
+        )
+    return MetaCondition(path, op, number)
 
 
 #: The longest ``ttl`` (100 years, as the longest relative duration).

@@ -21,13 +21,16 @@ from sanic.response import HTTPResponse
 from memtrace_core import (
     AsyncMemtrace,
     DuplicateMemoryError,
+    KeyLookup,
     MemtraceError,
+    NamespaceQuery,
     NotFoundError,
     ValidationError,
 )
 from memtrace_core import (
     __version__ as core_version,
 )
+from memtrace_core.validation import coerce
 
 from . import __version__
 from .auth import AuthAdmin, principal_summary
@@ -94,6 +97,19 @@ async def delete_memories(request: Request, mt: AsyncMemtrace, state: State) -> 
     deleted = await mt.delete_memories(json_object(request))
     state.metrics.memories_deleted += deleted
     return json_response({"deleted": deleted})
+
+
+async def get_memory_by_key(request: Request, mt: AsyncMemtrace, state: State) -> HTTPResponse:
+    q = coerce(KeyLookup, json_object(request), {})
+    return model_response(await mt.get_memory_by_key(q.namespace, q.key, as_of=q.as_of))
+
+
+async def list_namespaces(request: Request, mt: AsyncMemtrace, state: State) -> HTTPResponse:
+    q = coerce(NamespaceQuery, json_object(request, allow_empty=True), {})
+    result = await mt.list_namespaces(
+        prefix=q.prefix, suffix=q.suffix, max_depth=q.max_depth, limit=q.limit, offset=q.offset
+    )
+    return model_response(result)
 
 
 async def search(request: Request, mt: AsyncMemtrace, state: State) -> HTTPResponse:

@@ -39,6 +39,28 @@ class MemoryRecord:
     recorded_at: int
     expires_at: int | None = None
     supersedes: str | None = None
+    namespace: tuple[str, ...] | None = None
+    key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MetaCondition:
+    """One condition on a metadata value at ``path`` (object keys from the top), resolved by
+    the engine from a filter (:func:`memtrace_core.validation.metadata_conditions`):
+
+    * ``eq``: the value is the scalar ``value`` (``None``: the value is null or absent); numbers
+      compare numerically and booleans as 1 / 0, as Python's ``==`` does;
+    * ``ne``: not ``eq`` (an absent value is "not equal");
+    * ``gt``, ``gte``, ``lt``, ``lte``: the value is a number (or a boolean) and compares so with
+      the float ``value``;
+    * ``list``: the value is an array equal to ``value`` (JSON text, element-wise);
+    * ``not_list``: not ``list``;
+    * ``object``: the value is an object.
+    """
+
+    path: tuple[str, ...]
+    op: str
+    value: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +70,10 @@ class MemoryFilter:
     ``since`` is inclusive and ``until`` exclusive (microseconds, on the event ``time``), as are
     ``recorded_since`` / ``recorded_until`` (on ``recorded_at``); ``content_contains`` is a
     case-insensitive substring.
+
+    Scopes: ``namespace`` is an exact namespace, ``namespace_prefix`` that namespace or any
+    below it (``("a",)`` matches ``("a",)`` and ``("a", "b")``), ``key`` a memory's key;
+    ``metadata`` conditions must all hold (:class:`MetaCondition`).
 
     Time (see docs/time.md): ``live_at`` drops memories whose ``expires_at <= live_at`` (the
     engine sets it to now on every read: an expired memory is gone at once). ``as_of`` keeps
@@ -70,6 +96,10 @@ class MemoryFilter:
     live_at: int | None = None
     as_of: int | None = None
     current: bool = False
+    namespace: tuple[str, ...] | None = None
+    namespace_prefix: tuple[str, ...] | None = None
+    key: str | None = None
+    metadata: tuple[MetaCondition, ...] | None = None
 
     def is_empty(self) -> bool:
         """Whether the filter selects every memory of the org."""
@@ -215,6 +245,11 @@ class Store(Protocol):
       ``A.superseded_at = C.recorded_at``); if nothing superseded it, A is current again; a
       memory that superseded it supersedes nothing any more. So a link always names a stored
       memory, chains stay linear and no cycle can form.
+    * **Keys.** A record with a ``key`` and no ``supersedes`` supersedes the current, unexpired
+      memory of ``org_id`` with the same ``namespace`` (None included) and ``key``, if there is
+      one — decided inside :meth:`insert_memories`' serialised transaction, so that of two
+      concurrent writes of one key the later supersedes the earlier and a key has at most one
+      current memory. (The engine refuses two records with one namespace and key in a call.)
     * **Expiry.** ``expires_at`` is stored and returned; reads apply ``MemoryFilter.live_at``;
       :meth:`get_memory` returns an expired memory (the engine hides it). An expired memory is
       as if it had never been written from the moment it expires, before any sweep: a memory
@@ -348,6 +383,15 @@ class Store(Protocol):
 
     async def count_aged(self, org_id: str, rules: Sequence[AgeRule]) -> int:
         """How many memories of ``org_id`` :meth:`delete_aged` would delete (a dry run)."""
+        ...
+
+    async def list_namespaces(
+        self, org_id: str, prefix: tuple[str, ...] | None = None
+    ) -> list[tuple[str, ...]]:
+        """The distinct namespaces of ``org_id``'s memories (of every state: an expired or
+        superseded memory's namespace counts until it is deleted), or only those equal to or
+        below ``prefix``, sorted by their parts. The cost must be bounded by the number of
+        namespaces, not of memories (SQLite: a skip-scan of an index)."""
         ...
 
     async def memory_orgs(self) -> list[str]:

@@ -54,6 +54,7 @@ from .base import (
     KeywordQuery,
     MemoryFilter,
     MemoryRecord,
+    MetaCondition,
     StoreHealth,
     SupersedeError,
     check_org,
@@ -225,21 +226,32 @@ WHEN old.supersedes IS NOT NULL OR old.superseded_by IS NOT NULL BEGIN
 END;
 """
 
+# v5: namespaces and keys (caller-chosen scopes and keys, for key/value style integrations
+# such as LangGraph's store). The namespace is stored as its compact JSON array text, so that
+# a namespace and everything below it is one index range (see _namespace_prefix).
+_MIGRATION_5 = """
+ALTER TABLE memories ADD COLUMN namespace TEXT;
+ALTER TABLE memories ADD COLUMN key TEXT;
+CREATE INDEX memories_key ON memories(org_id, key) WHERE key IS NOT NULL;
+CREATE INDEX memories_namespace ON memories(org_id, namespace, time) WHERE namespace IS NOT NULL;
+"""
+
 #: Schema migrations, applied in order; ``PRAGMA user_version`` records how many have run.
-MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4]
+MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4, _MIGRATION_5]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _MEMORY_COLUMNS = (
     "m.id, m.org_id, m.agent_id, m.session_id, m.memory_type, m.event_type, m.content, "
     "m.metadata, m.tags, m.dedup_key, m.importance, m.parent_id, m.time, m.recorded_at, "
-    "m.expires_at, m.supersedes, m.superseded_by, m.superseded_at, m.superseded_until"
+    "m.expires_at, m.supersedes, m.superseded_by, m.superseded_at, m.superseded_until, "
+    "m.namespace, m.key"
 )
 #: Columns of a memory row (the rowid, a score … come after them).
-_N_MEMORY_COLUMNS = 19
+_N_MEMORY_COLUMNS = 21
 _INSERT_SQL = (
     "INSERT INTO memories (rowid, id, org_id, agent_id, session_id, memory_type, event_type, "
     "content, metadata, tags, dedup_key, importance, parent_id, time, recorded_at, expires_at, "
-    "supersedes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    "supersedes, namespace, key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 _INSERT_FTS_SQL = (
     "INSERT INTO memories_fts(rowid, content, agent_id, event_type, tags) VALUES (?,?,?,?,?)"
@@ -336,6 +348,7 @@ def _row_to_memory(row: Sequence[Any]) -> Memory:
         if row[14] is None and row[15] is None and row[16] is None
         else _time_fields(row)
     )
+    namespace = None if row[19] is None else _namespace_column(row[19])
     return trusted_memory(
         {
             "id": _text(row[0], "id"),
@@ -354,7 +367,65 @@ def _row_to_memory(row: Sequence[Any]) -> Memory:
             "parent_id": _text(row[11], "parent_id", optional=True),
             "score": None,
             **time_fields,
+            "namespace": namespace,
+            "key": _text(row[20], "key", optional=True),
         }
+    )
+
+
+def encode_namespace(parts: Sequence[str]) -> str:
+    """A namespace as stored: its compact JSON array text (``["a","b"]``)."""
+    return json.dumps(list(parts), ensure_ascii=False, separators=(",", ":"))
+
+
+def _namespace_column(raw: Any) -> list[str]:
+    parts = _json_column(raw, "namespace", list)
+    if not parts or not all(type(p) is str for p in parts):
+        raise UnreadableRow("namespace is not a non-empty array of strings")
+    return list(parts)
+
+
+def _namespace_prefix(column: str, prefix: Sequence[str]) -> tuple[str, list[Any]]:
+    """``column`` is ``prefix`` or below it, as one index range: the encoding of a namespace
+    below ``["a","b"]`` starts with ``["a","b","`` (the next part's opening quote, 0x22), and
+    every such text sorts before ``["a","b",#`` (0x23)."""
+    head = encode_namespace(prefix)[:-1] + ","
+    return (
+        f"({column} = ? OR ({column} >= ? AND {column} < ?))",
+        [encode_namespace(prefix), head + '"', head + "#"],
+    )
+
+
+def _json_path(path: Sequence[str]) -> str:
+    return "$" + "".join(f'."{part}"' for part in path)
+
+
+def _meta_term(column: str, cond: MetaCondition) -> tuple[str, list[Any]]:
+    """The SQL of one metadata condition (see :class:`MetaCondition`)."""
+    path = _json_path(cond.path)
+    value = f"json_extract({column}, ?)"
+    kind = f"json_type({column}, ?)"
+    scalar_eq = f"({kind} NOT IN ('array', 'object') AND {value} = ?)"
+    list_eq = f"({kind} = 'array' AND {value} = json(?))"
+    op = cond.op
+    if op == "eq":
+        if cond.value is None:
+            return f"{value} IS NULL", [path]
+        return scalar_eq, [path, path, cond.value]
+    if op == "ne":
+        if cond.value is None:
+            return f"{value} IS NOT NULL", [path]
+        return f"NOT COALESCE({scalar_eq}, 0)", [path, path, cond.value]
+    if op == "list":
+        return list_eq, [path, path, cond.value]
+    if op == "not_list":
+        return f"NOT COALESCE({list_eq}, 0)", [path, path, cond.value]
+    if op == "object":
+        return f"{kind} = 'object'", [path]
+    compare = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
+    return (
+        f"({kind} IN ('integer', 'real', 'true', 'false') AND {value} {compare} ?)",
+        [path, path, cond.value],
     )
 
 
@@ -441,6 +512,8 @@ def _record_row(r: MemoryRecord, rowid: int) -> tuple[Any, ...]:
         r.recorded_at,
         r.expires_at,
         r.supersedes,
+        None if r.namespace is None else encode_namespace(r.namespace),
+        r.key,
     )
 
 
@@ -530,7 +603,15 @@ def build_where(org_id: str, flt: MemoryFilter, alias: str = "m") -> tuple[str, 
         if values is not None:
             clauses.append(_in(f"{a}.{column}", values))
             params.extend(values)
+    if flt.namespace is not None:
+        clauses.append(f"{a}.namespace = ?")
+        params.append(encode_namespace(flt.namespace))
+    if flt.namespace_prefix is not None:
+        term, term_params = _namespace_prefix(f"{a}.namespace", flt.namespace_prefix)
+        clauses.append(term)
+        params.extend(term_params)
     for term, value in (
+        ("key = ?", flt.key),
         ("session_id = ?", flt.session_id),
         ("time >= ?", flt.since),
         ("time < ?", flt.until),
@@ -561,6 +642,10 @@ def build_where(org_id: str, flt: MemoryFilter, alias: str = "m") -> tuple[str, 
         else:  # SQLite's lower() folds ASCII only; use Python's Unicode lower()
             clauses.append(f"instr(memtrace_lower({a}.content), ?) > 0")
             params.append(needle.lower())
+    for cond in flt.metadata or ():
+        term, term_params = _meta_term(f"{a}.metadata", cond)
+        clauses.append(term)
+        params.extend(term_params)
     # The time view comes last: SQLite tests the terms in order, and the tag and substring
     # terms above need only the index entry's rowid, these the row (read only for matches).
     if flt.as_of is not None:
@@ -1347,6 +1432,41 @@ class SQLiteStore(SQLiteAuthMixin):
 
         return AgedBatch(await self._write(run), resume)
 
+    async def list_namespaces(
+        self, org_id: str, prefix: tuple[str, ...] | None = None
+    ) -> list[tuple[str, ...]]:
+        # a skip-scan of (org_id, namespace, time): one seek per namespace
+        hi: str | None = None
+        lo = ""
+        exact: str | None = None
+        if prefix is not None:  # the prefix itself, then the range of everything below it
+            _, (exact, lo, hi) = _namespace_prefix("namespace", prefix)
+        bound = "" if hi is None else " AND namespace < ?"
+        extra: tuple[Any, ...] = () if hi is None else (hi,)
+        select = (
+            "SELECT MIN(namespace) FROM memories WHERE org_id = ? AND namespace IS NOT NULL "
+            "AND namespace {op} ?" + bound
+        )
+        first, step = select.format(op=">="), select.format(op=">")
+
+        def run(conn: sqlite3.Connection) -> list[tuple[str, ...]]:
+            out: list[tuple[str, ...]] = []
+            if exact is not None and _fetch_one(
+                conn, "SELECT 1 FROM memories WHERE org_id = ? AND namespace = ?", (org_id, exact)
+            ):
+                out.append(tuple(prefix or ()))
+            row = _fetch_one(conn, first, (org_id, lo, *extra))
+            while row is not None and row[0] is not None:
+                raw = row[0]
+                try:
+                    out.append(tuple(_namespace_column(raw)))
+                except UnreadableRow as exc:
+                    self._unreadable("namespace", (raw,), org_id, exc, False)
+                row = _fetch_one(conn, step, (org_id, raw, *extra))
+            return out
+
+        return await self._read(run)
+
     async def memory_orgs(self) -> list[str]:
         # a skip-scan of the (org_id, time) index: one seek per org, not one step per memory
         sql = (
@@ -1667,6 +1787,25 @@ def _current_version(conn: sqlite3.Connection, org_id: str, memory_id: str, now:
     return current
 
 
+def _current_of_key(
+    conn: sqlite3.Connection, org_id: str, record: MemoryRecord, now: int
+) -> str | None:
+    """The current, unexpired memory with ``record``'s namespace and key (at most one)."""
+    row = conn.execute(
+        "SELECT id FROM memories WHERE org_id = ? AND key = ? AND namespace IS ? "
+        "AND (superseded_by IS NULL OR superseded_until <= ?) "
+        "AND (expires_at IS NULL OR expires_at > ?) ORDER BY recorded_at DESC LIMIT 1",
+        (
+            org_id,
+            record.key,
+            None if record.namespace is None else encode_namespace(record.namespace),
+            now,
+            now,
+        ),
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
 def _horizon(expires_at: int | None, superseded_by: str | None, until: int | None) -> int | None:
     """When a memory and every successor after it have expired (None: never)."""
     if expires_at is None or superseded_by is None:
@@ -1836,6 +1975,13 @@ def _insert(
         if record.supersedes is not None:
             superseding.append((index, record))
         agents.add(record.agent_id)
+    for index, record in enumerate(records):
+        if record.key is not None and record.supersedes is None and outcomes[index].inserted:
+            current = _current_of_key(conn, org_id, record, now)
+            if current is not None:
+                record.supersedes = current
+                superseding.append((index, record))
+    superseding.sort(key=lambda item: item[0])
     if accepted:
         _check_supersedes(conn, org_id, superseding, now)
         _write_rows(conn, accepted)
