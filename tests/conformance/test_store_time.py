@@ -317,3 +317,29 @@ async def test_import_links_in_both_directions_and_keeps_times(store: Store) -> 
     # imported links are per org
     assert await store.import_memories(OTHER, [rec(OTHER, mid=v1, recorded=base)]) == 1
     assert (await links(store, v1, OTHER))[1] is None
+
+
+async def test_store_keyed_insert_supersedes_and_lists_namespaces(store: Store) -> None:
+    """The Store side of keys and namespaces: a keyed record supersedes the current memory of
+    its (namespace, key) inside insert_memories; list_namespaces is distinct and sorted."""
+    first = rec()
+    first.namespace, first.key = ("a", "b"), "k"
+    await put(store, first)
+    second = rec()
+    second.namespace, second.key = ("a", "b"), "k"
+    await put(store, second)
+    got = await store.get_memory(ORG, first.id)
+    assert got is not None
+    assert got.superseded_by == second.id
+    other = rec()
+    other.namespace, other.key = ("a",), "k"
+    await put(store, other)
+    assert (await store.get_memory(ORG, other.id)).supersedes is None  # type: ignore[union-attr]
+    elsewhere = rec(OTHER)
+    elsewhere.namespace = ("z",)
+    await put(store, elsewhere)
+    assert await store.list_namespaces(ORG) == [("a",), ("a", "b")]
+    assert await store.list_namespaces(ORG, ("a",)) == [("a",), ("a", "b")]
+    assert await store.list_namespaces(ORG, ("a", "b")) == [("a", "b")]
+    assert await store.list_namespaces(ORG, ("b",)) == []
+    assert await store.list_namespaces(OTHER) == [("z",)]

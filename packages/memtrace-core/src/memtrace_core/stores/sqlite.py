@@ -1463,7 +1463,7 @@ class SQLiteStore(SQLiteAuthMixin):
                 except UnreadableRow as exc:
                     self._unreadable("namespace", (raw,), org_id, exc, False)
                 row = _fetch_one(conn, step, (org_id, raw, *extra))
-            return out
+            return sorted(out)  # by parts (the stored JSON text sorts "a","b" before "a")
 
         return await self._read(run)
 

@@ -1,0 +1,166 @@
+"""Namespaces, keys and metadata filters (the engine side of key/value integrations such as
+LangGraph's store), the same over the engine and over HTTP, on every store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from memtrace_core import NotFoundError, ValidationError
+
+NS = ["users", "u1", "prefs"]
+
+
+async def _contents(mt: Any, **query: Any) -> list[str]:
+    found = await mt.search_memories(order="asc", limit=1000, **query)
+    return [m.content for m in found.results]
+
+
+async def test_a_keyed_write_supersedes_the_current_memory_of_its_key(mt: Any) -> None:
+    first = await mt.add_memory(
+        agent_id="bot", content="likes tea", namespace=NS, key="drink", metadata={"v": 1}
+    )
+    assert first.namespace == NS
+    assert first.key == "drink"
+    second = await mt.add_memory(
+        agent_id="bot", content="likes coffee", namespace=NS, key="drink", metadata={"v": 2}
+    )
+    assert second.supersedes == first.id
+    got = await mt.get_memory_by_key(NS, "drink")
+    assert got.id == second.id
+    # the same key in another namespace is another memory
+    other = await mt.add_memory(agent_id="bot", content="water", namespace=["users"], key="drink")
+    assert other.supersedes is None
+    assert (await mt.get_memory_by_key(NS, "drink")).id == second.id
+    # history stays: the old version, and what memtrace knew then
+    assert (await mt.get_memory(first.id)).superseded_by == second.id
+    then = await mt.get_memory_by_key(NS, "drink", as_of=first.recorded_at)
+    assert then.id == first.id
+    with pytest.raises(NotFoundError):
+        await mt.get_memory_by_key(NS, "food")
+    # deleting by key deletes every version
+    assert await mt.delete_memories(namespace=NS, key="drink") == 2
+    with pytest.raises(NotFoundError):
+        await mt.get_memory_by_key(NS, "drink")
+    assert (await mt.get_memory_by_key(["users"], "drink")).id == other.id
+
+
+async def test_a_batch_may_not_write_one_key_twice(mt: Any) -> None:
+    items = [
+        {"agent_id": "bot", "content": "a", "namespace": NS, "key": "k"},
+        {"agent_id": "bot", "content": "b", "namespace": NS, "key": "k"},
+    ]
+    with pytest.raises(ValidationError) as info:
+        await mt.add_memories(items)
+    assert info.value.field == "key"
+    assert (await mt.list_memories()).count == 0
+    result = await mt.add_memories([items[0], {**items[1], "namespace": ["other"]}])
+    assert result.count == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"namespace": []}, "namespace"),
+        ({"namespace": [""]}, "namespace"),
+        ({"namespace": ["a", 3]}, "namespace"),
+        ({"namespace": ["x"] * 17}, "namespace"),
+        ({"namespace": ["a" * 257]}, "namespace"),
+        ({"namespace": ["a\x00b"]}, "namespace"),
+        ({"key": ""}, "key"),
+        ({"key": "k" * 513}, "key"),
+        ({"key": "a\x00"}, "key"),
+    ],
+)
+async def test_bad_namespaces_and_keys_are_refused(
+    mt: Any, body: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        await mt.add_memory(agent_id="bot", content="x", **body)
+    assert info.value.field == field
+    assert (await mt.list_memories()).count == 0
+
+
+async def test_namespace_and_prefix_filters(mt: Any) -> None:
+    for ns, content in (
+        (["a"], "a"),
+        (["a", "b"], "ab"),
+        (["a", "b", "c"], "abc"),
+        (["a", "bc"], "a-bc"),
+        (["ab"], "ab-root"),
+    ):
+        await mt.add_memory(agent_id="bot", content=content, namespace=ns)
+    await mt.add_memory(agent_id="bot", content="none")
+    assert await _contents(mt, namespace=["a", "b"]) == ["ab"]
+    assert await _contents(mt, namespace_prefix=["a", "b"]) == ["ab", "abc"]
+    assert await _contents(mt, namespace_prefix=["a"]) == ["a", "ab", "abc", "a-bc"]
+    assert await _contents(mt, namespace_prefix=["ab"]) == ["ab-root"]
+    deleted = await mt.delete_memories(namespace_prefix=["a", "b"])
+    assert deleted == 2
+    assert await _contents(mt) == ["a", "a-bc", "ab-root", "none"]
+
+
+async def test_list_namespaces(mt: Any) -> None:
+    for ns in (["a", "x"], ["a", "y", "z"], ["b", "x"], ["b", "y"], ["c"]):
+        await mt.add_memory(agent_id="bot", content="/".join(ns), namespace=ns)
+    await mt.add_memory(agent_id="bot", content="again", namespace=["a", "x"])
+
+    async def names(**kw: Any) -> list[list[str]]:
+        return list((await mt.list_namespaces(**kw)).namespaces)
+
+    everything = [["a", "x"], ["a", "y", "z"], ["b", "x"], ["b", "y"], ["c"]]
+    assert await names() == everything
+    assert await names(prefix=["a"]) == [["a", "x"], ["a", "y", "z"]]
+    assert await names(prefix=["*", "x"]) == [["a", "x"], ["b", "x"]]
+    assert await names(suffix=["y"]) == [["b", "y"]]
+    assert await names(suffix=["*", "z"]) == [["a", "y", "z"]]
+    assert await names(max_depth=1) == [["a"], ["b"], ["c"]]
+    assert await names(limit=2, offset=1) == [["a", "y", "z"], ["b", "x"]]
+    assert await names(prefix=["a", "y", "z"]) == [["a", "y", "z"]]
+    with pytest.raises(ValidationError):
+        await mt.list_namespaces(max_depth=0)
+    with pytest.raises(ValidationError):
+        await mt.list_namespaces(prefix=[])
+
+
+async def test_metadata_filters(mt: Any) -> None:
+    rows = [
+        ("one", {"n": 1, "kind": "x", "flag": True, "tags": [1, 2], "deep": {"a": {"b": 1}}}),
+        ("two", {"n": 2.5, "kind": "y", "flag": False, "tags": [2, 1]}),
+        ("three", {"n": "3", "kind": "x", "deep": {"a": {"b": 2}, "c": 0}}),
+        ("four", {}),
+    ]
+    for content, metadata in rows:
+        await mt.add_memory(agent_id="bot", content=content, metadata=metadata or None)
+
+    async def match(flt: dict[str, Any]) -> list[str]:
+        return await _contents(mt, metadata=flt)
+
+    assert await match({"kind": "x"}) == ["one", "three"]
+    assert await match({"n": 1}) == ["one"]
+    assert await match({"n": 1.0}) == ["one"]  # numbers compare numerically
+    assert await match({"n": "3"}) == ["three"]  # a string is not a number
+    assert await match({"n": 3}) == []
+    assert await match({"flag": True}) == ["one"]
+    assert await match({"flag": False}) == ["two"]
+    assert await match({"tags": [1, 2]}) == ["one"]
+    assert await match({"deep": {"a": {"b": 1}}}) == ["one"]
+    assert await match({"deep": {"c": 0}}) == ["three"]
+    assert await match({"missing": None}) == ["one", "two", "three", "four"]
+    assert await match({"n": {"$gt": 1}}) == ["two"]  # "3" is a string: not compared
+    assert await match({"n": {"$gte": 1, "$lt": 2.5}}) == ["one"]
+    assert await match({"n": {"$lte": 2.5}}) == ["one", "two"]
+    assert await match({"kind": {"$ne": "x"}}) == ["two", "four"]
+    assert await match({"kind": {"$eq": "y"}}) == ["two"]
+    assert await match({"tags": {"$ne": [1, 2]}}) == ["two", "three", "four"]
+    assert await match({"kind": "x", "n": {"$lt": 5}}) == ["one"]
+    for bad in (
+        {"n": {"$in": [1]}},
+        {"n": {"$gt": "abc"}},
+        {"n": {"$eq": {"a": 1}}},
+        {'we"ird': 1},
+    ):
+        with pytest.raises(ValidationError) as info:
+            await match(bad)
+        assert info.value.field == "metadata"
