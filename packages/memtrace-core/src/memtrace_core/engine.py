@@ -310,25 +310,14 @@ class AsyncMemtrace(Shortcuts):
             key = mem.dedup_key
             if key is None and dedup:
                 key = dedup_key(mem.agent_id, mem.event_type, mem.content)
-            record = MemoryRecord(
-                id=memory_id(),
-                org_id=self.org_id,
-                agent_id=mem.agent_id,
-                session_id=mem.session_id,
-                memory_type=mem.memory_type,
-                event_type=mem.event_type,
-                content=mem.content,
-                metadata=mem.metadata,
-                tags=mem.tags,
+            record = _to_record(
+                mem,
+                memory_id(),
+                self.org_id,
                 dedup_key=key,
-                importance=mem.importance,
-                parent_id=mem.parent_id,
                 time=to_us(mem.time) if mem.time is not None else now,
                 recorded_at=now,
                 expires_at=resolve_expiry(mem, now, index=idx),
-                supersedes=mem.supersedes,
-                namespace=None if mem.namespace is None else tuple(mem.namespace),
-                key=mem.key,
             )
             retention.check_write(record, now, idx)
             records.append(record)
@@ -1921,8 +1910,36 @@ def _import_record(
     if mem.time is None:
         raise ValidationError("time is required", field="time")
     recorded_us = _exported_time(recorded, "recorded_at") if recorded is not None else None
+    return _to_record(
+        mem,
+        mem_id,
+        org_id,
+        # Without a key of its own, the key a new write would get: a later identical write
+        # within the window is then caught as a duplicate of the imported memory.
+        dedup_key=(
+            mem.dedup_key
+            if mem.dedup_key is not None or not dedup
+            else dedup_key(mem.agent_id, mem.event_type, mem.content)
+        ),
+        time=to_us(mem.time),
+        recorded_at=recorded_us if recorded_us is not None else min(to_us(mem.time), now),
+        expires_at=None if mem.expires_at is None else to_us(mem.expires_at),
+    )
+
+
+def _to_record(
+    mem: MemoryCreate,
+    memory_id: str,
+    org_id: str,
+    *,
+    dedup_key: str | None,
+    time: int,
+    recorded_at: int,
+    expires_at: int | None,
+) -> MemoryRecord:
+    """The record of a validated memory (a new write or an import line)."""
     return MemoryRecord(
-        id=mem_id,
+        id=memory_id,
         org_id=org_id,
         agent_id=mem.agent_id,
         session_id=mem.session_id,
@@ -1931,18 +1948,12 @@ def _import_record(
         content=mem.content,
         metadata=mem.metadata,
         tags=mem.tags,
-        # Without a key of its own, the key a new write would get: a later identical write
-        # within the window is then caught as a duplicate of the imported memory.
-        dedup_key=(
-            mem.dedup_key
-            if mem.dedup_key is not None or not dedup
-            else dedup_key(mem.agent_id, mem.event_type, mem.content)
-        ),
+        dedup_key=dedup_key,
         importance=mem.importance,
         parent_id=mem.parent_id,
-        time=to_us(mem.time),
-        recorded_at=recorded_us if recorded_us is not None else min(to_us(mem.time), now),
-        expires_at=None if mem.expires_at is None else to_us(mem.expires_at),
+        time=time,
+        recorded_at=recorded_at,
+        expires_at=expires_at,
         supersedes=mem.supersedes,
         namespace=None if mem.namespace is None else tuple(mem.namespace),
         key=mem.key,
