@@ -155,6 +155,10 @@ async def test_metadata_filters(mt: Any) -> None:
     assert await match({"kind": {"$eq": "y"}}) == ["two"]
     assert await match({"tags": {"$ne": [1, 2]}}) == ["two", "three", "four"]
     assert await match({"kind": "x", "n": {"$lt": 5}}) == ["one"]
+    await mt.add_memory(agent_id="bot", content="big", metadata={"n": 2**70})
+    assert await match({"n": 2**70}) == ["big"]  # beyond 64 bits: no error
+    assert await match({"n": {"$gt": 2**69}}) == ["big"]
+    assert "big" in await match({"n": {"$ne": 1}})
     for bad in (
         {"n": {"$in": [1]}},
         {"n": {"$gt": "abc"}},

@@ -512,7 +512,7 @@ def metadata_conditions(
         elif isinstance(value, (list, tuple)):
             out.append(MetaCondition(path, "list", json.dumps(list(value), separators=(",", ":"))))
         else:
-            out.append(MetaCondition(path, "eq", value))
+            out.append(MetaCondition(path, "eq", _sql_scalar(value)))
 
     walk((), flt)
     if len(out) > limits.max_filter_values:
@@ -521,6 +521,14 @@ def metadata_conditions(
             field=field,
         )
     return tuple(out) or None
+
+
+def _sql_scalar(value: Any) -> Any:
+    """An integer beyond 64 bits as the float it is stored as (SQLite reads such JSON numbers
+    as reals, and cannot bind the integer)."""
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        return float(value)
+    return value
 
 
 def _operator(path: tuple[str, ...], op: str, operand: Any, where: str) -> MetaCondition:
@@ -534,7 +542,7 @@ def _operator(path: tuple[str, ...], op: str, operand: Any, where: str) -> MetaC
         if isinstance(operand, (list, tuple)):
             text = json.dumps(list(operand), separators=(",", ":"))
             return MetaCondition(path, "list" if op == "eq" else "not_list", text)
-        return MetaCondition(path, op, operand)
+        return MetaCondition(path, op, _sql_scalar(operand))
     if isinstance(operand, bool) or not isinstance(operand, (int, float)):
         try:
             number = float(operand)
