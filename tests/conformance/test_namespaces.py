@@ -168,3 +168,28 @@ async def test_metadata_filters(mt: Any) -> None:
         with pytest.raises(ValidationError) as info:
             await match(bad)
         assert info.value.field == "metadata"
+
+
+async def test_keyed_writes_and_dedup(mt: Any) -> None:
+    """Re-writing a key with the same value supersedes (never a duplicate of the version it
+    replaces); two keys may hold the same value; an unkeyed duplicate is still one."""
+    first = await mt.add_memory(agent_id="bot", content="same", namespace=NS, key="a")
+    again = await mt.add_memory(agent_id="bot", content="same", namespace=NS, key="a")
+    assert again.supersedes == first.id
+    other = await mt.add_memory(agent_id="bot", content="same", namespace=NS, key="b")
+    assert other.supersedes is None
+    batch = await mt.add_memories(
+        [
+            {"agent_id": "bot", "content": "same", "namespace": NS, "key": "a"},
+            {"agent_id": "bot", "content": "same", "namespace": NS, "key": "c"},
+        ]
+    )
+    assert batch.count == 2
+    assert batch.memories[0].supersedes == again.id
+    assert batch.memories[1].supersedes is None
+    assert [m.key for m in (await mt.search_memories(namespace=NS)).results] == ["c", "a", "b"]
+    await mt.add_memory(agent_id="bot", content="plain")
+    from memtrace_core import DuplicateMemoryError
+
+    with pytest.raises(DuplicateMemoryError):
+        await mt.add_memory(agent_id="bot", content="plain")

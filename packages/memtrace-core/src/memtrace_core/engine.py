@@ -96,6 +96,7 @@ from .validation import (
     check_type_name,
     coerce,
     dedup_key,
+    keyed_dedup_key,
     merge_item,
     metadata_conditions,
     resolve_expiry,
@@ -183,6 +184,14 @@ def _record_to_memory(r: MemoryRecord) -> Memory:
             "key": r.key,
         }
     )
+
+
+def _stored(record: MemoryRecord, outcome: InsertOutcome) -> Memory:
+    """The memory a write stored (with the supersession the store chose for a keyed one)."""
+    memory = _record_to_memory(record)
+    if outcome.supersedes is not None:
+        memory.__dict__["supersedes"] = outcome.supersedes  # a fresh, unshared model
+    return memory
 
 
 def _merge_patch(target: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
@@ -309,7 +318,13 @@ class AsyncMemtrace(Shortcuts):
                     raise
             key = mem.dedup_key
             if key is None and dedup:
-                key = dedup_key(mem.agent_id, mem.event_type, mem.content)
+                key = (
+                    dedup_key(mem.agent_id, mem.event_type, mem.content)
+                    if mem.key is None
+                    else keyed_dedup_key(
+                        mem.agent_id, mem.event_type, mem.content, mem.namespace, mem.key
+                    )
+                )
             record = _to_record(
                 mem,
                 memory_id(),
@@ -363,7 +378,7 @@ class AsyncMemtrace(Shortcuts):
         outcome = (await self._insert(records, batch=False))[0]
         if not outcome.inserted:
             raise DuplicateMemoryError(outcome.duplicate_of, records[0].dedup_key)
-        stored = _record_to_memory(records[0])
+        stored = _stored(records[0], outcome)
         if self.plugins.has_after_write:
             self.plugins.after_write([stored], self.org_id)
         return stored
@@ -396,7 +411,7 @@ class AsyncMemtrace(Shortcuts):
         dups: list[DuplicateInfo] = []
         for index, (record, outcome) in enumerate(zip(records, outcomes, strict=True)):
             if outcome.inserted:
-                stored.append(_record_to_memory(record))
+                stored.append(_stored(record, outcome))
             else:
                 dups.append(
                     DuplicateInfo(

@@ -92,6 +92,16 @@ def dedup_key(agent_id: str, event_type: str, content: str) -> str:
     return hashlib.sha256(raw).hexdigest()[:32]
 
 
+def keyed_dedup_key(
+    agent_id: str, event_type: str, content: str, namespace: Sequence[str] | None, key: str
+) -> str:
+    """The default dedup key of a write with a ``key``: the content's, scoped to its namespace
+    and key (two keys may hold the same value; re-writing a key supersedes, see the store)."""
+    scope = json.dumps([list(namespace or ()), key], ensure_ascii=False, separators=(",", ":"))
+    raw = scope.encode() + b"|" + dedup_key(agent_id, event_type, content).encode()
+    return "k" + hashlib.sha256(raw).hexdigest()[:31]
+
+
 def check_id(
     value: Any, field: str, *, index: int | None = None, required: bool = False
 ) -> str | None:

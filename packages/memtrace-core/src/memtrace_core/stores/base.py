@@ -144,10 +144,12 @@ class SupersedeError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class InsertOutcome:
-    """Per-record result of :meth:`Store.insert_memories`: inserted, or the id it duplicates."""
+    """Per-record result of :meth:`Store.insert_memories`: inserted, or the id it duplicates;
+    ``supersedes`` names the memory a keyed record superseded (the store decides it)."""
 
     inserted: bool
     duplicate_of: str | None = None
+    supersedes: str | None = None
 
 
 @dataclass(slots=True)

@@ -39,6 +39,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -1944,6 +1945,19 @@ def _insert(
 ) -> list[InsertOutcome]:
     """Check dedup keys and supersessions and insert, inside the writer's IMMEDIATE
     transaction."""
+    # a keyed record supersedes the current memory of its key (decided first: a superseding
+    # write is never a duplicate of the memory it supersedes). On copies: the writer may replay
+    # this job, and the caller's records must stay as given.
+    keyed: set[int] = set()
+    resolved: list[MemoryRecord] = []
+    for index, record in enumerate(records):
+        if record.key is not None and record.supersedes is None:
+            target = _current_of_key(conn, org_id, record, now)
+            if target is not None:
+                record = replace(record, supersedes=target)
+                keyed.add(index)
+        resolved.append(record)
+    records = resolved
     seen: dict[str, list[str]] = {}
     if dedup_since is not None:
         keys = list({r.dedup_key for r in records if r.dedup_key})
@@ -1970,18 +1984,13 @@ def _insert(
                 outcomes.append(InsertOutcome(False, existing))
                 continue
             seen.setdefault(key, []).insert(0, record.id)
-        outcomes.append(InsertOutcome(True))
+        outcomes.append(
+            InsertOutcome(True, supersedes=record.supersedes if index in keyed else None)
+        )
         accepted.append(record)
         if record.supersedes is not None:
             superseding.append((index, record))
         agents.add(record.agent_id)
-    for index, record in enumerate(records):
-        if record.key is not None and record.supersedes is None and outcomes[index].inserted:
-            current = _current_of_key(conn, org_id, record, now)
-            if current is not None:
-                record.supersedes = current
-                superseding.append((index, record))
-    superseding.sort(key=lambda item: item[0])
     if accepted:
         _check_supersedes(conn, org_id, superseding, now)
         _write_rows(conn, accepted)
