@@ -63,6 +63,17 @@ async def _stored(db_path: Path) -> int:
     return int(_raw(db_path, "SELECT COUNT(*) FROM memories")[0][0])
 
 
+async def _write_expiring(mt: Any, n: int) -> None:
+    """``n`` memories with a ttl of 1 s, in batches of 1000."""
+    for start in range(0, n, 1000):
+        await mt.add_memories(
+            [
+                {"agent_id": "bulk", "content": f"expiring {i}", "ttl": 1}
+                for i in range(start, min(n, start + 1000))
+            ]
+        )
+
+
 # --------------------------------------------------------------------------------------------
 # Expiry: bad input
 
@@ -287,13 +298,7 @@ async def test_two_sweepers_one_file_never_delete_twice_and_lose_no_write(
     b = await aconnect(db_url, plugins=registry)
     try:
         n = 5000
-        for start in range(0, n, 1000):
-            await a.add_memories(
-                [
-                    {"agent_id": "bulk", "content": f"expiring {i}", "ttl": 1}
-                    for i in range(start, start + 1000)
-                ]
-            )
+        await _write_expiring(a, n)
         clock.advance(2)
         sweepers = [Sweeper(a, batch=200, pause=0), Sweeper(b, batch=200, pause=0)]
         written: list[str] = []
@@ -360,13 +365,7 @@ async def test_sweepers_in_two_processes_never_delete_twice_and_lose_no_write(
     mt = await aconnect(db_url, plugins=registry)
     try:
         n = 5000
-        for start in range(0, n, 1000):
-            await mt.add_memories(
-                [
-                    {"agent_id": "bulk", "content": f"expiring {i}", "ttl": 1}
-                    for i in range(start, start + 1000)
-                ]
-            )
+        await _write_expiring(mt, n)
         clock.advance(2)
         ctx = multiprocessing.get_context("spawn")
         out, ready, go = ctx.Queue(), ctx.Event(), ctx.Event()

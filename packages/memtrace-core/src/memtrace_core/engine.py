@@ -530,21 +530,7 @@ class AsyncMemtrace(Shortcuts):
         )
 
     async def _criteria_filter(self, crit: DeleteFilter, view: _View | None = None) -> MemoryFilter:
-        return await self._filter(
-            agent_id=crit.agent_id,
-            session_id=crit.session_id,
-            memory_types=crit.memory_types,
-            event_types=crit.event_types,
-            tags=crit.tags,
-            since=crit.since,
-            until=crit.until,
-            recorded_since=crit.recorded_since,
-            recorded_until=crit.recorded_until,
-            namespace=crit.namespace,
-            namespace_prefix=crit.namespace_prefix,
-            key=crit.key,
-            view=view,
-        )
+        return await self._filter(**_filter_fields(crit), view=view)
 
     async def _page(
         self, flt: MemoryFilter, limit: Any, offset: Any, order: Any, view: _View
@@ -571,15 +557,11 @@ class AsyncMemtrace(Shortcuts):
         opts = coerce(ListOptions, options, filters)
         view = _View.of(opts.as_of, opts.include_superseded)
         flt = await self._filter(
-            agent_id=opts.agent_id,
-            session_id=opts.session_id,
-            memory_types=[opts.memory_type] if opts.memory_type else None,
-            event_types=[opts.event_type] if opts.event_type else None,
-            tags=opts.tags,
-            since=opts.since,
-            until=opts.until,
-            recorded_since=opts.recorded_since,
-            recorded_until=opts.recorded_until,
+            **_filter_fields(
+                opts,
+                memory_types=[opts.memory_type] if opts.memory_type else None,
+                event_types=[opts.event_type] if opts.event_type else None,
+            ),
             view=view,
         )
         return await self._page(flt, opts.limit, opts.offset, opts.order, view)
@@ -595,24 +577,7 @@ class AsyncMemtrace(Shortcuts):
         q = coerce(SearchQuery, query, fields)
         view = _View.of(q.as_of, q.include_superseded)
         now = view.anchor
-        flt = await self._filter(
-            agent_id=q.agent_id,
-            session_id=q.session_id,
-            memory_types=q.memory_types,
-            event_types=q.event_types,
-            tags=q.tags,
-            since=q.since,
-            until=q.until,
-            min_importance=q.min_importance,
-            content_contains=q.content_contains,
-            recorded_since=q.recorded_since,
-            recorded_until=q.recorded_until,
-            namespace=q.namespace,
-            namespace_prefix=q.namespace_prefix,
-            key=q.key,
-            metadata=q.metadata,
-            view=view,
-        )
+        flt = await self._filter(**_filter_fields(q), view=view)
         if q.query is not None:
             check_text(q.query, "query", max_chars=self.config.limits.max_query_chars)
         text = (q.query or "").strip()
@@ -1125,12 +1090,13 @@ class AsyncMemtrace(Shortcuts):
             default=self.config.context_max_memories if opts.max_tokens is None else 1000,
         )
         flt = await self._filter(
-            agent_id=agent_id,
-            session_id=session_id,
-            memory_types=types,
-            since=opts.since if opts.since is not None else self.config.context_since,
-            recorded_since=opts.recorded_since,
-            recorded_until=opts.recorded_until,
+            **_filter_fields(
+                opts,
+                agent_id=agent_id,
+                session_id=session_id,
+                memory_types=types,
+                since=opts.since if opts.since is not None else self.config.context_since,
+            ),
             view=_View.of(opts.as_of, False),
         )
         memories = await self.store.list_memories(
@@ -1656,6 +1622,36 @@ class _View:
             else m
             for m in memories
         ]
+
+
+#: The filters a request model (ListOptions, SearchQuery, DeleteFilter, ContextOptions) shares
+#: with :meth:`AsyncMemtrace._filter`, by name.
+_FILTER_FIELDS = (
+    "agent_id",
+    "session_id",
+    "memory_types",
+    "event_types",
+    "tags",
+    "since",
+    "until",
+    "min_importance",
+    "content_contains",
+    "recorded_since",
+    "recorded_until",
+    "namespace",
+    "namespace_prefix",
+    "key",
+    "metadata",
+)
+
+
+def _filter_fields(model: BaseModel, **overrides: Any) -> dict[str, Any]:
+    """The filter arguments of a request: its fields named in :data:`_FILTER_FIELDS`, then
+    ``overrides``."""
+    fields = type(model).model_fields
+    out = {name: getattr(model, name) for name in _FILTER_FIELDS if name in fields}
+    out.update(overrides)
+    return out
 
 
 def _check_keys_once(records: Sequence[MemoryRecord]) -> None:

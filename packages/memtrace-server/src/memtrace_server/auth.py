@@ -663,6 +663,12 @@ class AuthAdmin:
             raise NotFoundError(f"organization '{org_id}' not found")
         return [_key_info(r) for r in await self.store.list_api_keys(org_id)]
 
+    async def administered_org(self, principal: Principal, org_id: str) -> OrgInfo:
+        """The org ``org_id``, once ``principal`` may administer it (its own org's admin, or a
+        service admin); NotFoundError for an org that does not exist."""
+        principal.require_org_admin(org_id)
+        return await self.get_org(org_id)
+
     async def administered_key(self, principal: Principal, key_id: str) -> KeyInfo:
         """The key ``key_id``, once ``principal`` may administer it. Another org's key is
         answered exactly like an unknown one (NotFoundError, same message), so that key ids of

@@ -9,7 +9,7 @@ way: app / openapi → operations → routes → http, auth, state.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -287,6 +287,71 @@ _RETENTION_DOC = (
     "(`[retention]`); the sweep deletes what is past its age, and a write already past it is "
     "a 400. Servers pick a change up within `policy_cache_seconds`."
 )
+
+#: Retention of the key's org; each has an admin twin for any administered org.
+_RETENTION_OPS: tuple[Operation, ...] = (
+    Operation(
+        "GET",
+        "/api/v1/retention",
+        get_retention,
+        "read",
+        "getRetention",
+        "The org's effective retention policy",
+        "retention",
+        response=RetentionInfo,
+    ),
+    Operation(
+        "PUT",
+        "/api/v1/retention",
+        set_retention,
+        "admin",
+        "setRetention",
+        "Set the org's retention policy",
+        "retention",
+        body=RetentionPolicy,
+        response=RetentionInfo,
+        errors=(400, 413),
+        description=_RETENTION_DOC,
+    ),
+    Operation(
+        "DELETE",
+        "/api/v1/retention",
+        clear_retention,
+        "admin",
+        "clearRetention",
+        "Remove the org's own retention policy (the configured default applies)",
+        "retention",
+        response=RetentionInfo,
+    ),
+    Operation(
+        "POST",
+        "/api/v1/retention/apply",
+        apply_retention,
+        "admin",
+        "applyRetention",
+        "Delete the org's memories past their retention age now",
+        "retention",
+        query=(_DRY_RUN,),
+        response=RetentionReport,
+    ),
+)
+
+
+def _administered_op(op: Operation, handler: Handler) -> Operation:
+    """The admin twin of an operation on the key's org: the same under
+    ``/api/v1/admin/orgs/{org_id}``, for an org the caller administers (403 / 404 otherwise);
+    ``handler`` is ``routes.administered(op.handler)``."""
+    return replace(
+        op,
+        path="/api/v1/admin/orgs/{org_id}" + op.path.removeprefix("/api/v1"),
+        handler=handler,
+        permission="admin",
+        op_id="admin" + op.op_id[0].upper() + op.op_id[1:],
+        summary=op.summary.replace("The org's", "An org's").replace("the org's", "an org's"),
+        tag="admin",
+        errors=tuple(sorted({*op.errors, 400, 403, 404})),
+    )
+
 
 OPERATIONS: tuple[Operation, ...] = (
     # memories
@@ -669,50 +734,7 @@ OPERATIONS: tuple[Operation, ...] = (
         response=DeleteResultBody,
     ),
     # retention of the key's org
-    Operation(
-        "GET",
-        "/api/v1/retention",
-        get_retention,
-        "read",
-        "getRetention",
-        "The org's effective retention policy",
-        "retention",
-        response=RetentionInfo,
-    ),
-    Operation(
-        "PUT",
-        "/api/v1/retention",
-        set_retention,
-        "admin",
-        "setRetention",
-        "Set the org's retention policy",
-        "retention",
-        body=RetentionPolicy,
-        response=RetentionInfo,
-        errors=(400, 413),
-        description=_RETENTION_DOC,
-    ),
-    Operation(
-        "DELETE",
-        "/api/v1/retention",
-        clear_retention,
-        "admin",
-        "clearRetention",
-        "Remove the org's own retention policy (the configured default applies)",
-        "retention",
-        response=RetentionInfo,
-    ),
-    Operation(
-        "POST",
-        "/api/v1/retention/apply",
-        apply_retention,
-        "admin",
-        "applyRetention",
-        "Delete the org's memories past their retention age now",
-        "retention",
-        query=(_DRY_RUN,),
-        response=RetentionReport,
-    ),
+    *_RETENTION_OPS,
     Operation(
         "GET",
         "/api/v1/me",
@@ -759,52 +781,18 @@ OPERATIONS: tuple[Operation, ...] = (
         status=204,
         errors=(400, 404),
     ),
-    Operation(
-        "GET",
-        "/api/v1/admin/orgs/{org_id}/retention",
-        admin_get_retention,
-        "admin",
-        "adminGetRetention",
-        "An org's effective retention policy",
-        "admin",
-        response=RetentionInfo,
-        errors=(400, 403, 404),
-    ),
-    Operation(
-        "PUT",
-        "/api/v1/admin/orgs/{org_id}/retention",
-        admin_set_retention,
-        "admin",
-        "adminSetRetention",
-        "Set an org's retention policy",
-        "admin",
-        body=RetentionPolicy,
-        response=RetentionInfo,
-        errors=(400, 403, 404, 413),
-        description=_RETENTION_DOC,
-    ),
-    Operation(
-        "DELETE",
-        "/api/v1/admin/orgs/{org_id}/retention",
-        admin_clear_retention,
-        "admin",
-        "adminClearRetention",
-        "Remove an org's own retention policy",
-        "admin",
-        response=RetentionInfo,
-        errors=(400, 403, 404),
-    ),
-    Operation(
-        "POST",
-        "/api/v1/admin/orgs/{org_id}/retention/apply",
-        admin_apply_retention,
-        "admin",
-        "adminApplyRetention",
-        "Delete an org's memories past their retention age now",
-        "admin",
-        query=(_DRY_RUN,),
-        response=RetentionReport,
-        errors=(400, 403, 404),
+    *(
+        _administered_op(op, handler)
+        for op, handler in zip(
+            _RETENTION_OPS,
+            (
+                admin_get_retention,
+                admin_set_retention,
+                admin_clear_retention,
+                admin_apply_retention,
+            ),
+            strict=True,
+        )
     ),
     Operation(
         "GET",

@@ -316,14 +316,6 @@ async def whoami(request: Request, mt: AsyncMemtrace, state: State) -> HTTPRespo
 # Retention: the key's org (/api/v1/retention), or any administered org (/api/v1/admin/orgs/…)
 
 
-async def _retention_org(request: Request, state: State, org_id: str) -> AsyncMemtrace:
-    """The engine of an org whose retention an admin route manages: the caller must
-    administer it, and it must exist."""
-    request.ctx.principal.require_org_admin(org_id)
-    await _admin(state).get_org(org_id)
-    return state.view(org_id)
-
-
 async def get_retention(request: Request, mt: AsyncMemtrace, state: State) -> HTTPResponse:
     return model_response(await mt.get_retention_policy())
 
@@ -343,24 +335,25 @@ async def apply_retention(request: Request, mt: AsyncMemtrace, state: State) -> 
     return model_response(report)
 
 
-def _administered(handler: Handler) -> Handler:
-    """The admin-route form of a retention handler: the org named in the path, which the
-    caller must administer, instead of the key's."""
+def administered(handler: Handler) -> Handler:
+    """The admin-route form of a handler of the key's org: it acts on the org named in the
+    path (``{org_id}``), which the caller must administer (:meth:`AuthAdmin.administered_org`)."""
 
     async def admin_handler(
         request: Request, mt: AsyncMemtrace, state: State, org_id: str
     ) -> HTTPResponse | None:
-        return await handler(request, await _retention_org(request, state, org_id), state)
+        await _admin(state).administered_org(request.ctx.principal, org_id)
+        return await handler(request, state.view(org_id), state)
 
     admin_handler.__name__ = f"admin_{handler.__name__}"
     admin_handler.__doc__ = handler.__doc__
     return admin_handler
 
 
-admin_get_retention = _administered(get_retention)
-admin_set_retention = _administered(set_retention)
-admin_clear_retention = _administered(clear_retention)
-admin_apply_retention = _administered(apply_retention)
+admin_get_retention = administered(get_retention)
+admin_set_retention = administered(set_retention)
+admin_clear_retention = administered(clear_retention)
+admin_apply_retention = administered(apply_retention)
 
 
 # --------------------------------------------------------------------------------------------
