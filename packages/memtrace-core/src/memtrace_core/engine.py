@@ -94,6 +94,7 @@ from .validation import (
     check_text,
     check_time_us,
     check_type_name,
+    check_values,
     coerce,
     dedup_key,
     keyed_dedup_key,
@@ -490,8 +491,8 @@ class AsyncMemtrace(Shortcuts):
         limits = self.config.limits
         agent = check_id(agent_id, "agent_id")
         session = check_id(session_id, "session_id")
-        mtypes = _values(memory_types, "memory_types", check_memory_type, limits)
-        etypes = _values(event_types, "event_types", check_type_name, limits)
+        mtypes = check_values(memory_types, "memory_types", check_memory_type, limits)
+        etypes = check_values(event_types, "event_types", check_type_name, limits)
         tag_list = check_tags(tags, field="tags", limits=limits)
         anchor = view.anchor if view is not None else now_us()
         lo, hi = window(since, until, now=anchor)
@@ -1081,7 +1082,7 @@ class AsyncMemtrace(Shortcuts):
         fmt = self.plugins.context_format(fmt_name)
         if opts.max_tokens is not None and opts.max_tokens < 1:
             raise ValidationError("invalid max_tokens: must be positive", field="max_tokens")
-        included = _values(
+        included = check_values(
             opts.include_types, "include_types", check_memory_type, self.config.limits
         )
         types = list(included) if included else None
@@ -1548,24 +1549,6 @@ def _check_json_size(value: Any, field: str, limits: Limits) -> None:
         check_json(value, field, limits)
 
 
-def _values(
-    values: Iterable[str] | None,
-    field: str,
-    check: Callable[..., str],
-    limits: Limits,
-) -> tuple[str, ...] | None:
-    """A list filter (memory or event types): counted before anything else, each value checked,
-    de-duplicated in order."""
-    if not values:
-        return None
-    items = list(values)
-    if len(items) > limits.max_filter_values:
-        raise ValidationError(
-            f"too many {field}: {len(items)} (max {limits.max_filter_values})", field=field
-        )
-    return tuple(dict.fromkeys(check(value, field) for value in items))
-
-
 async def _cpu_step(step: str, size: int, work: Callable[[], R]) -> R:
     """How the engine runs the pure-Python steps of keyword search (``ranking.search``'s
     ``run``): in a worker thread when they are big enough to hold the event loop (a rerank of
@@ -1607,7 +1590,7 @@ class _View:
 
     def shows(self, memory: Memory) -> bool:
         """Whether a memory read by id is visible (expiry and ``as_of``; a superseded one is)."""
-        if memory.expires_at is not None and to_us(memory.expires_at) <= self.now:
+        if _expired(memory, self.now):
             return False
         return self.as_of is None or to_us(memory.recorded_at) <= self.as_of
 

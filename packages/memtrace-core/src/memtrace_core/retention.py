@@ -30,7 +30,14 @@ from .errors import ValidationError
 from .models import RetentionPolicy, RetentionRule
 from .stores.base import AgeRule, MemoryFilter, MemoryRecord
 from .timeutil import now_us, parse_relative
-from .validation import Limits, check_id, check_memory_type, check_type_name, coerce
+from .validation import (
+    Limits,
+    check_id,
+    check_memory_type,
+    check_type_name,
+    check_values,
+    coerce,
+)
 
 if TYPE_CHECKING:
     from .engine import AsyncMemtrace
@@ -74,8 +81,8 @@ def check_policy(
     for i, rule in enumerate(pol.rules):
         where = f"rules[{i}]"
         agent = check_id(rule.agent_id, f"{where}.agent_id")
-        mtypes = _list(rule.memory_types, f"{where}.memory_types", check_memory_type, limits)
-        etypes = _list(rule.event_types, f"{where}.event_types", check_type_name, limits)
+        mtypes = check_values(rule.memory_types, f"{where}.memory_types", check_memory_type, limits)
+        etypes = check_values(rule.event_types, f"{where}.event_types", check_type_name, limits)
         if agent is None and mtypes is None and etypes is None:
             raise ValidationError(
                 f"invalid {where}: a rule needs agent_id, memory_types or event_types (the "
@@ -93,16 +100,6 @@ def check_policy(
         )
     default = None if parse_max_age(pol.max_age, "max_age") is None else pol.max_age
     return RetentionPolicy(max_age=default, rules=rules)
-
-
-def _list(values: Any, field: str, check: Any, limits: Limits) -> tuple[str, ...] | None:
-    if not values:
-        return None
-    if len(values) > limits.max_filter_values:
-        raise ValidationError(
-            f"too many {field}: {len(values)} (max {limits.max_filter_values})", field=field
-        )
-    return tuple(dict.fromkeys(check(v, field) for v in values))
 
 
 @dataclass(frozen=True, slots=True)

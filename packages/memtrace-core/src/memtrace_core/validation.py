@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -127,6 +127,24 @@ def check_type_name(value: Any, field: str, *, index: int | None = None) -> str:
             index=index,
         )
     return value
+
+
+def check_values(
+    values: Iterable[str] | None,
+    field: str,
+    check: Callable[..., str],
+    limits: Limits,
+) -> tuple[str, ...] | None:
+    """A list filter (memory or event types): counted before anything else, each value checked,
+    de-duplicated in order."""
+    if not values:
+        return None
+    items = list(values)
+    if len(items) > limits.max_filter_values:
+        raise ValidationError(
+            f"too many {field}: {len(items)} (max {limits.max_filter_values})", field=field
+        )
+    return tuple(dict.fromkeys(check(value, field) for value in items))
 
 
 def check_memory_type(value: Any, field: str = "memory_type", *, index: int | None = None) -> str:
