@@ -1,0 +1,65 @@
+"""Fixtures for the LangChain / LangGraph integration: every test that takes ``handle`` runs
+twice, on the embedded engine over a SQLite file (``connect("sqlite:///…")``) and on the HTTP
+client against a real memtrace server over a socket (``connect("http://…", api_key=…)``).
+``async_handle`` is the same pair opened with ``aconnect`` (async-only handles)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from memtrace_core import aconnect, connect
+from memtrace_core.api import AsyncMemoryAPI, MemoryAPI
+from memtrace_server.testing import LiveServer, bootstrap_admin_key, config_for, serve_in_thread
+
+TRANSPORTS = ["sqlite", "http"]
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'memtrace.db'}"
+
+
+@pytest.fixture
+def live_server(db_url: str) -> Iterator[tuple[LiveServer, str]]:
+    """A memtrace server over ``db_url`` on 127.0.0.1 and an admin key for it."""
+    import asyncio
+
+    key = asyncio.run(bootstrap_admin_key(db_url))
+    with serve_in_thread(config_for(db_url)) as live:
+        yield live, key
+
+
+@pytest.fixture(params=TRANSPORTS)
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def handle_url(transport: str, request: pytest.FixtureRequest, db_url: str) -> tuple[str, Any]:
+    """(url, connect options) of the transport under test."""
+    if transport == "sqlite":
+        return db_url, {}
+    live, key = request.getfixturevalue("live_server")
+    return live.url, {"api_key": key}
+
+
+@pytest.fixture
+def handle(handle_url: tuple[str, Any]) -> Iterator[MemoryAPI]:
+    """A blocking memtrace handle (``connect``) on the transport under test."""
+    url, options = handle_url
+    mt = connect(url, **options)
+    yield mt
+    mt.close()
+
+
+@pytest.fixture
+async def async_handle(handle_url: tuple[str, Any]) -> AsyncIterator[AsyncMemoryAPI]:
+    """An async-only memtrace handle (``aconnect``) on the transport under test."""
+    url, options = handle_url
+    mt = await aconnect(url, **options)
+    yield mt
+    await mt.close()
