@@ -3,6 +3,7 @@ LangGraph's store), the same over the engine and over HTTP, on every store."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
@@ -96,9 +97,41 @@ async def test_namespace_and_prefix_filters(mt: Any) -> None:
     assert await _contents(mt, namespace_prefix=["a", "b"]) == ["ab", "abc"]
     assert await _contents(mt, namespace_prefix=["a"]) == ["a", "ab", "abc", "a-bc"]
     assert await _contents(mt, namespace_prefix=["ab"]) == ["ab-root"]
+    # the empty prefix: every memory with a namespace, none without
+    assert await _contents(mt, namespace_prefix=[]) == ["a", "ab", "abc", "a-bc", "ab-root"]
     deleted = await mt.delete_memories(namespace_prefix=["a", "b"])
     assert deleted == 2
     assert await _contents(mt) == ["a", "a-bc", "ab-root", "none"]
+    with pytest.raises(ValidationError):
+        await mt.search_memories(namespace=[])  # a namespace itself is never empty
+
+
+async def test_a_key_keeps_the_time_of_its_first_version(mt: Any) -> None:
+    """``key_created_at``: the event time of the key's first version, kept by every later
+    version (LangGraph's ``Item.created_at``); a key written again after a delete starts
+    again; an unkeyed memory has none; export and import carry it."""
+    first = await mt.add_memory(
+        agent_id="bot", content="v1", namespace=NS, key="k", time="2026-01-01T00:00:00Z"
+    )
+    assert first.key_created_at == first.time
+    second = await mt.add_memory(agent_id="bot", content="v2", namespace=NS, key="k")
+    assert second.supersedes == first.id
+    assert second.key_created_at == first.time
+    assert second.time > first.time
+    third = await mt.add_memory(agent_id="bot", content="v3", namespace=NS, key="k")
+    assert third.key_created_at == first.time
+    assert (await mt.get_memory_by_key(NS, "k")).key_created_at == first.time
+    plain = await mt.add_memory(agent_id="bot", content="no key", namespace=NS)
+    assert plain.key_created_at is None
+    out = io.StringIO()
+    await mt.export_jsonl(out)
+    assert await mt.delete_memories(namespace=NS, key="k") == 3
+    again = await mt.add_memory(agent_id="bot", content="v4", namespace=NS, key="k")
+    assert again.supersedes is None
+    assert again.key_created_at == again.time
+    await mt.delete_memories(namespace=NS)
+    await mt.import_jsonl(out.getvalue().splitlines())
+    assert (await mt.get_memory_by_key(NS, "k")).key_created_at == first.time
 
 
 async def test_list_namespaces(mt: Any) -> None:

@@ -139,3 +139,29 @@ def test_not_a_database_is_a_store_error(tmp_path: Path, registry: PluginRegistr
     path.write_bytes(b"this is not a sqlite database" * 100)
     with pytest.raises(StoreError):
         connect(f"sqlite:///{path}", plugins=registry)
+
+
+def test_v5_keyed_rows_get_the_time_of_their_first_version(
+    db_path: Path, db_url: str, registry: PluginRegistry
+) -> None:
+    """Migration 6 backfills ``key_created_at`` of keyed rows written by version 5 (their own
+    event time: version 5 kept no earlier one), and a later write of the key inherits it."""
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        assert migrate(conn, target=5) == 5
+        conn.execute(
+            "INSERT INTO memories (id, org_id, agent_id, memory_type, event_type, content, "
+            "time, recorded_at, namespace, key) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            ("mem_01HQ0000000000000000000009", "org_default", "bot", "entity", "store_item",
+             "v1", 1_700_000_000_000_000, 1_700_000_000_000_000, '["users"]', "k"),
+        )  # fmt: skip
+    finally:
+        conn.close()
+    with connect(db_url, plugins=registry) as mt:
+        old = mt.get_memory_by_key(["users"], "k")
+        assert old.key_created_at == old.time
+        new = mt.add_memory(agent_id="bot", content="v2", namespace=["users"], key="k")
+        assert new.supersedes == old.id
+        assert new.key_created_at == old.time
+        assert mt.remember("bot", "unkeyed").key_created_at is None

@@ -30,6 +30,7 @@ def test_trusted_memory_equals_a_validated_memory() -> None:
         "superseded_at": None,
         "namespace": ["users", "u1"],
         "key": "k1",
+        "key_created_at": datetime(2026, 2, 1, tzinfo=UTC),
     }
     fast = trusted_memory(dict(values))
     checked = Memory.model_validate(values)

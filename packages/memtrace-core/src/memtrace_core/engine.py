@@ -183,6 +183,7 @@ def _record_to_memory(r: MemoryRecord) -> Memory:
             "superseded_at": None,
             "namespace": None if r.namespace is None else list(r.namespace),
             "key": r.key,
+            "key_created_at": None if r.key_created_at is None else from_us(r.key_created_at),
         }
     )
 
@@ -192,6 +193,8 @@ def _stored(record: MemoryRecord, outcome: InsertOutcome) -> Memory:
     memory = _record_to_memory(record)
     if outcome.supersedes is not None:
         memory.__dict__["supersedes"] = outcome.supersedes  # a fresh, unshared model
+    if outcome.key_created_at is not None:
+        memory.__dict__["key_created_at"] = from_us(outcome.key_created_at)
     return memory
 
 
@@ -522,7 +525,7 @@ class AsyncMemtrace(Shortcuts):
             namespace=None if namespace is None else check_namespace(namespace, "namespace"),
             namespace_prefix=None
             if namespace_prefix is None
-            else check_namespace(namespace_prefix, "namespace_prefix"),
+            else check_namespace(namespace_prefix, "namespace_prefix", prefix=True),
             key=None if key is None else check_key(key),
             metadata=metadata_conditions(metadata, limits),
             live_at=view.now if view is not None else None,
@@ -1904,7 +1907,8 @@ def _import_record(
     if mem.time is None:
         raise ValidationError("time is required", field="time")
     recorded_us = _exported_time(recorded, "recorded_at") if recorded is not None else None
-    return _to_record(
+    first = obj.get("key_created_at")
+    record = _to_record(
         mem,
         mem_id,
         org_id,
@@ -1918,6 +1922,13 @@ def _import_record(
         time=to_us(mem.time),
         recorded_at=recorded_us if recorded_us is not None else min(to_us(mem.time), now),
         expires_at=None if mem.expires_at is None else to_us(mem.expires_at),
+    )
+    if mem.key is None:
+        return record
+    # the exported first-version time of the key (else this line's own event time)
+    return replace(
+        record,
+        key_created_at=record.time if first is None else _exported_time(first, "key_created_at"),
     )
 
 

@@ -48,7 +48,7 @@ class MemtraceError(Exception):
         return {"error": self.message}
 
 
-class ValidationError(MemtraceError):
+class ValidationError(MemtraceError, ValueError):
     """Input that breaks a rule: a missing or malformed field, a limit, a bad time string.
 
     Attributes:

@@ -110,6 +110,7 @@ _NAMESPACE: dict[str, Any] = {
     "minItems": 1,
     "maxItems": 16,
 }
+_NAMESPACE_PREFIX: dict[str, Any] = {**_NAMESPACE, "minItems": 0}
 #: ``as_of``: what memtrace knew then (a bound on ``recorded_at``); not in the future.
 _AS_OF: dict[str, Any] = {
     **_TIME,
@@ -179,6 +180,14 @@ class Memory(_Model):
     superseded_at: datetime | None = None
     namespace: list[str] | None = None
     key: str | None = None
+    key_created_at: datetime | None = Field(
+        default=None,
+        description=(
+            "set on a memory with a key: the event time of the first version of that key "
+            "(a keyed write supersedes the key's current memory and keeps this time; after a "
+            "delete the key starts again)"
+        ),
+    )
 
 
 _MEMORY_FIELDS: frozenset[str] = frozenset(Memory.model_fields)
@@ -325,7 +334,7 @@ class SearchQuery(_Request):
     include_superseded: bool | None = _doc(description=_INCLUDE_SUPERSEDED)
     namespace: list[str] | None = _doc(**_NAMESPACE, description="exactly this namespace")
     namespace_prefix: list[str] | None = _doc(
-        **_NAMESPACE, description="this namespace or any below it"
+        **_NAMESPACE_PREFIX, description="this namespace or any below it ([]: any namespace)"
     )
     key: str | None = _doc(description="the memory with this key (see MemoryCreate.key)")
     metadata: dict[str, Any] | None = _doc(description=_METADATA_FILTER)
@@ -345,7 +354,9 @@ class DeleteFilter(_Request):
     recorded_since: str | datetime | None = _doc(**_TIME)
     recorded_until: str | datetime | None = _doc(**_TIME)
     namespace: list[str] | None = _doc(**_NAMESPACE)
-    namespace_prefix: list[str] | None = _doc(**_NAMESPACE)
+    namespace_prefix: list[str] | None = _doc(
+        **_NAMESPACE_PREFIX, description="this namespace or any below it ([]: any namespace)"
+    )
     key: str | None = _doc(description="every version of the memory with this key")
     all_memories: bool = False
 

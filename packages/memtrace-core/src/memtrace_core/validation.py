@@ -461,10 +461,12 @@ MAX_NAMESPACE_PART_CHARS = 256
 MAX_KEY_CHARS = 512
 
 
-def check_namespace(value: Any, field: str, *, index: int | None = None) -> tuple[str, ...]:
+def check_namespace(
+    value: Any, field: str, *, index: int | None = None, prefix: bool = False
+) -> tuple[str, ...]:
     """A namespace: 1..16 non-empty strings of at most 256 characters (valid Unicode, no
-    NUL). Returned as a tuple."""
-    if not isinstance(value, (list, tuple)) or not value:
+    NUL). Returned as a tuple. A ``prefix`` may also be empty (every namespaced memory)."""
+    if not isinstance(value, (list, tuple)) or (not value and not prefix):
         raise ValidationError(
             f"invalid {field}: expected a non-empty list of strings", field=field, index=index
         )

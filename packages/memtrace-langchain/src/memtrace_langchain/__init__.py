@@ -1,11 +1,16 @@
-"""memtrace integration for LangChain / LangGraph — skeleton package (no public API yet).
+"""memtrace for LangChain / LangGraph: long-term memory the framework's own way.
 
-The integration will accept any memtrace handle from :func:`memtrace_core.connect`, local or
-remote, so it works the same against an embedded store and a memtrace server.
+* :class:`MemtraceStore` — a LangGraph store (``create_agent(..., store=MemtraceStore(mt))``,
+  ``ToolRuntime.store``) whose items are ordinary memtrace memories.
+
+Every class takes a handle from :func:`memtrace_core.connect` (embedded store or memtrace
+server) or a memtrace URL. memtrace makes no embedding and no LLM call.
 """
 
 from __future__ import annotations
 
-__version__ = "0.0.1"
+from .store import MemtraceStore
 
-__all__ = ["__version__"]
+__version__ = "0.1.0"
+
+__all__ = ["MemtraceStore", "__version__"]

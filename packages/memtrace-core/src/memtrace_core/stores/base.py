@@ -41,6 +41,10 @@ class MemoryRecord:
     supersedes: str | None = None
     namespace: tuple[str, ...] | None = None
     key: str | None = None
+    #: For a keyed record: the event time of the first version of its key. The store sets it
+    #: on insert (inherited from the memory the record supersedes, else the record's ``time``);
+    #: an import carries the exported value.
+    key_created_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,11 +149,13 @@ class SupersedeError(Exception):
 @dataclass(frozen=True, slots=True)
 class InsertOutcome:
     """Per-record result of :meth:`Store.insert_memories`: inserted, or the id it duplicates;
-    ``supersedes`` names the memory a keyed record superseded (the store decides it)."""
+    ``supersedes`` names the memory a keyed record superseded (the store decides it) and
+    ``key_created_at`` the event time of the first version of a keyed record's key."""
 
     inserted: bool
     duplicate_of: str | None = None
     supersedes: str | None = None
+    key_created_at: int | None = None
 
 
 @dataclass(slots=True)

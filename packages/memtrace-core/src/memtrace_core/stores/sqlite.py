@@ -237,22 +237,36 @@ CREATE INDEX memories_key ON memories(org_id, key) WHERE key IS NOT NULL;
 CREATE INDEX memories_namespace ON memories(org_id, namespace, time) WHERE namespace IS NOT NULL;
 """
 
+# v6: the event time of the first version of a key (LangGraph's Item.created_at survives
+# updates), set on insert from the memory a keyed write supersedes.
+_MIGRATION_6 = """
+ALTER TABLE memories ADD COLUMN key_created_at INTEGER;
+UPDATE memories SET key_created_at = time WHERE key IS NOT NULL;
+"""
+
 #: Schema migrations, applied in order; ``PRAGMA user_version`` records how many have run.
-MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4, _MIGRATION_5]
+MIGRATIONS: list[str] = [
+    _MIGRATION_1,
+    _MIGRATION_2,
+    _MIGRATION_3,
+    _MIGRATION_4,
+    _MIGRATION_5,
+    _MIGRATION_6,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _MEMORY_COLUMNS = (
     "m.id, m.org_id, m.agent_id, m.session_id, m.memory_type, m.event_type, m.content, "
     "m.metadata, m.tags, m.dedup_key, m.importance, m.parent_id, m.time, m.recorded_at, "
     "m.expires_at, m.supersedes, m.superseded_by, m.superseded_at, m.superseded_until, "
-    "m.namespace, m.key"
+    "m.namespace, m.key, m.key_created_at"
 )
 #: Columns of a memory row (the rowid, a score … come after them).
-_N_MEMORY_COLUMNS = 21
+_N_MEMORY_COLUMNS = 22
 _INSERT_SQL = (
     "INSERT INTO memories (rowid, id, org_id, agent_id, session_id, memory_type, event_type, "
     "content, metadata, tags, dedup_key, importance, parent_id, time, recorded_at, expires_at, "
-    "supersedes, namespace, key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    "supersedes, namespace, key, key_created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 _INSERT_FTS_SQL = (
     "INSERT INTO memories_fts(rowid, content, agent_id, event_type, tags) VALUES (?,?,?,?,?)"
@@ -370,6 +384,7 @@ def _row_to_memory(row: Sequence[Any]) -> Memory:
             **time_fields,
             "namespace": namespace,
             "key": _text(row[20], "key", optional=True),
+            "key_created_at": None if row[21] is None else _time_column(row[21], "key_created_at"),
         }
     )
 
@@ -389,7 +404,9 @@ def _namespace_column(raw: Any) -> list[str]:
 def _namespace_prefix(column: str, prefix: Sequence[str]) -> tuple[str, list[Any]]:
     """``column`` is ``prefix`` or below it, as one index range: the encoding of a namespace
     below ``["a","b"]`` starts with ``["a","b","`` (the next part's opening quote, 0x22), and
-    every such text sorts before ``["a","b",#`` (0x23)."""
+    every such text sorts before ``["a","b",#`` (0x23). The empty prefix is every namespace."""
+    if not prefix:
+        return f"{column} IS NOT NULL", []
     head = encode_namespace(prefix)[:-1] + ","
     return (
         f"({column} = ? OR ({column} >= ? AND {column} < ?))",
@@ -515,6 +532,7 @@ def _record_row(r: MemoryRecord, rowid: int) -> tuple[Any, ...]:
         r.supersedes,
         None if r.namespace is None else encode_namespace(r.namespace),
         r.key,
+        r.key_created_at,
     )
 
 
@@ -1790,10 +1808,11 @@ def _current_version(conn: sqlite3.Connection, org_id: str, memory_id: str, now:
 
 def _current_of_key(
     conn: sqlite3.Connection, org_id: str, record: MemoryRecord, now: int
-) -> str | None:
-    """The current, unexpired memory with ``record``'s namespace and key (at most one)."""
+) -> tuple[str, int] | None:
+    """The current, unexpired memory with ``record``'s namespace and key (at most one): its
+    id and the event time of its key's first version."""
     row = conn.execute(
-        "SELECT id FROM memories WHERE org_id = ? AND key = ? AND namespace IS ? "
+        "SELECT id, COALESCE(key_created_at, time) FROM memories WHERE org_id = ? AND key = ? AND namespace IS ? "
         "AND (superseded_by IS NULL OR superseded_until <= ?) "
         "AND (expires_at IS NULL OR expires_at > ?) ORDER BY recorded_at DESC LIMIT 1",
         (
@@ -1804,7 +1823,7 @@ def _current_of_key(
             now,
         ),
     ).fetchone()
-    return None if row is None else str(row[0])
+    return None if row is None else (str(row[0]), int(row[1]))
 
 
 def _horizon(expires_at: int | None, superseded_by: str | None, until: int | None) -> int | None:
@@ -1952,10 +1971,12 @@ def _insert(
     resolved: list[MemoryRecord] = []
     for index, record in enumerate(records):
         if record.key is not None and record.supersedes is None:
-            target = _current_of_key(conn, org_id, record, now)
-            if target is not None:
-                record = replace(record, supersedes=target)
+            current = _current_of_key(conn, org_id, record, now)
+            if current is not None:
+                record = replace(record, supersedes=current[0], key_created_at=current[1])
                 keyed.add(index)
+        if record.key is not None and record.key_created_at is None:
+            record = replace(record, key_created_at=record.time)
         resolved.append(record)
     records = resolved
     seen: dict[str, list[str]] = {}
@@ -1985,7 +2006,11 @@ def _insert(
                 continue
             seen.setdefault(key, []).insert(0, record.id)
         outcomes.append(
-            InsertOutcome(True, supersedes=record.supersedes if index in keyed else None)
+            InsertOutcome(
+                True,
+                supersedes=record.supersedes if index in keyed else None,
+                key_created_at=record.key_created_at,
+            )
         )
         accepted.append(record)
         if record.supersedes is not None:

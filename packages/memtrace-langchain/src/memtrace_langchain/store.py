@@ -1,0 +1,364 @@
+"""``MemtraceStore``: LangGraph's long-term memory store (``langgraph.store.base.BaseStore``)
+over memtrace, so that what a LangGraph agent stores is also an ordinary memtrace memory —
+in recall, search, session context and export — and survives the process.
+
+The mapping (docs/integrations/langchain.md):
+
+============================  ===============================================================
+LangGraph                     memtrace
+============================  ===============================================================
+namespace ``("users", "u1")``  the memory's ``namespace`` ``["users", "u1"]``
+key                           the memory's ``key``; a put of an existing key writes a new
+                              version that supersedes the current one (history stays, readable
+                              with ``include_superseded`` / ``as_of``)
+value (a JSON object)         the memory's ``metadata``, exactly (``filter`` is a metadata
+                              filter)
+memory text                   ``value["content"]``, else ``value["text"]`` (a string with a
+                              non-blank character), else the fields named by ``index=[…]``,
+                              else the value's compact JSON
+``Item.created_at``           the event time of the key's first version (``key_created_at``)
+``Item.updated_at``           the event time of the current version
+``put(value=None)``/delete    every version of the key is deleted
+``search(query=…)``           memtrace's ranked keyword search (``SearchItem.score`` set); without
+                              a query: newest first
+``ttl`` (minutes)             the memory's ``ttl``: it expires and is swept like any memory
+agent / memory type / event   constructor options (``langgraph`` / ``entity`` / ``store_item``)
+============================  ===============================================================
+
+Every operation is a call of memtrace's method set (``memtrace_core.api``) through a
+:class:`~memtrace_core.bridge.MemtraceHandle`, so the store works the same over the embedded
+engine (``connect("sqlite:///…")``) and a memtrace server (``connect("http://…", api_key=…)``).
+Nothing here re-implements a rule of the engine: validation, limits, filters, ranking,
+supersession and expiry are the engine's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from langgraph.store.base import (
+    BaseStore,
+    GetOp,
+    Item,
+    ListNamespacesOp,
+    Op,
+    PutOp,
+    Result,
+    SearchItem,
+    SearchOp,
+    TTLConfig,
+    validate_op_namespace,
+)
+
+from memtrace_core.api import AsyncMemoryAPI, MemoryAPI
+from memtrace_core.bridge import MemtraceHandle
+from memtrace_core.errors import NotFoundError
+from memtrace_core.models import BatchResult, Memory
+
+__all__ = ["MemtraceStore"]
+
+#: Value fields whose text becomes the memory's content when present (in this order).
+DEFAULT_CONTENT_FIELDS: tuple[str, ...] = ("content", "text")
+#: Most memories per engine write call (the engine's default ``limits.max_batch``).
+_WRITE_CHUNK = 1000
+#: The memory text of an empty value.
+_EMPTY = "{}"
+
+
+class MemtraceStore(BaseStore):
+    """A LangGraph store on memtrace: ``create_agent(model, tools, store=MemtraceStore(mt))``.
+
+    Args:
+        memtrace: a handle from :func:`memtrace_core.connect` (sync and async use) or
+            :func:`memtrace_core.aconnect` (async use only), or a memtrace URL —
+            ``sqlite:///memtrace.db`` or ``http://host:9100`` with ``api_key`` — which the
+            store opens and :meth:`close` closes.
+        api_key: the API key when ``memtrace`` is an ``http(s)://`` URL.
+        agent_id: the agent the stored memories are attributed to.
+        memory_type: their memory type (``entity``: facts about things).
+        event_type: their event type.
+        session_id: a session to attach them to (their session context then shows them).
+        content_fields: value fields read, in order, for the memory text.
+        ttl: LangGraph's TTL settings. ``default_ttl`` (minutes) applies to puts without a
+            ``ttl``. memtrace does not move an expiry on read: ``refresh_on_read`` must be
+            False (the default here) and ``refresh_ttl`` of a read is not applied. Expired
+            items are never returned; memtrace's sweep removes them from the store
+            (``sweep_interval_minutes`` is not used).
+    """
+
+    supports_ttl = True
+
+    def __init__(
+        self,
+        memtrace: MemoryAPI | AsyncMemoryAPI | str,
+        *,
+        api_key: str | None = None,
+        agent_id: str = "langgraph",
+        memory_type: str = "entity",
+        event_type: str = "store_item",
+        session_id: str | None = None,
+        content_fields: Sequence[str] = DEFAULT_CONTENT_FIELDS,
+        ttl: TTLConfig | None = None,
+    ) -> None:
+        if ttl is not None and ttl.get("refresh_on_read"):
+            raise ValueError(
+                "memtrace does not refresh a TTL on read: use refresh_on_read=False (an item "
+                "expires ttl minutes after its last put)"
+            )
+        self._handle = MemtraceHandle(memtrace, api_key=api_key)
+        self.agent_id = agent_id
+        self.memory_type = memory_type
+        self.event_type = event_type
+        self.session_id = session_id
+        self.content_fields = tuple(content_fields)
+        self.ttl_config: TTLConfig = {**(ttl or {}), "refresh_on_read": False}
+
+    # -- BaseStore ----------------------------------------------------------------------------
+
+    def batch(self, ops: Iterable[Op]) -> list[Result]:
+        """Run ``ops`` and return their results in order. As in LangGraph's own stores the
+        reads see the store as it was before the batch, and the batch's puts are applied
+        after them (the last put of a key wins)."""
+        plan = _Plan(ops)
+        api = self._handle.sync
+        results: list[Result] = [None] * plan.size
+        for index, op in plan.reads:
+            results[index] = self._read(api, op)
+        self._write_sync(api, plan.puts)
+        return results
+
+    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
+        """:meth:`batch` without blocking the event loop (the reads run concurrently)."""
+        plan = _Plan(ops)
+        results: list[Result] = [None] * plan.size
+        values = await asyncio.gather(*(self._aread(op) for _, op in plan.reads))
+        for (index, _), value in zip(plan.reads, values, strict=True):
+            results[index] = value
+        await self._write_async(plan.puts)
+        return results
+
+    def close(self) -> None:
+        """Close the memtrace handle if the store opened it from a URL."""
+        self._handle.close()
+
+    async def aclose(self) -> None:
+        """:meth:`close` from a coroutine."""
+        await self._handle.aclose()
+
+    def __enter__(self) -> MemtraceStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> MemtraceStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def _read(self, api: MemoryAPI, op: Op) -> Result:
+        if isinstance(op, GetOp):
+            try:
+                return _item(api.get_memory_by_key(op.namespace, op.key))
+            except NotFoundError:
+                return None
+        if isinstance(op, SearchOp):
+            return _search_items(api.search_memories(_search_fields(op)).results)
+        assert isinstance(op, ListNamespacesOp)
+        return _namespaces(api.list_namespaces(**_namespace_fields(op)).namespaces)
+
+    async def _aread(self, op: Op) -> Result:
+        if isinstance(op, GetOp):
+            try:
+                memory = await self._handle.run(
+                    lambda api: api.get_memory_by_key(op.namespace, op.key)
+                )
+            except NotFoundError:
+                return None
+            return _item(memory)
+        if isinstance(op, SearchOp):
+            fields = _search_fields(op)
+            found = await self._handle.run(lambda api: api.search_memories(fields))
+            return _search_items(found.results)
+        assert isinstance(op, ListNamespacesOp)
+        options = _namespace_fields(op)
+        listed = await self._handle.run(lambda api: api.list_namespaces(**options))
+        return _namespaces(listed.namespaces)
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def _write_sync(self, api: MemoryAPI, puts: Sequence[PutOp]) -> None:
+        writes = [self._memory(op) for op in puts if op.value is not None]  # checked first
+        for op in puts:
+            if op.value is None:
+                api.delete_memories(namespace=list(op.namespace), key=op.key)
+        for start in range(0, len(writes), _WRITE_CHUNK):
+            api.add_memories(writes[start : start + _WRITE_CHUNK])
+
+    async def _write_async(self, puts: Sequence[PutOp]) -> None:
+        async def delete(api: AsyncMemoryAPI, op: PutOp) -> int:
+            return await api.delete_memories(namespace=list(op.namespace), key=op.key)
+
+        async def add(api: AsyncMemoryAPI, chunk: list[dict[str, Any]]) -> BatchResult:
+            return await api.add_memories(chunk)
+
+        writes = [self._memory(op) for op in puts if op.value is not None]
+        await asyncio.gather(
+            *(self._handle.run(partial(delete, op=op)) for op in puts if op.value is None)
+        )
+        for start in range(0, len(writes), _WRITE_CHUNK):
+            await self._handle.run(partial(add, chunk=writes[start : start + _WRITE_CHUNK]))
+
+    def _memory(self, op: PutOp) -> dict[str, Any]:
+        """The memtrace write of a put with a value."""
+        value = op.value
+        if not isinstance(value, Mapping):
+            raise ValueError(f"a store value must be a JSON object (a dict), got {type(value)}")
+        value = dict(value)
+        memory: dict[str, Any] = {
+            "agent_id": self.agent_id,
+            "content": self._content(value, op.index),
+            "memory_type": self.memory_type,
+            "event_type": self.event_type,
+            "metadata": value,
+            "namespace": list(op.namespace),
+            "key": op.key,
+        }
+        if self.session_id is not None:
+            memory["session_id"] = self.session_id
+        if op.ttl is not None:  # BaseStore.put already applied ttl_config's default_ttl
+            memory["ttl"] = float(op.ttl) * 60  # LangGraph's unit is minutes, memtrace's seconds
+        return memory
+
+    def _content(self, value: dict[str, Any], index: Any) -> str:
+        """The memory text of a value (see the module docstring)."""
+        for name in self.content_fields:
+            text = value.get(name)
+            if _usable(text):
+                return str(text)
+        if isinstance(index, list) and index:
+            parts = [_field_text(value, path) for path in index]
+            joined = "\n".join(p for p in parts if p)
+            if _usable(joined):
+                return joined
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+class _Plan:
+    """A batch split as LangGraph's stores run it: reads in order, then the puts, one per key
+    (the last wins). Namespaces are checked first (LangGraph's own check, which ops passed to
+    ``batch`` directly skip)."""
+
+    def __init__(self, ops: Iterable[Op]) -> None:
+        self.reads: list[tuple[int, Op]] = []
+        puts: dict[tuple[tuple[str, ...], str], PutOp] = {}
+        size = 0
+        for index, op in enumerate(ops):
+            size += 1
+            if not isinstance(op, (GetOp, SearchOp, ListNamespacesOp, PutOp)):
+                raise ValueError(f"Unknown operation type: {type(op)}")
+            validate_op_namespace(op)
+            if isinstance(op, PutOp):
+                puts[(tuple(op.namespace), op.key)] = op
+            else:
+                self.reads.append((index, op))
+        self.size = size
+        self.puts = list(puts.values())
+
+
+def _usable(text: Any) -> bool:
+    """A string that can be a memory's text as it is (a non-blank character, no NUL)."""
+    return isinstance(text, str) and "\x00" not in text and bool(text.strip())
+
+
+def _field_text(value: Mapping[str, Any], path: str) -> str:
+    """The text of one ``index`` field path (``a.b``): a string as it is, else its JSON."""
+    current: Any = value
+    for part in path.split("."):
+        if not isinstance(current, Mapping) or part not in current:
+            return ""
+        current = current[part]
+    if isinstance(current, str):
+        return current
+    return json.dumps(current, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _search_fields(op: SearchOp) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "namespace_prefix": list(op.namespace_prefix),
+        "limit": op.limit,
+        "offset": op.offset,
+    }
+    if op.filter:
+        fields["metadata"] = op.filter
+    if op.query is not None and op.query.strip():
+        fields["query"] = op.query
+    return fields
+
+
+def _namespace_fields(op: ListNamespacesOp) -> dict[str, Any]:
+    options: dict[str, Any] = {"max_depth": op.max_depth, "limit": op.limit, "offset": op.offset}
+    for condition in op.match_conditions or ():
+        kind = condition.match_type
+        if kind not in ("prefix", "suffix"):
+            raise ValueError(f"Unsupported match type: {kind}")
+        if kind in options:
+            raise ValueError(f"at most one {kind} condition per list_namespaces call")
+        options[kind] = list(condition.path)
+    return options
+
+
+def _times(memory: Memory) -> tuple[datetime, datetime]:
+    created = memory.key_created_at or memory.time
+    return created, memory.time
+
+
+def _value(memory: Memory) -> dict[str, Any]:
+    """A memory's value: its metadata (what a put stored), or for a memory written another way
+    without metadata, its text as ``{"content": …}``. The engine keeps no empty metadata
+    object, so an empty value is read back from its text (``{}``, what a put writes for it)."""
+    if memory.metadata is not None:
+        return dict(memory.metadata)
+    if memory.key is not None and memory.content == _EMPTY:
+        return {}
+    return {"content": memory.content}
+
+
+def _item(memory: Memory) -> Item:
+    created, updated = _times(memory)
+    return Item(
+        value=_value(memory),
+        key=memory.key or memory.id,
+        namespace=tuple(memory.namespace or ()),
+        created_at=created,
+        updated_at=updated,
+    )
+
+
+def _search_items(memories: Sequence[Memory]) -> list[SearchItem]:
+    items: list[SearchItem] = []
+    for memory in memories:
+        created, updated = _times(memory)
+        items.append(
+            SearchItem(
+                namespace=tuple(memory.namespace or ()),
+                key=memory.key or memory.id,
+                value=_value(memory),
+                created_at=created,
+                updated_at=updated,
+                score=memory.score,
+            )
+        )
+    return items
+
+
+def _namespaces(namespaces: Sequence[Sequence[str]]) -> list[tuple[str, ...]]:
+    return [tuple(ns) for ns in namespaces]
