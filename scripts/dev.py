@@ -30,6 +30,8 @@ PACKAGES = [
     "packages/memtrace-crewai",
 ]
 SERVE_PACKAGES = PACKAGES[:2]
+#: Optional extras installed with a workspace package for the tests.
+TEST_EXTRAS = {"packages/memtrace-langchain": "classic"}
 
 
 def run(cmd: list[str], **kwargs: object) -> int:
@@ -59,7 +61,8 @@ def ensure_venv(packages: list[str], dev: bool) -> None:
         return
     cmd = [str(PY), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     for pkg in packages:
-        cmd += ["-e", pkg]
+        extra = TEST_EXTRAS.get(pkg) if dev else None
+        cmd += ["-e", f"{pkg}[{extra}]" if extra else pkg]
     if dev:
         cmd += ["-r", "requirements-dev.txt"]
     check(cmd)

@@ -44,6 +44,7 @@ from typing import Any
 from langgraph.store.base import (
     BaseStore,
     GetOp,
+    InvalidNamespaceError,
     Item,
     ListNamespacesOp,
     Op,
@@ -52,13 +53,33 @@ from langgraph.store.base import (
     SearchItem,
     SearchOp,
     TTLConfig,
-    validate_op_namespace,
 )
 
 from memtrace_core.api import AsyncMemoryAPI, MemoryAPI
 from memtrace_core.bridge import MemtraceHandle
 from memtrace_core.errors import NotFoundError
 from memtrace_core.models import BatchResult, Memory
+
+try:  # langgraph-checkpoint >= 4.3
+    from langgraph.store.base import validate_op_namespace
+except ImportError:  # pragma: no cover - older langgraph-checkpoint: the same rule, its own way
+
+    def validate_op_namespace(op: Op) -> None:
+        """LangGraph's label rule for ops given to ``batch`` directly (older releases check
+        it only in ``BaseStore.put``): non-empty strings without ``.`` or NUL."""
+        if isinstance(op, (GetOp, PutOp)):
+            labels: tuple[str, ...] = op.namespace
+        elif isinstance(op, SearchOp):
+            labels = op.namespace_prefix
+        else:
+            labels = tuple(p for c in op.match_conditions or () for p in c.path)
+        for label in labels:
+            if not isinstance(label, str) or not label or "." in label or "\x00" in label:
+                raise InvalidNamespaceError(
+                    f"Invalid namespace label {label!r}: labels must be non-empty strings "
+                    "without periods or NUL"
+                )
+
 
 __all__ = ["MemtraceStore"]
 
