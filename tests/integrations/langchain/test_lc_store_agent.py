@@ -10,9 +10,9 @@ from typing import Any
 
 from langchain.agents import create_agent
 from langchain.tools import ToolRuntime, tool
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
+from lc_fakes import RecordingChatModel
 
 from memtrace_core.api import MemoryAPI
 from memtrace_langchain import MemtraceStore
@@ -21,19 +21,6 @@ from memtrace_langchain import MemtraceStore
 @dataclass
 class Ctx:
     user_id: str
-
-
-class ScriptedModel(GenericFakeChatModel):
-    """A fake chat model that accepts tools and records what it was sent."""
-
-    received: list[list[BaseMessage]] = []  # noqa: RUF012 - pydantic field
-
-    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> ScriptedModel:
-        return self
-
-    def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> Any:
-        self.received.append(list(messages))
-        return super()._generate(messages, *args, **kwargs)
 
 
 @tool
@@ -70,7 +57,7 @@ def _tool_outputs(messages: Sequence[BaseMessage]) -> list[str]:
 
 def test_an_agent_stores_and_reads_through_tool_runtime(handle: MemoryAPI) -> None:
     store = MemtraceStore(handle, agent_id="assistant")
-    model = ScriptedModel(
+    model = RecordingChatModel(
         messages=iter(
             [
                 _call("save_preference", {"name": "tone", "value": "Answer tersely"}, "c1"),
@@ -95,7 +82,7 @@ async def test_a_second_agent_on_a_new_store_reads_it(handle_url: tuple[str, Any
     url, options = handle_url
     with MemtraceStore(url, **options) as first:
         first.put(("users", "u2", "prefs"), "tone", {"content": "Use bullet points"})
-    model = ScriptedModel(
+    model = RecordingChatModel(
         messages=iter(
             [
                 _call("read_preference", {"name": "tone"}, "c1"),
@@ -124,7 +111,7 @@ def test_the_agent_checkpointer_and_store_are_independent(handle: MemoryAPI) -> 
     """Short-term memory (the checkpointer, per thread) and long-term memory (the store)
     together: a fact saved in thread t1 is read in thread t2."""
     store = MemtraceStore(handle)
-    model = ScriptedModel(
+    model = RecordingChatModel(
         messages=iter(
             [
                 _call("save_preference", {"name": "lang", "value": "French"}, "c1"),
@@ -152,4 +139,4 @@ def test_the_agent_checkpointer_and_store_are_independent(handle: MemoryAPI) -> 
         context=Ctx(user_id="u3"),
     )
     assert _tool_outputs(out["messages"]) == ["French"]
-    assert [m.content for m in out["messages"]][0] == "which language?"  # a fresh thread
+    assert next(m.content for m in out["messages"]) == "which language?"  # a fresh thread

@@ -57,7 +57,7 @@ from langgraph.store.base import (
 
 from memtrace_core.api import AsyncMemoryAPI, MemoryAPI
 from memtrace_core.bridge import MemtraceHandle
-from memtrace_core.errors import NotFoundError
+from memtrace_core.errors import NotFoundError, ValidationError
 from memtrace_core.models import BatchResult, Memory
 
 try:  # langgraph-checkpoint >= 4.3
@@ -186,33 +186,28 @@ class MemtraceStore(BaseStore):
     # -- reads ----------------------------------------------------------------------------------
 
     def _read(self, api: MemoryAPI, op: Op) -> Result:
-        if isinstance(op, GetOp):
-            try:
-                return _item(api.get_memory_by_key(op.namespace, op.key))
-            except NotFoundError:
-                return None
-        if isinstance(op, SearchOp):
-            return _search_items(api.search_memories(_search_fields(op)).results)
-        assert isinstance(op, ListNamespacesOp)
-        return _namespaces(api.list_namespaces(**_namespace_fields(op)).namespaces)
+        read = _Read.of(op)
+        if read.empty:
+            return read.nothing()
+        try:
+            found = getattr(api, read.method)(*read.args, **read.kwargs)
+        except (NotFoundError, ValidationError) as exc:
+            return read.missing(exc)
+        return read.convert(found)
 
     async def _aread(self, op: Op) -> Result:
-        if isinstance(op, GetOp):
-            try:
-                memory = await self._handle.run(
-                    lambda api: api.get_memory_by_key(op.namespace, op.key)
-                )
-            except NotFoundError:
-                return None
-            return _item(memory)
-        if isinstance(op, SearchOp):
-            fields = _search_fields(op)
-            found = await self._handle.run(lambda api: api.search_memories(fields))
-            return _search_items(found.results)
-        assert isinstance(op, ListNamespacesOp)
-        options = _namespace_fields(op)
-        listed = await self._handle.run(lambda api: api.list_namespaces(**options))
-        return _namespaces(listed.namespaces)
+        read = _Read.of(op)
+        if read.empty:
+            return read.nothing()
+
+        async def call(api: AsyncMemoryAPI) -> Any:
+            return await getattr(api, read.method)(*read.args, **read.kwargs)
+
+        try:
+            found = await self._handle.run(call)
+        except (NotFoundError, ValidationError) as exc:
+            return read.missing(exc)
+        return read.convert(found)
 
     # -- writes ---------------------------------------------------------------------------------
 
@@ -271,6 +266,52 @@ class MemtraceStore(BaseStore):
             if _usable(joined):
                 return joined
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+#: Fields of a read whose refusal means "nothing can be stored there": such a read finds
+#: nothing, as in LangGraph's stores (a namespace or key longer than memtrace accepts).
+_WHERE_FIELDS = frozenset({"namespace", "namespace_prefix", "key", "prefix", "suffix"})
+
+
+class _Read:
+    """One read op as the engine call it makes (the same for the sync and async paths)."""
+
+    def __init__(
+        self, op: Op, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], empty: bool
+    ) -> None:
+        self.op = op
+        self.method = method
+        self.args = args
+        self.kwargs = kwargs
+        self.empty = empty
+
+    @classmethod
+    def of(cls, op: Op) -> _Read:
+        if isinstance(op, GetOp):
+            return cls(op, "get_memory_by_key", (op.namespace, op.key), {}, False)
+        if isinstance(op, SearchOp):
+            return cls(op, "search_memories", (_search_fields(op),), {}, op.limit == 0)
+        assert isinstance(op, ListNamespacesOp)
+        return cls(op, "list_namespaces", (), _namespace_fields(op), op.limit == 0)
+
+    def nothing(self) -> Result:
+        return None if isinstance(self.op, GetOp) else []
+
+    def missing(self, exc: Exception) -> Result:
+        """The result of a read the engine refused: nothing when the key is absent or could
+        never have been stored; any other refusal (a bad filter, a limit) is raised."""
+        if isinstance(exc, NotFoundError) and isinstance(self.op, GetOp):
+            return None
+        if isinstance(exc, ValidationError) and exc.field in _WHERE_FIELDS:
+            return self.nothing()
+        raise exc
+
+    def convert(self, found: Any) -> Result:
+        if isinstance(self.op, GetOp):
+            return _item(found)
+        if isinstance(self.op, SearchOp):
+            return _search_items(found.results)
+        return _namespaces(found.namespaces)
 
 
 class _Plan:
