@@ -307,3 +307,14 @@ def test_url_constructor_opens_and_closes_its_connection(
 def test_api_key_without_url_is_refused(handle: MemoryAPI) -> None:
     with pytest.raises(TypeError, match="api_key"):
         MemtraceRetriever(memtrace=handle, api_key="mtk_x")
+
+
+def test_create_retriever_tool_returns_the_ranked_texts(handle: MemoryAPI) -> None:
+    from langchain_core.tools import create_retriever_tool
+
+    _seed_deploys(handle)
+    expected = handle.search_memories(query=QUERY, limit=2).results
+    memory_tool = create_retriever_tool(
+        MemtraceRetriever(memtrace=handle, k=2), "memory", "Search the agent's memory."
+    )
+    assert memory_tool.invoke({"query": QUERY}) == "\n\n".join(m.content for m in expected)
