@@ -941,40 +941,51 @@ def test_ttl_expiry_on_memtrace(store: BaseStore) -> None:
 # -- async twins ----------------------------------------------------------------------------
 
 
-async def test_async_methods(store: BaseStore) -> None:
+@pytest.fixture(params=["connect", "aconnect"])
+def astore(store_kind: str, request: pytest.FixtureRequest) -> BaseStore:
+    """The store of the async tests: the memtrace params also over an async-only handle
+    (the conftest's ``async_handle``, from ``aconnect``); ``inmemory`` is the same store."""
+    if store_kind == "inmemory" or request.param == "connect":
+        return request.getfixturevalue("store")  # type: ignore[no-any-return]
+    from memtrace_langchain.store import MemtraceStore
+
+    return MemtraceStore(request.getfixturevalue("async_handle"))
+
+
+async def test_async_methods(astore: BaseStore) -> None:
     ns = ("users", "u1")
-    await store.aput(ns, "k1", {"content": "likes tea", "n": 1})
-    await store.aput(ns, "k2", {"n": 2, "deep": {"x": "y"}})
-    await store.aput(("users", "u2"), "k1", {"n": 3})
-    item = await store.aget(ns, "k1")
+    await astore.aput(ns, "k1", {"content": "likes tea", "n": 1})
+    await astore.aput(ns, "k2", {"n": 2, "deep": {"x": "y"}})
+    await astore.aput(("users", "u2"), "k1", {"n": 3})
+    item = await astore.aget(ns, "k1")
     assert item is not None
     assert item.value == {"content": "likes tea", "n": 1}
-    assert await store.aget(ns, "missing") is None
-    assert _keys(await store.asearch(("users",), limit=100)) == {"k1", "k2"}
-    assert len(await store.asearch(("users",), limit=100)) == 3
-    assert _keys(await store.asearch(ns, filter={"n": {"$gte": 2}})) == {"k2"}
-    assert _keys(await store.asearch(ns, filter={"deep": {"x": "y"}})) == {"k2"}
-    assert await store.alist_namespaces(prefix=("users",)) == [("users", "u1"), ("users", "u2")]
-    assert await store.alist_namespaces(max_depth=1) == [("users",)]
-    assert await store.alist_namespaces(suffix=("*",), limit=1, offset=1) == [("users", "u2")]
-    await store.aput(ns, "k1", {"n": 10})
-    assert (await store.aget(ns, "k1")).value == {"n": 10}  # type: ignore[union-attr]
-    await store.adelete(ns, "k1")
-    assert await store.aget(ns, "k1") is None
+    assert await astore.aget(ns, "missing") is None
+    assert _keys(await astore.asearch(("users",), limit=100)) == {"k1", "k2"}
+    assert len(await astore.asearch(("users",), limit=100)) == 3
+    assert _keys(await astore.asearch(ns, filter={"n": {"$gte": 2}})) == {"k2"}
+    assert _keys(await astore.asearch(ns, filter={"deep": {"x": "y"}})) == {"k2"}
+    assert await astore.alist_namespaces(prefix=("users",)) == [("users", "u1"), ("users", "u2")]
+    assert await astore.alist_namespaces(max_depth=1) == [("users",)]
+    assert await astore.alist_namespaces(suffix=("*",), limit=1, offset=1) == [("users", "u2")]
+    await astore.aput(ns, "k1", {"n": 10})
+    assert (await astore.aget(ns, "k1")).value == {"n": 10}  # type: ignore[union-attr]
+    await astore.adelete(ns, "k1")
+    assert await astore.aget(ns, "k1") is None
     with pytest.raises(InvalidNamespaceError):
-        await store.aput((), "k", {"v": 1})
+        await astore.aput((), "k", {"v": 1})
     with pytest.raises(InvalidNamespaceError):
-        await store.aput(("langgraph",), "k", {"v": 1})
+        await astore.aput(("langgraph",), "k", {"v": 1})
     with pytest.raises(InvalidNamespaceError):
-        await store.aget(("a.b",), "k")
+        await astore.aget(("a.b",), "k")
     with pytest.raises(ValueError):
-        await store.asearch(ns, filter={"n": {"$in": [1]}})
+        await astore.asearch(ns, filter={"n": {"$in": [1]}})
 
 
-async def test_async_batch(store: BaseStore) -> None:
+async def test_async_batch(astore: BaseStore) -> None:
     ns = ("ab",)
-    await store.aput(ns, "old", {"v": 0})
-    results = await store.abatch(
+    await astore.aput(ns, "old", {"v": 0})
+    results = await astore.abatch(
         [
             PutOp(ns, "new", {"v": 1}),
             GetOp(ns, "new"),
@@ -990,13 +1001,13 @@ async def test_async_batch(store: BaseStore) -> None:
     assert results[2].value == {"v": 0}  # type: ignore[union-attr]
     assert _keys(results[3]) == {"old"}  # type: ignore[arg-type]
     assert results[4] == [ns]
-    assert (await store.aget(ns, "new")).value == {"v": 1}  # type: ignore[union-attr]
-    assert await store.aget(ns, "old") is None
+    assert (await astore.aget(ns, "new")).value == {"v": 1}  # type: ignore[union-attr]
+    assert await astore.aget(ns, "old") is None
 
 
-async def test_async_calls_run_concurrently(store: BaseStore) -> None:
+async def test_async_calls_run_concurrently(astore: BaseStore) -> None:
     ns = ("many",)
-    await asyncio.gather(*(store.aput(ns, f"k{i}", {"i": i}) for i in range(10)))
-    got = await asyncio.gather(*(store.aget(ns, f"k{i}") for i in range(10)))
+    await asyncio.gather(*(astore.aput(ns, f"k{i}", {"i": i}) for i in range(10)))
+    got = await asyncio.gather(*(astore.aget(ns, f"k{i}") for i in range(10)))
     assert [g.value["i"] for g in got if g is not None] == list(range(10))
-    assert len(await store.asearch(ns, limit=100)) == 10
+    assert len(await astore.asearch(ns, limit=100)) == 10
