@@ -135,7 +135,7 @@ def test_put_get_round_trips_any_json_object(store: BaseStore, case: str) -> Non
     item = store.get(("users", "u1"), "k")
     assert isinstance(item, Item)
     assert item.value == value
-    assert json.dumps(item.value, sort_keys=True) == json.dumps(value, sort_keys=True)
+    assert json.dumps(item.value) == json.dumps(value)  # types and key order too
     assert item.key == "k"
     assert item.namespace == ("users", "u1")
     assert isinstance(item.created_at, datetime)
@@ -144,6 +144,22 @@ def test_put_get_round_trips_any_json_object(store: BaseStore, case: str) -> Non
     assert item.updated_at.tzinfo is not None
     found = store.search(("users",))
     assert [(i.namespace, i.key, i.value) for i in found] == [(("users", "u1"), "k", value)]
+
+
+def test_reads_of_what_cannot_be_stored_find_nothing(store: BaseStore) -> None:
+    """Parity: InMemoryStore answers None / [] for a namespace or key that holds nothing,
+    including ones beyond memtrace's limits (17 labels, a 300-character label, a 600-character
+    key, an empty key), which memtrace cannot hold either."""
+    store.put(("a",), "k", {"v": 1})
+    deep = tuple(f"l{i}" for i in range(17))
+    assert store.list_namespaces(prefix=deep) == []  # before any get (module docstring)
+    assert store.get(deep, "k") is None
+    assert store.get(("x" * 300,), "k") is None
+    assert store.get(("a",), "k" * 600) is None
+    assert store.get(("a",), "") is None
+    assert store.search(deep) == []
+    assert store.search(("x" * 300,)) == []
+    assert store.batch([GetOp(deep, "k"), SearchOp(deep, None, 10, 0)]) == [None, []]
 
 
 def test_get_of_a_missing_key_is_none(store: BaseStore) -> None:
@@ -193,6 +209,33 @@ def test_update_replaces_the_value(store: BaseStore) -> None:
     # the old value is no longer found by a filter
     assert store.search(ns, filter={"extra": 1}) == []
     assert _keys(store.search(ns, filter={"title": "Updated Document"})) == {"doc1"}
+
+
+def test_putting_the_same_value_again_updates(store: BaseStore) -> None:
+    store.put(("s",), "k", {"v": 1})
+    first = store.get(("s",), "k")
+    assert first is not None
+    time.sleep(0.01)
+    store.put(("s",), "k", {"v": 1})
+    second = store.get(("s",), "k")
+    assert second is not None
+    assert second.value == {"v": 1}
+    assert second.updated_at > first.updated_at
+    assert len(store.search(("s",))) == 1
+
+
+def test_a_key_put_again_after_a_delete_is_new(store: BaseStore) -> None:
+    store.put(("r",), "k", {"v": 1})
+    first = store.get(("r",), "k")
+    assert first is not None
+    time.sleep(0.01)
+    store.delete(("r",), "k")
+    store.put(("r",), "k", {"v": 2})
+    again = store.get(("r",), "k")
+    assert again is not None
+    assert again.value == {"v": 2}
+    assert again.created_at > first.created_at
+    assert [i.value for i in store.search(("r",))] == [{"v": 2}]
 
 
 def test_created_at_after_an_update(store: BaseStore) -> None:
@@ -338,6 +381,18 @@ def test_batch_of_puts_and_gets(store: BaseStore) -> None:
     assert store.batch([]) == []
 
 
+def test_a_large_batch(store: BaseStore) -> None:
+    ns = ("bulk",)
+    ops = [PutOp(ns, f"k{i:04d}", {"i": i}) for i in range(1100)]
+    assert store.batch(ops) == [None] * 1100
+    assert store.get(ns, "k0000").value == {"i": 0}  # type: ignore[union-attr]
+    assert store.get(ns, "k1099").value == {"i": 1099}  # type: ignore[union-attr]
+    assert len(store.search(ns, limit=10, offset=1095)) == 5
+    assert _keys(store.search(ns, filter={"i": {"$gte": 1098}})) == {"k1098", "k1099"}
+    gets = store.batch([GetOp(ns, f"k{i:04d}") for i in range(0, 1100, 7)])
+    assert [g.value["i"] for g in gets if g is not None] == list(range(0, 1100, 7))
+
+
 def test_batch_of_searches_and_listings(store: BaseStore) -> None:
     _put_all(
         store,
@@ -449,11 +504,19 @@ def test_search_limit_and_offset(store: BaseStore) -> None:
     assert len(keys) == len(set(keys)) == 12
     assert set(keys) == everything
     assert store.search(ns, offset=12) == []
+    assert _keys(store.search(ns, limit=5000)) == everything
     assert store.search(ns, offset=100) == []
     assert len(store.search(ns, limit=1)) == 1
     evens = [store.search(ns, filter={"even": True}, limit=4, offset=o) for o in (0, 4)]
     assert [len(p) for p in evens] == [4, 2]
     assert {i.key for p in evens for i in p} == {f"k{i:02d}" for i in range(0, 12, 2)}
+
+
+def test_a_zero_limit_finds_nothing(store: BaseStore) -> None:
+    store.put(("z",), "k", {"v": 1})
+    assert store.search(("z",), limit=0) == []
+    assert store.search(("z",), limit=0, filter={"v": 1}) == []
+    assert store.list_namespaces(limit=0) == []
 
 
 # -- search: filters ------------------------------------------------------------------------
@@ -496,7 +559,12 @@ FILTERS: list[tuple[dict[str, Any], set[str]]] = [
     ({"deep": {"a": {"x": "y"}}}, {"four"}),
     ({"deep": {}}, {"one", "two", "three", "four"}),
     ({"kind": {"x": 1}}, set()),  # an object never equals a string
+    ({"n": True}, {"one"}),  # as Python compares: True == 1
+    ({"flag": 1}, {"one"}),
+    ({"flag": 0}, {"two"}),
     ({"n": {"$eq": 2.5}}, {"two"}),
+    ({"name": {"$eq": None}}, {"one", "two"}),
+    ({"name": {"$ne": None}}, {"three", "four"}),
     ({"kind": {"$eq": "y"}}, {"two"}),
     ({"kind": {"$ne": "x"}}, {"two", "four"}),
     ({"name": {"$ne": "Alice"}}, {"one", "two", "four"}),  # a missing field is "not equal"
@@ -533,6 +601,36 @@ def test_filter_and_prefix_combine(filtered: BaseStore) -> None:
         (("elsewhere",), "one"),
     }
     assert filtered.search(("nowhere",), filter={"kind": "x"}) == []
+
+
+def test_filter_keys_and_values_are_literal(store: BaseStore) -> None:
+    ns = ("lit",)
+    store.put(
+        ns,
+        "odd",
+        {
+            "a.b": 1,
+            "a": {"b": 2},
+            "access-level": "public",
+            "123abc": "ok",
+            "ключ": "значение",
+            "with space": 'it\'s "quoted" \\ too',
+            "%_*": "?",
+        },
+    )
+    store.put(ns, "plain", {"a": {"b": 1}, "access-level": "private"})
+
+    def keys(flt: dict[str, Any]) -> set[str]:
+        return _keys(store.search(ns, filter=flt))
+
+    assert keys({"a.b": 1}) == {"odd"}  # a dotted key is one key, not a path
+    assert keys({"a.b": 2}) == set()
+    assert keys({"a": {"b": 1}}) == {"plain"}
+    assert keys({"access-level": "public", "123abc": "ok"}) == {"odd"}
+    assert keys({"ключ": "значение"}) == {"odd"}
+    assert keys({"with space": 'it\'s "quoted" \\ too'}) == {"odd"}
+    assert keys({"%_*": "?"}) == {"odd"}
+    assert keys({"access-level": "p%"}) == set()
 
 
 @pytest.mark.parametrize("operator", ["$in", "$nin", "$exists", "$regex", "$contains", "$"])
@@ -706,6 +804,7 @@ def test_list_namespaces_pagination(store: BaseStore) -> None:
             ("namespace", f"sub_{i:02d}") for i in range(offset, offset + 5)
         ]
     assert len(store.list_namespaces()) == 20
+    assert len(store.list_namespaces(limit=5000)) == 20
     assert store.list_namespaces(prefix=("namespace",), limit=5, offset=18) == [
         ("namespace", "sub_18"),
         ("namespace", "sub_19"),
