@@ -83,10 +83,10 @@ def test_save_context_remembers_the_turn_and_load_returns_the_engines_context(
     memory.save_context({"input": "My name is Ada."}, {"response": "Hello Ada!"})
     memory.save_context({"input": "What is my name?"}, {"response": "Your name is Ada."})
     assert turns(handle, "s1") == [
-        ("session", INPUT_EVENT_TYPE, "My name is Ada."),
-        ("session", OUTPUT_EVENT_TYPE, "Hello Ada!"),
-        ("session", INPUT_EVENT_TYPE, "What is my name?"),
-        ("session", OUTPUT_EVENT_TYPE, "Your name is Ada."),
+        ("episodic", INPUT_EVENT_TYPE, "My name is Ada."),
+        ("episodic", OUTPUT_EVENT_TYPE, "Hello Ada!"),
+        ("episodic", INPUT_EVENT_TYPE, "What is my name?"),
+        ("episodic", OUTPUT_EVENT_TYPE, "Your name is Ada."),
     ]
     assert {m.agent_id for m in handle.get_session_memories("s1").memories} == {"bot"}
     history = memory.load_memory_variables({"input": "next"})["history"]

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Annotated, Any, TypeVar, cast
+
+from pydantic import BaseModel, BeforeValidator, ModelWrapValidatorHandler, SecretStr
 
 from memtrace_core.api import AsyncMemoryAPI, MemoryAPI
 from memtrace_core.bridge import MemtraceHandle
@@ -22,15 +24,20 @@ from memtrace_core.models import AgentContext, SessionContext
 
 __all__ = [
     "Call",
+    "HandleField",
     "MemtraceTarget",
     "Program",
     "Scope",
     "as_handle",
+    "context_ids",
     "context_program",
     "drive",
     "drive_async",
+    "open_handle",
     "resolve_scope",
 ]
+
+M = TypeVar("M", bound=BaseModel)
 
 #: What the integration's constructors accept: a handle from ``memtrace_core.connect`` /
 #: ``aconnect``, a :class:`MemtraceHandle`, or a memtrace URL (``sqlite:///…``, ``http://…``).
@@ -53,6 +60,40 @@ def as_handle(target: MemtraceTarget, *, api_key: str | None = None) -> Memtrace
             raise TypeError("api_key applies only when a URL is given")
         return target
     return MemtraceHandle(target, api_key=api_key)
+
+
+def open_handle(data: Any, handler: ModelWrapValidatorHandler[M]) -> M:
+    """A ``model_validator(mode="wrap")`` body for pydantic models with the fields
+    ``memtrace`` (:data:`HandleField`) and ``api_key``: wraps ``memtrace`` in a
+    :class:`MemtraceHandle` (opening a URL with the key) and closes what it opened if the other
+    fields are invalid."""
+    if not (isinstance(data, Mapping) and "memtrace" in data):
+        return handler(data)
+    data = dict(data)
+    key = data.get("api_key")
+    if isinstance(key, SecretStr):
+        key = key.get_secret_value()
+    handle = data["memtrace"] = as_handle(data["memtrace"], api_key=key)
+    try:
+        return handler(data)
+    except BaseException:
+        handle.close()  # closes only a connection it opened from a URL
+        raise
+
+
+#: The pydantic field type of a memtrace handle in the integration's models: accepts what
+#: :func:`as_handle` accepts and stores the :class:`MemtraceHandle`.
+HandleField = Annotated[MemtraceHandle, BeforeValidator(lambda value: as_handle(value))]
+
+
+def context_ids(context: Any) -> dict[str, str]:
+    """The ``agent_id`` / ``session_id`` a runtime context sets (see the module docstring)."""
+    ids: dict[str, str] = {}
+    for name in ("agent_id", "session_id"):
+        value = _context_value(context, name)
+        if value is not None:
+            ids[name] = value
+    return ids
 
 
 def _context_value(context: Any, name: str) -> str | None:

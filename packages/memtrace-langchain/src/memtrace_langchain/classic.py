@@ -43,7 +43,7 @@ from memtrace_core.api import AsyncMemoryAPI
 from memtrace_core.errors import NotFoundError
 from memtrace_core.models import SessionContext
 
-from .retriever import HandleField, open_handle
+from ._context import HandleField, open_handle
 
 __all__ = ["INPUT_EVENT_TYPE", "OUTPUT_EVENT_TYPE", "MemtraceMemory"]
 
@@ -69,7 +69,7 @@ class MemtraceMemory(BaseMemory):
       ``context_format`` are passed to ``get_session_context``; the engine's defaults apply
       when None, e.g. the last 24 h). A session with nothing in it yet gives ``""``.
     * :meth:`save_context` remembers the turn as two ``memory_type`` memories of the session
-      (default ``session``): the input as event type ``user_message``, the output as
+      (default ``episodic``): the input as event type ``user_message``, the output as
       ``assistant_message``, written atomically in one batch. Which input and output are
       saved follows the classic memories: ``input_key`` / ``output_key`` when set, else the
       only input that is not a memory variable (or ``stop``) and the only output (or
@@ -94,7 +94,7 @@ class MemtraceMemory(BaseMemory):
     memory_key: str = "history"
     input_key: str | None = None
     output_key: str | None = None
-    memory_type: str = "session"
+    memory_type: str = "episodic"
     max_tokens: int | None = None
     since: str | None = None
     context_format: str | None = None

@@ -16,9 +16,8 @@ Each document is one memory: ``page_content`` is its text, ``id`` its memtrace i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any, Self, TypeVar
+from typing import Any, Self
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForRetrieverRun,
@@ -26,61 +25,13 @@ from langchain_core.callbacks import (
 )
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ModelWrapValidatorHandler,
-    SecretStr,
-    model_validator,
-)
+from pydantic import ConfigDict, Field, ModelWrapValidatorHandler, SecretStr, model_validator
 
-from memtrace_core.bridge import MemtraceHandle
 from memtrace_core.models import Memory
 
+from ._context import HandleField, context_ids, open_handle
+
 __all__ = ["MemtraceRetriever", "memory_to_document"]
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def as_handle(value: Any, api_key: str | None = None) -> MemtraceHandle:
-    """A :class:`MemtraceHandle` from what a constructor was given: a handle of
-    ``connect``/``aconnect``, a URL (opened with ``connect``, with ``api_key`` for a memtrace
-    server), or a ``MemtraceHandle``."""
-    if isinstance(value, MemtraceHandle):
-        if api_key is not None:
-            raise TypeError("api_key applies only when memtrace is a URL")
-        return value
-    if isinstance(value, str) or callable(getattr(value, "remember", None)):
-        return MemtraceHandle(value, api_key=api_key)
-    raise TypeError(
-        "memtrace must be a memtrace handle (memtrace_core.connect(...) or aconnect(...)), "
-        f"a memtrace URL or a MemtraceHandle, got {type(value).__name__}"
-    )
-
-
-def open_handle(data: Any, handler: ModelWrapValidatorHandler[M]) -> M:
-    """A ``model_validator(mode="wrap")`` body for models with the fields ``memtrace``
-    (:data:`HandleField`) and ``api_key``: wraps ``memtrace`` in a :class:`MemtraceHandle`
-    (opening a URL with the key) and closes what it opened if the other fields are invalid."""
-    if not (isinstance(data, Mapping) and "memtrace" in data):
-        return handler(data)
-    data = dict(data)
-    key = data.get("api_key")
-    if isinstance(key, SecretStr):
-        key = key.get_secret_value()
-    handle = data["memtrace"] = as_handle(data["memtrace"], api_key=key)
-    try:
-        return handler(data)
-    except BaseException:
-        handle.close()  # closes only a connection it opened from a URL
-        raise
-
-
-#: The pydantic field type of a memtrace handle in the integration's models: accepts what
-#: :func:`as_handle` accepts and stores the :class:`MemtraceHandle`.
-HandleField = Annotated[MemtraceHandle, BeforeValidator(lambda value: as_handle(value))]
 
 
 #: The search filters a retriever passes to ``search_memories`` (constructor fields, and
@@ -140,15 +91,7 @@ def runtime_scope() -> dict[str, str]:
         runtime = get_runtime()
     except (ImportError, RuntimeError, KeyError):
         return {}
-    context = getattr(runtime, "context", None)
-    if context is None:
-        return {}
-    scope: dict[str, str] = {}
-    for name in ("agent_id", "session_id"):
-        value = context.get(name) if isinstance(context, Mapping) else getattr(context, name, None)
-        if isinstance(value, str) and value:
-            scope[name] = value
-    return scope
+    return context_ids(getattr(runtime, "context", None))
 
 
 class MemtraceRetriever(BaseRetriever):

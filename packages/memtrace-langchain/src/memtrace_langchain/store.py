@@ -56,9 +56,10 @@ from langgraph.store.base import (
 )
 
 from memtrace_core.api import AsyncMemoryAPI, MemoryAPI
-from memtrace_core.bridge import MemtraceHandle
 from memtrace_core.errors import NotFoundError, ValidationError
 from memtrace_core.models import BatchResult, Memory
+
+from ._context import MemtraceTarget, as_handle
 
 try:  # langgraph-checkpoint >= 4.3
     from langgraph.store.base import validate_op_namespace
@@ -116,7 +117,7 @@ class MemtraceStore(BaseStore):
 
     def __init__(
         self,
-        memtrace: MemoryAPI | AsyncMemoryAPI | str,
+        memtrace: MemtraceTarget,
         *,
         api_key: str | None = None,
         agent_id: str = "langgraph",
@@ -131,7 +132,7 @@ class MemtraceStore(BaseStore):
                 "memtrace does not refresh a TTL on read: use refresh_on_read=False (an item "
                 "expires ttl minutes after its last put)"
             )
-        self._handle = MemtraceHandle(memtrace, api_key=api_key)
+        self._handle = as_handle(memtrace, api_key=api_key)
         self.agent_id = agent_id
         self.memory_type = memory_type
         self.event_type = event_type
