@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -84,6 +85,26 @@ def test_a_new_session_and_no_session_get_the_agents_context(handle: MemoryAPI) 
         assert "## Agent Context (bot)" in text
         assert "The user is called Dana" in text
         assert "order 881 shipped" in text
+
+
+def test_last_weeks_memories_are_injected_by_default(handle: MemoryAPI) -> None:
+    """The default window is 30 days (the engine's own default is 24 h): long-term memory a
+    week old reaches the model; memories older than the window do not."""
+    week_ago = (datetime.now(UTC) - timedelta(days=7)).isoformat()
+    long_ago = (datetime.now(UTC) - timedelta(days=60)).isoformat()
+    handle.add_memory(agent_id="bot", content="Dana prefers e-mail", time=week_ago)
+    handle.add_memory(agent_id="bot", content="Dana lived in Oslo", time=long_ago)
+    model = model_saying("ok")
+    agent = create_agent(model, middleware=[MemtraceMiddleware(handle, agent_id="bot")])
+    agent.invoke({"messages": [HumanMessage("hi")]})
+    text = system_text(model.received[0])
+    assert text is not None
+    assert "Dana prefers e-mail" in text
+    assert "Oslo" not in text
+    wider = model_saying("ok")
+    middleware = MemtraceMiddleware(handle, agent_id="bot", since="90d")
+    create_agent(wider, middleware=[middleware]).invoke({"messages": [HumanMessage("hi")]})
+    assert "Oslo" in (system_text(wider.received[0]) or "")
 
 
 def test_scope_agent_always_injects_the_agents_context(handle: MemoryAPI) -> None:

@@ -82,8 +82,9 @@ class MemtraceMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         scope: ``"auto"`` (default) injects the session's context when the run's session
             already has memories, else the agent's context across its sessions; ``"agent"``
             always injects the agent's context.
-        since: the context's time window (``"7d"``, an ISO date-time); ``None`` for the
-            engine's configured default (24 h unless configured otherwise).
+        since: the context's time window (``"7d"``, an ISO date-time; default ``"30d"``, so
+            a run next week still sees what the agent learned); ``None`` for the engine's
+            configured default (24 h unless configured otherwise).
         context_format: a registered context format (``markdown`` default, ``xml``, …).
         heading: the text placed before the context in the system message.
         record_turns: record each new user message and each assistant reply with text as
@@ -111,7 +112,7 @@ class MemtraceMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         session_id: str | None = None,
         max_tokens: int | None = 2000,
         scope: Literal["auto", "agent"] = "auto",
-        since: str | None = None,
+        since: str | None = "30d",
         context_format: str | None = None,
         heading: str = DEFAULT_HEADING,
         record_turns: bool = False,
@@ -147,6 +148,15 @@ class MemtraceMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
                 include=None if with_tools is True else with_tools,
                 context_max_tokens=max_tokens,
             )
+
+    def close(self) -> None:
+        """Close the memtrace handle if the middleware opened it from a URL (and so the
+        tools' of ``with_tools``, which share it)."""
+        self._handle.close()
+
+    async def aclose(self) -> None:
+        """:meth:`close` from a coroutine."""
+        await self._handle.aclose()
 
     # -- the bodies (one for the sync and the async path) ---------------------------------
 
