@@ -2,8 +2,9 @@
 memtrace tools (and records its turns through the middleware); a brand-new process 2 runs an
 agent with MemtraceMiddleware and its fake model must RECEIVE those facts in its system message
 — for the same session, for a new session (the original's integration asked a brand-new session
-for context and so injected nothing) and with no session. Over the SQLite file and over a live
-memtrace server (URL + key)."""
+for context and so injected nothing) and with no session; and an item process 1 put in its
+LangGraph store (MemtraceStore) is what a tool of process 2 reads through ``runtime.store``.
+Over the SQLite file and over a live memtrace server (URL + key)."""
 
 from __future__ import annotations
 
@@ -22,11 +23,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from langchain.agents import create_agent
+from langchain.tools import ToolRuntime, tool
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from pydantic import Field
 
 from memtrace_core import connect
+from memtrace_langchain import MemtraceStore
 from memtrace_langchain.middleware import MemtraceMiddleware
 from memtrace_langchain.tools import memtrace_tools
 
@@ -46,6 +49,13 @@ class RecordingChatModel(GenericFakeChatModel):
 class Ctx:
     agent_id: str
     session_id: str | None = None
+
+
+@tool
+def host_of(environment: str, runtime: ToolRuntime) -> str:
+    "The host of an environment, from the agent store."
+    item = runtime.store.get(("ops", "hosts"), environment)
+    return "unknown" if item is None else f"{item.value['host']} ({item.value['cpu']} CPUs)"
 
 
 role, url = sys.argv[1], sys.argv[2]
@@ -70,6 +80,11 @@ if role == "write":
         memtrace_tools(mt),
         middleware=[MemtraceMiddleware(mt, record_turns=True)],
         context_schema=Ctx,
+        store=MemtraceStore(mt, agent_id="ops-bot"),
+    )
+    # what a node or tool of this agent keeps in its LangGraph store
+    MemtraceStore(mt, agent_id="ops-bot").put(
+        ("ops", "hosts"), "staging", {"content": "Staging runs on kestrel-7", "host": "kestrel-7", "cpu": 8}
     )
     agent.invoke(
         {"messages": [HumanMessage("Please keep these ops facts in mind")]},
@@ -78,12 +93,19 @@ if role == "write":
     results = [m.content for m in model.received[-1] if isinstance(m, ToolMessage)]
     print(json.dumps({"results": results, "pid": os.getpid()}))
 else:
-    model = RecordingChatModel(messages=iter([AIMessage(content="ok")]))
+    model = RecordingChatModel(messages=iter([
+        AIMessage(content="", tool_calls=[
+            {"name": "host_of", "args": {"environment": "staging"}, "id": "r1", "type": "tool_call"}
+        ]),
+        AIMessage(content="ok"),
+    ]))
     agent = create_agent(
         model,
+        [host_of],
         system_prompt="You are the ops assistant.",
         middleware=[MemtraceMiddleware(mt, agent_id="ops-bot", max_tokens=1000)],
         context_schema=Ctx,
+        store=MemtraceStore(mt, agent_id="ops-bot"),
     )
     agent.invoke(
         {"messages": [HumanMessage("When does the deploy key rotate?")]},
@@ -93,6 +115,7 @@ else:
     print(json.dumps({
         "system": first.text if isinstance(first, SystemMessage) else None,
         "types": [m.type for m in model.received[0]],
+        "tool_results": [m.content for m in model.received[-1] if isinstance(m, ToolMessage)],
         "pid": os.getpid(),
     }))
 mt.close()
@@ -126,8 +149,9 @@ def test_a_new_process_gets_what_an_earlier_process_remembered(
 ) -> None:
     written = run(tmp_path, handle_url, "write")
     assert [r.split()[0] for r in written["results"]] == ["Remembered", "Remembered", "Decision"]
-    stored = handle.recall("ops-bot").memories
-    assert {m.session_id for m in stored} == {"first-session"}
+    stored = handle.recall("ops-bot", limit=50).memories
+    assert {m.session_id for m in stored if m.key is None} == {"first-session"}
+    assert [m.key for m in stored if m.key is not None] == ["staging"]  # the store's item
     assert {m.content for m in stored} >= {
         "The deploy key rotates every Monday",
         "Staging runs on host kestrel-7",
@@ -152,3 +176,5 @@ def test_a_new_process_gets_what_an_earlier_process_remembered(
         assert "decision: Freeze deploys on Fridays" in system
         assert "user_message: Please keep these ops facts in mind" in system
         assert "assistant_message: Noted all three." in system
+        # the LangGraph store of process 1, read by a tool of process 2 through runtime.store
+        assert seen["tool_results"] == ["kestrel-7 (8 CPUs)"], session
