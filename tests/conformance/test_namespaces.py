@@ -197,10 +197,45 @@ async def test_metadata_filters(mt: Any) -> None:
         {"n": {"$gt": "abc"}},
         {"n": {"$eq": {"a": 1}}},
         {'we"ird': 1},
+        {"a\nb": 1},
+        {"z\x00": 1},
+        {"n": 10**400},
+        {"n": {"$gt": 10**400}},
+        {"rows": [{"a\\b": 1}]},
     ):
         with pytest.raises(ValidationError) as info:
             await match(bad)
-        assert info.value.field == "metadata"
+        assert info.value.field.startswith("metadata")
+
+
+async def test_list_filters_match_element_by_element(mt: Any) -> None:
+    """A list in a filter matches an array of the same length element by element, as
+    InMemoryStore compares them: text by value (any Unicode), numbers numerically, an object
+    element by its keys (whatever their order); ``$ne`` with a list is its negation; top-level
+    keys are field names even when they start with ``$``."""
+    rows = [
+        ("one", {"tags": ["café", "日本"], "rows": [{"x": 1, "y": 2}], "nums": [1, 2.5]}),
+        ("two", {"tags": ["café"], "rows": [{"x": 1}], "nums": [1, 2.5, 3]}),
+        ("three", {"tags": "café", "$ne": 1, "nested": [[1, 2], ["a"]]}),
+    ]
+    for content, metadata in rows:
+        await mt.add_memory(agent_id="bot", content=content, metadata=metadata)
+
+    async def match(flt: dict[str, Any]) -> list[str]:
+        return await _contents(mt, metadata=flt)
+
+    assert await match({"tags": ["café", "日本"]}) == ["one"]
+    assert await match({"tags": ["café"]}) == ["two"]  # same length only
+    assert await match({"tags": ["日本", "café"]}) == []  # in order
+    assert await match({"tags": {"$ne": ["café"]}}) == ["one", "three"]
+    assert await match({"tags": {"$eq": ["café"]}}) == ["two"]
+    assert await match({"rows": [{"y": 2, "x": 1}]}) == ["one"]
+    assert await match({"rows": [{"x": 1}]}) == ["one", "two"]  # an element matches its keys
+    assert await match({"nums": [1.0, 2.5]}) == ["one"]
+    assert await match({"nested": [[1, 2], ["a"]]}) == ["three"]
+    assert await match({"nested": [[1], ["a"]]}) == []
+    assert await match({"$ne": 1}) == ["three"]  # the field "$ne"
+    assert await match({"tags": "café"}) == ["three"]  # a scalar is not a one-element list
 
 
 async def test_keyed_writes_and_dedup(mt: Any) -> None:
@@ -226,3 +261,23 @@ async def test_keyed_writes_and_dedup(mt: Any) -> None:
 
     with pytest.raises(DuplicateMemoryError):
         await mt.add_memory(agent_id="bot", content="plain")
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda mt: mt.add_memory(agent_id="bot", content="x", importance=float("nan")),
+        lambda mt: mt.add_memory(agent_id="bot", content="x", metadata={"a": float("inf")}),
+        lambda mt: mt.add_memory(agent_id="bot", content="lone \ud800 surrogate"),
+        lambda mt: mt.add_memory(agent_id="bot", content="x", metadata={"k": "\udfff"}),
+        lambda mt: mt.search_memories(metadata={"a": float("nan")}),
+        lambda mt: mt.search_memories(metadata={"a": {"$ne": float("nan")}}),
+        lambda mt: mt.search_memories(query="\ud800"),
+    ],
+)
+async def test_what_json_cannot_carry_is_refused(mt: Any, call: Any) -> None:
+    """NaN, infinities and lone surrogates are a ValidationError on every transport (the HTTP
+    client refuses them before sending: JSON cannot carry them, and NaN must not become null)."""
+    with pytest.raises(ValidationError):
+        await call(mt)
+    assert (await mt.list_memories()).count == 0

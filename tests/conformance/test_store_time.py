@@ -7,6 +7,7 @@ on, without the engine's rules in front of it."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -343,3 +344,12 @@ async def test_store_keyed_insert_supersedes_and_lists_namespaces(store: Store) 
     assert await store.list_namespaces(ORG, ("a", "b")) == [("a", "b")]
     assert await store.list_namespaces(ORG, ("b",)) == []
     assert await store.list_namespaces(OTHER) == [("z",)]
+    # a namespace whose memories have all expired is not listed (before any sweep)
+    now = now_us()
+    gone = rec(expires_at=now + 50_000)
+    gone.namespace = ("a", "gone")
+    await put(store, gone, now=now)
+    assert await store.list_namespaces(ORG, ("a",)) == [("a",), ("a", "b"), ("a", "gone")]
+    await asyncio.sleep(0.06)
+    assert await store.list_namespaces(ORG, ("a",)) == [("a",), ("a", "b")]
+    assert await store.list_namespaces(ORG, ("a", "gone")) == []

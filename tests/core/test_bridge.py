@@ -107,3 +107,17 @@ def test_a_blocking_only_method_set_serves_coroutines() -> None:
 
     assert asyncio.run(main()) == "mem_1"
     assert mine.calls == [("bot", "x")]
+
+
+def test_a_closed_handle_says_so(tmp_path: Path) -> None:
+    mt = connect(f"sqlite:///{tmp_path / 'm.db'}")
+    handle = MemtraceHandle(mt)
+    mt.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        mt.recall("bot")
+
+    async def main() -> None:
+        with pytest.raises(RuntimeError, match="closed"):
+            await handle.run(lambda api: api.recall("bot"))
+
+    asyncio.run(main())

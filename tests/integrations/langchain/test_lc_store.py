@@ -304,3 +304,29 @@ def test_a_url_store_owns_its_handle(db_url: str) -> None:
         assert mt.get_memory_by_key(list(NS), "k").metadata == {"x": 1}
     with pytest.raises(TypeError, match="only when"):
         MemtraceStore(connect(db_url), api_key="mtk_x")
+
+
+def test_a_failing_batch_changes_nothing_and_names_the_op(handle: MemoryAPI) -> None:
+    store = MemtraceStore(handle)
+    store.put(NS, "keep", {"v": 1})
+    with pytest.raises(ValueError, match=r"^op 2 of the batch: .*metadata") as info:
+        store.batch(
+            [
+                PutOp(NS, "keep", None),  # a delete: not applied, since a put below fails
+                PutOp(NS, "new", {"v": 2}),
+                PutOp(NS, "big", {"x": "y" * 20_000}),
+            ]
+        )
+    assert info.value.index == 2  # type: ignore[attr-defined]
+    kept = store.get(NS, "keep")
+    assert kept is not None
+    assert kept.value == {"v": 1}
+    assert store.get(NS, "new") is None
+
+
+async def test_a_failing_async_batch_changes_nothing(handle: MemoryAPI) -> None:
+    store = MemtraceStore(handle)
+    await store.aput(NS, "keep", {"v": 1})
+    with pytest.raises(ValueError, match=r"^op 1 of the batch"):
+        await store.abatch([PutOp(NS, "keep", None), PutOp(NS, "bad", {"x": _deep(40)})])
+    assert await store.aget(NS, "keep") is not None

@@ -97,6 +97,8 @@ class MemtraceHandle:
         loop = self._loop
         if loop is None or loop is asyncio.get_running_loop():
             return await call(self._async)
+        if loop.is_closed():
+            raise RuntimeError("this memtrace handle is closed")
         future = asyncio.run_coroutine_threadsafe(call(self._async), loop)
         return await asyncio.wrap_future(future)
 

@@ -8,6 +8,7 @@ The org is chosen by the API key, so :meth:`AsyncMemtraceClient.with_org` is not
 
 from __future__ import annotations
 
+import json as jsonlib
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -111,6 +112,24 @@ def _as_of(as_of: str | datetime | None) -> dict[str, str] | None:
     return {"as_of": format_dt(as_of) if isinstance(as_of, datetime) else str(as_of)}
 
 
+def _encode_json(body: Any) -> bytes:
+    """A request body as JSON (UTF-8). What JSON cannot carry is refused as the engine refuses
+    it, before anything is sent: a NaN or an infinity, text that is not valid Unicode (a lone
+    surrogate)."""
+    try:
+        return jsonlib.dumps(
+            body, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        ).encode("utf-8")
+    except ValueError as exc:
+        if isinstance(exc, UnicodeEncodeError):
+            raise ValidationError(
+                "invalid request: text that is not valid Unicode (a lone surrogate)"
+            ) from None
+        raise ValidationError(
+            "invalid request: a number that is not finite (NaN or infinity)"
+        ) from None
+
+
 def _body(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(mode="json", exclude_none=True)
 
@@ -197,9 +216,12 @@ class AsyncMemtraceClient(Shortcuts):
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
+        if json is not None:
+            content = _encode_json(json)
+            headers = {**(headers or {}), "content-type": "application/json"}
         try:
             response = await self._http.request(
-                method, _API + path, json=json, params=params, content=content, headers=headers
+                method, _API + path, params=params, content=content, headers=headers
             )
         except httpx.TransportError as exc:
             raise TransportError(f"{method} {self.base_url}{_API}{path}: {exc!r}") from exc

@@ -140,7 +140,9 @@ class _Request(BaseModel):
     """What memtrace is asked: a field it does not know is an error naming the field (a
     misspelt ``sesion_id`` must not be silently dropped)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # NaN and infinity are kept as such when dumped (not turned into null), so that a client
+    # refuses them instead of sending a different value (JSON cannot carry them)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, ser_json_inf_nan="constants")
 
 
 # --------------------------------------------------------------------------------------------

@@ -36,6 +36,9 @@ class Portal:
         if threading.current_thread() is self._thread:
             coro.close()
             raise RuntimeError("a blocking memtrace call cannot be made from its own event loop")
+        if self.loop.is_closed():
+            coro.close()
+            raise RuntimeError("this memtrace handle is closed")
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
     def close(self) -> None:

@@ -506,8 +506,10 @@ def metadata_conditions(
 ) -> tuple[MetaCondition, ...] | None:
     """Resolve a metadata filter (LangGraph's store filter, as ``InMemoryStore`` reads it):
     ``{"k": v}`` — ``v`` equal (a nested object matches its keys recursively, a list element by
-    element), or ``{"k": {"$op": v, …}}`` with ``$eq $ne $gt $gte $lt $lte`` (the comparisons
-    numeric). Any other ``$`` key is a ValidationError naming it."""
+    element, numbers by value), or ``{"k": {"$op": v, …}}`` with ``$eq $ne $gt $gte $lt $lte``
+    (the comparisons numeric). The top-level keys are always field names (``{"$ne": 1}`` is the
+    field ``$ne``); below them any other ``$`` key is a ValidationError naming it. A filter key
+    is non-empty, without quotes, backslashes or control characters."""
     if flt is None:
         return None
     if not isinstance(flt, Mapping):
@@ -515,36 +517,28 @@ def metadata_conditions(
     check_json(dict(flt), field, limits)
     out: list[MetaCondition] = []
 
-    def walk(path: tuple[str, ...], value: Any) -> None:
-        where = ".".join(path)
+    def walk(path: tuple[str | int, ...], value: Any) -> None:
         if isinstance(value, Mapping):
             ops = [k for k in value if isinstance(k, str) and k.startswith("$")]
             if ops:
+                where = f"{field}.{_where(path)}"
                 for op, operand in value.items():
                     if op not in _FILTER_OPS:
                         raise ValidationError(
-                            f"invalid {field}.{where}: unsupported operator {_quoted(op)} "
+                            f"invalid {where}: unsupported operator {_quoted(op)} "
                             f"(supported: {', '.join(_FILTER_OPS)})",
                             field=field,
                         )
-                    out.append(_operator(path, _FILTER_OPS[op], operand, f"{field}.{where}"))
+                    out.extend(_operator(path, _FILTER_OPS[op], operand, where))
                 return
-            if path:
-                out.append(MetaCondition(path, "object"))
+            out.append(MetaCondition(path, "object"))
             for key, sub in value.items():
-                if '"' in key or "\\" in key or not key:
-                    raise ValidationError(
-                        f"invalid {field}: key {_quoted(key)} (keys must be non-empty, without "
-                        "quotes or backslashes)",
-                        field=field,
-                    )
-                walk((*path, key), sub)
-        elif isinstance(value, (list, tuple)):
-            out.append(MetaCondition(path, "list", json.dumps(list(value), separators=(",", ":"))))
+                walk((*path, _filter_key(key, field)), sub)
         else:
-            out.append(MetaCondition(path, "eq", _sql_scalar(value)))
+            out.extend(_equal(path, value, f"{field}.{_where(path)}"))
 
-    walk((), flt)
+    for key, sub in flt.items():
+        walk((_filter_key(key, field),), sub)
     if len(out) > limits.max_filter_values:
         raise ValidationError(
             f"too many {field} conditions: {len(out)} (max {limits.max_filter_values})",
@@ -553,15 +547,67 @@ def metadata_conditions(
     return tuple(out) or None
 
 
-def _sql_scalar(value: Any) -> Any:
-    """An integer beyond 64 bits as the float it is stored as (SQLite reads such JSON numbers
-    as reals, and cannot bind the integer)."""
+def _where(path: Sequence[str | int]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+
+
+def _filter_key(key: Any, field: str) -> str:
+    if (
+        not isinstance(key, str)
+        or not key
+        or '"' in key
+        or "\\" in key
+        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in key)
+    ):
+        raise ValidationError(
+            f"invalid {field}: key {_quoted(key)} (filter keys must be non-empty, without "
+            "quotes, backslashes or control characters)",
+            field=field,
+        )
+    return key
+
+
+def _equal(path: tuple[str | int, ...], value: Any, where: str) -> list[MetaCondition]:
+    """The conditions of "the value at ``path`` equals ``value``": a scalar by value, a list
+    as an array of that length whose elements match in order (each as a filter value: an
+    object element matches its keys), an object by its keys."""
+    if isinstance(value, (list, tuple)):
+        conds = [MetaCondition(path, "length", len(value))]
+        for index, element in enumerate(value):
+            if isinstance(element, Mapping):
+                conds.append(MetaCondition((*path, index), "object"))
+                for key, sub in element.items():
+                    conds.extend(_equal((*path, index, _filter_key(key, where)), sub, where))
+            else:
+                conds.extend(_equal((*path, index), element, where))
+        return conds
+    if isinstance(value, Mapping):
+        conds = [MetaCondition(path, "object")]
+        for key, sub in value.items():
+            conds.extend(_equal((*path, _filter_key(key, where)), sub, where))
+        return conds
+    return [MetaCondition(path, "eq", _sql_scalar(value, where))]
+
+
+def _sql_scalar(value: Any, where: str) -> Any:
+    """A filter scalar as the store compares it: an integer beyond 64 bits as the float it is
+    stored as (SQLite reads such JSON numbers as reals, and cannot bind the integer); a number
+    that is not finite, or an integer beyond the float range, is refused."""
     if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise ValidationError(
+                f"invalid {where}: the number is too large to compare", field=where.split(".")[0]
+            ) from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValidationError(f"invalid {where}: needs a finite number", field=where.split(".")[0])
     return value
 
 
-def _operator(path: tuple[str, ...], op: str, operand: Any, where: str) -> MetaCondition:
+def _operator(
+    path: tuple[str | int, ...], op: str, operand: Any, where: str
+) -> list[MetaCondition]:
     if op in ("eq", "ne"):
         if isinstance(operand, Mapping):
             raise ValidationError(
@@ -570,24 +616,27 @@ def _operator(path: tuple[str, ...], op: str, operand: Any, where: str) -> MetaC
                 field=where.split(".")[0],
             )
         if isinstance(operand, (list, tuple)):
-            text = json.dumps(list(operand), separators=(",", ":"))
-            return MetaCondition(path, "list" if op == "eq" else "not_list", text)
-        return MetaCondition(path, op, _sql_scalar(operand))
+            equal = _equal(path, operand, where)
+            return equal if op == "eq" else [MetaCondition(path, "not", tuple(equal))]
+        return [MetaCondition(path, op, _sql_scalar(operand, where))]
     if isinstance(operand, bool) or not isinstance(operand, (int, float)):
         try:
             number = float(operand)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ValidationError(
                 f"invalid {where}: ${op} needs a number, got {_quoted(operand)}",
                 field=where.split(".")[0],
             ) from None
     else:
-        number = float(operand)
+        try:
+            number = float(operand)
+        except OverflowError:
+            number = math.inf
     if not math.isfinite(number):
         raise ValidationError(
             f"invalid {where}: ${op} needs a finite number", field=where.split(".")[0]
         )
-    return MetaCondition(path, op, number)
+    return [MetaCondition(path, op, number)]
 
 
 #: The longest ``ttl`` (100 years, as the longest relative duration).

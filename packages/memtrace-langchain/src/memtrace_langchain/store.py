@@ -36,7 +36,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -212,27 +213,49 @@ class MemtraceStore(BaseStore):
 
     # -- writes ---------------------------------------------------------------------------------
 
-    def _write_sync(self, api: MemoryAPI, puts: Sequence[PutOp]) -> None:
-        writes = [self._memory(op) for op in puts if op.value is not None]  # checked first
-        for op in puts:
+    def _write_sync(self, api: MemoryAPI, puts: Sequence[tuple[int, PutOp]]) -> None:
+        for indices, chunk in self._write_chunks(puts):
+            with _at_op(indices):
+                api.add_memories(chunk)
+        for index, op in puts:
             if op.value is None:
-                api.delete_memories(namespace=list(op.namespace), key=op.key)
-        for start in range(0, len(writes), _WRITE_CHUNK):
-            api.add_memories(writes[start : start + _WRITE_CHUNK])
+                with _at_op([index]):
+                    api.delete_memories(namespace=list(op.namespace), key=op.key)
 
-    async def _write_async(self, puts: Sequence[PutOp]) -> None:
-        async def delete(api: AsyncMemoryAPI, op: PutOp) -> int:
-            return await api.delete_memories(namespace=list(op.namespace), key=op.key)
-
+    async def _write_async(self, puts: Sequence[tuple[int, PutOp]]) -> None:
         async def add(api: AsyncMemoryAPI, chunk: list[dict[str, Any]]) -> BatchResult:
             return await api.add_memories(chunk)
 
-        writes = [self._memory(op) for op in puts if op.value is not None]
+        async def delete(api: AsyncMemoryAPI, index: int, op: PutOp) -> int:
+            with _at_op([index]):
+                return await api.delete_memories(namespace=list(op.namespace), key=op.key)
+
+        for indices, chunk in self._write_chunks(puts):
+            with _at_op(indices):
+                await self._handle.run(partial(add, chunk=chunk))
         await asyncio.gather(
-            *(self._handle.run(partial(delete, op=op)) for op in puts if op.value is None)
+            *(
+                self._handle.run(partial(delete, index=index, op=op))
+                for index, op in puts
+                if op.value is None
+            )
         )
-        for start in range(0, len(writes), _WRITE_CHUNK):
-            await self._handle.run(partial(add, chunk=writes[start : start + _WRITE_CHUNK]))
+
+    def _write_chunks(
+        self, puts: Sequence[tuple[int, PutOp]]
+    ) -> list[tuple[list[int], list[dict[str, Any]]]]:
+        """The writes of a batch's puts with values, in engine calls of at most 1000 (each one
+        atomic), with the batch position of each write. The values are all checked here
+        first, and the writes go before the deletes: a bad value leaves the store as it was
+        (the puts are of distinct keys, so their order does not matter)."""
+        writes = [(index, self._memory(op)) for index, op in puts if op.value is not None]
+        return [
+            (
+                [index for index, _ in writes[start : start + _WRITE_CHUNK]],
+                [memory for _, memory in writes[start : start + _WRITE_CHUNK]],
+            )
+            for start in range(0, len(writes), _WRITE_CHUNK)
+        ]
 
     def _memory(self, op: PutOp) -> dict[str, Any]:
         """The memtrace write of a put with a value."""
@@ -322,7 +345,7 @@ class _Plan:
 
     def __init__(self, ops: Iterable[Op]) -> None:
         self.reads: list[tuple[int, Op]] = []
-        puts: dict[tuple[tuple[str, ...], str], PutOp] = {}
+        puts: dict[tuple[tuple[str, ...], str], tuple[int, PutOp]] = {}
         size = 0
         for index, op in enumerate(ops):
             size += 1
@@ -330,11 +353,31 @@ class _Plan:
                 raise ValueError(f"Unknown operation type: {type(op)}")
             validate_op_namespace(op)
             if isinstance(op, PutOp):
-                puts[(tuple(op.namespace), op.key)] = op
+                puts.pop((tuple(op.namespace), op.key), None)  # the last put of a key wins
+                puts[(tuple(op.namespace), op.key)] = (index, op)
             else:
                 self.reads.append((index, op))
         self.size = size
         self.puts = list(puts.values())
+
+
+@contextmanager
+def _at_op(indices: Sequence[int]) -> Iterator[None]:
+    """Name the failing op of a batch in a memtrace ValidationError: ``indices[i]`` is the
+    batch position of the ``i``-th memory of the engine call (its ``index``)."""
+    try:
+        yield
+    except ValidationError as exc:
+        if exc.index is not None and 0 <= exc.index < len(indices):
+            position = indices[exc.index]
+        elif len(indices) == 1:
+            position = indices[0]
+        else:
+            raise
+        message = exc.message.removeprefix(f"memories[{exc.index}]: ")
+        error = ValidationError(f"op {position} of the batch: {message}", field=exc.field)
+        error.index = position
+        raise error from exc
 
 
 def _usable(text: Any) -> bool:

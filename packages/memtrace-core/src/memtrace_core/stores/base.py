@@ -57,12 +57,15 @@ class MetaCondition:
     * ``ne``: not ``eq`` (an absent value is "not equal");
     * ``gt``, ``gte``, ``lt``, ``lte``: the value is a number (or a boolean) and compares so with
       the float ``value``;
-    * ``list``: the value is an array equal to ``value`` (JSON text, element-wise);
-    * ``not_list``: not ``list``;
-    * ``object``: the value is an object.
+    * ``length``: the value is an array of ``value`` elements;
+    * ``object``: the value is an object;
+    * ``not``: not all of the conditions in ``value`` (a tuple of :class:`MetaCondition`) hold
+      (an absent value makes them fail, so ``not`` holds).
+
+    A path part that is an ``int`` indexes an array (the element-wise conditions of a list).
     """
 
-    path: tuple[str, ...]
+    path: tuple[str | int, ...]
     op: str
     value: Any = None
 
@@ -396,10 +399,11 @@ class Store(Protocol):
     async def list_namespaces(
         self, org_id: str, prefix: tuple[str, ...] | None = None
     ) -> list[tuple[str, ...]]:
-        """The distinct namespaces of ``org_id``'s memories (of every state: an expired or
-        superseded memory's namespace counts until it is deleted), or only those equal to or
-        below ``prefix``, sorted by their parts. The cost must be bounded by the number of
-        namespaces, not of memories (SQLite: a skip-scan of an index)."""
+        """The distinct namespaces of ``org_id``'s memories that hold at least one memory that
+        has not expired (a superseded memory counts: its successor is in the same namespace
+        or, when it expired, it is current again), or only those equal to or below ``prefix``,
+        sorted by their parts. The cost must be bounded by the number of namespaces, not of
+        memories (SQLite: a skip-scan of an index)."""
         ...
 
     async def memory_orgs(self) -> list[str]:
