@@ -2004,7 +2004,12 @@ def _insert(
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             rows = conn.execute(
-                f"SELECT dedup_key, id FROM memories WHERE org_id = ? AND dedup_key IN ({_placeholders(len(chunk))}) "
+                # memories_dedup, named: one seek per key (without it SQLite took the
+                # recorded_at index for the ORDER BY and scanned the org's whole dedup window
+                # per write; "IS NOT NULL" is what makes the partial index usable)
+                "SELECT dedup_key, id FROM memories INDEXED BY memories_dedup WHERE org_id = ? "
+                "AND dedup_key IS NOT NULL "
+                f"AND dedup_key IN ({_placeholders(len(chunk))}) "
                 "AND recorded_at >= ? AND (superseded_by IS NULL OR superseded_until <= ?) "
                 "AND (expires_at IS NULL OR expires_at > ?) ORDER BY recorded_at DESC",
                 (org_id, *chunk, dedup_since, now, now),
