@@ -173,6 +173,16 @@ def test_clear_deletes_this_session_only(handle: MemoryAPI) -> None:
     assert "other plan" in theirs.load_memory_variables({})["history"]
     assert handle.search_memories(query="session").count == 1
     mine.clear()  # clearing an empty session is fine
+    # another agent's memories in the same session stay
+    other_agent = make_memory(memtrace=handle, agent_id="helper", session_id="c2")
+    other_agent.clear()
+    assert [c for _, _, c in turns(handle, "c2")] == ["other plan", "noted too"]
+
+
+def test_a_missing_output_is_not_remembered(handle: MemoryAPI) -> None:
+    memory = make_memory(memtrace=handle, agent_id="bot", session_id="n1")
+    memory.save_context({"input": "anyone there?"}, {"output": None})
+    assert [c for _, _, c in turns(handle, "n1")] == ["anyone there?"]
 
 
 # -- async ------------------------------------------------------------------------------------

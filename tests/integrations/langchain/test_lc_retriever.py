@@ -164,7 +164,8 @@ def test_engine_errors_pass_through(handle: MemoryAPI) -> None:
     with pytest.raises(ValidationError, match="query"):
         retriever.invoke("x" * 5000)
     with pytest.raises(ValidationError, match="limit"):
-        retriever.invoke("something", k=0)
+        retriever.invoke("something", k=-1)
+    assert retriever.invoke("something", k=0) == []  # nothing asked for, as the store's limit=0
 
 
 def test_unknown_invoke_kwarg_is_refused(handle: MemoryAPI) -> None:

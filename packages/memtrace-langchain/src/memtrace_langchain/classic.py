@@ -156,12 +156,14 @@ class MemtraceMemory(BaseMemory):
             await self.memtrace.run(lambda api: api.add_memories(batch))
 
     def clear(self) -> None:
-        """Delete every memory of this session (other sessions are untouched)."""
-        self.memtrace.sync.delete_memories(session_id=self.session_id)
+        """Delete this agent's memories of this session (other sessions and agents are untouched)."""
+        self.memtrace.sync.delete_memories(session_id=self.session_id, agent_id=self.agent_id)
 
     async def aclear(self) -> None:
         """:meth:`clear`, without blocking the event loop."""
-        await self.memtrace.run(lambda api: api.delete_memories(session_id=self.session_id))
+        await self.memtrace.run(
+            lambda api: api.delete_memories(session_id=self.session_id, agent_id=self.agent_id)
+        )
 
     def close(self) -> None:
         """Close the memtrace connection if this memory opened it from a URL."""
@@ -207,6 +209,8 @@ class MemtraceMemory(BaseMemory):
             ("input", INPUT_EVENT_TYPE, given),
             ("output", OUTPUT_EVENT_TYPE, answer),
         ):
+            if value is None:  # nothing said (e.g. a chain that returned no output)
+                continue
             text = _text(value)
             if not text.strip():
                 continue

@@ -166,7 +166,7 @@ class MemtraceRetriever(BaseRetriever):
     ) -> list[Document]:
         kwargs.pop("verbose", None)  # BaseRetriever.invoke leaves it among the extra kwargs
         fields = self._search_fields(query, kwargs)
-        if not query.strip():
+        if not query.strip() or fields["limit"] == 0:  # nothing asked for
             return []
         result = self.memtrace.sync.search_memories(**fields)
         return [memory_to_document(m) for m in result.results]
@@ -176,7 +176,7 @@ class MemtraceRetriever(BaseRetriever):
     ) -> list[Document]:
         kwargs.pop("verbose", None)
         fields = self._search_fields(query, kwargs)
-        if not query.strip():
+        if not query.strip() or fields["limit"] == 0:  # nothing asked for
             return []
         result = await self.memtrace.run(lambda api: api.search_memories(**fields))
         return [memory_to_document(m) for m in result.results]
