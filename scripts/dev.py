@@ -1,12 +1,48 @@
 #!/usr/bin/env python3
 """One entry point for the two commands of the README (stdlib only, Python 3.11+).
 
-    python3 scripts/dev.py serve [memtrace serve options]   # run the memtrace server
-    python3 scripts/dev.py test  [pytest options]           # lint, type-check and run every test
+    python3 scripts/dev.py serve [memtrace serve options]            # run the memtrace server
+    python3 scripts/dev.py test [--env NAME] [pytest options/paths]  # lint, type-check, test
 
-Both create ``.venv`` next to this repository on first use and install what they need into it
-(the workspace packages in editable mode; for ``test`` also requirements-dev.txt). Installation
-is skipped when nothing it depends on changed since the last run.
+``serve`` creates ``.venv`` next to this repository on first use and installs memtrace-core and
+memtrace-server into it (editable).
+
+``test`` runs every test environment of the ENVS table below, in order, and exits non-zero if
+any step of any environment failed (every environment runs; a summary at the end lists them).
+Framework sets that cannot share one virtualenv get their own environment:
+
+    main             .venv                  every workspace package editable, with TEST_EXTRAS, and
+                                            requirements-dev.txt; ruff check, ruff format --check,
+                                            mypy and pytest over the default testpaths
+    langchain-floor  .venv-langchain-floor  core, server and langchain editable with the oldest
+                                            LangChain releases memtrace-langchain declares
+                                            (requirements-langchain-floor.txt); pytest over
+                                            tests/integrations/langchain (minus langchain-classic)
+
+A new environment (say openai-agents) is one more Env entry: its packages, requirement files,
+test paths (``exclusive=True``: the main environment then leaves them out) and mypy targets
+(checked there instead of in the main environment).
+
+Each environment installs in ONE pip call (its editable packages and requirement files, so the
+resolver honours both) and keeps a stamp: the install is skipped while the Python version, the
+packages' pyproject.toml files, the requirement files and the table entry are unchanged.
+pytest collecting no test (exit 5) counts as a failure.
+
+Arguments after ``test``:
+
+    --env NAME        run only that environment (repeatable); all other arguments go to its pytest
+    (no arguments)    every environment, each on its own test paths
+    pytest arguments  the main environment's pytest gets them all (but the paths of exclusive
+                      environments; its ruff and mypy run too); an other environment runs only if a path argument selects some of its tests
+                      (a parent of its paths, e.g. ``tests``, or a path or node id inside them),
+                      and then gets the same options with only those paths. A path argument is
+                      one that exists relative to the repository root (``::node`` allowed);
+                      pytest runs from the repository root.
+
+    python3 scripts/dev.py test tests/core -x                 # main only
+    python3 scripts/dev.py test tests/integrations/langchain  # main, then langchain-floor
+    python3 scripts/dev.py test tests -x                      # every environment, with -x
+    python3 scripts/dev.py test --env langchain-floor -k store
 """
 
 from __future__ import annotations
@@ -15,13 +51,16 @@ import hashlib
 import os
 import subprocess
 import sys
+import time
 import venv
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-VENV = ROOT / ".venv"
-BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
-PY = BIN / ("python.exe" if os.name == "nt" else "python")
+BINDIR = "Scripts" if os.name == "nt" else "bin"
+EXE = ".exe" if os.name == "nt" else ""
 PACKAGES = [
     "packages/memtrace-core",
     "packages/memtrace-server",
@@ -30,60 +69,350 @@ PACKAGES = [
     "packages/memtrace-crewai",
 ]
 SERVE_PACKAGES = PACKAGES[:2]
-#: Optional extras installed with a workspace package for the tests.
+#: Optional extras installed with a workspace package for the tests (main environment).
 TEST_EXTRAS = {"packages/memtrace-langchain": "classic"}
 
 
-def run(cmd: list[str], **kwargs: object) -> int:
+@dataclass(frozen=True)
+class Env:
+    """One test environment: a virtualenv, what goes into it, and what runs in it.
+
+    The first entry of ENVS is the main environment: it lints, type-checks every file of
+    pyproject's [tool.mypy] except the other environments' ``mypy`` targets, and runs pytest over
+    the default testpaths except the other environments' ``exclusive`` test paths.
+    """
+
+    name: str
+    venv: str  # directory relative to the repository root
+    packages: tuple[str, ...]  # workspace packages, installed editable
+    requirements: tuple[str, ...] = ()  # requirement files, installed in the same pip call
+    extras: dict[str, str] = field(default_factory=dict)  # package -> extra
+    tests: tuple[str, ...] = ()  # pytest paths; () = pyproject's testpaths
+    exclude: tuple[str, ...] = ()  # paths (--ignore) or node ids (--deselect) not run here
+    mypy: tuple[str, ...] = ()  # mypy targets checked in this env (and not in main)
+    exclusive: bool = False  # its tests run only here (main ignores ``tests``)
+    lint: bool = False  # ruff check + ruff format --check
+
+    @property
+    def path(self) -> Path:
+        return ROOT / self.venv
+
+    @property
+    def bin(self) -> Path:
+        return self.path / BINDIR
+
+    @property
+    def python(self) -> Path:
+        return self.bin / f"python{EXE}"
+
+
+ENVS: tuple[Env, ...] = (
+    Env(
+        name="main",
+        venv=".venv",
+        packages=tuple(PACKAGES),
+        extras=TEST_EXTRAS,
+        requirements=("requirements-dev.txt",),
+        lint=True,
+    ),
+    Env(
+        name="langchain-floor",
+        venv=".venv-langchain-floor",
+        packages=(
+            "packages/memtrace-core",
+            "packages/memtrace-server",
+            "packages/memtrace-langchain",
+        ),
+        requirements=("requirements-dev.txt", "requirements-langchain-floor.txt"),
+        tests=("tests/integrations/langchain",),
+        # both need langchain-classic, which has its own floor
+        exclude=(
+            "tests/integrations/langchain/test_lc_classic.py",
+            "tests/integrations/langchain/test_lc_docs.py::test_the_langchain_docs_examples_run",
+        ),
+    ),
+)
+MAIN = ENVS[0]
+
+
+def run(cmd: list[str | Path], **kwargs: object) -> int:
     print("+", " ".join(str(c) for c in cmd), flush=True)
-    return subprocess.call(cmd, cwd=ROOT, **kwargs)  # type: ignore[arg-type]
+    return subprocess.call([str(c) for c in cmd], cwd=ROOT, **kwargs)  # type: ignore[arg-type]
 
 
-def check(cmd: list[str]) -> None:
-    code = run(cmd)
-    if code != 0:
-        sys.exit(code)
-
-
-def ensure_venv(packages: list[str], dev: bool) -> None:
+def check_python() -> None:
     if sys.version_info < (3, 11):  # noqa: UP036 - this script runs before the venv exists
         sys.exit("memtrace needs Python 3.11 or newer")
-    if not PY.exists():
-        venv.EnvBuilder(with_pip=True).create(VENV)
-    inputs = [ROOT / p / "pyproject.toml" for p in packages]
-    if dev:
-        inputs.append(ROOT / "requirements-dev.txt")
+
+
+def install(
+    env: Env,
+    packages: tuple[str, ...],
+    extras: dict[str, str],
+    requirements: tuple[str, ...],
+    stamp: str,
+) -> int | None:
+    """Create ``env``'s venv if needed and install into it unless its stamp is current.
+
+    Returns pip's exit code, or None when the stamp was current (nothing to do)."""
+    if not env.python.exists():
+        print(f"+ creating {env.venv}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(env.path)
     digest = hashlib.sha256(sys.version.encode())
-    for path in inputs:
+    digest.update(repr((packages, sorted(extras.items()), requirements)).encode())
+    for path in [ROOT / p / "pyproject.toml" for p in packages] + [ROOT / r for r in requirements]:
         digest.update(path.read_bytes())
-    stamp = VENV / f".installed-{'dev' if dev else 'run'}"
-    if stamp.exists() and stamp.read_text() == digest.hexdigest():
-        return
-    cmd = [str(PY), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    stamp_file = env.path / f".installed-{stamp}"
+    if stamp_file.exists() and stamp_file.read_text() == digest.hexdigest():
+        return None
+    cmd: list[str | Path] = [env.python, "-m", "pip", "install"]
+    cmd += ["--disable-pip-version-check", "-q"]
     for pkg in packages:
-        extra = TEST_EXTRAS.get(pkg) if dev else None
-        cmd += ["-e", f"{pkg}[{extra}]" if extra else pkg]
-    if dev:
-        cmd += ["-r", "requirements-dev.txt"]
-    check(cmd)
-    stamp.write_text(digest.hexdigest())
+        cmd += ["-e", f"{pkg}[{extras[pkg]}]" if pkg in extras else pkg]
+    for req in requirements:
+        cmd += ["-r", req]
+    code = run(cmd)
+    if code == 0:
+        stamp_file.write_text(digest.hexdigest())
+    return code
+
+
+# --- choosing what each environment runs -------------------------------------------------------
+
+#: pytest options whose value is the next argument (so that value is never taken for a path)
+VALUE_OPTIONS = frozenset(
+    {
+        "-k",
+        "-m",
+        "-p",
+        "-c",
+        "-o",
+        "-W",
+        "-r",
+        "-n",
+        "--deselect",
+        "--ignore",
+        "--ignore-glob",
+        "--rootdir",
+        "--confcutdir",
+        "--basetemp",
+        "--maxfail",
+        "--tb",
+        "--durations",
+        "--timeout",
+        "--junitxml",
+        "--junit-xml",
+        "--log-level",
+        "--import-mode",
+        "--capture",
+        "--override-ini",
+        "--config-file",
+        "--cov",
+        "--cov-report",
+    }
+)
+
+
+def _key(node: str) -> tuple[str, ...]:
+    """``a/b.py::C::t`` -> ("a", "b.py", "::C", "::t"): a containment key over paths and nodes."""
+    path, *nodes = node.split("::")
+    rel = Path(os.path.normpath(path))
+    return (*rel.parts, *(f"::{n}" for n in nodes))
+
+
+def covers(outer: str, inner: str) -> bool:
+    """True if the path / node id ``outer`` contains (or is) ``inner``."""
+    a, b = _key(outer), _key(inner)
+    return b[: len(a)] == a
+
+
+def is_path_arg(arg: str) -> bool:
+    return not arg.startswith("-") and (ROOT / arg.split("::")[0]).exists()
+
+
+def split_args(args: list[str]) -> tuple[list[str], list[str]]:
+    """Split pytest arguments into (options, path arguments), keeping each group's order."""
+    options: list[str] = []
+    paths: list[str] = []
+    takes_value = False
+    for arg in args:
+        if takes_value:
+            options.append(arg)
+            takes_value = False
+        elif arg in VALUE_OPTIONS:
+            options.append(arg)
+            takes_value = True
+        elif is_path_arg(arg):
+            paths.append(arg)
+        else:
+            options.append(arg)
+    return options, paths
+
+
+def pyproject() -> dict[str, Any]:
+    import tomllib  # imported here: Python < 3.11 gets check_python()'s message, not a traceback
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def env_tests(env: Env) -> tuple[str, ...]:
+    if env.tests:
+        return env.tests
+    config = pyproject()
+    return tuple(config["tool"]["pytest"]["ini_options"].get("testpaths", ["."]))
+
+
+def select_paths(env: Env, asked: list[str], envs: tuple[Env, ...]) -> list[str]:
+    """The paths among ``asked`` that ``env`` runs (a parent of its paths becomes its paths)."""
+    chosen: list[str] = []
+    owned = [p for other in envs if other is not env and other.exclusive for p in other.tests]
+    for arg in asked:
+        if any(covers(x, arg) for x in env.exclude):
+            continue
+        if env is envs[0]:
+            if not any(covers(p, arg) for p in owned):
+                chosen.append(arg)
+            continue
+        inside = [t for t in env.tests if covers(arg, t)]
+        if inside and "::" not in arg:
+            chosen += [t for t in inside if t not in chosen]
+        elif any(covers(t, arg) for t in env.tests) and arg not in chosen:
+            chosen.append(arg)
+    return chosen
+
+
+def exclusions(env: Env, envs: tuple[Env, ...]) -> list[str]:
+    """``--ignore`` / ``--deselect`` options for what ``env`` does not run."""
+    skip = list(env.exclude)
+    if env is envs[0]:
+        skip += [p for other in envs[1:] if other.exclusive for p in other.tests]
+    return [f"--deselect={x}" if "::" in x else f"--ignore={x}" for x in skip]
+
+
+def plan(args: list[str], envs: tuple[Env, ...]) -> list[tuple[Env, list[str] | None]]:
+    """Each environment to run with its pytest arguments (None: its pytest is skipped).
+
+    ``--env NAME`` (or ``--env=NAME``) picks environments; raises ValueError for a bad name.
+    """
+    by_name = {env.name: env for env in envs}
+    picked: list[Env] = []
+    rest: list[str] = []
+    it = iter(args)
+    for arg in it:
+        if arg == "--env" or arg.startswith("--env="):
+            name = arg.partition("=")[2] if "=" in arg else next(it, "")
+            if name not in by_name:
+                raise ValueError(
+                    f"unknown environment: {name!r} (expected one of {', '.join(by_name)})"
+                )
+            if by_name[name] not in picked:
+                picked.append(by_name[name])
+        else:
+            rest.append(arg)
+    options, asked = split_args(rest)
+    result: list[tuple[Env, list[str] | None]] = []
+    for env in envs:
+        if picked and env not in picked:
+            continue
+        if picked or not rest:
+            # its own tests, or everything the user asked for in this environment
+            paths = asked or list(env.tests)
+        else:
+            paths = select_paths(env, asked, envs) if asked else []
+            if not paths and (asked or env is not envs[0]):
+                if env is envs[0]:
+                    result.append((env, None))  # still lints and type-checks
+                continue
+        result.append((env, [*options, *exclusions(env, envs), *paths]))
+    return result
+
+
+def mypy_targets(env: Env, envs: tuple[Env, ...]) -> list[str]:
+    if env is not envs[0]:
+        return list(env.mypy)
+    config = pyproject()
+    files: list[str] = config["tool"]["mypy"]["files"]
+    elsewhere = [t for other in envs[1:] for t in other.mypy]
+    return [f for f in files if not any(covers(t, f) for t in elsewhere)]
+
+
+# --- the commands ------------------------------------------------------------------------------
 
 
 def serve(args: list[str]) -> None:
-    ensure_venv(SERVE_PACKAGES, dev=False)
-    os.execv(str(BIN / "memtrace"), [str(BIN / "memtrace"), "serve", *args])
+    check_python()
+    code = install(MAIN, tuple(SERVE_PACKAGES), {}, (), stamp="run")
+    if code:
+        sys.exit(code)
+    memtrace = MAIN.bin / f"memtrace{EXE}"
+    os.execv(str(memtrace), [str(memtrace), "serve", *args])
+
+
+Step = tuple[str, int, float]  # (name, exit code, seconds)
+
+
+def timed(name: str, action: Callable[[], int | None]) -> Step | None:
+    start = time.monotonic()
+    code = action()
+    return None if code is None else (name, code, time.monotonic() - start)
+
+
+def run_env(env: Env, pytest_args: list[str] | None, envs: tuple[Env, ...]) -> list[Step]:
+    """Install ``env`` and run all its steps (the install, unless its stamp is current)."""
+    print(f"\n=== environment {env.name} ({env.venv}) ===", flush=True)
+    steps: list[Step | None] = []
+    steps.append(
+        timed("install", lambda: install(env, env.packages, env.extras, env.requirements, "test"))
+    )
+    if steps[0] is not None and steps[0][1] != 0:
+        return [steps[0]]
+    if env.lint:
+        ruff = env.bin / f"ruff{EXE}"
+        steps.append(timed("ruff check", lambda: run([ruff, "check", "."])))
+        steps.append(timed("ruff format", lambda: run([ruff, "format", "--check", "."])))
+    targets = mypy_targets(env, envs)
+    if targets:
+        steps.append(timed("mypy", lambda: run([env.bin / f"mypy{EXE}", *targets])))
+    if pytest_args is not None:
+
+        def pytest() -> int:
+            code = run([env.python, "-m", "pytest", *pytest_args])
+            if code == 5:
+                print("pytest collected no tests: that is a failure here", file=sys.stderr)
+                return 1
+            return code
+
+        steps.append(timed("pytest", pytest))
+    return [step for step in steps if step is not None]
 
 
 def test(args: list[str]) -> None:
-    ensure_venv(PACKAGES, dev=True)
-    check([str(BIN / "ruff"), "check", "."])
-    check([str(BIN / "ruff"), "format", "--check", "."])
-    check([str(BIN / "mypy")])
-    code = run([str(PY), "-m", "pytest", *args])
-    if code == 5:
-        print("pytest collected no tests: that is a failure here", file=sys.stderr)
-        sys.exit(1)
-    sys.exit(code)
+    try:
+        todo = plan(args, ENVS)
+    except ValueError as exc:
+        print(__doc__, file=sys.stderr)
+        print(exc, file=sys.stderr)
+        sys.exit(2)
+    check_python()
+    report = [(env, run_env(env, pytest_args, ENVS)) for env, pytest_args in todo]
+    print("\n=== summary ===")
+    width = max(len(env.name) for env in ENVS)
+    for env, steps in report:
+        text = "; ".join(
+            f"{name} {'ok' if code == 0 else f'FAILED (exit {code})'} in {secs:.0f} s"
+            for name, code, secs in steps
+        )
+        print(f"{env.name:<{width}}  {text or 'nothing to run'}")
+    why = (
+        "not picked by --env"
+        if any(a.startswith("--env") for a in args)
+        else "none of its paths asked for"
+    )
+    for env in ENVS:
+        if env not in [e for e, _ in todo]:
+            print(f"{env.name:<{width}}  skipped ({why})")
+    failures = [code for _, steps in report for _, code, _ in steps if code != 0]
+    sys.exit(failures[0] if failures else 0)
 
 
 def main() -> None:

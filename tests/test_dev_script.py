@@ -1,11 +1,17 @@
-"""``scripts/dev.py``: help exits 0 on stdout; a missing or unknown command is a usage error
-(exit 2, help and the reason on stderr). None of these creates or touches the virtualenv."""
+"""``scripts/dev.py``: help exits 0 on stdout; a missing or unknown command (or environment) is
+a usage error (exit 2, help and the reason on stderr); the table of test environments and what
+each one runs for given arguments. None of these creates or touches a virtualenv."""
 
 from __future__ import annotations
 
+import importlib.util
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -22,6 +28,11 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _ran_something(output: str) -> bool:
+    """dev.py echoes every command it runs (pip, ruff, pytest, ...) as a ``+ `` line."""
+    return any(line.startswith("+ ") for line in output.splitlines())
+
+
 @pytest.mark.parametrize("flag", ["--help", "-h", "help"])
 def test_help_exits_0_on_stdout(flag: str) -> None:
     proc = _run(flag)
@@ -29,7 +40,7 @@ def test_help_exits_0_on_stdout(flag: str) -> None:
     assert proc.stderr == ""
     assert "python3 scripts/dev.py serve" in proc.stdout
     assert "python3 scripts/dev.py test" in proc.stdout
-    assert "+ " not in proc.stdout  # ran nothing (pip, pytest, ...)
+    assert not _ran_something(proc.stdout)
 
 
 @pytest.mark.parametrize("args", [(), ("deploy",), ("--verbose",)])
@@ -40,3 +51,177 @@ def test_missing_or_unknown_command_is_a_usage_error(args: tuple[str, ...]) -> N
     assert "python3 scripts/dev.py serve" in proc.stderr
     if args:
         assert f"unknown command: {args[0]!r}" in proc.stderr
+
+
+def test_an_unknown_environment_is_a_usage_error() -> None:
+    proc = _run("test", "--env", "nope")
+    assert proc.returncode == 2
+    assert "unknown environment: 'nope' (expected one of main, langchain-floor" in proc.stderr
+    assert not _ran_something(proc.stdout + proc.stderr)
+
+
+# --- the environment table and what each environment runs (no virtualenv involved) ------------
+
+
+def _load_dev() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("memtrace_dev_script", SCRIPT)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+dev = _load_dev()
+FLOOR_SKIPS = [
+    "--ignore=tests/integrations/langchain/test_lc_classic.py",
+    "--deselect=tests/integrations/langchain/test_lc_docs.py::test_the_langchain_docs_examples_run",
+]
+
+
+def _plan(*args: str, envs: Any = None) -> dict[str, list[str] | None]:
+    return {env.name: a for env, a in dev.plan(list(args), envs or dev.ENVS)}
+
+
+def test_the_table_points_at_files_that_exist() -> None:
+    root = SCRIPT.parent.parent
+    assert dev.ENVS[0].name == "main"
+    assert dev.ENVS[0].venv == ".venv"
+    assert (
+        len({env.venv for env in dev.ENVS}) == len({env.name for env in dev.ENVS}) == len(dev.ENVS)
+    )
+    for env in dev.ENVS:
+        for path in (*env.packages, *env.requirements, *env.tests, *env.mypy):
+            assert (root / path).exists(), (env.name, path)
+        for skip in env.exclude:
+            assert (root / skip.split("::")[0]).exists(), (env.name, skip)
+            assert any(dev.covers(t, skip) for t in dev.env_tests(env)), (env.name, skip)
+        assert set(env.extras) <= set(env.packages)
+
+
+def test_the_floor_pins_are_the_lower_bounds_memtrace_langchain_declares() -> None:
+    root = SCRIPT.parent.parent
+    pins = {}
+    for line in (root / "requirements-langchain-floor.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pins[name.strip()] = version.strip()
+    project = tomllib.loads((root / "packages/memtrace-langchain/pyproject.toml").read_text())
+    floors = {}
+    for dep in project["project"]["dependencies"]:
+        name, sep, rest = dep.partition(">=")
+        if sep and not name.startswith("memtrace"):
+            floors[name.strip()] = rest.split(",")[0].strip()
+    assert set(pins) == set(floors)
+    for name, floor in floors.items():  # "1.4" is the floor of "1.4.0"
+        assert pins[name].split(".")[: len(floor.split("."))] == floor.split("."), name
+
+
+def test_no_arguments_run_every_environment_on_its_own_tests() -> None:
+    assert _plan() == {
+        "main": [],
+        "langchain-floor": [*FLOOR_SKIPS, "tests/integrations/langchain"],
+    }
+
+
+def test_pytest_arguments_go_to_main_and_to_the_environments_their_paths_select() -> None:
+    assert _plan("tests/core", "-x") == {"main": ["-x", "tests/core"]}
+    assert _plan("-x") == {"main": ["-x"]}
+    lc = "tests/integrations/langchain"
+    assert _plan(lc, "-x") == {"main": ["-x", lc], "langchain-floor": ["-x", *FLOOR_SKIPS, lc]}
+    # a parent of an environment's paths selects all of them; a -k value is not a path
+    assert _plan("tests", "-k", "tests") == {
+        "main": ["-k", "tests", "tests"],
+        "langchain-floor": ["-k", "tests", *FLOOR_SKIPS, lc],
+    }
+    # a path or node id inside: as given; one the environment excludes: not there
+    store = f"{lc}/test_lc_store.py::test_put_get"
+    assert _plan(store)["langchain-floor"] == [*FLOOR_SKIPS, store]
+    assert _plan(f"{lc}/test_lc_classic.py") == {"main": [f"{lc}/test_lc_classic.py"]}
+    docs = f"{lc}/test_lc_docs.py::test_the_langchain_docs_examples_run"
+    assert _plan(docs) == {"main": [docs]}
+
+
+def test_env_runs_only_the_named_environments_with_every_argument() -> None:
+    assert _plan("--env", "langchain-floor", "-k", "store") == {
+        "langchain-floor": ["-k", "store", *FLOOR_SKIPS, "tests/integrations/langchain"]
+    }
+    assert _plan("--env=main", "tests/core") == {"main": ["tests/core"]}
+    assert list(_plan("--env", "langchain-floor", "--env", "main")) == ["main", "langchain-floor"]
+    with pytest.raises(ValueError, match="unknown environment: ''"):
+        _plan("--env")
+
+
+def _table_with_an_exclusive_env() -> tuple[Any, ...]:
+    agents = dev.Env(
+        name="agents",
+        venv=".venv-agents",
+        packages=("packages/memtrace-core",),
+        tests=("tests/server",),  # any existing folder stands in for the future tests
+        mypy=("packages/memtrace-openai-agents/src",),
+        exclusive=True,
+    )
+    return (*dev.ENVS, agents)
+
+
+def test_an_exclusive_environment_owns_its_tests_and_mypy_targets() -> None:
+    envs = _table_with_an_exclusive_env()
+    agents = "tests/server"
+    assert _plan(envs=envs)["main"] == [f"--ignore={agents}"]
+    assert _plan(envs=envs)["agents"] == [agents]
+    # asking only for its tests: main still lints and type-checks, but runs no pytest
+    assert _plan(f"{agents}/test_auth.py", "-x", envs=envs) == {
+        "main": None,
+        "agents": ["-x", f"{agents}/test_auth.py"],
+    }
+    assert "packages/memtrace-openai-agents/src" not in dev.mypy_targets(envs[0], envs)
+    assert "packages/memtrace-core/src" in dev.mypy_targets(envs[0], envs)
+    assert dev.mypy_targets(envs[-1], envs) == ["packages/memtrace-openai-agents/src"]
+    assert dev.mypy_targets(dev.ENVS[1], dev.ENVS) == []
+
+
+def test_every_environment_runs_and_any_failure_fails_the_command(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls: list[list[str]] = []
+
+    def fake_run(cmd: list[Any], **kwargs: object) -> int:
+        calls.append([str(c) for c in cmd])
+        # main's mypy fails, the floor's pytest collects nothing (exit 5 is a failure)
+        if cmd[0].name == "mypy":
+            return 1
+        return 5 if ".venv-langchain-floor" in str(cmd[0]) else 0
+
+    monkeypatch.setattr(dev, "install", lambda *a, **k: None)  # stamps current
+    monkeypatch.setattr(dev, "run", fake_run)
+    with pytest.raises(SystemExit) as exc:
+        dev.test([])
+    assert exc.value.code == 1
+    steps = [(Path(c[0]).parent.parent.name, Path(c[0]).name, c[1:3]) for c in calls]
+    assert [s[:2] for s in steps] == [
+        (".venv", "ruff"),
+        (".venv", "ruff"),
+        (".venv", "mypy"),
+        (".venv", "python"),
+        (".venv-langchain-floor", "python"),
+    ]
+    out = capsys.readouterr().out
+    assert re.search(
+        r"^main +ruff check ok in 0 s; ruff format ok in 0 s; mypy FAILED \(exit 1\) in 0 s; "
+        r"pytest ok in 0 s$",
+        out,
+        re.M,
+    )
+    assert re.search(r"^langchain-floor +pytest FAILED \(exit 1\) in 0 s$", out, re.M)
+
+
+def test_an_install_failure_skips_that_environment_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: list[str] = []
+    monkeypatch.setattr(dev, "install", lambda env, *a, **k: 3 if env.name == "main" else None)
+    monkeypatch.setattr(dev, "run", lambda cmd, **k: ran.append(str(cmd[0])) or 0)
+    with pytest.raises(SystemExit) as exc:
+        dev.test([])
+    assert exc.value.code == 3
+    assert len(ran) == 1
+    assert ".venv-langchain-floor" in ran[0]
