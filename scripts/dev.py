@@ -33,7 +33,8 @@ Arguments after ``test``:
     --env NAME        run only that environment (repeatable); all other arguments go to its pytest
     (no arguments)    every environment, each on its own test paths
     pytest arguments  the main environment's pytest gets them all (but the paths of exclusive
-                      environments; its ruff and mypy run too); an other environment runs only if a path argument selects some of its tests
+                      environments; its ruff and mypy run too); another environment runs only
+                      if a path argument selects some of its tests
                       (a parent of its paths, e.g. ``tests``, or a path or node id inside them),
                       and then gets the same options with only those paths. A path argument is
                       one that exists relative to the repository root (``::node`` allowed);
