@@ -39,7 +39,6 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 from langgraph.store.base import (
@@ -56,11 +55,10 @@ from langgraph.store.base import (
     TTLConfig,
 )
 
-from memtrace_core.api import AsyncMemoryAPI, MemoryAPI
 from memtrace_core.errors import NotFoundError, ValidationError
-from memtrace_core.models import BatchResult, Memory
+from memtrace_core.models import Memory
 
-from ._context import MemtraceTarget, as_handle
+from ._context import Call, MemtraceTarget, Program, as_handle, drive, drive_async
 
 try:  # langgraph-checkpoint >= 4.3
     from langgraph.store.base import validate_op_namespace
@@ -148,21 +146,22 @@ class MemtraceStore(BaseStore):
         reads see the store as it was before the batch, and the batch's puts are applied
         after them (the last put of a key wins)."""
         plan = _Plan(ops)
-        api = self._handle.sync
         results: list[Result] = [None] * plan.size
         for index, op in plan.reads:
-            results[index] = self._read(api, op)
-        self._write_sync(api, plan.puts)
+            results[index] = drive(self._handle, _read(op))
+        drive(self._handle, self._write(plan.puts))
         return results
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
         """:meth:`batch` without blocking the event loop (the reads run concurrently)."""
         plan = _Plan(ops)
         results: list[Result] = [None] * plan.size
-        values = await asyncio.gather(*(self._aread(op) for _, op in plan.reads))
+        values = await asyncio.gather(
+            *(drive_async(self._handle, _read(op)) for _, op in plan.reads)
+        )
         for (index, _), value in zip(plan.reads, values, strict=True):
             results[index] = value
-        await self._write_async(plan.puts)
+        await drive_async(self._handle, self._write(plan.puts))
         return results
 
     def close(self) -> None:
@@ -185,61 +184,19 @@ class MemtraceStore(BaseStore):
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    # -- reads ----------------------------------------------------------------------------------
-
-    def _read(self, api: MemoryAPI, op: Op) -> Result:
-        read = _Read.of(op)
-        if read.empty:
-            return read.nothing()
-        try:
-            found = getattr(api, read.method)(*read.args, **read.kwargs)
-        except (NotFoundError, ValidationError) as exc:
-            return read.missing(exc)
-        return read.convert(found)
-
-    async def _aread(self, op: Op) -> Result:
-        read = _Read.of(op)
-        if read.empty:
-            return read.nothing()
-
-        async def call(api: AsyncMemoryAPI) -> Any:
-            return await getattr(api, read.method)(*read.args, **read.kwargs)
-
-        try:
-            found = await self._handle.run(call)
-        except (NotFoundError, ValidationError) as exc:
-            return read.missing(exc)
-        return read.convert(found)
-
     # -- writes ---------------------------------------------------------------------------------
 
-    def _write_sync(self, api: MemoryAPI, puts: Sequence[tuple[int, PutOp]]) -> None:
+    def _write(self, puts: Sequence[tuple[int, PutOp]]) -> Program:
+        """The engine calls of a batch's puts (one body for the sync and the async path)."""
         for indices, chunk in self._write_chunks(puts):
             with _at_op(indices):
-                api.add_memories(chunk)
+                yield Call("add_memories", (chunk,))
         for index, op in puts:
             if op.value is None:
                 with _at_op([index]):
-                    api.delete_memories(namespace=list(op.namespace), key=op.key)
-
-    async def _write_async(self, puts: Sequence[tuple[int, PutOp]]) -> None:
-        async def add(api: AsyncMemoryAPI, chunk: list[dict[str, Any]]) -> BatchResult:
-            return await api.add_memories(chunk)
-
-        async def delete(api: AsyncMemoryAPI, index: int, op: PutOp) -> int:
-            with _at_op([index]):
-                return await api.delete_memories(namespace=list(op.namespace), key=op.key)
-
-        for indices, chunk in self._write_chunks(puts):
-            with _at_op(indices):
-                await self._handle.run(partial(add, chunk=chunk))
-        await asyncio.gather(
-            *(
-                self._handle.run(partial(delete, index=index, op=op))
-                for index, op in puts
-                if op.value is None
-            )
-        )
+                    yield Call(
+                        "delete_memories", (), {"namespace": list(op.namespace), "key": op.key}
+                    )
 
     def _write_chunks(
         self, puts: Sequence[tuple[int, PutOp]]
@@ -336,6 +293,19 @@ class _Read:
         if isinstance(self.op, SearchOp):
             return _search_items(found.results)
         return _namespaces(found.namespaces)
+
+
+def _read(op: Op) -> Program:
+    """The engine call of one read op and its result (one body for the sync and the async
+    path)."""
+    read = _Read.of(op)
+    if read.empty:
+        return read.nothing()
+    try:
+        found = yield Call(read.method, read.args, read.kwargs)
+    except (NotFoundError, ValidationError) as exc:
+        return read.missing(exc)
+    return read.convert(found)
 
 
 class _Plan:
