@@ -546,13 +546,31 @@ async def test_export_import_round_trip(api: Api, tmp_path: Path, registry: Plug
         metadata={"nested": {"a": [1, 2]}},
         parent_id="mem_parent",
         time=datetime(2024, 1, 1, 0, 0, 0, 123456, tzinfo=UTC),
+        payload={"role": "user", "parts": [{"text": "ü"}, None, 2**70, -0.5, True], "x": None},
     )
     await api.add_memories(
-        [{"agent_id": "other", "content": f"line {i}", "time": ago(minutes=i)} for i in range(5)]
+        [
+            {"agent_id": "other", "content": f"line {i}", "time": ago(minutes=i), "payload": i}
+            for i in range(3)
+        ]
+        # two identical memories that are never deduplicated, with payloads of any JSON type
+        + [
+            {"agent_id": "other", "content": "same", "time": ago(minutes=3), "dedup": False},
+            {
+                "agent_id": "other",
+                "content": "same",
+                "time": ago(minutes=4),
+                "dedup": False,
+                "payload": ["a", {"b": []}],
+            },
+        ]
     )
     lines = await api.export_lines()
     kinds = [json.loads(line)["kind"] for line in lines]
     assert kinds == ["agent", "session"] + ["memory"] * 6 + ["trailer"]
+    exported = [json.loads(line) for line in lines if '"kind":"memory"' in line]
+    assert sorted(m["payload"] for m in exported if isinstance(m.get("payload"), int)) == [0, 1, 2]
+    assert [m.get("dedup") for m in exported if m["content"] == "same"] == [False, False]
     assert all(line.endswith("\n") for line in lines)
 
     second = await aconnect(f"sqlite:///{tmp_path / 'second.db'}", plugins=registry)
@@ -562,6 +580,14 @@ async def test_export_import_round_trip(api: Api, tmp_path: Path, registry: Plug
         original = await api.list_memories(order="asc", limit=1000)
         copied = await second.list_memories(order="asc", limit=1000)
         assert copied.memories == original.memories  # ids, times, every field
+        everything = next(m for m in copied.memories if m.content == "with everything ✓")
+        assert everything.payload == {
+            "role": "user",
+            "parts": [{"text": "ü"}, None, 2**70, -0.5, True],
+            "x": None,
+        }
+        # still never deduplicated after the import: an identical write is a third memory
+        assert [m.dedup_key for m in copied.memories if m.content == "same"] == [None, None]
         assert await second.get_agent("exporter") == await api.get_agent(agent.id)
         got_session = await second.get_session(session.id)
         assert got_session == await api.get_session(session.id)
@@ -582,6 +608,10 @@ async def test_export_import_round_trip(api: Api, tmp_path: Path, registry: Plug
         subset = await api.export_lines(agent_id="other")
         assert len(subset) == 5 + 1
         assert [json.loads(line)["kind"] for line in subset] == ["memory"] * 5 + ["trailer"]
+        # the copies of the dedup=false memories stay without a dedup key: an identical write
+        # is a third memory, not a duplicate
+        await second.add_memory(agent_id="other", content="same")
+        assert (await second.search_memories(agent_id="other", content_contains="same")).count == 3
     finally:
         await second.close()
 

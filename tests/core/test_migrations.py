@@ -165,3 +165,32 @@ def test_v5_keyed_rows_get_the_time_of_their_first_version(
         assert new.supersedes == old.id
         assert new.key_created_at == old.time
         assert mt.remember("bot", "unkeyed").key_created_at is None
+
+
+def test_v6_rows_read_without_a_payload_and_new_rows_keep_theirs(
+    db_path: Path, db_url: str, registry: PluginRegistry
+) -> None:
+    """Migration 7 adds the ``payload`` column: rows of version 6 read with none; a new write
+    stores its payload as compact JSON text, verbatim."""
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        assert migrate(conn, target=6) == 6
+        conn.execute(
+            "INSERT INTO memories (id, org_id, agent_id, memory_type, event_type, content, "
+            "time, recorded_at) VALUES (?,?,?,?,?,?,?,?)",
+            ("mem_01HQ0000000000000000000010", "org_default", "bot", "episodic", "general",
+             "old row", 1_700_000_000_000_000, 1_700_000_000_000_000),
+        )  # fmt: skip
+    finally:
+        conn.close()
+    with connect(db_url, plugins=registry) as mt:
+        assert mt.get_memory("mem_01HQ0000000000000000000010").payload is None
+        new = mt.add_memory(agent_id="bot", content="new row", payload={"a": [1, None, "é"]})
+    conn = sqlite3.connect(db_path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 7
+        stored = conn.execute("SELECT payload FROM memories WHERE id = ?", (new.id,)).fetchone()
+        assert stored == ('{"a":[1,null,"é"]}',)
+    finally:
+        conn.close()

@@ -31,6 +31,7 @@ def test_trusted_memory_equals_a_validated_memory() -> None:
         "namespace": ["users", "u1"],
         "key": "k1",
         "key_created_at": datetime(2026, 2, 1, tzinfo=UTC),
+        "payload": {"items": [1, "two", None, {"x": 3.5}]},
     }
     fast = trusted_memory(dict(values))
     checked = Memory.model_validate(values)

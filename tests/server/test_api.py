@@ -441,6 +441,9 @@ async def test_auth_and_permissions(http: httpx.AsyncClient, live: LiveServer) -
         assert r.status_code == 403
         assert "write" in r.json()["error"]
         assert (await h.get(f"{API}/admin/orgs")).status_code == 403
+        r = await h.post(f"{API}/memories/pop", json={"agent_id": "a"})
+        assert r.status_code == 403  # a pop deletes: write, as a delete
+        assert "write" in r.json()["error"]
         assert (await h.get(f"{API}/me")).json()["permissions"] == ["read"]
 
         r = await http.post(f"{API}/admin/keys/{created['key']['id']}/rotate")
@@ -626,3 +629,33 @@ async def test_health_and_ready_are_filled_from_the_store_report(
     assert response.status_code == 503
     assert response.json() == {"status": "not ready", "reason": "store_unreachable"}
     assert "disk gone" not in response.text
+
+
+async def test_pop_route_body_and_answer(http: httpx.AsyncClient) -> None:
+    """``POST /memories/pop``: the delete filter in, ``{"memory": …}`` out (null, not an
+    empty object, when nothing matches); a payload comes back verbatim."""
+    r = await http.post(f"{API}/memories/pop", json={"agent_id": "popper"})
+    assert r.status_code == 200
+    assert r.json() == {"memory": None}
+    payload = {"role": "user", "content": [{"type": "input_text", "text": "hi"}], "x": None}
+    r = await http.post(
+        f"{API}/memories",
+        json={"agent_id": "popper", "content": "turn", "payload": payload, "dedup": False},
+    )
+    assert r.status_code == 201, r.text
+    created = r.json()
+    assert created["payload"] == payload
+    assert "dedup_key" not in created  # none stored
+    r = await http.post(f"{API}/memories/pop", json={"agent_id": "popper"})
+    assert r.status_code == 200
+    assert r.json()["memory"]["id"] == created["id"]
+    assert r.json()["memory"]["payload"] == payload
+    assert (await http.get(f"{API}/memories/{created['id']}")).status_code == 404
+    r = await http.post(f"{API}/memories/pop", json={})
+    assert r.status_code == 400
+    assert r.json()["field"] == "filter"
+    r = await http.post(
+        f"{API}/memories", json={"agent_id": "a", "content": "x", "dedup": False, "dedup_key": "k"}
+    )
+    assert r.status_code == 400
+    assert r.json()["field"] == "dedup_key"

@@ -107,6 +107,8 @@ window_hours = 2
 [limits]
 max_content_bytes = 1000
 max_metadata_bytes = 2000
+max_payload_bytes = 4096
+max_payload_depth = 7
 max_tags = 5
 max_batch = 50
 
@@ -141,7 +143,13 @@ max_memories = 250
     assert engine.dedup_enabled is False
     assert engine.dedup_window_hours == 2
     assert engine.limits == dataclasses.replace(
-        Limits(), max_content_bytes=1000, max_metadata_bytes=2000, max_tags=5, max_batch=50
+        Limits(),
+        max_content_bytes=1000,
+        max_metadata_bytes=2000,
+        max_payload_bytes=4096,
+        max_payload_depth=7,
+        max_tags=5,
+        max_batch=50,
     )
     assert engine.ranking == dataclasses.replace(
         RankingConfig(), candidates=99, k1=1.5, b=0.25, prf=False
@@ -391,6 +399,8 @@ def test_every_key_has_a_distinct_env_name() -> None:
         ("MAX_JSON_DEPTH", "250", 200),
         ("MAX_TAGS", "5000", 200),
         ("MAX_FILTER_VALUES", "2000", 1000),
+        ("MAX_PAYLOAD_DEPTH", "201", 200),
+        ("MAX_PAYLOAD_BYTES", str(64 * 1024 * 1024 + 1), 64 * 1024 * 1024),
     ],
 )
 def test_limits_that_would_break_reads_are_refused(key: str, value: str, ceiling: int) -> None:

@@ -17,6 +17,8 @@ API = "/api/v1"
         ("/memories", {"memories": [{"agent_id": "a", "content": "x", "tag": ["t"]}]}, "tag"),
         ("/search", {"qurey": "canary"}, "qurey"),
         ("/memories/delete", {"agnt_id": "a"}, "agnt_id"),
+        ("/memories/pop", {"agnt_id": "a"}, "agnt_id"),
+        ("/memories", {"agent_id": "a", "content": "x", "dedupe": False}, "dedupe"),
         ("/agents", {"name": "n", "descripton": "d"}, "descripton"),
         ("/sessions", {"agent_id": "a", "meta": {}}, "meta"),
         ("/agents/a/context", {"max_token": 5}, "max_token"),

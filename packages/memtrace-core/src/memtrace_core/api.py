@@ -170,6 +170,14 @@ class AsyncMemoryAPI(Protocol):
         """Delete every memory matching the criteria; returns the count deleted."""
         ...
 
+    async def pop_memory(
+        self, criteria: DeleteFilter | Mapping[str, Any] | None = None, /, **filters: Any
+    ) -> Memory | None:
+        """Remove and return the newest current (not superseded, unexpired) memory matching
+        the filters of :meth:`delete_memories` (at least one), or None. Atomic: two
+        concurrent pops never return the same memory."""
+        ...
+
     # -- agents -------------------------------------------------------------------------------
 
     async def register_agent(
@@ -422,6 +430,10 @@ class MemoryAPI(Protocol):
     def delete_memories(
         self, criteria: DeleteFilter | Mapping[str, Any] | None = None, /, **fields: Any
     ) -> int: ...
+
+    def pop_memory(
+        self, criteria: DeleteFilter | Mapping[str, Any] | None = None, /, **filters: Any
+    ) -> Memory | None: ...
 
     def register_agent(
         self,

@@ -42,6 +42,7 @@ from .models import (
     MemoryCreate,
     MemoryList,
     NamespaceList,
+    PopResult,
     RegisterAgentRequest,
     RetentionInfo,
     RetentionPolicy,
@@ -312,6 +313,12 @@ class AsyncMemtraceClient(Shortcuts):
         crit = coerce(DeleteFilter, criteria, fields)
         response = await self._request("POST", "/memories/delete", json=_body(crit))
         return int(response.json()["deleted"])
+
+    async def pop_memory(
+        self, criteria: DeleteFilter | Mapping[str, Any] | None = None, /, **filters: Any
+    ) -> Memory | None:
+        crit = coerce(DeleteFilter, criteria, filters)
+        return (await self._send(PopResult, "POST", "/memories/pop", _body(crit))).memory
 
     # -- agents ---------------------------------------------------------------------------------
 

@@ -184,6 +184,7 @@ def _record_to_memory(r: MemoryRecord) -> Memory:
             "namespace": None if r.namespace is None else list(r.namespace),
             "key": r.key,
             "key_created_at": None if r.key_created_at is None else from_us(r.key_created_at),
+            "payload": r.payload,
         }
     )
 
@@ -321,7 +322,7 @@ class AsyncMemtrace(Shortcuts):
                         raise cls(exc.message, field=exc.field, index=idx) from None
                     raise
             key = mem.dedup_key
-            if key is None and dedup:
+            if key is None and dedup and mem.dedup is not False:
                 key = (
                     dedup_key(mem.agent_id, mem.event_type, mem.content)
                     if mem.key is None
@@ -798,6 +799,27 @@ class AsyncMemtrace(Shortcuts):
             )
         return await self.store.delete_memories(self.org_id, flt)
 
+    async def pop_memory(
+        self, criteria: DeleteFilter | Mapping[str, Any] | None = None, /, **filters: Any
+    ) -> Memory | None:
+        """Remove and return the newest current memory matching the filters (the filters of
+        :meth:`delete_memories`: agent, session, namespace or prefix, key, tags, types, time
+        ranges; at least one, or ``all_memories=True``), or None when none matches.
+        Superseded and expired memories are never popped. Atomic: the choice and the delete
+        are one store transaction, so two concurrent pops never return the same memory."""
+        crit = coerce(DeleteFilter, criteria, filters)
+        flt = await self._criteria_filter(crit)
+        if flt.is_empty() and not crit.all_memories:
+            raise ValidationError(
+                "refusing to pop without a filter: give agent_id, session_id, namespace, key, "
+                "tags, types, since/until or all_memories=true",
+                field="filter",
+            )
+        now = now_us()
+        return await self.store.pop_memory(
+            self.org_id, replace(flt, current=True, live_at=now), now=now
+        )
+
     # -- agents ---------------------------------------------------------------------------------
 
     async def register_agent(
@@ -1154,7 +1176,7 @@ class AsyncMemtrace(Shortcuts):
                 counts["memories"] += 1
                 if memory.supersedes is not None or memory.superseded_by is not None:
                     memory = await self._mended(memory, flt.live_at or now_us())
-                yield _line("memory", memory)
+                yield _memory_line(memory)
         yield export_trailer(**counts)
 
     async def _mended(self, memory: Memory, now: int) -> Memory:
@@ -1689,11 +1711,23 @@ def _window_filter(flt: MemoryFilter, plan: ranking.QueryPlan) -> MemoryFilter:
     )
 
 
-def _line(kind: str, model: BaseModel) -> str:
+def _line(kind: str, model: BaseModel, **extra: Any) -> str:
     data = model.model_dump(mode="json", exclude_none=True)
     data.pop("score", None)
     data.pop("org_id", None)
-    return json.dumps({"kind": kind, **data}, ensure_ascii=False, separators=(",", ":")) + "\n"
+    return (
+        json.dumps({"kind": kind, **data, **extra}, ensure_ascii=False, separators=(",", ":"))
+        + "\n"
+    )
+
+
+def _memory_line(memory: Memory) -> str:
+    """A memory's export line: a memory without a dedup key (written with ``dedup=false``, or
+    with dedup disabled) says ``"dedup":false``, so that an import does not give it one (a
+    later identical write is then not its duplicate)."""
+    if memory.dedup_key is None:
+        return _line("memory", memory, dedup=False)
+    return _line("memory", memory)
 
 
 #: The ``format`` and ``version`` of the export trailer (see :meth:`AsyncMemtrace.iter_export`).
@@ -1862,7 +1896,8 @@ class _Staging:
 
 #: The fields an export line of each kind may carry (``org_id`` and ``score`` are accepted and
 #: ignored: the import's org wins, and a score is not part of a memory).
-_MEMORY_LINE_FIELDS = frozenset(Memory.model_fields)
+#: ``dedup`` (false) marks a memory without a dedup key: it stays one after an import.
+_MEMORY_LINE_FIELDS = frozenset(Memory.model_fields) | {"dedup"}
 _AGENT_LINE_FIELDS = frozenset(Agent.model_fields)
 _SESSION_LINE_FIELDS = frozenset(Session.model_fields)
 
@@ -1916,7 +1951,7 @@ def _import_record(
         # within the window is then caught as a duplicate of the imported memory.
         dedup_key=(
             mem.dedup_key
-            if mem.dedup_key is not None or not dedup
+            if mem.dedup_key is not None or not dedup or mem.dedup is False
             else dedup_key(mem.agent_id, mem.event_type, mem.content)
         ),
         time=to_us(mem.time),
@@ -1954,6 +1989,7 @@ def _to_record(
         metadata=mem.metadata,
         tags=mem.tags,
         dedup_key=dedup_key,
+        payload=mem.payload,
         importance=mem.importance,
         parent_id=mem.parent_id,
         time=time,

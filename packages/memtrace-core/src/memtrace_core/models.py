@@ -190,6 +190,10 @@ class Memory(_Model):
             "delete the key starts again)"
         ),
     )
+    payload: Any = Field(
+        default=None,
+        description="the caller's JSON value, returned verbatim (not indexed nor searched)",
+    )
 
 
 _MEMORY_FIELDS: frozenset[str] = frozenset(Memory.model_fields)
@@ -254,6 +258,16 @@ class MemoryCreate(_Request):
         pattern=r"^[^\x00]{1,512}$",
         description="a caller-chosen key, unique among the current memories of its namespace: "
         "a write with the key of a current memory supersedes it",
+    )
+    payload: Any = Field(
+        default=None,
+        description="any JSON value (object, array, string, number, boolean; null: none), "
+        "stored and returned verbatim; not indexed, not searched, not part of the dedup key; "
+        "≤ 3 MiB as compact JSON, ≤ 128 levels",
+    )
+    dedup: bool | None = _doc(
+        description="false: never deduplicated (no dedup key is stored or checked; not with "
+        "dedup_key)"
     )
 
     @field_validator("ttl", mode="before")
@@ -365,6 +379,13 @@ class DeleteFilter(_Request):
 
 class DeleteResult(_Model):
     deleted: int
+
+
+class PopResult(_Model):
+    """What :meth:`AsyncMemtrace.pop_memory` removed (``POST /api/v1/memories/pop``): the
+    newest current memory matching the filter, or null when none does."""
+
+    memory: Memory | None = None
 
 
 class BatchResult(_Model):

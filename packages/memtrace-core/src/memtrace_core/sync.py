@@ -117,6 +117,7 @@ class BlockingMethods(BlockingTwin[A]):
     list_namespaces = blocking(AsyncMemoryAPI.list_namespaces)
     delete_memory = blocking(AsyncMemoryAPI.delete_memory)
     delete_memories = blocking(AsyncMemoryAPI.delete_memories)
+    pop_memory = blocking(AsyncMemoryAPI.pop_memory)
     register_agent = blocking(AsyncMemoryAPI.register_agent)
     list_agents = blocking(AsyncMemoryAPI.list_agents)
     get_agent = blocking(AsyncMemoryAPI.get_agent)

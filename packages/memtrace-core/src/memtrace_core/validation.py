@@ -47,6 +47,9 @@ JSON_DEPTH_CEILING = 200
 #: (each tag of a filter is one term of an AND chain; SQLite's expression depth is 1000).
 LIMIT_CEILINGS: dict[str, int] = {
     "max_json_depth": JSON_DEPTH_CEILING,
+    "max_payload_depth": JSON_DEPTH_CEILING,
+    # the largest body a server takes is 4 MiB by default; the ceiling bounds one memory
+    "max_payload_bytes": 64 * 1024 * 1024,
     "max_tags": 200,
     "max_filter_values": 1000,
 }
@@ -73,6 +76,10 @@ class Limits:
     #: How far in the future a new write's event ``time`` may be (clock skew between hosts);
     #: imports keep whatever time the export had.
     max_future_skew_seconds: int = 300
+    #: Largest memory ``payload`` (any JSON value, kept verbatim) as compact UTF-8 JSON.
+    max_payload_bytes: int = 3 * 1024 * 1024
+    #: Deepest nesting of a ``payload`` (a top-level array or object is depth 1).
+    max_payload_depth: int = 128
 
     def __post_init__(self) -> None:
         for name, ceiling in LIMIT_CEILINGS.items():
@@ -235,15 +242,18 @@ def check_json(
     *,
     index: int | None = None,
     max_bytes: int | None = None,
+    max_depth: int | None = None,
 ) -> int:
     """A JSON value to store (metadata, agent config, session metadata): serialisable as
     strict JSON (no NaN/Infinity, valid Unicode), at most ``max_bytes`` (default
     ``limits.max_metadata_bytes``) as compact UTF-8 JSON, nested at most
-    ``limits.max_json_depth`` levels, object keys strings. Returns the size in bytes.
+    ``max_depth`` (default ``limits.max_json_depth``) levels, object keys strings. Returns the
+    size in bytes.
 
     The size is measured first (by the C encoder, linear in the input), so the walk that checks
     depth and keys only ever sees a bounded value."""
     cap = limits.max_metadata_bytes if max_bytes is None else max_bytes
+    max_depth = limits.max_json_depth if max_depth is None else max_depth
     try:
         text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         size = len(text.encode())
@@ -253,7 +263,7 @@ def check_json(
         ) from None
     except RecursionError:
         raise ValidationError(
-            f"invalid {field}: nested deeper than {limits.max_json_depth} levels",
+            f"invalid {field}: nested deeper than {max_depth} levels",
             field=field,
             index=index,
         ) from None
@@ -266,7 +276,6 @@ def check_json(
             f"{field} too large: {size} bytes as JSON (max {cap})", field=field, index=index
         )
     stack: list[tuple[Any, int]] = [(value, 1)]
-    max_depth = limits.max_json_depth
     while stack:
         node, depth = stack.pop()
         if isinstance(node, dict):
@@ -389,6 +398,17 @@ def validate_memory(
     metadata = mem.metadata or None
     if metadata is not None:
         check_json(metadata, "metadata", limits, index=index)
+    if mem.payload is not None:
+        check_json(
+            mem.payload,
+            "payload",
+            limits,
+            index=index,
+            max_bytes=limits.max_payload_bytes,
+            max_depth=limits.max_payload_depth,
+        )
+    if mem.dedup is not None and not isinstance(mem.dedup, bool):
+        raise ValidationError("invalid dedup: must be a boolean", field="dedup", index=index)
     if mem.time is not None:
         event_us = check_time_us(to_us(mem.time), "time", index=index)
         if now is not None and event_us > now + limits.max_future_skew_seconds * 1_000_000:
@@ -409,6 +429,13 @@ def validate_memory(
     if key is not None and (len(key) > limits.max_dedup_key_chars or not key.isprintable()):
         raise ValidationError(
             f"invalid dedup_key: printable, max {limits.max_dedup_key_chars} chars",
+            field="dedup_key",
+            index=index,
+        )
+    if key is not None and mem.dedup is False:
+        raise ValidationError(
+            "invalid dedup_key: not with dedup=false (a memory that is never deduplicated has "
+            "no dedup key)",
             field="dedup_key",
             index=index,
         )

@@ -183,10 +183,15 @@ def _min(lo: float, *, strict: bool = False) -> Callable[[Any], str | None]:
     return check
 
 
+def _number(value: float) -> str:
+    """A bound as written (``67108864``, not ``6.71089e+07``)."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
 def _between(lo: float, hi: float) -> Callable[[Any], str | None]:
     def check(value: Any) -> str | None:
         if not lo <= value <= hi:
-            return f"must be between {lo:g} and {hi:g}"
+            return f"must be between {_number(lo)} and {_number(hi)}"
         return None
 
     return check

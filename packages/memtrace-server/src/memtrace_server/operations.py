@@ -30,6 +30,7 @@ from memtrace_core import (
     MemoryList,
     NamespaceList,
     NamespaceQuery,
+    PopResult,
     RegisterAgentRequest,
     RetentionInfo,
     RetentionPolicy,
@@ -83,6 +84,7 @@ from .routes import (
     list_sessions,
     metrics,
     openapi_json,
+    pop_memory,
     purge_org,
     ready,
     register_agent,
@@ -399,6 +401,23 @@ OPERATIONS: tuple[Operation, ...] = (
         body=DeleteFilter,
         response=DeleteResultBody,
         errors=(400, 413),
+    ),
+    Operation(
+        "POST",
+        "/api/v1/memories/pop",
+        pop_memory,
+        "write",
+        "popMemory",
+        "Remove and return the newest current memory matching a filter",
+        "memories",
+        body=DeleteFilter,
+        response=PopResult,
+        errors=(400, 413),
+        description="The filter of `deleteMemories` (at least one criterion, or "
+        "`all_memories`). The newest current memory matching it (by event `time`, then "
+        "insertion; superseded and expired memories are skipped) is deleted from every index "
+        "and returned as `memory`; `memory` is null when none matches. Atomic: two concurrent "
+        "pops never return the same memory.",
     ),
     Operation(
         "GET",

@@ -25,6 +25,7 @@ from memtrace_core import (
     MemtraceError,
     NamespaceQuery,
     NotFoundError,
+    PopResult,
     ValidationError,
 )
 from memtrace_core import (
@@ -97,6 +98,14 @@ async def delete_memories(request: Request, mt: AsyncMemtrace, state: State) -> 
     deleted = await mt.delete_memories(json_object(request))
     state.metrics.memories_deleted += deleted
     return json_response({"deleted": deleted})
+
+
+async def pop_memory(request: Request, mt: AsyncMemtrace, state: State) -> HTTPResponse:
+    popped = await mt.pop_memory(json_object(request))
+    if popped is None:
+        return json_response({"memory": None})
+    state.metrics.memories_deleted += 1
+    return model_response(PopResult(memory=popped))
 
 
 async def get_memory_by_key(request: Request, mt: AsyncMemtrace, state: State) -> HTTPResponse:

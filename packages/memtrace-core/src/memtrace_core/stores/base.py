@@ -45,6 +45,8 @@ class MemoryRecord:
     #: on insert (inherited from the memory the record supersedes, else the record's ``time``);
     #: an import carries the exported value.
     key_created_at: int | None = None
+    #: The caller's JSON value, stored verbatim (not indexed, not searched); None: none.
+    payload: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,6 +373,16 @@ class Store(Protocol):
         index (a later keyword or substring search must not find it), mending the supersession
         links (see the class docstring). Returns the count. An empty filter deletes every
         memory of the org (the engine guards against that)."""
+        ...
+
+    async def pop_memory(self, org_id: str, flt: MemoryFilter, *, now: int) -> Memory | None:
+        """Remove and return the newest *current* memory of ``org_id`` matching ``flt``: not
+        superseded and unexpired at ``now`` (as ``flt`` with ``current=True`` and
+        ``live_at=now`` selects), the latest ``time`` first, ties broken by the latest
+        insertion. The choice and the delete (as :meth:`delete_memories` does it: every index,
+        links mended) happen in one serialised write transaction, so two concurrent pops never
+        return the same memory. Returns the memory as it was stored, or None if none matches.
+        An unreadable row chosen raises CorruptRowError (nothing is deleted)."""
         ...
 
     async def delete_expired(self, now: int, *, limit: int) -> int:

@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import queue
 import sqlite3
@@ -244,6 +245,12 @@ ALTER TABLE memories ADD COLUMN key_created_at INTEGER;
 UPDATE memories SET key_created_at = time WHERE key IS NOT NULL;
 """
 
+# v7: a memory's payload, the caller's JSON value kept verbatim (compact JSON text; not
+# indexed, not searched).
+_MIGRATION_7 = """
+ALTER TABLE memories ADD COLUMN payload TEXT;
+"""
+
 #: Schema migrations, applied in order; ``PRAGMA user_version`` records how many have run.
 MIGRATIONS: list[str] = [
     _MIGRATION_1,
@@ -252,6 +259,7 @@ MIGRATIONS: list[str] = [
     _MIGRATION_4,
     _MIGRATION_5,
     _MIGRATION_6,
+    _MIGRATION_7,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -259,14 +267,15 @@ _MEMORY_COLUMNS = (
     "m.id, m.org_id, m.agent_id, m.session_id, m.memory_type, m.event_type, m.content, "
     "m.metadata, m.tags, m.dedup_key, m.importance, m.parent_id, m.time, m.recorded_at, "
     "m.expires_at, m.supersedes, m.superseded_by, m.superseded_at, m.superseded_until, "
-    "m.namespace, m.key, m.key_created_at"
+    "m.namespace, m.key, m.key_created_at, m.payload"
 )
 #: Columns of a memory row (the rowid, a score … come after them).
-_N_MEMORY_COLUMNS = 22
+_N_MEMORY_COLUMNS = 23
 _INSERT_SQL = (
     "INSERT INTO memories (rowid, id, org_id, agent_id, session_id, memory_type, event_type, "
     "content, metadata, tags, dedup_key, importance, parent_id, time, recorded_at, expires_at, "
-    "supersedes, namespace, key, key_created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    "supersedes, namespace, key, key_created_at, payload) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 _INSERT_FTS_SQL = (
     "INSERT INTO memories_fts(rowid, content, agent_id, event_type, tags) VALUES (?,?,?,?,?)"
@@ -310,7 +319,7 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-def _json_column(raw: Any, name: str, expect: type) -> Any:
+def _json_column(raw: Any, name: str, expect: type | None) -> Any:
     if raw is None or raw == "":
         return None
     if type(raw) is not str:
@@ -319,7 +328,7 @@ def _json_column(raw: Any, name: str, expect: type) -> Any:
         value = json.loads(raw)
     except (ValueError, RecursionError):
         raise UnreadableRow(f"invalid JSON in {name}") from None
-    if not isinstance(value, expect):
+    if expect is not None and not isinstance(value, expect):
         raise UnreadableRow(f"{name} is not a JSON {'object' if expect is dict else 'array'}")
     # Only a value with many brackets can be deep: count them in C before walking it.
     if raw.count("[") + raw.count("{") > MAX_READ_DEPTH and _depth(value) > MAX_READ_DEPTH:
@@ -385,8 +394,19 @@ def _row_to_memory(row: Sequence[Any]) -> Memory:
             "namespace": namespace,
             "key": _text(row[20], "key", optional=True),
             "key_created_at": None if row[21] is None else _time_column(row[21], "key_created_at"),
+            "payload": None if row[22] is None else _payload_column(row[22]),
         }
     )
+
+
+def _payload_column(raw: Any) -> Any:
+    """A stored payload: any JSON value (its depth bounded as every JSON column's)."""
+    if raw == "":  # the empty string is not JSON: not what a write stores
+        raise UnreadableRow("invalid JSON in payload")
+    value = _json_column(raw, "payload", None)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UnreadableRow("payload is not finite")  # 1e999 in a hand-edited row
+    return value
 
 
 def encode_namespace(parts: Sequence[str]) -> str:
@@ -537,6 +557,7 @@ def _record_row(r: MemoryRecord, rowid: int) -> tuple[Any, ...]:
         None if r.namespace is None else encode_namespace(r.namespace),
         r.key,
         r.key_created_at,
+        _dumps(r.payload),
     )
 
 
@@ -1387,6 +1408,28 @@ class SQLiteStore(SQLiteAuthMixin):
             "RETURNING org_id, supersedes"
         )
         return await self._write(lambda conn: _delete(conn, sql, params))
+
+    async def pop_memory(self, org_id: str, flt: MemoryFilter, *, now: int) -> Memory | None:
+        where, params = build_where(org_id, replace(flt, current=True, live_at=now))
+        select = (
+            f"SELECT {_MEMORY_COLUMNS}, m.rowid FROM memories m WHERE {where} "
+            "ORDER BY m.time DESC, m.rowid DESC LIMIT 1"
+        )
+
+        def run(conn: sqlite3.Connection) -> Memory | None:
+            # chosen and deleted inside the writer's transaction: concurrent pops serialise
+            row = _fetch_one(conn, select, params)
+            memory = self._decode_one(row, _row_to_memory, "memory", org_id)
+            if row is None or memory is None:
+                return None
+            _delete(
+                conn,
+                "DELETE FROM memories WHERE rowid = ? RETURNING org_id, supersedes",
+                (row[_N_MEMORY_COLUMNS],),
+            )
+            return memory
+
+        return await self._write(run)
 
     async def delete_expired(self, now: int, *, limit: int) -> int:
         sql = (
