@@ -333,3 +333,33 @@ def test_original_sdk_client_is_accepted(live_server: Any) -> None:
     assert contents == ["via AsyncMemtrace", "via Memtrace"]
     with pytest.raises(TypeError, match="api_key applies only"):
         as_handle(memtrace.Memtrace(live.url, key), api_key="x")
+
+
+async def test_an_aconnect_handle_on_the_runners_loop(handle_url: tuple[str, Any]) -> None:
+    from agents import Runner
+
+    from memtrace_core import aconnect
+
+    url, options = handle_url
+    mt = await aconnect(url, **options)
+    try:
+        model = scripted_model(
+            [
+                [
+                    call(
+                        "memtrace_remember",
+                        {**NULLS_REMEMBER, "content": "async fact"},
+                        call_id="c1",
+                    )
+                ],
+                [call("memtrace_recall", NULLS_RECALL, call_id="c2")],
+                [text("ok")],
+            ]
+        )
+        agent = Agent(name="a", model=model, tools=create_memtrace_tools(mt, "async-bot"))
+        result = await Runner.run(agent, "go")
+        assert result.final_output == "ok"
+        assert outputs(model, 2)["c2"].endswith(": async fact")
+        assert [m.content for m in (await mt.recall("async-bot", "1h")).memories] == ["async fact"]
+    finally:
+        await mt.close()
