@@ -1,33 +1,29 @@
-"""Shared helpers of the OpenAI Agents integration: which memtrace to talk to, and which agent
-and session a call belongs to.
+"""Which memtrace to talk to, and which agent and session a call belongs to: memtrace's
+framework-neutral helpers (:mod:`memtrace_core.integration`: the handle — including the
+original ``memtrace-sdk`` client —, the run-context scope, call programs and the injected
+context), with the OpenAI Agents SDK's wording where it differs.
 
-* :func:`as_handle` turns what a user passes (a ``memtrace_core.connect``/``aconnect`` handle, a
-  :class:`~memtrace_core.bridge.MemtraceHandle`, a memtrace URL with an optional ``api_key``, or
-  the original SDK's client ``memtrace.AsyncMemtrace`` / ``memtrace.Memtrace`` from the
-  ``memtrace-sdk`` package) into one :class:`MemtraceHandle`. The original client is not used
-  for calls: its base URL and API key open memtrace's own HTTP client, so code written for the
-  original ``openai-agents-memtrace`` keeps its ``AsyncMemtrace(url, key)`` line.
-* :func:`resolve_scope` picks the agent and session of one call: the defaults the helper was
-  built with, overridden by the run's context (``Runner.run(..., context=ctx)``, seen as
-  ``RunContextWrapper.context`` / ``ToolContext.context``). The context may be any object with
-  ``agent_id`` / ``session_id`` attributes (a dataclass, a pydantic model) or a mapping with
-  those keys; a missing, ``None`` or empty value leaves the default in place. The org is never
-  taken from the context: it is the handle's.
-* :data:`Program` / :func:`drive_async`: a body written as a generator of memtrace calls,
-  run on the async method set without blocking the event loop (the SDK calls tools, dynamic
-  instructions, hooks and sessions from coroutines only).
+The SDK calls tools, dynamic instructions, hooks and sessions from coroutines only, so this
+integration drives its programs with :func:`drive_async`; the run's context is
+``RunContextWrapper.context`` / ``ToolContext.context`` (``Runner.run(..., context=ctx)``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Generator, Mapping
-from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
-from memtrace_core.api import AsyncMemoryAPI, MemoryAPI
-from memtrace_core.bridge import MemtraceHandle
-from memtrace_core.errors import MemtraceError, NotFoundError
-from memtrace_core.models import AgentContext, SessionContext
+from memtrace_core.integration import (
+    Call,
+    MemtraceTarget,
+    Program,
+    Scope,
+    as_handle,
+    context_ids,
+    context_program,
+    drive_async,
+    is_original_client,
+)
+from memtrace_core.integration import resolve_scope as _resolve_scope
 
 __all__ = [
     "Call",
@@ -42,175 +38,13 @@ __all__ = [
     "resolve_scope",
 ]
 
-#: What the integration accepts as ``memtrace``: a handle from ``memtrace_core.connect`` /
-#: ``aconnect``, a :class:`MemtraceHandle`, a memtrace URL (``sqlite:///…``, ``http://…``), or
-#: the original SDK's ``memtrace.AsyncMemtrace`` / ``memtrace.Memtrace`` client (typed ``Any``:
-#: that package is not a dependency).
-MemtraceTarget = MemoryAPI | AsyncMemoryAPI | MemtraceHandle | str | Any
-
-_ORIGINAL_CLASSES = ("AsyncMemtrace", "Memtrace")
-
-
-@dataclass(frozen=True)
-class Scope:
-    """The agent and (optional) session of one call."""
-
-    agent_id: str
-    session_id: str | None
-
-
-def is_original_client(target: object) -> bool:
-    """True for the original ``memtrace-sdk`` client (``memtrace.AsyncMemtrace`` or
-    ``memtrace.Memtrace``), recognised by its module (``memtrace`` / ``memtrace.*``), never by
-    its methods: memtrace's own handles have the same method names."""
-    cls = type(target)
-    module = cls.__module__ or ""
-    return (module == "memtrace" or module.startswith("memtrace.")) and (
-        cls.__name__ in _ORIGINAL_CLASSES
-    )
-
-
-def _original_connection(client: Any) -> tuple[str, str | None, float | None]:
-    """(base URL, API key, timeout) of an original ``memtrace-sdk`` client: it keeps them only
-    in its ``httpx`` client (``_client``: ``base_url``, the ``x-api-key`` header, ``timeout``)."""
-    http = getattr(client, "_client", None)
-    base_url = getattr(http, "base_url", None)
-    if http is None or base_url is None:
-        raise TypeError(
-            f"cannot read the server URL of this {type(client).__module__}."
-            f"{type(client).__name__} (memtrace-sdk 0.2 is supported): pass the memtrace URL "
-            "and api_key instead"
-        )
-    headers = getattr(http, "headers", {}) or {}
-    key = headers.get("x-api-key") or None
-    timeout = getattr(getattr(http, "timeout", None), "read", None)
-    return str(base_url).rstrip("/"), key, timeout
-
-
-def as_handle(target: MemtraceTarget, *, api_key: str | None = None) -> MemtraceHandle:
-    """``target`` as a :class:`MemtraceHandle`.
-
-    A URL is opened with ``memtrace_core.connect`` (with ``api_key``); the original SDK's
-    client opens memtrace's HTTP client on its base URL and key (the original client itself
-    stays the caller's, open or closed as they choose). ``api_key`` applies to a URL only.
-    Raises TypeError for anything else.
-    """
-    if isinstance(target, MemtraceHandle):
-        if api_key is not None:
-            raise TypeError("api_key applies only when a URL is given")
-        return target
-    if is_original_client(target):
-        if api_key is not None:
-            raise TypeError("api_key applies only when a URL is given (the client has its own)")
-        url, key, timeout = _original_connection(target)
-        options: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
-        return MemtraceHandle(url, api_key=key, **options)
-    return MemtraceHandle(target, api_key=api_key)
-
-
-def context_ids(context: Any) -> dict[str, str]:
-    """The ``agent_id`` / ``session_id`` a run context sets (see the module docstring)."""
-    ids: dict[str, str] = {}
-    for name in ("agent_id", "session_id"):
-        value = _context_value(context, name)
-        if value is not None:
-            ids[name] = value
-    return ids
-
-
-def _context_value(context: Any, name: str) -> str | None:
-    if context is None:
-        return None
-    value = context.get(name) if isinstance(context, Mapping) else getattr(context, name, None)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise TypeError(f"the run context's {name} must be a string, got {type(value).__name__}")
-    return value
-
 
 def resolve_scope(wrapper: Any, *, agent_id: str | None, session_id: str | None) -> Scope:
-    """The agent and session of a call: ``wrapper.context``'s ``agent_id`` / ``session_id``
-    when set (``wrapper`` is a ``RunContextWrapper``, a ``ToolContext`` or ``None``), else the
-    given defaults.
-
-    Raises ValueError when no agent is known either way (a configuration error: the model
-    cannot fix it), TypeError when the context holds a non-string id.
-    """
-    context = getattr(wrapper, "context", None)
-    agent = _context_value(context, "agent_id") or agent_id
-    session = _context_value(context, "session_id") or session_id
-    if not agent:
-        raise ValueError(
-            "no memtrace agent_id for this call: pass agent_id=... when building the memtrace "
-            "tools/instructions/hooks, or run the agent with a context that has an agent_id "
-            "(Runner.run(agent, input, context={'agent_id': ...}))"
-        )
-    return Scope(agent_id=agent, session_id=session)
-
-
-# -- one body per operation, run on the async method set -------------------------------------
-
-
-@dataclass(frozen=True)
-class Call:
-    """One call of the memtrace method set: ``api.<method>(*args, **kwargs)``."""
-
-    method: str
-    args: tuple[Any, ...] = ()
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-
-#: A body written as a generator: it yields the memtrace calls it needs, receives each result
-#: (or has the call's MemtraceError thrown in) and returns its value (see :func:`drive_async`).
-Program = Generator[Call, Any, Any]
-
-
-async def drive_async(handle: MemtraceHandle, program: Program) -> Any:
-    """Run ``program`` with async calls (``await handle.run(...)``), never blocking the loop."""
-    try:
-        call = next(program)
-        while True:
-            try:
-                result = await handle.run(_bound(call))
-            except MemtraceError as exc:
-                call = program.throw(exc)
-            else:
-                call = program.send(result)
-    except StopIteration as stop:
-        return stop.value
-
-
-def _bound(call: Call) -> Callable[[AsyncMemoryAPI], Coroutine[Any, Any, Any]]:
-    def invoke(api: AsyncMemoryAPI) -> Coroutine[Any, Any, Any]:
-        return cast(
-            "Coroutine[Any, Any, Any]", getattr(api, call.method)(*call.args, **call.kwargs)
-        )
-
-    return invoke
-
-
-def context_program(
-    scope: Scope, options: dict[str, Any], *, session_first: bool = True
-) -> Generator[Call, Any, SessionContext | AgentContext | None]:
-    """The engine's context for ``scope``: the session's (``get_session_context``) when a
-    session is known and already has memories, else the agent's across its sessions
-    (``get_agent_context``) — so a new session starts with what the agent remembers instead of
-    nothing. ``session_first=False`` always asks for the agent's. ``None`` when the engine
-    knows neither (NotFoundError). ``options`` are the engine's ContextOptions (``max_tokens``,
-    ``since`` …); the budget is the engine's. (Same rule as ``memtrace_langchain``.)"""
-    if session_first and scope.session_id is not None:
-        try:
-            session: SessionContext = yield Call(
-                "get_session_context", (scope.session_id,), dict(options)
-            )
-        except NotFoundError:
-            pass
-        else:
-            if session.memory_count > 0:
-                return session
-    try:
-        agent: AgentContext = yield Call("get_agent_context", (scope.agent_id,), dict(options))
-    except NotFoundError:
-        return None
-    return agent
+    """The agent and session of a call (``wrapper`` is a ``RunContextWrapper``, a
+    ``ToolContext`` or ``None``); see :func:`memtrace_core.integration.resolve_scope`."""
+    return _resolve_scope(
+        wrapper,
+        agent_id=agent_id,
+        session_id=session_id,
+        hint=" (Runner.run(agent, input, context={'agent_id': ...}))",
+    )
