@@ -460,10 +460,26 @@ async def test_calls_beyond_one_request_stay_one_block(handle: MemoryAPI) -> Non
         if m.content != "before"
     }
     assert len(times) == 1
-    too_big = {"type": "function_call_output", "call_id": "z", "output": "z" * (4 * 1024 * 1024)}
+    too_big: dict[str, Any] = {
+        "type": "function_call_output",
+        "call_id": "z",
+        "output": "z" * (4 * 1024 * 1024),
+    }
     with pytest.raises(MemtraceError):
         await session.add_items([{"role": "user", "content": "a"}, too_big])
     assert await session.get_items() == [{"role": "user", "content": "before"}, *items]
+
+
+async def test_more_items_than_one_batch_or_page(handle: MemoryAPI) -> None:
+    """1001 items (over the engine's batch limit of 1000 and its page cap of 1000): written in
+    two batches, read back whole and by a limit above one page, in order."""
+    session = MemtraceSession("many", handle)
+    items = [{"role": "user", "content": f"m{i}"} for i in range(1001)]
+    await session.add_items(items)
+    assert await session.get_items() == items
+    assert await session.get_items(limit=1001) == items
+    assert await session.get_items(limit=1000) == items[1:]
+    assert await session.pop_item() == items[-1]
 
 
 # -- bad input --------------------------------------------------------------------------------
@@ -573,9 +589,16 @@ async def test_from_url(handle_url: tuple[str, Any]) -> None:
         assert contents(await again.get_items()) == ["persisted"]
     finally:
         await again.aclose()
+    created = await MemtraceSession.create(url, "bot1", api_key=options.get("api_key"))
+    try:  # a URL given to create(): opened there, closed by the session
+        first = await created.get_items()
+        assert first[0]["content"].startswith("[System: Prior memory context")
+    finally:
+        await created.aclose()
     mt = connect(url, **options)
     try:
         assert mt.search_memories(namespace=[*NAMESPACE, "from_url"]).results[0].agent_id == "bot1"
+        assert mt.get_session(created.session_id).agent_id == "bot1"
     finally:
         mt.close()
 

@@ -100,7 +100,11 @@ import json
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from agents.memory.session_settings import SessionSettings, resolve_session_limit
+from agents.memory.session_settings import (
+    SessionSettings,
+    coerce_session_settings,
+    resolve_session_limit,
+)
 
 from memtrace_core.api import AsyncMemoryAPI, MemoryAPI
 from memtrace_core.bridge import MemtraceHandle
@@ -214,34 +218,40 @@ class MemtraceSession:
         if not (isinstance(agent_id, str) and agent_id):
             raise ValueError("agent_id must be a non-empty string")
         handle = _as_handle(client, api_key=api_key)
-        if session_id is None:
-            created = await _call(handle, "create_session", agent_id=agent_id, metadata=metadata)
-            session_id = created.id
-        session = cls(
-            session_id,
-            handle,
-            agent_id=agent_id,
-            session_settings=session_settings,
-            from_context=from_context,
-        )
-        if inject_context and not await session._stored(session_id, limit=1):
-            options: dict[str, Any] = {}
-            if context_since is not None:
-                options["since"] = context_since
-            if context_max_tokens is not None:
-                options["max_tokens"] = context_max_tokens
-            try:
-                context = await _call(handle, "get_agent_context", agent_id, **options)
-            except NotFoundError:
-                context = None
-            if context is not None and context.memory_count > 0:
-                session._preamble = [
-                    cast(
-                        "TResponseInputItem",
-                        {"role": "user", "content": _CONTEXT_PREFIX + context.context},
-                    )
-                ]
-        return session
+        try:
+            if session_id is None:
+                created = await _call(
+                    handle, "create_session", agent_id=agent_id, metadata=metadata
+                )
+                session_id = created.id
+            session = cls(
+                session_id,
+                handle,
+                agent_id=agent_id,
+                session_settings=session_settings,
+                from_context=from_context,
+            )
+            if inject_context and not await session._stored(session_id, limit=1):
+                options: dict[str, Any] = {}
+                if context_since is not None:
+                    options["since"] = context_since
+                if context_max_tokens is not None:
+                    options["max_tokens"] = context_max_tokens
+                try:
+                    context = await _call(handle, "get_agent_context", agent_id, **options)
+                except NotFoundError:
+                    context = None
+                if context is not None and context.memory_count > 0:
+                    session._preamble = [
+                        cast(
+                            "TResponseInputItem",
+                            {"role": "user", "content": _CONTEXT_PREFIX + context.context},
+                        )
+                    ]
+            return session
+        except BaseException:
+            await handle.aclose()  # closes only a connection opened here from a URL
+            raise
 
     def close(self) -> None:
         """Close the memtrace connection if this session opened it (from a URL)."""
@@ -555,16 +565,12 @@ def _batches(sizes: Sequence[int], max_bytes: int) -> list[tuple[int, int]]:
 
 
 def _settings(value: SessionSettings | Mapping[str, Any] | None) -> SessionSettings | None:
-    if value is None or isinstance(value, SessionSettings):
-        return value
+    """The SDK's own coercion (a dict's unknown keys are a TypeError, as in SQLiteSession)."""
+    if value is None:
+        return None
     if isinstance(value, Mapping):
-        unknown = set(value) - {"limit"}
-        if unknown:
-            raise TypeError(f"Unknown session settings: {', '.join(sorted(unknown))}")
-        return SessionSettings(**dict(value))
-    raise TypeError(
-        f"session_settings must be SessionSettings, a dict or None, got {type(value).__name__}"
-    )
+        value = dict(value)
+    return coerce_session_settings(value)
 
 
 def _check_session_id(session_id: Any) -> None:
