@@ -17,10 +17,9 @@ from typing import Any
 import pytest
 from agents import Session, SessionSettings, SQLiteSession
 from agents.memory.session import _session_accepts_wrapper
-from oa_session_fixtures import *  # noqa: F403  (the fixtures)
 
-from memtrace_core import connect
-from memtrace_core.api import MemoryAPI
+from memtrace_core import aconnect, connect
+from memtrace_core.api import AsyncMemoryAPI, MemoryAPI
 from memtrace_core.errors import MemtraceError
 from memtrace_openai_agents.session import (
     NAMESPACE,
@@ -30,6 +29,15 @@ from memtrace_openai_agents.session import (
 )
 
 Factory = Callable[[str], Any]
+
+
+@pytest.fixture
+async def async_handle(handle_url: tuple[str, Any]) -> AsyncIterator[AsyncMemoryAPI]:
+    """An async-only memtrace handle (``aconnect``) on the transport under test."""
+    url, options = handle_url
+    mt = await aconnect(url, **options)
+    yield mt
+    await mt.close()
 
 
 @pytest.fixture(params=["memtrace", "sqlite_session"])
@@ -577,6 +585,23 @@ async def test_create_opens_a_memtrace_session_without_a_registered_agent(
     # resuming by id does not create a session and injects nothing into a non-empty one
     resumed = await MemtraceSession.create(handle, "unregistered-bot", session_id=second.session_id)
     assert contents(await resumed.get_items()) == ["next"]
+
+
+async def test_create_with_the_original_sdk_client(live_server: Any) -> None:
+    """Code written for openai-agents-memtrace passes memtrace-sdk's AsyncMemtrace client."""
+    from memtrace import AsyncMemtrace
+
+    live, key = live_server
+    client = AsyncMemtrace(live.url, key)
+    try:
+        session = await MemtraceSession.create(client, agent_id="ported-bot")
+        await session.add_items([{"role": "user", "content": "ported"}])
+        assert contents(await session.get_items()) == ["ported"]
+        listed = await client.get_session_memories(session.session_id)
+        assert [m.content for m in listed.memories] == ["ported"]
+        await session.aclose()
+    finally:
+        await client.close()
 
 
 async def test_from_url(handle_url: tuple[str, Any]) -> None:

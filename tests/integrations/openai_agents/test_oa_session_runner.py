@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from agents import Agent, Runner, SQLiteSession, function_tool
 from oa_session_fakes import RecordingModel, text_message, tool_call
-from oa_session_fixtures import *  # noqa: F403  (the fixtures)
 
 from memtrace_core.api import MemoryAPI
 from memtrace_openai_agents.session import NAMESPACE, MemtraceSession

@@ -81,7 +81,10 @@ Constructors
 
 * ``MemtraceSession(session_id, memtrace, *, agent_id=None, session_settings=None, ...)`` —
   the argument order of the SDK's ``SQLiteSession(session_id, db_path)``; ``memtrace`` is a
-  handle from ``memtrace_core.connect`` / ``aconnect``, a ``MemtraceHandle`` or a URL.
+  handle from ``memtrace_core.connect`` / ``aconnect``, a ``MemtraceHandle``, a URL, or the
+  original SDK's ``memtrace.AsyncMemtrace`` / ``Memtrace`` client (its URL and key open
+  memtrace's own HTTP client), so ``create(AsyncMemtrace(url, key), agent_id=...)`` ports
+  unchanged.
 * ``await MemtraceSession.create(client, agent_id=..., ...)`` — the original integration's
   factory: opens a memtrace session for the agent (``create_session``; the agent need not be
   registered) and uses its id, unless ``session_id=`` resumes one. With ``inject_context``
@@ -106,10 +109,12 @@ from agents.memory.session_settings import (
     resolve_session_limit,
 )
 
-from memtrace_core.api import AsyncMemoryAPI, MemoryAPI
+from memtrace_core.api import AsyncMemoryAPI
 from memtrace_core.bridge import MemtraceHandle
 from memtrace_core.errors import MemtraceError, NotFoundError
 from memtrace_core.models import ID_PATTERN, TYPE_PATTERN, BatchResult, Memory, SearchResult
+
+from ._context import MemtraceTarget, as_handle, context_ids
 
 if TYPE_CHECKING:
     from agents.items import TResponseInputItem
@@ -140,8 +145,9 @@ class MemtraceSession:
 
     Args:
         session_id: the SDK session id (any string of 1..256 characters without NUL).
-        memtrace: a handle from ``memtrace_core.connect`` / ``aconnect``, a ``MemtraceHandle``
-            or a memtrace URL (opened with ``connect`` and closed by :meth:`close`).
+        memtrace: a handle from ``memtrace_core.connect`` / ``aconnect``, a ``MemtraceHandle``,
+            a memtrace URL (opened with ``connect`` and closed by :meth:`close`) or the
+            original SDK's client.
         agent_id: the agent the items are recorded for (default: the run context's, else
             ``"openai-agents"``).
         session_settings: the SDK's ``SessionSettings`` (or a dict), e.g. ``{"limit": 20}``.
@@ -156,7 +162,7 @@ class MemtraceSession:
     def __init__(
         self,
         session_id: str,
-        memtrace: MemoryAPI | AsyncMemoryAPI | MemtraceHandle | str,
+        memtrace: MemtraceTarget,
         *,
         agent_id: str | None = None,
         session_settings: SessionSettings | Mapping[str, Any] | None = None,
@@ -172,7 +178,7 @@ class MemtraceSession:
         self.session_settings = _settings(session_settings)
         self.from_context = from_context
         self.max_request_bytes = max_request_bytes
-        self._handle = _as_handle(memtrace, api_key=api_key)
+        self._handle = as_handle(memtrace, api_key=api_key)
         self._preamble: list[TResponseInputItem] = []
 
     # -- constructors -----------------------------------------------------------------------
@@ -195,7 +201,7 @@ class MemtraceSession:
     @classmethod
     async def create(
         cls,
-        client: MemoryAPI | AsyncMemoryAPI | MemtraceHandle | str,
+        client: MemtraceTarget,
         agent_id: str,
         *,
         session_id: str | None = None,
@@ -217,7 +223,7 @@ class MemtraceSession:
         del persist_user_messages, persist_assistant_messages  # every item is stored
         if not (isinstance(agent_id, str) and agent_id):
             raise ValueError("agent_id must be a non-empty string")
-        handle = _as_handle(client, api_key=api_key)
+        handle = as_handle(client, api_key=api_key)
         try:
             if session_id is None:
                 created = await _call(
@@ -354,7 +360,7 @@ class MemtraceSession:
 
     def _scope(self, wrapper: RunContextWrapper[Any] | None) -> tuple[str, str]:
         """(agent_id, session_id) of a call: the run context's when set, else the session's."""
-        ids = _context_ids(wrapper.context) if wrapper is not None and self.from_context else {}
+        ids = context_ids(wrapper.context) if wrapper is not None and self.from_context else {}
         sid = ids.get("session_id") or self.session_id
         if sid != self.session_id:
             _check_session_id(sid)
@@ -578,30 +584,3 @@ def _check_session_id(session_id: Any) -> None:
         raise ValueError("session_id must be a non-empty string")
     if "\x00" in session_id or len(session_id) > 256:
         raise ValueError("session_id must be at most 256 characters, without NUL")
-
-
-# -- TEMPORARY shim until memtrace_openai_agents._context (branch oa-tools) lands -------------
-
-
-def _as_handle(target: Any, *, api_key: str | None = None) -> MemtraceHandle:
-    if isinstance(target, MemtraceHandle):
-        if api_key is not None:
-            raise TypeError("api_key applies only when a URL is given")
-        return target
-    return MemtraceHandle(target, api_key=api_key)
-
-
-def _context_ids(context: Any) -> dict[str, str]:
-    ids: dict[str, str] = {}
-    if context is None:
-        return ids
-    for name in ("agent_id", "session_id"):
-        value = context.get(name) if isinstance(context, Mapping) else getattr(context, name, None)
-        if value is None or value == "":
-            continue
-        if not isinstance(value, str):
-            raise TypeError(
-                f"the run context's {name} must be a string, got {type(value).__name__}"
-            )
-        ids[name] = value
-    return ids
