@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from agents import Agent, Runner, SQLiteSession, function_tool
-from oa_session_fakes import RecordingModel, text_message, tool_call
+from oa_fakes import FakeModel, call, text
 
 from memtrace_core.api import MemoryAPI
 from memtrace_openai_agents.session import NAMESPACE, MemtraceSession
@@ -46,39 +46,37 @@ class Script:
 
     def __init__(self, kind: str, turns: list[list[Any]]) -> None:
         self.kind = kind
-        self.model: Any = RecordingModel(turns) if kind == "fake" else ScriptedModel(turns)
+        self.model: Any = FakeModel(turns) if kind == "fake" else ScriptedModel(turns)
 
     @property
     def inputs(self) -> list[list[Any]]:
-        if self.kind == "fake":
-            return list(self.model.inputs)
         out = []
-        for call in self.model.calls:
-            given = call.input
+        for recorded in self.model.calls:
+            given = recorded.input
             out.append(
                 [{"role": "user", "content": given}] if isinstance(given, str) else list(given)
             )
         return out
 
 
-def _run_sync(agent: Agent[Any], text: str, **kwargs: Any) -> Any:
+def _run_sync(agent: Agent[Any], prompt: str, **kwargs: Any) -> Any:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        return Runner.run_sync(agent, text, **kwargs)
+        return Runner.run_sync(agent, prompt, **kwargs)
     finally:
         asyncio.set_event_loop(None)
         loop.close()
 
 
-async def run_agent(method: str, agent: Agent[Any], text: str, **kwargs: Any) -> Any:
+async def run_agent(method: str, agent: Agent[Any], prompt: str, **kwargs: Any) -> Any:
     """The SDK tests' helper: the same run through run / run_sync (in a thread with its own
     loop) / run_streamed (consumed to the end)."""
     if method == "run":
-        return await Runner.run(agent, text, **kwargs)
+        return await Runner.run(agent, prompt, **kwargs)
     if method == "run_sync":
-        return await asyncio.to_thread(_run_sync, agent, text, **kwargs)
-    result = Runner.run_streamed(agent, text, **kwargs)
+        return await asyncio.to_thread(_run_sync, agent, prompt, **kwargs)
+    result = Runner.run_streamed(agent, prompt, **kwargs)
     async for _ in result.stream_events():
         pass
     return result
@@ -86,8 +84,8 @@ async def run_agent(method: str, agent: Agent[Any], text: str, **kwargs: Any) ->
 
 def tool_turns() -> list[list[Any]]:
     return [
-        [tool_call("remember_fact", {"fact": "the deploy key rotates on Mondays"}, call_id="c1")],
-        [text_message("Noted: it rotates on Mondays.")],
+        [call("remember_fact", {"fact": "the deploy key rotates on Mondays"}, call_id="c1")],
+        [text("Noted: it rotates on Mondays.")],
     ]
 
 
@@ -96,7 +94,7 @@ import asyncio, json, os, sys
 sys.path.insert(0, sys.argv[1])
 from agents import Agent, Runner, function_tool, set_tracing_disabled
 from memtrace_openai_agents.session import MemtraceSession
-from oa_session_fakes import RecordingModel, text_message
+from oa_fakes import FakeModel, text
 
 set_tracing_disabled(True)
 url, session_id, method = sys.argv[2], sys.argv[3], sys.argv[4]
@@ -106,7 +104,7 @@ def remember_fact(fact: str) -> str:
     "Store a fact for later."
     return f"stored: {fact}"
 
-model = RecordingModel([[text_message("You asked me to remember that the deploy key rotates on Mondays.")]])
+model = FakeModel([[text("You asked me to remember that the deploy key rotates on Mondays.")]])
 agent = Agent(name="assistant", model=model, tools=[remember_fact])
 session = MemtraceSession.from_url(session_id, url, os.environ.get("MEMTRACE_TEST_KEY"), agent_id="bot1")
 question = "What did I ask you to remember?"
@@ -123,7 +121,7 @@ else:
     result = asyncio.run(streamed())
 items = asyncio.run(session.get_items())
 session.close()
-print(json.dumps({"inputs": model.inputs, "final": result.final_output, "items": items}))
+print(json.dumps({"inputs": [c.input for c in model.calls], "final": result.final_output, "items": items}))
 """
 
 
@@ -198,11 +196,11 @@ async def test_run_context_chooses_the_session(method: str, handle: MemoryAPI) -
     """One MemtraceSession object serves two conversations: the run context's session_id
     (the SDK passes the run's RunContextWrapper to every session call) picks the history."""
     session = MemtraceSession("shared_default", handle, agent_id="bot1")
-    first = RecordingModel([[text_message("hello alice")], [text_message("again alice")]])
+    first = FakeModel([[text("hello alice")], [text("again alice")]])
     agent = Agent(name="assistant", model=first)
     alice = {"session_id": "conv_alice", "agent_id": "bot_alice"}
     await run_agent(method, agent, "I am Alice", session=session, context=alice)
-    other = RecordingModel([[text_message("hello bob")]])
+    other = FakeModel([[text("hello bob")]])
     await run_agent(
         method,
         Agent(name="assistant", model=other),
@@ -213,10 +211,10 @@ async def test_run_context_chooses_the_session(method: str, handle: MemoryAPI) -
     await run_agent(method, agent, "Who am I?", session=session, context=alice)
     texts = [
         i.get("content") if i.get("role") == "user" else i["content"][0]["text"]
-        for i in first.inputs[1]
+        for i in first.calls[1].input
     ]
     assert texts == ["I am Alice", "hello alice", "Who am I?"]
-    assert other.inputs[0] == [{"role": "user", "content": "I am Bob"}]
+    assert other.calls[0].input == [{"role": "user", "content": "I am Bob"}]
     assert await session.get_items() == []  # the default conversation is untouched
     alice_items = handle.search_memories(namespace=[*NAMESPACE, "conv_alice"]).results
     assert len(alice_items) == 4
