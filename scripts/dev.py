@@ -18,6 +18,11 @@ Framework sets that cannot share one virtualenv get their own environment:
                                             LangChain releases memtrace-langchain declares
                                             (requirements-langchain-floor.txt); pytest over
                                             tests/integrations/langchain (minus langchain-classic)
+    openai-agents    .venv-openai-agents    core, server and openai-agents editable with the newest
+                                            openai-agents (openai 3); mypy of that package and
+                                            pytest over tests/integrations/openai_agents
+    openai-agents-0.20  .venv-openai-agents-0.20  the same tests on openai-agents 0.20 (openai 2,
+                                            what a user who also has crewai gets)
 
 A new environment (say openai-agents) is one more Env entry: its packages, requirement files,
 test paths (``exclusive=True``: the main environment then leaves them out) and mypy targets
@@ -107,13 +112,22 @@ class Env:
         return self.bin / f"python{EXE}"
 
 
+#: The OpenAI Agents integration and its tests: openai-agents >= 0.21 needs openai 3, which
+#: crewai (and so a later environment) cannot share; it gets environments of its own, on the
+#: newest release its range allows and on 0.20 (the last on openai 2).
+OPENAI_AGENTS = (
+    "packages/memtrace-core",
+    "packages/memtrace-server",
+    "packages/memtrace-openai-agents",
+)
+
 ENVS: tuple[Env, ...] = (
     Env(
         name="main",
         venv=".venv",
-        packages=tuple(PACKAGES),
+        packages=tuple(p for p in PACKAGES if p != "packages/memtrace-openai-agents"),
         extras=TEST_EXTRAS,
-        requirements=("requirements-dev.txt",),
+        requirements=("requirements-dev.txt", "requirements-langchain-test.txt"),
         lint=True,
     ),
     Env(
@@ -124,13 +138,34 @@ ENVS: tuple[Env, ...] = (
             "packages/memtrace-server",
             "packages/memtrace-langchain",
         ),
-        requirements=("requirements-dev.txt", "requirements-langchain-floor.txt"),
+        requirements=(
+            "requirements-dev.txt",
+            "requirements-langchain-test.txt",
+            "requirements-langchain-floor.txt",
+        ),
         tests=("tests/integrations/langchain",),
         # both need langchain-classic, which has its own floor
         exclude=(
             "tests/integrations/langchain/test_lc_classic.py",
             "tests/integrations/langchain/test_lc_docs.py::test_the_langchain_docs_examples_run",
         ),
+    ),
+    Env(
+        name="openai-agents",
+        venv=".venv-openai-agents",
+        packages=OPENAI_AGENTS,
+        requirements=("requirements-dev.txt",),
+        tests=("tests/integrations/openai_agents",),
+        mypy=("packages/memtrace-openai-agents/src",),
+        exclusive=True,
+    ),
+    Env(
+        name="openai-agents-0.20",
+        venv=".venv-openai-agents-0.20",
+        packages=OPENAI_AGENTS,
+        requirements=("requirements-dev.txt", "requirements-openai-agents-0.20.txt"),
+        tests=("tests/integrations/openai_agents",),
+        exclusive=True,
     ),
 )
 MAIN = ENVS[0]
@@ -287,7 +322,7 @@ def exclusions(env: Env, envs: tuple[Env, ...]) -> list[str]:
     skip = list(env.exclude)
     if env is envs[0]:
         skip += [p for other in envs[1:] if other.exclusive for p in other.tests]
-    return [f"--deselect={x}" if "::" in x else f"--ignore={x}" for x in skip]
+    return [f"--deselect={x}" if "::" in x else f"--ignore={x}" for x in dict.fromkeys(skip)]
 
 
 def plan(args: list[str], envs: tuple[Env, ...]) -> list[tuple[Env, list[str] | None]]:

@@ -100,14 +100,23 @@ def test_the_table_points_at_files_that_exist() -> None:
         assert set(env.extras) <= set(env.packages)
 
 
-def test_the_floor_pins_are_the_lower_bounds_memtrace_langchain_declares() -> None:
+@pytest.mark.parametrize(
+    ("pins_file", "package"),
+    [
+        ("requirements-langchain-floor.txt", "packages/memtrace-langchain"),
+        ("requirements-openai-agents-0.20.txt", "packages/memtrace-openai-agents"),
+    ],
+)
+def test_the_floor_pins_are_the_lower_bounds_the_package_declares(
+    pins_file: str, package: str
+) -> None:
     root = SCRIPT.parent.parent
     pins = {}
-    for line in (root / "requirements-langchain-floor.txt").read_text().splitlines():
+    for line in (root / pins_file).read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             name, _, version = line.partition("==")
             pins[name.strip()] = version.strip()
-    project = tomllib.loads((root / "packages/memtrace-langchain/pyproject.toml").read_text())
+    project = tomllib.loads((root / package / "pyproject.toml").read_text())
     floors = {}
     for dep in project["project"]["dependencies"]:
         name, sep, rest = dep.partition(">=")
@@ -118,36 +127,47 @@ def test_the_floor_pins_are_the_lower_bounds_memtrace_langchain_declares() -> No
         assert pins[name].split(".")[: len(floor.split("."))] == floor.split("."), name
 
 
+OA = "tests/integrations/openai_agents"
+OA_SKIP = f"--ignore={OA}"  # main leaves the exclusive environments' tests to them
+
+
 def test_no_arguments_run_every_environment_on_its_own_tests() -> None:
     assert _plan() == {
-        "main": [],
+        "main": [OA_SKIP],
         "langchain-floor": [*FLOOR_SKIPS, "tests/integrations/langchain"],
+        "openai-agents": [OA],
+        "openai-agents-0.20": [OA],
     }
 
 
 def test_pytest_arguments_go_to_main_and_to_the_environments_their_paths_select() -> None:
-    assert _plan("tests/core", "-x") == {"main": ["-x", "tests/core"]}
-    assert _plan("-x") == {"main": ["-x"]}
+    assert _plan("tests/core", "-x") == {"main": ["-x", OA_SKIP, "tests/core"]}
+    assert _plan("-x") == {"main": ["-x", OA_SKIP]}
     lc = "tests/integrations/langchain"
-    assert _plan(lc, "-x") == {"main": ["-x", lc], "langchain-floor": ["-x", *FLOOR_SKIPS, lc]}
+    assert _plan(lc, "-x") == {
+        "main": ["-x", OA_SKIP, lc],
+        "langchain-floor": ["-x", *FLOOR_SKIPS, lc],
+    }
     # a parent of an environment's paths selects all of them; a -k value is not a path
     assert _plan("tests", "-k", "tests") == {
-        "main": ["-k", "tests", "tests"],
+        "main": ["-k", "tests", OA_SKIP, "tests"],
         "langchain-floor": ["-k", "tests", *FLOOR_SKIPS, lc],
+        "openai-agents": ["-k", "tests", OA],
+        "openai-agents-0.20": ["-k", "tests", OA],
     }
     # a path or node id inside: as given; one the environment excludes: not there
     store = f"{lc}/test_lc_store.py::test_put_get"
     assert _plan(store)["langchain-floor"] == [*FLOOR_SKIPS, store]
-    assert _plan(f"{lc}/test_lc_classic.py") == {"main": [f"{lc}/test_lc_classic.py"]}
+    assert _plan(f"{lc}/test_lc_classic.py") == {"main": [OA_SKIP, f"{lc}/test_lc_classic.py"]}
     docs = f"{lc}/test_lc_docs.py::test_the_langchain_docs_examples_run"
-    assert _plan(docs) == {"main": [docs]}
+    assert _plan(docs) == {"main": [OA_SKIP, docs]}
 
 
 def test_env_runs_only_the_named_environments_with_every_argument() -> None:
     assert _plan("--env", "langchain-floor", "-k", "store") == {
         "langchain-floor": ["-k", "store", *FLOOR_SKIPS, "tests/integrations/langchain"]
     }
-    assert _plan("--env=main", "tests/core") == {"main": ["tests/core"]}
+    assert _plan("--env=main", "tests/core") == {"main": [OA_SKIP, "tests/core"]}
     assert list(_plan("--env", "langchain-floor", "--env", "main")) == ["main", "langchain-floor"]
     with pytest.raises(ValueError, match="unknown environment: ''"):
         _plan("--env")
@@ -168,7 +188,7 @@ def _table_with_an_exclusive_env() -> tuple[Any, ...]:
 def test_an_exclusive_environment_owns_its_tests_and_mypy_targets() -> None:
     envs = _table_with_an_exclusive_env()
     agents = "tests/server"
-    assert _plan(envs=envs)["main"] == [f"--ignore={agents}"]
+    assert _plan(envs=envs)["main"] == [OA_SKIP, f"--ignore={agents}"]
     assert _plan(envs=envs)["agents"] == [agents]
     # asking only for its tests: main still lints and type-checks, but runs no pytest
     assert _plan(f"{agents}/test_auth.py", "-x", envs=envs) == {
@@ -205,6 +225,9 @@ def test_every_environment_runs_and_any_failure_fails_the_command(
         (".venv", "mypy"),
         (".venv", "python"),
         (".venv-langchain-floor", "python"),
+        (".venv-openai-agents", "mypy"),
+        (".venv-openai-agents", "python"),
+        (".venv-openai-agents-0.20", "python"),
     ]
     out = capsys.readouterr().out
     assert re.search(
@@ -223,5 +246,5 @@ def test_an_install_failure_skips_that_environment_only(monkeypatch: pytest.Monk
     with pytest.raises(SystemExit) as exc:
         dev.test([])
     assert exc.value.code == 3
-    assert len(ran) == 1
-    assert ".venv-langchain-floor" in ran[0]
+    assert ".venv" not in {Path(r).parent.parent.name for r in ran}  # main skipped
+    assert any(".venv-langchain-floor" in r for r in ran)

@@ -36,7 +36,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any, Literal
 
-from agents import FunctionTool, RunContextWrapper, function_tool
+from agents import FunctionTool, RunContextWrapper, Tool, function_tool
 from agents.tool_context import ToolContext
 from pydantic import Field
 
@@ -535,7 +535,7 @@ def create_memtrace_tools(
     include: Iterable[str] | None = None,
     context_max_tokens: int | None = 2000,
     api_key: str | None = None,
-) -> list[FunctionTool]:
+) -> list[Tool]:
     """The memtrace tools for an OpenAI Agents SDK ``Agent(tools=...)``: ``memtrace_remember``,
     ``memtrace_recall``, ``memtrace_search``, ``memtrace_decide``, ``memtrace_session_context``
     and ``memtrace_forget`` (or the subset named in ``include``, in that order).
