@@ -16,18 +16,24 @@ OpenAI Agents, CrewAI, …): one place for what every integration does the same 
   of memtrace calls, run on the blocking or the async method set.
 * :func:`context_program`: the context an integration injects — the session's once it has
   memories, else the agent's across its sessions.
+* :func:`memory_line` / :func:`memory_lines` / :func:`count_text` / :func:`tool_error_message`:
+  what memory tools tell a model, worded the same in every framework.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Generator, Mapping
+import logging
+from collections.abc import Callable, Coroutine, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from .api import AsyncMemoryAPI, MemoryAPI
 from .bridge import MemtraceHandle
-from .errors import MemtraceError, NotFoundError
-from .models import AgentContext, SessionContext
+from .errors import MemtraceError, NotFoundError, ValidationError
+from .models import AgentContext, Memory, SessionContext
+from .timeutil import format_dt
+
+_logger = logging.getLogger("memtrace_core.integration")
 
 __all__ = [
     "Call",
@@ -37,10 +43,14 @@ __all__ = [
     "as_handle",
     "context_ids",
     "context_program",
+    "count_text",
     "drive",
     "drive_async",
     "is_original_client",
+    "memory_line",
+    "memory_lines",
     "resolve_scope",
+    "tool_error_message",
 ]
 
 #: What the integration accepts as ``memtrace``: a handle from ``memtrace_core.connect`` /
@@ -236,3 +246,51 @@ def context_program(
     except NotFoundError:
         return None
     return agent
+
+
+# -- what memory tools tell a model ------------------------------------------------------
+
+
+def memory_line(memory: Memory) -> str:
+    """One memory as one line for a model:
+    ``- [id] time memory_type/event_type (session …; tags: …): content``."""
+    details: list[str] = []
+    if memory.session_id:
+        details.append(f"session {memory.session_id}")
+    if memory.tags:
+        details.append("tags: " + ", ".join(memory.tags))
+    extra = f" ({'; '.join(details)})" if details else ""
+    content = memory.content
+    reasoning = (memory.metadata or {}).get("reasoning")
+    if memory.memory_type == "decision" and isinstance(reasoning, str) and reasoning:
+        content = f"{content} — reasoning: {reasoning}"
+    content = content.replace("\r\n", "\n").replace("\n", "\n  ")
+    return (
+        f"- [{memory.id}] {format_dt(memory.time)} "
+        f"{memory.memory_type}/{memory.event_type}{extra}: {content}"
+    )
+
+
+def count_text(n: int) -> str:
+    return "1 memory" if n == 1 else f"{n} memories"
+
+
+def memory_lines(memories: Iterable[Memory]) -> str:
+    return "\n".join(memory_line(m) for m in memories)
+
+
+def tool_error_message(tool: str, exc: MemtraceError) -> str:
+    """The message a model gets for a memtrace error: what went wrong and what to do."""
+    if isinstance(exc, ValidationError):
+        where = f" (argument {exc.field})" if exc.field else ""
+        return (
+            f"{tool} failed: invalid input{where}: {exc.message.rstrip('.')}. Fix the arguments "
+            f"and call {tool} again."
+        )
+    if isinstance(exc, NotFoundError):
+        return f"{tool} failed: {exc.message.rstrip('.')}."
+    _logger.warning("memtrace tool %s failed: %s: %s", tool, type(exc).__name__, exc.message)
+    return (
+        f"{tool} failed: the memory service reported an error ({type(exc).__name__}: "
+        f"{exc.message}). Memory is unavailable for now: continue without it or try later."
+    )

@@ -39,8 +39,8 @@ from memtrace_core.errors import (
     NotFoundError,
     ValidationError,
 )
+from memtrace_core.integration import count_text, memory_lines, tool_error_message
 from memtrace_core.models import Agent, Memory, MemoryList, SearchResult
-from memtrace_core.timeutil import format_dt
 
 from ._context import (
     Call,
@@ -219,52 +219,9 @@ _SCHEMAS: dict[str, type[BaseModel]] = {
 }
 
 
-# -- output text -------------------------------------------------------------------------------
-
-
-def memory_line(memory: Memory) -> str:
-    """One memory as one line for a model:
-    ``- [id] time memory_type/event_type (session …; tags: …): content``."""
-    details: list[str] = []
-    if memory.session_id:
-        details.append(f"session {memory.session_id}")
-    if memory.tags:
-        details.append("tags: " + ", ".join(memory.tags))
-    extra = f" ({'; '.join(details)})" if details else ""
-    content = memory.content
-    reasoning = (memory.metadata or {}).get("reasoning")
-    if memory.memory_type == "decision" and isinstance(reasoning, str) and reasoning:
-        content = f"{content} — reasoning: {reasoning}"
-    content = content.replace("\r\n", "\n").replace("\n", "\n  ")
-    return (
-        f"- [{memory.id}] {format_dt(memory.time)} "
-        f"{memory.memory_type}/{memory.event_type}{extra}: {content}"
-    )
-
-
-def _count(n: int) -> str:
-    return "1 memory" if n == 1 else f"{n} memories"
-
-
-def _lines(memories: Iterable[Memory]) -> str:
-    return "\n".join(memory_line(m) for m in memories)
-
-
 def _tool_error(tool: str, exc: MemtraceError) -> ToolException:
-    """The message a model gets for a memtrace error: what went wrong and what to do."""
-    if isinstance(exc, ValidationError):
-        where = f" (argument {exc.field})" if exc.field else ""
-        return ToolException(
-            f"{tool} failed: invalid input{where}: {exc.message.rstrip('.')}. Fix the arguments and call "
-            f"{tool} again."
-        )
-    if isinstance(exc, NotFoundError):
-        return ToolException(f"{tool} failed: {exc.message.rstrip('.')}.")
-    logger.warning("memtrace tool %s failed: %s: %s", tool, type(exc).__name__, exc.message)
-    return ToolException(
-        f"{tool} failed: the memory service reported an error ({type(exc).__name__}: "
-        f"{exc.message}). Memory is unavailable for now: continue without it or try later."
-    )
+    """The message a model gets for a memtrace error (the wording all integrations share)."""
+    return ToolException(tool_error_message(tool, exc))
 
 
 # -- the tool bodies (one per tool; the same body serves the sync and the async path) --------
@@ -311,8 +268,9 @@ def _recall(scope: Scope, args: RecallArgs) -> Program:
     if not found.memories:
         return f"No memories{where} since {args.since}."
     more = " More exist: narrow since or raise limit." if found.has_more else ""
-    return f"{_count(found.count)}{where} since {args.since}, newest first:{more}\n" + _lines(
-        found.memories
+    return (
+        f"{count_text(found.count)}{where} since {args.since}, newest first:{more}\n"
+        + memory_lines(found.memories)
     )
 
 
@@ -331,7 +289,9 @@ def _search(scope: Scope, args: SearchArgs) -> Program:
     found: SearchResult = yield Call("search_memories", (), fields)
     if not found.results:
         return f"No memories match {args.query!r}. Try fewer or other keywords."
-    return f"{_count(found.count)} match {args.query!r}, best first:\n" + _lines(found.results)
+    return f"{count_text(found.count)} match {args.query!r}, best first:\n" + memory_lines(
+        found.results
+    )
 
 
 def _decide(scope: Scope, args: DecideArgs) -> Program:

@@ -46,8 +46,8 @@ from memtrace_core.errors import (
     NotFoundError,
     ValidationError,
 )
+from memtrace_core.integration import count_text, memory_line, memory_lines, tool_error_message
 from memtrace_core.models import Agent, Memory, MemoryList, SearchResult
-from memtrace_core.timeutil import format_dt
 
 from ._context import (
     Call,
@@ -89,56 +89,8 @@ _IMPORTANCE = "Importance from 0.0 (trivial) to 1.0 (critical); null for none."
 _MemoryType = Literal["episodic", "entity", "session", "decision"]
 
 
-# -- output text (mirrors memtrace_langchain.tools) -------------------------------------------
-
-
-def memory_line(memory: Memory) -> str:
-    """One memory as one line for a model:
-    ``- [id] time memory_type/event_type (session …; tags: …): content``."""
-    details: list[str] = []
-    if memory.session_id:
-        details.append(f"session {memory.session_id}")
-    if memory.tags:
-        details.append("tags: " + ", ".join(memory.tags))
-    extra = f" ({'; '.join(details)})" if details else ""
-    content = memory.content
-    reasoning = (memory.metadata or {}).get("reasoning")
-    if memory.memory_type == "decision" and isinstance(reasoning, str) and reasoning:
-        content = f"{content} — reasoning: {reasoning}"
-    content = content.replace("\r\n", "\n").replace("\n", "\n  ")
-    return (
-        f"- [{memory.id}] {format_dt(memory.time)} "
-        f"{memory.memory_type}/{memory.event_type}{extra}: {content}"
-    )
-
-
-def _count(n: int) -> str:
-    return "1 memory" if n == 1 else f"{n} memories"
-
-
-def _lines(memories: Iterable[Memory]) -> str:
-    return "\n".join(memory_line(m) for m in memories)
-
-
 class _ToolFailure(Exception):
     """A failure whose message is meant for the model as it is."""
-
-
-def _error_message(tool: str, exc: MemtraceError) -> str:
-    """The message a model gets for a memtrace error: what went wrong and what to do."""
-    if isinstance(exc, ValidationError):
-        where = f" (argument {exc.field})" if exc.field else ""
-        return (
-            f"{tool} failed: invalid input{where}: {exc.message.rstrip('.')}. Fix the arguments "
-            f"and call {tool} again."
-        )
-    if isinstance(exc, NotFoundError):
-        return f"{tool} failed: {exc.message.rstrip('.')}."
-    logger.warning("memtrace tool %s failed: %s: %s", tool, type(exc).__name__, exc.message)
-    return (
-        f"{tool} failed: the memory service reported an error ({type(exc).__name__}: "
-        f"{exc.message}). Memory is unavailable for now: continue without it or try later."
-    )
 
 
 def _failure_function(tool: str) -> Callable[[RunContextWrapper[Any], Exception], str]:
@@ -222,7 +174,7 @@ def _recall(
     if not found.memories:
         return f"No memories{where} since {since}."
     more = " More exist: narrow since or raise limit." if found.has_more else ""
-    return f"{_count(found.count)}{where} since {since}, newest first:{more}\n" + _lines(
+    return f"{count_text(found.count)}{where} since {since}, newest first:{more}\n" + memory_lines(
         found.memories
     )
 
@@ -249,7 +201,7 @@ def _search(
     found: SearchResult = yield Call("search_memories", (), fields)
     if not found.results:
         return f"No memories match {query!r}. Try fewer or other keywords."
-    return f"{_count(found.count)} match {query!r}, best first:\n" + _lines(found.results)
+    return f"{count_text(found.count)} match {query!r}, best first:\n" + memory_lines(found.results)
 
 
 def _decide(
@@ -362,7 +314,7 @@ def _build(
         try:
             return str(await drive_async(handle, body(scope)))
         except MemtraceError as exc:
-            raise _ToolFailure(_error_message(name, exc)) from exc
+            raise _ToolFailure(tool_error_message(name, exc)) from exc
 
     def tool(name: str) -> Callable[[Callable[..., Any]], FunctionTool]:
         return function_tool(
