@@ -47,3 +47,25 @@ async def test_query_strings_still_accept_options_a_route_does_not_use(
         response = await http.get(API + path, params={"unused_option": "1", "agent_id": "a"})
         assert response.status_code == 200, (path, response.text)
     assert (await http.get(API + "/agents/a/memories")).json()["count"] == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/memories/pop", {"all_memories": "yes"}, "all_memories"),
+        ("/memories/delete", {"all_memories": 1}, "all_memories"),
+        ("/memories", {"agent_id": "a", "content": "x", "dedup": "no"}, "dedup"),
+        ("/memories", {"agent_id": "a", "content": "x", "dedup": 0}, "dedup"),
+    ],
+)
+async def test_flags_take_json_booleans_only(
+    http: httpx.AsyncClient, path: str, body: dict[str, object], field: str
+) -> None:
+    """A destructive or dedup flag given as a string or a number is a 400, not a guess
+    ("yes" once purged the org's newest memory)."""
+    await http.post(API + "/memories", json={"agent_id": "a", "content": "kept"})
+    response = await http.post(API + path, json=body)
+    assert response.status_code == 400, response.text
+    assert field in response.text
+    listed = await http.get(API + "/memories")
+    assert [m["content"] for m in listed.json()["memories"]] == ["kept"]

@@ -15,7 +15,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, field_validator
 
 from .ids import MEMORY_ID_RE
 
@@ -265,7 +265,7 @@ class MemoryCreate(_Request):
         "stored and returned verbatim; not indexed, not searched, not part of the dedup key; "
         "≤ 3 MiB as compact JSON, ≤ 128 levels",
     )
-    dedup: bool | None = _doc(
+    dedup: StrictBool | None = _doc(
         description="false: never deduplicated (no dedup key is stored or checked; not with "
         "dedup_key)"
     )
@@ -374,7 +374,7 @@ class DeleteFilter(_Request):
         **_NAMESPACE_PREFIX, description="this namespace or any below it ([]: any namespace)"
     )
     key: str | None = _doc(description="every version of the memory with this key")
-    all_memories: bool = False
+    all_memories: StrictBool = False  # destructive: true only, never "yes" or 1
 
 
 class DeleteResult(_Model):
