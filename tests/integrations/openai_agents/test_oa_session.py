@@ -468,13 +468,12 @@ async def test_calls_beyond_one_request_stay_one_block(handle: MemoryAPI) -> Non
         if m.content != "before"
     }
     assert len(times) == 1
-    too_big: dict[str, Any] = {
-        "type": "function_call_output",
-        "call_id": "z",
-        "output": "z" * (4 * 1024 * 1024),
-    }
+    # a later batch refused (an item nested deeper than the engine's payload depth)
+    too_deep: dict[str, Any] = {"type": "function_call_output", "call_id": "z", "output": "x"}
+    for _ in range(200):
+        too_deep = {"type": "nested", "inner": too_deep}
     with pytest.raises(MemtraceError):
-        await session.add_items([{"role": "user", "content": "a"}, too_big])
+        await session.add_items([{"role": "user", "content": "a" * 4000}, too_deep])
     assert await session.get_items() == [{"role": "user", "content": "before"}, *items]
 
 
@@ -512,11 +511,16 @@ async def test_bad_items_are_refused_whole(handle: MemoryAPI, bad: Any) -> None:
     assert await session.get_items() == [{"role": "user", "content": "kept"}]
 
 
-async def test_oversized_item_is_refused_whole(handle: MemoryAPI) -> None:
+async def test_an_unstorable_item_is_refused_whole(handle: MemoryAPI) -> None:
+    """An item memtrace cannot store at any size (nested deeper than the engine's payload
+    depth) fails the call and writes none of its items. (Large items are stored in parts:
+    test_oa_session_large.py.)"""
     session = MemtraceSession("oversized", handle)
-    huge = {"type": "function_call_output", "call_id": "h", "output": "h" * (3 * 1024 * 1024 + 10)}
+    deep: dict[str, Any] = {"type": "function_call_output", "call_id": "h", "output": "x"}
+    for _ in range(200):
+        deep = {"type": "nested", "inner": deep}
     with pytest.raises(MemtraceError):
-        await session.add_items([{"role": "user", "content": "first"}, huge])
+        await session.add_items([{"role": "user", "content": "first"}, deep])
     assert await session.get_items() == []
 
 

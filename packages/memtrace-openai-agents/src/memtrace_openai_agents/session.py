@@ -20,6 +20,13 @@ the item (a JSON dict)      the memory's ``payload``, exactly: stored and return
                             by a fingerprint of their JSON), up to the engine's payload limit
                             (3 MiB by default); never deduplicated (``dedup=False``: two
                             identical items are two items)
+a large item                an item over ``part_bytes`` (1 MiB) of JSON: its JSON text in parts
+                            (memories of ``[*PARTS_NAMESPACE, <session_id>]`` tagged with the
+                            item's part id, each under the engine's payload limit and a
+                            server's request limit) and, in the session's order, a mark
+                            ``{"memtrace_parts": {"id", "count"}}``; reads rebuild the item
+                            exactly, a pop takes the mark atomically and deletes its parts —
+                            no item is refused for its size
 readable text               the memory's ``content``, derived for recall, search and context:
                             a message's text (its text parts joined), a function call's
                             ``name(arguments)``, a tool output's text, a reasoning summary, a
@@ -100,6 +107,8 @@ Constructors
 from __future__ import annotations
 
 import json
+import logging
+import uuid
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -124,6 +133,17 @@ __all__ = ["DEFAULT_AGENT_ID", "NAMESPACE", "MemtraceSession"]
 
 #: The namespace prefix of session items: ``[*NAMESPACE, <session_id>]``.
 NAMESPACE: tuple[str, ...] = ("openai-agents", "session")
+_logger = logging.getLogger(__name__)
+
+#: The namespace prefix of the parts of a large item: ``[*PARTS_NAMESPACE, <session_id>]``.
+PARTS_NAMESPACE: tuple[str, ...] = ("openai-agents", "session-parts")
+#: An item whose JSON is larger than this (UTF-8 bytes) is stored in parts of at most this
+#: size each (as JSON text), below the engine's payload limit and a server's request limit.
+PART_BYTES = 1024 * 1024
+#: The payload key of the memory that stands for a large item in the session's order.
+PART_MARK = "memtrace_parts"
+#: The event type of the parts of a large item.
+PART_EVENT_TYPE = "session_item_part"
 #: The agent of session items when neither the context nor the session names one.
 DEFAULT_AGENT_ID = "openai-agents"
 #: The engine's batch limit (``limits.max_batch``).
@@ -169,6 +189,7 @@ class MemtraceSession:
         api_key: str | None = None,
         from_context: bool = True,
         max_request_bytes: int = MAX_REQUEST_BYTES,
+        part_bytes: int = PART_BYTES,
     ) -> None:
         _check_session_id(session_id)
         if agent_id is not None and not (isinstance(agent_id, str) and agent_id):
@@ -178,6 +199,9 @@ class MemtraceSession:
         self.session_settings = _settings(session_settings)
         self.from_context = from_context
         self.max_request_bytes = max_request_bytes
+        if part_bytes < 1024:
+            raise ValueError("part_bytes must be at least 1024")
+        self.part_bytes = part_bytes
         self._handle = as_handle(memtrace, api_key=api_key)
         self._preamble: list[TResponseInputItem] = []
 
@@ -313,6 +337,25 @@ class MemtraceSession:
         for index, item in enumerate(items):
             payload, size = _payload(item, index)
             content = item_content(payload)
+            if size > self.part_bytes:
+                # a large item: its JSON in parts (another namespace, tagged with the item's
+                # id), then the memory that stands for it in the session's order
+                parts, payload = _parts(payload, self.part_bytes)
+                for number, part in enumerate(parts, 1):
+                    memories.append(
+                        {
+                            "agent_id": agent,
+                            "memory_type": "session",
+                            "event_type": PART_EVENT_TYPE,
+                            "content": f"[part {number}/{len(parts)} of a large session item]",
+                            "payload": part,
+                            "dedup": False,
+                            "namespace": [*PARTS_NAMESPACE, sid],
+                            "tags": [payload[PART_MARK]["id"]],
+                        }
+                    )
+                    sizes.append(len(json.dumps(part, ensure_ascii=False).encode()) + _OVERHEAD)
+                size = 0
             memory: dict[str, Any] = {
                 "agent_id": agent,
                 "memory_type": "session",
@@ -342,6 +385,11 @@ class MemtraceSession:
             memory: Memory | None = await _call(self._handle, "pop_memory", namespace=namespace)
             if memory is None:
                 break
+            if _part_id(memory.payload) is not None:
+                item = await self._assemble(sid, memory.payload, delete=True)
+                if item is not None:
+                    return item
+                continue
             if memory.payload is not None:
                 return cast("TResponseInputItem", memory.payload)
         if self._preamble and sid == self.session_id:
@@ -353,6 +401,7 @@ class MemtraceSession:
         sid = self._scope(wrapper)[1]
         namespace = [*NAMESPACE, sid]
         await _call(self._handle, "delete_memories", namespace=namespace)
+        await _call(self._handle, "delete_memories", namespace=[*PARTS_NAMESPACE, sid])
         if sid == self.session_id:
             self._preamble = []
 
@@ -386,11 +435,49 @@ class MemtraceSession:
             offset += len(page.results)
             if not page.has_more or not page.results:
                 break
-        return [
-            cast("TResponseInputItem", m.payload)
-            for m in reversed(newest_first)
-            if m.payload is not None
-        ]
+        items: list[TResponseInputItem] = []
+        for memory in reversed(newest_first):
+            if _part_id(memory.payload) is not None:
+                item = await self._assemble(sid, memory.payload, delete=False)
+                if item is not None:
+                    items.append(item)
+            elif memory.payload is not None:
+                items.append(cast("TResponseInputItem", memory.payload))
+        return items
+
+    async def _assemble(self, sid: str, mark: Any, *, delete: bool) -> TResponseInputItem | None:
+        """The large item a part mark stands for, from its parts (in write order); with
+        ``delete``, the parts are deleted too (after a pop of the mark). None when parts are
+        missing (logged: the item cannot be rebuilt)."""
+        part_id, count = mark[PART_MARK]["id"], mark[PART_MARK]["count"]
+        namespace = [*PARTS_NAMESPACE, sid]
+        texts: list[str] = []
+        offset = 0
+        while True:
+            page: SearchResult = await _call(
+                self._handle,
+                "search_memories",
+                namespace=namespace,
+                tags=[part_id],
+                order="asc",
+                limit=_PAGE,
+                offset=offset,
+            )
+            texts.extend(m.payload for m in page.results if isinstance(m.payload, str))
+            offset += len(page.results)
+            if not page.has_more or not page.results:
+                break
+        if delete:
+            await _call(self._handle, "delete_memories", namespace=namespace, tags=[part_id])
+        if len(texts) != count:
+            _logger.warning(
+                "session %r: a large item has %d of its %d parts; it is skipped",
+                sid,
+                len(texts),
+                count,
+            )
+            return None
+        return cast("TResponseInputItem", json.loads("".join(texts)))
 
     async def _add_in_batches(
         self, memories: list[dict[str, Any]], batches: list[tuple[int, int]]
@@ -554,6 +641,33 @@ def _payload(item: Any, index: int) -> tuple[Any, int]:
             f"session item {index} is not JSON-serialisable ({exc}): nothing was written"
         ) from exc
     return json.loads(text), size
+
+
+def _parts(payload: Any, limit: int) -> tuple[list[str], dict[str, Any]]:
+    """A large item's JSON text in parts of at most ``limit`` bytes each as stored (a JSON
+    string: escapes counted), and the mark that stands for it: ``{PART_MARK: {"id", "count"}}``."""
+    text = json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    parts: list[str] = []
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + limit)
+        while (
+            end - start > 1
+            and len(json.dumps(text[start:end], ensure_ascii=False).encode()) > limit
+        ):
+            end = start + (end - start) // 2
+        parts.append(text[start:end])
+        start = end
+    return parts, {PART_MARK: {"id": uuid.uuid4().hex, "count": len(parts)}}
+
+
+def _part_id(payload: Any) -> str | None:
+    """The part id of a large item's mark (None for an ordinary item)."""
+    if isinstance(payload, Mapping) and len(payload) == 1 and PART_MARK in payload:
+        mark = payload[PART_MARK]
+        if isinstance(mark, Mapping) and isinstance(mark.get("id"), str):
+            return str(mark["id"])
+    return None
 
 
 def _batches(sizes: Sequence[int], max_bytes: int) -> list[tuple[int, int]]:
