@@ -4,8 +4,12 @@ options the original's clients send to routes that do not use them."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
+
+from memtrace_core import PayloadTooLargeError, TransportError, aconnect
 
 API = "/api/v1"
 
@@ -69,3 +73,18 @@ async def test_flags_take_json_booleans_only(
     assert field in response.text
     listed = await http.get(API + "/memories")
     assert [m["content"] for m in listed.json()["memories"]] == ["kept"]
+
+
+async def test_a_body_over_the_servers_limit_names_its_size(live: Any, admin_key: str) -> None:
+    """The server refuses a body over max_body_bytes (4 MiB) and closes the connection; the
+    client says how large the body was and why, and nothing is written."""
+    client = await aconnect(live.url, api_key=admin_key)
+    try:
+        with pytest.raises((TransportError, PayloadTooLargeError)) as info:
+            await client.add_memory(agent_id="a", content="x", payload="a" * (5 * 1024 * 1024))
+        if isinstance(info.value, TransportError):
+            assert "5,242,9" in str(info.value)
+            assert "max_body_bytes" in str(info.value)
+        assert (await client.list_memories()).count == 0
+    finally:
+        await client.close()

@@ -113,6 +113,11 @@ def _as_of(as_of: str | datetime | None) -> dict[str, str] | None:
     return {"as_of": format_dt(as_of) if isinstance(as_of, datetime) else str(as_of)}
 
 
+#: A request body above this size gets a hint about the server's body limit when the
+#: connection drops while it is sent.
+_LARGE_BODY = 1024 * 1024
+
+
 def _encode_json(body: Any) -> bytes:
     """A request body as JSON (UTF-8). What JSON cannot carry is refused as the engine refuses
     it, before anything is sent: a NaN or an infinity, text that is not valid Unicode (a lone
@@ -225,7 +230,15 @@ class AsyncMemtraceClient(Shortcuts):
                 method, _API + path, params=params, content=content, headers=headers
             )
         except httpx.TransportError as exc:
-            raise TransportError(f"{method} {self.base_url}{_API}{path}: {exc!r}") from exc
+            hint = ""
+            if content is not None and len(content) > _LARGE_BODY:
+                # a server refuses a body over its max_body_bytes with a 413 and closes the
+                # connection, which the sender often sees as a dropped connection instead
+                hint = (
+                    f" (the request body was {len(content):,} bytes: a server whose "
+                    "max_body_bytes is lower refuses it and closes the connection)"
+                )
+            raise TransportError(f"{method} {self.base_url}{_API}{path}: {exc!r}{hint}") from exc
         if response.status_code >= 400:
             raise _error_from_response(response)
         return response
