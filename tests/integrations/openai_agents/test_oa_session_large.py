@@ -36,6 +36,13 @@ async def test_a_large_item_round_trips_and_pops_whole(handle: MemoryAPI) -> Non
     await session.add_items([small, item, after])
     assert await session.get_items() == [small, item, after]
     assert await session.get_items(limit=2) == [item, after]
+    # the large item is readable as what it is (its event type and text), not as "parts"
+    (mark,) = [
+        m
+        for m in handle.search_memories(namespace=["openai-agents", "session", "big-1"]).results
+        if m.event_type == "function_call_output"
+    ]
+    assert mark.content.startswith('a "quoted" value')
     # the parts are not items: three items, however many memories
     parts = handle.search_memories(namespace=[*PARTS_NAMESPACE, "big-1"], limit=1000)
     assert parts.count > 5

@@ -337,6 +337,7 @@ class MemtraceSession:
         for index, item in enumerate(items):
             payload, size = _payload(item, index)
             content = item_content(payload)
+            event_type = item_event_type(payload)  # the item's, also for a large one
             if size > self.part_bytes:
                 # a large item: its JSON in parts (another namespace, tagged with the item's
                 # id), then the memory that stands for it in the session's order
@@ -359,7 +360,7 @@ class MemtraceSession:
             memory: dict[str, Any] = {
                 "agent_id": agent,
                 "memory_type": "session",
-                "event_type": item_event_type(payload),
+                "event_type": event_type,
                 "content": content,
                 "payload": payload,
                 "dedup": False,
