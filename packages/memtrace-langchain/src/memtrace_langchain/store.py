@@ -254,58 +254,32 @@ class MemtraceStore(BaseStore):
 _WHERE_FIELDS = frozenset({"namespace", "namespace_prefix", "key", "prefix", "suffix"})
 
 
-class _Read:
-    """One read op as the engine call it makes (the same for the sync and async paths)."""
-
-    def __init__(
-        self, op: Op, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], empty: bool
-    ) -> None:
-        self.op = op
-        self.method = method
-        self.args = args
-        self.kwargs = kwargs
-        self.empty = empty
-
-    @classmethod
-    def of(cls, op: Op) -> _Read:
-        if isinstance(op, GetOp):
-            return cls(op, "get_memory_by_key", (op.namespace, op.key), {}, False)
-        if isinstance(op, SearchOp):
-            return cls(op, "search_memories", (_search_fields(op),), {}, op.limit == 0)
-        assert isinstance(op, ListNamespacesOp)
-        return cls(op, "list_namespaces", (), _namespace_fields(op), op.limit == 0)
-
-    def nothing(self) -> Result:
-        return None if isinstance(self.op, GetOp) else []
-
-    def missing(self, exc: Exception) -> Result:
-        """The result of a read the engine refused: nothing when the key is absent or could
-        never have been stored; any other refusal (a bad filter, a limit) is raised."""
-        if isinstance(exc, NotFoundError) and isinstance(self.op, GetOp):
-            return None
-        if isinstance(exc, ValidationError) and exc.field in _WHERE_FIELDS:
-            return self.nothing()
-        raise exc
-
-    def convert(self, found: Any) -> Result:
-        if isinstance(self.op, GetOp):
-            return _item(found)
-        if isinstance(self.op, SearchOp):
-            return _search_items(found.results)
-        return _namespaces(found.namespaces)
-
-
 def _read(op: Op) -> Program:
     """The engine call of one read op and its result (one body for the sync and the async
-    path)."""
-    read = _Read.of(op)
-    if read.empty:
-        return read.nothing()
+    path). A read of something that could never have been stored finds nothing, as in
+    LangGraph's stores; any other refusal (a bad filter, a limit) is raised."""
+    nothing: Result = None if isinstance(op, GetOp) else []
     try:
-        found = yield Call(read.method, read.args, read.kwargs)
-    except (NotFoundError, ValidationError) as exc:
-        return read.missing(exc)
-    return read.convert(found)
+        if isinstance(op, GetOp):
+            try:
+                memory = yield Call("get_memory_by_key", (op.namespace, op.key))
+            except NotFoundError:
+                return None
+            return _item(memory)
+        if isinstance(op, SearchOp):
+            if op.limit == 0:
+                return nothing
+            found = yield Call("search_memories", (_search_fields(op),))
+            return _search_items(found.results)
+        assert isinstance(op, ListNamespacesOp)
+        if op.limit == 0:
+            return nothing
+        listed = yield Call("list_namespaces", (), _namespace_fields(op))
+        return _namespaces(listed.namespaces)
+    except ValidationError as exc:
+        if exc.field in _WHERE_FIELDS:
+            return nothing
+        raise
 
 
 class _Plan:
