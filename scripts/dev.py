@@ -23,6 +23,10 @@ Framework sets that cannot share one virtualenv get their own environment:
                                             pytest over tests/integrations/openai_agents
     openai-agents-0.20  .venv-openai-agents-0.20  the same tests on openai-agents 0.20 (openai 2,
                                             what a user who also has crewai gets)
+    crewai           .venv-crewai           core, server and crewai editable with the newest
+                                            crewai (requirements-crewai.txt; openai 2, mcp 1);
+                                            mypy of that package and pytest over
+                                            tests/integrations/crewai
 
 A new environment (say openai-agents) is one more Env entry: its packages, requirement files,
 test paths (``exclusive=True``: the main environment then leaves them out) and mypy targets
@@ -121,11 +125,17 @@ OPENAI_AGENTS = (
     "packages/memtrace-openai-agents",
 )
 
+#: The CrewAI integration: crewai pins openai < 3 (and mcp < 2) and weighs ~1 GB; its own
+#: environment.
+CREWAI = ("packages/memtrace-core", "packages/memtrace-server", "packages/memtrace-crewai")
+#: Packages only their own environments install (main leaves them out).
+EXCLUSIVE_PACKAGES = ("packages/memtrace-openai-agents", "packages/memtrace-crewai")
+
 ENVS: tuple[Env, ...] = (
     Env(
         name="main",
         venv=".venv",
-        packages=tuple(p for p in PACKAGES if p != "packages/memtrace-openai-agents"),
+        packages=tuple(p for p in PACKAGES if p not in EXCLUSIVE_PACKAGES),
         extras=TEST_EXTRAS,
         requirements=("requirements-dev.txt", "requirements-langchain-test.txt"),
         lint=True,
@@ -165,6 +175,15 @@ ENVS: tuple[Env, ...] = (
         packages=OPENAI_AGENTS,
         requirements=("requirements-dev.txt", "requirements-openai-agents-0.20.txt"),
         tests=("tests/integrations/openai_agents",),
+        exclusive=True,
+    ),
+    Env(
+        name="crewai",
+        venv=".venv-crewai",
+        packages=CREWAI,
+        requirements=("requirements-dev.txt", "requirements-crewai.txt"),
+        tests=("tests/integrations/crewai",),
+        mypy=("packages/memtrace-crewai/src",),
         exclusive=True,
     ),
 )

@@ -128,46 +128,52 @@ def test_the_floor_pins_are_the_lower_bounds_the_package_declares(
 
 
 OA = "tests/integrations/openai_agents"
-OA_SKIP = f"--ignore={OA}"  # main leaves the exclusive environments' tests to them
+CREW = "tests/integrations/crewai"
+# main leaves the exclusive environments' tests to them
+OA_SKIP = f"--ignore={OA}"
+CREW_SKIP = f"--ignore={CREW}"
+SKIPS = [OA_SKIP, CREW_SKIP]
 
 
 def test_no_arguments_run_every_environment_on_its_own_tests() -> None:
     assert _plan() == {
-        "main": [OA_SKIP],
+        "main": SKIPS,
         "langchain-floor": [*FLOOR_SKIPS, "tests/integrations/langchain"],
         "openai-agents": [OA],
         "openai-agents-0.20": [OA],
+        "crewai": [CREW],
     }
 
 
 def test_pytest_arguments_go_to_main_and_to_the_environments_their_paths_select() -> None:
-    assert _plan("tests/core", "-x") == {"main": ["-x", OA_SKIP, "tests/core"]}
-    assert _plan("-x") == {"main": ["-x", OA_SKIP]}
+    assert _plan("tests/core", "-x") == {"main": ["-x", *SKIPS, "tests/core"]}
+    assert _plan("-x") == {"main": ["-x", *SKIPS]}
     lc = "tests/integrations/langchain"
     assert _plan(lc, "-x") == {
-        "main": ["-x", OA_SKIP, lc],
+        "main": ["-x", *SKIPS, lc],
         "langchain-floor": ["-x", *FLOOR_SKIPS, lc],
     }
     # a parent of an environment's paths selects all of them; a -k value is not a path
     assert _plan("tests", "-k", "tests") == {
-        "main": ["-k", "tests", OA_SKIP, "tests"],
+        "main": ["-k", "tests", *SKIPS, "tests"],
         "langchain-floor": ["-k", "tests", *FLOOR_SKIPS, lc],
         "openai-agents": ["-k", "tests", OA],
         "openai-agents-0.20": ["-k", "tests", OA],
+        "crewai": ["-k", "tests", CREW],
     }
     # a path or node id inside: as given; one the environment excludes: not there
     store = f"{lc}/test_lc_store.py::test_put_get"
     assert _plan(store)["langchain-floor"] == [*FLOOR_SKIPS, store]
-    assert _plan(f"{lc}/test_lc_classic.py") == {"main": [OA_SKIP, f"{lc}/test_lc_classic.py"]}
+    assert _plan(f"{lc}/test_lc_classic.py") == {"main": [*SKIPS, f"{lc}/test_lc_classic.py"]}
     docs = f"{lc}/test_lc_docs.py::test_the_langchain_docs_examples_run"
-    assert _plan(docs) == {"main": [OA_SKIP, docs]}
+    assert _plan(docs) == {"main": [*SKIPS, docs]}
 
 
 def test_env_runs_only_the_named_environments_with_every_argument() -> None:
     assert _plan("--env", "langchain-floor", "-k", "store") == {
         "langchain-floor": ["-k", "store", *FLOOR_SKIPS, "tests/integrations/langchain"]
     }
-    assert _plan("--env=main", "tests/core") == {"main": [OA_SKIP, "tests/core"]}
+    assert _plan("--env=main", "tests/core") == {"main": [*SKIPS, "tests/core"]}
     assert list(_plan("--env", "langchain-floor", "--env", "main")) == ["main", "langchain-floor"]
     with pytest.raises(ValueError, match="unknown environment: ''"):
         _plan("--env")
@@ -188,7 +194,7 @@ def _table_with_an_exclusive_env() -> tuple[Any, ...]:
 def test_an_exclusive_environment_owns_its_tests_and_mypy_targets() -> None:
     envs = _table_with_an_exclusive_env()
     agents = "tests/server"
-    assert _plan(envs=envs)["main"] == [OA_SKIP, f"--ignore={agents}"]
+    assert _plan(envs=envs)["main"] == [*SKIPS, f"--ignore={agents}"]
     assert _plan(envs=envs)["agents"] == [agents]
     # asking only for its tests: main still lints and type-checks, but runs no pytest
     assert _plan(f"{agents}/test_auth.py", "-x", envs=envs) == {
@@ -228,6 +234,8 @@ def test_every_environment_runs_and_any_failure_fails_the_command(
         (".venv-openai-agents", "mypy"),
         (".venv-openai-agents", "python"),
         (".venv-openai-agents-0.20", "python"),
+        (".venv-crewai", "mypy"),
+        (".venv-crewai", "python"),
     ]
     out = capsys.readouterr().out
     assert re.search(

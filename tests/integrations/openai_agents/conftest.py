@@ -1,70 +1,13 @@
-"""Fixtures for the OpenAI Agents SDK integration: every test that takes ``handle`` runs twice,
-on the embedded engine over a SQLite file (``connect("sqlite:///…")``) and on the HTTP client
-against a real memtrace server over a socket (``connect("http://…", api_key=…)``).
-``handle_url`` gives the (url, options) pair, e.g. for a subprocess. Tracing is disabled."""
+"""The OpenAI Agents SDK tests' setup: tracing is disabled. The fixtures every integration
+shares (``handle`` on both transports, ``handle_url``, ``live_server`` …) are in
+tests/integrations/conftest.py."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
-
-import pytest
-
-from memtrace_core import connect
-from memtrace_core.api import MemoryAPI
-from memtrace_server.testing import LiveServer, bootstrap_admin_key, config_for, serve_in_thread
 
 os.environ.setdefault("OPENAI_AGENTS_DISABLE_TRACING", "1")
 
 from agents import set_tracing_disabled
 
 set_tracing_disabled(True)
-
-TRANSPORTS = ["sqlite", "http"]
-
-
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'memtrace.db'}"
-
-
-# Note: on CPython 3.11.7 the server's start (sanic-routing's ast.parse) failed now and then
-# with "SystemError: AST constructor recursion depth mismatch" — the ast module keeps its
-# recursion counter in interpreter-global state. It went away (in repeated runs) once a full
-# garbage collection runs before the server starts, so presumably a collection during the parse
-# ran finalizers of an earlier test's objects; the collection is harmless either way.
-@pytest.fixture
-def live_server(db_url: str) -> Iterator[tuple[LiveServer, str]]:
-    """A memtrace server over ``db_url`` on 127.0.0.1 and an admin key for it."""
-    import asyncio
-    import gc
-
-    key = asyncio.run(bootstrap_admin_key(db_url))
-    gc.collect()  # see the note above
-    with serve_in_thread(config_for(db_url)) as live:
-        yield live, key
-
-
-@pytest.fixture(params=TRANSPORTS)
-def transport(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def handle_url(transport: str, request: pytest.FixtureRequest, db_url: str) -> tuple[str, Any]:
-    """(url, connect options) of the transport under test."""
-    if transport == "sqlite":
-        return db_url, {}
-    live, key = request.getfixturevalue("live_server")
-    return live.url, {"api_key": key}
-
-
-@pytest.fixture
-def handle(handle_url: tuple[str, Any]) -> Iterator[MemoryAPI]:
-    """A blocking memtrace handle (``connect``) on the transport under test."""
-    url, options = handle_url
-    mt = connect(url, **options)
-    yield mt
-    mt.close()

@@ -1,0 +1,686 @@
+"""``MemtraceMemory``: CrewAI's ``Memory`` on memtrace — no embedder, no LLM, no LanceDB.
+
+::
+
+    from crewai import Agent, Crew, Task
+    from memtrace_crewai import MemtraceMemory
+
+    memory = MemtraceMemory("sqlite:///crew-memory.db")
+    crew = Crew(agents=[...], tasks=[...], memory=memory)
+    crew.kickoff()
+    print(memory.session_context())          # the crew's run as markdown
+
+A subclass of ``crewai.memory.Memory`` (so ``Crew(memory=...)`` and ``Agent(memory=...)`` accept
+it, with CrewAI's automatic "Search memory" / "Save to memory" tools), whose every method on
+CrewAI's memory path is memtrace's:
+
+* ``remember`` / ``remember_many`` write memories as given: scope, categories, importance,
+  metadata, source and ``private`` map onto namespace, tags, importance and metadata
+  (:mod:`memtrace_crewai._mapping`); nothing is inferred by an LLM. A repeated fact is the
+  engine's duplicate: the stored record is returned, nothing new is written.
+  ``remember_many`` runs in CrewAI's background save thread like the stock one; ``recall``
+  and ``drain_writes`` wait for it.
+* ``recall`` is the engine's ranked keyword search over the scope (the score is the engine's:
+  1.0 is the best match of the pool), with CrewAI's category (any-of) and privacy rules as
+  filters. ``depth`` is accepted and ignored: there is one depth, and no LLM.
+* ``extract_memories`` splits a task's result into facts, deterministically
+  (:mod:`memtrace_crewai.extract`), each stored with its task and agent as metadata.
+* ``forget``, ``update``, ``reset``, ``list_records``, ``list_scopes``, ``info`` and
+  ``list_categories`` are memtrace calls (never a scan). ``update`` writes a new version that
+  supersedes the record (history stays readable with ``as_of``): a record id that is a key
+  keeps its id; a memory id (``mem_…``) is the new version's.
+* every blocking method has an ``a…`` twin that awaits memtrace without blocking the loop.
+
+All memories of one ``MemtraceMemory`` belong to one memtrace session (``session_id``: given,
+or generated), so ``session_context()`` after ``kickoff()`` is the crew's history as markdown.
+Memories are written as the CrewAI agent that produced them (its role made an id,
+``"Senior Researcher"`` -> ``senior-researcher``), else as ``agent_id``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Generator, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from crewai.events.event_bus import crewai_event_bus
+from crewai.events.types.memory_events import (
+    MemoryQueryCompletedEvent,
+    MemoryQueryFailedEvent,
+    MemoryQueryStartedEvent,
+    MemorySaveCompletedEvent,
+    MemorySaveFailedEvent,
+    MemorySaveStartedEvent,
+)
+from crewai.memory.types import MemoryMatch, MemoryRecord, ScopeInfo
+from crewai.memory.unified_memory import Memory
+from crewai.memory.utils import join_scope_paths
+from pydantic import Field, PrivateAttr
+
+from memtrace_core.errors import DuplicateMemoryError, NotFoundError
+from memtrace_core.integration import Call, MemtraceTarget, drive, drive_async
+from memtrace_core.models import Memory as MemtraceRecord
+from memtrace_core.models import SessionContext
+
+from ._mapping import Layout, agent_id_for, privacy_filter
+from .extract import extract_facts
+from .storage import (
+    MemtraceStorage,
+    current_memory,
+    delete_program,
+    list_program,
+    scope_info_program,
+    scopes_program,
+    summary_program,
+)
+
+__all__ = ["MemtraceMemory"]
+
+logger = logging.getLogger(__name__)
+
+#: The longest keyword query the engine takes; a longer one (a long task description) is cut
+#: at the last word boundary before it.
+MAX_QUERY_CHARS = 2000
+_SOURCE_TYPE = "memtrace"
+
+
+def _query_text(query: str) -> str:
+    if not isinstance(query, str):
+        raise TypeError(f"query must be a string, got {type(query).__name__}")
+    query = " ".join(query.split())
+    if len(query) <= MAX_QUERY_CHARS:
+        return query
+    cut = query.rfind(" ", 0, MAX_QUERY_CHARS + 1)
+    return query[: cut if cut > 0 else MAX_QUERY_CHARS]
+
+
+class MemtraceMemory(Memory):
+    """CrewAI ``Memory`` backed by memtrace (see the module docstring).
+
+    Args:
+        memtrace: a memtrace URL (``sqlite:///…``, ``http://…`` with ``api_key``), a handle from
+            ``memtrace_core.connect``/``aconnect``, a ``MemtraceHandle``, or the original SDK's
+            client. Positional or keyword.
+        agent_id: the memtrace agent of memories no CrewAI agent wrote (default ``crewai``).
+        session_id: the memtrace session of this memory's writes; generated
+            (``crew-<hex>``) when not given.
+        namespace: the namespace root under which CrewAI scopes live (default ``["crewai"]``):
+            memories elsewhere in memtrace are not this memory's.
+        api_key: the server key when ``memtrace`` is an ``http(s)://`` URL.
+        read_only, root_scope: as CrewAI's ``Memory``.
+    """
+
+    memtrace: Any = Field(default=None, exclude=True, repr=False)
+    api_key: str | None = Field(default=None, exclude=True, repr=False)
+    agent_id: str = "crewai"
+    session_id: str | None = None
+    namespace: tuple[str, ...] = ("crewai",)
+
+    _layout: Layout = PrivateAttr()
+
+    def __init__(self, memtrace: MemtraceTarget = None, /, **data: Any) -> None:
+        if memtrace is not None:
+            if data.get("memtrace") is not None:
+                raise TypeError("memtrace given twice (positionally and as a keyword)")
+            data["memtrace"] = memtrace
+        super().__init__(**data)
+
+    def model_post_init(self, __context: Any) -> None:
+        if isinstance(self.storage, MemtraceStorage):
+            if self.memtrace is not None:
+                raise TypeError("give memtrace or storage=MemtraceStorage(...), not both")
+            storage = self.storage
+            self.namespace = storage.layout.root
+        elif "storage" in self.model_fields_set:
+            raise TypeError(
+                "MemtraceMemory stores in memtrace: give memtrace=... or "
+                "storage=MemtraceStorage(...), not another storage"
+            )
+        elif self.memtrace is None:
+            raise TypeError(
+                "MemtraceMemory needs a memtrace to talk to: MemtraceMemory('sqlite:///…') or "
+                "MemtraceMemory('http://…', api_key=...)"
+            )
+        else:
+            storage = MemtraceStorage(
+                self.memtrace,
+                agent_id=self.agent_id,
+                namespace=self.namespace,
+                api_key=self.api_key,
+            )
+        if self.session_id is None:
+            self.session_id = storage.session_id or f"crew-{uuid.uuid4().hex[:16]}"
+        storage.session_id = self.session_id
+        self.storage = storage
+        self._layout = storage.layout
+        super().model_post_init(__context)
+
+    @property
+    def handle(self) -> Any:
+        """The :class:`memtrace_core.bridge.MemtraceHandle` this memory talks through."""
+        return self._storage.handle  # type: ignore[attr-defined]
+
+    # -- scopes ------------------------------------------------------------------------------
+
+    def _scope(self, scope: str | None, root: str | None = None) -> str | None:
+        root = self.root_scope if root is None else root
+        if scope is None and not root:
+            return None
+        return join_scope_paths(root, scope)
+
+    # -- programs ------------------------------------------------------------------------------
+
+    def _writes(
+        self,
+        contents: Sequence[str],
+        scope: str | None,
+        categories: list[str] | None,
+        metadata: dict[str, Any] | None,
+        importance: float | None,
+        source: str | None,
+        private: bool,
+        agent_role: str | None,
+        root_scope: str | None,
+    ) -> list[dict[str, Any]]:
+        where = self._scope(scope, root_scope)
+        writes = []
+        for content in contents:
+            extra = getattr(content, "metadata", None)
+            role = agent_role or getattr(content, "agent", None)
+            meta = {**extra, **(metadata or {})} if isinstance(extra, dict) else metadata
+            writes.append(
+                self._layout.write(
+                    str(content),
+                    scope=where,
+                    agent_id=agent_id_for(role, self.agent_id),
+                    session_id=self.session_id,
+                    categories=categories,
+                    metadata=meta,
+                    importance=importance,
+                    source=source,
+                    private=private,
+                    event_type="task_result" if isinstance(extra, dict) else "general",
+                )
+            )
+        return writes
+
+    def _remember_one(self, write: dict[str, Any]) -> Generator[Call, Any, MemoryRecord]:
+        try:
+            memory: MemtraceRecord = yield Call("add_memory", (write,))
+        except DuplicateMemoryError as dup:
+            existing = yield from current_memory(self._layout, dup.existing_id or "")
+            if existing is None:
+                raise
+            memory = existing
+        return self._layout.record(memory)
+
+    def _remember_many(
+        self, writes: list[dict[str, Any]]
+    ) -> Generator[Call, Any, list[MemoryRecord]]:
+        records: list[MemoryRecord] = []
+        for start in range(0, len(writes), 1000):
+            result = yield Call("add_memories", (writes[start : start + 1000],))
+            records.extend(self._layout.record(m) for m in result.memories)
+        return records
+
+    def _recall(
+        self,
+        query: str,
+        scope: str | None,
+        categories: list[str] | None,
+        limit: int,
+        source: str | None,
+        include_private: bool,
+    ) -> Generator[Call, Any, list[MemoryMatch]]:
+        if limit <= 0:
+            return []
+        text = _query_text(query)
+        fields: dict[str, Any] = {
+            "namespace_prefix": self._layout.namespace(self._scope(scope)),
+            "limit": min(limit, 1000),
+        }
+        if text:
+            fields["query"] = text
+        if categories:
+            fields["tags_any"] = list(categories)
+        privacy = privacy_filter(source, include_private)
+        if privacy:
+            fields["metadata"] = privacy
+        found = yield Call("search_memories", (), fields)
+        matches = []
+        for rank, memory in enumerate(found.results):
+            score = memory.score if memory.score is not None else 1.0 / (rank + 1)
+            reasons = ["keywords"] if text else ["recency"]
+            matches.append(
+                MemoryMatch(record=self._layout.record(memory), score=score, match_reasons=reasons)
+            )
+        return matches
+
+    def _update(
+        self,
+        record_id: str,
+        content: str | None,
+        scope: str | None,
+        categories: list[str] | None,
+        metadata: dict[str, Any] | None,
+        importance: float | None,
+    ) -> Generator[Call, Any, MemoryRecord]:
+        current = yield from current_memory(self._layout, record_id)
+        if current is None:
+            raise ValueError(f"Record not found: {record_id}")
+        existing = self._layout.record(current)
+        if self.read_only:
+            return existing
+        write = self._layout.write(
+            existing.content if content is None else content,
+            scope=existing.scope if scope is None else scope,
+            agent_id=current.agent_id,
+            session_id=current.session_id,
+            categories=existing.categories if categories is None else categories,
+            metadata=existing.metadata if metadata is None else metadata,
+            importance=current.importance if importance is None else importance,
+            source=existing.source,
+            private=existing.private,
+            key=current.key,
+            time=existing.created_at,
+            event_type=current.event_type,
+        )
+        write["supersedes"] = current.id
+        memory: MemtraceRecord = yield Call("add_memory", (write,))
+        return self._layout.record(memory)
+
+    # -- events (CrewAI's listeners see memtrace's saves and queries as the stock ones) ------
+
+    def _emit(self, event: Any) -> None:
+        try:
+            crewai_event_bus.emit(self, event)
+        except RuntimeError:  # the event bus shut down (process exit)
+            pass
+
+    def _saving(self, value: str, metadata: dict[str, Any] | None, role: str | None) -> float:
+        self._emit(
+            MemorySaveStartedEvent(
+                value=value, metadata=metadata, agent_role=role, source_type=_SOURCE_TYPE
+            )
+        )
+        return time.perf_counter()
+
+    def _saved(
+        self, value: str, metadata: dict[str, Any] | None, role: str | None, start: float
+    ) -> None:
+        self._emit(
+            MemorySaveCompletedEvent(
+                value=value,
+                metadata=metadata or {},
+                agent_role=role,
+                save_time_ms=(time.perf_counter() - start) * 1000,
+                source_type=_SOURCE_TYPE,
+            )
+        )
+
+    def _save_failed(self, value: str, metadata: dict[str, Any] | None, exc: BaseException) -> None:
+        self._emit(
+            MemorySaveFailedEvent(
+                value=value, metadata=metadata, error=str(exc), source_type=_SOURCE_TYPE
+            )
+        )
+
+    # -- CrewAI's Memory API -------------------------------------------------------------------
+
+    def remember(
+        self,
+        content: str,
+        scope: str | None = None,
+        categories: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        importance: float | None = None,
+        source: str | None = None,
+        private: bool = False,
+        agent_role: str | None = None,
+        root_scope: str | None = None,
+    ) -> MemoryRecord | None:
+        """Store one memory now and return its record (the stored one for a repeat); None when
+        read-only. Raises ValueError (memtrace's ValidationError) for bad input."""
+        if self.read_only:
+            return None
+        write = self._writes(
+            [content],
+            scope,
+            categories,
+            metadata,
+            importance,
+            source,
+            private,
+            agent_role,
+            root_scope,
+        )[0]
+        start = self._saving(content, metadata, agent_role)
+        try:
+            record: MemoryRecord = drive(self.handle, self._remember_one(write))
+        except Exception as exc:
+            self._save_failed(content, metadata, exc)
+            raise
+        self._saved(content, metadata, agent_role, start)
+        return record
+
+    async def aremember(
+        self,
+        content: str,
+        scope: str | None = None,
+        categories: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        importance: float | None = None,
+        source: str | None = None,
+        private: bool = False,
+        agent_role: str | None = None,
+        root_scope: str | None = None,
+    ) -> MemoryRecord | None:
+        if self.read_only:
+            return None
+        write = self._writes(
+            [content],
+            scope,
+            categories,
+            metadata,
+            importance,
+            source,
+            private,
+            agent_role,
+            root_scope,
+        )[0]
+        start = self._saving(content, metadata, agent_role)
+        try:
+            record: MemoryRecord = await drive_async(self.handle, self._remember_one(write))
+        except Exception as exc:
+            self._save_failed(content, metadata, exc)
+            raise
+        self._saved(content, metadata, agent_role, start)
+        return record
+
+    def remember_many(
+        self,
+        contents: list[str],
+        scope: str | None = None,
+        categories: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        importance: float | None = None,
+        source: str | None = None,
+        private: bool = False,
+        agent_role: str | None = None,
+        root_scope: str | None = None,
+    ) -> list[MemoryRecord]:
+        """Store several memories in the background (CrewAI's contract: returns ``[]`` at once;
+        ``recall`` and ``drain_writes`` wait for the save). The batch is validated here, before
+        anything is queued: bad input raises at once (ValueError)."""
+        if not contents or self.read_only:
+            return []
+        writes = self._writes(
+            contents,
+            scope,
+            categories,
+            metadata,
+            importance,
+            source,
+            private,
+            agent_role,
+            root_scope,
+        )
+        self._submit_save(self._save_background, writes, metadata, agent_role)
+        return []
+
+    def _save_background(
+        self, writes: list[dict[str, Any]], metadata: dict[str, Any] | None, role: str | None
+    ) -> list[MemoryRecord]:
+        value = f"{len(writes)} memories (background)"
+        start = self._saving(value, metadata, role)
+        try:
+            records: list[MemoryRecord] = drive(self.handle, self._remember_many(writes))
+        except Exception as exc:
+            logger.warning("memtrace-crewai: saving %d memories failed: %s", len(writes), exc)
+            self._save_failed(value, metadata, exc)
+            raise
+        self._saved(f"{len(records)} memories saved", metadata, role, start)
+        return records
+
+    async def aremember_many(
+        self,
+        contents: list[str],
+        scope: str | None = None,
+        categories: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        importance: float | None = None,
+        source: str | None = None,
+        private: bool = False,
+        agent_role: str | None = None,
+        root_scope: str | None = None,
+    ) -> list[MemoryRecord]:
+        """Store several memories now (awaited, not in the background) and return their records
+        (repeats of stored memories are left out)."""
+        if not contents or self.read_only:
+            return []
+        writes = self._writes(
+            contents,
+            scope,
+            categories,
+            metadata,
+            importance,
+            source,
+            private,
+            agent_role,
+            root_scope,
+        )
+        return await drive_async(self.handle, self._remember_many(writes))  # type: ignore[no-any-return]
+
+    def drain_writes(self) -> None:
+        """Wait for the background saves of ``remember_many``. A failed save is logged (and was
+        reported as CrewAI's ``MemorySaveFailedEvent``); it does not raise here, as in CrewAI."""
+        with self._pending_lock:
+            pending = list(self._pending_saves)
+        for future in pending:
+            if not future.cancelled():
+                future.exception()
+
+    def extract_memories(self, content: str) -> list[str]:
+        """The facts of a task's output, split without an LLM (:mod:`memtrace_crewai.extract`)."""
+        return extract_facts(content)
+
+    async def aextract_memories(self, content: str) -> list[str]:
+        return extract_facts(content)
+
+    def recall(
+        self,
+        query: str,
+        scope: str | None = None,
+        categories: list[str] | None = None,
+        limit: int = 10,
+        depth: Literal["shallow", "deep"] = "deep",
+        source: str | None = None,
+        include_private: bool = False,
+    ) -> list[MemoryMatch]:
+        """The best keyword matches of ``query`` in the scope (and below), best first; an empty
+        query gives the newest memories. ``categories`` match any of them; private memories
+        only for their ``source`` or with ``include_private``."""
+        self.drain_writes()
+        self._emit(MemoryQueryStartedEvent(query=query, limit=limit, source_type=_SOURCE_TYPE))
+        start = time.perf_counter()
+        try:
+            matches: list[MemoryMatch] = drive(
+                self.handle, self._recall(query, scope, categories, limit, source, include_private)
+            )
+        except Exception as exc:
+            self._emit(
+                MemoryQueryFailedEvent(
+                    query=query, limit=limit, error=str(exc), source_type=_SOURCE_TYPE
+                )
+            )
+            raise
+        self._emit(
+            MemoryQueryCompletedEvent(
+                query=query,
+                results=matches,
+                limit=limit,
+                query_time_ms=(time.perf_counter() - start) * 1000,
+                source_type=_SOURCE_TYPE,
+            )
+        )
+        return matches
+
+    async def arecall(
+        self,
+        query: str,
+        scope: str | None = None,
+        categories: list[str] | None = None,
+        limit: int = 10,
+        depth: Literal["shallow", "deep"] = "deep",
+        source: str | None = None,
+        include_private: bool = False,
+    ) -> list[MemoryMatch]:
+        self.drain_writes()
+        program = self._recall(query, scope, categories, limit, source, include_private)
+        return await drive_async(self.handle, program)  # type: ignore[no-any-return]
+
+    def forget(
+        self,
+        scope: str | None = None,
+        categories: list[str] | None = None,
+        older_than: datetime | None = None,
+        metadata_filter: dict[str, Any] | None = None,
+        record_ids: list[str] | None = None,
+    ) -> int:
+        """Delete the memories matching every criterion given (within ``root_scope``); returns
+        how many were deleted."""
+        program = delete_program(
+            self._layout, self._scope(scope), categories, record_ids, older_than, metadata_filter
+        )
+        return int(drive(self.handle, program))
+
+    async def aforget(
+        self,
+        scope: str | None = None,
+        categories: list[str] | None = None,
+        older_than: datetime | None = None,
+        metadata_filter: dict[str, Any] | None = None,
+        record_ids: list[str] | None = None,
+    ) -> int:
+        program = delete_program(
+            self._layout, self._scope(scope), categories, record_ids, older_than, metadata_filter
+        )
+        return int(await drive_async(self.handle, program))
+
+    def update(
+        self,
+        record_id: str,
+        content: str | None = None,
+        scope: str | None = None,
+        categories: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        importance: float | None = None,
+    ) -> MemoryRecord:
+        """A new version of the record with the given fields changed (see the module docstring
+        for its id). Raises ValueError if there is no such record."""
+        program = self._update(record_id, content, scope, categories, metadata, importance)
+        return drive(self.handle, program)  # type: ignore[no-any-return]
+
+    async def aupdate(
+        self,
+        record_id: str,
+        content: str | None = None,
+        scope: str | None = None,
+        categories: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        importance: float | None = None,
+    ) -> MemoryRecord:
+        program = self._update(record_id, content, scope, categories, metadata, importance)
+        return await drive_async(self.handle, program)  # type: ignore[no-any-return]
+
+    def reset(self, scope: str | None = None) -> None:
+        """Delete every memory of the scope (default: ``root_scope``, else everything under the
+        namespace root — never memories outside it)."""
+        with self._reset_lock:
+            self.drain_writes()
+            drive(
+                self.handle,
+                delete_program(self._layout, self._scope(scope), None, None, None, None),
+            )
+
+    async def areset(self, scope: str | None = None) -> None:
+        self.drain_writes()
+        program = delete_program(self._layout, self._scope(scope), None, None, None, None)
+        await drive_async(self.handle, program)
+
+    def reset_all(self) -> None:
+        """Delete every memory under the namespace root (ignoring ``root_scope``)."""
+        with self._reset_lock:
+            self.drain_writes()
+            drive(self.handle, delete_program(self._layout, None, None, None, None, None))
+
+    def list_records(
+        self, scope: str | None = None, limit: int = 200, offset: int = 0
+    ) -> list[MemoryRecord]:
+        """The scope's records (and below), newest first."""
+        return drive(self.handle, list_program(self._layout, self._scope(scope), limit, offset))  # type: ignore[no-any-return]
+
+    async def alist_records(
+        self, scope: str | None = None, limit: int = 200, offset: int = 0
+    ) -> list[MemoryRecord]:
+        program = list_program(self._layout, self._scope(scope), limit, offset)
+        return await drive_async(self.handle, program)  # type: ignore[no-any-return]
+
+    def list_scopes(self, path: str | None = None) -> list[str]:
+        """The immediate child scopes of ``path`` (default ``root_scope``, else ``/``)."""
+        return drive(self.handle, scopes_program(self._layout, self._scope(path) or "/"))  # type: ignore[no-any-return]
+
+    async def alist_scopes(self, path: str | None = None) -> list[str]:
+        program = scopes_program(self._layout, self._scope(path) or "/")
+        return await drive_async(self.handle, program)  # type: ignore[no-any-return]
+
+    def info(self, path: str | None = None) -> ScopeInfo:
+        """Count, categories, oldest and newest record and child scopes of ``path``."""
+        return drive(self.handle, scope_info_program(self._layout, self._scope(path) or "/"))  # type: ignore[no-any-return]
+
+    async def ainfo(self, path: str | None = None) -> ScopeInfo:
+        program = scope_info_program(self._layout, self._scope(path) or "/")
+        return await drive_async(self.handle, program)  # type: ignore[no-any-return]
+
+    def list_categories(self, path: str | None = None) -> dict[str, int]:
+        """Categories (tags) of the scope and below, with how many memories carry each."""
+        summary = drive(self.handle, summary_program(self._layout, self._scope(path)))
+        return dict(summary.tags)
+
+    async def alist_categories(self, path: str | None = None) -> dict[str, int]:
+        summary = await drive_async(self.handle, summary_program(self._layout, self._scope(path)))
+        return dict(summary.tags)
+
+    # -- the crew's session ------------------------------------------------------------------
+
+    def _context(self, max_tokens: int | None, since: str | None) -> Generator[Call, Any, str]:
+        options: dict[str, Any] = {}
+        if max_tokens is not None:
+            options["max_tokens"] = max_tokens
+        if since is not None:
+            options["since"] = since
+        try:
+            context: SessionContext = yield Call("get_session_context", (self.session_id,), options)
+        except NotFoundError:
+            return ""
+        return context.context if context.memory_count else ""
+
+    def session_context(self, *, max_tokens: int | None = None, since: str | None = "30d") -> str:
+        """This memory's session (``session_id``) as LLM-ready markdown: what the crew's agents
+        remembered, in the engine's session context (``""`` before anything was stored)."""
+        self.drain_writes()
+        return drive(self.handle, self._context(max_tokens, since))  # type: ignore[no-any-return]
+
+    async def asession_context(
+        self, *, max_tokens: int | None = None, since: str | None = "30d"
+    ) -> str:
+        self.drain_writes()
+        return await drive_async(self.handle, self._context(max_tokens, since))  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        """Wait for pending saves, stop the save thread and close the memtrace handle if this
+        memory opened it from a URL."""
+        super().close()
