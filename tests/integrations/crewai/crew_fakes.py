@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from crewai.llms.base_llm import BaseLLM
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
 
 def _text(messages: Any) -> str:
@@ -27,13 +27,12 @@ class ScriptedLLM(BaseLLM):
 
     model: str = "scripted"
     _replies: list[str | Callable[[str], str]] = PrivateAttr(default_factory=list)
-    prompts: list[str] = []
+    prompts: list[str] = Field(default_factory=list)
 
     def __init__(self, replies: Sequence[str | Callable[[str], str]] = (), **data: Any) -> None:
         data.setdefault("model", "scripted")
         super().__init__(**data)
         self._replies = list(replies)
-        self.prompts = []
 
     def supports_function_calling(self) -> bool:
         return False

@@ -16,6 +16,7 @@ from __future__ import annotations
 from .extract import ExtractedFact, extract_facts, split_facts
 from .memory import MemtraceMemory
 from .storage import MemtraceStorage, register_memtrace
+from .tools import TOOL_NAMES, MemtraceTool, memtrace_tools
 
 __version__ = "0.1.0"
 
@@ -23,8 +24,11 @@ __all__ = [
     "ExtractedFact",
     "MemtraceMemory",
     "MemtraceStorage",
+    "MemtraceTool",
+    "TOOL_NAMES",
     "__version__",
     "extract_facts",
+    "memtrace_tools",
     "register_memtrace",
     "split_facts",
 ]

@@ -63,6 +63,7 @@ from pydantic import Field, PrivateAttr
 from memtrace_core.errors import DuplicateMemoryError, NotFoundError
 from memtrace_core.integration import Call, MemtraceTarget, drive, drive_async
 from memtrace_core.models import Memory as MemtraceRecord
+from memtrace_core.validation import Limits, validate_memory
 from memtrace_core.models import SessionContext
 
 from ._mapping import Layout, agent_id_for, privacy_filter
@@ -85,6 +86,7 @@ logger = logging.getLogger(__name__)
 #: at the last word boundary before it.
 MAX_QUERY_CHARS = 2000
 _SOURCE_TYPE = "memtrace"
+_LIMITS = Limits()
 
 
 def _query_text(query: str) -> str:
@@ -167,6 +169,9 @@ class MemtraceMemory(Memory):
 
     def _scope(self, scope: str | None, root: str | None = None) -> str | None:
         root = self.root_scope if root is None else root
+        for value in (scope, root):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"a scope is a string path such as '/project/x', got {value!r}")
         if scope is None and not root:
             return None
         return join_scope_paths(root, scope)
@@ -414,7 +419,8 @@ class MemtraceMemory(Memory):
     ) -> list[MemoryRecord]:
         """Store several memories in the background (CrewAI's contract: returns ``[]`` at once;
         ``recall`` and ``drain_writes`` wait for the save). The batch is validated here, before
-        anything is queued: bad input raises at once (ValueError)."""
+        anything is queued (against memtrace's default limits): bad input raises at once
+        (ValueError)."""
         if not contents or self.read_only:
             return []
         writes = self._writes(
@@ -428,6 +434,10 @@ class MemtraceMemory(Memory):
             agent_role,
             root_scope,
         )
+        for index, write in enumerate(writes):
+            # what the engine will check, checked before queueing (with memtrace's default
+            # limits: a server configured stricter can still refuse, reported by the save)
+            validate_memory(write, _LIMITS, index=index if len(writes) > 1 else None)
         self._submit_save(self._save_background, writes, metadata, agent_role)
         return []
 

@@ -13,9 +13,11 @@ or, process-wide, ``register_memtrace("sqlite:///crew.db")`` and then
 
 **What memtrace does not do here: vectors.** ``search`` receives only the query's embedding, and
 memtrace stores no embeddings (records are stored without theirs). It returns the scope's
-records that pass the filters, ranked by recency and importance (the score, 0..1, is
-``0.6 * 0.5 ** (age_days / 30) + 0.4 * importance`` over the newest candidates); stock
-``Memory`` then mixes that score into its composite. Stock ``Memory`` still calls its embedder on
+records that pass the filters, ranked by recency and importance over the newest candidates,
+with the score ``0.5 * (0.6 * 0.5 ** (age_days / 30) + 0.4 * importance)``: at most 0.5, since
+it is not a similarity and stock ``Memory`` reads it as one (it asks its LLM to consolidate a
+new record with stored ones whose score reaches ``consolidation_threshold``, 0.85 by default:
+a recency score must never look like a near-duplicate). Stock ``Memory`` still calls its embedder on
 every save and recall and its LLM to analyse saves and deep recalls: the recommended path is
 :class:`memtrace_crewai.MemtraceMemory`, which ranks by keywords (the engine's ranked search)
 and calls neither.
@@ -188,9 +190,9 @@ def _naive(value: datetime) -> datetime:
 
 def recency_score(record: MemoryRecord, now: datetime) -> float:
     """The storage's score of a record without vectors: recency (half-life 30 days) and
-    importance, 0..1."""
+    importance, 0..0.5 (not a similarity: see the module docstring)."""
     age_days = max(0.0, (now - record.created_at).total_seconds() / 86400)
-    return float(0.6 * 0.5 ** (age_days / 30) + 0.4 * record.importance)
+    return float(0.5 * (0.6 * 0.5 ** (age_days / 30) + 0.4 * record.importance))
 
 
 class MemtraceStorage:
