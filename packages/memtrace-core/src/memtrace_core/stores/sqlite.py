@@ -743,6 +743,18 @@ def build_where(org_id: str, flt: MemoryFilter, alias: str = "m") -> tuple[str, 
     return " AND ".join(clauses), params
 
 
+def summary_tags_sql(where: str) -> str:
+    """The tags of the memories ``where`` selects, counted (parameters: the org, then the
+    WHERE's, then the LIMIT), the most frequent first, ties by tag. CROSS JOIN keeps the
+    memories as the outer loop (planned as a count is, on the filter's index), so a narrow
+    scope never reads the tags of the whole org."""
+    return (
+        "SELECT t.tag, COUNT(*) AS n FROM memories m CROSS JOIN memory_tags t "
+        f"ON t.memory_rowid = m.rowid AND t.org_id = ? WHERE {where} "
+        "GROUP BY t.tag ORDER BY n DESC, t.tag LIMIT ?"
+    )
+
+
 class _Writer(threading.Thread):
     """The single writer thread of a store: group commit of queued write requests."""
 
@@ -1440,12 +1452,7 @@ class SQLiteStore(SQLiteAuthMixin):
             "THEN m.time END"
         )
         totals = f"SELECT COUNT(*), MIN({dated}), MAX({dated}) FROM memories m WHERE {where}"
-        # the matching memories' tags from the tag index (a row per tag and memory), counted
-        tags = (
-            "SELECT t.tag, COUNT(*) AS n FROM memory_tags t JOIN memories m "
-            f"ON m.rowid = t.memory_rowid WHERE t.org_id = ? AND {where} "
-            "GROUP BY t.tag ORDER BY n DESC, t.tag LIMIT ?"
-        )
+        tags = summary_tags_sql(where)
 
         def run(conn: sqlite3.Connection) -> MemorySummary:
             conn.execute("BEGIN")  # one snapshot: the totals and the tags agree
