@@ -803,7 +803,8 @@ class AsyncMemtrace(Shortcuts):
     async def delete_memories(
         self, criteria: DeleteFilter | Mapping[str, Any] | None = None, /, **fields: Any
     ) -> int:
-        """Delete every memory matching the criteria (agent, session, tags, types, time range);
+        """Delete every memory matching the criteria (agent, session, namespace or prefix, key
+        or ``keys``, ``ids``, tags (all) or ``tags_any``, types, ``metadata``, time ranges);
         ``all_memories=True`` purges the whole org's memories. Returns the count deleted."""
         crit = coerce(DeleteFilter, criteria, fields)
         flt = await self._criteria_filter(crit)

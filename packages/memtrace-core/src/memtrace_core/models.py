@@ -314,7 +314,7 @@ class SearchResult(_Model):
 
 class ListOptions(_Model):
     """Filters for listing memories (the SDK's ``ListOptions``). ``tags`` may be a list or a
-    comma-separated string; every tag must match exactly (AND).
+    comma-separated string; every tag must match exactly (AND); ``tags_any``: at least one.
 
     Unknown keys are ignored here (not refused): these come from query strings, to which the
     original's clients send options that some routes do not use. The library methods refuse

@@ -611,9 +611,9 @@ def metadata_conditions(
     element, numbers by value), or ``{"k": {"$op": v, …}}`` with ``$eq $ne $gt $gte $lt $lte``
     (the comparisons numeric), ``$in`` (a non-empty list of scalars: the value equals one of
     them, each as ``$eq`` compares; ``None`` matches null or absent) and ``$nin`` (none of
-    them; an absent value holds unless ``None`` is listed). Each ``$in`` / ``$nin`` value counts
-    toward ``limits.max_filter_values``. The top-level keys are always field names (``{"$ne": 1}`` is the
-    field ``$ne``); below them any other ``$`` key is a ValidationError naming it. A filter key
+    them; an absent value holds unless ``None`` is listed). Each ``$in`` / ``$nin`` value
+    counts toward ``limits.max_filter_values``. The top-level keys are always field names
+    (``{"$ne": 1}`` is the field ``$ne``); below them any other ``$`` key is a ValidationError naming it. A filter key
     is non-empty, without quotes, backslashes or control characters."""
     if flt is None:
         return None
