@@ -49,6 +49,7 @@ from .models import (
     Memory,
     MemoryCreate,
     MemoryList,
+    MemorySummary,
     NamespaceList,
     NamespaceQuery,
     PopResult,
@@ -62,6 +63,7 @@ from .models import (
     Session,
     SessionContext,
     SessionList,
+    SummaryQuery,
     UpdateSessionRequest,
 )
 from .plugins import PluginRegistry, default_registry
@@ -165,6 +167,7 @@ __all__ = [
     "MemoryAPI",
     "MemoryCreate",
     "MemoryList",
+    "MemorySummary",
     "Memtrace",
     "MemtraceError",
     "NamespaceList",
@@ -185,6 +188,7 @@ __all__ = [
     "SessionContext",
     "SessionList",
     "StoreError",
+    "SummaryQuery",
     "SupersededError",
     "TransportError",
     "UpdateSessionRequest",

@@ -46,6 +46,7 @@ from .models import (
     Memory,
     MemoryCreate,
     MemoryList,
+    MemorySummary,
     NamespaceList,
     RegisterAgentRequest,
     RetentionInfo,
@@ -56,6 +57,7 @@ from .models import (
     Session,
     SessionContext,
     SessionList,
+    SummaryQuery,
     UpdateSessionRequest,
 )
 
@@ -176,6 +178,14 @@ class AsyncMemoryAPI(Protocol):
         """Remove and return the newest current (not superseded, unexpired) memory matching
         the filters of :meth:`delete_memories` (at least one), or None. Atomic: two
         concurrent pops never return the same memory."""
+        ...
+
+    async def summarize_memories(
+        self, filters: SummaryQuery | Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> MemorySummary:
+        """Count, oldest / newest event time and the most frequent tags (``tag_limit``, default
+        100) of the memories matching the filters of :meth:`search_memories` (no ranking or
+        paging), without reading them."""
         ...
 
     # -- agents -------------------------------------------------------------------------------
@@ -434,6 +444,10 @@ class MemoryAPI(Protocol):
     def pop_memory(
         self, criteria: DeleteFilter | Mapping[str, Any] | None = None, /, **filters: Any
     ) -> Memory | None: ...
+
+    def summarize_memories(
+        self, filters: SummaryQuery | Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> MemorySummary: ...
 
     def register_agent(
         self,

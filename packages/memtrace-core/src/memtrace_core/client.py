@@ -41,6 +41,7 @@ from .models import (
     Memory,
     MemoryCreate,
     MemoryList,
+    MemorySummary,
     NamespaceList,
     PopResult,
     RegisterAgentRequest,
@@ -52,12 +53,20 @@ from .models import (
     Session,
     SessionContext,
     SessionList,
+    SummaryQuery,
     UpdateSessionRequest,
 )
 from .shortcuts import Shortcuts
 from .sync import BlockingMethods, Portal
 from .timeutil import format_dt
-from .validation import check_batch, check_ref, coerce, merge_item
+from .validation import (
+    check_batch,
+    check_export_criteria,
+    check_query_lists,
+    check_ref,
+    coerce,
+    merge_item,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -141,6 +150,7 @@ def _body(model: BaseModel) -> dict[str, Any]:
 
 
 def _params(model: BaseModel, *, drop: tuple[str, ...] = ()) -> dict[str, str]:
+    check_query_lists(model)  # an empty list cannot travel in a query string
     out: dict[str, str] = {}
     for key, value in model.model_dump(mode="json", exclude_none=True).items():
         if key in drop:
@@ -333,6 +343,12 @@ class AsyncMemtraceClient(Shortcuts):
         crit = coerce(DeleteFilter, criteria, filters)
         return (await self._send(PopResult, "POST", "/memories/pop", _body(crit))).memory
 
+    async def summarize_memories(
+        self, filters: SummaryQuery | Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> MemorySummary:
+        q = coerce(SummaryQuery, filters, fields)
+        return await self._send(MemorySummary, "POST", "/memories/summary", _body(q))
+
     # -- agents ---------------------------------------------------------------------------------
 
     async def register_agent(
@@ -465,6 +481,7 @@ class AsyncMemtraceClient(Shortcuts):
     ) -> AsyncIterator[str]:
         """JSON Lines from ``GET /api/v1/export``, streamed (each line ends with a newline)."""
         crit = coerce(DeleteFilter, criteria, fields)
+        check_export_criteria(crit)
         params = _params(crit, drop=("all_memories",))
         url = _API + "/export"
         try:

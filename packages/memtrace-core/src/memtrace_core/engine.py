@@ -50,6 +50,7 @@ from .models import (
     Memory,
     MemoryCreate,
     MemoryList,
+    MemorySummary,
     NamespaceList,
     RegisterAgentRequest,
     RetentionInfo,
@@ -60,6 +61,7 @@ from .models import (
     Session,
     SessionContext,
     SessionList,
+    SummaryQuery,
     UpdateSessionRequest,
     trusted_memory,
 )
@@ -81,6 +83,7 @@ from .validation import (
     LIMIT_CEILINGS,
     Limits,
     check_batch,
+    check_export_criteria,
     check_id,
     check_json,
     check_key,
@@ -88,6 +91,7 @@ from .validation import (
     check_memory_type,
     check_namespace,
     check_offset,
+    check_one_of,
     check_order,
     check_ref,
     check_tags,
@@ -120,6 +124,9 @@ MAX_RANKED_WINDOW = 1_000
 _OFF_LOOP_BATCH = 100
 _OFF_LOOP_RANKING = 20_000
 _OFF_LOOP_TERMS = 32
+#: ``tag_limit`` of :meth:`AsyncMemtrace.summarize_memories`: default and largest.
+DEFAULT_TAG_LIMIT = 100
+MAX_TAG_LIMIT = 1000
 #: Memories :meth:`AsyncMemtrace.apply_retention` deletes per store call.
 _RETENTION_BATCH = 1000
 #: What stored retention policies are checked against (see :meth:`AsyncMemtrace._policy`).
@@ -487,6 +494,9 @@ class AsyncMemtrace(Shortcuts):
         namespace_prefix: Any = None,
         key: Any = None,
         metadata: Any = None,
+        tags_any: Any = None,
+        ids: Any = None,
+        keys: Any = None,
         view: _View | None = None,
     ) -> MemoryFilter:
         """The store filter of a read (``view``: what it sees — unexpired memories, current
@@ -498,6 +508,9 @@ class AsyncMemtrace(Shortcuts):
         mtypes = check_values(memory_types, "memory_types", check_memory_type, limits)
         etypes = check_values(event_types, "event_types", check_type_name, limits)
         tag_list = check_tags(tags, field="tags", limits=limits)
+        any_tags = None if tags_any is None else check_one_of(tags_any, "tags_any", limits)
+        id_list = None if ids is None else check_one_of(ids, "ids", limits)
+        key_list = None if keys is None else check_one_of(keys, "keys", limits)
         anchor = view.anchor if view is not None else now_us()
         lo, hi = window(since, until, now=anchor)
         rec_lo, rec_hi = window(recorded_since, recorded_until, now=anchor, prefix="recorded_")
@@ -529,6 +542,9 @@ class AsyncMemtrace(Shortcuts):
             else check_namespace(namespace_prefix, "namespace_prefix", prefix=True),
             key=None if key is None else check_key(key),
             metadata=metadata_conditions(metadata, limits),
+            tags_any=any_tags,
+            ids=id_list,
+            keys=key_list,
             live_at=view.now if view is not None else None,
             as_of=view.as_of if view is not None else None,
             current=view is not None and not view.include_superseded,
@@ -787,14 +803,15 @@ class AsyncMemtrace(Shortcuts):
     async def delete_memories(
         self, criteria: DeleteFilter | Mapping[str, Any] | None = None, /, **fields: Any
     ) -> int:
-        """Delete every memory matching the criteria (agent, session, tags, types, time range);
+        """Delete every memory matching the criteria (agent, session, namespace or prefix, key
+        or ``keys``, ``ids``, tags (all) or ``tags_any``, types, ``metadata``, time ranges);
         ``all_memories=True`` purges the whole org's memories. Returns the count deleted."""
         crit = coerce(DeleteFilter, criteria, fields)
         flt = await self._criteria_filter(crit)
         if flt.is_empty() and not crit.all_memories:
             raise ValidationError(
-                "refusing to delete without a filter: give agent_id, session_id, tags, types, since/until "
-                "or all_memories=true",
+                "refusing to delete without a filter: give agent_id, session_id, namespace, key, "
+                "keys, ids, tags, tags_any, types, metadata, since/until or all_memories=true",
                 field="filter",
             )
         return await self.store.delete_memories(self.org_id, flt)
@@ -812,13 +829,36 @@ class AsyncMemtrace(Shortcuts):
         if flt.is_empty() and not crit.all_memories:
             raise ValidationError(
                 "refusing to pop without a filter: give agent_id, session_id, namespace, key, "
-                "tags, types, since/until or all_memories=true",
+                "keys, ids, tags, tags_any, types, metadata, since/until or all_memories=true",
                 field="filter",
             )
         now = now_us()
         return await self.store.pop_memory(
             self.org_id, replace(flt, current=True, live_at=now), now=now
         )
+
+    async def summarize_memories(
+        self, filters: SummaryQuery | Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> MemorySummary:
+        """What the memories matching the filters add up to, without reading them: ``count``,
+        ``oldest`` / ``newest`` event time (None when none matches) and ``tags``, the
+        ``tag_limit`` (default 100, 1..1000) most frequent tags with how many matching memories
+        carry each (ties by tag name; ``tags_truncated`` when there were more). The filters are
+        those of :meth:`search_memories` without ranking or paging (no ``query``, ``limit``,
+        ``offset``, ``order``); like a search it sees current, unexpired memories (superseded
+        ones with ``include_superseded``), as known at ``as_of`` when given."""
+        q = coerce(SummaryQuery, filters, fields)
+        tag_limit = q.tag_limit
+        if tag_limit is None:
+            tag_limit = DEFAULT_TAG_LIMIT
+        elif isinstance(tag_limit, bool) or not 1 <= tag_limit <= MAX_TAG_LIMIT:
+            raise ValidationError(
+                f"invalid tag_limit: must be an integer between 1 and {MAX_TAG_LIMIT}",
+                field="tag_limit",
+            )
+        view = _View.of(q.as_of, q.include_superseded)
+        flt = await self._filter(**_filter_fields(q), view=view)
+        return await self.store.summarize_memories(self.org_id, flt, tag_limit=tag_limit)
 
     # -- agents ---------------------------------------------------------------------------------
 
@@ -1151,6 +1191,7 @@ class AsyncMemtrace(Shortcuts):
         by which an import recognises a complete file. A row that cannot be read makes the
         export fail (StoreError naming its id) rather than skip it: no trailer is written."""
         crit = coerce(DeleteFilter, criteria, fields)
+        check_export_criteria(crit)
         # an export holds superseded memories (the links round-trip), not expired ones
         flt = await self._criteria_filter(crit)
         whole_org = flt.is_empty()
@@ -1650,6 +1691,9 @@ _FILTER_FIELDS = (
     "namespace_prefix",
     "key",
     "metadata",
+    "tags_any",
+    "ids",
+    "keys",
 )
 
 

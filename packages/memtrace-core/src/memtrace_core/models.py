@@ -15,7 +15,15 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    field_validator,
+)
 
 from .ids import MEMORY_ID_RE
 
@@ -122,7 +130,8 @@ _INCLUDE_SUPERSEDED = "also return memories a later memory superseded (marked by
 _METADATA_FILTER = (
     'conditions on metadata values: {"k": v} (equal; a nested object matches its keys '
     'recursively, a list element-wise), or {"k": {"$op": v}} with $eq $ne $gt $gte $lt $lte '
-    "(the comparisons are numeric); every condition must hold"
+    "(the comparisons are numeric), $in / $nin (a non-empty list of scalars: equal to one of "
+    "them / to none; null matches a null or absent value); every condition must hold"
 )
 _MEMORY_TYPE_ITEMS: dict[str, Any] = {
     "items": {"enum": ["episodic", "session", "decision", "entity"]}
@@ -305,7 +314,7 @@ class SearchResult(_Model):
 
 class ListOptions(_Model):
     """Filters for listing memories (the SDK's ``ListOptions``). ``tags`` may be a list or a
-    comma-separated string; every tag must match exactly (AND).
+    comma-separated string; every tag must match exactly (AND); ``tags_any``: at least one.
 
     Unknown keys are ignored here (not refused): these come from query strings, to which the
     original's clients send options that some routes do not use. The library methods refuse
@@ -316,6 +325,7 @@ class ListOptions(_Model):
     memory_type: str | None = None
     event_type: str | None = None
     tags: CsvList = None
+    tags_any: CsvList = None
     since: str | datetime | None = None
     until: str | datetime | None = None
     limit: int | None = None
@@ -327,23 +337,37 @@ class ListOptions(_Model):
     include_superseded: bool | None = None
 
 
-class SearchQuery(_Request):
-    """Structured and keyword search (the SDK's ``SearchQuery`` plus ``query``, ``until``,
-    ``offset``). ``query`` ranks by keyword relevance; without it results are ordered by time."""
+#: ``ids``: at most this many memory ids; ``keys``: at most this many keys.
+MAX_FILTER_IDS = 1000
+_IDS: dict[str, Any] = {
+    "items": {"type": "string", "pattern": MEMORY_ID_RE.pattern},
+    "maxItems": MAX_FILTER_IDS,
+    "description": "one of these memory ids",
+}
+_KEYS: dict[str, Any] = {
+    "items": {"type": "string", "minLength": 1, "maxLength": 512},
+    "maxItems": MAX_FILTER_IDS,
+    "description": "its key is one of these (see MemoryCreate.key)",
+}
+_TAGS_ANY: dict[str, Any] = {
+    **_TAGS,
+    "description": "at least one of these tags (exact); with `tags`, both must hold",
+}
+
+
+class _MemoryFilters(_Request):
+    """The filters of a search, shared by :class:`SearchQuery` and :class:`SummaryQuery`."""
 
     agent_id: str | None = _doc(**_ID)
     session_id: str | None = _doc(**_ID)
     memory_types: CsvList = _doc(**_MEMORY_TYPE_ITEMS, maxItems=64)
     event_types: CsvList = _doc(items=_TYPE, maxItems=64)
     tags: CsvList = _doc(**_TAGS)
+    tags_any: CsvList = _doc(**_TAGS_ANY)
     content_contains: str | None = _doc(maxLength=2000)
-    query: str | None = _doc(maxLength=2000)
     since: str | datetime | None = _doc(**_TIME)
     until: str | datetime | None = _doc(**_TIME)
     min_importance: Number = _doc(minimum=0, maximum=1)
-    limit: int | None = _doc(minimum=1, description="default 50; capped at 1000, not refused")
-    offset: int | None = _doc(minimum=0, description="with `query`: offset + limit ≤ 1000")
-    order: str | None = _doc(enum=["asc", "desc"])
     recorded_since: str | datetime | None = _doc(**_TIME)
     recorded_until: str | datetime | None = _doc(**_TIME)
     as_of: str | datetime | None = _doc(**_AS_OF)
@@ -353,7 +377,41 @@ class SearchQuery(_Request):
         **_NAMESPACE_PREFIX, description="this namespace or any below it ([]: any namespace)"
     )
     key: str | None = _doc(description="the memory with this key (see MemoryCreate.key)")
+    keys: list[str] | None = _doc(**_KEYS)
+    ids: CsvList = _doc(**_IDS)
     metadata: dict[str, Any] | None = _doc(description=_METADATA_FILTER)
+
+
+class SearchQuery(_MemoryFilters):
+    """Structured and keyword search (the SDK's ``SearchQuery`` plus ``query``, ``until``,
+    ``offset``). ``query`` ranks by keyword relevance; without it results are ordered by time."""
+
+    query: str | None = _doc(maxLength=2000)
+    limit: int | None = _doc(minimum=1, description="default 50; capped at 1000, not refused")
+    offset: int | None = _doc(minimum=0, description="with `query`: offset + limit ≤ 1000")
+    order: str | None = _doc(enum=["asc", "desc"])
+
+
+class SummaryQuery(_MemoryFilters):
+    """The filters of :meth:`AsyncMemtrace.summarize_memories` (``POST
+    /api/v1/memories/summary``): those of a search, without ranking or paging."""
+
+    tag_limit: StrictInt | None = _doc(
+        minimum=1, maximum=1000, description="how many of the most frequent tags (default 100)"
+    )
+
+
+class MemorySummary(_Model):
+    """What the memories matching a filter add up to (:meth:`AsyncMemtrace.summarize_memories`):
+    how many, the oldest and newest event ``time`` (null when none matches), and the most
+    frequent tags with the number of matching memories carrying each (the most frequent first,
+    ties by name); ``tags_truncated``: more distinct tags than ``tag_limit`` were found."""
+
+    count: int
+    oldest: datetime | None = None
+    newest: datetime | None = None
+    tags: dict[str, int] = Field(default_factory=dict)
+    tags_truncated: bool = False
 
 
 class DeleteFilter(_Request):
@@ -374,6 +432,10 @@ class DeleteFilter(_Request):
         **_NAMESPACE_PREFIX, description="this namespace or any below it ([]: any namespace)"
     )
     key: str | None = _doc(description="every version of the memory with this key")
+    tags_any: CsvList = _doc(**_TAGS_ANY)
+    ids: CsvList = _doc(**_IDS)
+    keys: list[str] | None = _doc(**_KEYS)
+    metadata: dict[str, Any] | None = _doc(description=_METADATA_FILTER)
     all_memories: StrictBool = False  # destructive: true only, never "yes" or 1
 
 

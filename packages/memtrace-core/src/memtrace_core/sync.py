@@ -118,6 +118,7 @@ class BlockingMethods(BlockingTwin[A]):
     delete_memory = blocking(AsyncMemoryAPI.delete_memory)
     delete_memories = blocking(AsyncMemoryAPI.delete_memories)
     pop_memory = blocking(AsyncMemoryAPI.pop_memory)
+    summarize_memories = blocking(AsyncMemoryAPI.summarize_memories)
     register_agent = blocking(AsyncMemoryAPI.register_agent)
     list_agents = blocking(AsyncMemoryAPI.list_agents)
     get_agent = blocking(AsyncMemoryAPI.get_agent)

@@ -22,6 +22,7 @@ from .ids import is_memory_id
 from .models import (
     ID_FORMAT_MSG,
     ID_PATTERN,
+    MAX_FILTER_IDS,
     MEMORY_TYPES,
     TAG_FORMAT_MSG,
     TAG_PATTERN,
@@ -524,8 +525,82 @@ def check_key(value: Any, *, index: int | None = None, field: str = "key") -> st
     return value
 
 
+def check_one_of(values: Any, field: str, limits: Limits) -> tuple[str, ...]:
+    """A non-empty "one of these" filter, de-duplicated in order: ``tags_any`` (tags, at most
+    ``limits.max_tags``), ``ids`` (memory ids) or ``keys`` (as ``key``), at most
+    :data:`MAX_FILTER_IDS` each; counted before anything else is checked."""
+    if not isinstance(values, (list, tuple)):
+        raise ValidationError(f"invalid {field}: must be a list of strings", field=field)
+    if not values:
+        raise _empty_list(field)
+    if field == "tags_any":
+        return tuple(check_tags(list(values), field=field, limits=limits) or ())
+    if len(values) > MAX_FILTER_IDS:
+        raise ValidationError(
+            f"too many {field}: {len(values)} (max {MAX_FILTER_IDS})", field=field
+        )
+    for value in values:
+        if field == "ids":
+            if not isinstance(value, str) or not is_memory_id(value):
+                raise ValidationError(
+                    f"invalid {field}: {show_value(value)} is not a memory id (mem_…)",
+                    field=field,
+                )
+        else:
+            check_key(value, field=field)
+    return tuple(dict.fromkeys(values))
+
+
+def _empty_list(field: str) -> ValidationError:
+    return ValidationError(
+        f"invalid {field}: an empty list matches nothing; give at least one value or leave "
+        f"{field} out",
+        field=field,
+    )
+
+
+def check_query_lists(model: Any) -> None:
+    """A query string cannot carry an empty list (``tags_any=`` is dropped as blank): the HTTP
+    client refuses one before sending, as the engine does (:func:`check_one_of`)."""
+    for name in ("tags_any", "ids"):
+        if getattr(model, name, None) == []:
+            raise _empty_list(name)
+
+
+def check_export_criteria(crit: Any) -> None:
+    """An export's filter travels as a query string (``GET /api/v1/export``), which cannot
+    carry ``keys`` (a key may hold a comma) or a ``metadata`` filter: refused on every
+    transport alike."""
+    for name in ("keys", "metadata"):
+        if getattr(crit, name, None) is not None:
+            raise ValidationError(
+                f"invalid {name}: an export does not filter by {name} (export a namespace, "
+                "or by tags, ids, agent, session, types or time)",
+                field=name,
+            )
+
+
 #: The operators of a metadata filter and the :class:`MetaCondition` op of each.
-_FILTER_OPS = {"$eq": "eq", "$ne": "ne", "$gt": "gt", "$gte": "gte", "$lt": "lt", "$lte": "lte"}
+_FILTER_OPS = {
+    "$eq": "eq",
+    "$ne": "ne",
+    "$gt": "gt",
+    "$gte": "gte",
+    "$lt": "lt",
+    "$lte": "lte",
+    "$in": "in",
+    "$nin": "nin",
+}
+
+
+def _weight(cond: MetaCondition) -> int:
+    """What a condition counts toward ``limits.max_filter_values``: each value of an ``in``
+    one, a ``not`` what it negates, any other condition 1."""
+    if cond.op == "in":
+        return len(cond.value)
+    if cond.op == "not":
+        return sum(_weight(c) for c in cond.value)
+    return 1
 
 
 def metadata_conditions(
@@ -534,8 +609,11 @@ def metadata_conditions(
     """Resolve a metadata filter (LangGraph's store filter, as ``InMemoryStore`` reads it):
     ``{"k": v}`` — ``v`` equal (a nested object matches its keys recursively, a list element by
     element, numbers by value), or ``{"k": {"$op": v, …}}`` with ``$eq $ne $gt $gte $lt $lte``
-    (the comparisons numeric). The top-level keys are always field names (``{"$ne": 1}`` is the
-    field ``$ne``); below them any other ``$`` key is a ValidationError naming it. A filter key
+    (the comparisons numeric), ``$in`` (a non-empty list of scalars: the value equals one of
+    them, each as ``$eq`` compares; ``None`` matches null or absent) and ``$nin`` (none of
+    them; an absent value holds unless ``None`` is listed). Each ``$in`` / ``$nin`` value
+    counts toward ``limits.max_filter_values``. The top-level keys are always field names
+    (``{"$ne": 1}`` is the field ``$ne``); below them any other ``$`` key is a ValidationError naming it. A filter key
     is non-empty, without quotes, backslashes or control characters."""
     if flt is None:
         return None
@@ -566,9 +644,11 @@ def metadata_conditions(
 
     for key, sub in flt.items():
         walk((_filter_key(key, field),), sub)
-    if len(out) > limits.max_filter_values:
+    weight = sum(_weight(c) for c in out)
+    if weight > limits.max_filter_values:
         raise ValidationError(
-            f"too many {field} conditions: {len(out)} (max {limits.max_filter_values})",
+            f"too many {field} conditions: {weight} (max {limits.max_filter_values}; each "
+            "value of $in / $nin counts)",
             field=field,
         )
     return tuple(out) or None
@@ -635,6 +715,25 @@ def _sql_scalar(value: Any, where: str) -> Any:
 def _operator(
     path: tuple[str | int, ...], op: str, operand: Any, where: str
 ) -> list[MetaCondition]:
+    if op in ("in", "nin"):
+        name = f"${op}"
+        if not isinstance(operand, (list, tuple)) or not operand:
+            raise ValidationError(
+                f"invalid {where}: {name} needs a non-empty list of scalars, got "
+                f"{_quoted(operand)}",
+                field=where.split(".")[0],
+            )
+        values: list[Any] = []
+        for element in operand:
+            if isinstance(element, (Mapping, list, tuple)):
+                raise ValidationError(
+                    f"invalid {where}: {name} takes scalars only (strings, numbers, booleans, "
+                    "null), not objects or lists",
+                    field=where.split(".")[0],
+                )
+            values.append(_sql_scalar(element, where))
+        found = MetaCondition(path, "in", tuple(values))
+        return [found] if op == "in" else [MetaCondition(path, "not", (found,))]
     if op in ("eq", "ne"):
         if isinstance(operand, Mapping):
             raise ValidationError(

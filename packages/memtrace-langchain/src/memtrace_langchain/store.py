@@ -341,6 +341,27 @@ def _field_text(value: Mapping[str, Any], path: str) -> str:
     return json.dumps(current, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
+#: Operators of memtrace's metadata filter that LangGraph's store filter does not have
+#: (``InMemoryStore`` refuses them): refused here too, so a graph behaves the same on both.
+_NOT_LANGGRAPH_OPERATORS = frozenset({"$in", "$nin"})
+
+
+def _check_langgraph_operators(flt: Mapping[str, Any]) -> None:
+    """Refuse ``$in`` / ``$nin`` below the top level (top-level keys are field names)."""
+    stack = [v for v in flt.values() if isinstance(v, Mapping)]
+    while stack:
+        node = stack.pop()
+        for key, value in node.items():
+            if key in _NOT_LANGGRAPH_OPERATORS:
+                raise ValidationError(
+                    f"invalid metadata: unsupported operator {key!r} (a LangGraph store filter "
+                    "takes $eq $ne $gt $gte $lt $lte)",
+                    field="metadata",
+                )
+            if isinstance(value, Mapping):
+                stack.append(value)
+
+
 def _search_fields(op: SearchOp) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "namespace_prefix": list(op.namespace_prefix),
@@ -348,6 +369,7 @@ def _search_fields(op: SearchOp) -> dict[str, Any]:
         "offset": op.offset,
     }
     if op.filter:
+        _check_langgraph_operators(op.filter)
         fields["metadata"] = op.filter
     if op.query is not None and op.query.strip():
         fields["query"] = op.query

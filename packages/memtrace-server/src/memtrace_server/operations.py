@@ -28,6 +28,7 @@ from memtrace_core import (
     Memory,
     MemoryCreate,
     MemoryList,
+    MemorySummary,
     NamespaceList,
     NamespaceQuery,
     PopResult,
@@ -40,6 +41,7 @@ from memtrace_core import (
     Session,
     SessionContext,
     SessionList,
+    SummaryQuery,
     UpdateSessionRequest,
 )
 from memtrace_core.models import ID_PATTERN, TYPE_PATTERN, Agent
@@ -92,6 +94,7 @@ from .routes import (
     session_context,
     session_memories,
     set_retention,
+    summarize_memories,
     update_session,
     whoami,
 )
@@ -230,6 +233,11 @@ _LIST_PARAMS = (
     Param("memory_type", enum=("episodic", "session", "decision", "entity")),
     Param("event_type", pattern=_TYPE_RE),
     Param("tags", description="comma-separated; every tag must match exactly", pattern=_TAGS_RE),
+    Param(
+        "tags_any",
+        description="comma-separated; at least one of these tags (with `tags`: both hold)",
+        pattern=_TAGS_RE,
+    ),
     Param("since", description="relative (30m, 24h, 7d, 2w) or ISO 8601; inclusive", time=True),
     Param("until", description="relative or ISO 8601; exclusive; `now` = no bound", time=True),
     Param("limit", "integer", "page size, default 100, capped at 1000 (not refused)", minimum=1),
@@ -256,6 +264,8 @@ _FILTER_PARAMS = (
     Param("memory_types", description="comma-separated", pattern=_MEMORY_TYPES_RE),
     Param("event_types", description="comma-separated", pattern=_TYPES_RE),
     Param("tags", description="comma-separated; every tag must match exactly", pattern=_TAGS_RE),
+    Param("tags_any", description="comma-separated; at least one of these tags", pattern=_TAGS_RE),
+    Param("ids", description="comma-separated memory ids: one of these"),
     Param("since", time=True),
     Param("until", time=True),
     Param("recorded_since", time=True),
@@ -418,6 +428,26 @@ OPERATIONS: tuple[Operation, ...] = (
         "insertion; superseded and expired memories are skipped) is deleted from every index "
         "and returned as `memory`; `memory` is null when none matches. Atomic: two concurrent "
         "pops never return the same memory.",
+    ),
+    Operation(
+        "POST",
+        "/api/v1/memories/summary",
+        summarize_memories,
+        "read",
+        "summarizeMemories",
+        "Count, time range and most frequent tags of the memories matching a filter",
+        "memories",
+        body=SummaryQuery,
+        body_required=False,
+        response=MemorySummary,
+        errors=(400, 413),
+        description="The filters of `searchMemories` without ranking or paging (no `query`, "
+        "`limit`, `offset`, `order`). Counts the current, unexpired memories matching them "
+        "(superseded ones too with `include_superseded`; as known then with `as_of`) without "
+        "reading them: `count`, `oldest` / `newest` (event `time`, null when none match), and "
+        "`tags`, the `tag_limit` (default 100, at most 1000) most frequent tags with the number "
+        "of matching memories carrying each (ties by name), `tags_truncated` when there were "
+        "more.",
     ),
     Operation(
         "GET",

@@ -108,6 +108,10 @@ async def pop_memory(request: Request, mt: AsyncMemtrace, state: State) -> HTTPR
     return model_response(PopResult(memory=popped))
 
 
+async def summarize_memories(request: Request, mt: AsyncMemtrace, state: State) -> HTTPResponse:
+    return model_response(await mt.summarize_memories(json_object(request, allow_empty=True)))
+
+
 async def get_memory_by_key(request: Request, mt: AsyncMemtrace, state: State) -> HTTPResponse:
     q = coerce(KeyLookup, json_object(request), {})
     return model_response(await mt.get_memory_by_key(q.namespace, q.key, as_of=q.as_of))

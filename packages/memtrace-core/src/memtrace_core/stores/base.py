@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from ..models import Agent, Memory, Session
+from ..models import Agent, Memory, MemorySummary, Session
 
 
 @dataclass(slots=True)
@@ -57,6 +57,8 @@ class MetaCondition:
     * ``eq``: the value is the scalar ``value`` (``None``: the value is null or absent); numbers
       compare numerically and booleans as 1 / 0, as Python's ``==`` does;
     * ``ne``: not ``eq`` (an absent value is "not equal");
+    * ``in``: ``eq`` holds for one of the scalars of the tuple ``value`` (a ``None`` among them:
+      the value is null or absent); ``$nin`` is ``not`` of one ``in``;
     * ``gt``, ``gte``, ``lt``, ``lte``: the value is a number (or a boolean) and compares so with
       the float ``value``;
     * ``length``: the value is an array of ``value`` elements;
@@ -75,7 +77,9 @@ class MetaCondition:
 @dataclass(frozen=True, slots=True)
 class MemoryFilter:
     """Resolved filters. ``None`` means "no constraint". ``agent_ids`` matches any of the given
-    values (an agent's id and its name); ``tags`` must all be present (exact match);
+    values (an agent's id and its name); ``tags`` must all be present (exact match),
+    ``tags_any`` at least one of them (both may be given); ``ids`` is one of these memory ids,
+    ``keys`` one of these keys (as ``key``, which may be given too);
     ``since`` is inclusive and ``until`` exclusive (microseconds, on the event ``time``), as are
     ``recorded_since`` / ``recorded_until`` (on ``recorded_at``); ``content_contains`` is a
     case-insensitive substring.
@@ -109,6 +113,8 @@ class MemoryFilter:
     namespace_prefix: tuple[str, ...] | None = None
     key: str | None = None
     metadata: tuple[MetaCondition, ...] | None = None
+    tags_any: tuple[str, ...] | None = None
+    keys: tuple[str, ...] | None = None
 
     def is_empty(self) -> bool:
         """Whether the filter selects every memory of the org."""
@@ -366,6 +372,18 @@ class Store(Protocol):
     async def count_by_type(self, org_id: str, flt: MemoryFilter) -> dict[str, int]:
         """How many memories of ``org_id`` matching ``flt`` there are of each ``memory_type``
         (types with none are left out)."""
+        ...
+
+    async def summarize_memories(
+        self, org_id: str, flt: MemoryFilter, *, tag_limit: int
+    ) -> MemorySummary:
+        """What the memories of ``org_id`` matching ``flt`` add up to, exactly and without
+        reading them one by one (SQLite: aggregates over the filter's indexes): their
+        ``count``, the ``oldest`` and ``newest`` event ``time`` (None when there are none), and
+        ``tags``: for the ``tag_limit`` most frequent tags among them, how many of them carry
+        each (the most frequent first, ties by tag name), with ``tags_truncated`` set when more
+        distinct tags were found. Unreadable rows are counted as stored (as
+        :meth:`count_memories` does)."""
         ...
 
     async def delete_memories(self, org_id: str, flt: MemoryFilter) -> int:

@@ -45,7 +45,15 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..errors import ConflictError, CorruptRowError, StoreError, ValidationError
-from ..models import MEMORY_TYPES, SESSION_STATUSES, Agent, Memory, Session, trusted_memory
+from ..models import (
+    MEMORY_TYPES,
+    SESSION_STATUSES,
+    Agent,
+    Memory,
+    MemorySummary,
+    Session,
+    trusted_memory,
+)
 from ..timeutil import MAX_US, MIN_US, from_us, now_us, to_us
 from ..validation import JSON_DEPTH_CEILING
 from .base import (
@@ -453,6 +461,18 @@ def _meta_term(column: str, cond: MetaCondition) -> tuple[str, list[Any]]:
         if cond.value is None:
             return f"{value} IS NOT NULL", [path]
         return f"NOT COALESCE({scalar_eq}, 0)", [path, path, cond.value]
+    if op == "in":
+        # eq of each value, as one IN: SQLite compares 1 and 1.0 (and true, read as 1) equal
+        scalars = [v for v in cond.value if v is not None]
+        alts: list[str] = []
+        args: list[Any] = []
+        if len(scalars) < len(cond.value):
+            alts.append(f"{value} IS NULL")
+            args.append(path)
+        if scalars:
+            alts.append(f"({kind} NOT IN ('array', 'object') AND {_in(value, scalars)})")
+            args.extend([path, path, *scalars])
+        return "(" + " OR ".join(alts) + ")", args
     if op == "length":
         return (
             f"({kind} = 'array' AND json_array_length({column}, ?) = ?)",
@@ -667,12 +687,21 @@ def build_where(org_id: str, flt: MemoryFilter, alias: str = "m") -> tuple[str, 
         if value is not None:
             clauses.append(f"{a}.{term}")
             params.append(value)
+    if flt.keys is not None:
+        clauses.append(f"{a}.key IS NOT NULL AND {_in(f'{a}.key', flt.keys)}")  # memories_key
+        params.extend(flt.keys)
     for tag in flt.tags or ():
         clauses.append(
             f"EXISTS (SELECT 1 FROM memory_tags t WHERE t.org_id = {a}.org_id "
             f"AND t.tag = ? AND t.memory_rowid = {a}.rowid)"
         )
         params.append(tag)
+    if flt.tags_any is not None:
+        clauses.append(
+            f"EXISTS (SELECT 1 FROM memory_tags t WHERE t.org_id = {a}.org_id "
+            f"AND {_in('t.tag', flt.tags_any)} AND t.memory_rowid = {a}.rowid)"
+        )
+        params.extend(flt.tags_any)
     if flt.content_contains is not None:
         needle = flt.content_contains
         literal = _longest_literal(needle)
@@ -712,6 +741,18 @@ def build_where(org_id: str, flt: MemoryFilter, alias: str = "m") -> tuple[str, 
             params.append(flt.live_at)
         clauses.append("(" + " OR ".join(terms) + ")" if len(terms) > 1 else terms[0])
     return " AND ".join(clauses), params
+
+
+def summary_tags_sql(where: str) -> str:
+    """The tags of the memories ``where`` selects, counted (parameters: the org, then the
+    WHERE's, then the LIMIT), the most frequent first, ties by tag. CROSS JOIN keeps the
+    memories as the outer loop (planned as a count is, on the filter's index), so a narrow
+    scope never reads the tags of the whole org."""
+    return (
+        "SELECT t.tag, COUNT(*) AS n FROM memories m CROSS JOIN memory_tags t "
+        f"ON t.memory_rowid = m.rowid AND t.org_id = ? WHERE {where} "
+        "GROUP BY t.tag ORDER BY n DESC, t.tag LIMIT ?"
+    )
 
 
 class _Writer(threading.Thread):
@@ -1268,7 +1309,7 @@ class SQLiteStore(SQLiteAuthMixin):
         # an agent is given without a session or ids (agents are selective).
         # A key has a handful of versions: its index beats any time order (get-by-key, the
         # versions of a key).
-        if flt.key is not None and flt.ids is None:
+        if (flt.key is not None or flt.keys is not None) and flt.ids is None:
             index = " INDEXED BY memories_key"
         elif flt.agent_ids is not None and flt.session_id is None and flt.ids is None:
             index = " INDEXED BY memories_agent_time"
@@ -1400,6 +1441,38 @@ class SQLiteStore(SQLiteAuthMixin):
             sql = f"SELECT COUNT(*) FROM (SELECT 1 FROM memories m WHERE {where} LIMIT ?)"
             args = [*params, cap]
         return await self._read(lambda conn: int(conn.execute(sql, args).fetchone()[0]))
+
+    async def summarize_memories(
+        self, org_id: str, flt: MemoryFilter, *, tag_limit: int
+    ) -> MemorySummary:
+        where, params = build_where(org_id, flt)
+        # a time that is not a representable integer (an unreadable row) is counted, not dated
+        dated = (
+            f"CASE WHEN typeof(m.time) = 'integer' AND m.time BETWEEN {MIN_US} AND {MAX_US} "
+            "THEN m.time END"
+        )
+        totals = f"SELECT COUNT(*), MIN({dated}), MAX({dated}) FROM memories m WHERE {where}"
+        tags = summary_tags_sql(where)
+
+        def run(conn: sqlite3.Connection) -> MemorySummary:
+            conn.execute("BEGIN")  # one snapshot: the totals and the tags agree
+            try:
+                count, oldest, newest = conn.execute(totals, params).fetchone()
+                rows = (
+                    conn.execute(tags, [org_id, *params, tag_limit + 1]).fetchall() if count else []
+                )
+            finally:
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
+            return MemorySummary(
+                count=int(count),
+                oldest=None if oldest is None else from_us(oldest),
+                newest=None if newest is None else from_us(newest),
+                tags={str(tag): int(n) for tag, n in rows[:tag_limit]},
+                tags_truncated=len(rows) > tag_limit,
+            )
+
+        return await self._read(run)
 
     async def delete_memories(self, org_id: str, flt: MemoryFilter) -> int:
         where, params = build_where(org_id, flt)
