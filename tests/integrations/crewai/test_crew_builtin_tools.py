@@ -41,8 +41,10 @@ def test_save_to_memory_and_search_memory_tools(handle_url: tuple[str, Any]) -> 
     assert str(result) == "4711"
     # the tool's observation carried the saved memory into the asker's prompt
     observation = llm.prompts[3]
-    assert "Found memories:" in observation and "The vault code is 4711" in observation
+    assert "Found memories:" in observation
+    assert "The vault code is 4711" in observation
     saved = [r for r in memory.list_records() if r.content == "The vault code is 4711"]
-    assert len(saved) == 1 and saved[0].scope == "/"
+    assert len(saved) == 1
+    assert saved[0].scope == "/"
     # the save tool's reply used the record CrewAI gets back
     assert "Saved to memory (scope=/, importance=0.5)" in llm.prompts[1]

@@ -58,7 +58,8 @@ def test_a_crew_recalls_what_its_first_task_stored(handle_url: tuple[str, Any]) 
     result = _crew(memory, llm).kickoff()
 
     assert str(result) == "The team lead is Dana Ruiz."
-    assert forbidden_llm.calls == 0 and forbidden_embedder.calls == 0
+    assert forbidden_llm.calls == 0
+    assert forbidden_embedder.calls == 0
     # the second task's prompt carries the first task's facts, the asked one first
     second = llm.prompts[1]
     assert "Relevant memories:" in second
@@ -149,7 +150,9 @@ def test_agent_memory_wins_over_crew_memory_and_both_share_the_store(
         agents=[a1, a2],
         tasks=[
             Task(description="Observe Kepler-22b", expected_output="x", agent=a1),
-            Task(description="What colour is the sky on Kepler-22b?", expected_output="x", agent=a2),
+            Task(
+                description="What colour is the sky on Kepler-22b?", expected_output="x", agent=a2
+            ),
         ],
         memory=crew_memory,
     ).kickoff()

@@ -44,7 +44,9 @@ def test_remember_maps_every_field_and_recall_ranks_by_keywords(memory: Memtrace
     assert record.scope == "/customers/acme"
     assert record.categories == ["billing", "prefs"]
     assert record.metadata == {"ticket": 42}  # the reserved keys stay inside
-    assert record.importance == 0.9 and record.source == "user-7" and not record.private
+    assert record.importance == 0.9
+    assert record.source == "user-7"
+    assert not record.private
     assert record.created_at.tzinfo is None
     memory.remember("Lunch is at noon", scope="/office")
     memory.remember("Invoices are sent on the first of the month", scope="/customers/acme")
@@ -54,13 +56,16 @@ def test_remember_maps_every_field_and_recall_ranks_by_keywords(memory: Memtrace
     assert matches[0].score > matches[-1].score
     assert "keywords" in matches[0].match_reasons
     assert "Lunch is at noon" not in _contents(matches)
-    assert "- (score=" in matches[0].format() and "categories: billing, prefs" in matches[0].format()
+    assert "- (score=" in matches[0].format()
+    assert "categories: billing, prefs" in matches[0].format()
     # the memtrace side: namespace, tags, importance, agent, session
     mt = memory.handle.sync
     stored = mt.get_memory(record.id)
     assert stored.namespace == ["crewai", "customers", "acme"]
-    assert stored.tags == ["billing", "prefs"] and stored.importance == 0.9
-    assert stored.agent_id == "account-manager" and stored.session_id == memory.session_id
+    assert stored.tags == ["billing", "prefs"]
+    assert stored.importance == 0.9
+    assert stored.agent_id == "account-manager"
+    assert stored.session_id == memory.session_id
     assert stored.metadata == {"ticket": 42, "crewai_source": "user-7"}
 
 
@@ -98,13 +103,16 @@ def test_private_memories_are_visible_only_to_their_source(memory: MemtraceMemor
     }
     assert len(memory.recall("wiki password", include_private=True)) == 4
     hint = memory.recall("cat", source="u7")[0].record
-    assert hint.private and hint.source == "u7"
+    assert hint.private
+    assert hint.source == "u7"
 
 
 def test_a_repeat_returns_the_stored_record_and_writes_nothing(memory: MemtraceMemory) -> None:
     first = memory.remember("The deploy window is Friday")
     again = memory.remember("The deploy window is Friday")
-    assert first is not None and again is not None and again.id == first.id
+    assert first is not None
+    assert again is not None
+    assert again.id == first.id
     assert memory.info().record_count == 1
 
 
@@ -128,7 +136,8 @@ def test_forget_by_every_criterion(memory: MemtraceMemory) -> None:
     a = memory.remember("one", scope="/p", categories=["x"], metadata={"k": 1})
     b = memory.remember("two", scope="/p", categories=["y"], metadata={"k": 2})
     memory.remember("three", scope="/q", categories=["y"])
-    assert a is not None and b is not None
+    assert a is not None
+    assert b is not None
     assert memory.forget(record_ids=[a.id, "not-a-stored-id"]) == 1
     assert memory.forget(scope="/p", metadata_filter={"k": 2}) == 1
     assert memory.forget(categories=["nothing"]) == 0
@@ -141,8 +150,10 @@ def test_update_writes_a_new_version_and_keeps_history(memory: MemtraceMemory) -
     old = memory.remember("The office is in Berlin", scope="/facts", categories=["office"])
     assert old is not None
     new = memory.update(old.id, content="The office is in Munich", importance=0.8)
-    assert new.content == "The office is in Munich" and new.importance == 0.8
-    assert new.scope == "/facts" and new.categories == ["office"]
+    assert new.content == "The office is in Munich"
+    assert new.importance == 0.8
+    assert new.scope == "/facts"
+    assert new.categories == ["office"]
     assert new.id != old.id  # an unkeyed memory: the new version has its own id
     assert _contents(memory.recall("office")) == ["The office is in Munich"]
     history = memory.handle.sync.get_memory(old.id)
@@ -175,15 +186,19 @@ def test_listing_scopes_info_and_paging(memory: MemtraceMemory) -> None:
     assert memory.list_scopes() == ["/team"]
     assert memory.list_scopes("/team") == ["/team/a", "/team/b"]
     info = memory.info("/team")
-    assert info.path == "/team" and info.record_count == 5
-    assert info.categories == ["c0", "c1"] and info.child_scopes == ["/team/a", "/team/b"]
-    assert info.oldest_record is not None and info.newest_record is not None
+    assert info.path == "/team"
+    assert info.record_count == 5
+    assert info.categories == ["c0", "c1"]
+    assert info.child_scopes == ["/team/a", "/team/b"]
+    assert info.oldest_record is not None
+    assert info.newest_record is not None
     assert info.oldest_record <= info.newest_record
     assert memory.info("/nothing").record_count == 0
     page1 = memory.list_records(limit=4)
     page2 = memory.list_records(limit=4, offset=4)
-    assert len(page1) == 4 and len(page2) == 2
-    assert [r.content for r in page1][0] == "top level note"
+    assert len(page1) == 4
+    assert len(page2) == 2
+    assert next(r.content for r in page1) == "top level note"
     assert {r.id for r in page1}.isdisjoint({r.id for r in page2})
     assert "/team" in memory.tree()
 

@@ -50,10 +50,15 @@ def test_save_and_get_keep_every_field_and_the_id(storage: MemtraceStorage) -> N
     storage.save([record])
     got = storage.get_record(record.id)
     assert got is not None
-    assert got.id == record.id and got.content == record.content and got.scope == "/eng/api"
-    assert got.categories == ["limits", "api"] and got.metadata == {"owner": "platform", "n": 3}
-    assert got.importance == 0.7 and got.created_at == when
-    assert got.source == "svc-1" and got.private is True
+    assert got.id == record.id
+    assert got.content == record.content
+    assert got.scope == "/eng/api"
+    assert got.categories == ["limits", "api"]
+    assert got.metadata == {"owner": "platform", "n": 3}
+    assert got.importance == 0.7
+    assert got.created_at == when
+    assert got.source == "svc-1"
+    assert got.private is True
     assert got.embedding is None  # memtrace stores no vectors
     assert storage.get_record("no-such-id") is None
     assert storage.get_record("") is None
@@ -104,7 +109,9 @@ def test_update_keeps_the_id_and_the_history(storage: MemtraceStorage) -> None:
     changed = record.model_copy(update={"content": "version two", "scope": "/docs/moved"})
     storage.update(changed)
     got = storage.get_record(record.id)
-    assert got is not None and got.content == "version two" and got.scope == "/docs/moved"
+    assert got is not None
+    assert got.content == "version two"
+    assert got.scope == "/docs/moved"
     assert storage.count() == 1
     versions = storage.handle.sync.search_memories(
         key=record.id, namespace_prefix=["crewai"], include_superseded=True
@@ -129,12 +136,15 @@ def test_listing_scopes_categories_counts_and_reset(storage: MemtraceStorage) ->
     assert storage.list_scopes("/org/a/deep") == []
     assert storage.list_categories() == {"c0": 3, "c1": 2, "c2": 2}
     assert storage.list_categories("/org/a") == {"c0": 2, "c1": 1, "c2": 1}
-    assert storage.count() == 7 and storage.count("/org/b") == 3
+    assert storage.count() == 7
+    assert storage.count("/org/b") == 3
     info = storage.get_scope_info("/org")
-    assert info.record_count == 7 and info.child_scopes == ["/org/a", "/org/b"]
+    assert info.record_count == 7
+    assert info.child_scopes == ["/org/a", "/org/b"]
     assert info.categories == ["c0", "c1", "c2"]
     listed = storage.list_records(limit=5)
-    assert len(listed) == 5 and len(storage.list_records(limit=5, offset=5)) == 2
+    assert len(listed) == 5
+    assert len(storage.list_records(limit=5, offset=5)) == 2
     assert listed == sorted(listed, key=lambda r: r.created_at, reverse=True)
     storage.reset("/org/a")
     assert storage.count() == 3
@@ -168,7 +178,9 @@ def test_stock_memory_saves_recalls_forgets_and_resets(handle_url: tuple[str, An
         importance=0.6,
     )
     assert saved is not None
-    memory.remember("Coffee is in the kitchen", scope="/office", categories=["misc"], importance=0.2)
+    memory.remember(
+        "Coffee is in the kitchen", scope="/office", categories=["misc"], importance=0.2
+    )
     assert embedder.calls >= 2  # stock Memory embeds every save: memtrace drops the vectors
     found = memory.recall("staging database", scope="/ops", depth="shallow")
     assert [m.record.content for m in found] == ["The staging database is rebuilt every night"]

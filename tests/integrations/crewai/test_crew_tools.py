@@ -25,33 +25,42 @@ def test_the_six_tools_over_a_memory(handle_url: tuple[str, Any]) -> None:
     url, options = handle_url
     memory = MemtraceMemory(url, **options)
     tools = memtrace_tools(memory, agent_role="Senior Researcher")
-    assert [t.name for t in tools] == list(TOOL_NAMES) == [
-        "memtrace_remember",
-        "memtrace_recall",
-        "memtrace_search",
-        "memtrace_decide",
-        "memtrace_session_context",
-        "memtrace_forget",
-    ]
+    assert (
+        [t.name for t in tools]
+        == list(TOOL_NAMES)
+        == [
+            "memtrace_remember",
+            "memtrace_recall",
+            "memtrace_search",
+            "memtrace_decide",
+            "memtrace_session_context",
+            "memtrace_forget",
+        ]
+    )
     t = _by_name(tools)
     assert "memtrace_recall" in t["memtrace_forget"].description
     out = t["memtrace_remember"].run(content="The API key rotates every 90 days", tags=["security"])
     assert out.startswith("Remembered as mem_")
     memory_id = out.split()[2]
-    again = t["memtrace_remember"].run(content="The API key rotates every 90 days", tags=["security"])
+    again = t["memtrace_remember"].run(
+        content="The API key rotates every 90 days", tags=["security"]
+    )
     assert again.startswith("Already remembered as " + memory_id)
     assert "Decision recorded as mem_" in t["memtrace_decide"].run(
         decision="Rotate keys monthly", reasoning="an audit asked for it"
     )
     recalled = t["memtrace_recall"].run()
-    assert "2 memories since 24h" in recalled and "The API key rotates every 90 days" in recalled
+    assert "2 memories since 24h" in recalled
+    assert "The API key rotates every 90 days" in recalled
     found = t["memtrace_search"].run(query="api key rotation")
     assert f"[{memory_id}]" in found.splitlines()[1]
     context = t["memtrace_session_context"].run()
-    assert memory.session_id in context and "Rotate keys monthly" in context
+    assert memory.session_id in context
+    assert "Rotate keys monthly" in context
     # the memories are the role's agent's, in the memory's session
     stored = memory.handle.sync.get_memory(memory_id)
-    assert stored.agent_id == "senior-researcher" and stored.session_id == memory.session_id
+    assert stored.agent_id == "senior-researcher"
+    assert stored.session_id == memory.session_id
     assert t["memtrace_forget"].run(memory_id=memory_id).startswith(f"Forgot {memory_id}")
 
 
@@ -84,7 +93,8 @@ def test_async_tools(handle_url: tuple[str, Any]) -> None:
         return saved, found
 
     saved, found = asyncio.run(run())
-    assert saved.startswith("Remembered as mem_") and "async facts are stored too" in found
+    assert saved.startswith("Remembered as mem_")
+    assert "async facts are stored too" in found
 
 
 def test_an_agent_uses_the_tools_in_a_kickoff(handle_url: tuple[str, Any]) -> None:
@@ -110,11 +120,17 @@ def test_an_agent_uses_the_tools_in_a_kickoff(handle_url: tuple[str, Any]) -> No
     assert str(Crew(agents=[agent], tasks=[task]).kickoff()) == "9:30"
     assert "Remembered as mem_" in llm.prompts[1]
     stored = memory.handle.sync.recall("assistant").memories
-    assert [(m.content, m.event_type) for m in stored] == [("The standup moved to 9:30", "schedule")]
+    assert [(m.content, m.event_type) for m in stored] == [
+        ("The standup moved to 9:30", "schedule")
+    ]
+    # written at the memory's scope root: the crew's own recall finds it
+    assert [m.record.content for m in memory.recall("standup")] == ["The standup moved to 9:30"]
 
 
 def test_building_the_tools_checks_its_arguments(db_url: str) -> None:
-    assert [t.name for t in memtrace_tools(db_url, agent_id="a", include=["search", "memtrace_recall"])] == [
+    assert [
+        t.name for t in memtrace_tools(db_url, agent_id="a", include=["search", "memtrace_recall"])
+    ] == [
         "memtrace_recall",
         "memtrace_search",
     ]

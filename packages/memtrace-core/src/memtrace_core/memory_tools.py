@@ -59,6 +59,7 @@ from .integration import (
     tool_error_message,
 )
 from .models import Agent, Memory, MemoryList, SearchResult
+from .shortcuts import decision_item, remember_item
 
 __all__ = [
     "DEFAULT_EVENT_TYPE",
@@ -314,6 +315,10 @@ class ToolSet:
 
     prefix: str = "memtrace_"
     context_max_tokens: int | None = None
+    #: The namespace ``remember`` and ``decide`` write into (None: none), so an integration
+    #: whose own memory reads a namespace tree (CrewAI's scopes) sees what the tools stored;
+    #: reads stay the agent's, across namespaces.
+    namespace: tuple[str, ...] | None = None
 
     # -- names, descriptions, arguments ---------------------------------------------------
 
@@ -429,18 +434,19 @@ class ToolSet:
     ) -> Program:
         """Store ``content`` for the scope's agent and session. A duplicate is an answer (the
         existing id), not an error."""
+        fields: dict[str, Any] = {
+            "session_id": scope.session_id,
+            "memory_type": DEFAULT_MEMORY_TYPE if memory_type is None else memory_type,
+            "event_type": DEFAULT_EVENT_TYPE if event_type is None else event_type,
+            "tags": tags,
+            "importance": importance,
+        }
         try:
-            memory: Memory = yield Call(
-                "remember",
-                (scope.agent_id, content),
-                {
-                    "session_id": scope.session_id,
-                    "memory_type": DEFAULT_MEMORY_TYPE if memory_type is None else memory_type,
-                    "event_type": DEFAULT_EVENT_TYPE if event_type is None else event_type,
-                    "tags": tags,
-                    "importance": importance,
-                },
-            )
+            if self.namespace is None:
+                memory: Memory = yield Call("remember", (scope.agent_id, content), fields)
+            else:
+                item = remember_item(scope.agent_id, content, metadata=None, **fields)
+                memory = yield Call("add_memory", ({**item, "namespace": list(self.namespace)},))
         except DuplicateMemoryError as dup:
             ref = f" as {dup.existing_id}" if dup.existing_id else ""
             return (
@@ -530,12 +536,17 @@ class ToolSet:
         importance: float | None = None,
     ) -> Program:
         """Record ``decision`` with its ``reasoning``. A duplicate is an answer, not an error."""
+        fields: dict[str, Any] = {
+            "session_id": scope.session_id,
+            "tags": tags,
+            "importance": importance,
+        }
         try:
-            memory: Memory = yield Call(
-                "decide",
-                (scope.agent_id, decision, reasoning),
-                {"session_id": scope.session_id, "tags": tags, "importance": importance},
-            )
+            if self.namespace is None:
+                memory: Memory = yield Call("decide", (scope.agent_id, decision, reasoning), fields)
+            else:
+                item = decision_item(scope.agent_id, decision, reasoning, **fields)
+                memory = yield Call("add_memory", ({**item, "namespace": list(self.namespace)},))
         except DuplicateMemoryError as dup:
             ref = f" as {dup.existing_id}" if dup.existing_id else ""
             return f"Decision already recorded{ref}; nothing new was written."

@@ -21,11 +21,11 @@ from .tools import TOOL_NAMES, MemtraceTool, memtrace_tools
 __version__ = "0.1.0"
 
 __all__ = [
+    "TOOL_NAMES",
     "ExtractedFact",
     "MemtraceMemory",
     "MemtraceStorage",
     "MemtraceTool",
-    "TOOL_NAMES",
     "__version__",
     "extract_facts",
     "memtrace_tools",

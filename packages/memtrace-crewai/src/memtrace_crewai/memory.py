@@ -63,8 +63,8 @@ from pydantic import Field, PrivateAttr
 from memtrace_core.errors import DuplicateMemoryError, NotFoundError
 from memtrace_core.integration import Call, MemtraceTarget, drive, drive_async
 from memtrace_core.models import Memory as MemtraceRecord
-from memtrace_core.validation import Limits, validate_memory
 from memtrace_core.models import SessionContext
+from memtrace_core.validation import Limits, validate_memory
 
 from ._mapping import Layout, agent_id_for, privacy_filter
 from .extract import extract_facts

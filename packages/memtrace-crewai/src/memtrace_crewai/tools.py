@@ -21,7 +21,8 @@ session's markdown context, forget by id.
 A CrewAI tool has no run context, so the agent and session are fixed when the tools are built:
 pass a :class:`MemtraceMemory` (its handle and session; ``agent_role`` maps a CrewAI role to the
 memtrace agent the memory writes that role's memories as) or any memtrace target with
-``agent_id``. Errors (bad arguments, an unknown id, memtrace unreachable) come back to the agent
+``agent_id``. Built from a ``MemtraceMemory``, ``memtrace_remember`` and ``memtrace_decide``
+write into its namespace root (CrewAI scope ``/``), so the crew's memory recalls them too. Errors (bad arguments, an unknown id, memtrace unreachable) come back to the agent
 as the tool's text result, saying what to do, never as an exception that ends the crew.
 """
 
@@ -113,10 +114,12 @@ def memtrace_tools(
         handle = memtrace.handle
         default_agent: str | None = memtrace.agent_id
         session = session_id if session_id is not None else memtrace.session_id
+        namespace: tuple[str, ...] | None = tuple(memtrace.namespace)
     else:
         handle = as_handle(memtrace, api_key=api_key)
         default_agent = None
         session = session_id
+        namespace = None
     agent = agent_id or (agent_id_for(agent_role, default_agent or "") if agent_role else None)
     agent = agent or default_agent
     if not agent:
@@ -124,7 +127,7 @@ def memtrace_tools(
             "memtrace_tools needs the agent whose memories the tools use: agent_id=... or "
             "agent_role=... (or pass a MemtraceMemory)"
         )
-    tools = ToolSet(prefix="memtrace_", context_max_tokens=context_max_tokens)
+    tools = ToolSet(prefix="memtrace_", context_max_tokens=context_max_tokens, namespace=namespace)
     return [
         MemtraceTool(
             name=tools.name(kind),
