@@ -391,3 +391,23 @@ async def test_arun_and_drive_async_on_an_async_only_handle(async_handle: Memtra
     )
     with pytest.raises(TypeError, match="async-only"):
         TOOLS.run(async_handle, "recall", BOT, {})
+
+
+def test_a_namespaced_tool_set_writes_into_its_namespace_and_reads_the_agent(
+    handle: MemtraceHandle, mt: Memtrace
+) -> None:
+    tools = ToolSet(namespace=("crewai", "team"))
+    plain = drive(handle, TOOLS.remember(BOT, "written without a namespace"))
+    kept = drive(handle, tools.remember(BOT, "written in the namespace", tags=["t"]))
+    decided = drive(handle, tools.decide(BOT, "Ship on Monday", "tests are green"))
+    note = mt.get_memory(first_id(kept))
+    assert (note.namespace, note.session_id, note.tags) == (["crewai", "team"], "s1", ["t"])
+    decision = mt.get_memory(first_id(decided))
+    assert decision.namespace == ["crewai", "team"]
+    assert (decision.memory_type, decision.event_type) == ("decision", "decision")
+    assert decision.metadata == {"reasoning": "tests are green"}
+    assert mt.get_memory(first_id(plain)).namespace is None
+    # duplicates are still answers, reads still see the agent's memories everywhere
+    again = drive(handle, tools.remember(BOT, "written in the namespace", tags=["t"]))
+    assert again.startswith(f"Already remembered as {note.id}")
+    assert drive(handle, tools.recall(BOT)).startswith("3 memories")

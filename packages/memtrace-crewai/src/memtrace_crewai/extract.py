@@ -15,9 +15,9 @@ splits the **result** instead, the same way every time (:func:`split_facts`):
 1. line by line (Windows and old Mac line ends are newlines); list markers (``-``, ``*``,
    ``•``, ``1.``, ``1)``) and heading marks (``#``) are removed; empty lines and lines without a
    letter or digit are dropped;
-2. a line ending with ``:`` (a heading such as ``Findings:``) is not a fact of its own: it is put
-   in front of each following line until the next empty line or heading
-   (``Findings: revenue grew 12%``);
+2. a line ending with ``:`` (a heading such as ``Findings:``) is put in front of each following
+   line until the next empty line or heading (``Findings: revenue grew 12%``); a heading with
+   no line under it is a fact of its own (nothing of the text is lost);
 3. each line is split into sentences after ``.``, ``!`` or ``?`` followed by white space and a
    capital letter, a digit or an opening quote or bracket (so ``e.g. this`` and ``3.5 km`` stay
    whole);
@@ -99,15 +99,30 @@ def split_facts(text: str) -> list[str]:
     facts: list[str] = []
     seen: set[str] = set()
     heading: str | None = None
+    heading_used = False
+
+    def add(sentence: str) -> None:
+        for piece in _cut(sentence):
+            if piece not in seen:
+                seen.add(piece)
+                facts.append(piece)
+
+    def close_heading() -> None:
+        nonlocal heading
+        if heading is not None and not heading_used:
+            add(heading)
+        heading = None
+
     for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
         line = _MARKER.sub("", raw).strip()
         if not line:
-            heading = None
+            close_heading()
             continue
         if not _WORDY.search(line):
             continue
         if line.endswith(":"):
-            heading = line
+            close_heading()
+            heading, heading_used = line, False
             continue
         for sentence in _SENTENCE_END.split(line):
             sentence = sentence.strip()
@@ -115,10 +130,9 @@ def split_facts(text: str) -> list[str]:
                 continue
             if heading is not None:
                 sentence = f"{heading} {sentence}"
-            for piece in _cut(sentence):
-                if piece not in seen:
-                    seen.add(piece)
-                    facts.append(piece)
+                heading_used = True
+            add(sentence)
+    close_heading()
     return facts
 
 
