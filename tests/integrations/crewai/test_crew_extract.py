@@ -66,7 +66,7 @@ def test_memtrace_memory_uses_it(db_url: str) -> None:
 
 
 _TEXT = st.text(
-    alphabet=st.sampled_from(list("abcXYZ019 .!?:-*#•\n\r\t\"'(") + ["é", "日"]), max_size=600
+    alphabet=st.sampled_from([*"abcXYZ019 .!?:-*#•\n\r\t\"'(", "é", "日"]), max_size=600
 )
 _WORD = re.compile(r"\w+")
 
