@@ -55,7 +55,8 @@ def test_the_crewai_docs_examples_run(tmp_path: Path) -> None:
     assert len(blocks) == 4
     out = _run(SETUP + "".join(blocks) + CHECKS, tmp_path)
     assert out.startswith("March 3rd.\n## Session Context (crew-")
-    assert "- (score=" in out and "Project Falcon launches on March 3rd." in out
+    assert "- (score=" in out
+    assert "Project Falcon launches on March 3rd." in out
     assert "\n1\n" in out  # also_stock.info("/ops").record_count
     assert (
         "['memtrace_remember', 'memtrace_recall', 'memtrace_search', 'memtrace_decide', "
