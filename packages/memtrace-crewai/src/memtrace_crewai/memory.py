@@ -44,7 +44,7 @@ import time
 import uuid
 from collections.abc import Generator, Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from crewai.events.event_bus import crewai_event_bus
 from crewai.events.types.memory_events import (
@@ -55,10 +55,11 @@ from crewai.events.types.memory_events import (
     MemorySaveFailedEvent,
     MemorySaveStartedEvent,
 )
+from crewai.llms.base_llm import BaseLLM
 from crewai.memory.types import MemoryMatch, MemoryRecord, ScopeInfo
 from crewai.memory.unified_memory import Memory
 from crewai.memory.utils import join_scope_paths
-from pydantic import Field, PrivateAttr
+from pydantic import Field, PlainValidator, PrivateAttr
 
 from memtrace_core.errors import DuplicateMemoryError, NotFoundError
 from memtrace_core.integration import Call, MemtraceTarget, drive, drive_async
@@ -86,6 +87,29 @@ logger = logging.getLogger(__name__)
 #: at the last word boundary before it.
 MAX_QUERY_CHARS = 2000
 _SOURCE_TYPE = "memtrace"
+
+#: The ``llm`` of a MemtraceMemory: no model of that name exists, so a stock ``Memory`` rebuilt
+#: from its fields cannot call one (CrewAI refuses the name before any request).
+NO_LLM = "memtrace-crewai/no-llm-on-the-memory-path"
+_COPIED = (
+    "this is CrewAI's stock Memory rebuilt from a MemtraceMemory's fields (CrewAI's "
+    "Agent.copy(), used by Crew.copy() and kickoff_for_each, copies an agent's memory that "
+    "way): give the MemtraceMemory to the Crew (Crew(memory=...)), whose copies keep it"
+)
+
+
+class NoEmbedder:
+    """The ``embedder`` of a MemtraceMemory: memtrace embeds nothing, and a stock ``Memory``
+    rebuilt from a MemtraceMemory's fields must say why it cannot work instead of calling
+    OpenAI's embedding API."""
+
+    def __call__(self, texts: Any) -> Any:
+        raise RuntimeError(f"memtrace-crewai embeds nothing: {_COPIED}")
+
+    def __repr__(self) -> str:
+        return "NoEmbedder()"
+
+
 _LIMITS = Limits()
 
 
@@ -115,6 +139,12 @@ class MemtraceMemory(Memory):
         read_only, root_scope: as CrewAI's ``Memory``.
     """
 
+    # What CrewAI's base class would call — an LLM and an embedder — never runs here. The
+    # defaults are refusals, not OpenAI's: CrewAI's ``Agent.copy()`` (``Crew.copy()``,
+    # ``kickoff_for_each``) rebuilds an agent's memory from these fields as its stock ``Memory``,
+    # and that copy must fail loudly, not call OpenAI with the user's key.
+    llm: Annotated[BaseLLM | str, PlainValidator(lambda v: v)] = NO_LLM
+    embedder: Any = Field(default_factory=lambda: NoEmbedder())
     memtrace: Any = Field(default=None, exclude=True, repr=False)
     api_key: str | None = Field(default=None, exclude=True, repr=False)
     agent_id: str = "crewai"
@@ -159,6 +189,16 @@ class MemtraceMemory(Memory):
         self.storage = storage
         self._layout = storage.layout
         super().model_post_init(__context)
+
+    # -- copies: a MemtraceMemory is a handle on shared storage --------------------------------
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> MemtraceMemory:
+        """The same memory: what it holds is a connection to the store every copy would share
+        anyway (CrewAI deep-copies agents and crews, e.g. for ``kickoff_for_each``)."""
+        return self
+
+    def __copy__(self) -> MemtraceMemory:
+        return self
 
     @property
     def handle(self) -> Any:
