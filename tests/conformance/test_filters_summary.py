@@ -150,6 +150,8 @@ async def test_tags_any_alone_and_with_tags(mt: Any) -> None:
     assert {m.content for m in listed.memories} == {"ab", "c"}
     listed = await mt.list_memories(tags_any="c,b", tags="b")
     assert {m.content for m in listed.memories} == {"ab", "b"}
+    recalled = await mt.recall("t", tags_any=["c", "a"])
+    assert {m.content for m in recalled.memories} == {"ab", "c"}
     ranked = await mt.search_memories(query="ab", tags_any=["a"])
     assert [m.content for m in ranked.results] == ["ab"]
     for bad, match in (
