@@ -200,6 +200,23 @@ def check_python() -> None:
         sys.exit("memtrace needs Python 3.11 or newer")
 
 
+def requirement_files(requirements: tuple[str, ...]) -> list[Path]:
+    """The requirement files and every file they include (``-r`` / ``-c`` lines, relative to
+    the including file), each once: what an environment's stamp covers."""
+    seen: list[Path] = []
+    todo = [ROOT / r for r in requirements]
+    while todo:
+        path = todo.pop(0).resolve()
+        if path in seen:
+            continue
+        seen.append(path)
+        for line in path.read_text().splitlines():
+            option, _, target = line.strip().partition(" ")
+            if option in ("-r", "-c", "--requirement", "--constraint") and target.strip():
+                todo.append(path.parent / target.strip())
+    return seen
+
+
 def install(
     env: Env,
     packages: tuple[str, ...],
@@ -215,7 +232,7 @@ def install(
         venv.EnvBuilder(with_pip=True).create(env.path)
     digest = hashlib.sha256(sys.version.encode())
     digest.update(repr((packages, sorted(extras.items()), requirements)).encode())
-    for path in [ROOT / p / "pyproject.toml" for p in packages] + [ROOT / r for r in requirements]:
+    for path in [ROOT / p / "pyproject.toml" for p in packages] + requirement_files(requirements):
         digest.update(path.read_bytes())
     stamp_file = env.path / f".installed-{stamp}"
     if stamp_file.exists() and stamp_file.read_text() == digest.hexdigest():

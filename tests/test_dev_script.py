@@ -256,3 +256,18 @@ def test_an_install_failure_skips_that_environment_only(monkeypatch: pytest.Monk
     assert exc.value.code == 3
     assert ".venv" not in {Path(r).parent.parent.name for r in ran}  # main skipped
     assert any(".venv-langchain-floor" in r for r in ran)
+
+
+def test_a_stamp_covers_the_files_a_requirement_file_includes(tmp_path: Path) -> None:
+    files = dev.requirement_files(("requirements-crewai.txt",))
+    root = SCRIPT.parent.parent.resolve()
+    assert files == [root / "requirements-crewai.txt", root / "requirements-crewai-lock.txt"]
+    # nested and repeated includes, each file once
+    (tmp_path / "a.txt").write_text("-r b.txt\n-c c.txt\nfoo==1\n")
+    (tmp_path / "b.txt").write_text("-c c.txt\n")
+    (tmp_path / "c.txt").write_text("foo==1\n")
+    assert [p.name for p in dev.requirement_files((str(tmp_path / "a.txt"),))] == [
+        "a.txt",
+        "b.txt",
+        "c.txt",
+    ]
