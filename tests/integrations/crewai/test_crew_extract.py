@@ -40,6 +40,24 @@ def test_a_task_dump_is_split_into_its_results_facts_with_task_and_agent() -> No
     assert facts[0].metadata == {"task": "Research the Falcon launch", "agent": "Senior Researcher"}
 
 
+def test_a_kickoff_dump_is_split_too_and_nothing_is_quadratic() -> None:
+    import time
+
+    (fact,) = extract_facts("Input: What is the capital?\nAgent: Geographer\nResult: Paris.")
+    assert fact == "Paris."
+    assert isinstance(fact, ExtractedFact)
+    assert fact.metadata == {"task": "What is the capital?", "agent": "Geographer"}
+    start = time.perf_counter()
+    for text in (
+        "Task: a\nAgent: b\nExpected result: c\nResult: " + "\n" * 200_000,
+        " \n" * 200_000,
+        "Task: " + "x\nAgent: " * 50_000,
+        "word " * 250_000,
+    ):
+        extract_facts(text)
+    assert time.perf_counter() - start < 5  # linear: ~0.2 s here; the old patterns took minutes
+
+
 def test_other_text_is_split_the_same_way_without_metadata() -> None:
     facts = extract_facts("First point. Second point.\r\nThird line")
     assert facts == ["First point.", "Second point.", "Third line"]

@@ -5,6 +5,8 @@ info, the async twins, and clear errors for bad input."""
 from __future__ import annotations
 
 import asyncio
+import re
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,7 +42,7 @@ def test_remember_maps_every_field_and_recall_ranks_by_keywords(memory: Memtrace
         agent_role="Account Manager",
     )
     assert isinstance(record, MemoryRecord)
-    assert record.id.startswith("mem_")
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", record.id)
     assert record.scope == "/customers/acme"
     assert record.categories == ["billing", "prefs"]
     assert record.metadata == {"ticket": 42}  # the reserved keys stay inside
@@ -60,7 +62,10 @@ def test_remember_maps_every_field_and_recall_ranks_by_keywords(memory: Memtrace
     assert "categories: billing, prefs" in matches[0].format()
     # the memtrace side: namespace, tags, importance, agent, session
     mt = memory.handle.sync
-    stored = mt.get_memory(record.id)
+    (stored,) = mt.search_memories(key=record.id, namespace_prefix=["crewai"]).results
+    assert stored.key == record.id
+    assert stored.dedup_key is not None
+    assert stored.dedup_key.startswith("crewai:")
     assert stored.namespace == ["crewai", "customers", "acme"]
     assert stored.tags == ["billing", "prefs"]
     assert stored.importance == 0.9
@@ -154,13 +159,26 @@ def test_update_writes_a_new_version_and_keeps_history(memory: MemtraceMemory) -
     assert new.importance == 0.8
     assert new.scope == "/facts"
     assert new.categories == ["office"]
-    assert new.id != old.id  # an unkeyed memory: the new version has its own id
+    assert new.id == old.id  # the record's id is its key: every version keeps it
     assert _contents(memory.recall("office")) == ["The office is in Munich"]
-    history = memory.handle.sync.get_memory(old.id)
-    assert history.superseded_by == new.id
-    # the old id still leads to the current version
+    versions = memory.handle.sync.search_memories(
+        key=old.id, namespace_prefix=["crewai"], include_superseded=True
+    ).results
+    assert sorted(m.content for m in versions) == [
+        "The office is in Berlin",
+        "The office is in Munich",
+    ]
     assert memory.update(old.id, scope="/moved").scope == "/moved"
     assert [r.scope for r in memory.list_records()] == ["/moved"]
+    # forgetting the record removes every version: none comes back
+    assert memory.forget(record_ids=[old.id]) == 3
+    assert memory.list_records() == []
+    assert (
+        memory.handle.sync.search_memories(
+            key=old.id, namespace_prefix=["crewai"], include_superseded=True
+        ).results
+        == []
+    )
     with pytest.raises(ValueError, match="Record not found"):
         memory.update("mem_01JZZZZZZZZZZZZZZZZZZZZZZZ", content="x")
 
@@ -288,3 +306,121 @@ def test_memories_of_one_url_are_shared_by_two_memories(handle_url: tuple[str, A
         assert mt.get_session_context(a.session_id).memory_count == 1
     finally:
         mt.close()
+
+
+def test_dedup_is_per_scope_source_privacy_and_whole_content(memory: MemtraceMemory) -> None:
+    a = memory.remember("The quarterly target is ten", scope="/a")
+    b = memory.remember("The quarterly target is ten", scope="/b")
+    assert a is not None
+    assert b is not None
+    assert a.id != b.id
+    assert _contents(memory.recall("quarterly target", scope="/b")) == [
+        "The quarterly target is ten"
+    ]
+    alice = memory.remember("My salary is high", source="alice", private=True)
+    bob = memory.remember("My salary is high", source="bob", private=True)
+    assert alice is not None
+    assert bob is not None
+    assert (alice.id != bob.id, bob.source) == (True, "bob")
+    head = "A long shared heading that goes on and on. " * 6  # > 200 characters
+    memory.remember_many([head + "Asia grew.", head + "Europe shrank."])
+    assert {r.content for r in memory.list_records()} >= {
+        head + "Asia grew.",
+        head + "Europe shrank.",
+    }
+    # a real repeat is still one memory
+    again = memory.remember("The quarterly target is ten", scope="/a")
+    assert again is not None
+    assert again.id == a.id
+    assert memory.info("/a").record_count == 1
+
+
+def test_forget_after_a_move_or_a_category_change_brings_nothing_back(
+    memory: MemtraceMemory,
+) -> None:
+    rec = memory.remember("Project codename is Falcon", scope="/p", categories=["old"])
+    assert rec is not None
+    memory.update(rec.id, scope="/q", categories=["new"])
+    assert memory.forget(scope="/q") == 2
+    assert memory.list_records() == []
+    other = memory.remember("Key A", categories=["old"])
+    assert other is not None
+    memory.update(other.id, categories=["new"])
+    assert memory.forget(categories=["new"]) == 2
+    assert memory.list_records() == []
+
+
+def test_updates_keep_types_win_races_and_are_never_duplicates(memory: MemtraceMemory) -> None:
+    first = memory.remember("alpha")
+    second = memory.remember("beta")
+    assert first is not None
+    assert second is not None
+    # an update may say what another record says
+    assert memory.update(second.id, content="alpha").content == "alpha"
+    # a decision stays a decision (written by the memtrace tools at the memory's root)
+    from memtrace_crewai import memtrace_tools
+
+    decide = {t.name: t for t in memtrace_tools(memory)}["memtrace_decide"]
+    decide.run(decision="Use Postgres", reasoning="it scales")
+    (decision,) = [r for r in memory.list_records() if r.content == "Use Postgres"]
+    memory.update(decision.id, importance=0.9)
+    stored = memory.handle.sync.search_memories(
+        query="Postgres", namespace_prefix=["crewai"]
+    ).results
+    assert [(m.memory_type, m.importance, (m.metadata or {}).get("reasoning")) for m in stored] == [
+        ("decision", 0.9, "it scales")
+    ]
+    # concurrent updates of one record: every one lands, the last one wins
+    errors: list[BaseException] = []
+
+    def bump(i: int) -> None:
+        try:
+            memory.update(first.id, content=f"alpha {i}")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=bump, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    current = [r for r in memory.list_records() if r.id == first.id]
+    assert len(current) == 1
+    assert current[0].content.startswith("alpha ")
+
+
+def test_metadata_filters_compare_like_crewai_and_wildcards_are_no_scopes(
+    memory: MemtraceMemory,
+) -> None:
+    memory.remember("a", metadata={"owner": {"team": "x", "lead": "y"}, "status": "open"})
+    memory.remember("b", metadata={"n": 1})
+    with pytest.raises(ValueError, match="object value"):
+        memory.forget(metadata_filter={"owner": {"team": "x"}})
+    with pytest.raises(ValueError, match="object value"):
+        memory.forget(metadata_filter={"status": {"$ne": "closed"}})
+    assert memory.forget(metadata_filter={"status": "open"}) == 1
+    with pytest.raises(ValueError, match="wildcard"):
+        memory.remember("c", scope="/team/*")
+    with pytest.raises(ValueError, match="wildcard"):
+        memory.list_scopes("/team/*")
+
+
+def test_an_async_only_handle_is_refused_at_once(db_url: str) -> None:
+    from memtrace_core import aconnect
+
+    async def build() -> None:
+        handle = await aconnect(db_url)
+        try:
+            with pytest.raises(TypeError, match="synchronously"):
+                MemtraceMemory(handle)
+        finally:
+            await handle.close()
+
+    asyncio.run(build())
+
+
+def test_contents_must_be_strings(memory: MemtraceMemory) -> None:
+    with pytest.raises(TypeError, match="string"):
+        memory.remember_many([None])  # type: ignore[list-item]
+    assert memory.list_records() == []

@@ -218,5 +218,9 @@ def test_register_memtrace_makes_storage_memtrace_work(
         register_memtrace(name="from-env")
         env_memory = Memory(storage="from-env", embedder=HashEmbedder(), llm=ScriptedLLM([]))
         assert env_memory.info("/r").record_count == 1
+        # every name registered stays registered
+        assert isinstance(storage_factory.resolve_memory_storage("memtrace"), MemtraceStorage)
+        assert isinstance(storage_factory.resolve_memory_storage("from-env"), MemtraceStorage)
+        assert storage_factory.resolve_memory_storage("other") is sentinel
     finally:
         storage_factory.set_memory_storage_factory(before)

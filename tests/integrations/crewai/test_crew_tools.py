@@ -142,3 +142,18 @@ def test_building_the_tools_checks_its_arguments(db_url: str) -> None:
         memtrace_tools(db_url, agent_id="a", agent_role="b")
     memory = MemtraceMemory(db_url, agent_id="crew-default")
     assert {t.agent_id for t in memtrace_tools(memory)} == {"crew-default"}  # type: ignore[attr-defined]
+
+
+def test_the_tools_never_show_private_records(handle_url: tuple[str, Any]) -> None:
+    url, options = handle_url
+    memory = MemtraceMemory(url, agent_id="team", **options)
+    memory.remember("Alice's medical condition is asthma", source="alice", private=True)
+    memory.remember("The team offsite is in May")
+    t = _by_name(memtrace_tools(memory))
+    found = t["memtrace_search"].run(query="asthma offsite May")
+    assert "The team offsite is in May" in found
+    assert "Alice" not in found
+    recalled = t["memtrace_recall"].run()
+    assert "The team offsite is in May" in recalled
+    assert "Alice" not in recalled
+    assert "1 memory since 24h" in recalled

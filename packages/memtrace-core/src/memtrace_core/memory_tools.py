@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, create_model
@@ -319,6 +319,9 @@ class ToolSet:
     #: whose own memory reads a namespace tree (CrewAI's scopes) sees what the tools stored;
     #: reads stay the agent's, across namespaces.
     namespace: tuple[str, ...] | None = None
+    #: A metadata filter every read (recall, search) also applies: an integration's rule on
+    #: what its agents may see (CrewAI: private records only for their source).
+    read_filter: Mapping[str, Any] | None = field(default=None, hash=False)
 
     # -- names, descriptions, arguments ---------------------------------------------------
 
@@ -484,17 +487,33 @@ class ToolSet:
                 )
             filters["session_id"] = scope.session_id
             where = f" in session {scope.session_id}"
-        found: MemoryList = yield Call(
-            "recall",
-            (scope.agent_id, since),
-            {"limit": DEFAULT_RECALL_LIMIT if limit is None else limit, **filters},
-        )
-        if not found.memories:
+        size = DEFAULT_RECALL_LIMIT if limit is None else limit
+        if self.read_filter is None:
+            listed: MemoryList = yield Call(
+                "recall", (scope.agent_id, since), {"limit": size, **filters}
+            )
+            memories, count, has_more = listed.memories, listed.count, listed.has_more
+        else:
+            # the same list as recall's (the agent's, in the window, newest first), filtered
+            query = {
+                "agent_id": scope.agent_id,
+                "since": since,
+                "limit": size,
+                "order": "desc",
+                "metadata": dict(self.read_filter),
+                **{k: v for k, v in filters.items() if k in ("tags", "session_id")},
+            }
+            if memory_type is not None:
+                query["memory_types"] = [memory_type]
+            if event_type is not None:
+                query["event_types"] = [event_type]
+            found: SearchResult = yield Call("search_memories", (), query)
+            memories, count, has_more = found.results, found.count, found.has_more
+        if not memories:
             return f"No memories{where} since {since}."
-        more = " More exist: narrow since or raise limit." if found.has_more else ""
-        return (
-            f"{count_text(found.count)}{where} since {since}, newest first:{more}\n"
-            + memory_lines(found.memories)
+        more = " More exist: narrow since or raise limit." if has_more else ""
+        return f"{count_text(count)}{where} since {since}, newest first:{more}\n" + memory_lines(
+            memories
         )
 
     def search(
@@ -519,6 +538,8 @@ class ToolSet:
             fields["memory_types"] = [memory_type]
         if tags:
             fields["tags"] = tags
+        if self.read_filter is not None:
+            fields["metadata"] = dict(self.read_filter)
         found: SearchResult = yield Call("search_memories", (), fields)
         if not found.results:
             return f"No memories match {query!r}. Try fewer or other keywords."

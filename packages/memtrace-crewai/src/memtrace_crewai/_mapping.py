@@ -5,10 +5,15 @@ CrewAI                 memtrace
 =====================  ==========================================================================
 ``scope`` ``/a/b``     ``namespace`` ``[*root, "a", "b"]`` (root ``["crewai"]`` by default;
                        ``/`` is the root itself). A scope prefix is a namespace prefix.
-record ``id``          the memory's ``key`` when it has one (records that CrewAI's stock
-                       ``Memory`` creates keep their id: :class:`MemtraceStorage` writes it as the
-                       key), else the memory id ``mem_…`` (what :class:`MemtraceMemory` writes:
-                       unkeyed, so the engine's dedup applies).
+record ``id``          the memory's ``key``: every record this integration writes has one
+                       (CrewAI's id for stock ``Memory``'s records, a new UUID for
+                       ``MemtraceMemory``'s), so an update keeps the id and a delete by id
+                       removes every version. A memory without a key (written by other means)
+                       reads with its memory id ``mem_…``.
+(dedup)                ``MemtraceMemory`` names each write's ``dedup_key``: a hash of namespace,
+                       agent, event type, source, privacy and the full content, so the engine's
+                       dedup window catches a repeated fact and never merges two scopes, two
+                       users' private facts or two facts that share a long prefix.
 ``content``            ``content``
 ``categories``         ``tags`` (a category filter matches any of them: ``tags_any``)
 ``importance``         ``importance`` (0..1; a memory without one reads as 0.5)
@@ -29,6 +34,8 @@ agent role             ``agent_id``: the role made an id (``"Senior Researcher"`
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -46,6 +53,7 @@ __all__ = [
     "SOURCE",
     "Layout",
     "agent_id_for",
+    "metadata_filter",
     "naive_utc",
     "privacy_filter",
 ]
@@ -85,6 +93,24 @@ def aware_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def metadata_filter(flt: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """CrewAI's ``metadata_filter`` (every key's value equal, as LanceDB compares) as a
+    memtrace metadata filter. A value that is an object is refused: memtrace would match it as
+    a subset (and ``$``-keys inside it as operators), not as an equal object."""
+    if not flt:
+        return None
+    if not isinstance(flt, Mapping):
+        raise TypeError(f"metadata_filter must be a dict, got {type(flt).__name__}")
+    for key, value in flt.items():
+        if isinstance(value, Mapping):
+            raise ValueError(
+                f"metadata_filter[{key!r}]: an object value is not supported (compare its "
+                "fields one by one, e.g. {'owner.team': ...} is not a path either: filter on "
+                "a top-level scalar or list)"
+            )
+    return dict(flt)
+
+
 def privacy_filter(source: str | None, include_private: bool) -> dict[str, Any] | None:
     """The metadata filter of CrewAI's privacy rule: a private record is visible only to a
     recall with the same ``source``, or with ``include_private``."""
@@ -112,6 +138,8 @@ class Layout:
         if not isinstance(scope, str):
             raise TypeError(f"a scope is a string path such as '/project/x', got {scope!r}")
         parts = [p for p in normalize_scope_path(scope).split("/") if p]
+        if "*" in parts:
+            raise ValueError(f"invalid scope {scope!r}: '*' is not a scope name (it is a wildcard)")
         return [*self.root, *parts]
 
     def scope(self, namespace: Sequence[str] | None) -> str:
@@ -155,9 +183,14 @@ class Layout:
         key: str | None = None,
         time: datetime | None = None,
         event_type: str = "general",
+        memory_type: str = "episodic",
+        dedup: bool = False,
     ) -> dict[str, Any]:
-        """The memtrace write (``MemoryCreate`` fields) of one CrewAI record."""
-        if not isinstance(content, str) or not content.strip():
+        """The memtrace write (``MemoryCreate`` fields) of one CrewAI record; ``dedup`` names
+        its ``dedup_key`` (see the module docstring)."""
+        if not isinstance(content, str):
+            raise TypeError(f"memory content must be a string, got {type(content).__name__}")
+        if not content.strip():
             raise ValueError("memory content must be a non-empty string")
         meta = dict(metadata or {})
         clash = sorted(RESERVED & meta.keys())
@@ -172,13 +205,21 @@ class Layout:
         if private:
             meta[PRIVATE] = True
             meta[AUDIENCE] = source or ""
+        namespace = self.namespace(scope)
         write: dict[str, Any] = {
             "agent_id": agent_id,
             "content": content,
             "event_type": event_type,
-            "namespace": self.namespace(scope),
+            "memory_type": memory_type,
+            "namespace": namespace,
             "metadata": meta or None,
         }
+        if dedup:
+            identity = [namespace, agent_id, event_type, source, bool(private), content]
+            digest = hashlib.sha256(
+                json.dumps(identity, ensure_ascii=False).encode("utf-8", "surrogatepass")
+            )
+            write["dedup_key"] = "crewai:" + digest.hexdigest()
         if session_id is not None:
             write["session_id"] = session_id
         tags = list(categories or ())

@@ -7,7 +7,9 @@ After each task CrewAI asks the memory to ``extract_memories`` from::
     Expected result: <expected output>
     Result: <the agent's final answer>
 
-and stores each extracted string. CrewAI's stock ``Memory`` asks an LLM for the facts; memtrace
+(after ``Agent.kickoff()`` / a ``LiteAgent`` run: ``Input: <the request>\nAgent: <role>\nResult:
+<answer>``) and stores each extracted string. The labels are found by their first occurrence,
+in that order. CrewAI's stock ``Memory`` asks an LLM for the facts; memtrace
 splits the **result** instead, the same way every time (:func:`split_facts`):
 
 0. of the result, the agent's ReAct scaffolding goes: ``Thought:`` lines (its reasoning, not a
@@ -26,9 +28,10 @@ splits the **result** instead, the same way every time (:func:`split_facts`):
 5. repeated pieces are kept once, in order of first appearance.
 
 Each fact is an :class:`ExtractedFact`: a ``str`` (what CrewAI expects) that also carries the
-task (its first 200 characters) and the agent role, which ``MemtraceMemory.remember_many``
-stores as the memory's metadata (``task``, ``agent``). Content that is not such a task dump is
-split the same way, without task or agent.
+task (its first 200 characters; the input of a kickoff) and the agent role, which
+``MemtraceMemory.remember_many`` stores as the memory's metadata (``task``, ``agent``) and as
+the memory's agent. Content that is neither dump is split the same way, without task or agent.
+Every step is linear in the text's length (no backtracking pattern).
 """
 
 from __future__ import annotations
@@ -41,21 +44,38 @@ __all__ = ["MAX_FACT_CHARS", "TASK_CHARS", "ExtractedFact", "extract_facts", "sp
 MAX_FACT_CHARS = 2000
 TASK_CHARS = 200
 
-_DUMP = re.compile(
-    r"\ATask:(?P<task>.*?)\nAgent:(?P<agent>.*?)\nExpected result:(?P<expected>.*?)\n"
-    r"Result:(?P<result>.*)\Z",
-    re.DOTALL,
-)
+#: The labels of CrewAI's two dumps: (first, then these in order); the last one holds the result.
+_TASK_DUMP = ("Task:", "\nAgent:", "\nExpected result:", "\nResult:")
+_KICKOFF_DUMP = ("Input:", "\nAgent:", "\nResult:")
 _MARKER = re.compile(r"^\s*(?:[-*•·]+|\d{1,3}[.)]|#{1,6})\s+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[“‘])")
 _WORDY = re.compile(r"\w")
-_THOUGHT = re.compile(r"^\s*Thought:.*$", re.MULTILINE)
-_FINAL = re.compile(r"^\s*Final Answer:\s*", re.MULTILINE)
+_THOUGHT = re.compile(r"^[ \t]*Thought:[^\n]*$", re.MULTILINE)
+_FINAL = re.compile(r"^[ \t]*Final Answer:[ \t]*", re.MULTILINE)
 
 
 def _answer(result: str) -> str:
     """A task result without the ReAct scaffolding around the answer."""
     return _FINAL.sub("", _THOUGHT.sub("", result))
+
+
+def _fields(content: str, labels: tuple[str, ...]) -> list[str] | None:
+    """The values after each label (first occurrences, in order), or None if one is missing."""
+    if not content.startswith(labels[0]):
+        return None
+    starts: list[int] = []
+    at = 0
+    for label in labels:
+        found = content.find(label, at)
+        if found < 0:
+            return None
+        starts.append(found)
+        at = found + len(label)
+    ends = [*starts[1:], len(content)]
+    return [
+        content[start + len(label) : end]
+        for label, start, end in zip(labels, starts, ends, strict=True)
+    ]
 
 
 class ExtractedFact(str):
@@ -141,9 +161,10 @@ def extract_facts(content: str) -> list[str]:
     agent (:class:`ExtractedFact`); of any other text, its own."""
     if not isinstance(content, str):
         raise TypeError(f"content must be a string, got {type(content).__name__}")
-    match = _DUMP.match(content.replace("\r\n", "\n"))
-    if match is None:
+    text = content.replace("\r\n", "\n")
+    fields = _fields(text, _TASK_DUMP) or _fields(text, _KICKOFF_DUMP)
+    if fields is None:
         return list(split_facts(content))
-    task = " ".join(match["task"].split())[:TASK_CHARS] or None
-    agent = match["agent"].strip() or None
-    return [ExtractedFact(f, task=task, agent=agent) for f in split_facts(_answer(match["result"]))]
+    task = " ".join(fields[0][: TASK_CHARS * 8].split())[:TASK_CHARS] or None
+    agent = fields[1].strip() or None
+    return [ExtractedFact(f, task=task, agent=agent) for f in split_facts(_answer(fields[-1]))]

@@ -39,10 +39,11 @@ Memories are written as the CrewAI agent that produced them (its role made an id
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -62,7 +63,7 @@ from crewai.memory.utils import join_scope_paths
 from pydantic import Field, PlainValidator, PrivateAttr
 
 from memtrace_core.errors import DuplicateMemoryError, NotFoundError
-from memtrace_core.integration import Call, MemtraceTarget, drive, drive_async
+from memtrace_core.integration import Call, MemtraceTarget, Program, drive, drive_async
 from memtrace_core.models import Memory as MemtraceRecord
 from memtrace_core.models import SessionContext
 from memtrace_core.validation import Limits, validate_memory
@@ -77,6 +78,7 @@ from .storage import (
     scope_info_program,
     scopes_program,
     summary_program,
+    update_program,
 )
 
 __all__ = ["MemtraceMemory"]
@@ -233,6 +235,8 @@ class MemtraceMemory(Memory):
         where = self._scope(scope, root_scope)
         writes = []
         for content in contents:
+            if not isinstance(content, str):
+                raise TypeError(f"memory content must be a string, got {type(content).__name__}")
             extra = getattr(content, "metadata", None)
             role = agent_role or getattr(content, "agent", None)
             meta = {**extra, **(metadata or {})} if isinstance(extra, dict) else metadata
@@ -247,7 +251,9 @@ class MemtraceMemory(Memory):
                     importance=importance,
                     source=source,
                     private=private,
+                    key=str(uuid.uuid4()),
                     event_type="task_result" if isinstance(extra, dict) else "general",
+                    dedup=True,
                 )
             )
         return writes
@@ -313,28 +319,24 @@ class MemtraceMemory(Memory):
         metadata: dict[str, Any] | None,
         importance: float | None,
     ) -> Generator[Call, Any, MemoryRecord]:
-        current = yield from current_memory(self._layout, record_id)
-        if current is None:
-            raise ValueError(f"Record not found: {record_id}")
-        existing = self._layout.record(current)
         if self.read_only:
-            return existing
-        write = self._layout.write(
-            existing.content if content is None else content,
-            scope=existing.scope if scope is None else scope,
-            agent_id=current.agent_id,
-            session_id=current.session_id,
-            categories=existing.categories if categories is None else categories,
-            metadata=existing.metadata if metadata is None else metadata,
-            importance=current.importance if importance is None else importance,
-            source=existing.source,
-            private=existing.private,
-            key=current.key,
-            time=existing.created_at,
-            event_type=current.event_type,
-        )
-        write["supersedes"] = current.id
-        memory: MemtraceRecord = yield Call("add_memory", (write,))
+            current = yield from current_memory(self._layout, record_id)
+            memory = current
+        else:
+            changes = {
+                name: value
+                for name, value in (
+                    ("content", content),
+                    ("scope", scope),
+                    ("categories", categories),
+                    ("metadata", metadata),
+                    ("importance", importance),
+                )
+                if value is not None
+            }
+            memory = yield from update_program(self._layout, record_id, changes)
+        if memory is None:
+            raise ValueError(f"Record not found: {record_id}")
         return self._layout.record(memory)
 
     # -- events (CrewAI's listeners see memtrace's saves and queries as the stock ones) ------
@@ -345,35 +347,95 @@ class MemtraceMemory(Memory):
         except RuntimeError:  # the event bus shut down (process exit)
             pass
 
-    def _saving(self, value: str, metadata: dict[str, Any] | None, role: str | None) -> float:
+    def _saving(
+        self,
+        program: Generator[Call, Any, Any],
+        value: str,
+        metadata: dict[str, Any] | None,
+        role: str | None,
+        done: Callable[[Any], str] | None = None,
+    ) -> Generator[Call, Any, Any]:
+        """``program`` between CrewAI's save events (started; completed or failed)."""
         self._emit(
             MemorySaveStartedEvent(
                 value=value, metadata=metadata, agent_role=role, source_type=_SOURCE_TYPE
             )
         )
-        return time.perf_counter()
-
-    def _saved(
-        self, value: str, metadata: dict[str, Any] | None, role: str | None, start: float
-    ) -> None:
+        start = time.perf_counter()
+        try:
+            result = yield from program
+        except Exception as exc:
+            self._emit(
+                MemorySaveFailedEvent(
+                    value=value, metadata=metadata, error=str(exc), source_type=_SOURCE_TYPE
+                )
+            )
+            raise
         self._emit(
             MemorySaveCompletedEvent(
-                value=value,
+                value=value if done is None else done(result),
                 metadata=metadata or {},
                 agent_role=role,
                 save_time_ms=(time.perf_counter() - start) * 1000,
                 source_type=_SOURCE_TYPE,
             )
         )
+        return result
 
-    def _save_failed(self, value: str, metadata: dict[str, Any] | None, exc: BaseException) -> None:
+    def _querying(
+        self, program: Generator[Call, Any, list[MemoryMatch]], query: str, limit: int
+    ) -> Generator[Call, Any, list[MemoryMatch]]:
+        """``program`` between CrewAI's query events (started; completed or failed)."""
+        self._emit(MemoryQueryStartedEvent(query=query, limit=limit, source_type=_SOURCE_TYPE))
+        start = time.perf_counter()
+        try:
+            matches = yield from program
+        except Exception as exc:
+            self._emit(
+                MemoryQueryFailedEvent(
+                    query=query, limit=limit, error=str(exc), source_type=_SOURCE_TYPE
+                )
+            )
+            raise
         self._emit(
-            MemorySaveFailedEvent(
-                value=value, metadata=metadata, error=str(exc), source_type=_SOURCE_TYPE
+            MemoryQueryCompletedEvent(
+                query=query,
+                results=matches,
+                limit=limit,
+                query_time_ms=(time.perf_counter() - start) * 1000,
+                source_type=_SOURCE_TYPE,
             )
         )
+        return matches
 
     # -- CrewAI's Memory API -------------------------------------------------------------------
+
+    def _remember(
+        self,
+        content: str,
+        scope: str | None = None,
+        categories: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        importance: float | None = None,
+        source: str | None = None,
+        private: bool = False,
+        agent_role: str | None = None,
+        root_scope: str | None = None,
+    ) -> Program | None:
+        if self.read_only:
+            return None
+        write = self._writes(
+            [content],
+            scope,
+            categories,
+            metadata,
+            importance,
+            source,
+            private,
+            agent_role,
+            root_scope,
+        )[0]
+        return self._saving(self._remember_one(write), content, metadata, agent_role)
 
     def remember(
         self,
@@ -389,10 +451,8 @@ class MemtraceMemory(Memory):
     ) -> MemoryRecord | None:
         """Store one memory now and return its record (the stored one for a repeat); None when
         read-only. Raises ValueError (memtrace's ValidationError) for bad input."""
-        if self.read_only:
-            return None
-        write = self._writes(
-            [content],
+        program = self._remember(
+            content,
             scope,
             categories,
             metadata,
@@ -401,15 +461,8 @@ class MemtraceMemory(Memory):
             private,
             agent_role,
             root_scope,
-        )[0]
-        start = self._saving(content, metadata, agent_role)
-        try:
-            record: MemoryRecord = drive(self.handle, self._remember_one(write))
-        except Exception as exc:
-            self._save_failed(content, metadata, exc)
-            raise
-        self._saved(content, metadata, agent_role, start)
-        return record
+        )
+        return None if program is None else drive(self.handle, program)
 
     async def aremember(
         self,
@@ -423,10 +476,8 @@ class MemtraceMemory(Memory):
         agent_role: str | None = None,
         root_scope: str | None = None,
     ) -> MemoryRecord | None:
-        if self.read_only:
-            return None
-        write = self._writes(
-            [content],
+        program = self._remember(
+            content,
             scope,
             categories,
             metadata,
@@ -435,15 +486,42 @@ class MemtraceMemory(Memory):
             private,
             agent_role,
             root_scope,
-        )[0]
-        start = self._saving(content, metadata, agent_role)
-        try:
-            record: MemoryRecord = await drive_async(self.handle, self._remember_one(write))
-        except Exception as exc:
-            self._save_failed(content, metadata, exc)
-            raise
-        self._saved(content, metadata, agent_role, start)
-        return record
+        )
+        return None if program is None else await drive_async(self.handle, program)
+
+    def _remember_batch(
+        self,
+        contents: list[str],
+        scope: str | None = None,
+        categories: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        importance: float | None = None,
+        source: str | None = None,
+        private: bool = False,
+        agent_role: str | None = None,
+        root_scope: str | None = None,
+    ) -> tuple[list[dict[str, Any]], Program] | None:
+        if not contents or self.read_only:
+            return None
+        writes = self._writes(
+            contents,
+            scope,
+            categories,
+            metadata,
+            importance,
+            source,
+            private,
+            agent_role,
+            root_scope,
+        )
+        program = self._saving(
+            self._remember_many(writes),
+            f"{len(writes)} memories",
+            metadata,
+            agent_role,
+            done=lambda records: f"{len(records)} memories saved",
+        )
+        return writes, program
 
     def remember_many(
         self,
@@ -461,9 +539,7 @@ class MemtraceMemory(Memory):
         ``recall`` and ``drain_writes`` wait for the save). The batch is validated here, before
         anything is queued (against memtrace's default limits): bad input raises at once
         (ValueError)."""
-        if not contents or self.read_only:
-            return []
-        writes = self._writes(
+        batch = self._remember_batch(
             contents,
             scope,
             categories,
@@ -474,26 +550,22 @@ class MemtraceMemory(Memory):
             agent_role,
             root_scope,
         )
+        if batch is None:
+            return []
+        writes, program = batch
         for index, write in enumerate(writes):
             # what the engine will check, checked before queueing (with memtrace's default
             # limits: a server configured stricter can still refuse, reported by the save)
             validate_memory(write, _LIMITS, index=index if len(writes) > 1 else None)
-        self._submit_save(self._save_background, writes, metadata, agent_role)
+        self._submit_save(self._save_background, program, len(writes))
         return []
 
-    def _save_background(
-        self, writes: list[dict[str, Any]], metadata: dict[str, Any] | None, role: str | None
-    ) -> list[MemoryRecord]:
-        value = f"{len(writes)} memories (background)"
-        start = self._saving(value, metadata, role)
+    def _save_background(self, program: Program, count: int) -> list[MemoryRecord]:
         try:
-            records: list[MemoryRecord] = drive(self.handle, self._remember_many(writes))
+            return drive(self.handle, program)  # type: ignore[no-any-return]
         except Exception as exc:
-            logger.warning("memtrace-crewai: saving %d memories failed: %s", len(writes), exc)
-            self._save_failed(value, metadata, exc)
+            logger.warning("memtrace-crewai: saving %d memories failed: %s", count, exc)
             raise
-        self._saved(f"{len(records)} memories saved", metadata, role, start)
-        return records
 
     async def aremember_many(
         self,
@@ -509,9 +581,7 @@ class MemtraceMemory(Memory):
     ) -> list[MemoryRecord]:
         """Store several memories now (awaited, not in the background) and return their records
         (repeats of stored memories are left out)."""
-        if not contents or self.read_only:
-            return []
-        writes = self._writes(
+        batch = self._remember_batch(
             contents,
             scope,
             categories,
@@ -522,7 +592,9 @@ class MemtraceMemory(Memory):
             agent_role,
             root_scope,
         )
-        return await drive_async(self.handle, self._remember_many(writes))  # type: ignore[no-any-return]
+        if batch is None:
+            return []
+        return await drive_async(self.handle, batch[1])  # type: ignore[no-any-return]
 
     def drain_writes(self) -> None:
         """Wait for the background saves of ``remember_many``. A failed save is logged (and was
@@ -554,29 +626,12 @@ class MemtraceMemory(Memory):
         query gives the newest memories. ``categories`` match any of them; private memories
         only for their ``source`` or with ``include_private``."""
         self.drain_writes()
-        self._emit(MemoryQueryStartedEvent(query=query, limit=limit, source_type=_SOURCE_TYPE))
-        start = time.perf_counter()
-        try:
-            matches: list[MemoryMatch] = drive(
-                self.handle, self._recall(query, scope, categories, limit, source, include_private)
-            )
-        except Exception as exc:
-            self._emit(
-                MemoryQueryFailedEvent(
-                    query=query, limit=limit, error=str(exc), source_type=_SOURCE_TYPE
-                )
-            )
-            raise
-        self._emit(
-            MemoryQueryCompletedEvent(
-                query=query,
-                results=matches,
-                limit=limit,
-                query_time_ms=(time.perf_counter() - start) * 1000,
-                source_type=_SOURCE_TYPE,
-            )
-        )
-        return matches
+        program = self._recall(query, scope, categories, limit, source, include_private)
+        return drive(self.handle, self._querying(program, query, limit))  # type: ignore[no-any-return]
+
+    async def _adrain(self) -> None:
+        """:meth:`drain_writes` without blocking the event loop."""
+        await asyncio.to_thread(self.drain_writes)
 
     async def arecall(
         self,
@@ -588,9 +643,9 @@ class MemtraceMemory(Memory):
         source: str | None = None,
         include_private: bool = False,
     ) -> list[MemoryMatch]:
-        self.drain_writes()
+        await self._adrain()
         program = self._recall(query, scope, categories, limit, source, include_private)
-        return await drive_async(self.handle, program)  # type: ignore[no-any-return]
+        return await drive_async(self.handle, self._querying(program, query, limit))  # type: ignore[no-any-return]
 
     def forget(
         self,
@@ -602,6 +657,7 @@ class MemtraceMemory(Memory):
     ) -> int:
         """Delete the memories matching every criterion given (within ``root_scope``); returns
         how many were deleted."""
+        self.drain_writes()
         program = delete_program(
             self._layout, self._scope(scope), categories, record_ids, older_than, metadata_filter
         )
@@ -615,6 +671,7 @@ class MemtraceMemory(Memory):
         metadata_filter: dict[str, Any] | None = None,
         record_ids: list[str] | None = None,
     ) -> int:
+        await self._adrain()
         program = delete_program(
             self._layout, self._scope(scope), categories, record_ids, older_than, metadata_filter
         )
@@ -631,6 +688,7 @@ class MemtraceMemory(Memory):
     ) -> MemoryRecord:
         """A new version of the record with the given fields changed (see the module docstring
         for its id). Raises ValueError if there is no such record."""
+        self.drain_writes()
         program = self._update(record_id, content, scope, categories, metadata, importance)
         return drive(self.handle, program)  # type: ignore[no-any-return]
 
@@ -643,6 +701,7 @@ class MemtraceMemory(Memory):
         metadata: dict[str, Any] | None = None,
         importance: float | None = None,
     ) -> MemoryRecord:
+        await self._adrain()
         program = self._update(record_id, content, scope, categories, metadata, importance)
         return await drive_async(self.handle, program)  # type: ignore[no-any-return]
 
@@ -657,7 +716,7 @@ class MemtraceMemory(Memory):
             )
 
     async def areset(self, scope: str | None = None) -> None:
-        self.drain_writes()
+        await self._adrain()
         program = delete_program(self._layout, self._scope(scope), None, None, None, None)
         await drive_async(self.handle, program)
 
@@ -671,36 +730,44 @@ class MemtraceMemory(Memory):
         self, scope: str | None = None, limit: int = 200, offset: int = 0
     ) -> list[MemoryRecord]:
         """The scope's records (and below), newest first."""
+        self.drain_writes()
         return drive(self.handle, list_program(self._layout, self._scope(scope), limit, offset))  # type: ignore[no-any-return]
 
     async def alist_records(
         self, scope: str | None = None, limit: int = 200, offset: int = 0
     ) -> list[MemoryRecord]:
+        await self._adrain()
         program = list_program(self._layout, self._scope(scope), limit, offset)
         return await drive_async(self.handle, program)  # type: ignore[no-any-return]
 
     def list_scopes(self, path: str | None = None) -> list[str]:
         """The immediate child scopes of ``path`` (default ``root_scope``, else ``/``)."""
+        self.drain_writes()
         return drive(self.handle, scopes_program(self._layout, self._scope(path) or "/"))  # type: ignore[no-any-return]
 
     async def alist_scopes(self, path: str | None = None) -> list[str]:
+        await self._adrain()
         program = scopes_program(self._layout, self._scope(path) or "/")
         return await drive_async(self.handle, program)  # type: ignore[no-any-return]
 
     def info(self, path: str | None = None) -> ScopeInfo:
         """Count, categories, oldest and newest record and child scopes of ``path``."""
+        self.drain_writes()
         return drive(self.handle, scope_info_program(self._layout, self._scope(path) or "/"))  # type: ignore[no-any-return]
 
     async def ainfo(self, path: str | None = None) -> ScopeInfo:
+        await self._adrain()
         program = scope_info_program(self._layout, self._scope(path) or "/")
         return await drive_async(self.handle, program)  # type: ignore[no-any-return]
 
     def list_categories(self, path: str | None = None) -> dict[str, int]:
         """Categories (tags) of the scope and below, with how many memories carry each."""
+        self.drain_writes()
         summary = drive(self.handle, summary_program(self._layout, self._scope(path)))
         return dict(summary.tags)
 
     async def alist_categories(self, path: str | None = None) -> dict[str, int]:
+        await self._adrain()
         summary = await drive_async(self.handle, summary_program(self._layout, self._scope(path)))
         return dict(summary.tags)
 
@@ -727,7 +794,7 @@ class MemtraceMemory(Memory):
     async def asession_context(
         self, *, max_tokens: int | None = None, since: str | None = "30d"
     ) -> str:
-        self.drain_writes()
+        await self._adrain()
         return await drive_async(self.handle, self._context(max_tokens, since))  # type: ignore[no-any-return]
 
     def close(self) -> None:

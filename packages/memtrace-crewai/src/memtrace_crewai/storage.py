@@ -37,12 +37,13 @@ from typing import Any, Protocol
 from crewai.memory.types import MemoryRecord, ScopeInfo
 from crewai.memory.utils import normalize_scope_path
 
-from memtrace_core.errors import NotFoundError
+from memtrace_core.errors import ConflictError, NotFoundError, SupersededError
 from memtrace_core.ids import is_memory_id
 from memtrace_core.integration import Call, MemtraceTarget, Program, as_handle, drive, drive_async
 from memtrace_core.models import Memory
 
 from ._mapping import Layout
+from ._mapping import metadata_filter as metadata_filter_of
 
 __all__ = ["MemtraceStorage", "register_memtrace"]
 
@@ -85,6 +86,17 @@ def current_memory(layout: Layout, record_id: str) -> Generator[Call, Any, Memor
     return found.results[0] if found.results else None
 
 
+def refuse_async_only(handle: Any) -> None:
+    """CrewAI calls its memory synchronously (recall before a task, saves in a thread): an
+    ``aconnect()`` handle cannot serve those calls, so it is refused here, not at the first
+    task."""
+    if handle.is_async_only:
+        raise TypeError(
+            "CrewAI calls memory synchronously: give a URL or a connect() handle, not an "
+            "aconnect() handle (the a… methods run on either)"
+        )
+
+
 def _under(namespace: Sequence[str] | None, prefix: Sequence[str]) -> bool:
     return namespace is not None and list(namespace[: len(prefix)]) == list(prefix)
 
@@ -98,14 +110,20 @@ def delete_program(
     metadata_filter: dict[str, Any] | None,
 ) -> Program:
     """CrewAI's ``delete`` / ``forget``: every filter given must hold; ``record_ids`` are memory
-    ids or keys. Returns how many memories were deleted."""
-    base: dict[str, Any] = {"namespace_prefix": layout.namespace(scope_prefix)}
+    ids or keys. A record goes with all of its versions (an updated record is a supersession
+    chain: deleting only its current version would make the previous one current again).
+    Returns how many memories (versions included) were deleted."""
+    base: dict[str, Any] = {
+        "namespace_prefix": layout.namespace(scope_prefix),
+        "all_versions": True,
+    }
     if categories:
         base["tags_any"] = list(categories)
     if older_than is not None:
         base["until"] = older_than.replace(tzinfo=UTC) if older_than.tzinfo is None else older_than
-    if metadata_filter:
-        base["metadata"] = dict(metadata_filter)
+    meta = metadata_filter_of(metadata_filter)
+    if meta:
+        base["metadata"] = meta
     if not record_ids:
         return (yield Call("delete_memories", (), base))
     ids = [i for i in record_ids if isinstance(i, str) and is_memory_id(i)]
@@ -152,7 +170,12 @@ def scopes_program(layout: Layout, parent: str | None) -> Generator[Call, Any, l
             (),
             {"prefix": prefix, "max_depth": depth, "limit": _PAGE, "offset": offset},
         )
-        children.extend(layout.scope(ns) for ns in found.namespaces if len(ns) == depth)
+        # exact prefix: a stored "*" part would otherwise match every part
+        children.extend(
+            layout.scope(ns)
+            for ns in found.namespaces
+            if len(ns) == depth and list(ns[: len(prefix)]) == prefix
+        )
         if len(found.namespaces) < _PAGE:
             break
         offset += _PAGE
@@ -188,6 +211,51 @@ def _naive(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
+#: How often an update retries when another writer updated the record first.
+_UPDATE_ATTEMPTS = 8
+
+
+def update_program(
+    layout: Layout, record_id: str, changes: dict[str, Any]
+) -> Generator[Call, Any, Memory | None]:
+    """Write a new version of a record with ``changes`` (MemoryRecord fields) applied: it
+    supersedes the current version (history stays readable with ``as_of``), keeps its key (so
+    a keyed record keeps its id), agent, session, types and expiry, and is never taken for a
+    duplicate of another memory. Concurrent updates: the last one wins (a write that lost the
+    race retries on the newer version). None when there is no such record."""
+    for _ in range(_UPDATE_ATTEMPTS):
+        current = yield from current_memory(layout, record_id)
+        if current is None:
+            return None
+        merged = layout.record(current).model_copy(update=changes)
+        write = layout.write(
+            merged.content,
+            scope=merged.scope,
+            agent_id=current.agent_id,
+            session_id=current.session_id,
+            categories=merged.categories,
+            metadata=merged.metadata,
+            importance=merged.importance
+            if current.importance is not None or "importance" in changes
+            else None,
+            source=merged.source,
+            private=merged.private,
+            key=current.key,
+            time=merged.created_at,
+            event_type=current.event_type,
+            memory_type=current.memory_type,
+        )
+        write.update(supersedes=current.id, dedup=False)
+        if current.expires_at is not None:
+            write["expires_at"] = current.expires_at
+        try:
+            memory: Memory = yield Call("add_memory", (write,))
+        except SupersededError:
+            continue  # another update won the race: apply this one on top of it
+        return memory
+    raise ConflictError(f"record {record_id} is being updated by others; try again")
+
+
 def recency_score(record: MemoryRecord, now: datetime) -> float:
     """The storage's score of a record without vectors: recency (half-life 30 days) and
     importance, 0..0.5 (not a similarity: see the module docstring)."""
@@ -219,6 +287,7 @@ class MemtraceStorage:
         api_key: str | None = None,
     ) -> None:
         self.handle = as_handle(memtrace, api_key=api_key)
+        refuse_async_only(self.handle)
         self.layout = Layout(namespace)
         self.agent_id = agent_id
         self.session_id = session_id
@@ -261,8 +330,9 @@ class MemtraceStorage:
         }
         if categories:
             fields["tags_any"] = list(categories)
-        if metadata_filter:
-            fields["metadata"] = dict(metadata_filter)
+        meta = metadata_filter_of(metadata_filter)
+        if meta:
+            fields["metadata"] = meta
         found = yield Call("search_memories", (), fields)
         now = datetime.now(UTC).replace(tzinfo=None)
         scored = [(r, recency_score(r, now)) for r in map(self.layout.record, found.results)]
@@ -270,23 +340,21 @@ class MemtraceStorage:
         return [(r, s) for r, s in scored if s >= min_score][:limit]
 
     def _update(self, record: MemoryRecord) -> Program:
-        current = yield from current_memory(self.layout, record.id)
-        write = self.layout.write(
-            record.content,
-            scope=record.scope,
-            agent_id=current.agent_id if current else self.agent_id,
-            session_id=current.session_id if current else self.session_id,
-            categories=record.categories,
-            metadata=record.metadata,
-            importance=record.importance,
-            source=record.source,
-            private=record.private,
-            key=(current.key if current else record.id) if not is_memory_id(record.id) else None,
-            time=record.created_at,
+        changes = record.model_dump(
+            include={
+                "content",
+                "scope",
+                "categories",
+                "metadata",
+                "importance",
+                "source",
+                "private",
+                "created_at",
+            }
         )
-        if current is not None:
-            write["supersedes"] = current.id
-        yield Call("add_memory", (write,))
+        memory = yield from update_program(self.layout, record.id, changes)
+        if memory is None:  # not stored (any more): store it, under its id
+            yield from self._save([record])
 
     def _get(self, record_id: str) -> Generator[Call, Any, MemoryRecord | None]:
         memory = yield from current_memory(self.layout, record_id)
@@ -420,15 +488,24 @@ def register_memtrace(
                 "environment)"
             )
     current = storage_factory._factory
-    # registering again replaces memtrace's factory, keeping the one it chained to
+    # registering again adds (or replaces) one name; other factories stay in the chain
+    targets: dict[str, Callable[[], MemtraceStorage]] = dict(
+        getattr(current, "memtrace_targets", {})
+    )
     chained = getattr(current, "memtrace_chained", current)
 
+    def make() -> MemtraceStorage:
+        if callable(target) and not isinstance(target, str):
+            return target()  # type: ignore[no-any-return]
+        return MemtraceStorage(target, api_key=api_key, **options)
+
+    targets[name] = make
+
     def factory(spec: str) -> Any:
-        if spec == name:
-            if callable(target) and not isinstance(target, str):
-                return target()
-            return MemtraceStorage(target, api_key=api_key, **options)
+        if spec in targets:
+            return targets[spec]()
         return chained(spec) if chained is not None else None
 
+    factory.memtrace_targets = targets  # type: ignore[attr-defined]
     factory.memtrace_chained = chained  # type: ignore[attr-defined]
     storage_factory.set_memory_storage_factory(factory)

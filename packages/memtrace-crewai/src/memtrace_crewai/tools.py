@@ -22,7 +22,10 @@ A CrewAI tool has no run context, so the agent and session are fixed when the to
 pass a :class:`MemtraceMemory` (its handle and session; ``agent_role`` maps a CrewAI role to the
 memtrace agent the memory writes that role's memories as) or any memtrace target with
 ``agent_id``. Built from a ``MemtraceMemory``, ``memtrace_remember`` and ``memtrace_decide``
-write into its namespace root (CrewAI scope ``/``), so the crew's memory recalls them too. Errors (bad arguments, an unknown id, memtrace unreachable) come back to the agent
+write into its namespace root (CrewAI scope ``/``), so the crew's memory recalls them too.
+``memtrace_recall`` and ``memtrace_search`` never show a private CrewAI record (one written
+with ``private=True``: CrewAI shows it only to a recall with its source, and a tool has none);
+``memtrace_session_context`` is the session's whole context, private records included. Errors (bad arguments, an unknown id, memtrace unreachable) come back to the agent
 as the tool's text result, saying what to do, never as an exception that ends the crew.
 """
 
@@ -37,7 +40,7 @@ from pydantic import ConfigDict, Field
 from memtrace_core.integration import MemtraceTarget, Scope, as_handle
 from memtrace_core.memory_tools import ToolFailure, ToolSet
 
-from ._mapping import agent_id_for
+from ._mapping import agent_id_for, privacy_filter
 from .memory import MemtraceMemory
 
 __all__ = ["TOOL_NAMES", "MemtraceTool", "memtrace_tools"]
@@ -127,7 +130,13 @@ def memtrace_tools(
             "memtrace_tools needs the agent whose memories the tools use: agent_id=... or "
             "agent_role=... (or pass a MemtraceMemory)"
         )
-    tools = ToolSet(prefix="memtrace_", context_max_tokens=context_max_tokens, namespace=namespace)
+    tools = ToolSet(
+        prefix="memtrace_",
+        context_max_tokens=context_max_tokens,
+        namespace=namespace,
+        # CrewAI's privacy rule: a private record only for its source (the tools have none)
+        read_filter=privacy_filter(None, include_private=False),
+    )
     return [
         MemtraceTool(
             name=tools.name(kind),
