@@ -35,7 +35,9 @@ test paths (``exclusive=True``: the main environment then leaves them out) and m
 Each environment installs in ONE pip call (its editable packages and requirement files, so the
 resolver honours both) and keeps a stamp: the install is skipped while the Python version, the
 packages' pyproject.toml files, the requirement files and the table entry are unchanged.
-pytest collecting no test (exit 5) counts as a failure.
+pytest collecting no test (exit 5) counts as a failure. The first environment installs in the
+foreground; the others install one after another in the background while it runs (pip's output
+in ``<venv>.install.log``, printed when that environment's turn comes).
 
 Arguments after ``test``:
 
@@ -64,9 +66,10 @@ import sys
 import time
 import venv
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BINDIR = "Scripts" if os.name == "nt" else "bin"
@@ -190,8 +193,8 @@ ENVS: tuple[Env, ...] = (
 MAIN = ENVS[0]
 
 
-def run(cmd: list[str | Path], **kwargs: object) -> int:
-    print("+", " ".join(str(c) for c in cmd), flush=True)
+def run(cmd: list[str | Path], log: IO[str] | None = None, **kwargs: object) -> int:
+    print("+", " ".join(str(c) for c in cmd), flush=True, file=log or sys.stdout)
     return subprocess.call([str(c) for c in cmd], cwd=ROOT, **kwargs)  # type: ignore[arg-type]
 
 
@@ -223,12 +226,14 @@ def install(
     extras: dict[str, str],
     requirements: tuple[str, ...],
     stamp: str,
+    log: IO[str] | None = None,
 ) -> int | None:
-    """Create ``env``'s venv if needed and install into it unless its stamp is current.
+    """Create ``env``'s venv if needed and install into it unless its stamp is current
+    (pip's output to ``log`` when given, else to the terminal).
 
     Returns pip's exit code, or None when the stamp was current (nothing to do)."""
     if not env.python.exists():
-        print(f"+ creating {env.venv}", flush=True)
+        print(f"+ creating {env.venv}", flush=True, file=log or sys.stdout)
         venv.EnvBuilder(with_pip=True).create(env.path)
     digest = hashlib.sha256(sys.version.encode())
     digest.update(repr((packages, sorted(extras.items()), requirements)).encode())
@@ -243,7 +248,7 @@ def install(
         cmd += ["-e", f"{pkg}[{extras[pkg]}]" if pkg in extras else pkg]
     for req in requirements:
         cmd += ["-r", req]
-    code = run(cmd)
+    code = run(cmd) if log is None else run(cmd, stdout=log, stderr=subprocess.STDOUT, log=log)
     if code == 0:
         stamp_file.write_text(digest.hexdigest())
     return code
@@ -429,13 +434,44 @@ def timed(name: str, action: Callable[[], int | None]) -> Step | None:
     return None if code is None else (name, code, time.monotonic() - start)
 
 
-def run_env(env: Env, pytest_args: list[str] | None, envs: tuple[Env, ...]) -> list[Step]:
-    """Install ``env`` and run all its steps (the install, unless its stamp is current)."""
+def install_step(env: Env, log: IO[str] | None = None) -> Step | None:
+    return timed(
+        "install", lambda: install(env, env.packages, env.extras, env.requirements, "test", log)
+    )
+
+
+def background_installs(envs: list[Env]) -> dict[str, Future[Step | None]]:
+    """Install ``envs`` one after another in a background thread (each pip's output to
+    ``<venv>.install.log`` next to the venv), so they overlap the foreground environments'
+    tests instead of adding to them."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="install")
+
+    def one(env: Env) -> Step | None:
+        with open(ROOT / f"{env.venv}.install.log", "w") as log:
+            return install_step(env, log)
+
+    futures = {env.name: pool.submit(one, env) for env in envs}
+    pool.shutdown(wait=False)
+    return futures
+
+
+def run_env(
+    env: Env,
+    pytest_args: list[str] | None,
+    envs: tuple[Env, ...],
+    installing: Future[Step | None] | None = None,
+) -> list[Step]:
+    """Install ``env`` (or wait for its background install) and run all its steps (the
+    install among them, unless its stamp was current)."""
     print(f"\n=== environment {env.name} ({env.venv}) ===", flush=True)
     steps: list[Step | None] = []
-    steps.append(
-        timed("install", lambda: install(env, env.packages, env.extras, env.requirements, "test"))
-    )
+    if installing is None:
+        steps.append(install_step(env))
+    else:
+        steps.append(installing.result())
+        log = ROOT / f"{env.venv}.install.log"
+        if log.exists():
+            print(log.read_text(), end="", flush=True)
     if steps[0] is not None and steps[0][1] != 0:
         return [steps[0]]
     if env.lint:
@@ -466,7 +502,12 @@ def test(args: list[str]) -> None:
         print(exc, file=sys.stderr)
         sys.exit(2)
     check_python()
-    report = [(env, run_env(env, pytest_args, ENVS)) for env, pytest_args in todo]
+    # the first environment installs in the foreground; the others while it runs
+    installing = background_installs([env for env, _ in todo[1:]])
+    report = [
+        (env, run_env(env, pytest_args, ENVS, installing.get(env.name)))
+        for env, pytest_args in todo
+    ]
     print("\n=== summary ===")
     width = max(len(env.name) for env in ENVS)
     for env, steps in report:

@@ -271,3 +271,31 @@ def test_a_stamp_covers_the_files_a_requirement_file_includes(tmp_path: Path) ->
         "b.txt",
         "c.txt",
     ]
+
+
+def test_the_first_environment_installs_in_front_the_others_in_the_background(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    installs: list[tuple[str, bool, str]] = []
+
+    def fake_install(env: Any, *args: Any) -> None:
+        log = args[-1]
+        installs.append((env.name, log is not None, threading.current_thread().name))
+        if log is not None:
+            log.write(f"installed {env.name}\n")
+
+    monkeypatch.setattr(dev, "install", fake_install)
+    monkeypatch.setattr(dev, "run", lambda cmd, **kwargs: 0)
+    with pytest.raises(SystemExit) as exc:
+        dev.test([])
+    assert exc.value.code == 0
+    by_name = {name: (logged, thread) for name, logged, thread in installs}
+    assert len(installs) == len(by_name) == len(dev.ENVS)
+    assert by_name.pop("main") == (False, "MainThread")
+    assert all(logged and thread.startswith("install") for logged, thread in by_name.values())
+    for env in dev.ENVS[1:]:
+        log = SCRIPT.parent.parent / f"{env.venv}.install.log"
+        assert log.read_text() == f"installed {env.name}\n"
+        log.unlink()
