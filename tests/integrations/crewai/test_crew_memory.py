@@ -424,3 +424,25 @@ def test_contents_must_be_strings(memory: MemtraceMemory) -> None:
     with pytest.raises(TypeError, match="string"):
         memory.remember_many([None])  # type: ignore[list-item]
     assert memory.list_records() == []
+
+
+def test_a_failed_background_save_is_logged_once_and_loses_nothing_else(
+    db_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from memtrace_core.errors import StoreError
+
+    memory = MemtraceMemory(db_url)
+    api = memory.handle.sync
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        raise StoreError("disk full")
+
+    monkeypatch.setattr(api, "add_memories", failing)
+    memory.remember_many(["lost fact one", "lost fact two"])
+    memory.drain_writes()
+    failures = [r for r in caplog.records if "saving 2 memories failed" in r.getMessage()]
+    assert len(failures) == 1
+    assert "disk full" in failures[0].getMessage()
+    monkeypatch.undo()
+    memory.remember("kept fact")
+    assert [r.content for r in memory.list_records()] == ["kept fact"]

@@ -564,8 +564,10 @@ class MemtraceMemory(Memory):
         try:
             return drive(self.handle, program)  # type: ignore[no-any-return]
         except Exception as exc:
+            # reported once, as MemorySaveFailedEvent (by the program) and in the log; not
+            # raised into the save pool, which would report it a second time
             logger.warning("memtrace-crewai: saving %d memories failed: %s", count, exc)
-            raise
+            return []
 
     async def aremember_many(
         self,
