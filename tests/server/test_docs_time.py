@@ -22,6 +22,8 @@ assert (scratch.expires_at - scratch.recorded_at).total_seconds() == 900
 assert new.supersedes == old.id
 assert mt.get_memory(old.id).superseded_by == new.id
 assert mt.get_memory(old.id).superseded_at == new.recorded_at
+assert forgotten == 2
+assert mt.list_memories(agent_id="crm", include_superseded=True).count == 0
 entities = mt.list_memories(as_of=then, memory_type="entity").memories
 assert [m.content for m in entities] == ["The staging database is db-7"]
 assert entities[0].superseded_by is None  # superseded later: undone in the view

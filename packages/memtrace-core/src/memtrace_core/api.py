@@ -169,15 +169,17 @@ class AsyncMemoryAPI(Protocol):
     async def delete_memories(
         self, criteria: DeleteFilter | Mapping[str, Any] | None = None, /, **fields: Any
     ) -> int:
-        """Delete every memory matching the criteria; returns the count deleted."""
+        """Delete every memory matching the criteria; returns the count deleted. With
+        ``all_versions=True`` every other version of each matched memory (its whole
+        supersession chain) is deleted too, and counted."""
         ...
 
     async def pop_memory(
         self, criteria: DeleteFilter | Mapping[str, Any] | None = None, /, **filters: Any
     ) -> Memory | None:
         """Remove and return the newest current (not superseded, unexpired) memory matching
-        the filters of :meth:`delete_memories` (at least one), or None. Atomic: two
-        concurrent pops never return the same memory."""
+        the filters of :meth:`delete_memories` (at least one; ``all_versions`` is refused),
+        or None. Atomic: two concurrent pops never return the same memory."""
         ...
 
     async def summarize_memories(

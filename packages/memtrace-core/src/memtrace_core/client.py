@@ -62,6 +62,7 @@ from .timeutil import format_dt
 from .validation import (
     check_batch,
     check_export_criteria,
+    check_pop_criteria,
     check_query_lists,
     check_ref,
     coerce,
@@ -147,6 +148,15 @@ def _encode_json(body: Any) -> bytes:
 
 def _body(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(mode="json", exclude_none=True)
+
+
+def _delete_body(crit: DeleteFilter) -> dict[str, Any]:
+    """A DeleteFilter's body; ``all_versions`` only when true (a server from before it existed
+    still takes every other delete)."""
+    body = _body(crit)
+    if not crit.all_versions:
+        body.pop("all_versions", None)
+    return body
 
 
 def _params(model: BaseModel, *, drop: tuple[str, ...] = ()) -> dict[str, str]:
@@ -334,14 +344,15 @@ class AsyncMemtraceClient(Shortcuts):
         self, criteria: DeleteFilter | Mapping[str, Any] | None = None, /, **fields: Any
     ) -> int:
         crit = coerce(DeleteFilter, criteria, fields)
-        response = await self._request("POST", "/memories/delete", json=_body(crit))
+        response = await self._request("POST", "/memories/delete", json=_delete_body(crit))
         return int(response.json()["deleted"])
 
     async def pop_memory(
         self, criteria: DeleteFilter | Mapping[str, Any] | None = None, /, **filters: Any
     ) -> Memory | None:
         crit = coerce(DeleteFilter, criteria, filters)
-        return (await self._send(PopResult, "POST", "/memories/pop", _body(crit))).memory
+        check_pop_criteria(crit)
+        return (await self._send(PopResult, "POST", "/memories/pop", _delete_body(crit))).memory
 
     async def summarize_memories(
         self, filters: SummaryQuery | Mapping[str, Any] | None = None, /, **fields: Any
@@ -482,7 +493,7 @@ class AsyncMemtraceClient(Shortcuts):
         """JSON Lines from ``GET /api/v1/export``, streamed (each line ends with a newline)."""
         crit = coerce(DeleteFilter, criteria, fields)
         check_export_criteria(crit)
-        params = _params(crit, drop=("all_memories",))
+        params = _params(crit, drop=("all_memories", "all_versions"))
         url = _API + "/export"
         try:
             async with self._http.stream("GET", url, params=params) as response:

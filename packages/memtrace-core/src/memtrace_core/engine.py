@@ -93,6 +93,7 @@ from .validation import (
     check_offset,
     check_one_of,
     check_order,
+    check_pop_criteria,
     check_ref,
     check_tags,
     check_text,
@@ -805,7 +806,10 @@ class AsyncMemtrace(Shortcuts):
     ) -> int:
         """Delete every memory matching the criteria (agent, session, namespace or prefix, key
         or ``keys``, ``ids``, tags (all) or ``tags_any``, types, ``metadata``, time ranges);
-        ``all_memories=True`` purges the whole org's memories. Returns the count deleted."""
+        ``all_memories=True`` purges the whole org's memories. ``all_versions=True`` also
+        deletes every other version of each matched memory (its whole supersession chain,
+        whatever the namespace, tags or time of those versions), so that no earlier version
+        becomes current again. Returns the count deleted (every version)."""
         crit = coerce(DeleteFilter, criteria, fields)
         flt = await self._criteria_filter(crit)
         if flt.is_empty() and not crit.all_memories:
@@ -814,6 +818,8 @@ class AsyncMemtrace(Shortcuts):
                 "keys, ids, tags, tags_any, types, metadata, since/until or all_memories=true",
                 field="filter",
             )
+        if crit.all_versions:
+            return await self.store.delete_memories(self.org_id, flt, all_versions=True)
         return await self.store.delete_memories(self.org_id, flt)
 
     async def pop_memory(
@@ -825,6 +831,7 @@ class AsyncMemtrace(Shortcuts):
         Superseded and expired memories are never popped. Atomic: the choice and the delete
         are one store transaction, so two concurrent pops never return the same memory."""
         crit = coerce(DeleteFilter, criteria, filters)
+        check_pop_criteria(crit)
         flt = await self._criteria_filter(crit)
         if flt.is_empty() and not crit.all_memories:
             raise ValidationError(

@@ -416,7 +416,11 @@ class MemorySummary(_Model):
 
 class DeleteFilter(_Request):
     """Which memories :meth:`AsyncMemtrace.delete_memories` removes. At least one criterion is
-    required; ``all_memories=True`` purges every memory of the org."""
+    required; ``all_memories=True`` purges every memory of the org. ``all_versions=True``
+    (deletes only; a pop or an export refuses it) also deletes every other version of each
+    matched memory: its whole supersession chain, older and newer versions alike, whatever
+    their namespace, tags or time. Without it, deleting the current version makes the one it
+    superseded current again (docs/time.md)."""
 
     agent_id: str | None = _doc(**_ID)
     session_id: str | None = _doc(**_ID)
@@ -437,6 +441,12 @@ class DeleteFilter(_Request):
     keys: list[str] | None = _doc(**_KEYS)
     metadata: dict[str, Any] | None = _doc(description=_METADATA_FILTER)
     all_memories: StrictBool = False  # destructive: true only, never "yes" or 1
+    all_versions: StrictBool = Field(
+        default=False,
+        description="deletes only: also delete every other version of each matched memory (its "
+        "whole supersession chain, older and newer, whatever its namespace, tags or time), so "
+        "that no earlier version becomes current again",
+    )
 
 
 class DeleteResult(_Model):

@@ -578,6 +578,22 @@ def check_export_criteria(crit: Any) -> None:
                 "or by tags, ids, agent, session, types or time)",
                 field=name,
             )
+    if getattr(crit, "all_versions", False):
+        raise ValidationError(
+            "invalid all_versions: all_versions applies to deletes (an export holds the "
+            "memories its filter matches, superseded ones included)",
+            field="all_versions",
+        )
+
+
+def check_pop_criteria(crit: Any) -> None:
+    """A pop removes one memory, the newest current one: ``all_versions`` (delete whole
+    supersession chains) applies to deletes only, and is refused on every transport alike."""
+    if getattr(crit, "all_versions", False):
+        raise ValidationError(
+            "invalid all_versions: all_versions applies to deletes (a pop removes one memory)",
+            field="all_versions",
+        )
 
 
 #: The operators of a metadata filter and the :class:`MetaCondition` op of each.

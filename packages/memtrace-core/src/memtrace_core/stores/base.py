@@ -386,11 +386,21 @@ class Store(Protocol):
         :meth:`count_memories` does)."""
         ...
 
-    async def delete_memories(self, org_id: str, flt: MemoryFilter) -> int:
+    async def delete_memories(
+        self, org_id: str, flt: MemoryFilter, *, all_versions: bool = False
+    ) -> int:
         """Delete every memory of ``org_id`` matching ``flt`` from the table and from every
         index (a later keyword or substring search must not find it), mending the supersession
         links (see the class docstring). Returns the count. An empty filter deletes every
-        memory of the org (the engine guards against that)."""
+        memory of the org (the engine guards against that).
+
+        ``all_versions``: also delete every other version of each matched memory, i.e. its
+        whole supersession chain within ``org_id`` (follow ``supersedes`` to the older
+        versions and the memories that supersede it to the newer ones, transitively; those
+        versions need not match ``flt``), in the same transaction, so that no earlier version
+        becomes current again. Nothing outside those chains changes. The count is every memory
+        deleted. (The engine passes the keyword only when it is true: a store written before
+        it existed keeps working for every other delete.)"""
         ...
 
     async def pop_memory(self, org_id: str, flt: MemoryFilter, *, now: int) -> Memory | None:

@@ -1474,8 +1474,14 @@ class SQLiteStore(SQLiteAuthMixin):
 
         return await self._read(run)
 
-    async def delete_memories(self, org_id: str, flt: MemoryFilter) -> int:
+    async def delete_memories(
+        self, org_id: str, flt: MemoryFilter, *, all_versions: bool = False
+    ) -> int:
         where, params = build_where(org_id, flt)
+        if all_versions:
+            sql = chain_delete_sql(where)
+            args = [*params, org_id, org_id, org_id]
+            return await self._write(lambda conn: _delete(conn, sql, args))
         sql = (
             f"DELETE FROM memories WHERE rowid IN (SELECT m.rowid FROM memories m WHERE {where}) "
             "RETURNING org_id, supersedes"
@@ -1994,6 +2000,26 @@ def _refresh_until(conn: sqlite3.Connection, org_id: str, ids: Iterable[str]) ->
                 (horizon, org_id, row[0]),
             )
             current, first = row[0], False
+
+
+def chain_delete_sql(where: str) -> str:
+    """The ``DELETE … RETURNING org_id, supersedes`` of ``delete_memories(all_versions=True)``:
+    the memories matching ``where`` (over ``memories m``; its parameters first) and every
+    version of their supersession chains, older (``o.id = c.supersedes``, on the
+    ``(org_id, id)`` key) and newer (``n.supersedes = c.id``, on the unique
+    ``(org_id, supersedes)`` index), within the org (three more parameters: the org id). One
+    statement: the chains are collected before any row is deleted, so the links the delete
+    trigger mends between two doomed versions change nothing outside the chains."""
+    return (
+        "WITH RECURSIVE chain(id, supersedes) AS ("
+        f"SELECT m.id, m.supersedes FROM memories m WHERE {where} "
+        "UNION SELECT o.id, o.supersedes FROM chain c "
+        "JOIN memories o ON o.org_id = ? AND o.id = c.supersedes "
+        "UNION SELECT n.id, n.supersedes FROM chain c "
+        "JOIN memories n ON n.org_id = ? AND n.supersedes = c.id) "
+        "DELETE FROM memories WHERE org_id = ? AND id IN (SELECT id FROM chain) "
+        "RETURNING org_id, supersedes"
+    )
 
 
 def _delete(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> int:
