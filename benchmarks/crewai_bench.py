@@ -352,7 +352,7 @@ def compare_locomo(mem: MemtraceMemory, api: Any, conv: dict[str, Any]) -> Count
         matches = mem.recall(question.text, limit=10)
         found = api.search_memories(namespace_prefix=["crewai"], query=question.text, limit=10)
         ids = [m.record.id for m in matches]
-        engine_ids = [m.id for m in found.results]
+        engine_ids = [m.key or m.id for m in found.results]
         evidence = {by_dia[d] for d in question.evidence if d in by_dia}
         c["questions"] += 1
         c["hits_recall"] += bool(evidence.intersection(ids))

@@ -157,6 +157,16 @@ async def test_list_namespaces(mt: Any) -> None:
         await mt.list_namespaces(prefix=[])
 
 
+async def test_a_namespace_only_an_older_version_occupies_is_not_listed(mt: Any) -> None:
+    old = await mt.add_memory(agent_id="bot", content="v1", namespace=["moved", "from"])
+    await mt.add_memory(agent_id="bot", content="v2", namespace=["moved", "to"], supersedes=old.id)
+    listed = (await mt.list_namespaces(prefix=["moved"])).namespaces
+    assert listed == [["moved", "to"]]
+    # the older version is still there for as_of and include_superseded
+    found = await mt.search_memories(namespace=["moved", "from"], include_superseded=True)
+    assert [m.content for m in found.results] == ["v1"]
+
+
 async def test_metadata_filters(mt: Any) -> None:
     rows = [
         ("one", {"n": 1, "kind": "x", "flag": True, "tags": [1, 2], "deep": {"a": {"b": 1}}}),

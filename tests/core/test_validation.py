@@ -481,3 +481,29 @@ async def test_key_ignores_memory_type_session_tags_and_metadata(engine: AsyncMe
 def test_memory_create_model_accepts_sdk_shape() -> None:
     model = MemoryCreate(agent_id="agent_1", content="x", importance=0.3)
     assert validate_memory(model, LIMITS) is model
+
+
+def test_a_namespaced_memory_is_deduplicated_within_its_namespace_on_its_whole_content(
+    tmp_path: Any,
+) -> None:
+    from memtrace_core import connect
+    from memtrace_core.errors import DuplicateMemoryError
+
+    mt = connect(f"sqlite:///{tmp_path / 'ns.db'}")
+    try:
+        head = "x" * 250
+        a = mt.add_memory(agent_id="a", content=head + " one", namespace=["team", "a"])
+        # another namespace, or a different tail after 200 shared bytes: another memory
+        mt.add_memory(agent_id="a", content=head + " one", namespace=["team", "b"])
+        mt.add_memory(agent_id="a", content=head + " two", namespace=["team", "a"])
+        with pytest.raises(DuplicateMemoryError) as dup:
+            mt.add_memory(agent_id="a", content=head + " one", namespace=["team", "a"])
+        assert dup.value.existing_id == a.id
+        assert a.dedup_key is not None
+        assert a.dedup_key.startswith("n")
+        # without a namespace: the original's key (first 200 bytes) as before
+        mt.add_memory(agent_id="a", content=head + " one")
+        with pytest.raises(DuplicateMemoryError):
+            mt.add_memory(agent_id="a", content=head + " two")
+    finally:
+        mt.close()

@@ -74,14 +74,14 @@ def test_memory_recall_equals_the_engine_search(handle_url: tuple[str, Any]) -> 
             )
             assert len(matches) == 10
             # the same ranked list, record for record
-            assert [m.record.id for m in matches] == [m.id for m in found.results]
+            assert [m.record.id for m in matches] == [m.key for m in found.results]
             # scores equal up to the recency prior's drift between the two calls
             assert [m.score for m in matches] == pytest.approx(
                 [m.score for m in found.results], abs=2e-6
             )
             evidence = {by_dia[d] for d in question.evidence if d in by_dia}
             recall_hits.append(frozenset(evidence.intersection(m.record.id for m in matches)))
-            engine_hits.append(frozenset(evidence.intersection(m.id for m in found.results)))
+            engine_hits.append(frozenset(evidence.intersection(m.key for m in found.results)))
     finally:
         memory.close()
         engine.close()

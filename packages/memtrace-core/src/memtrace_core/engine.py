@@ -105,6 +105,7 @@ from .validation import (
     keyed_dedup_key,
     merge_item,
     metadata_conditions,
+    namespaced_dedup_key,
     resolve_expiry,
     validate_memory,
 )
@@ -331,13 +332,16 @@ class AsyncMemtrace(Shortcuts):
                     raise
             key = mem.dedup_key
             if key is None and dedup and mem.dedup is not False:
-                key = (
-                    dedup_key(mem.agent_id, mem.event_type, mem.content)
-                    if mem.key is None
-                    else keyed_dedup_key(
+                if mem.key is not None:
+                    key = keyed_dedup_key(
                         mem.agent_id, mem.event_type, mem.content, mem.namespace, mem.key
                     )
-                )
+                elif mem.namespace:
+                    key = namespaced_dedup_key(
+                        mem.agent_id, mem.event_type, mem.content, mem.namespace
+                    )
+                else:
+                    key = dedup_key(mem.agent_id, mem.event_type, mem.content)
             record = _to_record(
                 mem,
                 memory_id(),
@@ -806,10 +810,12 @@ class AsyncMemtrace(Shortcuts):
     ) -> int:
         """Delete every memory matching the criteria (agent, session, namespace or prefix, key
         or ``keys``, ``ids``, tags (all) or ``tags_any``, types, ``metadata``, time ranges);
-        ``all_memories=True`` purges the whole org's memories. ``all_versions=True`` also
-        deletes every other version of each matched memory (its whole supersession chain,
-        whatever the namespace, tags or time of those versions), so that no earlier version
-        becomes current again. Returns the count deleted (every version)."""
+        ``all_memories=True`` purges the whole org's memories. ``all_versions=True`` deletes
+        whole records: the criteria match the current versions (what reads show — unless
+        ``ids`` names versions, which then match whatever they are), and each goes with every
+        other version of its supersession chain, whatever the namespace, tags or time of those
+        versions; so no earlier version becomes current again, and a record is never deleted
+        for what an older version of it said. Returns the count deleted (every version)."""
         crit = coerce(DeleteFilter, criteria, fields)
         flt = await self._criteria_filter(crit)
         if flt.is_empty() and not crit.all_memories:
@@ -819,6 +825,8 @@ class AsyncMemtrace(Shortcuts):
                 field="filter",
             )
         if crit.all_versions:
+            if flt.ids is None:
+                flt = replace(flt, current=True)
             return await self.store.delete_memories(self.org_id, flt, all_versions=True)
         return await self.store.delete_memories(self.org_id, flt)
 

@@ -617,5 +617,7 @@ class ToolSet:
                     f"{forget} refused: memory {memory_id} belongs to another agent; you can "
                     "only forget your own memories."
                 )
-        yield Call("delete_memory", (memory_id,))
+        # the memory and all its versions: deleting only the current version of an updated
+        # memory would make its previous version current again
+        yield Call("delete_memories", (), {"ids": [memory.id], "all_versions": True})
         return f"Forgot {memory_id}: {memory.content[:80]}"

@@ -110,6 +110,19 @@ def keyed_dedup_key(
     return "k" + hashlib.sha256(raw).hexdigest()[:31]
 
 
+def namespaced_dedup_key(
+    agent_id: str, event_type: str, content: str, namespace: Sequence[str]
+) -> str:
+    """The default dedup key of a write with a ``namespace`` and no ``key``: agent, event type
+    and the whole content (not its first 200 bytes: the original had no namespaces, so there is
+    no key to match), scoped to the namespace — the same fact in two namespaces is two
+    memories."""
+    raw = json.dumps(
+        [list(namespace), agent_id, event_type, content], ensure_ascii=False, separators=(",", ":")
+    )
+    return "n" + hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()[:31]
+
+
 def check_id(
     value: Any, field: str, *, index: int | None = None, required: bool = False
 ) -> str | None:

@@ -8,8 +8,10 @@ After each task CrewAI asks the memory to ``extract_memories`` from::
     Result: <the agent's final answer>
 
 (after ``Agent.kickoff()`` / a ``LiteAgent`` run: ``Input: <the request>\nAgent: <role>\nResult:
-<answer>``) and stores each extracted string. The labels are found by their first occurrence,
-in that order. CrewAI's stock ``Memory`` asks an LLM for the facts; memtrace
+<answer>``) and stores each extracted string. A description or request may itself hold such
+lines (a chat transcript): the role is the first ``Agent:`` line that is directly followed by
+``Expected result:`` (or, in a kickoff dump, ``Result:``), so only the dump's own layout
+counts. CrewAI's stock ``Memory`` asks an LLM for the facts; memtrace
 splits the **result** instead, the same way every time (:func:`split_facts`):
 
 0. of the result, the agent's ReAct scaffolding goes: ``Thought:`` lines (its reasoning, not a
@@ -44,9 +46,10 @@ __all__ = ["MAX_FACT_CHARS", "TASK_CHARS", "ExtractedFact", "extract_facts", "sp
 MAX_FACT_CHARS = 2000
 TASK_CHARS = 200
 
-#: The labels of CrewAI's two dumps: (first, then these in order); the last one holds the result.
-_TASK_DUMP = ("Task:", "\nAgent:", "\nExpected result:", "\nResult:")
-_KICKOFF_DUMP = ("Input:", "\nAgent:", "\nResult:")
+#: CrewAI's two dumps: the first label, the label after the role line, the result label.
+_TASK_DUMP = ("Task:", "\nExpected result:", "\nResult:")
+_KICKOFF_DUMP = ("Input:", "\nResult:", "\nResult:")
+_AGENT = "\nAgent:"
 _MARKER = re.compile(r"^\s*(?:[-*•·]+|\d{1,3}[.)]|#{1,6})\s+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[“‘])")
 _WORDY = re.compile(r"\w")
@@ -59,23 +62,32 @@ def _answer(result: str) -> str:
     return _FINAL.sub("", _THOUGHT.sub("", result))
 
 
-def _fields(content: str, labels: tuple[str, ...]) -> list[str] | None:
-    """The values after each label (first occurrences, in order), or None if one is missing."""
-    if not content.startswith(labels[0]):
+def _fields(content: str, labels: tuple[str, str, str]) -> tuple[str, str, str] | None:
+    """(task or input, agent role, result) of a dump laid out by ``labels``, else None: the
+    role is the first one-line ``Agent:`` directly followed by ``labels[1]``; the result
+    follows the first ``labels[2]`` from there."""
+    first, after_role, result_label = labels
+    if not content.startswith(first):
         return None
-    starts: list[int] = []
-    at = 0
-    for label in labels:
-        found = content.find(label, at)
-        if found < 0:
+    at = len(first)
+    while True:
+        agent = content.find(_AGENT, at)
+        if agent < 0:
             return None
-        starts.append(found)
-        at = found + len(label)
-    ends = [*starts[1:], len(content)]
-    return [
-        content[start + len(label) : end]
-        for label, start, end in zip(labels, starts, ends, strict=True)
-    ]
+        line_end = content.find("\n", agent + len(_AGENT))
+        if line_end < 0:
+            return None
+        if content.startswith(after_role, line_end):
+            break
+        at = agent + len(_AGENT)
+    result = content.find(result_label, line_end)
+    if result < 0:
+        return None
+    return (
+        content[len(first) : agent],
+        content[agent + len(_AGENT) : line_end],
+        content[result + len(result_label) :],
+    )
 
 
 class ExtractedFact(str):
@@ -167,4 +179,4 @@ def extract_facts(content: str) -> list[str]:
         return list(split_facts(content))
     task = " ".join(fields[0][: TASK_CHARS * 8].split())[:TASK_CHARS] or None
     agent = fields[1].strip() or None
-    return [ExtractedFact(f, task=task, agent=agent) for f in split_facts(_answer(fields[-1]))]
+    return [ExtractedFact(f, task=task, agent=agent) for f in split_facts(_answer(fields[2]))]

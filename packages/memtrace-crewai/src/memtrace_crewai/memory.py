@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Generator, Sequence
@@ -154,6 +155,7 @@ class MemtraceMemory(Memory):
     namespace: tuple[str, ...] = ("crewai",)
 
     _layout: Layout = PrivateAttr()
+    _mt_lock: Any = PrivateAttr(default_factory=threading.RLock)
 
     def __init__(self, memtrace: MemtraceTarget = None, /, **data: Any) -> None:
         if memtrace is not None:
@@ -334,7 +336,7 @@ class MemtraceMemory(Memory):
                 )
                 if value is not None
             }
-            memory = yield from update_program(self._layout, record_id, changes)
+            memory = yield from update_program(self._layout, record_id, changes, dedup=True)
         if memory is None:
             raise ValueError(f"Record not found: {record_id}")
         return self._layout.record(memory)
@@ -710,7 +712,7 @@ class MemtraceMemory(Memory):
     def reset(self, scope: str | None = None) -> None:
         """Delete every memory of the scope (default: ``root_scope``, else everything under the
         namespace root — never memories outside it)."""
-        with self._reset_lock:
+        with self._mt_lock:
             self.drain_writes()
             drive(
                 self.handle,
@@ -724,7 +726,7 @@ class MemtraceMemory(Memory):
 
     def reset_all(self) -> None:
         """Delete every memory under the namespace root (ignoring ``root_scope``)."""
-        with self._reset_lock:
+        with self._mt_lock:
             self.drain_writes()
             drive(self.handle, delete_program(self._layout, None, None, None, None, None))
 
@@ -761,6 +763,11 @@ class MemtraceMemory(Memory):
         await self._adrain()
         program = scope_info_program(self._layout, self._scope(path) or "/")
         return await drive_async(self.handle, program)  # type: ignore[no-any-return]
+
+    def tree(self, path: str | None = None, max_depth: int = 3) -> str:
+        """CrewAI's scope tree (counts per scope), after pending saves."""
+        self.drain_writes()
+        return super().tree(path, max_depth)
 
     def list_categories(self, path: str | None = None) -> dict[str, int]:
         """Categories (tags) of the scope and below, with how many memories carry each."""

@@ -37,7 +37,12 @@ from typing import Any, Protocol
 from crewai.memory.types import MemoryRecord, ScopeInfo
 from crewai.memory.utils import normalize_scope_path
 
-from memtrace_core.errors import ConflictError, NotFoundError, SupersededError
+from memtrace_core.errors import (
+    ConflictError,
+    DuplicateMemoryError,
+    NotFoundError,
+    SupersededError,
+)
 from memtrace_core.ids import is_memory_id
 from memtrace_core.integration import Call, MemtraceTarget, Program, as_handle, drive, drive_async
 from memtrace_core.models import Memory
@@ -75,11 +80,13 @@ def current_memory(layout: Layout, record_id: str) -> Generator[Call, Any, Memor
             try:
                 memory: Memory = yield Call("get_memory", (memory_id,))
             except NotFoundError:
-                return None
+                break
             if memory.superseded_by is None:
-                return memory if _under(memory.namespace, prefix) else None
+                if _under(memory.namespace, prefix):
+                    return memory
+                break
             memory_id = memory.superseded_by
-        return None
+        # a CrewAI id may look like a memory id (a record copied from another store): a key
     found = yield Call(
         "search_memories", (), {"key": record_id, "namespace_prefix": prefix, "limit": 1}
     )
@@ -127,7 +134,8 @@ def delete_program(
     if not record_ids:
         return (yield Call("delete_memories", (), base))
     ids = [i for i in record_ids if isinstance(i, str) and is_memory_id(i)]
-    keys = [i for i in record_ids if isinstance(i, str) and i and not is_memory_id(i)]
+    # every id is also tried as a key: a CrewAI id may look like a memory id
+    keys = [i for i in record_ids if isinstance(i, str) and i]
     deleted = 0
     for name, values in (("ids", ids), ("keys", keys)):
         for start in range(0, len(values), _PAGE):
@@ -216,13 +224,15 @@ _UPDATE_ATTEMPTS = 8
 
 
 def update_program(
-    layout: Layout, record_id: str, changes: dict[str, Any]
+    layout: Layout, record_id: str, changes: dict[str, Any], *, dedup: bool = False
 ) -> Generator[Call, Any, Memory | None]:
     """Write a new version of a record with ``changes`` (MemoryRecord fields) applied: it
     supersedes the current version (history stays readable with ``as_of``), keeps its key (so
     a keyed record keeps its id), agent, session, types and expiry, and is never taken for a
     duplicate of another memory. Concurrent updates: the last one wins (a write that lost the
-    race retries on the newer version). None when there is no such record."""
+    race retries on the newer version). With ``dedup`` the new version gets the dedup key of
+    what it now says (so a later repeat of it is caught), unless another memory says that
+    already: then it is written without one. None when there is no such record."""
     for _ in range(_UPDATE_ATTEMPTS):
         current = yield from current_memory(layout, record_id)
         if current is None:
@@ -244,12 +254,22 @@ def update_program(
             time=merged.created_at,
             event_type=current.event_type,
             memory_type=current.memory_type,
+            dedup=dedup,
         )
-        write.update(supersedes=current.id, dedup=False)
-        if current.expires_at is not None:
-            write["expires_at"] = current.expires_at
+        write["supersedes"] = current.id
+        for name in ("expires_at", "parent_id", "payload"):
+            value = getattr(current, name)
+            if value is not None:
+                write[name] = value
+        if not dedup:
+            write["dedup"] = False
         try:
-            memory: Memory = yield Call("add_memory", (write,))
+            try:
+                memory: Memory = yield Call("add_memory", (write,))
+            except DuplicateMemoryError:
+                # another memory says this already; this record says it too
+                write.pop("dedup_key", None)
+                memory = yield Call("add_memory", ({**write, "dedup": False},))
         except SupersededError:
             continue  # another update won the race: apply this one on top of it
         return memory

@@ -440,8 +440,9 @@ class Store(Protocol):
         self, org_id: str, prefix: tuple[str, ...] | None = None
     ) -> list[tuple[str, ...]]:
         """The distinct namespaces of ``org_id``'s memories that hold at least one memory that
-        has not expired (a superseded memory counts: its successor is in the same namespace
-        or, when it expired, it is current again), or only those equal to or below ``prefix``,
+        reads show — not expired and current (a superseded memory counts only once every
+        successor has expired: a namespace that only an older version of a moved record
+        occupies is not listed) — or only those equal to or below ``prefix``,
         sorted by their parts. The cost must be bounded by the number of namespaces, not of
         memories (SQLite: a skip-scan of an index)."""
         ...

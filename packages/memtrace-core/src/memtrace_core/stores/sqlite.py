@@ -1598,21 +1598,24 @@ class SQLiteStore(SQLiteAuthMixin):
         )
         first, step = select.format(op=">="), select.format(op=">")
 
-        # a namespace is listed while it holds a memory that has not expired
+        # a namespace is listed while it holds a memory that reads show: not expired, and not
+        # superseded (unless every successor has expired) — a namespace that only an older
+        # version of a moved record occupies is not listed
         live = (
             "SELECT 1 FROM memories WHERE org_id = ? AND namespace IS NOT NULL AND namespace = ? "
-            "AND (expires_at IS NULL OR expires_at > ?) LIMIT 1"
+            "AND (expires_at IS NULL OR expires_at > ?) "
+            "AND (superseded_by IS NULL OR superseded_until <= ?) LIMIT 1"
         )
 
         def run(conn: sqlite3.Connection) -> list[tuple[str, ...]]:
             now = now_us()
             out: list[tuple[str, ...]] = []
-            if exact is not None and _fetch_one(conn, live, (org_id, exact, now)):
+            if exact is not None and _fetch_one(conn, live, (org_id, exact, now, now)):
                 out.append(tuple(prefix or ()))
             row = _fetch_one(conn, first, (org_id, lo, *extra))
             while row is not None and row[0] is not None:
                 raw = row[0]
-                if _fetch_one(conn, live, (org_id, raw, now)):
+                if _fetch_one(conn, live, (org_id, raw, now, now)):
                     try:
                         out.append(tuple(_namespace_column(raw)))
                     except UnreadableRow as exc:
