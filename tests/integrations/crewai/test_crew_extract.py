@@ -107,3 +107,21 @@ def test_properties_of_the_split(text: str) -> None:
         line = re.sub(r"^\s*(?:[-*•·]+|\d{1,3}[.)]|#{1,6})\s+", "", line)
         for word in _WORD.findall(line):
             assert word in kept, (word, text, facts)
+
+
+def test_the_role_is_the_agent_line_of_crewais_layout_not_one_in_the_text() -> None:
+    (fact,) = extract_facts(
+        "Task: Reply to the user. Transcript:\nUser: hi\nAgent: let me check\nUser: ok\n"
+        "Agent: Support Rep\nExpected result: a reply\nResult: The order shipped on Monday."
+    )
+    assert fact == "The order shipped on Monday."
+    assert isinstance(fact, ExtractedFact)
+    assert fact.agent == "Support Rep"
+    assert fact.task is not None
+    assert fact.task.startswith("Reply to the user.")
+    (kick,) = extract_facts(
+        "Input: User: restart it\nAgent: restarting it now\nUser: thanks\nAgent: Ops Bot\n"
+        "Result: Restarted the service."
+    )
+    assert isinstance(kick, ExtractedFact)
+    assert (str(kick), kick.agent) == ("Restarted the service.", "Ops Bot")

@@ -246,7 +246,9 @@ def test_the_async_twins(memory: MemtraceMemory) -> None:
         assert await memory.alist_categories() == {"fruit": 1}
         updated = await memory.aupdate(rec.id, content="async apples are green")
         assert updated.content == "async apples are green"
-        assert await memory.aforget(record_ids=[updated.id]) == 2  # the record and its earlier version
+        assert (
+            await memory.aforget(record_ids=[updated.id]) == 2
+        )  # the record and its earlier version
         assert "async pears" in await memory.asession_context()
         await memory.areset()
         assert await memory.alist_records() == []
@@ -399,6 +401,8 @@ def test_metadata_filters_compare_like_crewai_and_wildcards_are_no_scopes(
         memory.forget(metadata_filter={"owner": {"team": "x"}})
     with pytest.raises(ValueError, match="object value"):
         memory.forget(metadata_filter={"status": {"$ne": "closed"}})
+    with pytest.raises(ValueError, match="object value"):
+        memory.forget(metadata_filter={"owners": [{"team": "x"}]})
     assert memory.forget(metadata_filter={"status": "open"}) == 1
     with pytest.raises(ValueError, match="wildcard"):
         memory.remember("c", scope="/team/*")
@@ -446,3 +450,42 @@ def test_a_failed_background_save_is_logged_once_and_loses_nothing_else(
     monkeypatch.undo()
     memory.remember("kept fact")
     assert [r.content for r in memory.list_records()] == ["kept fact"]
+
+
+def test_updates_keep_dedup_parent_and_payload_and_tree_waits(memory: MemtraceMemory) -> None:
+    rec = memory.remember("The build takes ten minutes")
+    assert rec is not None
+    memory.update(rec.id, importance=0.9)
+    again = memory.remember("The build takes ten minutes")
+    assert again is not None
+    assert again.id == rec.id  # still caught as a repeat after the update
+    assert memory.info().record_count == 1
+    mt = memory.handle.sync
+    parent = mt.remember("someone", "a parent memory")
+    (stored,) = mt.search_memories(key=rec.id, namespace_prefix=["crewai"]).results
+    # a memory with a parent and a payload (written by other means), updated through CrewAI
+    linked = mt.add_memory(
+        agent_id=stored.agent_id,
+        content="linked fact",
+        namespace=["crewai"],
+        key="linked",
+        parent_id=parent.id,
+        payload={"graph": [1, 2, 3]},
+    )
+    memory.update("linked", content="linked fact, corrected")
+    (new,) = mt.search_memories(key="linked", namespace_prefix=["crewai"]).results
+    assert (new.content, new.parent_id, new.payload) == (
+        "linked fact, corrected",
+        parent.id,
+        {"graph": [1, 2, 3]},
+    )
+    assert new.id != linked.id
+    memory.remember_many([f"tree fact {i}" for i in range(50)], scope="/t")
+    assert "/t (50 records)" in memory.tree()
+    # mem_-shaped CrewAI ids (records copied from another store) are keys
+    copied = MemoryRecord(id="mem_01JZZZZZZZZZZZZZZZZZZZZZZZ", content="copied record")
+    memory._storage.save([copied])
+    assert [r.id for r in memory.list_records(scope="/") if r.content == "copied record"] == [
+        copied.id
+    ]
+    assert memory.forget(record_ids=[copied.id]) == 1

@@ -157,3 +157,18 @@ def test_the_tools_never_show_private_records(handle_url: tuple[str, Any]) -> No
     assert "The team offsite is in May" in recalled
     assert "Alice" not in recalled
     assert "1 memory since 24h" in recalled
+
+
+def test_forget_by_the_tool_removes_every_version(handle_url: tuple[str, Any]) -> None:
+    url, options = handle_url
+    memory = MemtraceMemory(url, agent_id="keeper", **options)
+    t = _by_name(memtrace_tools(memory))
+    saved = t["memtrace_remember"].run(content="The wifi password is hunter2")
+    memory_id = saved.split()[2]
+    (record,) = memory.list_records()
+    memory.update(record.id, content="The wifi password is correcthorse")
+    (current,) = memory.handle.sync.search_memories(query="wifi", agent_id="keeper").results
+    assert t["memtrace_forget"].run(memory_id=current.id).startswith(f"Forgot {current.id}")
+    assert memory.list_records() == []
+    assert "No memories" in t["memtrace_recall"].run()
+    assert memory_id != current.id

@@ -95,14 +95,17 @@ def aware_utc(value: datetime) -> datetime:
 
 def metadata_filter(flt: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """CrewAI's ``metadata_filter`` (every key's value equal, as LanceDB compares) as a
-    memtrace metadata filter. A value that is an object is refused: memtrace would match it as
-    a subset (and ``$``-keys inside it as operators), not as an equal object."""
+    memtrace metadata filter. A value that is an object, or a list holding one, is refused:
+    memtrace would match an object as a subset (and ``$``-keys inside it as operators), not as
+    an equal object."""
     if not flt:
         return None
     if not isinstance(flt, Mapping):
         raise TypeError(f"metadata_filter must be a dict, got {type(flt).__name__}")
     for key, value in flt.items():
-        if isinstance(value, Mapping):
+        if isinstance(value, Mapping) or (
+            isinstance(value, (list, tuple)) and any(isinstance(v, Mapping) for v in value)
+        ):
             raise ValueError(
                 f"metadata_filter[{key!r}]: an object value is not supported (compare its "
                 "fields one by one, e.g. {'owner.team': ...} is not a path either: filter on "
