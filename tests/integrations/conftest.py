@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -19,6 +22,8 @@ from memtrace_core.api import AsyncMemoryAPI, MemoryAPI
 from memtrace_server.testing import LiveServer, bootstrap_admin_key, config_for, serve_in_thread
 
 TRANSPORTS = ["sqlite", "http"]
+REPO = Path(__file__).resolve().parents[2]
+LOCOMO_DEV = REPO.parent / "shared" / "data" / "locomo" / "locomo-dev.json"
 
 
 @pytest.fixture
@@ -70,3 +75,22 @@ async def async_handle(handle_url: tuple[str, Any]) -> AsyncIterator[AsyncMemory
     mt = await aconnect(url, **options)
     yield mt
     await mt.close()
+
+
+@pytest.fixture(scope="session")
+def locomo() -> ModuleType:
+    """``benchmarks/locomo_recall.py``: the LoCoMo loader and scorer the recall benchmark uses."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    return importlib.import_module("locomo_recall")
+
+
+@pytest.fixture(scope="session")
+def locomo_conversation(locomo: ModuleType) -> dict[str, Any]:
+    """The smallest conversation of the LoCoMo dev file (a smoke test's worth of questions)."""
+    assert LOCOMO_DEV.is_file(), (
+        f"LoCoMo data not found at {LOCOMO_DEV}: this test needs locomo-dev.json in "
+        "shared/data/locomo/ beside the repository checkout"
+    )
+    conversations = locomo.load_conversations(LOCOMO_DEV)
+    conv: dict[str, Any] = min(conversations, key=lambda c: len(locomo.locomo_memories(c)))
+    return conv

@@ -5,7 +5,7 @@ same recall@10 — on both transports.
 
 The conversation is the smallest of ``locomo-dev.json`` by number of turns (as
 tests/integrations/langchain/test_lc_locomo.py); the ingest and the questions are
-``benchmarks/locomo_recall.py``'s own. Each turn is ``remember("Speaker: text",
+``benchmarks/locomo.py``'s own. Each turn is ``remember("Speaker: text",
 metadata={"dia_id": …})`` — no scope, so the namespace is ``["crewai"]``. A turn whose text
 repeats an earlier one is the engine's duplicate (``remember`` returns the stored record) and
 its ``dia_id`` maps to that record. The data (CC BY-NC) is read from ``../shared/data/locomo/``
@@ -14,9 +14,6 @@ beside the checkout; when it is missing the test fails rather than skips.
 
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,39 +22,25 @@ from crew_fakes import ForbiddenEmbedder, ForbiddenLLM
 from memtrace_core import connect
 from memtrace_crewai import MemtraceMemory
 
-REPO = Path(__file__).resolve().parents[3]
-DATA = REPO.parent / "shared" / "data" / "locomo" / "locomo-dev.json"
-
-sys.path.insert(0, str(REPO / "benchmarks"))
-locomo_recall = importlib.import_module("locomo_recall")
-
 #: What benchmarks/crewai_bench.py measured through MemtraceMemory on this conversation
 #: (0.704, the same as the LangGraph store path: no session or turn time on the write); the
 #: floor sits well above an unranked search (0.123).
 RECALL_FLOOR = 0.65
 
 
-def _smoke_conversation() -> dict[str, Any]:
-    assert DATA.is_file(), (
-        f"LoCoMo data not found at {DATA}: this test needs locomo-dev.json in "
-        "shared/data/locomo/ beside the repository checkout"
-    )
-    conversations = locomo_recall.load_conversations(DATA)
-    conv: dict[str, Any] = min(conversations, key=lambda c: len(locomo_recall.locomo_memories(c)))
-    return conv
-
-
-def test_memory_recall_equals_the_engine_search(handle_url: tuple[str, Any]) -> None:
+def test_memory_recall_equals_the_engine_search(
+    handle_url: tuple[str, Any], locomo: Any, locomo_conversation: dict[str, Any]
+) -> None:
     url, options = handle_url
-    conv = _smoke_conversation()
-    questions = locomo_recall.locomo_questions(conv)
+    conv = locomo_conversation
+    questions = locomo.locomo_questions(conv)
     assert len(questions) >= 50, f"{conv['sample_id']}: only {len(questions)} questions"
 
     memory = MemtraceMemory(url, llm=ForbiddenLLM(), embedder=ForbiddenEmbedder(), **options)
     engine = connect(url, **options)
     try:
         by_dia: dict[str, str] = {}
-        for turn in locomo_recall.locomo_memories(conv):
+        for turn in locomo.locomo_memories(conv):
             dia = turn["metadata"]["dia_id"]
             record = memory.remember(turn["content"], metadata={"dia_id": dia})
             assert record is not None

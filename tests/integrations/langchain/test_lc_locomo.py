@@ -4,7 +4,7 @@ finds over the same memories — the same evidence hits per question, so the sam
 
 The conversation is the one ``tests/core/test_locomo_smoke.py`` uses (the smallest of
 ``locomo-dev.json`` by number of turns); the ingest and the questions are
-``benchmarks/locomo_recall.py``'s own. Each turn is put as an item
+``benchmarks/locomo.py``'s own. Each turn is put as an item
 ``("locomo", <conversation>)`` / ``<dia_id>`` with value ``{"content": "Speaker: text",
 "dia_id": …}``. The data (CC BY-NC) is read from ``../shared/data/locomo/`` beside the
 checkout; when it is missing the test fails rather than skips.
@@ -12,9 +12,6 @@ checkout; when it is missing the test fails rather than skips.
 
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,37 +20,23 @@ from langgraph.store.base import PutOp
 from memtrace_core.api import MemoryAPI
 from memtrace_langchain import MemtraceStore
 
-REPO = Path(__file__).resolve().parents[3]
-DATA = REPO.parent / "shared" / "data" / "locomo" / "locomo-dev.json"
-
-sys.path.insert(0, str(REPO / "benchmarks"))
-locomo_recall = importlib.import_module("locomo_recall")
-
 #: A store item carries no session and no turn time (the engine's native LoCoMo ingest, with
 #: both, gets 0.852 on this conversation); the adapter path measured 0.704. The floor sits
 #: well above what an unranked store returns (0.123: the same ten turns for every question).
 RECALL_FLOOR = 0.65
 
 
-def _smoke_conversation() -> dict[str, Any]:
-    assert DATA.is_file(), (
-        f"LoCoMo data not found at {DATA}: this test needs locomo-dev.json in "
-        "shared/data/locomo/ beside the repository checkout"
-    )
-    conversations = locomo_recall.load_conversations(DATA)
-    conv: dict[str, Any] = min(conversations, key=lambda c: len(locomo_recall.locomo_memories(c)))
-    return conv
-
-
-def test_store_query_search_recall_equals_the_engine_search(handle: MemoryAPI) -> None:
-    conv = _smoke_conversation()
+def test_store_query_search_recall_equals_the_engine_search(
+    handle: MemoryAPI, locomo: Any, locomo_conversation: dict[str, Any]
+) -> None:
+    conv = locomo_conversation
     conv_id = conv["sample_id"]
     namespace = ("locomo", conv_id)
-    questions = locomo_recall.locomo_questions(conv)
+    questions = locomo.locomo_questions(conv)
     assert len(questions) >= 50, f"{conv_id}: only {len(questions)} questions"
 
     store = MemtraceStore(handle)
-    turns = locomo_recall.locomo_memories(conv)
+    turns = locomo.locomo_memories(conv)
     puts = [
         PutOp(
             namespace,
