@@ -7,6 +7,7 @@ same pair opened with ``aconnect`` (async-only handles)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -30,17 +31,16 @@ def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'memtrace.db'}"
 
 
-# Note: on CPython 3.11.7 the server's start (sanic-routing's ast.parse) failed now and then, in
-# the OpenAI Agents tests, with "SystemError: AST constructor recursion depth mismatch" — the ast
-# module keeps its recursion counter in interpreter-global state. It went away (in repeated
-# runs) once a full garbage collection ran first, so presumably a collection during the parse
-# ran finalizers of an earlier test's objects. Those tests collect before each test (their
-# conftest); here it is left out: a full collection costs ~0.2 s per test in a LangChain-sized
-# heap.
+# Note: on CPython 3.11.7 the server's start (sanic-routing's ast.parse) failed now and then
+# with "SystemError: AST constructor recursion depth mismatch" — the ast module keeps its
+# recursion counter in interpreter-global state. It went away (in repeated runs) once a full
+# garbage collection runs before the server starts, so presumably a collection during the parse
+# ran finalizers of an earlier test's objects; the collection is harmless either way.
 @pytest.fixture
 def live_server(db_url: str) -> Iterator[tuple[LiveServer, str]]:
     """A memtrace server over ``db_url`` on 127.0.0.1 and an admin key for it."""
     key = asyncio.run(bootstrap_admin_key(db_url))
+    gc.collect()  # see the note above
     with serve_in_thread(config_for(db_url)) as live:
         yield live, key
 
