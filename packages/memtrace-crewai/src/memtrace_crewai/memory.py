@@ -16,19 +16,21 @@ CrewAI's memory path is memtrace's:
 
 * ``remember`` / ``remember_many`` write memories as given: scope, categories, importance,
   metadata, source and ``private`` map onto namespace, tags, importance and metadata
-  (:mod:`memtrace_crewai._mapping`); nothing is inferred by an LLM. A repeated fact is the
-  engine's duplicate: the stored record is returned, nothing new is written.
+  (:mod:`memtrace_crewai._mapping`); nothing is inferred by an LLM. Each record's id is its
+  memtrace key (a new UUID). A repeated fact (same scope, agent, source, privacy and content,
+  within the engine's dedup window) is the engine's duplicate: the stored record is returned,
+  nothing new is written.
   ``remember_many`` runs in CrewAI's background save thread like the stock one; ``recall``
   and ``drain_writes`` wait for it.
 * ``recall`` is the engine's ranked keyword search over the scope (the score is the engine's:
-  1.0 is the best match of the pool), with CrewAI's category (any-of) and privacy rules as
-  filters. ``depth`` is accepted and ignored: there is one depth, and no LLM.
+  about 1 for the best match of its pool, not comparable across searches), with CrewAI's
+  category (any-of) and privacy rules as filters. ``depth`` is accepted and ignored: there is one depth, and no LLM.
 * ``extract_memories`` splits a task's result into facts, deterministically
   (:mod:`memtrace_crewai.extract`), each stored with its task and agent as metadata.
 * ``forget``, ``update``, ``reset``, ``list_records``, ``list_scopes``, ``info`` and
-  ``list_categories`` are memtrace calls (never a scan). ``update`` writes a new version that
-  supersedes the record (history stays readable with ``as_of``): a record id that is a key
-  keeps its id; a memory id (``mem_…``) is the new version's.
+  ``list_categories`` are memtrace calls (never a scan); reads wait for pending saves.
+  ``update`` writes a new version that supersedes the record (history stays readable with
+  ``as_of``) under the same id; ``forget`` / ``reset`` delete records with all their versions.
 * every blocking method has an ``a…`` twin that awaits memtrace without blocking the loop.
 
 All memories of one ``MemtraceMemory`` belong to one memtrace session (``session_id``: given,
