@@ -336,3 +336,22 @@ async def test_all_versions_deletes_exactly_the_chains_of_the_matches(
             assert (await mt.get_memory(older.id)).superseded_by == newer.id
         if left:
             assert (await mt.get_memory(left[-1].id)).superseded_by is None
+
+
+async def test_all_versions_never_matches_an_expired_version(mt: Any) -> None:
+    import asyncio as _asyncio
+
+    agent = _agent()
+    a = await mt.add_memory(agent_id=agent, content="v1 kept", namespace=[agent, "a"], tags=["x"])
+    await mt.add_memory(
+        agent_id=agent,
+        content="v2 expiring",
+        namespace=[agent, "a"],
+        tags=["gone"],
+        supersedes=a.id,
+        ttl=1,
+    )
+    await _asyncio.sleep(1.2)
+    # v2 expired: v1 is current again, and a filter only v2 met deletes nothing
+    assert await mt.delete_memories(tags=["gone"], agent_id=agent, all_versions=True) == 0
+    assert (await mt.get_memory(a.id)).content == "v1 kept"

@@ -825,8 +825,8 @@ class AsyncMemtrace(Shortcuts):
                 field="filter",
             )
         if crit.all_versions:
-            if flt.ids is None:
-                flt = replace(flt, current=True)
+            if flt.ids is None:  # what reads show: current and unexpired
+                flt = replace(flt, current=True, live_at=now_us())
             return await self.store.delete_memories(self.org_id, flt, all_versions=True)
         return await self.store.delete_memories(self.org_id, flt)
 
