@@ -3,6 +3,7 @@
 ::
 
     memtrace serve [--host H] [--port P] [--workers N] [--store URL] [--config PATH]
+    memtrace mcp [--url URL] [--agent-id ID] [--transport stdio|http] [...]  (docs/mcp.md)
     memtrace org create NAME | list | delete ORG_ID [--yes]
     memtrace key create --name NAME [--org ORG] [--permissions read,write] [--expires 30d|ISO]
     memtrace key list [--org ORG] | revoke KEY_ID | rotate KEY_ID | disable KEY_ID | enable KEY_ID
@@ -814,6 +815,12 @@ def cmd_config(args: argparse.Namespace) -> int:
 # version
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from .mcpserver.cli import run
+
+    return run(args)
+
+
 def cmd_version(args: argparse.Namespace) -> int:
     import platform
 
@@ -857,6 +864,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="TCP port (default 9100)")
     p.add_argument("--workers", type=int, help="worker processes (default 1)")
     p.set_defaults(func=cmd_serve)
+
+    from .mcpserver.cli import add_arguments as add_mcp_arguments
+
+    p = sub.add_parser(
+        "mcp",
+        help="run the MCP server (stdio, or streamable HTTP with --transport http)",
+        description="memtrace memory for MCP clients (Claude Code, Cursor, ...). See docs/mcp.md.",
+    )
+    add_mcp_arguments(p)
+    p.set_defaults(func=cmd_mcp)
 
     org = sub.add_parser("org", help="manage organizations")
     org_sub = org.add_subparsers(dest="action", metavar="ACTION")

@@ -88,7 +88,9 @@ def _schema_for(
     return refs[(value, mode)]
 
 
-def _parameters(op: Operation) -> list[dict[str, Any]]:
+def parameters(op: Operation) -> list[dict[str, Any]]:
+    """The path and query parameters of an operation, as the document gives them (``name``,
+    ``in``, ``required``, ``schema``, ``description``): also the MCP tools' arguments."""
     params: list[dict[str, Any]] = []
     for segment in op.path.split("/"):
         if segment.startswith("{"):
@@ -134,7 +136,7 @@ def openapi() -> dict[str, Any]:
         }
         if op.description:
             item["description"] = op.description
-        params = _parameters(op)
+        params = parameters(op)
         if params:
             item["parameters"] = params
         body = _schema_for(op.body, "validation", refs)

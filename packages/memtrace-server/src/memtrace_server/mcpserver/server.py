@@ -1,0 +1,635 @@
+"""The memtrace MCP server: the tools of :mod:`.tools`, resources and a prompt, over stdio or
+streamable HTTP, on an embedded store or a memtrace server.
+
+Who a call acts as:
+
+* **stdio, embedded** (``sqlite:///…``): the local user, with every permission, in one org
+  (``--org``, default the store's default org).
+* **stdio, memtrace server** (``http(s)://…``): the process's ``MEMTRACE_API_KEY``.
+* **HTTP**: every MCP client sends its own memtrace API key (``Authorization: Bearer`` or
+  ``x-api-key``); a request without a valid key gets 401 before it reaches the SDK. On an
+  embedded store the key is checked against the store's keys (as ``memtrace serve`` does, with
+  its cache and revocation bound) and its org and permissions apply; against a memtrace server
+  the caller's key is what this process sends for that caller's calls (checked once through
+  ``GET /api/v1/me``, then on every call by the server). The process's own key is never used
+  over HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import inspect
+import json
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from memtrace_core import (
+    AsyncMemtrace,
+    AuthenticationError,
+    ConflictError,
+    MemtraceError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    StoreError,
+    SupersededError,
+    TransportError,
+    ValidationError,
+    open_engine,
+)
+from memtrace_core.api import AsyncMemoryAPI
+from memtrace_core.client import AsyncMemtraceClient
+from memtrace_core.engine import EngineConfig
+from memtrace_core.integration import memory_lines
+
+from .. import __version__
+from ..auth import Authenticator, Principal, auth_store_of, extract_api_key, key_digest
+from . import compat
+from .compat import CallToolResult, Context, ToolError
+from .tools import TOOLS, Argument, Defaults, ToolSpec, arguments
+
+_logger = logging.getLogger("memtrace_server.mcp")
+
+INSTRUCTIONS = (
+    "Memtrace provides persistent memory for AI agents. Use these tools to store, recall, and "
+    "search memories. Memories are temporal: recall looks at the last 24 hours unless you give "
+    "a time window (since), and search looks at all time. Use memtrace_search with query for "
+    "keywords, memtrace_recall for what happened recently, memtrace_session_context for a "
+    "markdown summary to work from, memtrace_decide to record a decision and why."
+)
+#: Where the ASGI middleware leaves the caller for the tools (``scope["state"]``).
+STATE_KEY = "memtrace_caller"
+#: The same, for resources and prompts (the SDK gives them no request context); set per
+#: HTTP request by the middleware, which works because the HTTP transport is stateless.
+_CALLER: contextvars.ContextVar[Caller | None] = contextvars.ContextVar(
+    "memtrace_mcp_caller", default=None
+)
+DEFAULT_TIMEOUT = 60.0
+_PROMPT_SESSION_DOC = (
+    "Session ID (default: the configured session, else the configured agent's latest active "
+    "session)"
+)
+_RECENT_LIMIT = 50
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated HTTP caller: its principal (embedded store) or its key (server)."""
+
+    principal: Principal | None = None
+    api_key: str | None = None
+
+
+# -- backends -----------------------------------------------------------------------------------
+
+
+class Backend:
+    """Where the memories are, and who a call acts as."""
+
+    #: shown on the start-up line
+    description = ""
+
+    async def start(self, *, http: bool) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def authenticate(self, api_key: str | None) -> Caller:
+        """The caller of an HTTP request. Raises AuthenticationError (401) or StoreError /
+        TransportError (503)."""
+        raise NotImplementedError
+
+    def api_for(self, caller: Caller | None) -> tuple[AsyncMemoryAPI, Principal | None]:
+        """The method set a call uses, and the principal whose permissions it must hold
+        (None: the backend enforces them itself, or stdio's local user holds them all)."""
+        raise NotImplementedError
+
+
+class EmbeddedBackend(Backend):
+    """An embedded store (``sqlite:///…``, or any store URL a plugin registers)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        org_id: str,
+        engine_config: EngineConfig | None = None,
+        cache_seconds: float = 300,
+        revocation_poll_seconds: float = 1.0,
+    ) -> None:
+        self.url = url
+        self.org_id = org_id
+        self.engine_config = engine_config
+        self.cache_seconds = cache_seconds
+        self.revocation_poll_seconds = revocation_poll_seconds
+        self.engine: AsyncMemtrace | None = None
+        self.authenticator: Authenticator | None = None
+        self._views: dict[str, AsyncMemtrace] = {}
+        self.description = f"embedded store {url}"
+
+    async def start(self, *, http: bool) -> None:
+        path = _sqlite_path(self.url)
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.engine = await open_engine(self.url, org_id=self.org_id, config=self.engine_config)
+        if http:
+            self.authenticator = Authenticator(
+                auth_store_of(self.engine),
+                cache_seconds=self.cache_seconds,
+                revocation_poll_seconds=self.revocation_poll_seconds,
+            )
+            await self.authenticator.start()
+
+    async def close(self) -> None:
+        if self.authenticator is not None:
+            await self.authenticator.stop()
+        if self.engine is not None:
+            await self.engine.close()
+
+    async def authenticate(self, api_key: str | None) -> Caller:
+        assert self.authenticator is not None
+        return Caller(principal=await self.authenticator.authenticate(api_key))
+
+    def api_for(self, caller: Caller | None) -> tuple[AsyncMemoryAPI, Principal | None]:
+        engine = self.engine
+        if engine is None:
+            raise StoreError("the memtrace MCP server is not started")
+        if caller is None or caller.principal is None:
+            return engine, None
+        org = caller.principal.org_id
+        view = self._views.get(org)
+        if view is None:
+            if len(self._views) > 10_000:
+                self._views.clear()
+            view = self._views[org] = engine.with_org(org)
+        return view, caller.principal
+
+
+class RemoteBackend(Backend):
+    """A memtrace server (``http(s)://…``)."""
+
+    #: how long a caller's key checked through /api/v1/me is trusted before it is checked
+    #: again (every call is also checked by the server itself)
+    KEY_CHECK_SECONDS = 30.0
+    MAX_CLIENTS = 256
+
+    def __init__(self, url: str, *, api_key: str | None, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.api_key = api_key
+        self.timeout = timeout
+        self.client: AsyncMemtraceClient | None = None
+        self._clients: OrderedDict[str, AsyncMemtraceClient] = OrderedDict()
+        self._checked: dict[str, float] = {}
+        self._closing: set[asyncio.Future[None]] = set()
+        self.description = f"memtrace server {self.url}"
+
+    async def start(self, *, http: bool) -> None:
+        if not http:
+            self.client = AsyncMemtraceClient(self.url, api_key=self.api_key, timeout=self.timeout)
+
+    async def close(self) -> None:
+        clients = list(self._clients.values())
+        if self.client is not None:
+            clients.append(self.client)
+        self._clients.clear()
+        for client in clients:
+            await client.close()
+
+    def _client_for(self, api_key: str) -> AsyncMemtraceClient:
+        digest = key_digest(api_key)
+        client = self._clients.get(digest)
+        if client is None:
+            client = AsyncMemtraceClient(self.url, api_key=api_key, timeout=self.timeout)
+            self._clients[digest] = client
+            while len(self._clients) > self.MAX_CLIENTS:
+                _, old = self._clients.popitem(last=False)
+                task = asyncio.ensure_future(old.close())
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
+        else:
+            self._clients.move_to_end(digest)
+        return client
+
+    async def authenticate(self, api_key: str | None) -> Caller:
+        if api_key is None or not api_key.strip():
+            raise AuthenticationError("missing API key")
+        api_key = api_key.strip()
+        digest = key_digest(api_key)
+        now = time.monotonic()
+        if now - self._checked.get(digest, -1e18) >= self.KEY_CHECK_SECONDS:
+            await self._client_for(api_key)._request("GET", "/me")
+            if len(self._checked) > 10_000:
+                self._checked.clear()
+            self._checked[digest] = now
+        return Caller(api_key=api_key)
+
+    def api_for(self, caller: Caller | None) -> tuple[AsyncMemoryAPI, Principal | None]:
+        if caller is not None and caller.api_key is not None:
+            return self._client_for(caller.api_key), None
+        if self.client is None:
+            raise AuthenticationError("no API key for this call")
+        return self.client, None
+
+
+def _sqlite_path(url: str) -> str | None:
+    if not url.lower().startswith("sqlite:"):
+        return None
+    from memtrace_core.stores.sqlite import SQLiteStore
+
+    path: str = SQLiteStore.from_url(url).path
+    return None if path == ":memory:" else path
+
+
+# -- errors -------------------------------------------------------------------------------------
+
+
+def error_text(exc: MemtraceError, args: Mapping[str, Any] | None = None) -> str:
+    """What the model reads when a memtrace call fails: what went wrong, and what to do about
+    it (the SDK puts "Error executing tool <name>: " before it). ``args`` are the call's: a
+    "not found" names the ids it was given."""
+    message = exc.message.rstrip(".")
+    if isinstance(exc, NotFoundError) and args:
+        named = [
+            f"{k} {args[k]!r}"
+            for k in ("memory_id", "session_id", "agent_id")
+            if isinstance(args.get(k), str) and args[k] not in message
+        ]
+        if named:
+            message = f"{message} ({', '.join(named)})"
+    if isinstance(exc, ValidationError):
+        where = f"invalid argument {exc.field}: " if exc.field and exc.field not in message else ""
+        return f"{where}{message}. Fix the arguments and call the tool again."
+    if isinstance(exc, PermissionDeniedError):
+        return f"refused: {message}."
+    if isinstance(exc, AuthenticationError):
+        return f"refused: the memtrace API key was not accepted ({message})."
+    if isinstance(exc, PayloadTooLargeError):
+        return f"too large: {message}."
+    if isinstance(exc, (StoreError, TransportError)):
+        return f"memtrace is unavailable ({message}). Try again later."
+    if isinstance(exc, (NotFoundError, ConflictError, SupersededError)):
+        return f"{message}."
+    return f"{type(exc).__name__}: {message}."
+
+
+# -- the server ---------------------------------------------------------------------------------
+
+
+@dataclass
+class ServerOptions:
+    defaults: Defaults
+    timeout: float = DEFAULT_TIMEOUT
+
+
+def _annotation(arg: Argument) -> Any:
+    base: Any = str if arg.is_string else Any
+    if not arg.required:
+        base = base | None if base is str else Any
+    extra = dict(arg.schema)
+    return Annotated[base, Field(description=arg.description, json_schema_extra=extra)]
+
+
+def _tool_function(
+    spec: ToolSpec,
+    backend: Backend,
+    options: ServerOptions,
+    args: list[Argument],
+) -> Callable[..., Awaitable[Any]]:
+    params = [
+        inspect.Parameter(
+            a.name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=inspect.Parameter.empty if a.required else a.default,
+            annotation=_annotation(a),
+        )
+        for a in args
+    ]
+    params.append(inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context))
+    returns = Annotated[CallToolResult, spec.output]
+
+    async def tool(**kwargs: Any) -> Any:
+        ctx = kwargs.pop("ctx", None)
+        given = {k: v for k, v in kwargs.items() if v is not None}
+        caller = compat.request_state(ctx, STATE_KEY) if ctx is not None else None
+        text, result = await _call(
+            spec.name,
+            spec.permission,
+            backend,
+            caller,
+            options,
+            lambda api: spec.run(api, given, options.defaults),
+            {**given, **_configured(options.defaults, given)},
+        )
+        return compat.text_result(text, result.model_dump(mode="json", exclude_none=True))
+
+    tool.__name__ = spec.name
+    tool.__doc__ = spec.description
+    tool.__signature__ = inspect.Signature(params, return_annotation=returns)  # type: ignore[attr-defined]
+    tool.__annotations__ = {p.name: p.annotation for p in params} | {"return": returns}
+    return tool
+
+
+def _configured(defaults: Defaults, given: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        k: v
+        for k, v in (("agent_id", defaults.agent_id), ("session_id", defaults.session_id))
+        if v is not None and k not in given
+    }
+
+
+async def _call(
+    name: str,
+    permission: str,
+    backend: Backend,
+    caller: Caller | None,
+    options: ServerOptions,
+    run: Callable[[AsyncMemoryAPI], Awaitable[Any]],
+    args: Mapping[str, Any] | None = None,
+) -> Any:
+    """Run ``run`` on the caller's method set, every failure a :class:`ToolError` with a clear
+    message (the SDK returns it as a tool result with ``isError``)."""
+    try:
+        api, principal = backend.api_for(caller)
+        if principal is not None and not principal.has(permission):
+            raise PermissionDeniedError(
+                f"this API key lacks the '{permission}' permission ({name} needs it)"
+            )
+        return await asyncio.wait_for(run(api), options.timeout)
+    except MemtraceError as exc:
+        raise ToolError(error_text(exc, args)) from None
+    except TimeoutError:
+        raise ToolError(
+            f"no answer from memtrace within {options.timeout:g} s (a write may "
+            "still complete: check with memtrace_recall before retrying)"
+        ) from None
+    except ToolError:
+        raise
+    except Exception as exc:  # a bug: say so, keep the server up
+        _logger.exception("memtrace MCP tool %s failed", name)
+        raise ToolError(f"internal error ({type(exc).__name__}: {exc})") from None
+
+
+def build_server(backend: Backend, options: ServerOptions) -> Any:
+    """The SDK server object with memtrace's tools, resources and prompt."""
+    server = compat.make_server("memtrace", instructions=INSTRUCTIONS, server_version=__version__)
+    from mcp.types import ToolAnnotations
+
+    for spec in TOOLS:
+        args = arguments(spec, options.defaults)
+        server.add_tool(
+            _tool_function(spec, backend, options, args),
+            name=spec.name,
+            title=spec.title,
+            description=spec.description,
+            annotations=ToolAnnotations(
+                title=spec.title,
+                readOnlyHint=spec.read_only,
+                destructiveHint=spec.destructive,
+                idempotentHint=spec.idempotent,
+                openWorldHint=False,
+            ),
+        )
+    _add_resources(server, backend, options)
+    return server
+
+
+async def _resource_call(
+    name: str,
+    backend: Backend,
+    options: ServerOptions,
+    run: Callable[[AsyncMemoryAPI], Awaitable[str]],
+) -> str:
+    try:
+        result: str = await _call(name, "read", backend, _CALLER.get(), options, run)
+    except ToolError as exc:
+        raise ValueError(str(exc)) from None
+    return result
+
+
+def _add_resources(server: Any, backend: Backend, options: ServerOptions) -> None:
+    defaults = options.defaults
+
+    async def recent_text(api: AsyncMemoryAPI, agent_id: str | None) -> str:
+        query: dict[str, Any] = {"since": "24h", "limit": _RECENT_LIMIT, "order": "desc"}
+        if agent_id:
+            query["agent_id"] = agent_id
+        listed = await api.list_memories(query)
+        whose = f"agent {agent_id}" if agent_id else "all agents"
+        if not listed.memories:
+            return f"# Recent memories ({whose})\n\nNo memories in the last 24 hours.\n"
+        more = f" (the newest {_RECENT_LIMIT}; more exist)" if listed.has_more else ""
+        return (
+            f"# Recent memories ({whose}, last 24 hours, newest first){more}\n\n"
+            + memory_lines(listed.memories)
+            + "\n"
+        )
+
+    async def context_text(api: AsyncMemoryAPI, session_id: str | None) -> str:
+        if session_id:
+            context = await api.get_session_context(session_id)
+            if context.memory_count == 0:
+                return f"No memories in session {session_id} in the last 24 hours.\n"
+            return context.context
+        if defaults.agent_id:
+            sessions = await api.list_sessions(defaults.agent_id, status="active", limit=1)
+            if sessions.sessions:
+                return await context_text(api, sessions.sessions[0].id)
+            agent = await api.get_agent_context(defaults.agent_id)
+            if agent.memory_count == 0:
+                return f"No memories of agent {defaults.agent_id} in the last 24 hours.\n"
+            return agent.context
+        return (
+            "No current session: start memtrace mcp with --session-id (or MEMTRACE_SESSION_ID), "
+            "or --agent-id to use that agent's latest active session.\n"
+        )
+
+    async def recent_memories() -> str:
+        return await _resource_call(
+            "recent_memories", backend, options, lambda api: recent_text(api, defaults.agent_id)
+        )
+
+    async def current_session_context() -> str:
+        return await _resource_call(
+            "current_session_context",
+            backend,
+            options,
+            lambda api: context_text(api, defaults.session_id),
+        )
+
+    async def session_context(session_id: str) -> str:
+        return await _resource_call(
+            "session_context", backend, options, lambda api: context_text(api, session_id)
+        )
+
+    async def agent_recent_memories(agent_id: str) -> str:
+        return await _resource_call(
+            "agent_recent_memories", backend, options, lambda api: recent_text(api, agent_id)
+        )
+
+    async def memtrace_session_context(
+        session_id: Annotated[str | None, Field(description=_PROMPT_SESSION_DOC)] = None,
+    ) -> str:
+        text = await _resource_call(
+            "memtrace_session_context",
+            backend,
+            options,
+            lambda api: context_text(api, session_id or defaults.session_id),
+        )
+        return (
+            "Here is what memtrace remembers of this work so far (memories, decisions and "
+            "errors, newest first). Use it as context; store new facts with memtrace_remember "
+            "and decisions with memtrace_decide.\n\n" + text
+        )
+
+    for uri, name, title, description, fn in (
+        (
+            "memtrace://memories/recent",
+            "recent_memories",
+            "Recent memories",
+            "The newest memories of the last 24 hours (of the configured agent, else of every "
+            "agent), one line each with id, time, type and content.",
+            recent_memories,
+        ),
+        (
+            "memtrace://session/current/context",
+            "current_session_context",
+            "Current session context",
+            "The LLM-ready markdown context of the current session: the configured session, "
+            "else the configured agent's latest active session, else that agent's memories "
+            "across sessions.",
+            current_session_context,
+        ),
+        (
+            "memtrace://sessions/{session_id}/context",
+            "session_context",
+            "Session context",
+            "The LLM-ready markdown context of one session (last 24 hours).",
+            session_context,
+        ),
+        (
+            "memtrace://agents/{agent_id}/memories/recent",
+            "agent_recent_memories",
+            "An agent's recent memories",
+            "One agent's newest memories of the last 24 hours.",
+            agent_recent_memories,
+        ),
+    ):
+        server.resource(
+            uri, name=name, title=title, description=description, mime_type="text/markdown"
+        )(fn)
+    server.prompt(
+        name="memtrace_session_context",
+        title="Inject the session context",
+        description="What memtrace remembers of a session, as a message to start from.",
+    )(memtrace_session_context)
+
+
+# -- HTTP ---------------------------------------------------------------------------------------
+
+
+def _json_response(
+    status: int, body: dict[str, Any]
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    headers = [(b"content-type", b"application/json")]
+    if status == 401:
+        headers.append((b"www-authenticate", b'Bearer realm="memtrace"'))
+    return status, headers, json.dumps(body).encode()
+
+
+def with_api_key_auth(app: Any, backend: Backend) -> Callable[..., Awaitable[None]]:
+    """ASGI middleware: 401 unless the request carries a valid memtrace API key; the caller
+    goes to ``scope["state"]`` (tools) and a context variable (resources, prompts)."""
+
+    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            caller = await backend.authenticate(extract_api_key(headers))
+        except AuthenticationError as exc:
+            answer = _json_response(401, {"error": exc.message})
+        except (StoreError, TransportError) as exc:
+            answer = _json_response(503, {"error": f"memtrace is unavailable: {exc.message}"})
+        except MemtraceError as exc:  # e.g. a 403 from the server's /me
+            answer = _json_response(exc.status_code or 500, {"error": exc.message})
+        else:
+            scope.setdefault("state", {})[STATE_KEY] = caller
+            token = _CALLER.set(caller)
+            try:
+                await app(scope, receive, send)
+            finally:
+                _CALLER.reset(token)
+            return
+        status, response_headers, body = answer
+        await send({"type": "http.response.start", "status": status, "headers": response_headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return wrapped
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def allowed_hosts(host: str, extra: list[str]) -> list[str]:
+    """``Host`` header values the HTTP transport accepts (DNS-rebinding protection)."""
+    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+    if host not in LOOPBACK_HOSTS and host not in ("0.0.0.0", "::", ""):
+        hosts.append(f"[{host}]:*" if ":" in host else f"{host}:*")
+    hosts.extend(extra)
+    return hosts
+
+
+async def serve_http(
+    backend: Backend,
+    options: ServerOptions,
+    *,
+    host: str,
+    port: int,
+    extra_hosts: list[str],
+    ready: Callable[[str], None] | None = None,
+) -> None:
+    import uvicorn
+
+    await backend.start(http=True)
+    try:
+        server = build_server(backend, options)
+        app = with_api_key_auth(
+            compat.http_app(server, allowed_hosts=allowed_hosts(host, extra_hosts)), backend
+        )
+        config = uvicorn.Config(
+            app, host=host, port=port, log_level="warning", lifespan="on", access_log=False
+        )
+        web = uvicorn.Server(config)
+        if ready is not None:
+            started = web.startup
+
+            @functools.wraps(started)
+            async def startup(*args: Any, **kwargs: Any) -> None:
+                await started(*args, **kwargs)
+                if web.started:
+                    ready(f"http://{host}:{port}/mcp")
+
+            web.startup = startup  # type: ignore[method-assign]
+        await web.serve()
+    finally:
+        await backend.close()
+
+
+async def serve_stdio(backend: Backend, options: ServerOptions) -> None:
+    await backend.start(http=False)
+    try:
+        server = build_server(backend, options)
+        await server.run_stdio_async()
+    finally:
+        await backend.close()

@@ -1,0 +1,640 @@
+"""The MCP tools, derived from the operations table.
+
+Each tool is a :class:`ToolSpec` naming the REST operation it maps to (``op_id`` in
+:data:`~memtrace_server.operations.OPERATIONS`). Its arguments are that operation's: the path
+parameters, the query parameters (with the schemas the OpenAPI document gives them) and the
+properties of its body model (with the model's own JSON schema), minus the ones the spec
+``exclude``\\ s with a reason. A field added to ``MemoryCreate``, ``SearchQuery`` or a query
+parameter added to ``listMemories`` therefore appears in the tool by itself; a test checks that
+every argument of every operation is either offered or excluded on purpose. The permission a
+tool needs is its operation's too.
+
+What a spec adds: the tool's name, the model-facing description and, per argument, the
+original MCP server's wording where it had one; the documented defaults the tool applies
+(``since`` 24h and ``limit`` 50 for recall, as the original); extra arguments the operation does
+not have (``decision`` / ``reasoning``, ``forget``'s ``memory_id``); and a runner that calls
+the memtrace method set (:class:`~memtrace_core.api.AsyncMemoryAPI`) and words the answer as
+compact text, with the response model as ``structuredContent``.
+
+The SDK validates only the JSON types of string arguments; every other rule (patterns, ranges,
+lengths, combinations) is the engine's, applied exactly as on the REST API and reported as a
+tool error naming the argument.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from memtrace_core import (
+    AgentStats,
+    DuplicateMemoryError,
+    Memory,
+    MemoryCreate,
+    MemoryList,
+    SearchResult,
+    Session,
+    SessionContext,
+    SessionList,
+)
+from memtrace_core.api import AsyncMemoryAPI
+from memtrace_core.errors import NotFoundError, ValidationError
+from memtrace_core.integration import count_text, memory_lines
+from memtrace_core.models import Agent, DeleteResult
+from memtrace_core.shortcuts import decision_item
+from memtrace_core.timeutil import format_dt
+
+from ..openapi import parameters
+from ..operations import OPERATIONS, Operation
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "DEFAULT_SINCE",
+    "TOOLS",
+    "Argument",
+    "Defaults",
+    "ToolSpec",
+    "arguments",
+    "operation_arguments",
+]
+
+DEFAULT_SINCE = "24h"
+DEFAULT_LIMIT = 50
+
+#: Runs a tool: the handle, the arguments the model gave (``None`` dropped, defaults applied)
+#: and the configured defaults; returns the text for the model and the structured result.
+Runner = Callable[[AsyncMemoryAPI, dict[str, Any], "Defaults"], Awaitable[tuple[str, BaseModel]]]
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """What the MCP server was started with, so the model need not invent ids."""
+
+    agent_id: str | None = None
+    session_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Argument:
+    """One argument of a tool as advertised: its JSON schema (without ``description``), the
+    description, whether it is required, and the default the tool applies (None: none)."""
+
+    name: str
+    schema: dict[str, Any]
+    description: str
+    required: bool = False
+    default: Any = None
+
+    @property
+    def is_string(self) -> bool:
+        """True when every value the schema allows is a string (the SDK then checks the type;
+        other arguments reach the engine as sent, so its own error messages apply)."""
+        branches = self.schema.get("anyOf", [self.schema])
+        return all(
+            b.get("type") == "string"
+            or (b.get("enum") and all(isinstance(e, str) for e in b["enum"]))
+            for b in branches
+            if b.get("type") != "null"
+        )
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """One MCP tool (see the module docstring)."""
+
+    name: str
+    title: str
+    description: str
+    op_id: str
+    run: Runner
+    output: type[BaseModel]
+    #: The body model when the operation's body is not one model (``createMemories`` takes
+    #: one memory or a batch: the tools write one ``MemoryCreate``).
+    body: type[BaseModel] | None = None
+    #: Arguments of the operation the tool does not offer, each with the reason.
+    exclude: Mapping[str, str] = field(default_factory=dict)
+    #: Argument descriptions replacing the table's (the original's wording, what a default means).
+    docs: Mapping[str, str] = field(default_factory=dict)
+    #: Documented defaults the tool applies (advertised in the schema).
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    #: Arguments the operation does not have, first in the schema.
+    extra: tuple[Argument, ...] = ()
+    #: Arguments that are required although the operation makes them optional (the
+    #: original's ``agent_id`` of recall); ``agent_id`` / ``session_id`` become optional again
+    #: when a default is configured.
+    required: tuple[str, ...] = ()
+    read_only: bool = False
+    destructive: bool = False
+    idempotent: bool = False
+
+    @property
+    def operation(self) -> Operation:
+        return _operation(self.op_id)
+
+    @property
+    def permission(self) -> str:
+        """The permission the operation needs (``read``, ``write``)."""
+        return self.operation.permission or "read"
+
+
+@functools.cache
+def _operation(op_id: str) -> Operation:
+    for op in OPERATIONS:
+        if op.op_id == op_id:
+            return op
+    raise KeyError(f"no operation {op_id!r}")
+
+
+def _body_model(op: Operation, override: type[BaseModel] | None) -> type[BaseModel] | None:
+    if override is not None:
+        return override
+    return op.body if isinstance(op.body, type) and issubclass(op.body, BaseModel) else None
+
+
+@functools.cache
+def _model_properties(model: type[BaseModel]) -> tuple[dict[str, Any], frozenset[str]]:
+    schema = model.model_json_schema(mode="validation")
+    if "$defs" in schema:  # pragma: no cover - guarded by a test: tool arguments are flat
+        raise TypeError(f"{model.__name__} has nested models; MCP tool arguments must be flat")
+    return schema.get("properties", {}), frozenset(schema.get("required", ()))
+
+
+def operation_arguments(
+    op: Operation, body: type[BaseModel] | None = None
+) -> list[tuple[str, dict[str, Any], str, bool]]:
+    """Every argument of an operation: ``(name, schema, description, required)`` for its path
+    and query parameters (as the OpenAPI document has them) and its body model's properties."""
+    out: list[tuple[str, dict[str, Any], str, bool]] = []
+    for param in parameters(op):
+        out.append(
+            (param["name"], dict(param["schema"]), param.get("description", ""), param["required"])
+        )
+    model = _body_model(op, body)
+    if model is not None:
+        props, required = _model_properties(model)
+        for name, prop in props.items():
+            schema = {k: v for k, v in prop.items() if k not in ("title", "description")}
+            out.append((name, schema, prop.get("description", ""), name in required))
+    return out
+
+
+def arguments(spec: ToolSpec, defaults: Defaults) -> list[Argument]:
+    """The tool's arguments as advertised under ``defaults``: required ones first."""
+    args = list(spec.extra)
+    for name, schema, doc, required in operation_arguments(spec.operation, spec.body):
+        if name in spec.exclude:
+            continue
+        required = required or name in spec.required
+        configured = {"agent_id": defaults.agent_id, "session_id": defaults.session_id}.get(name)
+        description = spec.docs.get(name) or doc
+        if configured is not None:
+            required = False
+            description = f"{description}. Default: {configured!r} (configured)."
+        default = spec.defaults.get(name)
+        if default is not None and "Default:" not in description:
+            description = f"{description}. Default: {default!r}."
+        schema.pop("default", None)
+        args.append(Argument(name, schema, description.replace("..", "."), required, default))
+    return sorted(args, key=lambda a: not a.required)
+
+
+# -- text ---------------------------------------------------------------------------------------
+
+
+def _when(value: Any) -> str:
+    return format_dt(value) if value is not None else "-"
+
+
+def _memory_text(verb: str, memory: Memory) -> str:
+    where = f", session {memory.session_id}" if memory.session_id else ""
+    return (
+        f"{verb} {memory.id} ({memory.memory_type}/{memory.event_type}, agent "
+        f"{memory.agent_id}{where}) at {_when(memory.time)}."
+    )
+
+
+def _session_line(s: Session) -> str:
+    closed = f", closed {_when(s.closed_at)}" if s.closed_at else ""
+    meta = f" {_compact(s.metadata)}" if s.metadata else ""
+    return f"- [{s.id}] {s.status}, agent {s.agent_id}, started {_when(s.created_at)}{closed}{meta}"
+
+
+def _compact(value: Any) -> str:
+    import json
+
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _without(args: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {k: v for k, v in args.items() if k not in names}
+
+
+def _agent(args: dict[str, Any], defaults: Defaults) -> str:
+    agent = args.get("agent_id") or defaults.agent_id
+    if not agent:
+        raise ValidationError(
+            "agent_id is required (no default agent is configured)", field="agent_id"
+        )
+    return str(agent)
+
+
+def _session(args: dict[str, Any], defaults: Defaults) -> str:
+    session = args.get("session_id") or defaults.session_id
+    if not session:
+        raise ValidationError(
+            "session_id is required (no default session is configured)", field="session_id"
+        )
+    return str(session)
+
+
+# -- runners ------------------------------------------------------------------------------------
+
+
+async def _remember(
+    api: AsyncMemoryAPI, args: dict[str, Any], d: Defaults
+) -> tuple[str, BaseModel]:
+    item = {**args, "agent_id": _agent(args, d)}
+    if d.session_id and "session_id" not in item:
+        item["session_id"] = d.session_id
+    return await _write(api, item, "Remembered")
+
+
+async def _write(api: AsyncMemoryAPI, item: dict[str, Any], verb: str) -> tuple[str, BaseModel]:
+    try:
+        memory = await api.add_memory(item)
+    except DuplicateMemoryError as dup:
+        if not dup.existing_id:
+            raise
+        existing = await api.get_memory(dup.existing_id)
+        return (
+            f"Already stored as {existing.id} (the same content within the dedup window); "
+            "nothing new was written.",
+            existing,
+        )
+    return _memory_text(verb, memory), memory
+
+
+async def _decide(api: AsyncMemoryAPI, args: dict[str, Any], d: Defaults) -> tuple[str, BaseModel]:
+    rest = _without(args, "decision", "reasoning")
+    if d.session_id and "session_id" not in rest:
+        rest["session_id"] = d.session_id
+    item = {
+        **rest,
+        **decision_item(
+            _agent(args, d),
+            args.get("decision", ""),
+            args.get("reasoning", ""),
+            session_id=rest.get("session_id"),
+            tags=rest.get("tags"),
+            importance=rest.get("importance"),
+        ),
+    }
+    metadata = rest.get("metadata")
+    if isinstance(metadata, dict):
+        item["metadata"] = {**metadata, "reasoning": args.get("reasoning", "")}
+    elif metadata is not None:
+        item["metadata"] = metadata  # not an object: the engine refuses it with its message
+    return await _write(
+        api, {k: v for k, v in item.items() if v is not None}, "Decision recorded as"
+    )
+
+
+async def _recall(api: AsyncMemoryAPI, args: dict[str, Any], d: Defaults) -> tuple[str, BaseModel]:
+    options = {**args, "agent_id": _agent(args, d)}
+    listed: MemoryList = await api.list_memories(options)
+    since = options.get("since")
+    window = f" since {since}" if since else ""
+    if not listed.memories:
+        return f"No memories of agent {options['agent_id']}{window}.", listed
+    order = "oldest first" if options.get("order") == "asc" else "newest first"
+    more = ""
+    if listed.has_more:
+        offset = int(options.get("offset") or 0) + len(listed.memories)
+        more = f" More exist: call again with offset={offset}."
+    head = f"{count_text(listed.count)} of agent {options['agent_id']}{window}, {order}:{more}"
+    return head + "\n" + memory_lines(listed.memories), listed
+
+
+async def _search(api: AsyncMemoryAPI, args: dict[str, Any], d: Defaults) -> tuple[str, BaseModel]:
+    query = dict(args)
+    if not query.get("query") and "order" not in query:
+        query["order"] = "desc"
+    found: SearchResult = await api.search_memories(query)
+    what = f" match {query['query']!r}" if query.get("query") else ""
+    if not found.results:
+        hint = " Try fewer or other keywords." if what else ""
+        return f"No memories{what}.{hint}", found
+    if query.get("query"):
+        order = "best first"
+    else:
+        order = "oldest first" if query.get("order") == "asc" else "newest first"
+    more = " More exist: raise limit or use offset." if found.has_more else ""
+    head = f"{count_text(found.count)}{what}, {order}:{more}"
+    return head + "\n" + memory_lines(found.results), found
+
+
+async def _session_create(
+    api: AsyncMemoryAPI, args: dict[str, Any], d: Defaults
+) -> tuple[str, BaseModel]:
+    session = await api.create_session({**args, "agent_id": _agent(args, d)})
+    return (
+        f"Session {session.id} started for agent {session.agent_id}. Pass "
+        f"session_id={session.id!r} to scope memories to it.",
+        session,
+    )
+
+
+async def _session_context(
+    api: AsyncMemoryAPI, args: dict[str, Any], d: Defaults
+) -> tuple[str, BaseModel]:
+    session_id = _session(args, d)
+    context: SessionContext = await api.get_session_context(
+        session_id, _without(args, "session_id")
+    )
+    if context.memory_count == 0:
+        return f"No memories in session {session_id} for this window.", context
+    return context.context, context
+
+
+async def _agent_register(
+    api: AsyncMemoryAPI, args: dict[str, Any], d: Defaults
+) -> tuple[str, BaseModel]:
+    agent: Agent = await api.register_agent(args)
+    return (
+        f"Registered agent {agent.id} named {agent.name!r}. Memories may name it by id or by "
+        "name as agent_id.",
+        agent,
+    )
+
+
+async def _forget(api: AsyncMemoryAPI, args: dict[str, Any], d: Defaults) -> tuple[str, BaseModel]:
+    flt = _without(args, "memory_id")
+    memory_id = args.get("memory_id")
+    if memory_id is not None:
+        if not isinstance(memory_id, str):
+            raise ValidationError("memory_id must be a string", field="memory_id")
+        try:
+            await api.get_memory(memory_id)  # a malformed id is a ValidationError
+        except NotFoundError:
+            raise NotFoundError(
+                f"no memory {memory_id} (wrong id, or already forgotten): find ids with "
+                "memtrace_recall or memtrace_search"
+            ) from None
+        ids = flt.get("ids") or []
+        flt["ids"] = [memory_id, *(ids if isinstance(ids, list) else [ids])]
+    if not flt:
+        raise ValidationError(
+            "give memory_id or at least one filter (agent_id, session_id, tags, since, …)",
+            field="memory_id",
+        )
+    if "ids" in flt and "all_versions" not in flt:
+        # deleting only the current version of an updated memory would make the previous
+        # version current again
+        flt["all_versions"] = True
+    deleted = DeleteResult(deleted=await api.delete_memories(flt))
+    if memory_id is not None and deleted.deleted == 0:
+        raise NotFoundError(f"memory {memory_id} was not deleted (already gone?)")
+    return f"Deleted {count_text(deleted.deleted)}.", deleted
+
+
+async def _session_close(
+    api: AsyncMemoryAPI, args: dict[str, Any], d: Defaults
+) -> tuple[str, BaseModel]:
+    session_id = _session(args, d)
+    session = await api.update_session(
+        session_id, {**_without(args, "session_id"), "status": "closed"}
+    )
+    return f"Session {session.id} closed at {_when(session.closed_at)}.", session
+
+
+async def _sessions_list(
+    api: AsyncMemoryAPI, args: dict[str, Any], d: Defaults
+) -> tuple[str, BaseModel]:
+    listed: SessionList = await api.list_sessions(**args)
+    if not listed.sessions:
+        return "No sessions.", listed
+    more = " More exist: use offset." if listed.has_more else ""
+    head = f"{len(listed.sessions)} session{'s' if len(listed.sessions) != 1 else ''}, newest first:{more}"
+    return head + "\n" + "\n".join(_session_line(s) for s in listed.sessions), listed
+
+
+async def _agent_stats(
+    api: AsyncMemoryAPI, args: dict[str, Any], d: Defaults
+) -> tuple[str, BaseModel]:
+    agent = _agent(args, d)
+    stats: AgentStats = await api.get_agent_stats(agent, **_without(args, "agent_id"))
+    types = ", ".join(f"{k} {v}" for k, v in sorted(stats.memory_types.items())) or "none"
+    text = (
+        f"Agent {stats.agent_id}: {count_text(stats.memory_count)} ({stats.memories_24h} in the "
+        f"last 24h, {stats.errors_24h} errors), {stats.session_count} sessions "
+        f"({stats.active_sessions} active), last active {_when(stats.last_active_at)}. "
+        f"By type: {types}."
+    )
+    return text, stats
+
+
+# -- the tools ----------------------------------------------------------------------------------
+
+_AGENT = (
+    "Agent ID: the agent the memory belongs to — any id you choose, or a registered agent's id "
+    "or name (registration is optional)"
+)
+_SESSION = "Session ID to scope this memory to (from memtrace_session_create)"
+_MEMORY_FIELDS = {
+    "agent_id": _AGENT,
+    "content": "Memory content text",
+    "memory_type": "Memory type: episodic (default), decision, entity, session",
+    "event_type": "Event type (e.g. page_crawled, error, api_call). Default: general",
+    "session_id": _SESSION,
+    "tags": "Tags for categorization",
+    "importance": "Importance score 0.0 to 1.0",
+    "metadata": "Arbitrary key-value metadata (a JSON object)",
+}
+
+TOOLS: tuple[ToolSpec, ...] = (
+    ToolSpec(
+        "memtrace_remember",
+        "Remember",
+        "Store a memory. Use this to record actions, observations, events, or any information "
+        "the agent should remember later. Storing the same content again within the dedup "
+        "window returns the stored memory instead of a copy. To replace a memory that is no "
+        "longer true, pass its id as supersedes.",
+        "createMemories",
+        _remember,
+        Memory,
+        body=MemoryCreate,
+        docs=_MEMORY_FIELDS,
+    ),
+    ToolSpec(
+        "memtrace_recall",
+        "Recall recent memories",
+        "Retrieve recent memories for an agent, in reverse chronological order (oldest first "
+        "with order='asc'), within a time window: the last 24 hours unless since is given. "
+        "Each line shows [id] time type/event_type (session; tags): content.",
+        "listMemories",
+        _recall,
+        MemoryList,
+        docs={
+            "agent_id": "Agent ID (an id or a registered agent's name)",
+            "since": "Time window (e.g. 2h, 24h, 7d) or an RFC 3339 time",
+            "session_id": "Filter by session ID",
+            "memory_type": "Filter by memory type",
+            "limit": "Max results (at most 1000)",
+        },
+        defaults={"since": DEFAULT_SINCE, "limit": DEFAULT_LIMIT},
+        required=("agent_id",),
+        read_only=True,
+        idempotent=True,
+    ),
+    ToolSpec(
+        "memtrace_search",
+        "Search memories",
+        "Search memories with structured filters: by keywords (query: ranked, best match "
+        "first), content text (content_contains: a substring), memory types, event types, "
+        "tags, importance, session and time range. Searches every agent's memories in the org "
+        "unless agent_id is given, and all time unless since is given. Without query the "
+        "newest come first.",
+        "searchMemories",
+        _search,
+        SearchResult,
+        docs={
+            "query": "Keywords to rank by (e.g. 'refund policy customer 42'); plain words",
+            "agent_id": "Only this agent's memories (an id or a registered agent's name)",
+            "content_contains": "Search text within memory content (case-insensitive substring)",
+            "memory_types": "Filter by memory types (episodic, decision, entity, session)",
+            "tags": "Filter by tags (every tag must match)",
+            "min_importance": "Minimum importance score 0.0 to 1.0",
+            "limit": "Max results (at most 1000)",
+        },
+        defaults={"limit": DEFAULT_LIMIT},
+        read_only=True,
+        idempotent=True,
+    ),
+    ToolSpec(
+        "memtrace_decide",
+        "Record a decision",
+        "Log a decision with reasoning. Creates an auditable record of what was decided and "
+        "why (memory_type and event_type 'decision'; the reasoning is kept in "
+        "metadata.reasoning).",
+        "createMemories",
+        _decide,
+        Memory,
+        body=MemoryCreate,
+        exclude={
+            "content": "the decision is the content",
+            "memory_type": "always 'decision'",
+            "event_type": "always 'decision'",
+        },
+        docs=_MEMORY_FIELDS,
+        extra=(
+            Argument("decision", {"type": "string"}, "The decision that was made", True),
+            Argument("reasoning", {"type": "string"}, "Why this decision was made", True),
+        ),
+    ),
+    ToolSpec(
+        "memtrace_session_create",
+        "Start a session",
+        "Start a new session — a bounded context for a unit of work. Memories can be scoped to "
+        "sessions by passing the returned session_id.",
+        "createSession",
+        _session_create,
+        Session,
+        docs={
+            "agent_id": "Agent ID that owns this session",
+            "metadata": "Arbitrary key-value metadata",
+        },
+    ),
+    ToolSpec(
+        "memtrace_session_context",
+        "Session context",
+        "Get LLM-ready session context as formatted markdown: the session's memories grouped "
+        "by type (decisions, errors, actions), newest kept first within max_tokens. Covers the "
+        "last 24 hours unless since is given. Returns the markdown itself, ready to inject "
+        "into a prompt.",
+        "getSessionContext",
+        _session_context,
+        SessionContext,
+        docs={
+            "session_id": "Session ID",
+            "since": "Time window (e.g. 4h, 7d) or an RFC 3339 time. Default: 24h",
+            "include_types": "Memory types to include (episodic, decision, entity, session)",
+            "max_tokens": "Approximate max token budget for context",
+        },
+    ),
+    ToolSpec(
+        "memtrace_agent_register",
+        "Register an agent",
+        "Register an agent with a name and description. Optional: memories may use any "
+        "agent_id without registering. A registered agent gets an id (agent_…) distinct from "
+        "its name; either one works as agent_id afterwards. Names are unique per org.",
+        "registerAgent",
+        _agent_register,
+        Agent,
+        docs={
+            "name": "Agent name (unique in the org; not the agent id, which is generated)",
+            "description": "What this agent does",
+            "config": "Arbitrary configuration (a JSON object)",
+        },
+    ),
+    ToolSpec(
+        "memtrace_forget",
+        "Forget memories",
+        "Permanently delete memories: one by memory_id (the id in brackets from recall or "
+        "search, with all its earlier versions), or every memory matching the filters "
+        "(agent_id, session_id, tags, memory_types, since, …; all must hold). Returns the "
+        "number deleted.",
+        "deleteMemories",
+        _forget,
+        DeleteResult,
+        exclude={"all_memories": "an assistant does not wipe the whole org (use the REST API)"},
+        extra=(
+            Argument(
+                "memory_id",
+                {"type": "string", "pattern": r"^mem_[0-9A-HJKMNP-TV-Z]{26}$"},
+                "ID of the memory to delete (e.g. mem_01J…)",
+            ),
+        ),
+        destructive=True,
+        idempotent=True,
+    ),
+    ToolSpec(
+        "memtrace_session_close",
+        "Close a session",
+        "Close a session (its memories stay). Optionally merge metadata into it.",
+        "updateSession",
+        _session_close,
+        Session,
+        exclude={"status": "always 'closed'"},
+        docs={"session_id": "Session ID"},
+        idempotent=True,
+    ),
+    ToolSpec(
+        "memtrace_sessions_list",
+        "List sessions",
+        "List sessions, newest first: of one agent and/or one status (active, closed), or all "
+        "of the org's.",
+        "listSessions",
+        _sessions_list,
+        SessionList,
+        docs={"agent_id": "Only this agent's sessions"},
+        read_only=True,
+        idempotent=True,
+    ),
+    ToolSpec(
+        "memtrace_agent_stats",
+        "Agent statistics",
+        "Counts for an agent: memories (total, last 24 hours, errors in the last 24 hours), "
+        "by memory type, sessions (total and active) and when it was last active.",
+        "getAgentStats",
+        _agent_stats,
+        AgentStats,
+        docs={"agent_id": "Agent ID (an id or a registered agent's name)"},
+        read_only=True,
+        idempotent=True,
+    ),
+)
