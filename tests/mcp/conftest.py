@@ -16,9 +16,10 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -94,13 +95,13 @@ def make_store(directory: Path) -> Store:
     return Store(url, path, asyncio.run(_make_keys(url)))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     """A SQLite store with an admin key, a read-only key and a key of another org."""
     return make_store(tmp_path_factory.mktemp("mcp-store"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def rest(store: Store) -> Iterator[LiveServer]:
     """A real ``memtrace serve`` on the store, on 127.0.0.1."""
     gc.collect()  # see tests/integrations/conftest.py (the sporadic CPython AST error)
@@ -165,6 +166,69 @@ async def http_session(url: str, headers: dict[str, str]) -> AsyncIterator[Clien
             yield session
 
 
+class ThreadSession:
+    """One stdio MCP session on its own event loop thread, shared by many tests (a spawn
+    costs ~2 s): ``session(fn)`` runs ``fn(client_session)`` there and returns its result."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.stop: asyncio.Event | None = None
+        self.session: ClientSession | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(args, env), daemon=True)
+        self.thread.start()
+        if not self.ready.wait(60) or self.session is None:
+            raise RuntimeError(f"no MCP session: {self.error!r}")
+
+    def _run(self, args: list[str], env: dict[str, str]) -> None:
+        async def main() -> None:
+            self.stop = asyncio.Event()
+            try:
+                async with stdio_session(args, env) as session:
+                    self.session = session
+                    self.ready.set()
+                    await self.stop.wait()
+            except BaseException as exc:
+                self.error = exc
+                self.ready.set()
+
+        self.loop.run_until_complete(main())
+        self.loop.close()
+
+    def __call__(self, fn: Callable[[ClientSession], Awaitable[Any]]) -> Any:
+        assert self.session is not None
+        return asyncio.run_coroutine_threadsafe(fn(self.session), self.loop).result(120)
+
+    def close(self) -> None:
+        if self.stop is not None:
+            self.loop.call_soon_threadsafe(self.stop.set)
+        self.thread.join(30)
+
+
+@pytest.fixture(scope="session")
+def stdio_embedded(
+    store: Store, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ThreadSession]:
+    """``memtrace mcp --url sqlite:///…`` over stdio, one process for the run."""
+    tmp = tmp_path_factory.mktemp("mcp-stdio-embedded")
+    session = ThreadSession(["--url", store.url, "--agent-id", AGENT], base_env(tmp))
+    yield session
+    session.close()
+
+
+@pytest.fixture(scope="session")
+def stdio_server(
+    rest: LiveServer, store: Store, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ThreadSession]:
+    """``memtrace mcp`` over stdio against ``memtrace serve`` (MEMTRACE_URL / MEMTRACE_API_KEY)."""
+    tmp = tmp_path_factory.mktemp("mcp-stdio-server")
+    env = {**base_env(tmp), "MEMTRACE_URL": rest.url, "MEMTRACE_API_KEY": store.keys.admin}
+    session = ThreadSession(["--agent-id", AGENT], env)
+    yield session
+    session.close()
+
+
 # -- spawned HTTP servers -----------------------------------------------------------------------
 
 
@@ -207,14 +271,14 @@ def spawn_http(args: list[str], env: dict[str, str], log: Path) -> Iterator[Http
             process.wait()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def http_embedded(store: Store, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpMcp]:
     tmp = tmp_path_factory.mktemp("mcp-http-embedded")
     with spawn_http(["--url", store.url, "--agent-id", AGENT], base_env(tmp), tmp / "err.log") as s:
         yield s
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def http_server(
     rest: LiveServer, store: Store, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[HttpMcp]:
@@ -228,58 +292,39 @@ def http_server(
 
 # -- the four setups ----------------------------------------------------------------------------
 
-Open = Callable[..., contextlib.AbstractAsyncContextManager[ClientSession]]
-
 
 @dataclass
 class Setup:
-    """How to open an MCP client session in one setup; ``key`` picks the caller over HTTP
-    (over stdio the process's configuration decides)."""
+    """One of the four setups: ``run(fn)`` runs ``fn(client_session)``; over HTTP ``key`` picks
+    the caller (default the admin key), over stdio the process's configuration decides."""
 
     name: str
     store: Store
-    open: Callable[[str | None], contextlib.AbstractAsyncContextManager[ClientSession]]
+    stdio: ThreadSession | None = None
+    http: HttpMcp | None = None
     rest: LiveServer | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def http(self) -> bool:
-        return self.name.startswith("http")
 
     def run(self, fn: Callable[[ClientSession], Awaitable[Any]], key: str | None = None) -> Any:
+        if self.stdio is not None:
+            return self.stdio(fn)
+        assert self.http is not None
+        url = self.http.url
+
         async def main() -> Any:
-            async with self.open(key) as session:
+            async with http_session(url, {"x-api-key": key or self.store.keys.admin}) as session:
                 return await fn(session)
 
         return asyncio.run(main())
 
 
-def _setup(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Setup:
-    store: Store = request.getfixturevalue("store")
-    if name == "stdio-embedded":
-        env = base_env(tmp_path)
-        return Setup(
-            name,
-            store,
-            lambda key: stdio_session(["--url", store.url, "--agent-id", AGENT], env),
-        )
-    if name == "stdio-server":
-        live: LiveServer = request.getfixturevalue("rest")
-        env = {**base_env(tmp_path), "MEMTRACE_URL": live.url, "MEMTRACE_API_KEY": store.keys.admin}
-        return Setup(name, store, lambda key: stdio_session(["--agent-id", AGENT], env), rest=live)
-    server: HttpMcp = request.getfixturevalue(
-        "http_embedded" if name == "http-embedded" else "http_server"
-    )
-    live_rest = request.getfixturevalue("rest") if name == "http-server" else None
-    return Setup(
-        name,
-        store,
-        lambda key: http_session(server.url, {"x-api-key": key or store.keys.admin}),
-        rest=live_rest,
-        extra={"server": server},
-    )
-
-
 @pytest.fixture(params=SETUPS)
-def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Setup:
-    return _setup(str(request.param), request, tmp_path)
+def setup(request: pytest.FixtureRequest) -> Setup:
+    name = str(request.param)
+    store: Store = request.getfixturevalue("store")
+    server = name.endswith("-server")
+    rest = request.getfixturevalue("rest") if server else None
+    if name.startswith("stdio"):
+        stdio = request.getfixturevalue("stdio_server" if server else "stdio_embedded")
+        return Setup(name, store, stdio=stdio, rest=rest)
+    http = request.getfixturevalue("http_server" if server else "http_embedded")
+    return Setup(name, store, http=http, rest=rest)

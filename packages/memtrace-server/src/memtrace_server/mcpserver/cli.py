@@ -126,7 +126,7 @@ def _check_id(value: str | None, what: str) -> str | None:
 def configure(args: argparse.Namespace) -> tuple[object, object]:
     """The backend and options ``args`` choose. Raises McpConfigError."""
     from ..config import ConfigError, load_config
-    from .server import EmbeddedBackend, RemoteBackend, ServerOptions
+    from .backend import EmbeddedBackend, RemoteBackend, ServerOptions
     from .tools import Defaults
 
     url = args.url or os.environ.get("MEMTRACE_URL") or default_store_url()
@@ -188,12 +188,15 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     try:
         backend, options = configure(args)
-        from memtrace_core import MemtraceError
-
-        from .server import Backend, ServerOptions, serve_http, serve_stdio
     except McpConfigError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return EXIT_USAGE
+    from memtrace_core import MemtraceError
+
+    from .backend import Backend, ServerOptions
+
+    try:
+        from .server import serve_http, serve_stdio
     except ImportError as exc:  # pragma: no cover - mcp is a dependency of memtrace-server
         print(
             f"error: the mcp package is missing or too old ({exc}); pip install 'mcp>=1.23'",

@@ -47,6 +47,7 @@ __all__ = [
     "http_app",
     "make_server",
     "mcp_version",
+    "request_error",
     "request_state",
     "text_result",
 ]
@@ -96,6 +97,16 @@ def request_state(ctx: Any, key: str) -> Any:
     request = getattr(ctx.request_context, "request", None)
     scope = getattr(request, "scope", None) or {}
     return (scope.get("state") or {}).get(key)
+
+
+def request_error(message: str, *, invalid_params: bool = False) -> Exception:
+    """The exception a resource or prompt function raises so that the client receives a
+    JSON-RPC error with ``message`` (2.x hides the message of any other exception)."""
+    if MCP_V2:
+        from mcp.shared.exceptions import MCPError
+
+        return MCPError(-32602 if invalid_params else -32603, message)
+    return ValueError(message)  # 1.x puts str(exc) into the error it sends
 
 
 def text_result(text: str, structured: dict[str, Any] | None = None) -> Any:

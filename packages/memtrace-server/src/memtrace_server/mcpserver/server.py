@@ -23,17 +23,12 @@ import functools
 import inspect
 import json
 import logging
-import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field
 
 from memtrace_core import (
-    AsyncMemtrace,
     AuthenticationError,
     ConflictError,
     MemtraceError,
@@ -44,16 +39,14 @@ from memtrace_core import (
     SupersededError,
     TransportError,
     ValidationError,
-    open_engine,
 )
 from memtrace_core.api import AsyncMemoryAPI
-from memtrace_core.client import AsyncMemtraceClient
-from memtrace_core.engine import EngineConfig
 from memtrace_core.integration import memory_lines
 
 from .. import __version__
-from ..auth import Authenticator, Principal, auth_store_of, extract_api_key, key_digest
+from ..auth import extract_api_key
 from . import compat
+from .backend import Backend, Caller, ServerOptions
 from .compat import CallToolResult, Context, ToolError
 from .tools import TOOLS, Argument, Defaults, ToolSpec, arguments
 
@@ -73,181 +66,11 @@ STATE_KEY = "memtrace_caller"
 _CALLER: contextvars.ContextVar[Caller | None] = contextvars.ContextVar(
     "memtrace_mcp_caller", default=None
 )
-DEFAULT_TIMEOUT = 60.0
 _PROMPT_SESSION_DOC = (
     "Session ID (default: the configured session, else the configured agent's latest active "
     "session)"
 )
 _RECENT_LIMIT = 50
-
-
-@dataclass(frozen=True)
-class Caller:
-    """An authenticated HTTP caller: its principal (embedded store) or its key (server)."""
-
-    principal: Principal | None = None
-    api_key: str | None = None
-
-
-# -- backends -----------------------------------------------------------------------------------
-
-
-class Backend:
-    """Where the memories are, and who a call acts as."""
-
-    #: shown on the start-up line
-    description = ""
-
-    async def start(self, *, http: bool) -> None:
-        raise NotImplementedError
-
-    async def close(self) -> None:
-        raise NotImplementedError
-
-    async def authenticate(self, api_key: str | None) -> Caller:
-        """The caller of an HTTP request. Raises AuthenticationError (401) or StoreError /
-        TransportError (503)."""
-        raise NotImplementedError
-
-    def api_for(self, caller: Caller | None) -> tuple[AsyncMemoryAPI, Principal | None]:
-        """The method set a call uses, and the principal whose permissions it must hold
-        (None: the backend enforces them itself, or stdio's local user holds them all)."""
-        raise NotImplementedError
-
-
-class EmbeddedBackend(Backend):
-    """An embedded store (``sqlite:///…``, or any store URL a plugin registers)."""
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        org_id: str,
-        engine_config: EngineConfig | None = None,
-        cache_seconds: float = 300,
-        revocation_poll_seconds: float = 1.0,
-    ) -> None:
-        self.url = url
-        self.org_id = org_id
-        self.engine_config = engine_config
-        self.cache_seconds = cache_seconds
-        self.revocation_poll_seconds = revocation_poll_seconds
-        self.engine: AsyncMemtrace | None = None
-        self.authenticator: Authenticator | None = None
-        self._views: dict[str, AsyncMemtrace] = {}
-        self.description = f"embedded store {url}"
-
-    async def start(self, *, http: bool) -> None:
-        path = _sqlite_path(self.url)
-        if path is not None:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = await open_engine(self.url, org_id=self.org_id, config=self.engine_config)
-        if http:
-            self.authenticator = Authenticator(
-                auth_store_of(self.engine),
-                cache_seconds=self.cache_seconds,
-                revocation_poll_seconds=self.revocation_poll_seconds,
-            )
-            await self.authenticator.start()
-
-    async def close(self) -> None:
-        if self.authenticator is not None:
-            await self.authenticator.stop()
-        if self.engine is not None:
-            await self.engine.close()
-
-    async def authenticate(self, api_key: str | None) -> Caller:
-        assert self.authenticator is not None
-        return Caller(principal=await self.authenticator.authenticate(api_key))
-
-    def api_for(self, caller: Caller | None) -> tuple[AsyncMemoryAPI, Principal | None]:
-        engine = self.engine
-        if engine is None:
-            raise StoreError("the memtrace MCP server is not started")
-        if caller is None or caller.principal is None:
-            return engine, None
-        org = caller.principal.org_id
-        view = self._views.get(org)
-        if view is None:
-            if len(self._views) > 10_000:
-                self._views.clear()
-            view = self._views[org] = engine.with_org(org)
-        return view, caller.principal
-
-
-class RemoteBackend(Backend):
-    """A memtrace server (``http(s)://…``)."""
-
-    #: how long a caller's key checked through /api/v1/me is trusted before it is checked
-    #: again (every call is also checked by the server itself)
-    KEY_CHECK_SECONDS = 30.0
-    MAX_CLIENTS = 256
-
-    def __init__(self, url: str, *, api_key: str | None, timeout: float = 30.0) -> None:
-        self.url = url.rstrip("/")
-        self.api_key = api_key
-        self.timeout = timeout
-        self.client: AsyncMemtraceClient | None = None
-        self._clients: OrderedDict[str, AsyncMemtraceClient] = OrderedDict()
-        self._checked: dict[str, float] = {}
-        self._closing: set[asyncio.Future[None]] = set()
-        self.description = f"memtrace server {self.url}"
-
-    async def start(self, *, http: bool) -> None:
-        if not http:
-            self.client = AsyncMemtraceClient(self.url, api_key=self.api_key, timeout=self.timeout)
-
-    async def close(self) -> None:
-        clients = list(self._clients.values())
-        if self.client is not None:
-            clients.append(self.client)
-        self._clients.clear()
-        for client in clients:
-            await client.close()
-
-    def _client_for(self, api_key: str) -> AsyncMemtraceClient:
-        digest = key_digest(api_key)
-        client = self._clients.get(digest)
-        if client is None:
-            client = AsyncMemtraceClient(self.url, api_key=api_key, timeout=self.timeout)
-            self._clients[digest] = client
-            while len(self._clients) > self.MAX_CLIENTS:
-                _, old = self._clients.popitem(last=False)
-                task = asyncio.ensure_future(old.close())
-                self._closing.add(task)
-                task.add_done_callback(self._closing.discard)
-        else:
-            self._clients.move_to_end(digest)
-        return client
-
-    async def authenticate(self, api_key: str | None) -> Caller:
-        if api_key is None or not api_key.strip():
-            raise AuthenticationError("missing API key")
-        api_key = api_key.strip()
-        digest = key_digest(api_key)
-        now = time.monotonic()
-        if now - self._checked.get(digest, -1e18) >= self.KEY_CHECK_SECONDS:
-            await self._client_for(api_key)._request("GET", "/me")
-            if len(self._checked) > 10_000:
-                self._checked.clear()
-            self._checked[digest] = now
-        return Caller(api_key=api_key)
-
-    def api_for(self, caller: Caller | None) -> tuple[AsyncMemoryAPI, Principal | None]:
-        if caller is not None and caller.api_key is not None:
-            return self._client_for(caller.api_key), None
-        if self.client is None:
-            raise AuthenticationError("no API key for this call")
-        return self.client, None
-
-
-def _sqlite_path(url: str) -> str | None:
-    if not url.lower().startswith("sqlite:"):
-        return None
-    from memtrace_core.stores.sqlite import SQLiteStore
-
-    path: str = SQLiteStore.from_url(url).path
-    return None if path == ":memory:" else path
 
 
 # -- errors -------------------------------------------------------------------------------------
@@ -261,8 +84,12 @@ def error_text(exc: MemtraceError, args: Mapping[str, Any] | None = None) -> str
     if isinstance(exc, NotFoundError) and args:
         named = [
             f"{k} {args[k]!r}"
-            for k in ("memory_id", "session_id", "agent_id")
-            if isinstance(args.get(k), str) and args[k] not in message
+            for k, noun in (
+                ("memory_id", "memory"),
+                ("session_id", "session"),
+                ("agent_id", "agent"),
+            )
+            if noun in message.lower() and isinstance(args.get(k), str) and args[k] not in message
         ]
         if named:
             message = f"{message} ({', '.join(named)})"
@@ -283,12 +110,6 @@ def error_text(exc: MemtraceError, args: Mapping[str, Any] | None = None) -> str
 
 
 # -- the server ---------------------------------------------------------------------------------
-
-
-@dataclass
-class ServerOptions:
-    defaults: Defaults
-    timeout: float = DEFAULT_TIMEOUT
 
 
 def _annotation(arg: Argument) -> Any:
@@ -412,7 +233,7 @@ async def _resource_call(
     try:
         result: str = await _call(name, "read", backend, _CALLER.get(), options, run)
     except ToolError as exc:
-        raise ValueError(str(exc)) from None
+        raise compat.request_error(f"{name}: {exc}") from None
     return result
 
 
@@ -444,8 +265,11 @@ def _add_resources(server: Any, backend: Backend, options: ServerOptions) -> Non
             sessions = await api.list_sessions(defaults.agent_id, status="active", limit=1)
             if sessions.sessions:
                 return await context_text(api, sessions.sessions[0].id)
-            agent = await api.get_agent_context(defaults.agent_id)
-            if agent.memory_count == 0:
+            try:
+                agent = await api.get_agent_context(defaults.agent_id)
+            except NotFoundError:
+                agent = None
+            if agent is None or agent.memory_count == 0:
                 return f"No memories of agent {defaults.agent_id} in the last 24 hours.\n"
             return agent.context
         return (
