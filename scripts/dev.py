@@ -18,6 +18,9 @@ Framework sets that cannot share one virtualenv get their own environment:
                                             LangChain releases memtrace-langchain declares
                                             (requirements-langchain-floor.txt); pytest over
                                             tests/integrations/langchain (minus langchain-classic)
+    mcp-1.23         .venv-mcp-1.23         core and server editable with the oldest mcp SDK
+                                            memtrace-server declares (requirements-mcp-floor.txt;
+                                            the 1.x API); pytest over tests/mcp (main has 2.x)
     openai-agents    .venv-openai-agents    core, server and openai-agents editable with the newest
                                             openai-agents (openai 3); mypy of that package and
                                             pytest over tests/integrations/openai_agents
@@ -162,6 +165,13 @@ ENVS: tuple[Env, ...] = (
             "tests/integrations/langchain/test_lc_classic.py",
             "tests/integrations/langchain/test_lc_docs.py::test_the_langchain_docs_examples_run",
         ),
+    ),
+    Env(
+        name="mcp-1.23",
+        venv=".venv-mcp-1.23",
+        packages=SERVE_PACKAGES,
+        requirements=("requirements-dev.txt", "requirements-mcp-floor.txt"),
+        tests=("tests/mcp",),
     ),
     Env(
         name="openai-agents",

@@ -101,14 +101,15 @@ def test_the_table_points_at_files_that_exist() -> None:
 
 
 @pytest.mark.parametrize(
-    ("pins_file", "package"),
+    ("pins_file", "package", "only"),
     [
-        ("requirements-langchain-floor.txt", "packages/memtrace-langchain"),
-        ("requirements-openai-agents-0.20.txt", "packages/memtrace-openai-agents"),
+        ("requirements-langchain-floor.txt", "packages/memtrace-langchain", None),
+        ("requirements-openai-agents-0.20.txt", "packages/memtrace-openai-agents", None),
+        ("requirements-mcp-floor.txt", "packages/memtrace-server", ("mcp",)),
     ],
 )
 def test_the_floor_pins_are_the_lower_bounds_the_package_declares(
-    pins_file: str, package: str
+    pins_file: str, package: str, only: tuple[str, ...] | None
 ) -> None:
     root = SCRIPT.parent.parent
     pins = {}
@@ -120,7 +121,7 @@ def test_the_floor_pins_are_the_lower_bounds_the_package_declares(
     floors = {}
     for dep in project["project"]["dependencies"]:
         name, sep, rest = dep.partition(">=")
-        if sep and not name.startswith("memtrace"):
+        if sep and not name.startswith("memtrace") and (only is None or name.strip() in only):
             floors[name.strip()] = rest.split(",")[0].strip()
     assert set(pins) == set(floors)
     for name, floor in floors.items():  # "1.4" is the floor of "1.4.0"
@@ -139,6 +140,7 @@ def test_no_arguments_run_every_environment_on_its_own_tests() -> None:
     assert _plan() == {
         "main": SKIPS,
         "langchain-floor": [*FLOOR_SKIPS, "tests/integrations/langchain"],
+        "mcp-1.23": ["tests/mcp"],
         "openai-agents": [OA],
         "openai-agents-0.20": [OA],
         "crewai": [CREW],
@@ -157,6 +159,7 @@ def test_pytest_arguments_go_to_main_and_to_the_environments_their_paths_select(
     assert _plan("tests", "-k", "tests") == {
         "main": ["-k", "tests", *SKIPS, "tests"],
         "langchain-floor": ["-k", "tests", *FLOOR_SKIPS, lc],
+        "mcp-1.23": ["-k", "tests", "tests/mcp"],
         "openai-agents": ["-k", "tests", OA],
         "openai-agents-0.20": ["-k", "tests", OA],
         "crewai": ["-k", "tests", CREW],
@@ -231,6 +234,7 @@ def test_every_environment_runs_and_any_failure_fails_the_command(
         (".venv", "mypy"),
         (".venv", "python"),
         (".venv-langchain-floor", "python"),
+        (".venv-mcp-1.23", "python"),
         (".venv-openai-agents", "mypy"),
         (".venv-openai-agents", "python"),
         (".venv-openai-agents-0.20", "python"),

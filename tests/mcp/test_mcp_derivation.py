@@ -72,16 +72,31 @@ def test_a_new_field_reaches_the_tool_by_itself() -> None:
     assert set(SearchQuery.model_fields) <= names
 
 
-def test_agent_id_is_optional_exactly_with_a_default() -> None:
+def test_a_default_is_claimed_exactly_where_the_tool_applies_it() -> None:
     for spec in TOOLS:
         plain = {a.name: a for a in arguments(spec, Defaults())}
         configured = {a.name: a for a in arguments(spec, Defaults(agent_id="me", session_id="s"))}
-        if "agent_id" in plain:
-            assert not configured["agent_id"].required
-            assert "'me' (configured)" in configured["agent_id"].description
-        for name in ("agent_id", "session_id"):
-            if name in configured:
-                assert not configured[name].required, (spec.name, name)
+        for name, value in (("agent_id", "me"), ("session_id", "s")):
+            if name not in plain:
+                continue
+            claims = f"{value!r} (configured)" in configured[name].description
+            assert claims == (name in spec.configured), (spec.name, name)
+            if name in spec.configured:
+                assert not configured[name].required
+            else:
+                assert configured[name].required == plain[name].required
+    by_name = {s.name: s for s in TOOLS}
+    # the tools that act for "me" by default, and the ones that span the org
+    assert set(by_name["memtrace_remember"].configured) == {"agent_id", "session_id"}
+    assert by_name["memtrace_search"].configured == ()
+    assert by_name["memtrace_forget"].configured == ()
+    assert by_name["memtrace_sessions_list"].configured == ()
+
+
+def test_every_argument_is_described() -> None:
+    for spec in TOOLS:
+        for arg in arguments(spec, Defaults()):
+            assert len(arg.description) >= 10, (spec.name, arg.name)
 
 
 class _Fake(Backend):

@@ -59,9 +59,14 @@ def test_resources_and_prompt(setup: Setup) -> None:
         context = _text(await s.read_resource(f"memtrace://sessions/{session['id']}/context"))
         assert f"{tag} escalate" in context
         assert f"{tag} opened the ticket" in context
-        # the configured agent's latest active session is the current one
+        # no session configured: the current work is the configured agent's, across sessions
         current = _text(await s.read_resource("memtrace://session/current/context"))
-        assert current == context
+        assert current.startswith(f"## Agent Context ({AGENT})")
+        assert f"{tag} escalate" in current
+        await s.call_tool("memtrace_session_create", {})  # a new, empty session hides nothing
+        assert f"{tag} escalate" in _text(
+            await s.read_resource("memtrace://session/current/context")
+        )
 
         prompts = dump(await s.list_prompts())["prompts"]
         assert [p["name"] for p in prompts] == ["memtrace_session_context"]
@@ -72,7 +77,7 @@ def test_resources_and_prompt(setup: Setup) -> None:
         assert message["role"] == "user"
         assert context in message["content"]["text"]
         default = dump(await s.get_prompt("memtrace_session_context", {}))
-        assert context in default["messages"][0]["content"]["text"]
+        assert f"{tag} escalate" in default["messages"][0]["content"]["text"]
 
         await s.call_tool("memtrace_session_close", {"session_id": session["id"]})
         with pytest.raises(Exception, match=r"(?i)session"):  # a JSON-RPC error, with the reason

@@ -504,6 +504,13 @@ def _apply_legacy(layer: _Layer) -> None:
     layer["storage.url"] = (sqlite_url_for_path(path), source, strict)
 
 
+def config_file(path: str | None = None, env: Mapping[str, str] | None = None) -> Path | None:
+    """The configuration file :func:`load_config` reads for ``path`` (``--config``), else
+    ``MEMTRACE_CONFIG``, else the first of the search paths that exists; None when there is
+    none. Raises ConfigError for an explicit file that does not exist."""
+    return _find_file(path, os.environ if env is None else env)
+
+
 def _find_file(path: str | None, env: Mapping[str, str]) -> Path | None:
     explicit = path or env.get(CONFIG_ENV) or None
     if explicit:
@@ -673,6 +680,7 @@ __all__ = [
     "ServerSection",
     "StorageSection",
     "SweepSection",
+    "config_file",
     "config_from_dict",
     "config_from_env",
     "config_to_dict",

@@ -6,20 +6,28 @@ it starts the server."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from memtrace_core import AsyncMemtrace, AuthenticationError, StoreError, open_engine
+from memtrace_core import (
+    AsyncMemtrace,
+    AuthenticationError,
+    NotFoundError,
+    StoreError,
+    open_engine,
+)
 from memtrace_core.api import AsyncMemoryAPI
 from memtrace_core.client import AsyncMemtraceClient
-from memtrace_core.engine import EngineConfig
+from memtrace_core.engine import DEFAULT_ORG, EngineConfig
 
-from ..auth import Authenticator, Principal, auth_store_of, key_digest
+from ..auth import KEY_RE, AuthAdmin, Authenticator, Principal, auth_store_of, key_digest
 from .tools import Defaults
 
 DEFAULT_TIMEOUT = 60.0
+_logger = logging.getLogger("memtrace_server.mcp")
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,15 @@ class EmbeddedBackend(Backend):
         if path is not None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.engine = await open_engine(self.url, org_id=self.org_id, config=self.engine_config)
+        if self.org_id != DEFAULT_ORG:
+            try:
+                await AuthAdmin(auth_store_of(self.engine), None).get_org(self.org_id)
+            except NotFoundError:
+                await self.engine.close()
+                raise NotFoundError(
+                    f"no org {self.org_id!r} in {self.url} (see `memtrace org list --store "
+                    f"{self.url}`)"
+                ) from None
         if http:
             self.authenticator = Authenticator(
                 auth_store_of(self.engine),
@@ -96,6 +113,13 @@ class EmbeddedBackend(Backend):
                 revocation_poll_seconds=self.revocation_poll_seconds,
             )
             await self.authenticator.start()
+            if not await AuthAdmin(auth_store_of(self.engine), None).list_keys():
+                _logger.warning(
+                    "memtrace mcp: %s has no API keys yet, so every HTTP client gets 401: "
+                    "create one with `memtrace key create --store %s --name <name>`",
+                    self.url,
+                    self.url,
+                )
 
     async def close(self) -> None:
         if self.authenticator is not None:
@@ -112,6 +136,10 @@ class EmbeddedBackend(Backend):
         if engine is None:
             raise StoreError("the memtrace MCP server is not started")
         if caller is None or caller.principal is None:
+            if self.authenticator is not None:
+                # over HTTP every call has an authenticated caller; never fall back to the
+                # local user's unrestricted access
+                raise AuthenticationError("no authenticated caller for this request")
             return engine, None
         org = caller.principal.org_id
         view = self._views.get(org)
@@ -131,7 +159,8 @@ class RemoteBackend(Backend):
     MAX_CLIENTS = 256
 
     def __init__(self, url: str, *, api_key: str | None, timeout: float = 30.0) -> None:
-        self.url = url.rstrip("/")
+        # the base URL, also when given with the API prefix (http://host:9100/api/v1)
+        self.url = url.rstrip("/").removesuffix("/api/v1")
         self.api_key = api_key
         self.timeout = timeout
         self.client: AsyncMemtraceClient | None = None
@@ -152,11 +181,13 @@ class RemoteBackend(Backend):
         for client in clients:
             await client.close()
 
-    def _client_for(self, api_key: str) -> AsyncMemtraceClient:
+    def _client_for(self, api_key: str, *, keep: bool = True) -> AsyncMemtraceClient:
         digest = key_digest(api_key)
         client = self._clients.get(digest)
         if client is None:
             client = AsyncMemtraceClient(self.url, api_key=api_key, timeout=self.timeout)
+            if not keep:  # a key not checked yet: it must not evict a caller's client
+                return client
             self._clients[digest] = client
             while len(self._clients) > self.MAX_CLIENTS:
                 _, old = self._clients.popitem(last=False)
@@ -173,8 +204,16 @@ class RemoteBackend(Backend):
         api_key = api_key.strip()
         digest = key_digest(api_key)
         now = time.monotonic()
+        if not KEY_RE.match(api_key):
+            raise AuthenticationError("invalid API key")
         if now - self._checked.get(digest, -1e18) >= self.KEY_CHECK_SECONDS:
-            await self._client_for(api_key)._request("GET", "/me")
+            known = digest in self._clients
+            client = self._client_for(api_key, keep=known)
+            try:
+                await client._request("GET", "/me")
+            finally:
+                if not known:
+                    await client.close()
             if len(self._checked) > 10_000:
                 self._checked.clear()
             self._checked[digest] = now

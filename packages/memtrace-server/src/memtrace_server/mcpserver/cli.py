@@ -66,8 +66,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``memtrace mcp`` (shared by the ``memtrace-mcp`` script)."""
     parser.add_argument(
         "--url",
+        "--store",
+        dest="url",
+        default=argparse.SUPPRESS,
         help="store URL (sqlite:///path.db) or memtrace server (http://host:9100); default "
-        "MEMTRACE_URL, else an embedded store under the user's data directory",
+        "MEMTRACE_URL, else the configuration's storage.url when a memtrace.toml is found, "
+        "else an embedded store under the user's data directory",
     )
     parser.add_argument("--agent-id", help="default agent of the tools (default MEMTRACE_AGENT_ID)")
     parser.add_argument(
@@ -77,7 +81,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--org", help="org of an embedded store over stdio (default: the store's default org)"
     )
     parser.add_argument(
-        "--config", help="memtrace.toml for engine settings (dedup window, limits, auth cache)"
+        "--config",
+        default=argparse.SUPPRESS,
+        help="memtrace.toml (store, dedup window, limits, auth cache); default: as memtrace serve",
     )
     parser.add_argument(
         "--transport", choices=("stdio", "http"), default="stdio", help="default stdio"
@@ -118,18 +124,30 @@ def _check_id(value: str | None, what: str) -> str | None:
 
     if not ID_PATTERN.match(value):
         raise McpConfigError(
-            f"invalid {what} {value!r}: 1-128 characters of letters, digits, '_', '.', ':', '-'"
+            f"invalid {what} {value!r}: a letter, then up to 127 letters, digits, '_' or '-'"
         )
     return value
 
 
 def configure(args: argparse.Namespace) -> tuple[object, object]:
     """The backend and options ``args`` choose. Raises McpConfigError."""
-    from ..config import ConfigError, load_config
+    from ..config import ConfigError, config_file, load_config
     from .backend import EmbeddedBackend, RemoteBackend, ServerOptions
     from .tools import Defaults
 
-    url = args.url or os.environ.get("MEMTRACE_URL") or default_store_url()
+    config_path = getattr(args, "config", None)
+    url = getattr(args, "url", None) or getattr(args, "store", None)
+    url = url or os.environ.get("MEMTRACE_URL") or None
+    try:
+        if url is None and (
+            config_file(config_path) is not None
+            or os.environ.get("MEMTRACE_STORAGE_URL")
+            or os.environ.get("MEMTRACE_AUTH_DB_PATH")
+        ):
+            url = load_config(config_path).storage.url  # the store `memtrace serve` uses
+    except ConfigError as exc:
+        raise McpConfigError(str(exc)) from None
+    url = url or default_store_url()
     defaults = Defaults(
         agent_id=_check_id(args.agent_id or os.environ.get("MEMTRACE_AGENT_ID"), "agent id"),
         session_id=_check_id(
@@ -161,7 +179,7 @@ def configure(args: argparse.Namespace) -> tuple[object, object]:
             )
         return RemoteBackend(url, api_key=key, timeout=min(args.timeout, 30.0)), options
     try:
-        config = load_config(args.config)
+        config = load_config(config_path)
     except ConfigError as exc:
         raise McpConfigError(str(exc)) from None
     from memtrace_core.engine import DEFAULT_ORG
@@ -212,8 +230,9 @@ def run(args: argparse.Namespace) -> int:
         else:
             if args.host not in ("127.0.0.1", "localhost", "::1"):
                 _notice(
-                    f"listening on {args.host}, beyond loopback: put TLS in front of it "
-                    "(API keys travel in headers)"
+                    f"listening on {args.host}, beyond loopback: put TLS in front of it (API "
+                    "keys travel in headers), and name the Host clients use with --allow-host "
+                    "(others get 421)"
                 )
             asyncio.run(
                 serve_http(

@@ -49,6 +49,7 @@ __all__ = [
     "mcp_version",
     "request_error",
     "request_state",
+    "set_required",
     "text_result",
 ]
 
@@ -97,6 +98,21 @@ def request_state(ctx: Any, key: str) -> Any:
     request = getattr(ctx.request_context, "request", None)
     scope = getattr(request, "scope", None) or {}
     return (scope.get("state") or {}).get(key)
+
+
+def set_required(server: Any, tool: str, required: list[str]) -> None:
+    """Advertise ``required`` as the tool's required arguments. The tool's Python parameters
+    are all optional, so that a missing one reaches memtrace's own check and message instead
+    of the SDK's pydantic error; the schema clients see must still say what is required. (The
+    tool manager is the same private attribute on 1.23 … 2.3; tests cover both majors.)"""
+    registered = server._tool_manager.get_tool(tool)
+    if registered is None:  # pragma: no cover - add_tool just registered it
+        raise RuntimeError(f"tool {tool} is not registered")
+    schema = registered.parameters
+    if required:
+        schema["required"] = list(required)
+    else:
+        schema.pop("required", None)
 
 
 def request_error(message: str, *, invalid_params: bool = False) -> Exception:

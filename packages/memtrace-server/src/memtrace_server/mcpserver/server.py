@@ -26,7 +26,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, WrapValidator
 
 from memtrace_core import (
     AuthenticationError,
@@ -67,8 +67,8 @@ _CALLER: contextvars.ContextVar[Caller | None] = contextvars.ContextVar(
     "memtrace_mcp_caller", default=None
 )
 _PROMPT_SESSION_DOC = (
-    "Session ID (default: the configured session, else the configured agent's latest active "
-    "session)"
+    "Session ID (default: the configured session, else the configured agent's memories across "
+    "its sessions)"
 )
 _RECENT_LIMIT = 50
 
@@ -81,6 +81,11 @@ def error_text(exc: MemtraceError, args: Mapping[str, Any] | None = None) -> str
     it (the SDK puts "Error executing tool <name>: " before it). ``args`` are the call's: a
     "not found" names the ids it was given."""
     message = exc.message.rstrip(".")
+    if message[:200].lstrip().lower().startswith(("<!doctype", "<html")):
+        message = (
+            f"HTTP {exc.status_code}: the server answered with an HTML page, not like a memtrace "
+            "server: check MEMTRACE_URL (the server's base URL, e.g. http://host:9100)"
+        )
     if isinstance(exc, NotFoundError) and args:
         named = [
             f"{k} {args[k]!r}"
@@ -112,12 +117,28 @@ def error_text(exc: MemtraceError, args: Mapping[str, Any] | None = None) -> str
 # -- the server ---------------------------------------------------------------------------------
 
 
+def _passthrough(value: Any, handler: Any) -> Any:
+    return value
+
+
 def _annotation(arg: Argument) -> Any:
+    """The parameter annotation the SDK builds its argument model from: the argument's schema
+    exactly (with its description and default), and no validation, so that every check and its
+    message is the engine's (the SDK's pydantic errors are hard to read). String arguments are
+    annotated ``str`` so the SDK never parses a string that looks like JSON (``content='[1]'``)
+    into a list; the others are ``Any``, so a list sent as a JSON string is parsed (some
+    clients do that)."""
+    schema = dict(arg.schema)
+    schema["description"] = arg.description
+    if arg.default is not None:
+        schema["default"] = arg.default
+
+    def exact(target: dict[str, Any]) -> None:
+        target.clear()
+        target.update(schema)
+
     base: Any = str if arg.is_string else Any
-    if not arg.required:
-        base = base | None if base is str else Any
-    extra = dict(arg.schema)
-    return Annotated[base, Field(description=arg.description, json_schema_extra=extra)]
+    return Annotated[base, WrapValidator(_passthrough), Field(json_schema_extra=exact)]
 
 
 def _tool_function(
@@ -126,21 +147,33 @@ def _tool_function(
     options: ServerOptions,
     args: list[Argument],
 ) -> Callable[..., Awaitable[Any]]:
+    # every parameter is optional for the SDK: a missing required one gets memtrace's message
+    # (the advertised schema still lists them as required: see build_server)
     params = [
         inspect.Parameter(
-            a.name,
-            inspect.Parameter.KEYWORD_ONLY,
-            default=inspect.Parameter.empty if a.required else a.default,
-            annotation=_annotation(a),
+            a.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=_annotation(a)
         )
         for a in args
     ]
+    required = [a for a in args if a.required]
     params.append(inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context))
     returns = Annotated[CallToolResult, spec.output]
 
     async def tool(**kwargs: Any) -> Any:
         ctx = kwargs.pop("ctx", None)
+        # null means "not given", as omitting it: the documented default applies
         given = {k: v for k, v in kwargs.items() if v is not None}
+        missing = [a for a in required if a.name not in given]
+        if missing:
+            raise ToolError(
+                "missing required argument"
+                + ("s " if len(missing) > 1 else " ")
+                + "; ".join(f"{a.name} ({a.description.rstrip('.')})" for a in missing)
+                + ". Call the tool again with "
+                + ("them." if len(missing) > 1 else "it.")
+            )
+        for name, default in spec.defaults.items():
+            given.setdefault(name, default)
         caller = compat.request_state(ctx, STATE_KEY) if ctx is not None else None
         text, result = await _call(
             spec.name,
@@ -149,7 +182,7 @@ def _tool_function(
             caller,
             options,
             lambda api: spec.run(api, given, options.defaults),
-            {**given, **_configured(options.defaults, given)},
+            {**given, **_configured(spec, options.defaults, given)},
         )
         return compat.text_result(text, result.model_dump(mode="json", exclude_none=True))
 
@@ -160,11 +193,12 @@ def _tool_function(
     return tool
 
 
-def _configured(defaults: Defaults, given: Mapping[str, Any]) -> dict[str, Any]:
+def _configured(spec: ToolSpec, defaults: Defaults, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The configured ids a call of ``spec`` uses because the model gave none."""
     return {
         k: v
         for k, v in (("agent_id", defaults.agent_id), ("session_id", defaults.session_id))
-        if v is not None and k not in given
+        if v is not None and k not in given and k in spec.configured
     }
 
 
@@ -220,6 +254,7 @@ def build_server(backend: Backend, options: ServerOptions) -> Any:
                 openWorldHint=False,
             ),
         )
+        compat.set_required(server, spec.name, [a.name for a in args if a.required])
     _add_resources(server, backend, options)
     return server
 
@@ -262,9 +297,6 @@ def _add_resources(server: Any, backend: Backend, options: ServerOptions) -> Non
                 return f"No memories in session {session_id} in the last 24 hours.\n"
             return context.context
         if defaults.agent_id:
-            sessions = await api.list_sessions(defaults.agent_id, status="active", limit=1)
-            if sessions.sessions:
-                return await context_text(api, sessions.sessions[0].id)
             try:
                 agent = await api.get_agent_context(defaults.agent_id)
             except NotFoundError:
@@ -274,7 +306,7 @@ def _add_resources(server: Any, backend: Backend, options: ServerOptions) -> Non
             return agent.context
         return (
             "No current session: start memtrace mcp with --session-id (or MEMTRACE_SESSION_ID), "
-            "or --agent-id to use that agent's latest active session.\n"
+            "or with --agent-id for that agent's memories across its sessions.\n"
         )
 
     async def recent_memories() -> str:
@@ -328,9 +360,8 @@ def _add_resources(server: Any, backend: Backend, options: ServerOptions) -> Non
             "memtrace://session/current/context",
             "current_session_context",
             "Current session context",
-            "The LLM-ready markdown context of the current session: the configured session, "
-            "else the configured agent's latest active session, else that agent's memories "
-            "across sessions.",
+            "The LLM-ready markdown context of the current work: the configured session's "
+            "memories, else the configured agent's across its sessions (last 24 hours).",
             current_session_context,
         ),
         (

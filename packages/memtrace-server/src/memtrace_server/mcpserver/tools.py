@@ -44,7 +44,7 @@ from memtrace_core import (
 from memtrace_core.api import AsyncMemoryAPI
 from memtrace_core.errors import NotFoundError, ValidationError
 from memtrace_core.integration import count_text, memory_lines
-from memtrace_core.models import Agent, DeleteResult
+from memtrace_core.models import ID_PATTERN, Agent, DeleteResult
 from memtrace_core.shortcuts import decision_item
 from memtrace_core.timeutil import format_dt
 
@@ -124,9 +124,12 @@ class ToolSpec:
     #: Arguments the operation does not have, first in the schema.
     extra: tuple[Argument, ...] = ()
     #: Arguments that are required although the operation makes them optional (the
-    #: original's ``agent_id`` of recall); ``agent_id`` / ``session_id`` become optional again
-    #: when a default is configured.
+    #: original's ``agent_id`` of recall).
     required: tuple[str, ...] = ()
+    #: Which of ``agent_id`` / ``session_id`` the runner fills in from the configured defaults
+    #: (the argument is then optional, and says so, when a default is configured). Every other
+    #: tool leaves them out when the model does: e.g. search spans every agent.
+    configured: tuple[str, ...] = ()
     read_only: bool = False
     destructive: bool = False
     idempotent: bool = False
@@ -190,8 +193,10 @@ def arguments(spec: ToolSpec, defaults: Defaults) -> list[Argument]:
             continue
         required = required or name in spec.required
         configured = {"agent_id": defaults.agent_id, "session_id": defaults.session_id}.get(name)
-        description = spec.docs.get(name) or doc
-        if configured is not None:
+        description = spec.docs.get(name) or _COMMON_DOCS.get(name) or doc
+        if not description:
+            raise ValueError(f"{spec.name}: argument {name} has no description")
+        if configured is not None and name in spec.configured:
             required = False
             description = f"{description}. Default: {configured!r} (configured)."
         default = spec.defaults.get(name)
@@ -366,10 +371,17 @@ async def _agent_register(
 ) -> tuple[str, BaseModel]:
     agent: Agent = await api.register_agent(args)
     return (
-        f"Registered agent {agent.id} named {agent.name!r}. Memories may name it by id or by "
-        "name as agent_id.",
+        f"Registered agent {agent.id} named {agent.name!r}. Use agent_id={agent.id!r}"
+        + (f" (or {agent.name!r})" if ID_PATTERN.match(agent.name) else "")
+        + " for its memories.",
         agent,
     )
+
+
+#: Filters that alone would make ``memtrace_forget`` a wipe of everything in a window.
+_TIME_ONLY = frozenset(
+    {"since", "until", "recorded_since", "recorded_until", "all_versions", "include_superseded"}
+)
 
 
 async def _forget(api: AsyncMemoryAPI, args: dict[str, Any], d: Defaults) -> tuple[str, BaseModel]:
@@ -378,24 +390,29 @@ async def _forget(api: AsyncMemoryAPI, args: dict[str, Any], d: Defaults) -> tup
     if memory_id is not None:
         if not isinstance(memory_id, str):
             raise ValidationError("memory_id must be a string", field="memory_id")
+        if flt:
+            raise ValidationError(
+                "give memory_id or filters, not both (memory_id deletes that one memory)",
+                field="memory_id",
+            )
         try:
-            await api.get_memory(memory_id)  # a malformed id is a ValidationError
+            memory = await api.get_memory(memory_id)  # a malformed id is a ValidationError
         except NotFoundError:
             raise NotFoundError(
                 f"no memory {memory_id} (wrong id, or already forgotten): find ids with "
                 "memtrace_recall or memtrace_search"
             ) from None
-        ids = flt.get("ids") or []
-        flt["ids"] = [memory_id, *(ids if isinstance(ids, list) else [ids])]
-    if not flt:
+        # the current version goes with its earlier versions (deleting it alone would make
+        # the previous version current again); an earlier version goes alone, never the
+        # memory that replaced it
+        flt = {"ids": [memory_id], "all_versions": memory.superseded_by is None}
+    elif not set(flt) - _TIME_ONLY:
         raise ValidationError(
-            "give memory_id or at least one filter (agent_id, session_id, tags, since, …)",
+            "give memory_id, or filters that say whose or which memories (agent_id, "
+            "session_id, tags, memory_types, event_types, ids, metadata, …); a time range "
+            "alone would delete every agent's memories in it",
             field="memory_id",
         )
-    if "ids" in flt and "all_versions" not in flt:
-        # deleting only the current version of an updated memory would make the previous
-        # version current again
-        flt["all_versions"] = True
     deleted = DeleteResult(deleted=await api.delete_memories(flt))
     if memory_id is not None and deleted.deleted == 0:
         raise NotFoundError(f"memory {memory_id} was not deleted (already gone?)")
@@ -441,10 +458,35 @@ async def _agent_stats(
 # -- the tools ----------------------------------------------------------------------------------
 
 _AGENT = (
-    "Agent ID: the agent the memory belongs to — any id you choose, or a registered agent's id "
-    "or name (registration is optional)"
+    "Agent ID: the agent the memory belongs to — any id you choose (a letter, then letters, "
+    "digits, '_' or '-'), or a registered agent's id (registration is optional)"
 )
 _SESSION = "Session ID to scope this memory to (from memtrace_session_create)"
+#: Descriptions of arguments the operations table leaves undocumented (filters of the list
+#: query); a tool's ``docs`` win.
+_COMMON_DOCS = {
+    "agent_id": "Only this agent's memories (an id, or a registered agent's name)",
+    "session_id": "Only this session's memories",
+    "memory_type": "Only memories of this type (episodic, decision, entity, session)",
+    "event_type": "Only memories with this event type (e.g. error)",
+    "since": "From this time: a duration ago (30m, 24h, 7d, 2w) or RFC 3339; inclusive",
+    "until": "Before this time: a duration ago, 'now' or RFC 3339; exclusive",
+    "order": "By time: 'desc' (newest first) or 'asc'",
+    "offset": "Results to skip (paging)",
+    "limit": "Max results",
+    "status": "Only sessions with this status",
+    "tags": "Only memories carrying every one of these tags",
+    "memory_types": "Only memories of these types (episodic, decision, entity, session)",
+    "event_types": "Only memories with one of these event types",
+    "namespace": "Only memories in exactly this namespace",
+    "recorded_since": "Only memories stored (recorded_at) from this time; inclusive",
+    "recorded_until": "Only memories stored (recorded_at) before this time; exclusive",
+    "dedup_key": "Your own dedup key: a second write with the same key within the dedup "
+    "window is reported as already stored (default: derived from the content)",
+    "parent_id": "ID of a memory this one follows up (threads)",
+    "metadata": "Arbitrary key-value metadata (a JSON object)",
+    "replace_metadata": "true to replace the session's metadata instead of merging into it",
+}
 _MEMORY_FIELDS = {
     "agent_id": _AGENT,
     "content": "Memory content text",
@@ -469,6 +511,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         Memory,
         body=MemoryCreate,
         docs=_MEMORY_FIELDS,
+        configured=("agent_id", "session_id"),
     ),
     ToolSpec(
         "memtrace_recall",
@@ -490,6 +533,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         required=("agent_id",),
         read_only=True,
         idempotent=True,
+        configured=("agent_id",),
     ),
     ToolSpec(
         "memtrace_search",
@@ -535,6 +579,7 @@ TOOLS: tuple[ToolSpec, ...] = (
             Argument("decision", {"type": "string"}, "The decision that was made", True),
             Argument("reasoning", {"type": "string"}, "Why this decision was made", True),
         ),
+        configured=("agent_id", "session_id"),
     ),
     ToolSpec(
         "memtrace_session_create",
@@ -548,6 +593,7 @@ TOOLS: tuple[ToolSpec, ...] = (
             "agent_id": "Agent ID that owns this session",
             "metadata": "Arbitrary key-value metadata",
         },
+        configured=("agent_id",),
     ),
     ToolSpec(
         "memtrace_session_context",
@@ -565,13 +611,15 @@ TOOLS: tuple[ToolSpec, ...] = (
             "include_types": "Memory types to include (episodic, decision, entity, session)",
             "max_tokens": "Approximate max token budget for context",
         },
+        configured=("session_id",),
     ),
     ToolSpec(
         "memtrace_agent_register",
         "Register an agent",
         "Register an agent with a name and description. Optional: memories may use any "
         "agent_id without registering. A registered agent gets an id (agent_…) distinct from "
-        "its name; either one works as agent_id afterwards. Names are unique per org.",
+        "its name; the id works as agent_id afterwards, and so does the name when it is a "
+        "valid id (a letter, then letters, digits, '_' or '-'). Names are unique per org.",
         "registerAgent",
         _agent_register,
         Agent,
@@ -585,9 +633,10 @@ TOOLS: tuple[ToolSpec, ...] = (
         "memtrace_forget",
         "Forget memories",
         "Permanently delete memories: one by memory_id (the id in brackets from recall or "
-        "search, with all its earlier versions), or every memory matching the filters "
-        "(agent_id, session_id, tags, memory_types, since, …; all must hold). Returns the "
-        "number deleted.",
+        "search; a current memory goes with its earlier versions, an earlier version alone), "
+        "or every memory matching the filters (agent_id, session_id, tags, memory_types, "
+        "since, …; all must hold; a time range alone is refused). Without agent_id the "
+        "filters match every agent's memories in the org. Returns the number deleted.",
         "deleteMemories",
         _forget,
         DeleteResult,
@@ -612,6 +661,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         exclude={"status": "always 'closed'"},
         docs={"session_id": "Session ID"},
         idempotent=True,
+        configured=("session_id",),
     ),
     ToolSpec(
         "memtrace_sessions_list",
@@ -636,5 +686,6 @@ TOOLS: tuple[ToolSpec, ...] = (
         docs={"agent_id": "Agent ID (an id or a registered agent's name)"},
         read_only=True,
         idempotent=True,
+        configured=("agent_id",),
     ),
 )
