@@ -208,18 +208,19 @@ def openapi_bytes() -> bytes:
 # /docs
 
 
-def _type_text(schema: dict[str, Any]) -> str:
+def type_text(schema: dict[str, Any]) -> str:
+    """A schema as short text ("string | null", "array of string"), HTML-escaped."""
     if "$ref" in schema:
         name = schema["$ref"].rsplit("/", 1)[-1]
         return f'<a href="#schema-{html.escape(name)}">{html.escape(name)}</a>'
     for key in ("anyOf", "oneOf"):
         if key in schema:
-            parts = [_type_text(s) for s in schema[key] if s.get("type") != "null"]
+            parts = [type_text(s) for s in schema[key] if s.get("type") != "null"]
             text = " | ".join(parts)
             return text + (" | null" if any(s.get("type") == "null" for s in schema[key]) else "")
     kind = schema.get("type", "any")
     if kind == "array":
-        return f"array of {_type_text(schema.get('items', {}))}"
+        return f"array of {type_text(schema.get('items', {}))}"
     if "enum" in schema:
         return " | ".join(html.escape(json.dumps(v)) for v in schema["enum"])
     if "const" in schema:
@@ -235,7 +236,7 @@ def _schema_table(name: str, schema: dict[str, Any]) -> str:
         desc = html.escape(str(sub.get("description", "")))
         default = f"default {html.escape(json.dumps(sub['default']))}" if "default" in sub else ""
         rows.append(
-            f"<tr><td><code>{html.escape(prop)}</code></td><td>{_type_text(sub)}</td>"
+            f"<tr><td><code>{html.escape(prop)}</code></td><td>{type_text(sub)}</td>"
             f"<td>{'yes' if prop in required else ''}</td><td>{desc} {default}</td></tr>"
         )
     doc = html.escape(str(schema.get("description", "")))
@@ -244,7 +245,7 @@ def _schema_table(name: str, schema: dict[str, Any]) -> str:
         + "".join(rows)
         + "</table>"
         if rows
-        else f"<p>{_type_text(schema)}</p>"
+        else f"<p>{type_text(schema)}</p>"
     )
     return f'<h3 id="schema-{html.escape(name)}">{html.escape(name)}</h3><p>{doc}</p>{body}'
 
@@ -294,20 +295,20 @@ def docs_html() -> str:
                 for p in params:
                     out.append(
                         f"<tr><td><code>{html.escape(p['name'])}</code></td><td>{p['in']}</td>"
-                        f"<td>{_type_text(p['schema'])}</td>"
+                        f"<td>{type_text(p['schema'])}</td>"
                         f"<td>{html.escape(p.get('description', ''))}</td></tr>"
                     )
                 out.append("</table>")
             if "requestBody" in item:
                 for ctype, content in item["requestBody"]["content"].items():
                     out.append(
-                        f"<p>Body ({html.escape(ctype)}): {_type_text(content['schema'])}</p>"
+                        f"<p>Body ({html.escape(ctype)}): {type_text(content['schema'])}</p>"
                     )
             out.append("<table><tr><th>status</th><th>meaning</th><th>body</th></tr>")
             for code, resp in item["responses"].items():
                 content = resp.get("content", {})
                 body = ", ".join(
-                    f"{_type_text(c['schema'])} <small>({html.escape(t)})</small>"
+                    f"{type_text(c['schema'])} <small>({html.escape(t)})</small>"
                     for t, c in content.items()
                 )
                 out.append(

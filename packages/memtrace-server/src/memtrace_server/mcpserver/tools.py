@@ -193,7 +193,7 @@ def arguments(spec: ToolSpec, defaults: Defaults) -> list[Argument]:
             continue
         required = required or name in spec.required
         configured = {"agent_id": defaults.agent_id, "session_id": defaults.session_id}.get(name)
-        description = spec.docs.get(name) or _COMMON_DOCS.get(name) or doc
+        description = spec.docs.get(name) or doc or _COMMON_DOCS.get(name, "")
         if not description:
             raise ValueError(f"{spec.name}: argument {name} has no description")
         if configured is not None and name in spec.configured:
@@ -689,3 +689,61 @@ TOOLS: tuple[ToolSpec, ...] = (
         configured=("agent_id",),
     ),
 )
+
+
+# -- the reference in docs/mcp.md -------------------------------------------------------------
+
+
+def reference_markdown() -> str:
+    """The tool reference of docs/mcp.md (a test checks the file holds exactly this): each
+    tool's description, its REST operation and permission, and its arguments with their types,
+    as an MCP client without configured defaults sees them."""
+    import html
+
+    from ..openapi import type_text
+
+    out: list[str] = []
+    for spec in TOOLS:
+        op = spec.operation
+        hints = [
+            h for h, on in (("read-only", spec.read_only), ("destructive", spec.destructive)) if on
+        ]
+        out.append(f"### `{spec.name}` — {spec.title}\n")
+        out.append(f"{spec.description}\n")
+        out.append(
+            f"REST: `{op.method} {op.path}` (`{op.op_id}`), permission `{spec.permission}`"
+            + (f"; {', '.join(hints)}" if hints else "")
+            + f". Structured result: `{spec.output.__name__}`.\n"
+        )
+        for arg in arguments(spec, Defaults()):
+            req = "required" if arg.required else "optional"
+            configured = (
+                f"; default from `--{arg.name.replace('_', '-')}` when configured"
+                if arg.name in spec.configured
+                else ""
+            )
+            out.append(
+                f"- `{arg.name}` ({html.unescape(type_text(arg.schema))}, {req}{configured}): "
+                f"{arg.description.rstrip('.')}."
+            )
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+REFERENCE_BEGIN = "<!-- tools:begin -->"
+REFERENCE_END = "<!-- tools:end -->"
+
+
+def with_reference(text: str) -> str:
+    """``text`` (docs/mcp.md) with :func:`reference_markdown` between its markers."""
+    head, _, rest = text.partition(REFERENCE_BEGIN)
+    _, _, tail = rest.partition(REFERENCE_END)
+    return f"{head}{REFERENCE_BEGIN}\n\n{reference_markdown()}\n{REFERENCE_END}{tail}"
+
+
+def write_reference(path: str) -> None:
+    """Regenerate the tool reference in the markdown file at ``path``."""
+    from pathlib import Path
+
+    file = Path(path)
+    file.write_text(with_reference(file.read_text()))
