@@ -156,14 +156,25 @@ async def http_session(url: str, headers: dict[str, str]) -> AsyncIterator[Clien
             await session.initialize()
             yield session
     else:
-        from mcp.client.streamable_http import streamablehttp_client
+        from mcp.client import streamable_http
 
-        async with (
-            streamablehttp_client(url, headers=headers) as (read, write, _),
-            ClientSession(read, write) as session,
-        ):
-            await session.initialize()
-            yield session
+        if hasattr(streamable_http, "streamable_http_client"):  # 1.24+ (the old name warns)
+            import httpx
+
+            async with (
+                httpx.AsyncClient(headers=headers, timeout=30) as client,
+                streamable_http.streamable_http_client(url, http_client=client) as (read, write, _),
+                ClientSession(read, write) as session,
+            ):
+                await session.initialize()
+                yield session
+        else:  # 1.23
+            async with (
+                streamable_http.streamablehttp_client(url, headers=headers) as (read, write, _),
+                ClientSession(read, write) as session,
+            ):
+                await session.initialize()
+                yield session
 
 
 class ThreadSession:
