@@ -31,11 +31,23 @@ def test_forget_never_wipes_by_accident(setup: Setup) -> None:
         await s.call_tool(
             "memtrace_remember", {"content": f"{tag} alice's", "agent_id": "alice", "tags": [tag]}
         )
-        for flt in ({}, {"since": "7d"}, {"since": "100w", "until": "now"}, {"all_memories": True}):
+        for flt in (
+            {},
+            {"since": "7d"},
+            {"since": "100w", "until": "now"},
+            {"since": "100w", "tags": [], "agent_id": "", "metadata": {}},
+            {"namespace_prefix": [], "since": "100w"},
+        ):
             result = dump(await s.call_tool("memtrace_forget", flt))
             assert result["isError"] is True, flt
             assert "a time range alone would delete every agent's memories" in _text(result)
             assert "all_memories=true" not in _text(result)
+        # an argument the tool does not have is refused, never ignored (content_contains is
+        # search's: ignoring it would delete all of the agent's memories)
+        for extra in ({"all_memories": True}, {"agent_id": "alice", "content_contains": "x"}):
+            result = dump(await s.call_tool("memtrace_forget", extra))
+            assert result["isError"] is True, extra
+            assert next(iter(k for k in extra if k != "agent_id")) in _text(result)
         both = dump(await s.call_tool("memtrace_search", {"tags": [tag]}))
         assert both["structuredContent"]["count"] == 2
         mixed = dump(

@@ -30,9 +30,15 @@ else:
 
         MCP_V2 = True
     except ImportError:  # mcp 1.x (2.3 keeps mcp.server.fastmcp only to raise ImportError)
-        from mcp.server.fastmcp import Context
-        from mcp.server.fastmcp import FastMCP as _Server
-        from mcp.server.fastmcp.exceptions import ToolError
+        import warnings
+
+        with warnings.catch_warnings():
+            # pydantic-settings warns about FastMCP's settings model on every start (stderr,
+            # so into the MCP client's log): nothing a user can act on
+            warnings.filterwarnings("ignore", message=r"Field .* has an incomplete definition")
+            from mcp.server.fastmcp import Context
+            from mcp.server.fastmcp import FastMCP as _Server
+            from mcp.server.fastmcp.exceptions import ToolError
 
         MCP_V2 = False
 
@@ -67,7 +73,11 @@ def make_server(name: str, *, instructions: str, server_version: str) -> Any:
     SDK's INFO lines would go to stderr on every request)."""
     if MCP_V2:
         return _Server(name, instructions=instructions, version=server_version, log_level="WARNING")
-    server: Any = cast(Any, _Server)(name, instructions=instructions, log_level="WARNING")
+    import warnings
+
+    with warnings.catch_warnings():  # see the import above
+        warnings.filterwarnings("ignore", message=r"Field .* has an incomplete definition")
+        server: Any = cast(Any, _Server)(name, instructions=instructions, log_level="WARNING")
     server._mcp_server.version = server_version  # 1.x: initialize reports the low-level one's
     return server
 
@@ -101,10 +111,16 @@ def request_state(ctx: Any, key: str) -> Any:
 
 
 def set_required(server: Any, tool: str, required: list[str]) -> None:
-    """Advertise ``required`` as the tool's required arguments. The tool's Python parameters
-    are all optional, so that a missing one reaches memtrace's own check and message instead
-    of the SDK's pydantic error; the schema clients see must still say what is required. (The
-    tool manager is the same private attribute on 1.23 … 2.3; tests cover both majors.)"""
+    """Advertise ``required`` as the tool's required arguments, and refuse arguments the tool
+    does not have.
+
+    The tool's Python parameters are all optional, so that a missing one reaches memtrace's
+    own check and message instead of the SDK's pydantic error; the schema clients see must
+    still say what is required. The SDK's argument model ignores unknown arguments, which
+    would turn ``memtrace_forget(agent_id=…, content_contains=…)`` into a delete of all the
+    agent's memories: the model is swapped for a subclass that forbids them (and the schema
+    says ``additionalProperties: false``). The tool manager and the argument model are the
+    same private attributes on 1.23 … 2.3; tests cover both majors."""
     registered = server._tool_manager.get_tool(tool)
     if registered is None:  # pragma: no cover - add_tool just registered it
         raise RuntimeError(f"tool {tool} is not registered")
@@ -113,6 +129,13 @@ def set_required(server: Any, tool: str, required: list[str]) -> None:
         schema["required"] = list(required)
     else:
         schema.pop("required", None)
+    schema["additionalProperties"] = False
+    base = registered.fn_metadata.arg_model
+    registered.fn_metadata.arg_model = type(
+        base.__name__,
+        (base,),
+        {"model_config": {**base.model_config, "extra": "forbid"}, "__module__": base.__module__},
+    )
 
 
 def request_error(message: str, *, invalid_params: bool = False) -> Exception:

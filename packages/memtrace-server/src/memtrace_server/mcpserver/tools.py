@@ -380,7 +380,15 @@ async def _agent_register(
 
 #: Filters that alone would make ``memtrace_forget`` a wipe of everything in a window.
 _TIME_ONLY = frozenset(
-    {"since", "until", "recorded_since", "recorded_until", "all_versions", "include_superseded"}
+    {
+        "since",
+        "until",
+        "recorded_since",
+        "recorded_until",
+        "all_versions",
+        "include_superseded",
+        "namespace_prefix",  # [] is every namespaced memory
+    }
 )
 
 
@@ -406,7 +414,7 @@ async def _forget(api: AsyncMemoryAPI, args: dict[str, Any], d: Defaults) -> tup
         # the previous version current again); an earlier version goes alone, never the
         # memory that replaced it
         flt = {"ids": [memory_id], "all_versions": memory.superseded_by is None}
-    elif not set(flt) - _TIME_ONLY:
+    elif not {k for k, v in flt.items() if v not in ("", [], {})} - _TIME_ONLY:
         raise ValidationError(
             "give memory_id, or filters that say whose or which memories (agent_id, "
             "session_id, tags, memory_types, event_types, ids, metadata, …); a time range "
