@@ -38,9 +38,11 @@ test paths (``exclusive=True``: the main environment then leaves them out) and m
 Each environment installs in ONE pip call (its editable packages and requirement files, so the
 resolver honours both) and keeps a stamp: the install is skipped while the Python version, the
 packages' pyproject.toml files, the requirement files and the table entry are unchanged.
-pytest collecting no test (exit 5) counts as a failure. The first environment installs in the
-foreground; the others install one after another in the background (at low CPU priority) while
-it runs (pip's output in ``<venv>.install.log``, printed when that environment's turn comes).
+pytest collecting no test (exit 5) counts as a failure. The first environment installs and runs
+in the foreground; the others install and run one after another in a background thread beside
+it (at low CPU priority, each pytest with its own ``--basetemp``), their output in
+``<venv>.install.log`` and ``<venv>.test.log``, printed when the foreground is done. On two
+cores the second one would otherwise sit idle while the main tests run.
 
 Arguments after ``test``:
 
@@ -203,6 +205,15 @@ ENVS: tuple[Env, ...] = (
 MAIN = ENVS[0]
 
 
+def run_logged(cmd: list[str | Path], log: IO[str] | None) -> int:
+    """Run ``cmd`` on the terminal, or — for a background environment (``log`` given) — with
+    its output to ``log`` and at low CPU priority, so the foreground tests keep the CPU."""
+    if log is None:
+        return run(cmd)
+    nice = {"preexec_fn": lambda: os.nice(10)} if hasattr(os, "nice") else {}
+    return run(cmd, stdout=log, stderr=subprocess.STDOUT, log=log, **nice)
+
+
 def run(cmd: list[str | Path], log: IO[str] | None = None, **kwargs: object) -> int:
     print("+", " ".join(str(c) for c in cmd), flush=True, file=log or sys.stdout)
     return subprocess.call([str(c) for c in cmd], cwd=ROOT, **kwargs)  # type: ignore[arg-type]
@@ -260,11 +271,7 @@ def install(
         cmd += ["-e", f"{pkg}[{extras[pkg]}]" if pkg in extras else pkg]
     for req in requirements:
         cmd += ["-r", req]
-    if log is None:
-        code = run(cmd)
-    else:  # a background install: at low priority, so the foreground tests keep the CPU
-        nice = {"preexec_fn": lambda: os.nice(10)} if hasattr(os, "nice") else {}
-        code = run(cmd, stdout=log, stderr=subprocess.STDOUT, log=log, **nice)
+    code = run_logged(cmd, log)
     if code == 0:
         stamp_file.write_text(digest.hexdigest())
     return code
@@ -456,17 +463,23 @@ def install_step(env: Env, log: IO[str] | None = None) -> Step | None:
     )
 
 
-def background_installs(envs: list[Env]) -> dict[str, Future[Step | None]]:
-    """Install ``envs`` one after another in a background thread (each pip's output to
-    ``<venv>.install.log`` next to the venv), so they overlap the foreground environments'
-    tests instead of adding to them."""
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="install")
+def background_envs(
+    todo: list[tuple[Env, list[str] | None]], envs: tuple[Env, ...]
+) -> list[Future[list[Step]]]:
+    """Install and run ``todo``'s environments one after another in a background thread,
+    while the first environment's tests run in the foreground (on 2 cores the second one is
+    otherwise idle): pip's output to ``<venv>.install.log``, every other step's to
+    ``<venv>.test.log``, both printed when the foreground is done."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="background")
 
-    def one(env: Env) -> Step | None:
-        with open(ROOT / f"{env.venv}.install.log", "w") as log:
-            return install_step(env, log)
+    def one(env: Env, pytest_args: list[str] | None) -> list[Step]:
+        with (
+            open(ROOT / f"{env.venv}.install.log", "w") as install_log,
+            open(ROOT / f"{env.venv}.test.log", "w") as test_log,
+        ):
+            return run_env(env, pytest_args, envs, install_log, test_log)
 
-    futures = {env.name: pool.submit(one, env) for env in envs}
+    futures = [pool.submit(one, env, pytest_args) for env, pytest_args in todo]
     pool.shutdown(wait=False)
     return futures
 
@@ -475,39 +488,49 @@ def run_env(
     env: Env,
     pytest_args: list[str] | None,
     envs: tuple[Env, ...],
-    installing: Future[Step | None] | None = None,
+    install_log: IO[str] | None = None,
+    log: IO[str] | None = None,
 ) -> list[Step]:
-    """Install ``env`` (or wait for its background install) and run all its steps (the
-    install among them, unless its stamp was current)."""
-    print(f"\n=== environment {env.name} ({env.venv}) ===", flush=True)
-    steps: list[Step | None] = []
-    if installing is None:
-        steps.append(install_step(env))
-    else:
-        steps.append(installing.result())
-        log = ROOT / f"{env.venv}.install.log"
-        if log.exists():
-            print(log.read_text(), end="", flush=True)
+    """Install ``env`` and run all its steps (the install among them, unless its stamp was
+    current), on the terminal or, in the background, into the logs."""
+    print(f"\n=== environment {env.name} ({env.venv}) ===", flush=True, file=log or sys.stdout)
+    steps: list[Step | None] = [install_step(env, install_log)]
     if steps[0] is not None and steps[0][1] != 0:
         return [steps[0]]
     if env.lint:
         ruff = env.bin / f"ruff{EXE}"
-        steps.append(timed("ruff check", lambda: run([ruff, "check", "."])))
-        steps.append(timed("ruff format", lambda: run([ruff, "format", "--check", "."])))
+        steps.append(timed("ruff check", lambda: run_logged([ruff, "check", "."], log)))
+        steps.append(
+            timed("ruff format", lambda: run_logged([ruff, "format", "--check", "."], log))
+        )
     targets = mypy_targets(env, envs)
     if targets:
-        steps.append(timed("mypy", lambda: run([env.bin / f"mypy{EXE}", *targets])))
+        steps.append(timed("mypy", lambda: run_logged([env.bin / f"mypy{EXE}", *targets], log)))
     if pytest_args is not None:
+        args = list(pytest_args)
+        if log is not None:  # its own temporary directories: the foreground pytest runs too
+            args = [f"--basetemp={env.path / 'pytest-tmp'}", *args]
 
         def pytest() -> int:
-            code = run([env.python, "-m", "pytest", *pytest_args])
+            code = run_logged([env.python, "-m", "pytest", *args], log)
             if code == 5:
-                print("pytest collected no tests: that is a failure here", file=sys.stderr)
+                print(
+                    "pytest collected no tests: that is a failure here",
+                    file=log or sys.stderr,
+                    flush=True,
+                )
                 return 1
             return code
 
         steps.append(timed("pytest", pytest))
     return [step for step in steps if step is not None]
+
+
+def _print_logs(env: Env) -> None:
+    for suffix in ("install", "test"):
+        log = ROOT / f"{env.venv}.{suffix}.log"
+        if log.exists():
+            print(log.read_text(), end="", flush=True)
 
 
 def test(args: list[str]) -> None:
@@ -518,12 +541,14 @@ def test(args: list[str]) -> None:
         print(exc, file=sys.stderr)
         sys.exit(2)
     check_python()
-    # the first environment installs in the foreground; the others while it runs
-    installing = background_installs([env for env, _ in todo[1:]])
-    report = [
-        (env, run_env(env, pytest_args, ENVS, installing.get(env.name)))
-        for env, pytest_args in todo
-    ]
+    # the first environment runs in the foreground; the others, one after another, beside it
+    background = background_envs(todo[1:], ENVS)
+    first, first_args = todo[0]
+    report = [(first, run_env(first, first_args, ENVS))]
+    for (env, _), future in zip(todo[1:], background, strict=True):
+        steps = future.result()
+        _print_logs(env)
+        report.append((env, steps))
     print("\n=== summary ===")
     width = max(len(env.name) for env in ENVS)
     for env, steps in report:

@@ -228,19 +228,31 @@ def test_every_environment_runs_and_any_failure_fails_the_command(
         dev.test([])
     assert exc.value.code == 1
     steps = [(Path(c[0]).parent.parent.name, Path(c[0]).name, c[1:3]) for c in calls]
-    assert [s[:2] for s in steps] == [
-        (".venv", "ruff"),
-        (".venv", "ruff"),
-        (".venv", "mypy"),
-        (".venv", "python"),
-        (".venv-langchain-floor", "python"),
-        (".venv-mcp-1.23", "python"),
-        (".venv-openai-agents", "mypy"),
-        (".venv-openai-agents", "python"),
-        (".venv-openai-agents-0.20", "python"),
-        (".venv-crewai", "mypy"),
-        (".venv-crewai", "python"),
-    ]
+    # the foreground (main) and the background environments interleave; each keeps its order
+    by_venv: dict[str, list[str]] = {}
+    for venv_name, tool, _ in steps:
+        by_venv.setdefault(venv_name, []).append(tool)
+    assert by_venv == {
+        ".venv": ["ruff", "ruff", "mypy", "python"],
+        ".venv-langchain-floor": ["python"],
+        ".venv-mcp-1.23": ["python"],
+        ".venv-openai-agents": ["mypy", "python"],
+        ".venv-openai-agents-0.20": ["python"],
+        ".venv-crewai": ["mypy", "python"],
+    }
+    background = [s for s in steps if s[0] != ".venv"]
+    assert [s[0] for s in background] == [
+        ".venv-langchain-floor",
+        ".venv-mcp-1.23",
+        ".venv-openai-agents",
+        ".venv-openai-agents",
+        ".venv-openai-agents-0.20",
+        ".venv-crewai",
+        ".venv-crewai",
+    ]  # one after another, in the table's order
+    # a background pytest gets its own --basetemp
+    floor = next(c for c in calls if ".venv-langchain-floor" in c[0])
+    assert floor[3].startswith("--basetemp=")
     out = capsys.readouterr().out
     assert re.search(
         r"^main +ruff check ok in 0 s; ruff format ok in 0 s; mypy FAILED \(exit 1\) in 0 s; "
@@ -298,8 +310,9 @@ def test_the_first_environment_installs_in_front_the_others_in_the_background(
     by_name = {name: (logged, thread) for name, logged, thread in installs}
     assert len(installs) == len(by_name) == len(dev.ENVS)
     assert by_name.pop("main") == (False, "MainThread")
-    assert all(logged and thread.startswith("install") for logged, thread in by_name.values())
+    assert all(logged and thread.startswith("background") for logged, thread in by_name.values())
     for env in dev.ENVS[1:]:
         log = SCRIPT.parent.parent / f"{env.venv}.install.log"
         assert log.read_text() == f"installed {env.name}\n"
         log.unlink()
+        (SCRIPT.parent.parent / f"{env.venv}.test.log").unlink()
