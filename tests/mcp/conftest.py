@@ -39,6 +39,17 @@ from mcp.client.stdio import stdio_client
 
 from mcp import ClientSession, StdioServerParameters
 
+#: A raw JSON-RPC ``initialize`` request (tests that speak the protocol without the SDK).
+INITIALIZE: dict[str, Any] = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "1"},
+    },
+}
 SETUPS = ("stdio-embedded", "stdio-server", "http-embedded", "http-server")
 AGENT = "claude-code"
 

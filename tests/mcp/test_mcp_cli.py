@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import base_env, dump, mcp_command, stdio_session
+from conftest import INITIALIZE, base_env, dump, mcp_command, stdio_session
 from memtrace_server.mcpserver.cli import data_dir, default_store_url, main
 
 
@@ -101,16 +101,7 @@ def test_stdout_is_only_the_protocol_and_the_default_store_is_created(tmp_path: 
     appears under MEMTRACE_DATA_DIR on first use."""
     env = base_env(tmp_path)
     messages = [
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-06-18",
-                "capabilities": {},
-                "clientInfo": {"name": "raw", "version": "1"},
-            },
-        },
+        INITIALIZE,
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
         {
             "jsonrpc": "2.0",

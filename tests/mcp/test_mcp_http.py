@@ -12,20 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import AGENT, HttpMcp, Store, dump, http_session, text_of
+from conftest import AGENT, INITIALIZE, HttpMcp, Store, dump, http_session, text_of
 from mcp import ClientSession
 from memtrace_server.auth import AuthAdmin, auth_store_of
 
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "raw", "version": "1"},
-    },
-}
+INIT = INITIALIZE
 ACCEPT = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
 
 

@@ -239,22 +239,21 @@ def _without(args: dict[str, Any], *names: str) -> dict[str, Any]:
     return {k: v for k, v in args.items() if k not in names}
 
 
+def _given_or_default(args: dict[str, Any], defaults: Defaults, name: str) -> str:
+    """``agent_id`` / ``session_id``: the model's, else the configured one."""
+    value = args.get(name) or getattr(defaults, name)
+    if not value:
+        what = name.removesuffix("_id")
+        raise ValidationError(f"{name} is required (no default {what} is configured)", field=name)
+    return str(value)
+
+
 def _agent(args: dict[str, Any], defaults: Defaults) -> str:
-    agent = args.get("agent_id") or defaults.agent_id
-    if not agent:
-        raise ValidationError(
-            "agent_id is required (no default agent is configured)", field="agent_id"
-        )
-    return str(agent)
+    return _given_or_default(args, defaults, "agent_id")
 
 
 def _session(args: dict[str, Any], defaults: Defaults) -> str:
-    session = args.get("session_id") or defaults.session_id
-    if not session:
-        raise ValidationError(
-            "session_id is required (no default session is configured)", field="session_id"
-        )
-    return str(session)
+    return _given_or_default(args, defaults, "session_id")
 
 
 # -- runners ------------------------------------------------------------------------------------
