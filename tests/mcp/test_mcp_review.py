@@ -47,9 +47,22 @@ def test_forget_never_wipes_by_accident(setup: Setup) -> None:
         for extra in ({"all_memories": True}, {"agent_id": "alice", "content_contains": "x"}):
             result = dump(await s.call_tool("memtrace_forget", extra))
             assert result["isError"] is True, extra
-            assert next(iter(k for k in extra if k != "agent_id")) in _text(result)
+            unknown = next(iter(k for k in extra if k != "agent_id"))
+            assert f"unknown argument {unknown}: memtrace_forget takes memory_id, " in _text(result)
+            assert "pydantic" not in _text(result)
         both = dump(await s.call_tool("memtrace_search", {"tags": [tag]}))
         assert both["structuredContent"]["count"] == 2
+        # search spans agents: each line says whose memory it is
+        assert f"(agent alice; tags: {tag})" in _text(both)
+        # clients that fill every field: empty values are "not given", forget by id works
+        one = dump(await s.call_tool("memtrace_search", {"tags": [tag], "agent_id": "alice"}))
+        alice_id = one["structuredContent"]["results"][0]["id"]
+        gone = dump(
+            await s.call_tool(
+                "memtrace_forget", {"memory_id": alice_id, "tags": [], "metadata": {}, "since": ""}
+            )
+        )
+        assert gone["structuredContent"] == {"deleted": 1}
         mixed = dump(
             await s.call_tool("memtrace_forget", {"memory_id": "mem_" + "0" * 26, "tags": [tag]})
         )
@@ -127,6 +140,17 @@ def test_nulls_mean_not_given_and_errors_are_memtraces(stdio_embedded: Any) -> N
         )
         assert [m["content"] for m in recalled["structuredContent"]["memories"]] == [f"{tag} new"]
         assert "since 24h" in _text(recalled)
+        # "" is "not given" too (some clients fill every field)
+        empty = dump(await s.call_tool("memtrace_recall", {"since": "", "tags": tag}))
+        assert [m["content"] for m in empty["structuredContent"]["memories"]] == [f"{tag} new"]
+        # a payload that looks like JSON is stored verbatim, as a string
+        for text in ("[1, 2]", '{"a": 1}', "null", "true"):
+            stored = dump(
+                await s.call_tool(
+                    "memtrace_remember", {"content": f"{tag} {text}", "payload": text}
+                )
+            )
+            assert stored["structuredContent"]["payload"] == text, text
         # a wrong type is the engine's message, not a pydantic dump
         wrong = dump(await s.call_tool("memtrace_remember", {"content": 5}))
         assert wrong["isError"] is True

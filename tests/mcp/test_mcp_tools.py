@@ -261,6 +261,9 @@ def test_time_aware_tools(setup: Setup) -> None:
         ]
         history = await call(s, "memtrace_search", {"tags": [tag], "include_superseded": True})
         assert history["structuredContent"]["count"] == 2
+        assert f"superseded by {new['structuredContent']['id']}): {tag} lives in Paris" in ok(
+            history
+        )
         again = await call(s, "memtrace_remember", {"content": f"{tag} x", "supersedes": old_id})
         refused(again, new["structuredContent"]["id"])  # the chain's current version
         recent = await call(s, "memtrace_recall", {"since": "1m", "tags": tag})

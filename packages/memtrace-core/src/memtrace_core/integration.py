@@ -251,14 +251,17 @@ def context_program(
 # -- what memory tools tell a model ------------------------------------------------------
 
 
-def memory_line(memory: Memory) -> str:
+def memory_line(memory: Memory, *, agent: bool = False) -> str:
     """One memory as one line for a model:
-    ``- [id] time memory_type/event_type (session …; tags: …): content``."""
-    details: list[str] = []
+    ``- [id] time memory_type/event_type (session …; tags: …): content`` (with ``agent``: the
+    agent first among the details, for lists that span agents)."""
+    details: list[str] = [f"agent {memory.agent_id}"] if agent else []
     if memory.session_id:
         details.append(f"session {memory.session_id}")
     if memory.tags:
         details.append("tags: " + ", ".join(memory.tags))
+    if memory.superseded_by:  # listed only when asked for (include_superseded)
+        details.append(f"superseded by {memory.superseded_by}")
     extra = f" ({'; '.join(details)})" if details else ""
     content = memory.content
     reasoning = (memory.metadata or {}).get("reasoning")
@@ -275,8 +278,8 @@ def count_text(n: int) -> str:
     return "1 memory" if n == 1 else f"{n} memories"
 
 
-def memory_lines(memories: Iterable[Memory]) -> str:
-    return "\n".join(memory_line(m) for m in memories)
+def memory_lines(memories: Iterable[Memory], *, agent: bool = False) -> str:
+    return "\n".join(memory_line(m, agent=agent) for m in memories)
 
 
 def tool_error_message(tool: str, exc: MemtraceError) -> str:

@@ -116,11 +116,12 @@ def set_required(server: Any, tool: str, required: list[str]) -> None:
 
     The tool's Python parameters are all optional, so that a missing one reaches memtrace's
     own check and message instead of the SDK's pydantic error; the schema clients see must
-    still say what is required. The SDK's argument model ignores unknown arguments, which
-    would turn ``memtrace_forget(agent_id=…, content_contains=…)`` into a delete of all the
-    agent's memories: the model is swapped for a subclass that forbids them (and the schema
-    says ``additionalProperties: false``). The tool manager and the argument model are the
-    same private attributes on 1.23 … 2.3; tests cover both majors."""
+    still say what is required. The SDK's argument model drops unknown arguments, which would
+    turn ``memtrace_forget(agent_id=…, content_contains=…)`` into a delete of all the agent's
+    memories: the model is swapped for a subclass that keeps them and hands them to the tool
+    function, which refuses them in memtrace's words (and the schema says
+    ``additionalProperties: false``). The tool manager, the argument model and its
+    ``model_dump_one_level`` are the same private names on 1.23 … 2.3; tests cover both."""
     registered = server._tool_manager.get_tool(tool)
     if registered is None:  # pragma: no cover - add_tool just registered it
         raise RuntimeError(f"tool {tool} is not registered")
@@ -131,10 +132,18 @@ def set_required(server: Any, tool: str, required: list[str]) -> None:
         schema.pop("required", None)
     schema["additionalProperties"] = False
     base = registered.fn_metadata.arg_model
+
+    def model_dump_one_level(self: Any) -> dict[str, Any]:
+        return {**base.model_dump_one_level(self), **(self.__pydantic_extra__ or {})}
+
     registered.fn_metadata.arg_model = type(
         base.__name__,
         (base,),
-        {"model_config": {**base.model_config, "extra": "forbid"}, "__module__": base.__module__},
+        {
+            "model_config": {**base.model_config, "extra": "allow"},
+            "__module__": base.__module__,
+            "model_dump_one_level": model_dump_one_level,
+        },
     )
 
 

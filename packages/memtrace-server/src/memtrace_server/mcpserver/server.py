@@ -124,10 +124,11 @@ def _passthrough(value: Any, handler: Any) -> Any:
 def _annotation(arg: Argument) -> Any:
     """The parameter annotation the SDK builds its argument model from: the argument's schema
     exactly (with its description and default), and no validation, so that every check and its
-    message is the engine's (the SDK's pydantic errors are hard to read). String arguments are
-    annotated ``str`` so the SDK never parses a string that looks like JSON (``content='[1]'``)
-    into a list; the others are ``Any``, so a list sent as a JSON string is parsed (some
-    clients do that)."""
+    message is the engine's (the SDK's pydantic errors are hard to read). Arguments that may be
+    strings are annotated ``str`` so the SDK never parses a string that looks like JSON
+    (``content='[1]'``, ``payload='{"a":1}'``) into a list or an object; the others (lists,
+    objects, numbers) are ``Any``, so a list sent as a JSON string is parsed (some clients do
+    that)."""
     schema = dict(arg.schema)
     schema["description"] = arg.description
     if arg.default is not None:
@@ -137,7 +138,7 @@ def _annotation(arg: Argument) -> Any:
         target.clear()
         target.update(schema)
 
-    base: Any = str if arg.is_string else Any
+    base: Any = str if arg.allows_string else Any
     return Annotated[base, WrapValidator(_passthrough), Field(json_schema_extra=exact)]
 
 
@@ -156,13 +157,20 @@ def _tool_function(
         for a in args
     ]
     required = [a for a in args if a.required]
+    known = {a.name for a in args}
     params.append(inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context))
     returns = Annotated[CallToolResult, spec.output]
 
     async def tool(**kwargs: Any) -> Any:
         ctx = kwargs.pop("ctx", None)
-        # null means "not given", as omitting it: the documented default applies
-        given = {k: v for k, v in kwargs.items() if v is not None}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise ToolError(
+                f"unknown argument{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: "
+                f"{spec.name} takes {', '.join(a.name for a in args)}"
+            )
+        # null and "" mean "not given", as omitting it: the documented default applies
+        given = {k: v for k, v in kwargs.items() if v is not None and v != ""}
         missing = [a for a in required if a.name not in given]
         if missing:
             raise ToolError(
@@ -286,7 +294,7 @@ def _add_resources(server: Any, backend: Backend, options: ServerOptions) -> Non
         more = f" (the newest {_RECENT_LIMIT}; more exist)" if listed.has_more else ""
         return (
             f"# Recent memories ({whose}, last 24 hours, newest first){more}\n\n"
-            + memory_lines(listed.memories)
+            + memory_lines(listed.memories, agent=not agent_id)
             + "\n"
         )
 

@@ -90,15 +90,15 @@ class Argument:
     default: Any = None
 
     @property
-    def is_string(self) -> bool:
-        """True when every value the schema allows is a string (the SDK then checks the type;
-        other arguments reach the engine as sent, so its own error messages apply)."""
+    def allows_string(self) -> bool:
+        """True when the schema allows a string (or anything): the SDK must then pass a string
+        value through as sent, never decode it as JSON."""
         branches = self.schema.get("anyOf", [self.schema])
-        return all(
-            b.get("type") == "string"
-            or (b.get("enum") and all(isinstance(e, str) for e in b["enum"]))
+        return any(
+            ("type" not in b and "enum" not in b)  # {}: any JSON value
+            or b.get("type") == "string"
+            or bool(b.get("enum") and any(isinstance(e, str) for e in b["enum"]))
             for b in branches
-            if b.get("type") != "null"
         )
 
 
@@ -185,6 +185,18 @@ def operation_arguments(
     return out
 
 
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema``, also allowing ``null`` (which every optional argument means "not given")."""
+    if not schema or schema.get("type") == "null":
+        return schema
+    branches = schema.get("anyOf")
+    if branches is not None:
+        if any(b.get("type") == "null" for b in branches):
+            return schema
+        return {**schema, "anyOf": [*branches, {"type": "null"}]}
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
 def arguments(spec: ToolSpec, defaults: Defaults) -> list[Argument]:
     """The tool's arguments as advertised under ``defaults``: required ones first."""
     args = list(spec.extra)
@@ -203,6 +215,8 @@ def arguments(spec: ToolSpec, defaults: Defaults) -> list[Argument]:
         if default is not None and "Default:" not in description:
             description = f"{description}. Default: {default!r}."
         schema.pop("default", None)
+        if not required:
+            schema = _nullable(schema)
         args.append(Argument(name, schema, description.replace("..", "."), required, default))
     return sorted(args, key=lambda a: not a.required)
 
@@ -339,7 +353,8 @@ async def _search(api: AsyncMemoryAPI, args: dict[str, Any], d: Defaults) -> tup
         order = "oldest first" if query.get("order") == "asc" else "newest first"
     more = " More exist: raise limit or use offset." if found.has_more else ""
     head = f"{count_text(found.count)}{what}, {order}:{more}"
-    return head + "\n" + memory_lines(found.results), found
+    # search spans agents unless one is named: each line says whose memory it is
+    return head + "\n" + memory_lines(found.results, agent="agent_id" not in query), found
 
 
 async def _session_create(
@@ -392,7 +407,7 @@ _TIME_ONLY = frozenset(
 
 
 async def _forget(api: AsyncMemoryAPI, args: dict[str, Any], d: Defaults) -> tuple[str, BaseModel]:
-    flt = _without(args, "memory_id")
+    flt = {k: v for k, v in _without(args, "memory_id").items() if v not in ([], {})}
     memory_id = args.get("memory_id")
     if memory_id is not None:
         if not isinstance(memory_id, str):
@@ -413,7 +428,7 @@ async def _forget(api: AsyncMemoryAPI, args: dict[str, Any], d: Defaults) -> tup
         # the previous version current again); an earlier version goes alone, never the
         # memory that replaced it
         flt = {"ids": [memory_id], "all_versions": memory.superseded_by is None}
-    elif not {k for k, v in flt.items() if v not in ("", [], {})} - _TIME_ONLY:
+    elif not set(flt) - _TIME_ONLY:
         raise ValidationError(
             "give memory_id, or filters that say whose or which memories (agent_id, "
             "session_id, tags, memory_types, event_types, ids, metadata, …); a time range "
@@ -549,7 +564,8 @@ TOOLS: tuple[ToolSpec, ...] = (
         "first), content text (content_contains: a substring), memory types, event types, "
         "tags, importance, session and time range. Searches every agent's memories in the org "
         "unless agent_id is given, and all time unless since is given. Without query the "
-        "newest come first.",
+        "newest come first. Each line shows [id] time type/event_type (agent; session; tags): "
+        "content.",
         "searchMemories",
         _search,
         SearchResult,
@@ -643,7 +659,8 @@ TOOLS: tuple[ToolSpec, ...] = (
         "search; a current memory goes with its earlier versions, an earlier version alone), "
         "or every memory matching the filters (agent_id, session_id, tags, memory_types, "
         "since, …; all must hold; a time range alone is refused). Without agent_id the "
-        "filters match every agent's memories in the org. Returns the number deleted.",
+        "filters match every agent's memories in the org; a metadata $ne / $nin condition "
+        "also matches memories that lack the key. Returns the number deleted.",
         "deleteMemories",
         _forget,
         DeleteResult,
