@@ -288,7 +288,13 @@ def _install_shutdown_fix() -> None:
 
         def shutdown_signal(self, signal: int, frame: Any) -> None:
             if self._shutting_down or self._memtrace_signal is not None:
-                super().shutdown_signal(signal, frame)  # type: ignore[no-untyped-call]  # 2nd: kill
+                # a second signal kills, whatever stage the first one's shutdown reached:
+                # Sanic's own handler kills only once ``_shutting_down`` is set, which
+                # ``shutdown()`` does after terminating the workers, so a second signal in
+                # between started a second graceful shutdown instead (seen under load)
+                logger.info("Shutdown interrupted. Killing.")
+                with contextlib.suppress(ServerKilled):
+                    self.kill()
                 return
             self._memtrace_signal = _signal.Signals(signal).name
 
