@@ -77,6 +77,8 @@ from pathlib import Path
 from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parent.parent
+#: where the background environments' logs go (tests point it elsewhere)
+LOGS = ROOT
 BINDIR = "Scripts" if os.name == "nt" else "bin"
 EXE = ".exe" if os.name == "nt" else ""
 PACKAGES = [
@@ -474,8 +476,8 @@ def background_envs(
 
     def one(env: Env, pytest_args: list[str] | None) -> list[Step]:
         with (
-            open(ROOT / f"{env.venv}.install.log", "w") as install_log,
-            open(ROOT / f"{env.venv}.test.log", "w") as test_log,
+            open(LOGS / f"{env.venv}.install.log", "w") as install_log,
+            open(LOGS / f"{env.venv}.test.log", "w") as test_log,
         ):
             return run_env(env, pytest_args, envs, install_log, test_log)
 
@@ -528,7 +530,7 @@ def run_env(
 
 def _print_logs(env: Env) -> None:
     for suffix in ("install", "test"):
-        log = ROOT / f"{env.venv}.{suffix}.log"
+        log = LOGS / f"{env.venv}.{suffix}.log"
         if log.exists():
             print(log.read_text(), end="", flush=True)
 
