@@ -13,7 +13,6 @@ import httpx
 import pytest
 
 from conftest import AGENT, INITIALIZE, HttpMcp, Store, dump, http_session, text_of
-from mcp import ClientSession
 from memtrace_server.auth import AuthAdmin, auth_store_of
 
 INIT = INITIALIZE
@@ -251,7 +250,3 @@ def test_one_session_writes_another_reads(server: HttpMcp, store: Store) -> None
             )
 
     asyncio.run(main())
-
-
-async def _tools(session: ClientSession) -> set[str]:
-    return {t.name for t in (await session.list_tools()).tools}
