@@ -546,11 +546,18 @@ def test(args: list[str]) -> None:
     # the first environment runs in the foreground; the others, one after another, beside it
     background = background_envs(todo[1:], ENVS)
     first, first_args = todo[0]
-    report = [(first, run_env(first, first_args, ENVS))]
-    for (env, _), future in zip(todo[1:], background, strict=True):
-        steps = future.result()
-        _print_logs(env)
-        report.append((env, steps))
+    try:
+        report = [(first, run_env(first, first_args, ENVS))]
+        for (env, _), future in zip(todo[1:], background, strict=True):
+            steps = future.result()
+            _print_logs(env)
+            report.append((env, steps))
+    except KeyboardInterrupt:
+        # Ctrl-C reached the running commands (one process group); start no other environment
+        for future in background:
+            future.cancel()
+        print("\ninterrupted", file=sys.stderr)
+        sys.exit(130)
     print("\n=== summary ===")
     width = max(len(env.name) for env in ENVS)
     for env, steps in report:

@@ -8,6 +8,7 @@ import importlib.util
 import re
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 from types import ModuleType
@@ -323,3 +324,27 @@ def test_the_first_environment_installs_in_front_the_others_in_the_background(
     for env in dev.ENVS[1:]:
         log = dev.LOGS / f"{env.venv}.install.log"
         assert log.read_text() == f"installed {env.name}\n"
+
+
+def test_ctrl_c_starts_no_other_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    release = threading.Event()
+    started: list[str] = []
+
+    def fake_install(env: Any, *args: Any) -> None:
+        started.append(env.name)
+        if env.name == "main":
+            raise KeyboardInterrupt
+        release.wait(10)  # the first background environment is busy when Ctrl-C comes
+
+    monkeypatch.setattr(dev, "install", fake_install)
+    monkeypatch.setattr(dev, "run", lambda cmd, **kwargs: 0)
+    with pytest.raises(SystemExit) as exc:
+        dev.test([])
+    assert exc.value.code == 130
+    release.set()
+    time.sleep(0.3)  # a queued environment that was not cancelled would start now
+    # main, and at most the background environment that was already running
+    assert started[0] == "main" or started[:2] == ["langchain-floor", "main"]
+    assert set(started) <= {"main", "langchain-floor"}
