@@ -76,7 +76,7 @@ async def main(calls: int) -> None:
     from memtrace_server.testing import bootstrap_admin_key, config_for, serve_in_thread
 
     sys.path.insert(0, str(ROOT / "tests" / "mcp"))
-    from conftest import http_session  # the tests' compat helper for both SDK majors
+    from mcp_support import http_session  # the tests' compat helper for both SDK majors
 
     rng = random.Random(7)
     with tempfile.TemporaryDirectory() as tmp:

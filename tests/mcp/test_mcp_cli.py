@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
+from mcp_support import INITIALIZE, base_env, dump, mcp_command, stdio_session
 
-from conftest import INITIALIZE, base_env, dump, mcp_command, stdio_session
 from memtrace_server.mcpserver.cli import data_dir, default_store_url, main
 
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 from mcp.client.stdio import stdio_client
+from mcp_support import HttpMcp, Store, base_env, dump, http_session
 
-from conftest import HttpMcp, Store, base_env, dump, http_session
 from mcp import ClientSession, StdioServerParameters
 from memtrace_server.mcpserver.tools import with_reference
 from memtrace_server.testing import LiveServer

@@ -11,8 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
+from mcp_support import AGENT, INITIALIZE, HttpMcp, Store, dump, http_session, text_of
 
-from conftest import AGENT, INITIALIZE, HttpMcp, Store, dump, http_session, text_of
 from memtrace_server.auth import AuthAdmin, auth_store_of
 
 INIT = INITIALIZE

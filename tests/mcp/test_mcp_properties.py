@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mcp_support import ThreadSession, dump
 
-from conftest import ThreadSession, dump
 from mcp import ClientSession
 
 

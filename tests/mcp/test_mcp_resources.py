@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
+from mcp_support import AGENT, Setup, Store, base_env, dump, stdio_session
 
-from conftest import AGENT, Setup, Store, base_env, dump, stdio_session
 from mcp import ClientSession
 from memtrace_server.testing import config_for, serve_in_thread
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mcp_support import AGENT, Setup, Store, base_env, dump, stdio_session
 
-from conftest import AGENT, Setup, Store, base_env, dump, stdio_session
 from mcp import ClientSession
 from memtrace_server.mcpserver.backend import Caller, EmbeddedBackend
 from memtrace_server.mcpserver.cli import build_parser, configure

@@ -11,8 +11,8 @@ from typing import Any
 
 import jsonschema
 import pytest
+from mcp_support import AGENT, Setup, dump
 
-from conftest import AGENT, Setup, dump
 from mcp import ClientSession
 
 TOOL_NAMES = {

@@ -72,6 +72,7 @@ __all__ = [
     "ToolFailure",
     "ToolSet",
     "WritableMemoryType",
+    "forget_criteria",
 ]
 
 #: The tool kinds, in the order every integration lists its tools.
@@ -305,6 +306,13 @@ def _args_model(prefix: str, kind: str) -> type[BaseModel]:
 
 
 # -- the tool set -------------------------------------------------------------------------------
+
+
+def forget_criteria(memory: Memory) -> dict[str, Any]:
+    """The delete that forgets ``memory`` (every memory tool's forget, the MCP server's too): a
+    current memory goes with its earlier versions (deleting it alone would make the previous
+    version current again); an earlier version goes alone, never the memory that replaced it."""
+    return {"ids": [memory.id], "all_versions": memory.superseded_by is None}
 
 
 @dataclass(frozen=True)
@@ -617,7 +625,5 @@ class ToolSet:
                     f"{forget} refused: memory {memory_id} belongs to another agent; you can "
                     "only forget your own memories."
                 )
-        # the memory and all its versions: deleting only the current version of an updated
-        # memory would make its previous version current again
-        yield Call("delete_memories", (), {"ids": [memory.id], "all_versions": True})
+        yield Call("delete_memories", (), forget_criteria(memory))
         return f"Forgot {memory_id}: {memory.content[:80]}"

@@ -26,6 +26,10 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .backend import Backend, ServerOptions
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -129,7 +133,7 @@ def _check_id(value: str | None, what: str) -> str | None:
     return value
 
 
-def configure(args: argparse.Namespace) -> tuple[object, object]:
+def configure(args: argparse.Namespace) -> tuple[Backend, ServerOptions]:
     """The backend and options ``args`` choose. Raises McpConfigError."""
     from ..config import ConfigError, config_file, load_config
     from .backend import EmbeddedBackend, RemoteBackend, ServerOptions
@@ -211,8 +215,6 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     from memtrace_core import MemtraceError
 
-    from .backend import Backend, ServerOptions
-
     try:
         from .server import serve_http, serve_stdio
     except ImportError as exc:  # pragma: no cover - mcp is a dependency of memtrace-server
@@ -221,8 +223,6 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
-    assert isinstance(backend, Backend)
-    assert isinstance(options, ServerOptions)
     try:
         if args.transport == "stdio":
             _notice(f"stdio, {backend.description}")

@@ -16,14 +16,15 @@ not have (``decision`` / ``reasoning``, ``forget``'s ``memory_id``); and a runne
 the memtrace method set (:class:`~memtrace_core.api.AsyncMemoryAPI`) and words the answer as
 compact text, with the response model as ``structuredContent``.
 
-The SDK validates only the JSON types of string arguments; every other rule (patterns, ranges,
-lengths, combinations) is the engine's, applied exactly as on the REST API and reported as a
-tool error naming the argument.
+The SDK validates nothing but unknown and missing arguments (:mod:`.server` passes every value
+through as sent); every other rule (types, patterns, ranges, lengths, combinations) is the
+engine's, applied exactly as on the REST API and reported as a tool error naming the argument.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +45,7 @@ from memtrace_core import (
 from memtrace_core.api import AsyncMemoryAPI
 from memtrace_core.errors import NotFoundError, ValidationError
 from memtrace_core.integration import count_text, memory_lines
+from memtrace_core.memory_tools import forget_criteria
 from memtrace_core.models import ID_PATTERN, Agent, DeleteResult
 from memtrace_core.shortcuts import decision_item
 from memtrace_core.timeutil import format_dt
@@ -243,8 +245,6 @@ def _session_line(s: Session) -> str:
 
 
 def _compact(value: Any) -> str:
-    import json
-
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
     return text if len(text) <= 200 else text[:197] + "..."
 
@@ -424,10 +424,7 @@ async def _forget(api: AsyncMemoryAPI, args: dict[str, Any], d: Defaults) -> tup
                 f"no memory {memory_id} (wrong id, or already forgotten): find ids with "
                 "memtrace_recall or memtrace_search"
             ) from None
-        # the current version goes with its earlier versions (deleting it alone would make
-        # the previous version current again); an earlier version goes alone, never the
-        # memory that replaced it
-        flt = {"ids": [memory_id], "all_versions": memory.superseded_by is None}
+        flt = forget_criteria(memory)
     elif not set(flt) - _TIME_ONLY:
         raise ValidationError(
             "give memory_id, or filters that say whose or which memories (agent_id, "
