@@ -13,7 +13,9 @@ Framework sets that cannot share one virtualenv get their own environment:
 
     main             .venv                  every workspace package editable, with TEST_EXTRAS, and
                                             requirements-dev.txt; ruff check, ruff format --check,
-                                            mypy and pytest over the default testpaths
+                                            mypy and pytest over the default testpaths (the
+                                            Debian PostgreSQL server is installed first when
+                                            missing: DEBIAN_PACKAGES)
     langchain-floor  .venv-langchain-floor  core, server and langchain editable with the oldest
                                             LangChain releases memtrace-langchain declares
                                             (requirements-langchain-floor.txt); pytest over
@@ -90,7 +92,10 @@ PACKAGES = [
 ]
 SERVE_PACKAGES = PACKAGES[:2]
 #: Optional extras installed with a workspace package for the tests (main environment).
-TEST_EXTRAS = {"packages/memtrace-langchain": "classic"}
+TEST_EXTRAS = {"packages/memtrace-core": "postgres", "packages/memtrace-langchain": "classic"}
+#: Debian packages the main environment's tests need (a real PostgreSQL server: the tests
+#: start their own, as an unprivileged user, on 127.0.0.1; see tests/pg_harness.py).
+DEBIAN_PACKAGES = ("postgresql", "postgresql-contrib")
 
 
 @dataclass(frozen=True)
@@ -219,6 +224,34 @@ def run_logged(cmd: list[str | Path], log: IO[str] | None) -> int:
 def run(cmd: list[str | Path], log: IO[str] | None = None, **kwargs: object) -> int:
     print("+", " ".join(str(c) for c in cmd), flush=True, file=log or sys.stdout)
     return subprocess.call([str(c) for c in cmd], cwd=ROOT, **kwargs)  # type: ignore[arg-type]
+
+
+def postgresql_installed() -> bool:
+    return any(Path("/usr/lib/postgresql").glob("*/bin/initdb")) or bool(
+        os.environ.get("MEMTRACE_PG_BINDIR")
+    )
+
+
+def ensure_postgresql() -> None:
+    """Install Debian's PostgreSQL server when it is missing (as root, with apt-get), or stop
+    with the exact command to run."""
+    if postgresql_installed():
+        return
+    command = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *DEBIAN_PACKAGES]
+    if os.name == "posix" and os.geteuid() == 0 and Path("/usr/bin/apt-get").exists():
+        print("+ " + " ".join(command), flush=True)
+        environ = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        code = subprocess.call(["apt-get", "update", "-q"], env=environ)
+        if code == 0:
+            code = subprocess.call(command, env=environ)
+        if code == 0 and postgresql_installed():
+            return
+    sys.exit(
+        "the tests need a PostgreSQL server (they start their own on 127.0.0.1): run\n"
+        f"    sudo {' '.join(command)}\n"
+        "(Debian/Ubuntu; elsewhere install PostgreSQL >= 13 with pg_trgm and set "
+        "MEMTRACE_PG_BINDIR to the directory of its initdb), then run this command again"
+    )
 
 
 def check_python() -> None:
@@ -543,6 +576,8 @@ def test(args: list[str]) -> None:
         print(exc, file=sys.stderr)
         sys.exit(2)
     check_python()
+    if any(env is MAIN for env, _ in todo):
+        ensure_postgresql()
     # the first environment runs in the foreground; the others, one after another, beside it
     background = background_envs(todo[1:], ENVS)
     first, first_args = todo[0]

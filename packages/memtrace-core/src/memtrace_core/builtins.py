@@ -1,4 +1,4 @@
-"""Built-in plugin: the SQLite store and the markdown / xml / jsonl context formats, registered
+"""Built-in plugin: the SQLite and PostgreSQL stores and the markdown / xml / jsonl context formats, registered
 through the same hooks as third-party plugins."""
 
 from __future__ import annotations
@@ -11,9 +11,12 @@ from .hookspecs import StoreFactory, hookimpl
 
 @hookimpl
 def register_stores(register: Callable[[str, StoreFactory], None]) -> None:
+    from .stores.postgres import PostgresStore
     from .stores.sqlite import SQLiteStore
 
     register("sqlite", SQLiteStore.from_url)
+    register("postgresql", PostgresStore.from_url)
+    register("postgres", PostgresStore.from_url)
 
 
 @hookimpl

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -249,6 +250,10 @@ def check_text(
     return value
 
 
+#: A NUL character in JSON text (``\u0000`` not preceded by an escaping backslash).
+_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
 def check_json(
     value: Any,
     field: str,
@@ -257,12 +262,14 @@ def check_json(
     index: int | None = None,
     max_bytes: int | None = None,
     max_depth: int | None = None,
+    allow_nul: bool = True,
 ) -> int:
     """A JSON value to store (metadata, agent config, session metadata): serialisable as
     strict JSON (no NaN/Infinity, valid Unicode), at most ``max_bytes`` (default
     ``limits.max_metadata_bytes``) as compact UTF-8 JSON, nested at most
-    ``max_depth`` (default ``limits.max_json_depth``) levels, object keys strings. Returns the
-    size in bytes.
+    ``max_depth`` (default ``limits.max_json_depth``) levels, object keys strings; with
+    ``allow_nul=False`` (a memory's metadata, which filters query) no NUL character in any
+    string or key, as in text fields. Returns the size in bytes.
 
     The size is measured first (by the C encoder, linear in the input), so the walk that checks
     depth and keys only ever sees a bounded value."""
@@ -288,6 +295,11 @@ def check_json(
     if size > cap:
         raise ValidationError(
             f"{field} too large: {size} bytes as JSON (max {cap})", field=field, index=index
+        )
+    if not allow_nul and "\\u0000" in text and _JSON_NUL.search(text):
+        # a queried JSON value (memory metadata): PostgreSQL cannot compare a NUL in JSON
+        raise ValidationError(
+            f"invalid {field}: NUL characters are not allowed", field=field, index=index
         )
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
@@ -411,7 +423,7 @@ def validate_memory(
     tags = check_tags(mem.tags, index=index, limits=limits)
     metadata = mem.metadata or None
     if metadata is not None:
-        check_json(metadata, "metadata", limits, index=index)
+        check_json(metadata, "metadata", limits, index=index, allow_nul=False)
     if mem.payload is not None:
         check_json(
             mem.payload,
@@ -648,7 +660,7 @@ def metadata_conditions(
         return None
     if not isinstance(flt, Mapping):
         raise ValidationError(f"invalid {field}: expected an object", field=field)
-    check_json(dict(flt), field, limits)
+    check_json(dict(flt), field, limits, allow_nul=False)
     out: list[MetaCondition] = []
 
     def walk(path: tuple[str | int, ...], value: Any) -> None:

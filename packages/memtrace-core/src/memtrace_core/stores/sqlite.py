@@ -1000,7 +1000,75 @@ def _deliver(
         loop.call_soon_threadsafe(_set)
 
 
-class SQLiteStore(SQLiteAuthMixin):
+class RowDecoding:
+    """Decoding of stored rows with the Store protocol's rule for unreadable ones (skipped,
+    logged, counted in ``unreadable_rows``; ``strict`` reads raise CorruptRowError). Shared by
+    the stores of this package."""
+
+    def _init_decoding(self) -> None:
+        #: Unreadable rows skipped by reads since open (``memtrace_unreadable_rows_total``).
+        self.unreadable_rows = 0
+        self._unreadable_lock = threading.Lock()
+        self._reported: set[tuple[str, str, str]] = set()
+
+    def _decode(
+        self,
+        rows: Iterable[Sequence[Any]],
+        decode: Callable[[Sequence[Any]], T],
+        kind: str,
+        org_id: str,
+        *,
+        strict: bool = False,
+    ) -> list[T]:
+        """Decode rows, skipping (logging, counting) the unreadable ones; with ``strict`` the
+        first unreadable row raises :class:`CorruptRowError` instead (exports, get-by-id)."""
+        out: list[T] = []
+        for row in rows:
+            try:
+                out.append(decode(row))
+            except (UnreadableRow, ValueError, TypeError, OverflowError, RecursionError) as exc:
+                self._unreadable(kind, row, org_id, exc, strict)
+        return out
+
+    def _decode_one(
+        self,
+        row: Sequence[Any] | None,
+        decode: Callable[[Sequence[Any]], T],
+        kind: str,
+        org_id: str,
+    ) -> T | None:
+        if row is None:
+            return None
+        return self._decode([row], decode, kind, org_id, strict=True)[0]
+
+    def _unreadable(
+        self, kind: str, row: Sequence[Any], org_id: str, exc: BaseException, strict: bool
+    ) -> None:
+        row_id = str(row[0])
+        reason = str(exc) if isinstance(exc, UnreadableRow) else f"{type(exc).__name__}: {exc}"
+        if strict:
+            raise CorruptRowError(kind, row_id, org_id, reason) from None
+        key = (kind, org_id, row_id)
+        with self._unreadable_lock:
+            self.unreadable_rows += 1
+            first = key not in self._reported
+            if first:
+                if len(self._reported) > 10_000:
+                    self._reported.clear()
+                self._reported.add(key)
+        # Every skip is counted; the first of each row is a warning, repeats are debug.
+        log.log(
+            logging.WARNING if first else logging.DEBUG,
+            "skipped unreadable %s %s of org %s: %s (run `memtrace doctor` to list and remove "
+            "unreadable rows)",
+            kind,
+            row_id,
+            org_id,
+            reason,
+        )
+
+
+class SQLiteStore(RowDecoding, SQLiteAuthMixin):
     """The embedded SQLite store (see the module docstring)."""
 
     def __init__(
@@ -1029,10 +1097,7 @@ class SQLiteStore(SQLiteAuthMixin):
         self._max_group = max_group
         self.checkpoint_seconds = checkpoint_seconds
         self._checkpointer: _Checkpointer | None = None
-        #: Unreadable rows skipped by reads since open (``memtrace_unreadable_rows_total``).
-        self.unreadable_rows = 0
-        self._unreadable_lock = threading.Lock()
-        self._reported: set[tuple[str, str, str]] = set()
+        self._init_decoding()
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
@@ -1163,64 +1228,6 @@ class SQLiteStore(SQLiteAuthMixin):
                 raise StoreError(f"database error: {exc}") from None
 
         return await loop.run_in_executor(self._readers, run)
-
-    # -- unreadable rows ------------------------------------------------------------------------
-
-    def _decode(
-        self,
-        rows: Iterable[Sequence[Any]],
-        decode: Callable[[Sequence[Any]], T],
-        kind: str,
-        org_id: str,
-        *,
-        strict: bool = False,
-    ) -> list[T]:
-        """Decode rows, skipping (logging, counting) the unreadable ones; with ``strict`` the
-        first unreadable row raises :class:`CorruptRowError` instead (exports, get-by-id)."""
-        out: list[T] = []
-        for row in rows:
-            try:
-                out.append(decode(row))
-            except (UnreadableRow, ValueError, TypeError, OverflowError, RecursionError) as exc:
-                self._unreadable(kind, row, org_id, exc, strict)
-        return out
-
-    def _decode_one(
-        self,
-        row: Sequence[Any] | None,
-        decode: Callable[[Sequence[Any]], T],
-        kind: str,
-        org_id: str,
-    ) -> T | None:
-        if row is None:
-            return None
-        return self._decode([row], decode, kind, org_id, strict=True)[0]
-
-    def _unreadable(
-        self, kind: str, row: Sequence[Any], org_id: str, exc: BaseException, strict: bool
-    ) -> None:
-        row_id = str(row[0])
-        reason = str(exc) if isinstance(exc, UnreadableRow) else f"{type(exc).__name__}: {exc}"
-        if strict:
-            raise CorruptRowError(kind, row_id, org_id, reason) from None
-        key = (kind, org_id, row_id)
-        with self._unreadable_lock:
-            self.unreadable_rows += 1
-            first = key not in self._reported
-            if first:
-                if len(self._reported) > 10_000:
-                    self._reported.clear()
-                self._reported.add(key)
-        # Every skip is counted; the first of each row is a warning, repeats are debug.
-        log.log(
-            logging.WARNING if first else logging.DEBUG,
-            "skipped unreadable %s %s of org %s: %s (run `memtrace doctor` to list and remove "
-            "unreadable rows)",
-            kind,
-            row_id,
-            org_id,
-            reason,
-        )
 
     @property
     def writer_stats(self) -> tuple[int, int]:
