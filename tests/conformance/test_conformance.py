@@ -362,13 +362,13 @@ async def test_batch_validation_messages_match(mt: Any) -> None:
     )
 
 
-def test_blocking_client_matches(tmp_path: Any) -> None:
+def test_blocking_client_matches(store_url: str) -> None:
     import asyncio
 
     from memtrace_core import connect
     from memtrace_server.testing import bootstrap_admin_key, config_for, serve_in_thread
 
-    db_url = f"sqlite:///{tmp_path / 'sync.db'}"
+    db_url = store_url
     key = asyncio.run(bootstrap_admin_key(db_url))
     with serve_in_thread(config_for(db_url)) as live:
         with connect(live.url, api_key=key) as client:

@@ -105,10 +105,10 @@ def test_a_missing_or_different_method_is_caught() -> None:
     assert problems(Memtrace, api.AsyncMemoryAPI, "remember") == ["Memtrace.remember must be async"]
 
 
-def test_the_protocols_are_satisfied_at_run_time(tmp_path: Any) -> None:
+def test_the_protocols_are_satisfied_at_run_time(store_url: str) -> None:
     from memtrace_core import connect
 
-    mt = connect(f"sqlite:///{tmp_path / 'c.db'}")
+    mt = connect(store_url)
     try:
         assert isinstance(mt, api.MemoryAPI)
         assert isinstance(mt.aio, api.AsyncMemoryAPI)  # type: ignore[attr-defined]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import itertools
 import json
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -209,10 +208,10 @@ async def test_pop_and_export_refuse_all_versions(mt: Any) -> None:
     assert len(lines) == 3  # two memories and the trailer
 
 
-async def test_all_versions_never_crosses_orgs(tmp_path: Path) -> None:
+async def test_all_versions_never_crosses_orgs(store_url: str) -> None:
     """Org b holds the very same chain, ids included (an export of org a imported into it):
     deleting the chain in org a with all_versions leaves b's untouched."""
-    url = f"sqlite:///{tmp_path / 'orgs.db'}"
+    url = store_url
     a = await aconnect(url, org_id="org_a")
     b = await aconnect(url, org_id="org_b")
     try:
@@ -235,10 +234,10 @@ async def test_all_versions_never_crosses_orgs(tmp_path: Path) -> None:
         await b.close()
 
 
-async def test_chains_are_followed_within_the_org(tmp_path: Path) -> None:
+async def test_chains_are_followed_within_the_org(store_url: str) -> None:
     """The same ids, linked differently in two orgs: org b's links never widen org a's chain.
     (a: X1 ← X2 and an unrelated Z; b: X1 ← X2 ← Z, the same ids.)"""
-    url = f"sqlite:///{tmp_path / 'links.db'}"
+    url = store_url
     a = await aconnect(url, org_id="org_a")
     b = await aconnect(url, org_id="org_b")
     try:

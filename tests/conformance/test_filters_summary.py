@@ -8,7 +8,6 @@ import asyncio
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -413,8 +412,8 @@ async def test_summary_equals_a_brute_force_count(
 # -- tenancy and export ----------------------------------------------------------------------
 
 
-async def test_summary_and_filters_never_cross_orgs(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'orgs.db'}"
+async def test_summary_and_filters_never_cross_orgs(store_url: str) -> None:
+    url = store_url
     a = await aconnect(url, org_id="org_a")
     b = await aconnect(url, org_id="org_b")
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -225,8 +224,8 @@ async def test_pop_returns_the_payload(mt: Any) -> None:
     assert got.payload == {"k": [1, None, "v"]}
 
 
-async def test_pop_never_crosses_orgs(tmp_path: Path) -> None:
-    engine = await aconnect(f"sqlite:///{tmp_path / 'orgs.db'}")
+async def test_pop_never_crosses_orgs(store_url: str) -> None:
+    engine = await aconnect(store_url)
     try:
         a, b = engine.with_org("org_a"), engine.with_org("org_b")
         await b.add_memory(agent_id="shared", content="b's newest", time=ago(seconds=1))

@@ -18,8 +18,8 @@ scenario lives in its own agent scope and checks one rule of the scoring:
 Everything runs through ``search_memories`` — the engine's own pipeline
 (:func:`memtrace_core.ranking.search`), not a copy of it — on every store URL.
 
-The store fixture is parametrised by URL template (``store_urls.STORE_URLS``, which
-``MEMTRACE_CONFORMANCE_URLS`` overrides). It is named ``ranked_store`` so that it does not shadow the
+The store fixture is a fresh store of each kind of ``store_urls.STORE_URLS`` (which
+``MEMTRACE_CONFORMANCE_URLS`` overrides), through ``store_url``. It is named ``ranked_store`` so that it does not shadow the
 ``mt`` fixture of ``conftest.py``.
 """
 
@@ -28,13 +28,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from memtrace_core import AsyncMemtrace, PluginRegistry, aconnect, ranking
-from store_urls import STORE_URLS, scheme
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 """Fixture times are long past, so the recency prior (measured from the real now) is ~0."""
@@ -105,11 +103,9 @@ def _agent(scenario: str) -> str:
     return f"scn-{scenario}"
 
 
-@pytest.fixture(params=STORE_URLS, ids=scheme)
-async def ranked_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
-    engine = await aconnect(
-        request.param.format(tmp=tmp_path), plugins=PluginRegistry(load_entry_points=False)
-    )
+@pytest.fixture
+async def ranked_store(store_url: str) -> AsyncIterator[Any]:
+    engine = await aconnect(store_url, plugins=PluginRegistry(load_entry_points=False))
     try:
         for scenario, items in SCENARIOS.items():
             result = await engine.add_memories(
@@ -147,14 +143,14 @@ async def test_ranking_order(
     assert scores == sorted(scores, reverse=True)  # type: ignore[type-var]
 
 
-async def test_feedback_is_what_finds_the_related_memory(tmp_path: Path) -> None:
+async def test_feedback_is_what_finds_the_related_memory(store_url: str) -> None:
     """Without the feedback round the engine finds only the direct match: the ``feedback``
     case above is reached through PRF, not by accident."""
     from dataclasses import replace
 
     from memtrace_core import EngineConfig
 
-    url = STORE_URLS[0].format(tmp=tmp_path)
+    url = store_url
     config = EngineConfig(ranking=replace(ranking.RankingConfig(), prf=False))
     engine = await aconnect(url, plugins=PluginRegistry(load_entry_points=False), config=config)
     try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,16 +18,15 @@ from memtrace_core import aconnect
 from memtrace_core.ids import memory_id
 from memtrace_core.stores.base import AgeRule, MemoryFilter, MemoryRecord, Store, SupersedeError
 from memtrace_core.timeutil import now_us
-from store_urls import STORE_URLS, scheme
 
 ORG = "org_conf"
 OTHER = "org_conf_other"
 _seq = itertools.count()
 
 
-@pytest.fixture(params=STORE_URLS, ids=scheme)
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    engine = await aconnect(request.param.format(tmp=tmp_path))
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[Store]:
+    engine = await aconnect(store_url)
     try:
         yield engine.store
     finally:

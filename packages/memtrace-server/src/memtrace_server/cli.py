@@ -566,7 +566,20 @@ def _output(path: str) -> Iterator[IO[str]]:
         raise
 
 
+def _store_argument(args: argparse.Namespace, url: str | None) -> None:
+    """A store URL given as a positional argument (``memtrace export sqlite:///a.db``) is the
+    same as ``--store``; giving both is an error."""
+    if url is None:
+        return
+    if "://" not in url:
+        raise CliError(f"not a store URL: {url!r} (e.g. sqlite:///memtrace.db, postgresql://…)")
+    if getattr(args, "store", None) and args.store != url:
+        raise CliError("give the store once: as --store or as the URL argument")
+    args.store = url
+
+
 def cmd_export(args: argparse.Namespace) -> int:
+    _store_argument(args, args.url)
     config = _config(args)
     _check_exists(config.storage.url)
     criteria: dict[str, Any] = {}
@@ -602,6 +615,17 @@ def _input_lines(path: str) -> Iterator[str]:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    # [STORE_URL] [FILE]: `memtrace import postgresql://… < file` reads stdin
+    positional = list(args.file)
+    if len(positional) > 2:
+        raise CliError("import takes at most a store URL and a file")
+    url = positional.pop(0) if positional and "://" in positional[0] else None
+    if not positional:
+        if url is None:
+            raise CliError("import needs a file (or - for stdin)")
+        positional = ["-"]
+    args.file = positional[0]
+    _store_argument(args, url)
     config = _config(args)
     if args.file != "-" and not os.path.isfile(args.file):
         raise CliError(f"cannot read {args.file}: no such file")
@@ -933,6 +957,12 @@ def build_parser() -> argparse.ArgumentParser:
     key.set_defaults(func=None, help_parser=key)
 
     p = sub.add_parser("export", parents=[common], help="export an org's data as JSON Lines")
+    p.add_argument(
+        "url",
+        nargs="?",
+        metavar="STORE_URL",
+        help="the store to export (as --store; default: the configured store)",
+    )
     p.add_argument("--org", default=DEFAULT_ORG, help=f"organization (default {DEFAULT_ORG})")
     p.add_argument("--agent", help="only this agent's memories")
     p.add_argument("--session", help="only this session's memories")
@@ -940,7 +970,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("import", parents=[common], help="import JSON Lines into an org")
-    p.add_argument("file", metavar="FILE", help="JSON Lines file, or - for stdin")
+    p.add_argument(
+        "file",
+        nargs="+",
+        metavar="[STORE_URL] FILE",
+        help="the store to import into (as --store; default: the configured store), then the "
+        "JSON Lines file, or - for stdin (the default when a store URL is given)",
+    )
     p.add_argument("--org", default=DEFAULT_ORG, help=f"organization (default {DEFAULT_ORG})")
     p.add_argument("--org-name", help="name for the organization if the import creates it")
     p.add_argument(

@@ -67,11 +67,13 @@ from .base import (
 )
 from .sqlite import (
     _MAX_CHAIN,
+    FOLDS_TO_ASCII,
     RowDecoding,
     UnreadableRow,
     _agent_from_row,
     _dumps,
     _horizon,
+    _longest_literal,
     _namespace_column,
     _namespace_prefix,
     _policy,
@@ -163,28 +165,6 @@ CREATE TABLE org_text_stats (
   tokens bigint NOT NULL,
   PRIMARY KEY (org_id, shard)
 );
-CREATE FUNCTION memtrace_stats_insert() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  INSERT INTO org_text_stats AS s (org_id, shard, docs, tokens)
-    SELECT n.org_id, pg_backend_pid() % 16, count(*), sum(n.n_tokens) FROM new_rows n
-    GROUP BY n.org_id
-  ON CONFLICT (org_id, shard) DO UPDATE
-    SET docs = s.docs + excluded.docs, tokens = s.tokens + excluded.tokens;
-  RETURN NULL;
-END $$;
-CREATE FUNCTION memtrace_stats_delete() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  INSERT INTO org_text_stats AS s (org_id, shard, docs, tokens)
-    SELECT o.org_id, pg_backend_pid() % 16, -count(*), -sum(o.n_tokens) FROM old_rows o
-    GROUP BY o.org_id
-  ON CONFLICT (org_id, shard) DO UPDATE
-    SET docs = s.docs + excluded.docs, tokens = s.tokens + excluded.tokens;
-  RETURN NULL;
-END $$;
-CREATE TRIGGER memories_stats_insert AFTER INSERT ON memories
-  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION memtrace_stats_insert();
-CREATE TRIGGER memories_stats_delete AFTER DELETE ON memories
-  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION memtrace_stats_delete();
 CREATE TABLE agents (
   org_id text NOT NULL,
   id text NOT NULL,
@@ -363,18 +343,6 @@ def _like_literal(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _longest_ascii_literal(needle: str) -> str:
-    best = ""
-    current: list[str] = []
-    for ch in needle:
-        if not ch.isascii():
-            best = max(best, "".join(current), key=len)
-            current = []
-        else:
-            current.append(ch)
-    return max(best, "".join(current), key=len)
-
-
 _ASCII_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
@@ -462,18 +430,19 @@ def build_where(org_id: str, flt: MemoryFilter, p: _Params, alias: str = "m") ->
         clauses.append(f"{a}.tags && {p.add(list(flt.tags_any))}::text[]")
     if flt.content_contains is not None:
         needle = flt.content_contains
-        literal = _longest_ascii_literal(needle)
+        literal = _longest_literal(needle)
         if len(literal) >= 3:  # the trigram index (a superset: ASCII folds in every locale)
             clauses.append(f"{a}.content ILIKE {p.add('%' + _like_literal(literal) + '%')}")
-        if needle.isascii():  # SQLite's lower(): ASCII letters only, whatever the locale
+        folded = p.add(needle.lower())
+        unicode_lower = f'strpos(lower({a}.content COLLATE "und-x-icu"), {folded}) > 0'
+        if needle.isascii():  # ASCII letters fold alike in every locale (translate: fast)
             clauses.append(
-                f"strpos(translate({a}.content, '{_ASCII_UPPER}', '{_ASCII_UPPER.lower()}'), "
-                f"{p.add(needle.lower())}) > 0"
+                f"(strpos(translate({a}.content, '{_ASCII_UPPER}', '{_ASCII_UPPER.lower()}'), "
+                f"{folded}) > 0 OR (({a}.content LIKE '%{FOLDS_TO_ASCII[0]}%' OR "
+                f"{a}.content LIKE '%{FOLDS_TO_ASCII[1]}%') AND {unicode_lower}))"
             )
-        else:  # Unicode case folding (ICU's, close to Python's str.lower())
-            clauses.append(
-                f'strpos(lower({a}.content COLLATE "und-x-icu"), {p.add(needle.lower())}) > 0'
-            )
+        else:  # Unicode case folding (ICU's, as Python's str.lower())
+            clauses.append(unicode_lower)
     for cond in flt.metadata or ():
         clauses.append(_meta_term(f"{a}.metadata", cond, p))
     if flt.as_of is not None:
@@ -657,7 +626,6 @@ class PostgresStore(RowDecoding):
         self.connect_timeout = connect_timeout
         self._pool: Any = None
         self._writer = _GroupWriter(self, max_group)
-        self._icu = True
         self._init_decoding()
 
     @classmethod
@@ -712,10 +680,13 @@ class PostgresStore(RowDecoding):
             )
             async with self._pool.acquire() as conn:
                 await migrate(conn)
-                self._icu = bool(
-                    await conn.fetchval(
-                        "SELECT EXISTS (SELECT 1 FROM pg_collation WHERE collname = 'und-x-icu')"
-                    )
+                icu = await conn.fetchval(
+                    "SELECT EXISTS (SELECT 1 FROM pg_collation WHERE collname = 'und-x-icu')"
+                )
+            if not icu:  # content_contains folds case as Python's str.lower() with it
+                raise StoreError(
+                    "the PostgreSQL server has no ICU collations (it was built without ICU); "
+                    "memtrace needs the collation und-x-icu"
                 )
         except StoreError:
             await self._close_pool()
@@ -1820,10 +1791,11 @@ async def _delete_ids(conn: Conn, org_id: str, ids: Sequence[str]) -> int:
         return 0
     rows = await conn.fetch(
         "DELETE FROM memories WHERE org_id = $1 AND id = ANY($2::text[]) "
-        "RETURNING id, supersedes, superseded_by, superseded_at, superseded_until",
+        "RETURNING id, supersedes, superseded_by, superseded_at, superseded_until, n_tokens",
         org_id,
         list(dict.fromkeys(ids)),
     )
+    await _count_text(conn, org_id, -len(rows), -sum(int(r[5]) for r in rows))
     gone = {r[0]: r for r in rows}
     preds: set[str] = set()
     for row in rows:
@@ -2031,6 +2003,24 @@ async def _write_rows(conn: Conn, records: Sequence[MemoryRecord]) -> None:
         for column, value in zip(columns, values, strict=True):
             column.append(value)
     await conn.execute(_INSERT_SQL, *columns)
+    await _count_text(conn, records[0].org_id, len(records), sum(columns[21]))
+
+
+async def _count_text(conn: Conn, org_id: str, docs: int, tokens: int) -> None:
+    """Keep the org's BM25 statistics (documents and tokens) in the writing transaction: in
+    one of a few shard rows, so that concurrent writers rarely wait for one another. (In the
+    store's code rather than a trigger: Citus runs no statement triggers on distributed
+    tables.)"""
+    if docs:  # negative for deletes
+        await conn.execute(
+            "INSERT INTO org_text_stats AS s (org_id, shard, docs, tokens) "
+            f"VALUES ($1, pg_backend_pid() % {_STAT_SHARDS}, $2, $3) "
+            "ON CONFLICT (org_id, shard) DO UPDATE "
+            "SET docs = s.docs + excluded.docs, tokens = s.tokens + excluded.tokens",
+            org_id,
+            docs,
+            tokens,
+        )
 
 
 async def migrate(conn: Conn, target: int | None = None) -> int:

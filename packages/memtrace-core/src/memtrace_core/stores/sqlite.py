@@ -639,13 +639,19 @@ def _unicode_lower(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
 
 
+#: The only non-ASCII characters whose ``str.lower()`` holds ASCII letters (KELVIN SIGN -> "k",
+#: CAPITAL I WITH DOT ABOVE -> "i" + a combining dot): an ASCII needle may match them.
+FOLDS_TO_ASCII = "\u212a\u0130"
+
+
 def _longest_literal(needle: str) -> str:
     """The longest run of ``needle`` without LIKE wildcards (used to pre-filter on the index)."""
     best = ""
     current: list[str] = []
     for ch in needle:
-        # LIKE is case-insensitive for ASCII only: non-ASCII characters cannot pre-filter.
-        if ch in "%_" or not ch.isascii():
+        # LIKE is case-insensitive for ASCII only: non-ASCII characters cannot pre-filter, nor
+        # can the letters that FOLDS_TO_ASCII characters fold to (the index would miss them).
+        if ch in "%_kKiI" or not ch.isascii():
             best = max(best, "".join(current), key=len)
             current = []
         else:
@@ -711,8 +717,14 @@ def build_where(org_id: str, flt: MemoryFilter, alias: str = "m") -> tuple[str, 
             )
             params.append(f"%{literal}%")
         if needle.isascii():
-            clauses.append(f"instr(lower({a}.content), lower(?)) > 0")
-            params.append(needle)
+            # SQLite's lower() folds ASCII only; the two characters whose str.lower() holds
+            # ASCII letters go through Python's (the rule: needle.lower() in content.lower())
+            clauses.append(
+                f"(instr(lower({a}.content), lower(?)) > 0 OR "
+                f"((instr({a}.content, ?) > 0 OR instr({a}.content, ?) > 0) AND "
+                f"instr(memtrace_lower({a}.content), ?) > 0))"
+            )
+            params.extend([needle, *FOLDS_TO_ASCII, needle.lower()])
         else:  # SQLite's lower() folds ASCII only; use Python's Unicode lower()
             clauses.append(f"instr(memtrace_lower({a}.content), ?) > 0")
             params.append(needle.lower())

@@ -1,0 +1,177 @@
+"""What is particular to the PostgreSQL store (everything a store must do is in
+tests/conformance, which runs on it too): its URL, migrations under concurrent starts, group
+commit, the text vector FTS5 ranking is computed from, and a database that goes away."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+import pg_harness
+from memtrace_core import aconnect
+from memtrace_core.errors import StoreError, ValidationError
+from memtrace_core.stores.base import MemoryFilter, MemoryRecord
+from memtrace_core.stores.postgres import SCHEMA_VERSION, PostgresStore, migrate, text_vector
+from memtrace_core.timeutil import now_us
+
+
+def test_the_url_parameters_are_the_stores_and_the_rest_go_to_the_driver() -> None:
+    store = PostgresStore.from_url(
+        "postgresql://u:p%40ss@db.example:5433/mem?pool_max=4&statement_cache_size=0"
+        "&sslmode=require&command_timeout=2.5&max_group=8"
+    )
+    assert (store.pool_max, store.statement_cache_size, store.command_timeout) == (4, 0, 2.5)
+    assert store.dsn == "postgresql://u:p%40ss@db.example:5433/mem?sslmode=require"
+    assert PostgresStore.from_url("postgres://h/db").dsn == "postgresql://h/db"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://host",
+        "postgresql://host/",
+        "postgresql://host/db?pool_max=0",
+        "postgresql://host/db?pool_max=many",
+        "postgresql://host/db?command_timeout=nan",
+        "postgresql://host/db?connect_timeout=-1",
+        "mysql://host/db",
+    ],
+)
+def test_bad_urls_are_refused_clearly(url: str) -> None:
+    with pytest.raises(ValidationError):
+        PostgresStore.from_url(url)
+
+
+async def test_servers_starting_together_migrate_once() -> None:
+    with pg_harness.database(template=None) as url:
+        stores = [PostgresStore.from_url(url) for _ in range(6)]
+        await asyncio.gather(*(s.open() for s in stores))
+        assert stores[0]._pool is not None
+        async with stores[0]._pool.acquire() as conn:
+            rows = await conn.fetch("SELECT version FROM schema_migrations ORDER BY version")
+            assert [r[0] for r in rows] == list(range(1, SCHEMA_VERSION + 1))
+            assert await migrate(conn) == SCHEMA_VERSION  # nothing left to do
+        await asyncio.gather(*(s.close() for s in stores))
+
+
+async def test_a_schema_newer_than_the_code_is_refused() -> None:
+    with pg_harness.database() as url:
+        store = PostgresStore.from_url(url)
+        await store.open()
+        assert store._pool is not None
+        async with store._pool.acquire() as conn:
+            await conn.execute("INSERT INTO schema_migrations VALUES ($1, 0)", SCHEMA_VERSION + 1)
+        await store.close()
+        with pytest.raises(StoreError, match="newer than this memtrace"):
+            await PostgresStore.from_url(url).open()
+
+
+async def test_concurrent_writes_share_transactions() -> None:
+    with pg_harness.database() as url:
+        mt = await aconnect(url)
+        store: Any = mt.store
+        before = store.writer_stats
+        await asyncio.gather(*(mt.remember("bot", f"note {i}") for i in range(200)))
+        commits, requests = (a - b for a, b in zip(store.writer_stats, before, strict=True))
+        assert requests == 200
+        assert commits < requests  # grouped
+        assert await store.count_memories("org_default", MemoryFilter()) == 200
+        await mt.close()
+
+
+def _record(content: str, **kw: Any) -> MemoryRecord:
+    now = now_us()
+    base: dict[str, Any] = {
+        "id": "m1",
+        "org_id": "o",
+        "agent_id": "Agent-7",
+        "session_id": None,
+        "memory_type": "episodic",
+        "event_type": "tool_call",
+        "content": content,
+        "metadata": None,
+        "tags": ["Prod", "eu-west"],
+        "dedup_key": None,
+        "importance": None,
+        "parent_id": None,
+        "time": now,
+        "recorded_at": now,
+    }
+    base.update(kw)
+    return MemoryRecord(**base)
+
+
+def test_the_text_vector_weights_fields_and_never_joins_them_into_a_phrase() -> None:
+    vector, n_tokens = text_vector(_record("Deployed the café's API"))
+    # content A, agent B, event type C, tags D; one unused position between fields
+    assert vector == (
+        "'deploi':1A 'the':2A 'cafe':3A 's':4A 'api':5A 'agent':7B '7':8B 'tool':10C "
+        "'call':11C 'prod':13D 'eu':14D 'west':15D"
+    )
+    assert n_tokens == 12  # what FTS5 counts as the row's length: 5 + 2 + 2 + 3
+    # a phrase of the last content word and the first agent word does not match
+    assert "'api':5A 'agent':6B" not in vector
+
+
+async def test_a_database_that_goes_away_is_a_503_and_the_pool_heals() -> None:
+    pg = pg_harness.PgServer()
+    try:
+        pg.init()
+        pg.start()
+        mt = await aconnect(pg.url("postgres") + "?connect_timeout=2")
+        await mt.remember("bot", "before")
+        pg.stop("immediate")
+        started = time.monotonic()
+        with pytest.raises(StoreError) as info:
+            await mt.remember("bot", "during")
+        assert info.value.status_code == 503
+        assert "database unavailable" in str(info.value)
+        assert time.monotonic() - started < 10
+        health = await mt.store.health()
+        assert not health.ok
+        with pytest.raises(StoreError):
+            await mt.search_memories(agent_id="bot")
+        pg.start()
+        await mt.remember("bot", "after")  # no restart: the pool reconnects by itself
+        found = await mt.search_memories(agent_id="bot", order="asc")
+        assert [m.content for m in found.results] == ["before", "after"]
+        assert (await mt.store.health()).ok
+        await mt.close()
+    finally:
+        pg.destroy()
+
+
+async def test_a_key_names_one_current_memory_under_concurrent_writers() -> None:
+    with pg_harness.database() as url:
+        a, b = await aconnect(url), await aconnect(url)
+        store: Any = a.store
+        writes = [
+            engine.store.insert_memories(
+                "org_default",
+                [_record(f"v{i}", id=f"mem_{i:04d}", org_id="org_default", key="k")],
+                dedup_since=None,
+                now=now_us(),
+            )
+            for i, engine in enumerate([a, b] * 20)
+        ]
+        await asyncio.gather(*writes)
+        current = await store.list_memories(
+            "org_default",
+            MemoryFilter(key="k", current=True, live_at=now_us()),
+            limit=100,
+            offset=0,
+            order="asc",
+        )
+        everything = await store.list_memories(
+            "org_default", MemoryFilter(key="k"), limit=100, offset=0, order="asc"
+        )
+        assert len(current) == 1
+        assert len(everything) == 40
+        # one linear chain: every version but one superseded, each by a different memory
+        successors = [m.superseded_by for m in everything if m.superseded_by]
+        assert len(successors) == 39 == len(set(successors))
+        await a.close()
+        await b.close()
