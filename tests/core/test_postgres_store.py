@@ -175,3 +175,51 @@ async def test_a_key_names_one_current_memory_under_concurrent_writers() -> None
         assert len(successors) == 39 == len(set(successors))
         await a.close()
         await b.close()
+
+
+#: Stored metadata values and filters where SQL engines disagree most (exact vs double
+#: numbers, 64-bit bounds, booleans as 1 / 0, strings that look like numbers, -0.0).
+_VALUES: list[Any] = [
+    0, 1, -1, 0.0, -0.0, 1.0, 1.5, 0.1, 0.7, 3.14, True, False, None, "1", "true", "", "a",
+    "é", "e\u0301", 2**53, 2**53 + 1, 2**63 - 1, -(2**63), 2**64, 2**70, 2**70 + 1, 1e308,
+    -1e308, 5e-324, 1e-300, [1], [1, 2], {"x": 1}, [], {}, "9007199254740993",
+    12345678901234567890,
+]  # fmt: skip
+
+
+def _filters() -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for v in [0, 1, -0.0, 1.0, 0.1, 3.14, True, False, None, "1", "", "é", 2**53, 2**53 + 1,
+              2**63 - 1, 2**64, 2**70 + 1, 1e308, 5e-324, 12345678901234567890, [1], [1, 2],
+              {"x": 1}, [], {}]:  # fmt: skip
+        out.append({"k": v})
+        if not isinstance(v, (list, dict)):
+            out += [{"k": {"$ne": v}}, {"k": {"$in": [v]}}, {"k": {"$nin": [v]}}]
+    for v in [0, 1, 0.5, 0.1, 3.14, True, 2**53 + 1, 2**63 - 1, 2**70, 1e308, -1e308, 5e-324]:
+        out += [{"k": {op: v}} for op in ("$gt", "$gte", "$lt", "$lte")]
+    return out + [{"k": {"x": 1}}, {"k.x": 1}, {"k": {"$in": [None, 1]}}, {"x": {"$ne": None}}]
+
+
+async def test_metadata_filters_match_the_embedded_stores_exactly(tmp_path: Any) -> None:
+    """The same memories in SQLite and PostgreSQL: every filter of the grid selects the same
+    ones (SQLite's json_extract semantics are the rule)."""
+    with pg_harness.database() as url:
+        pg, sq = await aconnect(url), await aconnect(f"sqlite:///{tmp_path / 'm.db'}")
+        index: dict[str, int] = {}
+        for i, v in enumerate(_VALUES):
+            for engine in (sq, pg):
+                m = await engine.add_memory(
+                    agent_id="a", content=f"memory {i}", metadata={"k": v}, dedup=False
+                )
+                index[m.id] = i
+        differences = []
+        for flt in _filters():
+            found = []
+            for engine in (sq, pg):
+                page = await engine.search_memories(metadata=flt, limit=1000)
+                found.append(sorted(index[m.id] for m in page.results))
+            if found[0] != found[1]:
+                differences.append((flt, found))
+        assert differences == []
+        await pg.close()
+        await sq.close()

@@ -98,6 +98,8 @@ def stem(word: str) -> str:
     """
     if len(word) < _PORTER_MIN_LEN or len(word) > _PORTER_MAX_LEN:
         return word
+    if word.isascii() and word.isdigit():  # no Porter rule matches digits: skip the stemmer
+        return word
     with _STEMMER_LOCK:
         result: str = _STEMMER.stemWord(word)
     return result

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -434,8 +435,29 @@ def _install_listeners(app: Sanic[Any, Any], state: State) -> None:
         if engine is not None:
             await engine.close()
 
+    async def watch_parent(app: Sanic[Any, Any]) -> None:
+        """A worker whose main process died (``kill -9`` of the pid a supervisor started)
+        stops, gracefully, instead of serving on as an orphan that holds the port."""
+        parent = os.getppid()
+        while True:
+            await asyncio.sleep(PARENT_POLL_SECONDS)
+            if os.getppid() != parent:
+                log.error("the memtrace serve main process is gone: stopping this worker")
+                # the worker's own SIGTERM handling: a graceful stop (app.stop() would ask
+                # the worker manager, which is gone)
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    async def start_watching(app: Sanic[Any, Any]) -> None:
+        if os.environ.get("SANIC_WORKER_NAME"):  # a worker of Sanic's worker manager
+            app.add_task(watch_parent(app), name="memtrace-watch-parent")
+
     app.register_listener(open_engine, "before_server_start")
+    app.register_listener(start_watching, "after_server_start")
     app.register_listener(close_engine, "after_server_stop")
 
+
+#: How often a worker checks that its main process is alive (seconds).
+PARENT_POLL_SECONDS = 0.5
 
 __all__ = ["JsonErrorHandler", "create_app"]

@@ -38,12 +38,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import math
 import time as _time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -258,8 +260,30 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text
 """
 
 
+#: PostgreSQL refuses lexemes of 2,047 bytes or more; a longer stem (a base64 blob, a run of
+#: CJK characters) is indexed and searched as a fixed-size digest of itself.
+_MAX_LEXEME_BYTES = 2000
+
+
+def _lexeme(stem: str) -> str:
+    if len(stem) * 4 <= _MAX_LEXEME_BYTES or len(stem.encode()) <= _MAX_LEXEME_BYTES:
+        return stem
+    # "~" never comes out of the analyzer (only letters and digits do): no stem collides
+    return "~" + hashlib.blake2b(stem.encode(), digest_size=16).hexdigest()
+
+
+def _stems(text: str) -> list[str]:
+    return [_lexeme(s) for s in analyze(text)]
+
+
 def _lexeme_literal(lexeme: str) -> str:
     return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+@functools.lru_cache(maxsize=4096)
+def _short_field_stems(text: str) -> tuple[str, ...]:
+    """The stems of an agent id, event type or tag list: few distinct values, many rows."""
+    return tuple(_stems(text))
 
 
 def text_vector(record: MemoryRecord) -> tuple[str, int]:
@@ -271,13 +295,12 @@ def text_vector(record: MemoryRecord) -> tuple[str, int]:
     position = 0
     total = 0
     fields = (
-        (record.content, "A"),
-        (record.agent_id, "B"),
-        (record.event_type, "C"),
-        (_dumps(record.tags) or "", "D"),
+        (_stems(record.content), "A"),
+        (_short_field_stems(record.agent_id), "B"),
+        (_short_field_stems(record.event_type), "C"),
+        (_short_field_stems(_dumps(record.tags) or ""), "D"),
     )
-    for text, weight in fields:
-        stems = analyze(text)
+    for stems, weight in fields:
         total += len(stems)
         for stem in stems:
             position = min(position + 1, _MAX_POSITION)
@@ -293,7 +316,7 @@ def text_vector(record: MemoryRecord) -> tuple[str, int]:
 
 def _phrase(term: str) -> tuple[str, ...]:
     """The stems a query term matches as a phrase (FTS5 reads a quoted string so)."""
-    return tuple(analyze(term))
+    return tuple(_stems(term))
 
 
 def _tsquery(phrases: Iterable[tuple[str, ...]]) -> str:
@@ -362,22 +385,39 @@ def _meta_term(column: str, cond: MetaCondition, p: _Params) -> str:
     for part in cond.path:
         value = _json_step(value, part, p)
     kind = f"json_typeof({value})"
-    number = (
-        f"(CASE {kind} WHEN 'boolean' THEN (CASE WHEN {value}::text = 'true' THEN 1 ELSE 0 END)"
-        f"::numeric WHEN 'number' THEN ({value}::text)::numeric END)"
-    )
+    text = f"({value}::text)"
     missing = f"({value} IS NULL OR {kind} = 'null')"
+
+    def compared(sign: str, operand: Any) -> str:
+        """``value <sign> operand`` as SQLite compares json_extract's result: a JSON integer
+        is an integer and a boolean 1 / 0, both compared exactly (with a float operand too);
+        any other number is a double."""
+        if isinstance(operand, bool):
+            operand = int(operand)
+        if isinstance(operand, int) and not _INT64_MIN <= operand <= _INT64_MAX:
+            operand = float(operand)  # past 64 bits SQLite binds a double
+        exact = p.add(Decimal(operand))  # a float's exact binary value
+        double = p.add(float(operand)) if isinstance(operand, float) else f"{exact}::float8"
+        return (
+            f"(CASE WHEN {kind} = 'boolean' THEN (CASE WHEN {text} = 'true' THEN 1 ELSE 0 END)"
+            f"::numeric {sign} {exact}::numeric "
+            f"WHEN {kind} <> 'number' THEN NULL "
+            f"WHEN {text} ~ '^-?[0-9]{{1,19}}$' AND {text}::numeric BETWEEN {_INT64_MIN} AND "
+            f"{_INT64_MAX} THEN {text}::numeric {sign} {exact}::numeric "
+            f"WHEN abs({text}::numeric) < {_MAX_DOUBLE} THEN {text}::float8 {sign} "
+            f"{double}::float8 END)"
+        )
 
     def eq(scalar: Any) -> str:
         if isinstance(scalar, str):
             return f"({kind} = 'string' AND ({value} #>> '{{}}') = {p.add(scalar)}::text)"
-        return f"({kind} IN ('number', 'boolean') AND {number} = {p.add(float(scalar))}::numeric)"
+        return f"COALESCE({compared('=', scalar)}, false)"
 
     op = cond.op
     if op == "eq":
         return missing if cond.value is None else eq(cond.value)
     if op == "ne":
-        return f"NOT {missing}" if cond.value is None else f"NOT COALESCE({eq(cond.value)}, false)"
+        return f"NOT {missing}" if cond.value is None else f"NOT {eq(cond.value)}"
     if op == "in":
         alts = [missing if v is None else eq(v) for v in cond.value]
         return "(" + " OR ".join(alts) + ")" if alts else "false"
@@ -385,11 +425,13 @@ def _meta_term(column: str, cond: MetaCondition, p: _Params) -> str:
         return f"({kind} = 'array' AND json_array_length({value}) = {p.add(cond.value)}::int)"
     if op == "object":
         return f"COALESCE({kind} = 'object', false)"
-    compare = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
-    return (
-        f"({kind} IN ('number', 'boolean') AND {number} {compare} "
-        f"{p.add(float(cond.value))}::numeric)"
-    )
+    sign = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
+    return f"COALESCE({compared(sign, cond.value)}, false)"
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+#: The largest double: a JSON number beyond it is no double (SQLite reads it as infinity).
+_MAX_DOUBLE = "1.7976931348623157e308"
 
 
 def build_where(org_id: str, flt: MemoryFilter, p: _Params, alias: str = "m") -> str:
@@ -483,6 +525,22 @@ def _store_error(exc: BaseException) -> StoreError:
     if _is_unavailable(exc):
         return StoreError(f"database unavailable: {type(exc).__name__}: {exc}")
     return StoreError(f"database error: {type(exc).__name__}: {exc}")
+
+
+def _bad_text(exc: BaseException) -> bool:
+    """A parameter PostgreSQL cannot hold (a NUL character): the input's fault, not the
+    database's (the engine refuses NUL where it validates; this catches the rest)."""
+    return asyncpg is not None and isinstance(
+        exc,
+        (
+            asyncpg.exceptions.CharacterNotInRepertoireError,
+            asyncpg.exceptions.UntranslatableCharacterError,
+        ),
+    )
+
+
+def _bad_text_error() -> ValidationError:
+    return ValidationError("invalid text: NUL characters are not allowed", field="text")
 
 
 def _unique_violation(exc: BaseException) -> bool:
@@ -588,8 +646,11 @@ class _GroupWriter:
             if ok:
                 j.future.set_result(value)
             else:
-                pg_error = asyncpg is not None and isinstance(value, asyncpg.PostgresError)
-                j.future.set_exception(_store_error(value) if pg_error else value)
+                if _bad_text(value):
+                    value = _bad_text_error()
+                elif asyncpg is not None and isinstance(value, asyncpg.PostgresError):
+                    value = _store_error(value)
+                j.future.set_exception(value)
 
 
 # -- the store ----------------------------------------------------------------------------------
@@ -720,6 +781,8 @@ class PostgresStore(RowDecoding):
         except CorruptRowError:
             raise
         except Exception as exc:
+            if _bad_text(exc):
+                raise _bad_text_error() from None
             if (asyncpg is not None and isinstance(exc, asyncpg.PostgresError | OSError)) or (
                 _is_unavailable(exc)
             ):
