@@ -197,7 +197,7 @@ def _filters() -> list[dict[str, Any]]:
             out += [{"k": {"$ne": v}}, {"k": {"$in": [v]}}, {"k": {"$nin": [v]}}]
     for v in [0, 1, 0.5, 0.1, 3.14, True, 2**53 + 1, 2**63 - 1, 2**70, 1e308, -1e308, 5e-324]:
         out += [{"k": {op: v}} for op in ("$gt", "$gte", "$lt", "$lte")]
-    return out + [{"k": {"x": 1}}, {"k.x": 1}, {"k": {"$in": [None, 1]}}, {"x": {"$ne": None}}]
+    return [*out, {"k": {"x": 1}}, {"k.x": 1}, {"k": {"$in": [None, 1]}}, {"x": {"$ne": None}}]
 
 
 async def test_metadata_filters_match_the_embedded_stores_exactly(tmp_path: Any) -> None:
