@@ -354,7 +354,11 @@ def _iso(us: int) -> str:
     return datetime.fromtimestamp(us / 1e6, tz=UTC).isoformat()
 
 
-def run_latencies(path: Path, meta: dict[str, Any], seed: int, samples: int) -> dict[str, Any]:
+def run_latencies(
+    path: Path | str, meta: dict[str, Any], seed: int, samples: int
+) -> dict[str, Any]:
+    """Latencies on the store at ``path`` (a SQLite file, or any store URL as a string)."""
+    url = path if isinstance(path, str) else url_for(path)
     rng = random.Random(f"latency:{seed}")
     agents: list[str] = meta["agents"]
     since_24h = _iso(meta["anchor_us"] - _data.DAY_US)
@@ -365,7 +369,7 @@ def run_latencies(path: Path, meta: dict[str, Any], seed: int, samples: int) -> 
     results: dict[str, Any] = {}
 
     # remember(), blocking twin (portal thread + engine + group-commit writer)
-    mt = memtrace_core.connect(url_for(path))
+    mt = memtrace_core.connect(url)
     try:
         lat = time_blocking(
             lambda i: mt.remember(WRITER_AGENT, texts[i], event_type="observation"), samples, 200
@@ -379,7 +383,7 @@ def run_latencies(path: Path, meta: dict[str, Any], seed: int, samples: int) -> 
         mt.close()
 
     async def async_phase() -> None:
-        amt: AsyncMemtrace = await memtrace_core.aconnect(url_for(path))
+        amt: AsyncMemtrace = await memtrace_core.aconnect(url)
         try:
             off = samples + 200
             lat, _ = await time_async(

@@ -268,11 +268,12 @@ class MemtraceArm:
         config: RankingConfig | None = None,
         name: str = "memtrace",
         ingest: bool = True,
+        url: str | None = None,
     ) -> None:
         self.name = name
         self.ingest = ingest
         self.mt = memtrace_core.connect(
-            f"sqlite:///{db_path}",
+            url or f"sqlite:///{db_path}",
             config=EngineConfig(ranking=config or RankingConfig()),
             plugins=PluginRegistry(load_entry_points=False),
         )
@@ -420,6 +421,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--k", type=int, nargs="+", default=[5, 10], help="cut-offs (default 5 10)")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     parser.add_argument("--no-ablation", action="store_true", help="skip the ablation runs")
+    parser.add_argument(
+        "--url",
+        help="store URL of an empty store for the memtrace arms, e.g. postgresql://… "
+        "(default: a SQLite file in a temporary directory)",
+    )
     args = parser.parse_args(argv)
 
     conversations = load_conversations(args.data.resolve())
@@ -436,10 +442,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         db_path = Path(tmp) / "locomo.db"
         main_results = [
             run_arm(BaselineArm(), conversations, questions, ks),
-            run_arm(MemtraceArm(db_path, default), conversations, questions, ks),
+            run_arm(MemtraceArm(db_path, default, url=args.url), conversations, questions, ks),
         ]
         ablation_results = [
-            run_arm(MemtraceArm(db_path, config, name=label, ingest=False), (), questions, ks)
+            run_arm(
+                MemtraceArm(db_path, config, name=label, ingest=False, url=args.url),
+                (),
+                questions,
+                ks,
+            )
             for label, config in ([] if args.no_ablation else ablations(default))
         ]
 

@@ -5,7 +5,9 @@ commit, the text vector FTS5 ranking is computed from, and a database that goes 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -105,13 +107,19 @@ def _record(content: str, **kw: Any) -> MemoryRecord:
 
 
 def test_the_text_vector_weights_fields_and_never_joins_them_into_a_phrase() -> None:
-    vector, n_tokens = text_vector(_record("Deployed the café's API"))
+    vector, n_tokens, frequencies = text_vector(_record("Deployed the café's API"))
     # content A, agent B, event type C, tags D; one unused position between fields
     assert vector == (
         "'deploi':1A 'the':2A 'cafe':3A 's':4A 'api':5A 'agent':7B '7':8B 'tool':10C "
         "'call':11C 'prod':13D 'eu':14D 'west':15D"
     )
     assert n_tokens == 12  # what FTS5 counts as the row's length: 5 + 2 + 2 + 3
+    # per stem, its hits in content, agent id, event type and tags (what BM25 reads)
+    assert json.loads(frequencies) == {
+        "deploi": [1, 0, 0, 0], "the": [1, 0, 0, 0], "cafe": [1, 0, 0, 0], "s": [1, 0, 0, 0],
+        "api": [1, 0, 0, 0], "agent": [0, 1, 0, 0], "7": [0, 1, 0, 0], "tool": [0, 0, 1, 0],
+        "call": [0, 0, 1, 0], "prod": [0, 0, 0, 1], "eu": [0, 0, 0, 1], "west": [0, 0, 0, 1],
+    }  # fmt: skip
     # a phrase of the last content word and the first agent word does not match
     assert "'api':5A 'agent':6B" not in vector
 
@@ -223,3 +231,84 @@ async def test_metadata_filters_match_the_embedded_stores_exactly(tmp_path: Any)
         assert differences == []
         await pg.close()
         await sq.close()
+
+
+async def test_a_failing_write_in_a_group_fails_alone() -> None:
+    """The group writer runs a group without savepoints first; when one write fails, the
+    group is replayed with a savepoint per write: only that write fails, the rest commit."""
+    with pg_harness.database() as url:
+        mt = await aconnect(url)
+        store: Any = mt.store
+        now = now_us()
+        good = [
+            store.insert_memories(
+                "org_default",
+                [_record(f"fine {i}", id=f"mem_ok_{i:03d}", org_id="org_default")],
+                dedup_since=None,
+                now=now,
+            )
+            for i in range(30)
+        ]
+        bad = store.insert_memories(
+            "org_default",
+            [_record("no target", id="mem_bad", org_id="org_default", supersedes="mem_nope")],
+            dedup_since=None,
+            now=now,
+        )
+        before = store.writer_stats
+        results = await asyncio.gather(*good[:15], bad, *good[15:], return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        assert len(failures) == 1
+        assert type(failures[0]).__name__ == "SupersedeError"
+        commits = store.writer_stats[0] - before[0]
+        assert commits < 31  # grouped, and the replay committed the others with it
+        stored = await store.count_memories("org_default", MemoryFilter())
+        assert stored == 30
+        assert await store.get_memory("org_default", "mem_bad") is None
+        await mt.close()
+
+
+async def test_batched_writes_dedup_as_if_one_after_the_other(tmp_path: Any) -> None:
+    """Concurrent plain writes share one dedup query and one INSERT per group: each must
+    still see the writes queued before it, exactly as the same writes made one by one on the
+    embedded store (same outcomes, same duplicates)."""
+    import random
+
+    from memtrace_core.stores.sqlite import SQLiteStore
+
+    rng = random.Random(5)
+    now = now_us()
+    calls = []
+    for i in range(80):
+        records = [
+            _record(
+                f"w{i} r{j}",
+                id=f"mem_{i:03d}_{j}",
+                org_id=rng.choice(["org_a", "org_b"]),
+                dedup_key=rng.choice([None, "k1", "k2", "k3", "k4"]),
+                expires_at=rng.choice([None, now + 10**9]),
+            )
+            for j in range(rng.randint(1, 3))
+        ]
+        org = records[0].org_id
+        records = [replace(r, org_id=org) for r in records]
+        calls.append((org, records, rng.choice([None, now - 10**8])))
+    sqlite = SQLiteStore(str(tmp_path / "seq.db"))
+    await sqlite.open()
+    expected = [
+        await sqlite.insert_memories(org, recs, dedup_since=since, now=now)
+        for org, recs, since in calls
+    ]
+    await sqlite.close()
+    with pg_harness.database() as url:
+        store = PostgresStore.from_url(url)
+        await store.open()
+        got = await asyncio.gather(
+            *(
+                store.insert_memories(org, recs, dedup_since=since, now=now)
+                for org, recs, since in calls
+            )
+        )
+        assert store.writer_stats[0] < len(calls)  # they were grouped
+        await store.close()
+    assert got == expected

@@ -4,7 +4,8 @@
 query parameters ``pool_min`` / ``pool_max`` (connections per process, default 1 / 10),
 ``statement_cache_size`` (asyncpg's prepared-statement cache; 0 behind pgbouncer in
 transaction mode), ``command_timeout`` (seconds, default 30), ``connect_timeout`` (seconds,
-default 5) and ``max_group`` (write requests per group commit, default 256); every other
+default 5) and ``max_group`` (write requests per group commit, default 64: each is a
+savepoint, and PostgreSQL keeps up to 64 subtransactions per transaction in shared memory); every other
 parameter (``sslmode``, ``application_name`` …) is passed to the driver. Needs the ``postgres``
 extra (``pip install 'memtrace-core[postgres]'``: asyncpg) and the ``pg_trgm`` extension
 (created by the first migration; PostgreSQL ≥ 13 lets a database owner create it).
@@ -40,11 +41,12 @@ import asyncio
 import contextlib
 import functools
 import hashlib
+import json
 import logging
 import math
 import time as _time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -102,6 +104,11 @@ BM25_B = 0.75
 _MAX_POSITION = 16383
 _MAX_POSITIONS = 256
 _WEIGHT_OF_FIELD = {"content": "A", "agent_id": "B", "event_type": "C", "tags": "D"}
+#: Document frequencies of query words are counted exactly up to this many memories; past it
+#: (a common word in a big org) they are estimated (PostgresStore._common). At this count the
+#: idf of an org of N memories is ln(N / 4000) or less: the words that decide a ranking are rare.
+DF_EXACT_LIMIT = 4000
+_COMMON_SECONDS = 300.0
 #: Shards of the per-org text statistics: concurrent writers update different rows.
 _STAT_SHARDS = 16
 #: The advisory lock of the migrations (an arbitrary constant).
@@ -138,6 +145,7 @@ CREATE TABLE memories (
   payload text,
   tsv tsvector NOT NULL,
   n_tokens integer NOT NULL,
+  tf jsonb NOT NULL,
   PRIMARY KEY (org_id, id)
 );
 CREATE UNIQUE INDEX memories_seq ON memories (org_id, seq);
@@ -244,19 +252,19 @@ _N_MEMORY_COLUMNS = 23
 _INSERT_SQL = """
 INSERT INTO memories (org_id, id, agent_id, session_id, memory_type, event_type, content,
   metadata, tags, dedup_key, importance, parent_id, time, recorded_at, expires_at, supersedes,
-  namespace, key, key_created_at, payload, tsv, n_tokens)
+  namespace, key, key_created_at, payload, tsv, n_tokens, tf)
 SELECT r.org_id, r.id, r.agent_id, r.session_id, r.memory_type, r.event_type, r.content,
   r.metadata::json,
   CASE WHEN r.tags IS NULL THEN NULL ELSE ARRAY(SELECT json_array_elements_text(r.tags::json)) END,
   r.dedup_key, r.importance, r.parent_id, r.time, r.recorded_at, r.expires_at, r.supersedes,
-  r.namespace, r.key, r.key_created_at, r.payload, r.tsv::tsvector, r.n_tokens
+  r.namespace, r.key, r.key_created_at, r.payload, r.tsv::tsvector, r.n_tokens, r.tf::jsonb
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
   $7::text[], $8::text[], $9::text[], $10::text[], $11::float8[], $12::text[], $13::int8[],
   $14::int8[], $15::int8[], $16::text[], $17::text[], $18::text[], $19::int8[], $20::text[],
-  $21::text[], $22::int4[])
+  $21::text[], $22::int4[], $23::text[])
   AS r(org_id, id, agent_id, session_id, memory_type, event_type, content, metadata, tags,
        dedup_key, importance, parent_id, time, recorded_at, expires_at, supersedes, namespace,
-       key, key_created_at, payload, tsv, n_tokens)
+       key, key_created_at, payload, tsv, n_tokens, tf)
 """
 
 
@@ -286,12 +294,15 @@ def _short_field_stems(text: str) -> tuple[str, ...]:
     return tuple(_stems(text))
 
 
-def text_vector(record: MemoryRecord) -> tuple[str, int]:
-    """The ``tsvector`` literal of a memory and its number of tokens (FTS5's document
-    length): the analyzer's stems of content, agent id, event type and the tags' JSON text
-    (what FTS5 indexes), each position weighted by its field, one unused position between
-    fields so that no phrase matches across two."""
+def text_vector(record: MemoryRecord) -> tuple[str, int, str]:
+    """The ``tsvector`` literal of a memory, its number of tokens (FTS5's document length)
+    and its term frequencies: the analyzer's stems of content, agent id, event type and the
+    tags' JSON text (what FTS5 indexes), each position weighted by its field, one unused
+    position between fields so that no phrase matches across two; the frequencies as a JSON
+    object ``{stem: [content, agent, event type, tags]}`` (what BM25 reads, without the
+    position limits of a tsvector)."""
     positions: dict[str, list[str]] = {}
+    counts: dict[str, list[int]] = {}
     position = 0
     total = 0
     fields = (
@@ -300,17 +311,19 @@ def text_vector(record: MemoryRecord) -> tuple[str, int]:
         (_short_field_stems(record.event_type), "C"),
         (_short_field_stems(_dumps(record.tags) or ""), "D"),
     )
-    for stems, weight in fields:
+    for column, (stems, weight) in enumerate(fields):
         total += len(stems)
         for stem in stems:
             position = min(position + 1, _MAX_POSITION)
             slots = positions.setdefault(stem, [])
             if len(slots) < _MAX_POSITIONS:
                 slots.append(f"{position}{weight}")
+            counts.setdefault(stem, [0, 0, 0, 0])[column] += 1
         position = min(position + 1, _MAX_POSITION)
     return (
         " ".join(f"{_lexeme_literal(s)}:{','.join(p)}" for s, p in positions.items()),
         total,
+        json.dumps(counts, separators=(",", ":"), ensure_ascii=False),
     )
 
 
@@ -405,13 +418,16 @@ def _meta_term(column: str, cond: MetaCondition, p: _Params) -> str:
             f"WHEN {text} ~ '^-?[0-9]{{1,19}}$' AND {text}::numeric BETWEEN {_INT64_MIN} AND "
             f"{_INT64_MAX} THEN {text}::numeric {sign} {exact}::numeric "
             f"WHEN abs({text}::numeric) < {_MAX_DOUBLE} THEN {text}::float8 {sign} "
-            f"{double}::float8 END)"
+            f"{double}::float8 "
+            f"ELSE sign({text}::numeric)::float8 * 'Infinity'::float8 {sign} {double}::float8 END)"
         )
 
     def eq(scalar: Any) -> str:
         if isinstance(scalar, str):
-            return f"({kind} = 'string' AND ({value} #>> '{{}}') = {p.add(scalar)}::text)"
-        return f"COALESCE({compared('=', scalar)}, false)"
+            test = f"({kind} = 'string' AND ({value} #>> '{{}}') = {p.add(scalar)}::text)"
+        else:
+            test = compared("=", scalar)
+        return f"COALESCE({test}, false)"  # never NULL: "not equal" holds for a missing value
 
     op = cond.op
     if op == "eq":
@@ -430,7 +446,8 @@ def _meta_term(column: str, cond: MetaCondition, p: _Params) -> str:
 
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-#: The largest double: a JSON number beyond it is no double (SQLite reads it as infinity).
+#: The largest double: a JSON number beyond it is no double (SQLite reads it as infinity, and
+#: so does this store).
 _MAX_DOUBLE = "1.7976931348623157e308"
 
 
@@ -478,6 +495,12 @@ def build_where(org_id: str, flt: MemoryFilter, p: _Params, alias: str = "m") ->
         folded = p.add(needle.lower())
         unicode_lower = f'strpos(lower({a}.content COLLATE "und-x-icu"), {folded}) > 0'
         if needle.isascii():  # ASCII letters fold alike in every locale (translate: fast)
+            if len(literal) < 3:  # no index: ILIKE (in C) skips most rows before translate
+                clauses.append(
+                    f"({a}.content ILIKE {p.add('%' + _like_literal(needle) + '%')} OR "
+                    f"{a}.content LIKE '%{FOLDS_TO_ASCII[0]}%' OR "
+                    f"{a}.content LIKE '%{FOLDS_TO_ASCII[1]}%')"
+                )
             clauses.append(
                 f"(strpos(translate({a}.content, '{_ASCII_UPPER}', '{_ASCII_UPPER.lower()}'), "
                 f"{folded}) > 0 OR (({a}.content LIKE '%{FOLDS_TO_ASCII[0]}%' OR "
@@ -551,10 +574,70 @@ def _unique_violation(exc: BaseException) -> bool:
 
 
 @dataclass
+class _Effects:
+    """Row updates every write of a transaction shares — agents' ``last_active_at`` and the
+    orgs' BM25 statistics — collected while its writes run and applied once at its end, in a
+    fixed order (sorted), so that two servers' transactions never wait for each other's rows
+    in opposite orders (a deadlock)."""
+
+    agents: dict[tuple[str, str], int] = field(default_factory=dict)
+    text: dict[str, list[int]] = field(default_factory=dict)
+
+    def touch(self, org_id: str, agents: Iterable[str], at: int) -> None:
+        for agent in agents:
+            key = (org_id, agent)
+            self.agents[key] = max(at, self.agents.get(key, at))
+
+    def count(self, org_id: str, docs: int, tokens: int) -> None:
+        totals = self.text.setdefault(org_id, [0, 0])
+        totals[0] += docs
+        totals[1] += tokens
+
+    def merge(self, other: _Effects) -> None:
+        for (org, agent), at in other.agents.items():
+            self.touch(org, [agent], at)
+        for org, (docs, tokens) in other.text.items():
+            self.count(org, docs, tokens)
+
+    async def apply(self, conn: Conn) -> None:
+        if self.agents:
+            keys = sorted(self.agents)
+            await conn.execute(
+                "WITH want(org_id, ref, at) AS (SELECT * FROM unnest($1::text[], $2::text[], "
+                "$3::int8[])), hit AS (SELECT a.org_id, a.id, max(w.at) AS at FROM agents a "
+                "JOIN want w ON a.org_id = w.org_id AND (a.id = w.ref OR a.name = w.ref) "
+                "GROUP BY a.org_id, a.id), locked AS (SELECT a.org_id, a.id, h.at FROM agents a "
+                "JOIN hit h ON a.org_id = h.org_id AND a.id = h.id "
+                'ORDER BY a.org_id COLLATE "C", a.id COLLATE "C" FOR UPDATE OF a) '
+                "UPDATE agents a SET last_active_at = l.at FROM locked l "
+                "WHERE a.org_id = l.org_id AND a.id = l.id "
+                "AND (a.last_active_at IS NULL OR a.last_active_at < l.at)",
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+                [self.agents[k] for k in keys],
+            )
+        text = sorted((org, n) for org, n in self.text.items() if n[0])
+        if text:
+            await conn.execute(
+                "INSERT INTO org_text_stats AS s (org_id, shard, docs, tokens) "
+                f"SELECT t.org_id, pg_backend_pid() % {_STAT_SHARDS}, t.docs, t.tokens "
+                "FROM unnest($1::text[], $2::int8[], $3::int8[]) WITH ORDINALITY "
+                "AS t(org_id, docs, tokens, i) ORDER BY t.i "
+                "ON CONFLICT (org_id, shard) DO UPDATE "
+                "SET docs = s.docs + excluded.docs, tokens = s.tokens + excluded.tokens",
+                [org for org, _ in text],
+                [n[0] for _, n in text],
+                [n[1] for _, n in text],
+            )
+
+
+@dataclass
 class _Job:
-    run: Callable[[Conn], Awaitable[Any]]
+    run: Callable[[Conn, _Effects], Awaitable[Any]]
     locks: tuple[int, ...]
     future: asyncio.Future[Any]
+    #: set for a write the group writer may batch with its neighbours (see _insert_plain)
+    plain: _Plain | None = None
 
 
 class _GroupWriter:
@@ -565,37 +648,50 @@ class _GroupWriter:
         self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()
         self._max_group = max_group
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self.commits = 0
         self.requests = 0
 
     def start(self) -> None:
+        self._closing = False
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:
+        """Commit what was submitted before, refuse what comes after."""
         if self._task is None:
             return
+        self._closing = True
         await self._queue.put(None)
         await self._task
         self._task = None
+        while not self._queue.empty():  # nothing is queued after the stop mark; to be sure
+            job = self._queue.get_nowait()
+            if job is not None and not job.future.done():
+                job.future.set_exception(StoreError("store is closed"))
 
-    async def submit(self, run: Callable[[Conn], Awaitable[T]], locks: Iterable[int]) -> T:
-        if self._task is None or self._task.done():
+    async def submit(
+        self,
+        run: Callable[[Conn, _Effects], Awaitable[T]],
+        locks: Iterable[int],
+        plain: _Plain | None = None,
+    ) -> T:
+        if self._closing or self._task is None or self._task.done():
             raise StoreError("store is closed")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Job(run, tuple(locks), future))
+        self._queue.put_nowait(_Job(run, tuple(locks), future, plain))
         return await future
 
     async def _loop(self) -> None:
-        while True:
+        stopping = False
+        while not stopping:
             job = await self._queue.get()
             if job is None:
                 return
             jobs = [job]
-            stopping = False
             while len(jobs) < self._max_group and not self._queue.empty():
                 nxt = self._queue.get_nowait()
                 if nxt is None:
-                    stopping = True
+                    stopping = True  # run this group, then stop
                     break
                 jobs.append(nxt)
             jobs = [j for j in jobs if not j.future.cancelled()]
@@ -609,35 +705,18 @@ class _GroupWriter:
                             j.future.set_exception(err)
                     if isinstance(exc, asyncio.CancelledError):
                         raise
-            if stopping:
-                return
 
     async def _run_group(self, jobs: list[_Job]) -> None:
-        results: list[tuple[bool, Any]] = []
         async with self._store._acquire() as conn:
-            tx = conn.transaction()
-            await tx.start()
-            try:
-                locks = sorted({lock for j in jobs for lock in j.locks})
-                if locks:
-                    await conn.executemany(
-                        "SELECT pg_advisory_xact_lock($1)", [(lock,) for lock in locks]
-                    )
-                for j in jobs:
-                    try:
-                        async with conn.transaction():  # a savepoint per request
-                            value = await j.run(conn)
-                    except Exception as exc:
-                        if _is_unavailable(exc):
-                            raise
-                        results.append((False, exc))
-                    else:
-                        results.append((True, value))
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await tx.rollback()
-                raise
-            await tx.commit()  # a failure here reaches every job: not acknowledged
+            # Fast path: every request straight in the one transaction (two round trips per
+            # request fewer than with savepoints). If one fails, the transaction is rolled back
+            # and the group replayed with a savepoint per request, so only that one fails;
+            # requests only touch the database, so a replay is safe.
+            results = await self._attempt(conn, jobs, savepoints=False)
+            if results is None:
+                results = await self._attempt(conn, jobs, savepoints=True)
+            if results is None:  # pragma: no cover - with savepoints every request has one
+                raise StoreError("write failed")
         self.commits += 1
         self.requests += len(jobs)
         for (ok, value), j in zip(results, jobs, strict=True):
@@ -651,6 +730,76 @@ class _GroupWriter:
                 elif asyncpg is not None and isinstance(value, asyncpg.PostgresError):
                     value = _store_error(value)
                 j.future.set_exception(value)
+
+    @staticmethod
+    async def _attempt(
+        conn: Conn, jobs: list[_Job], *, savepoints: bool
+    ) -> list[tuple[bool, Any]] | None:
+        """Run the group in one transaction: its advisory locks (sorted), the requests, the
+        shared row updates, COMMIT. Without ``savepoints`` a failing request rolls everything
+        back and returns None (to replay) — unless it is the only one: then its failure is
+        the result. A failure of the database itself propagates (nothing is acknowledged)."""
+        results: list[tuple[bool, Any]] = []
+        tx = conn.transaction()
+        await tx.start()
+        try:
+            locks = sorted({lock for j in jobs for lock in j.locks})
+            if locks:
+                await conn.executemany(
+                    "SELECT pg_advisory_xact_lock($1)", [(lock,) for lock in locks]
+                )
+            effects = _Effects()
+            at = 0
+            while at < len(jobs):
+                run = [] if savepoints else _plain_run(jobs, at)
+                if len(run) > 1:  # consecutive plain writes: one dedup query, one INSERT
+                    shares = [(j.plain, _Effects()) for j in run if j.plain is not None]
+                    try:
+                        batch = await _insert_plain(conn, shares)
+                    except Exception as exc:
+                        if _is_unavailable(exc):
+                            raise
+                        await tx.rollback()
+                        return None
+                    for outcomes, (_, mine) in zip(batch, shares, strict=True):
+                        effects.merge(mine)
+                        results.append((True, outcomes))
+                    at += len(run)
+                    continue
+                j = jobs[at]
+                at += 1
+                mine = _Effects()
+                try:
+                    if savepoints:
+                        async with conn.transaction():
+                            value = await j.run(conn, mine)
+                    else:
+                        value = await j.run(conn, mine)
+                except Exception as exc:
+                    if _is_unavailable(exc):
+                        raise
+                    if not savepoints:
+                        await tx.rollback()
+                        return [(False, exc)] if len(jobs) == 1 else None
+                    results.append((False, exc))
+                else:
+                    effects.merge(mine)
+                    results.append((True, value))
+            await effects.apply(conn)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await tx.rollback()
+            raise
+        await tx.commit()  # a failure here reaches every request: none is acknowledged
+        return results
+
+
+def _plain_run(jobs: list[_Job], start: int) -> list[_Job]:
+    """The plain writes from ``start`` on, up to the first other job."""
+    end = start
+    while end < len(jobs) and jobs[end].plain is not None:
+        end += 1
+    return jobs[start:end]
 
 
 # -- the store ----------------------------------------------------------------------------------
@@ -677,7 +826,7 @@ class PostgresStore(RowDecoding):
         statement_cache_size: int = 100,
         command_timeout: float = 30.0,
         connect_timeout: float = 5.0,
-        max_group: int = 256,
+        max_group: int = 64,
     ) -> None:
         self.dsn = dsn
         self.pool_min = pool_min
@@ -685,8 +834,12 @@ class PostgresStore(RowDecoding):
         self.statement_cache_size = statement_cache_size
         self.command_timeout = command_timeout
         self.connect_timeout = connect_timeout
+        #: How long a request waits for a free pooled connection (a new one connects within
+        #: connect_timeout of it) before it is refused with "database busy".
+        self.pool_wait = connect_timeout + 5.0
         self._pool: Any = None
         self._writer = _GroupWriter(self, max_group)
+        self._common_cache: tuple[float, dict[str, float]] | None = None
         self._init_decoding()
 
     @classmethod
@@ -738,6 +891,13 @@ class PostgresStore(RowDecoding):
                 command_timeout=self.command_timeout,
                 timeout=self.connect_timeout,
                 max_inactive_connection_lifetime=300.0,
+                # every statement planned for its parameters: a generic plan of "tsv @@ $n"
+                # cannot know how rare the words are (it seq-scanned for a rare one). Without
+                # a statement cache (pgbouncer, which refuses unknown startup parameters)
+                # statements are unnamed, and those are planned for their parameters anyway.
+                server_settings=(
+                    {"plan_cache_mode": "force_custom_plan"} if self.statement_cache_size else None
+                ),
             )
             async with self._pool.acquire() as conn:
                 await migrate(conn)
@@ -774,8 +934,18 @@ class PostgresStore(RowDecoding):
         if self._pool is None:
             raise StoreError("store is closed")
         try:
-            async with self._pool.acquire(timeout=self.connect_timeout + 1) as conn:
+            pool = self._pool
+            try:
+                conn = await pool.acquire(timeout=self.pool_wait)
+            except TimeoutError:
+                raise StoreError(
+                    f"database busy: no free connection within {self.pool_wait:g} s "
+                    f"(all {self.pool_max} of this process's pool in use; raise pool_max)"
+                ) from None
+            try:
                 yield conn
+            finally:
+                await pool.release(conn)
         except (StoreError, ConflictError, NotFoundError, SupersedeError, ValidationError):
             raise
         except CorruptRowError:
@@ -799,6 +969,18 @@ class PostgresStore(RowDecoding):
             for lock in sorted(set(locks)):
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", lock)
             return await fn(conn)
+
+    async def _change(self, fn: Callable[[Conn, _Effects], Awaitable[T]], *locks: int) -> T:
+        """A change of memories outside the group writer (deletes, imports): ``fn`` in its own
+        transaction after the ``locks``, its shared row updates applied at the end."""
+
+        async def run(conn: Conn) -> T:
+            effects = _Effects()
+            value = await fn(conn, effects)
+            await effects.apply(conn)
+            return value
+
+        return await self._write(run, *locks)
 
     @property
     def writer_stats(self) -> tuple[int, int]:
@@ -834,8 +1016,13 @@ class PostgresStore(RowDecoding):
             locks = [lock_id(org_id, "dedup", r.dedup_key) for r in records if r.dedup_key]
         if any(r.key is not None or r.supersedes is not None for r in records):
             locks.append(_links_lock(org_id))
+        plain = None
+        if not any(r.key is not None or r.supersedes is not None for r in records):
+            plain = _Plain(org_id, records, dedup_since, now)
         return await self._writer.submit(
-            lambda conn: _insert(conn, org_id, records, dedup_since, now), locks
+            lambda conn, effects: _insert(conn, effects, org_id, records, dedup_since, now),
+            locks,
+            plain,
         )
 
     async def import_memories(self, org_id: str, records: Sequence[MemoryRecord]) -> int:
@@ -843,7 +1030,7 @@ class PostgresStore(RowDecoding):
         if not records:
             return 0
 
-        async def run(conn: Conn) -> int:
+        async def run(conn: Conn, effects: _Effects) -> int:
             ids = list(dict.fromkeys(r.id for r in records))
             existing = {
                 row[0]
@@ -858,7 +1045,7 @@ class PostgresStore(RowDecoding):
                 if record.id not in existing:
                     existing.add(record.id)
                     fresh.append(record)
-            await _write_rows(conn, fresh)
+            await _write_rows(conn, effects, fresh)
             try:
                 async with conn.transaction():
                     await _link_imported(conn, org_id, fresh)
@@ -871,7 +1058,7 @@ class PostgresStore(RowDecoding):
             return len(fresh)
 
         try:
-            return await self._write(run, _links_lock(org_id))
+            return await self._change(run, _links_lock(org_id))
         except StoreError as exc:
             if "UniqueViolation" in str(exc):
                 raise ConflictError(
@@ -968,20 +1155,12 @@ class PostgresStore(RowDecoding):
         match: str,
         query: KeywordQuery,
     ) -> list[Candidate]:
-        phrases = [ph for ph in dict.fromkeys(phrases) if ph]
-        lexemes = sorted({s for ph in phrases for s in ph})
-        p = _Params()
-        where = build_where(org_id, flt, p)
-        lex = p.add(lexemes)
-        rows = await conn.fetch(
-            "SELECT m.seq, m.n_tokens, (SELECT string_agg(u.lexeme || ':' || "
-            "array_to_string(u.positions, ',') || ':' || array_to_string(u.weights, ''), ' ') "
-            f"FROM unnest(m.tsv) u WHERE u.lexeme = ANY({lex}::text[])) "
-            f"FROM memories m WHERE {where} AND m.tsv @@ {p.add(match)}::tsquery",
-            *p.values,
-        )
-        if not rows:
-            return []
+        """FTS5's ``bm25()`` (fts5_aux.c) over the matches: for each phrase, idf ·
+        f·(k1 + 1) / (f + k1·(1 − b + b·D / avgdl)), f the field-weighted hits, D the row's
+        tokens; N, avgdl and each phrase's document count are the org's."""
+        # every query term is a phrase of its own, even two that stem alike ("error",
+        # "errors"): FTS5 scores each (only an empty one matches nothing)
+        phrases = [ph for ph in phrases if ph]
         docs, tokens = await conn.fetchrow(
             "SELECT COALESCE(sum(docs), 0)::int8, COALESCE(sum(tokens), 0)::int8 "
             "FROM org_text_stats WHERE org_id = $1",
@@ -989,9 +1168,10 @@ class PostgresStore(RowDecoding):
         )
         docs = max(int(docs), 1)
         avgdl = max(int(tokens), 1) / docs
-        # documents of the org holding each phrase (as FTS5 reads each phrase's doclist); a
-        # count past half the documents gives an idf <= 0, which FTS5 floors: stop there
-        cap = docs // 2 + 1
+        # documents of the org holding each phrase (FTS5 reads each phrase's doclist): counted
+        # exactly up to DF_EXACT_LIMIT (past half the documents the idf is floored anyway),
+        # a common word's beyond that estimated from the table's statistics (see _common)
+        cap = min(docs // 2 + 1, DF_EXACT_LIMIT)
         hits = await conn.fetch(
             "SELECT q.i, (SELECT count(*) FROM (SELECT 1 FROM memories m WHERE m.org_id = $1 "
             "AND m.tsv @@ q.phrase LIMIT $2) s) FROM unnest($3::tsquery[]) WITH ORDINALITY "
@@ -1000,36 +1180,28 @@ class PostgresStore(RowDecoding):
             cap,
             [_tsquery([ph]) for ph in phrases],
         )
+        common = await self._common(conn) if any(n >= cap for _, n in hits) else {}
         idf: list[float] = [0.0] * len(phrases)
         for i, n in hits:
+            if n >= cap and cap < docs // 2 + 1:
+                share = (
+                    common.get(phrases[int(i) - 1][0], 0.0)
+                    if len(phrases[int(i) - 1]) == 1
+                    else 0.0
+                )
+                n = max(n, round(share * docs))
             value = math.log((docs - n + 0.5) / (n + 0.5))
             idf[int(i) - 1] = value if value > 0 else 1e-6
-        weights = {
-            _WEIGHT_OF_FIELD[f]: float(query.field_weights.get(f, 1.0)) for f in _WEIGHT_OF_FIELD
-        }
-        scored: list[tuple[float, int]] = []
-        for seq, n_tokens, packed in rows:
-            positions: dict[str, dict[int, str]] = {}
-            for entry in (packed or "").split(" "):
-                if not entry:
-                    continue
-                lexeme, pos, wts = entry.split(":")
-                positions[lexeme] = dict(zip(map(int, pos.split(",")), wts, strict=True))
-            length_norm = BM25_K1 * (1 - BM25_B + BM25_B * int(n_tokens) / avgdl)
-            score = 0.0
-            for k, ph in enumerate(phrases):
-                first = positions.get(ph[0])
-                if not first:
-                    continue
-                f = 0.0
-                for at, weight in first.items():
-                    if all(at + j in positions.get(s, {}) for j, s in enumerate(ph[1:], 1)):
-                        f += weights.get(weight, 1.0)
-                if f:
-                    score += idf[k] * (f * (BM25_K1 + 1)) / (f + length_norm)
-            scored.append((-score, int(seq)))
-        scored.sort()
-        best = [seq for _, seq in scored[: query.limit]]
+        weights = [float(query.field_weights.get(f, 1.0)) for f in _WEIGHT_OF_FIELD]
+        if all(len(ph) == 1 for ph in phrases):
+            scored = await self._bm25_sql(
+                conn, org_id, flt, phrases, match, idf, weights, avgdl, query.limit
+            )
+        else:  # a phrase of several words: its hits need positions
+            scored = await self._bm25_positions(
+                conn, org_id, flt, phrases, match, idf, weights, avgdl, query.limit
+            )
+        best = [seq for _, seq in scored]
         full = await conn.fetch(
             f"SELECT {_MEMORY_COLUMNS}, m.seq FROM memories m WHERE m.org_id = $1 "
             "AND m.seq = ANY($2::int8[])",
@@ -1037,15 +1209,121 @@ class PostgresStore(RowDecoding):
             best,
         )
         by_seq = {int(r[_N_MEMORY_COLUMNS]): r for r in full}
-        score_of = {seq: s for s, seq in scored[: query.limit]}
         out: list[Candidate] = []
-        for seq in best:
+        for score, seq in scored:
             row = by_seq.get(seq)
             if row is None:  # deleted between the two reads
                 continue
             for memory in self._page_rows([row], org_id):
-                out.append(Candidate(memory, score_of[seq]))
+                out.append(Candidate(memory, score))
         return out
+
+    async def _common(self, conn: Conn) -> dict[str, float]:
+        """The share of memories holding each of the most common words, from PostgreSQL's own
+        statistics of the text vectors (``pg_stats.most_common_elems``, refreshed by ANALYZE;
+        over the whole table), cached for a few minutes: what a common word's document count
+        is estimated from instead of counting hundreds of thousands of matches."""
+        now = _time.monotonic()
+        if self._common_cache is None or now - self._common_cache[0] > _COMMON_SECONDS:
+            row = await conn.fetchrow(
+                "SELECT most_common_elems::text::text[], most_common_elem_freqs FROM pg_stats "
+                "WHERE schemaname = current_schema() AND tablename = 'memories' "
+                "AND attname = 'tsv'"
+            )
+            shares: dict[str, float] = {}
+            if row is not None and row[0] is not None and row[1] is not None:
+                shares = dict(zip(row[0], (float(f) for f in row[1]), strict=False))
+            self._common_cache = (now, shares)
+        return self._common_cache[1]
+
+    @staticmethod
+    async def _bm25_sql(
+        conn: Conn,
+        org_id: str,
+        flt: MemoryFilter,
+        phrases: list[tuple[str, ...]],
+        match: str,
+        idf: list[float],
+        weights: list[float],
+        avgdl: float,
+        limit: int,
+    ) -> list[tuple[float, int]]:
+        """BM25 of one-word phrases in SQL, from each row's term frequencies: the best
+        ``limit`` as (FTS5's negative score, seq), best first (ties in insertion order)."""
+        p = _Params()
+        where = build_where(org_id, flt, p)
+        wa, wb, wc, wd = (f"{p.add(w)}::float8" for w in weights)
+        # each phrase's frequencies looked up once per row (OFFSET 0: not inlined, so the
+        # jsonb lookup is not repeated in every use), then the sum in float8
+        looked_up = ", ".join(
+            f"m.tf -> {p.add(ph[0])}::text AS t{i}" for i, ph in enumerate(phrases)
+        )
+        hits = ", ".join(
+            f"COALESCE({wa} * (r.t{i} ->> 0)::float8 + {wb} * (r.t{i} ->> 1)::float8 + "
+            f"{wc} * (r.t{i} ->> 2)::float8 + {wd} * (r.t{i} ->> 3)::float8, 0::float8) AS f{i}"
+            for i in range(len(phrases))
+        )
+        norm = (
+            f"({BM25_K1}::float8 * (1::float8 - {BM25_B}::float8 + {BM25_B}::float8 * "
+            f"r.n_tokens / {p.add(avgdl)}::float8))"
+        )
+        score = " + ".join(
+            f"{p.add(idf[i])}::float8 * x.f{i} * {BM25_K1 + 1}::float8 / (x.f{i} + {norm})"
+            for i in range(len(phrases))
+        )
+        sql = (
+            f"SELECT -({score}), r.seq FROM (SELECT m.seq, m.n_tokens, {looked_up} "
+            f"FROM memories m WHERE {where} AND m.tsv @@ {p.add(match)}::tsquery OFFSET 0) r "
+            f"CROSS JOIN LATERAL (SELECT {hits} OFFSET 0) x "
+            f"ORDER BY 1, r.seq LIMIT {p.add(limit)}::int8"
+        )
+        return [(float(r[0]), int(r[1])) for r in await conn.fetch(sql, *p.values)]
+
+    @staticmethod
+    async def _bm25_positions(
+        conn: Conn,
+        org_id: str,
+        flt: MemoryFilter,
+        phrases: list[tuple[str, ...]],
+        match: str,
+        idf: list[float],
+        weights: list[float],
+        avgdl: float,
+        limit: int,
+    ) -> list[tuple[float, int]]:
+        """BM25 with phrases of several words: each match's positions of the query's words
+        (a phrase hits where its words follow one another), scored here."""
+        p = _Params()
+        where = build_where(org_id, flt, p)
+        lex = p.add(sorted({s for ph in phrases for s in ph}))
+        rows = await conn.fetch(
+            "SELECT m.seq, m.n_tokens, (SELECT string_agg(u.lexeme || ':' || "
+            "array_to_string(u.positions, ',') || ':' || array_to_string(u.weights, ''), ' ') "
+            f"FROM unnest(m.tsv) u WHERE u.lexeme = ANY({lex}::text[])) "
+            f"FROM memories m WHERE {where} AND m.tsv @@ {p.add(match)}::tsquery",
+            *p.values,
+        )
+        weight_of = dict(zip("ABCD", weights, strict=True))
+        scored: list[tuple[float, int]] = []
+        for seq, n_tokens, packed in rows:
+            positions: dict[str, dict[int, str]] = {}
+            for entry in (packed or "").split(" "):
+                if entry:
+                    lexeme, pos, wts = entry.split(":")
+                    positions[lexeme] = dict(zip(map(int, pos.split(",")), wts, strict=True))
+            norm = BM25_K1 * (1 - BM25_B + BM25_B * int(n_tokens) / avgdl)
+            score = 0.0
+            for k, ph in enumerate(phrases):
+                f = sum(
+                    weight_of.get(weight, 1.0)
+                    for at, weight in positions.get(ph[0], {}).items()
+                    if all(at + j in positions.get(s, {}) for j, s in enumerate(ph[1:], 1))
+                )
+                if f:
+                    score += idf[k] * (f * (BM25_K1 + 1)) / (f + norm)
+            scored.append((-score, int(seq)))
+        scored.sort()
+        return scored[:limit]
 
     async def count_keyword_matches(
         self, org_id: str, flt: MemoryFilter, terms: tuple[str, ...], cap: int
@@ -1121,11 +1399,11 @@ class PostgresStore(RowDecoding):
         else:
             select = f"SELECT m.id FROM memories m WHERE {where}"
 
-        async def run(conn: Conn) -> int:
+        async def run(conn: Conn, effects: _Effects) -> int:
             ids = [r[0] for r in await conn.fetch(select, *p.values)]
-            return await _delete_ids(conn, org_id, ids)
+            return await _delete_ids(conn, effects, org_id, ids)
 
-        return await self._write(run, _links_lock(org_id))
+        return await self._change(run, _links_lock(org_id))
 
     async def pop_memory(self, org_id: str, flt: MemoryFilter, *, now: int) -> Memory | None:
         p = _Params()
@@ -1135,16 +1413,16 @@ class PostgresStore(RowDecoding):
             "ORDER BY m.time DESC, m.seq DESC LIMIT 1"
         )
 
-        async def run(conn: Conn) -> Memory | None:
+        async def run(conn: Conn, effects: _Effects) -> Memory | None:
             # chosen and deleted under the org's link lock: concurrent pops serialise
             row = await conn.fetchrow(select, *p.values)
             memory = self._decode_one(row, _row_to_memory, "memory", org_id)
             if row is None or memory is None:
                 return None
-            await _delete_ids(conn, org_id, [row[0]])
+            await _delete_ids(conn, effects, org_id, [row[0]])
             return memory
 
-        return await self._write(run, _links_lock(org_id))
+        return await self._change(run, _links_lock(org_id))
 
     async def delete_expired(self, now: int, *, limit: int) -> int:
         rows = await self._read(
@@ -1161,7 +1439,9 @@ class PostgresStore(RowDecoding):
         deleted = 0
         for org, ids in by_org.items():
 
-            async def run(conn: Conn, org: str = org, ids: list[str] = ids) -> int:
+            async def run(
+                conn: Conn, effects: _Effects, org: str = org, ids: list[str] = ids
+            ) -> int:
                 still = [
                     r[0]
                     for r in await conn.fetch(
@@ -1172,9 +1452,9 @@ class PostgresStore(RowDecoding):
                         now,
                     )
                 ]
-                return await _delete_ids(conn, org, still)
+                return await _delete_ids(conn, effects, org, still)
 
-            deleted += await self._write(run, _links_lock(org))
+            deleted += await self._change(run, _links_lock(org))
         return deleted
 
     @staticmethod
@@ -1222,8 +1502,8 @@ class PostgresStore(RowDecoding):
         ids = [row[0] for row in rows]
         if not ids:
             return AgedBatch(0, resume)
-        deleted = await self._write(
-            lambda conn: _delete_ids(conn, org_id, ids), _links_lock(org_id)
+        deleted = await self._change(
+            lambda conn, effects: _delete_ids(conn, effects, org_id, ids), _links_lock(org_id)
         )
         return AgedBatch(deleted, resume)
 
@@ -1845,7 +2125,7 @@ async def _refresh_until(conn: Conn, org_id: str, ids: Iterable[str]) -> None:
             current, first = row[0], False
 
 
-async def _delete_ids(conn: Conn, org_id: str, ids: Sequence[str]) -> int:
+async def _delete_ids(conn: Conn, effects: _Effects, org_id: str, ids: Sequence[str]) -> int:
     """Delete these memories of the org and mend the supersession links around them, with
     the result SQLite's per-row delete trigger gives: the nearest surviving predecessor of a
     run of deleted versions is superseded by its nearest surviving successor (with the
@@ -1858,7 +2138,7 @@ async def _delete_ids(conn: Conn, org_id: str, ids: Sequence[str]) -> int:
         org_id,
         list(dict.fromkeys(ids)),
     )
-    await _count_text(conn, org_id, -len(rows), -sum(int(r[5]) for r in rows))
+    effects.count(org_id, -len(rows), -sum(int(r[5]) for r in rows))
     gone = {r[0]: r for r in rows}
     preds: set[str] = set()
     for row in rows:
@@ -1892,7 +2172,11 @@ async def _delete_ids(conn: Conn, org_id: str, ids: Sequence[str]) -> int:
 
 
 async def _check_supersedes(
-    conn: Conn, org_id: str, records: Iterable[tuple[int, MemoryRecord]], now: int
+    conn: Conn,
+    effects: _Effects,
+    org_id: str,
+    records: Iterable[tuple[int, MemoryRecord]],
+    now: int,
 ) -> None:
     claimed: dict[str, str] = {}
     for index, record in records:
@@ -1914,11 +2198,11 @@ async def _check_supersedes(
                 raise SupersedeError(
                     index, target, await _current_version(conn, org_id, target, now)
                 )
-            await _drop_successors(conn, org_id, row[0])
+            await _drop_successors(conn, effects, org_id, row[0])
         claimed[target] = record.id
 
 
-async def _drop_successors(conn: Conn, org_id: str, first: str) -> None:
+async def _drop_successors(conn: Conn, effects: _Effects, org_id: str, first: str) -> None:
     chain: list[str] = []
     current: str | None = first
     while current is not None and len(chain) < _MAX_CHAIN:
@@ -1927,7 +2211,7 @@ async def _drop_successors(conn: Conn, org_id: str, first: str) -> None:
             "SELECT superseded_by FROM memories WHERE org_id = $1 AND id = $2", org_id, current
         )
     for memory_id in chain:
-        await _delete_ids(conn, org_id, [memory_id])
+        await _delete_ids(conn, effects, org_id, [memory_id])
 
 
 async def _link(conn: Conn, org_id: str, links: Iterable[tuple[str, int, str | None]]) -> None:
@@ -1955,8 +2239,62 @@ async def _link_imported(conn: Conn, org_id: str, records: Sequence[MemoryRecord
     await _link(conn, org_id, [(r[0], r[1], r[2]) for r in rows])
 
 
+_DEDUP_SQL = (
+    "SELECT dedup_key, id, recorded_at, superseded_by, superseded_until, expires_at "
+    "FROM memories WHERE org_id = $1 AND dedup_key = ANY($2::text[]) AND recorded_at >= $3 "
+    "ORDER BY recorded_at DESC, seq DESC"
+)
+
+
+def _dedup_hits(rows: Iterable[Any], since: int, now: int) -> dict[str, list[str]]:
+    """The memories a write at ``now`` with window start ``since`` is a duplicate of, by key,
+    newest first: current (not superseded, or every successor expired) and unexpired."""
+    seen: dict[str, list[str]] = {}
+    for key, mem_id, recorded_at, superseded_by, until, expires_at in rows:
+        if recorded_at < since or (expires_at is not None and expires_at <= now):
+            continue
+        if superseded_by is not None and (until is None or until > now):
+            continue
+        seen.setdefault(key, []).append(mem_id)
+    return seen
+
+
+def _decide(
+    records: Sequence[MemoryRecord],
+    seen: dict[str, list[str]] | None,
+    keyed: set[int],
+) -> tuple[list[InsertOutcome], list[MemoryRecord], list[tuple[int, MemoryRecord]]]:
+    """Which records are written (the SQLite store's rule, record by record: a record whose
+    dedup key names a current memory in ``seen`` — one written earlier in the call included —
+    is a duplicate of it, unless that is the memory it supersedes). ``seen`` None: no dedup.
+    Returns the outcomes, the accepted records and the superseding ones."""
+    outcomes: list[InsertOutcome] = []
+    accepted: list[MemoryRecord] = []
+    superseding: list[tuple[int, MemoryRecord]] = []
+    for index, record in enumerate(records):
+        key = record.dedup_key
+        if seen is not None and key:
+            existing = next((i for i in seen.get(key, ()) if i != record.supersedes), None)
+            if existing is not None:
+                outcomes.append(InsertOutcome(False, existing))
+                continue
+            seen.setdefault(key, []).insert(0, record.id)
+        outcomes.append(
+            InsertOutcome(
+                True,
+                supersedes=record.supersedes if index in keyed else None,
+                key_created_at=record.key_created_at,
+            )
+        )
+        accepted.append(record)
+        if record.supersedes is not None:
+            superseding.append((index, record))
+    return outcomes, accepted, superseding
+
+
 async def _insert(
     conn: Conn,
+    effects: _Effects,
     org_id: str,
     records: Sequence[MemoryRecord],
     dedup_since: int | None,
@@ -1976,69 +2314,81 @@ async def _insert(
             record = replace(record, key_created_at=record.time)
         resolved.append(record)
     records = resolved
-    seen: dict[str, list[str]] = {}
+    seen: dict[str, list[str]] | None = None
     if dedup_since is not None:
         keys = list({r.dedup_key for r in records if r.dedup_key})
-        if keys:
-            rows = await conn.fetch(
-                "SELECT dedup_key, id FROM memories WHERE org_id = $1 "
-                "AND dedup_key = ANY($2::text[]) AND recorded_at >= $3 "
-                "AND (superseded_by IS NULL OR superseded_until <= $4) "
-                "AND (expires_at IS NULL OR expires_at > $4) ORDER BY recorded_at DESC, seq DESC",
-                org_id,
-                keys,
-                dedup_since,
-                now,
-            )
-            for key, mem_id in rows:
-                seen.setdefault(key, []).append(mem_id)
-    outcomes: list[InsertOutcome] = []
-    accepted: list[MemoryRecord] = []
-    superseding: list[tuple[int, MemoryRecord]] = []
-    agents: set[str] = set()
-    for index, record in enumerate(records):
-        key = record.dedup_key
-        if dedup_since is not None and key:
-            existing = next((i for i in seen.get(key, ()) if i != record.supersedes), None)
-            if existing is not None:
-                outcomes.append(InsertOutcome(False, existing))
-                continue
-            seen.setdefault(key, []).insert(0, record.id)
-        outcomes.append(
-            InsertOutcome(
-                True,
-                supersedes=record.supersedes if index in keyed else None,
-                key_created_at=record.key_created_at,
-            )
-        )
-        accepted.append(record)
-        if record.supersedes is not None:
-            superseding.append((index, record))
-        agents.add(record.agent_id)
+        rows = await conn.fetch(_DEDUP_SQL, org_id, keys, dedup_since) if keys else []
+        seen = _dedup_hits(rows, dedup_since, now)
+    outcomes, accepted, superseding = _decide(records, seen, keyed)
     if accepted:
-        await _check_supersedes(conn, org_id, superseding, now)
-        await _write_rows(conn, accepted)
+        await _check_supersedes(conn, effects, org_id, superseding, now)
+        await _write_rows(conn, effects, accepted)
         await _link(conn, org_id, ((r.id, r.recorded_at, r.supersedes) for _, r in superseding))
-        latest = max(r.recorded_at for r in accepted)
-        await conn.execute(
-            "UPDATE agents SET last_active_at = $1 WHERE org_id = $2 "
-            "AND (id = ANY($3::text[]) OR name = ANY($3::text[])) "
-            "AND (last_active_at IS NULL OR last_active_at < $1)",
-            latest,
-            org_id,
-            sorted(agents),
-        )
+        effects.touch(org_id, {r.agent_id for r in accepted}, max(r.recorded_at for r in accepted))
     return outcomes
 
 
-async def _write_rows(conn: Conn, records: Sequence[MemoryRecord]) -> None:
+@dataclass(frozen=True)
+class _Plain:
+    """A write without keys or supersessions: one the group writer may batch with others."""
+
+    org_id: str
+    records: Sequence[MemoryRecord]
+    dedup_since: int | None
+    now: int
+
+
+async def _insert_plain(
+    conn: Conn, writes: Sequence[tuple[_Plain, _Effects]]
+) -> list[list[InsertOutcome]]:
+    """Several plain writes as if one after the other (each sees the ones before it), with
+    one dedup query per org and one INSERT for them all."""
+    rows_of: dict[str, list[Any]] = {}
+    for org_id in {w.org_id for w, _ in writes}:
+        checked = [w for w, _ in writes if w.org_id == org_id and w.dedup_since is not None]
+        keys = list({r.dedup_key for w in checked for r in w.records if r.dedup_key})
+        if keys:
+            since = min(w.dedup_since for w in checked if w.dedup_since is not None)
+            rows_of[org_id] = list(await conn.fetch(_DEDUP_SQL, org_id, keys, since))
+    # per org and key: what this batch wrote, newest first (id, recorded_at, expires_at)
+    earlier: dict[str, dict[str, list[tuple[str, int, int | None]]]] = {}
+    results: list[list[InsertOutcome]] = []
+    accepted: list[MemoryRecord] = []
+    for write, effects in writes:
+        mine_before = earlier.setdefault(write.org_id, {})
+        seen: dict[str, list[str]] | None = None
+        if write.dedup_since is not None:
+            since, now = write.dedup_since, write.now
+            seen = _dedup_hits(rows_of.get(write.org_id, ()), since, now)
+            for key, hits in mine_before.items():
+                ids = [i for i, at, ends in hits if at >= since and (ends is None or ends > now)]
+                if ids:
+                    seen[key] = [*ids, *seen.get(key, [])]
+        outcomes, mine, _ = _decide(write.records, seen, set())
+        for record in mine:
+            if record.dedup_key:
+                mine_before.setdefault(record.dedup_key, []).insert(
+                    0, (record.id, record.recorded_at, record.expires_at)
+                )
+        if mine:
+            effects.touch(
+                write.org_id, {r.agent_id for r in mine}, max(r.recorded_at for r in mine)
+            )
+        accepted.extend(mine)
+        results.append(outcomes)
+    if accepted:
+        await _write_rows(conn, writes[0][1], accepted)
+    return results
+
+
+async def _write_rows(conn: Conn, effects: _Effects, records: Sequence[MemoryRecord]) -> None:
     """Insert rows (one statement; the text vector computed here, the other indexes by
     PostgreSQL in the same transaction)."""
     if not records:
         return
-    columns: list[list[Any]] = [[] for _ in range(22)]
+    columns: list[list[Any]] = [[] for _ in range(23)]
     for r in records:
-        vector, n_tokens = text_vector(r)
+        vector, n_tokens, frequencies = text_vector(r)
         values = (
             r.org_id,
             r.id,
@@ -2062,28 +2412,13 @@ async def _write_rows(conn: Conn, records: Sequence[MemoryRecord]) -> None:
             _dumps(r.payload),
             vector,
             n_tokens,
+            frequencies,
         )
         for column, value in zip(columns, values, strict=True):
             column.append(value)
     await conn.execute(_INSERT_SQL, *columns)
-    await _count_text(conn, records[0].org_id, len(records), sum(columns[21]))
-
-
-async def _count_text(conn: Conn, org_id: str, docs: int, tokens: int) -> None:
-    """Keep the org's BM25 statistics (documents and tokens) in the writing transaction: in
-    one of a few shard rows, so that concurrent writers rarely wait for one another. (In the
-    store's code rather than a trigger: Citus runs no statement triggers on distributed
-    tables.)"""
-    if docs:  # negative for deletes
-        await conn.execute(
-            "INSERT INTO org_text_stats AS s (org_id, shard, docs, tokens) "
-            f"VALUES ($1, pg_backend_pid() % {_STAT_SHARDS}, $2, $3) "
-            "ON CONFLICT (org_id, shard) DO UPDATE "
-            "SET docs = s.docs + excluded.docs, tokens = s.tokens + excluded.tokens",
-            org_id,
-            docs,
-            tokens,
-        )
+    for org_id, n_tokens in zip(columns[0], columns[21], strict=True):
+        effects.count(org_id, 1, n_tokens)
 
 
 async def migrate(conn: Conn, target: int | None = None) -> int:
