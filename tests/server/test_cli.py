@@ -415,6 +415,30 @@ def test_export_import_round_trip_between_sqlite_files(
     assert _dump(target) == before
 
 
+def test_the_store_url_may_be_the_first_argument_of_export_and_import(
+    workdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = f"sqlite:///{tmp_path / 'a.db'}"
+    target = f"sqlite:///{tmp_path / 'b.db'}"
+    _seed(source)
+    dump = tmp_path / "dump.jsonl"
+    code, _, err = cli(capsys, "export", source, "-o", str(dump))
+    assert code == 0, err
+    code, _, err = cli(capsys, "import", target, str(dump))
+    assert code == 0, err
+    assert "imported 25 memories" in err
+    assert _dump(target) == _dump(source)
+    # a URL and --store that disagree, a positional that is no URL, too many arguments
+    for args in (
+        ("export", source, "--store", target),
+        ("export", "a.db"),
+        ("import", target, str(dump), "extra"),
+    ):
+        code, _, err = cli(capsys, *args)
+        assert code != 0, args
+        assert "error:" in err, args
+
+
 def test_export_filters_and_stdout_stdin_pipeline(
     workdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

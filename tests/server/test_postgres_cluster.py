@@ -792,15 +792,19 @@ def _export(store: str, cwd: Path, env: dict[str, str], out: Path) -> list[dict[
     return [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
 
 
-def _pipe(source: str, target: str, cwd: Path, env: dict[str, str]) -> str:
-    """``memtrace export --store SOURCE | memtrace import --store TARGET -``; import's stderr."""
+def _pipe(
+    source: str, target: str, cwd: Path, env: dict[str, str], *, positional: bool = False
+) -> str:
+    """``memtrace export --store SOURCE | memtrace import --store TARGET -`` (with
+    ``positional``: ``memtrace export SOURCE | memtrace import TARGET``, the form the README
+    shows); import's stderr."""
     exporter = subprocess.Popen(
-        [*CLI, "export", "--store", source],
+        [*CLI, "export", source] if positional else [*CLI, "export", "--store", source],
         cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     assert exporter.stdout is not None
     importer = subprocess.run(
-        [*CLI, "import", "--store", target, "-"],
+        [*CLI, "import", target] if positional else [*CLI, "import", "--store", target, "-"],
         cwd=cwd, env=env, stdin=exporter.stdout, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     exporter.stdout.close()
@@ -844,7 +848,7 @@ def test_export_import_round_trip_sqlite_postgres_sqlite_keeps_every_field(
     assert len({m["key_created_at"] for m in keyed}) == 1
     assert len(keyed) == 3
 
-    err = _pipe(first, pg_url, work, env)
+    err = _pipe(first, pg_url, work, env, positional=True)
     assert "imported 14 memories (0 already present), 2 agents, 2 sessions" in err
     via_pg = _export(pg_url, work, env, tmp_path / "pg.jsonl")
     err = _pipe(pg_url, last, work, env)

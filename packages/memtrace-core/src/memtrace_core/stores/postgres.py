@@ -2350,6 +2350,10 @@ async def _insert_plain(
         if keys:
             since = min(w.dedup_since for w in checked if w.dedup_since is not None)
             rows_of[org_id] = list(await conn.fetch(_DEDUP_SQL, org_id, keys, since))
+    by_key: dict[tuple[str, str], list[Any]] = {}  # (org, key) -> its rows, newest first
+    for org_id, rows in rows_of.items():
+        for row in rows:
+            by_key.setdefault((org_id, row[0]), []).append(row)
     # per org and key: what this batch wrote, newest first (id, recorded_at, expires_at)
     earlier: dict[str, dict[str, list[tuple[str, int, int | None]]]] = {}
     results: list[list[InsertOutcome]] = []
@@ -2359,7 +2363,10 @@ async def _insert_plain(
         seen: dict[str, list[str]] | None = None
         if write.dedup_since is not None:
             since, now = write.dedup_since, write.now
-            seen = _dedup_hits(rows_of.get(write.org_id, ()), since, now)
+            own = {r.dedup_key for r in write.records if r.dedup_key}
+            seen = _dedup_hits(
+                (row for key in own for row in by_key.get((write.org_id, key), ())), since, now
+            )
             for key, hits in mine_before.items():
                 ids = [i for i, at, ends in hits if at >= since and (ends is None or ends > now)]
                 if ids:
