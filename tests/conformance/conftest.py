@@ -3,7 +3,8 @@ the engine in-process (``aconnect(url)``) and the HTTP client against a live ser
 same kind of store. Every conformance test runs against each pair, with the same assertions.
 
 ``store_url`` is a fresh, empty store of each kind (its URL), for tests that open stores
-themselves; ``new_store_url`` makes more of the same kind within one test."""
+themselves; ``new_store_url`` makes more of the same kind within one test; ``engine`` is the
+engine alone over ``store_url``."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from memtrace_core import aconnect
+from memtrace_core import AsyncMemtrace, aconnect
 from memtrace_core.client import AsyncMemtraceClient
 from memtrace_server.testing import bootstrap_admin_key, config_for, serve_in_thread
 from store_urls import STORE_URLS, fresh_url, scheme
@@ -35,6 +36,17 @@ def new_store_url(store_template: str, tmp_path: Path) -> Iterator[Callable[[str
 @pytest.fixture
 def store_url(new_store_url: Callable[[str], str]) -> str:
     return new_store_url("conformance")
+
+
+@pytest.fixture
+async def engine(store_url: str) -> AsyncIterator[AsyncMemtrace]:
+    """The engine over a fresh store of the test's kind."""
+    mt = await aconnect(store_url)
+    assert isinstance(mt, AsyncMemtrace)
+    try:
+        yield mt
+    finally:
+        await mt.close()
 
 
 @pytest.fixture(params=["engine", "http"])

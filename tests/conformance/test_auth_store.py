@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -43,16 +43,6 @@ def key(org_id: str, name: str = "ci", **fields: Any) -> ApiKeyRecord:
         "created_at": 1_700_000_000_000_000 + n,
     }
     return ApiKeyRecord(**(values | fields))
-
-
-@pytest.fixture
-async def engine(store_url: str) -> AsyncIterator[AsyncMemtrace]:
-    mt = await aconnect(store_url)
-    assert isinstance(mt, AsyncMemtrace)
-    try:
-        yield mt
-    finally:
-        await mt.close()
 
 
 @pytest.fixture

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memtrace_core import AsyncMemtrace, NotFoundError, aconnect
+from memtrace_core import AsyncMemtrace, NotFoundError
 
 WORDS = ("deploy", "billing", "outage", "kafka", "rollback", "invoice")
 AGENTS = ("ops", "support")
@@ -30,16 +29,6 @@ write = st.tuples(
     st.lists(st.sampled_from(TAGS), max_size=2, unique=True),
     st.booleans(),  # in the org's session
 )
-
-
-@pytest.fixture
-async def engine(store_url: str) -> AsyncIterator[AsyncMemtrace]:
-    mt = await aconnect(store_url)
-    assert isinstance(mt, AsyncMemtrace)
-    try:
-        yield mt
-    finally:
-        await mt.close()
 
 
 async def _snapshot(org: AsyncMemtrace) -> dict[str, Any]:

@@ -8,25 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from memtrace_core import AsyncMemtrace, NotFoundError, SupersededError, ValidationError, aconnect
+from memtrace_core import AsyncMemtrace, NotFoundError, SupersededError, ValidationError
 from memtrace_core.retention import Sweeper
 
 MARK = "zqxjexpiry"
-
-
-@pytest.fixture
-async def engine(store_url: str) -> AsyncIterator[AsyncMemtrace]:
-    mt = await aconnect(store_url)
-    assert isinstance(mt, AsyncMemtrace)
-    try:
-        yield mt
-    finally:
-        await mt.close()
 
 
 async def _reads(mt: AsyncMemtrace, memory_id: str) -> dict[str, bool]:

@@ -172,7 +172,7 @@ def test_json_checks_refuse_non_string_keys_nan_and_unserialisable_values() -> N
         with pytest.raises(ValidationError):
             validation.check_json(bad, "metadata", limits)
     assert validation.check_json({"a": [1, 2.5, None, True, "é\x00"]}, "config", limits) > 0
-    # a memory's metadata is queried by filters: no NUL in it, in a value or a key
+    # a metadata filter compares: no NUL in it, in a value or a key
     for bad in ({"a": [1, "é\x00"]}, {"k\x00": 1}, {"a": "\\\x00"}):
         with pytest.raises(ValidationError, match="NUL"):
             validation.check_json(bad, "metadata", limits, allow_nul=False)

@@ -268,8 +268,8 @@ def check_json(
     strict JSON (no NaN/Infinity, valid Unicode), at most ``max_bytes`` (default
     ``limits.max_metadata_bytes``) as compact UTF-8 JSON, nested at most
     ``max_depth`` (default ``limits.max_json_depth``) levels, object keys strings; with
-    ``allow_nul=False`` (a memory's metadata, which filters query) no NUL character in any
-    string or key, as in text fields. Returns the size in bytes.
+    ``allow_nul=False`` (a metadata filter) no NUL character in any string or key (no store
+    can compare one). Returns the size in bytes.
 
     The size is measured first (by the C encoder, linear in the input), so the walk that checks
     depth and keys only ever sees a bounded value."""
@@ -297,7 +297,7 @@ def check_json(
             f"{field} too large: {size} bytes as JSON (max {cap})", field=field, index=index
         )
     if not allow_nul and "\\u0000" in text and _JSON_NUL.search(text):
-        # a queried JSON value (memory metadata): PostgreSQL cannot compare a NUL in JSON
+        # a filter: PostgreSQL cannot compare a NUL in JSON
         raise ValidationError(
             f"invalid {field}: NUL characters are not allowed", field=field, index=index
         )
@@ -423,7 +423,7 @@ def validate_memory(
     tags = check_tags(mem.tags, index=index, limits=limits)
     metadata = mem.metadata or None
     if metadata is not None:
-        check_json(metadata, "metadata", limits, index=index, allow_nul=False)
+        check_json(metadata, "metadata", limits, index=index)
     if mem.payload is not None:
         check_json(
             mem.payload,

@@ -44,6 +44,7 @@ import hashlib
 import json
 import logging
 import math
+import re
 import time as _time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -85,6 +86,7 @@ from .sqlite import (
     _session_from_row,
     encode_namespace,
 )
+from .sqlite_auth import _key_from_row
 
 T = TypeVar("T")
 
@@ -282,6 +284,30 @@ def _lexeme(stem: str) -> str:
 
 def _stems(text: str) -> list[str]:
     return [_lexeme(s) for s in analyze(text)]
+
+
+#: A NUL in a JSON string is the escape \u0000, which PostgreSQL's json type stores but its
+#: operators refuse ("unsupported Unicode escape sequence": a filter on the org would fail).
+#: The store keeps it as the escaped pair \udbff\udfff instead — an escape memtrace never
+#: writes otherwise (its JSON keeps non-ASCII characters as they are) — and turns it back on
+#: read.
+_NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+_NUL_STORED = re.compile(r"(?<!\\)((?:\\\\)*)\\udbff\\udfff")
+
+
+def _metadata_text(value: Any) -> str | None:
+    text = _dumps(value)
+    if text is not None and "\\u0000" in text:
+        text = _NUL_ESCAPE.sub(r"\1\\udbff\\udfff", text)
+    return text
+
+
+def _memory_row(row: Sequence[Any]) -> Memory:
+    """A memory from its row (the SQLite store's decoder, after the NUL escape is undone)."""
+    raw = row[7]
+    if type(raw) is str and "\\udbff\\udfff" in raw:
+        row = [*row[:7], _NUL_STORED.sub(r"\1\\u0000", raw), *row[8:]]
+    return _row_to_memory(row)
 
 
 def _lexeme_literal(lexeme: str) -> str:
@@ -996,7 +1022,7 @@ class PostgresStore(RowDecoding):
         return StoreHealth(True, (_time.perf_counter() - started) * 1000)
 
     def _page_rows(self, rows: Iterable[Any], org_id: str, *, strict: bool = False) -> list[Memory]:
-        return self._decode(rows, _row_to_memory, "memory", org_id, strict=strict)
+        return self._decode(rows, _memory_row, "memory", org_id, strict=strict)
 
     # -- memories -------------------------------------------------------------------------------
 
@@ -1073,7 +1099,7 @@ class PostgresStore(RowDecoding):
                 org_id,
                 memory_id,
             )
-            return self._decode_one(row, _row_to_memory, "memory", org_id)
+            return self._decode_one(row, _memory_row, "memory", org_id)
 
         return await self._read(run)
 
@@ -1416,7 +1442,7 @@ class PostgresStore(RowDecoding):
         async def run(conn: Conn, effects: _Effects) -> Memory | None:
             # chosen and deleted under the org's link lock: concurrent pops serialise
             row = await conn.fetchrow(select, *p.values)
-            memory = self._decode_one(row, _row_to_memory, "memory", org_id)
+            memory = self._decode_one(row, _memory_row, "memory", org_id)
             if row is None or memory is None:
                 return None
             await _delete_ids(conn, effects, org_id, [row[0]])
@@ -2015,21 +2041,6 @@ def _session_row(session: Session) -> tuple[Any, ...]:
     )
 
 
-def _key_from_row(row: Sequence[Any]) -> ApiKeyRecord:
-    return ApiKeyRecord(
-        id=row[0],
-        org_id=row[1],
-        name=row[2],
-        key_hash=row[3],
-        key_prefix=row[4],
-        permissions=tuple(x for x in str(row[5]).split(",") if x),
-        created_at=int(row[6]),
-        expires_at=int(row[7]) if row[7] is not None else None,
-        enabled=bool(row[8]),
-        last_used_at=int(row[9]) if row[9] is not None else None,
-    )
-
-
 async def _bump(conn: Conn) -> None:
     await conn.execute("UPDATE auth_state SET revision = revision + 1 WHERE id = 1")
 
@@ -2404,7 +2415,7 @@ async def _write_rows(conn: Conn, effects: _Effects, records: Sequence[MemoryRec
             r.memory_type,
             r.event_type,
             r.content,
-            _dumps(r.metadata),
+            _metadata_text(r.metadata),
             _dumps(r.tags),
             r.dedup_key,
             r.importance,
