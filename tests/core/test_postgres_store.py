@@ -312,3 +312,28 @@ async def test_batched_writes_dedup_as_if_one_after_the_other(tmp_path: Any) -> 
         assert store.writer_stats[0] < len(calls)  # they were grouped
         await store.close()
     assert got == expected
+
+
+async def test_a_common_words_document_count_is_estimated_past_the_exact_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past DF_EXACT_LIMIT matches a word's document count comes from PostgreSQL's column
+    statistics (the search must not count half the org): the ranking still puts the memory
+    with the rare word first, and a word ANALYZE has not seen keeps the capped count."""
+    from memtrace_core.stores import postgres
+
+    monkeypatch.setattr(postgres, "DF_EXACT_LIMIT", 5)
+    with pg_harness.database() as url:
+        mt = await aconnect(url)
+        rows = [{"agent_id": "bot", "content": f"deploy step {i}"} for i in range(60)]
+        rows.append({"agent_id": "bot", "content": "deploy rollback zebra"})
+        await mt.add_memories(rows)
+        store: Any = mt.store
+        async with store._pool.acquire() as conn:
+            await conn.execute("ANALYZE memories")
+        found = await mt.search_memories(query="deploy zebra", limit=3)
+        assert found.results[0].content == "deploy rollback zebra"
+        async with store._pool.acquire() as conn:
+            shares = await store._common(conn)
+        assert shares.get("deploi", 0) > 0.9  # the statistics saw "deploy" in every row
+        await mt.close()
