@@ -348,3 +348,40 @@ def test_ctrl_c_starts_no_other_environment(monkeypatch: pytest.MonkeyPatch) -> 
     # main, and at most the background environment that was already running
     assert started[0] == "main" or started[:2] == ["langchain-floor", "main"]
     assert set(started) <= {"main", "langchain-floor"}
+
+
+# --- the Debian PostgreSQL server the main environment's tests need ----------------------------
+
+
+def test_postgresql_present_installs_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[Any] = []
+    monkeypatch.setattr(dev, "postgresql_installed", lambda: True)
+    monkeypatch.setattr(dev.subprocess, "call", lambda *a, **k: calls.append(a) or 0)
+    dev.ensure_postgresql()
+    assert calls == []
+
+
+def test_postgresql_missing_is_installed_with_apt_as_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[list[str]] = []
+    installed = iter([False, True])
+    monkeypatch.setattr(dev, "postgresql_installed", lambda: next(installed))
+    monkeypatch.setattr(dev.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(dev.subprocess, "call", lambda cmd, **k: calls.append(cmd) or 0)
+    dev.ensure_postgresql()
+    assert calls[0] == ["apt-get", "update", "-q"]
+    assert calls[1][:2] == ["apt-get", "install"]
+    assert {"postgresql", "postgresql-contrib"} <= set(calls[1])
+
+
+def test_postgresql_missing_without_root_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(dev, "postgresql_installed", lambda: False)
+    monkeypatch.setattr(dev.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(dev.subprocess, "call", lambda *a, **k: pytest.fail("ran a command"))
+    with pytest.raises(SystemExit) as info:
+        dev.ensure_postgresql()
+    assert (
+        "sudo apt-get install -y -q --no-install-recommends postgresql postgresql-contrib"
+        in str(info.value.code)
+    )
