@@ -14,9 +14,11 @@ Design (docs/architecture.md, "The PostgreSQL store"):
 
 * **Driver**: asyncpg, pooled, every statement prepared and cached by the driver.
 * **Group commit**: the memory writes of a process go through one writer task, which runs
-  every request queued while the previous transaction committed in one transaction (a savepoint
-  per request) and acknowledges them only after COMMIT returns (``synchronous_commit`` as the
-  server has it: keep it ``on``). Other writes run in their own short transactions.
+  every request queued while the previous transaction committed in one transaction
+  (consecutive plain writes with one dedup query and one INSERT; a savepoint per request only
+  when one fails and the group is replayed) and acknowledges them only after COMMIT returns
+  (``synchronous_commit`` as the server has it: keep it ``on``). Other writes run in their own
+  short transactions.
 * **Atomic dedup across servers**: a write takes transaction-scoped advisory locks on its dedup
   keys (in sorted order, so two transactions never deadlock) before its check-and-insert, at
   READ COMMITTED, so each check sees what the previous holder committed. Anything that changes
