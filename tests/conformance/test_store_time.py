@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from memtrace_core import aconnect
+from memtrace_core import ConflictError, aconnect
 from memtrace_core.ids import memory_id
 from memtrace_core.stores.base import AgeRule, MemoryFilter, MemoryRecord, Store, SupersedeError
 from memtrace_core.timeutil import now_us
@@ -351,3 +351,20 @@ async def test_store_keyed_insert_supersedes_and_lists_namespaces(store: Store) 
     await asyncio.sleep(0.06)
     assert await store.list_namespaces(ORG, ("a",)) == [("a",), ("a", "b")]
     assert await store.list_namespaces(ORG, ("a", "gone")) == []
+
+
+async def test_an_import_of_two_successors_of_one_memory_is_a_conflict(store: Store) -> None:
+    """Two imported records that supersede the same memory (in one call) are refused as a
+    conflict of the file (409), not a database failure, and nothing of the call is stored."""
+    base = now_us()
+    target, first, second = (memory_id() for _ in range(3))
+    with pytest.raises(ConflictError, match="supersede the same memory"):
+        await store.import_memories(
+            ORG,
+            [
+                rec(mid=target, recorded=base),
+                rec(mid=first, recorded=base + 1, supersedes=target),
+                rec(mid=second, recorded=base + 2, supersedes=target),
+            ],
+        )
+    assert await store.get_memory(ORG, target) is None

@@ -1073,10 +1073,9 @@ class PostgresStore(RowDecoding):
                 if record.id not in existing:
                     existing.add(record.id)
                     fresh.append(record)
-            await _write_rows(conn, effects, fresh)
-            try:
-                async with conn.transaction():
-                    await _link_imported(conn, org_id, fresh)
+            try:  # the partial unique index on (org_id, supersedes), at insert or at linking
+                await _write_rows(conn, effects, fresh)
+                await _link_imported(conn, org_id, fresh)
             except Exception as exc:
                 if _unique_violation(exc):
                     raise ConflictError(
@@ -1085,14 +1084,7 @@ class PostgresStore(RowDecoding):
                 raise
             return len(fresh)
 
-        try:
-            return await self._change(run, _links_lock(org_id))
-        except StoreError as exc:
-            if "UniqueViolation" in str(exc):
-                raise ConflictError(
-                    "import would make two memories supersede the same memory"
-                ) from None
-            raise
+        return await self._change(run, _links_lock(org_id))
 
     async def get_memory(self, org_id: str, memory_id: str) -> Memory | None:
         async def run(conn: Conn) -> Memory | None:

@@ -1294,8 +1294,8 @@ class SQLiteStore(RowDecoding, SQLiteAuthMixin):
                 if record.id not in existing:
                     existing.add(record.id)
                     fresh.append(record)
-            _write_rows(conn, fresh)
-            try:
+            try:  # the unique index on (org_id, supersedes), at insert or at linking
+                _write_rows(conn, fresh)
                 _link_imported(conn, org_id, fresh)
             except sqlite3.IntegrityError:
                 raise ConflictError(
