@@ -250,8 +250,9 @@ def check_text(
     return value
 
 
-#: A NUL character in JSON text (``\u0000`` not preceded by an escaping backslash).
-_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+#: A NUL character in JSON text: ``\u0000`` not preceded by an escaping backslash (group 1:
+#: the escaped backslashes before it). Stores that keep NUL another way rewrite it with this.
+JSON_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
 
 
 def check_json(
@@ -296,7 +297,7 @@ def check_json(
         raise ValidationError(
             f"{field} too large: {size} bytes as JSON (max {cap})", field=field, index=index
         )
-    if not allow_nul and "\\u0000" in text and _JSON_NUL.search(text):
+    if not allow_nul and "\\u0000" in text and JSON_NUL.search(text):
         # a filter: PostgreSQL cannot compare a NUL in JSON
         raise ValidationError(
             f"invalid {field}: NUL characters are not allowed", field=field, index=index

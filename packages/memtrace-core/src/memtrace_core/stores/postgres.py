@@ -58,6 +58,7 @@ from ..errors import ConflictError, CorruptRowError, NotFoundError, StoreError, 
 from ..models import Agent, Memory, MemorySummary, Session
 from ..text import analyze
 from ..timeutil import MAX_US, MIN_US, from_us, now_us, to_us
+from ..validation import JSON_NUL
 from .auth import ApiKeyRecord, OrgRecord
 from .base import (
     AgedBatch,
@@ -293,14 +294,13 @@ def _stems(text: str) -> list[str]:
 #: The store keeps it as the escaped pair \udbff\udfff instead — an escape memtrace never
 #: writes otherwise (its JSON keeps non-ASCII characters as they are) — and turns it back on
 #: read.
-_NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
 _NUL_STORED = re.compile(r"(?<!\\)((?:\\\\)*)\\udbff\\udfff")
 
 
 def _metadata_text(value: Any) -> str | None:
     text = _dumps(value)
     if text is not None and "\\u0000" in text:
-        text = _NUL_ESCAPE.sub(r"\1\\udbff\\udfff", text)
+        text = JSON_NUL.sub(r"\1\\udbff\\udfff", text)
     return text
 
 
