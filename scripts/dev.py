@@ -92,7 +92,7 @@ PACKAGES = [
 ]
 SERVE_PACKAGES = PACKAGES[:2]
 #: Optional extras installed with a workspace package for the tests (main environment).
-TEST_EXTRAS = {"packages/memtrace-core": "postgres", "packages/memtrace-langchain": "classic"}
+TEST_EXTRAS = {"packages/memtrace-core": "postgres,arc", "packages/memtrace-langchain": "classic"}
 #: Debian packages the main environment's tests need (a real PostgreSQL server: the tests
 #: start their own, as an unprivileged user, on 127.0.0.1; see tests/pg_harness.py).
 DEBIAN_PACKAGES = ("postgresql", "postgresql-contrib")

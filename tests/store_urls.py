@@ -14,11 +14,19 @@ templates) runs it on others instead, e.g. a store plugin's own::
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
-DEFAULT = "sqlite:///{tmp}/conformance.db,postgresql://{pg}"
+#: The Arc store over the fake Arc server (tests/arc_fake.py), its metadata store a SQLite
+#: file; ``sync_forward``: a write returns once Arc shows it, so that every read of the suite
+#: reads Arc's copy (tests/core/test_arc_store.py covers reads from the spool).
+ARC = (
+    "arc+http://{arc}/{arcdb}?token={arctoken}&meta=sqlite:///{tmp}/conformance.db"
+    "&spool={tmp}/conformance.db.spool&sync_forward=1&flush_ms=0&drain_seconds=0"
+)
+DEFAULT = f"sqlite:///{{tmp}}/conformance.db,postgresql://{{pg}},{ARC}"
 
 STORE_URLS: list[str] = [
     url.strip()
@@ -28,7 +36,24 @@ STORE_URLS: list[str] = [
 
 
 def scheme(url: str) -> str:
-    return url.split(":", 1)[0]
+    name = url.split(":", 1)[0]
+    return "arc" if name.startswith("arc+") else name
+
+
+_ARC_DATABASES = itertools.count()
+
+
+def arc_url(template: str) -> str:
+    """``{arc}``, ``{arcdb}`` and ``{arctoken}``: the shared fake Arc server of this process,
+    a new database on it, and its token."""
+    import arc_fake
+
+    fake = arc_fake.shared()
+    return (
+        template.replace("{arc}", f"127.0.0.1:{fake.port}")
+        .replace("{arcdb}", f"t{os.getpid()}_{next(_ARC_DATABASES)}")
+        .replace("{arctoken}", arc_fake.TOKEN)
+    )
 
 
 @contextlib.contextmanager
@@ -43,6 +68,8 @@ def fresh_url(template: str, tmp_path: Path, name: str = "conformance") -> Itera
     url = template.replace("{tmp}", str(tmp))
     if name != "conformance":
         url = url.replace("conformance.db", f"{name}.db")
+    if "{arc}" in url:
+        url = arc_url(url)
     if "{pg}" not in url:
         yield url
         return

@@ -307,3 +307,21 @@ class PostgresHistory:
 
 
 register("postgresql", PostgresHistory())
+
+
+class ArcHistory:
+    """The Arc store has shipped one layout (the spool's table, Arc's row columns in
+    ``stores/arc.py::ARC_COLUMNS``); its metadata store is a SQLite or PostgreSQL store with
+    its own history, tested under its own scheme. No earlier version to upgrade from yet."""
+
+    def versions(self) -> list[int]:
+        return []
+
+    async def build(self, url: str, version: int) -> None:
+        raise AssertionError("no earlier Arc store layout to build")
+
+    def expected(self, version: int) -> Expected:
+        raise AssertionError("no earlier Arc store layout")
+
+
+register("arc", ArcHistory())

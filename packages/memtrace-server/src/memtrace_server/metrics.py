@@ -85,6 +85,8 @@ class Metrics:
         self.exports_aborted = 0
         #: The retention sweeper's totals (copied from it when rendering; None: no sweeper).
         self.sweep: SweepTotals | None = None
+        #: The store's own series (name, type, help, value), e.g. the Arc store's forwarder.
+        self.store_series: list[tuple[str, str, str, float]] = []
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         # Clients choose the method: any other than the standard ones is counted as OTHER, or
@@ -153,6 +155,10 @@ class Metrics:
             out.append(f"{name} {value}")
         if self.sweep is not None:
             self._sweep(out, self.sweep)
+        for series, kind, about, amount in self.store_series:
+            out.append(f"# HELP {series} {about}")
+            out.append(f"# TYPE {series} {kind}")
+            out.append(f"{series} {_fmt(float(amount))}")
         out.append("# HELP memtrace_process_start_time_seconds Start time of the process (Unix).")
         out.append("# TYPE memtrace_process_start_time_seconds gauge")
         out.append(f"memtrace_process_start_time_seconds {_fmt(self.started)}")

@@ -492,15 +492,21 @@ async def ready(request: Request, mt: AsyncMemtrace | None, state: State) -> HTT
     report = state.last_health = await engine.health()
     if not report.ok:  # details go to the log, not to this unauthenticated endpoint
         log.error("readiness probe: store unreachable: %s", report.detail)
-        return json_response({"status": "not ready", "reason": "store_unreachable"}, 503)
-    return json_response(
-        {"status": "ready", "store": {"ok": True, "latency_ms": round(report.latency_ms, 3)}}
-    )
+        body: dict[str, Any] = {"status": "not ready", "reason": "store_unreachable"}
+        if report.extra:
+            body["store"] = {"ok": False, **report.extra}
+        return json_response(body, 503)
+    if report.detail:  # ready, with something to say (the Arc store: Arc unreachable)
+        log.warning("readiness probe: %s", report.detail)
+    store = {"ok": True, "latency_ms": round(report.latency_ms, 3), **report.extra}
+    return json_response({"status": "ready", "store": store})
 
 
 async def metrics(request: Request, mt: AsyncMemtrace | None, state: State) -> HTTPResponse:
     if state.engine is not None:
         state.metrics.unreadable_rows = int(getattr(state.engine.store, "unreadable_rows", 0))
+        series = getattr(state.engine.store, "store_metrics", None)
+        state.metrics.store_series = series() if callable(series) else []
     return HTTPResponse(
         state.metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8"
     )

@@ -207,12 +207,16 @@ class StoreHealth:
         detail: why not, when not ``ok`` (logged by the server, never sent to a client).
         arc: the original service's ``arc`` field of ``/health``: for each org, whether its Arc
             database is reachable (``{"org_x": "ok"}``). Empty for stores that are not Arc.
+        extra: further facts for ``/ready`` (JSON values).
     """
 
     ok: bool
     latency_ms: float
     detail: str | None = None
     arc: dict[str, str] = field(default_factory=dict)
+    #: What else the store reports (the Arc store: Arc's reachability and the spool's depth),
+    #: shown as is in ``/ready``'s ``store`` object.
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def check_org(org_id: str, items: Sequence[Any], what: str) -> None:

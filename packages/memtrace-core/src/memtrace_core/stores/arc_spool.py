@@ -1,0 +1,583 @@
+"""The Arc store's local durable spool and its forwarder (docs/architecture.md, "The Arc store").
+
+A write is acknowledged once its rows are committed here: a SQLite file in WAL mode
+(``synchronous=FULL`` by default, so a commit survives a power cut as well as a crash). The
+forwarder sends them to Arc in columnar msgpack batches and removes them only once Arc shows
+them to a query, so every row is always readable from the spool or from Arc.
+
+**Exactly once on an append-only database.** Arc cannot update or deduplicate a row, so the
+forwarder never sends a row twice unless Arc has shown that it does not hold it:
+
+1. A batch is *claimed* before it is sent: its rows get a fresh batch id and state ``SENT``
+   in one spool transaction, and every row carries that id to Arc (column ``fwd_batch``).
+2. **204**: the rows are in Arc's ingest buffer (state ``LANDED``). Once Arc's flush interval has
+   passed the forwarder asks Arc which rows of the batch it holds and deletes those from the
+   spool. Rows still missing after the visibility deadline (Arc restarted and lost its buffer)
+   are sent again in a new batch.
+3. **An answer from Arc that refuses the batch** (400, 401, 403, 413, 429, 5xx) means nothing
+   was stored: the rows return to ``PENDING`` and are retried with backoff (413 halves the
+   batch; a row Arc refuses on its own is kept, reported and retried, never dropped).
+4. **No answer** (a timeout, a reset connection: the outcome is unknown): the batch stays
+   ``SENT``. After the visibility deadline — when anything Arc accepted is visible — the
+   forwarder asks Arc which of its rows it holds, deletes those and sends only the others again.
+   A process killed at any point leaves its claimed batches in that state, and whichever
+   process opens the spool next verifies them the same way.
+
+Several processes may share one spool file: claims and verifications are transactions, so one
+batch is sent or verified by one process at a time.
+
+The spool is bounded by disk, never by memory: a write that would take it past
+``spool_max_bytes`` (or leave less than ``spool_min_free_bytes`` free on its file system) is
+refused with a 503 ``StoreError`` and nothing is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import logging
+import os
+import random
+import shutil
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from ..errors import StoreError
+
+log = logging.getLogger("memtrace.store.arc")
+
+T = TypeVar("T")
+
+PENDING, SENT, LANDED = 0, 1, 2
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS spool (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  org_id TEXT NOT NULL,
+  id TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  row BLOB NOT NULL,
+  size INTEGER NOT NULL,
+  stored_at INTEGER NOT NULL,
+  state INTEGER NOT NULL DEFAULT 0,
+  batch TEXT,
+  sent_at REAL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  error TEXT
+);
+CREATE INDEX IF NOT EXISTS spool_org_id ON spool (org_id, id);
+CREATE INDEX IF NOT EXISTS spool_state ON spool (state, seq);
+CREATE INDEX IF NOT EXISTS spool_batch ON spool (batch) WHERE batch IS NOT NULL;
+"""
+
+
+@dataclass(slots=True)
+class SpoolRow:
+    seq: int
+    org_id: str
+    id: str
+    hash: str
+    row: bytes
+    stored_at: int
+
+
+@dataclass(slots=True)
+class ForwarderStats:
+    """Counters of this process's forwarder (the server's ``memtrace_arc_*`` metrics)."""
+
+    forwarded: int = 0
+    batches: int = 0
+    retried: int = 0
+    resent_after_check: int = 0
+    failures: int = 0
+    last_error: str | None = None
+    last_error_at: float | None = None
+    last_success_at: float | None = None
+    refused: dict[str, int] = field(default_factory=dict)
+
+
+class Spool:
+    """The spool file (see the module docstring); blocking methods, run in a thread."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        max_bytes: int,
+        min_free_bytes: int,
+        synchronous: str = "FULL",
+    ) -> None:
+        if synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"invalid spool synchronous mode: {synchronous!r}")
+        self.path = path
+        self.max_bytes = max_bytes
+        self.min_free_bytes = min_free_bytes
+        self.synchronous = synchronous.upper()
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def open(self) -> None:
+        directory = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(directory, exist_ok=True)
+        try:
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30
+            )
+            conn.execute("PRAGMA busy_timeout = 30000")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":  # pragma: no cover - e.g. a network file system
+                raise StoreError(f"the Arc spool {self.path} cannot use WAL mode ({mode})")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            conn.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the Arc spool {self.path}: {exc}") from None
+        self._conn = conn
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _run(self, fn: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
+        with self._lock:
+            conn = self._conn
+            if conn is None:
+                raise StoreError("the Arc spool is closed")
+            try:
+                if not write:
+                    return fn(conn)
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    out = fn(conn)
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+                return out
+            except sqlite3.Error as exc:
+                raise StoreError(f"Arc spool {self.path}: {exc}") from None
+
+    # -- writes -------------------------------------------------------------------------------
+    def used_bytes(self, conn: sqlite3.Connection | None = None) -> int:
+        def run(c: sqlite3.Connection) -> int:
+            pages = c.execute("PRAGMA page_count").fetchone()[0]
+            free = c.execute("PRAGMA freelist_count").fetchone()[0]
+            size = c.execute("PRAGMA page_size").fetchone()[0]
+            return int((pages - free) * size)
+
+        return run(conn) if conn is not None else self._run(run)
+
+    def add(self, rows: Sequence[tuple[str, str, str, bytes, int]]) -> list[int]:
+        """Spool ``rows`` (org, id, hash, packed row, stored_at) in one transaction, or refuse
+        them all (StoreError, 503) if the spool would pass its limit. Returns their seqs."""
+        incoming = sum(len(r[3]) + 128 for r in rows)
+
+        def run(conn: sqlite3.Connection) -> list[int]:
+            used = self.used_bytes(conn)
+            if used + incoming > self.max_bytes:
+                raise StoreError(
+                    f"the Arc spool is full ({used} of {self.max_bytes} bytes used, "
+                    f"{self.pending_count(conn)} memories waiting for Arc): writes are refused "
+                    "until Arc accepts them again; nothing was written"
+                )
+            try:
+                free = shutil.disk_usage(os.path.dirname(os.path.abspath(self.path))).free
+            except OSError:  # pragma: no cover
+                free = None
+            if free is not None and free - incoming < self.min_free_bytes:
+                raise StoreError(
+                    f"the Arc spool's disk is nearly full ({free} bytes free, "
+                    f"{self.min_free_bytes} kept free): writes are refused; nothing was written"
+                )
+            out = []
+            for org_id, memory_id, digest, packed, stored_at in rows:
+                cur = conn.execute(
+                    "INSERT INTO spool (org_id, id, hash, row, size, stored_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (org_id, memory_id, digest, packed, len(packed), stored_at),
+                )
+                out.append(int(cur.lastrowid or 0))
+            return out
+
+        return self._run(run, write=True)
+
+    def discard(self, seqs: Sequence[int]) -> None:
+        """Remove rows that were spooled for a write that did not happen (a duplicate, a
+        failed metadata transaction)."""
+        if not seqs:
+            return
+
+        def run(conn: sqlite3.Connection) -> None:
+            for chunk in _chunks(list(seqs), 500):
+                conn.execute(
+                    f"DELETE FROM spool WHERE seq IN ({','.join('?' * len(chunk))})", chunk
+                )
+
+        self._run(run, write=True)
+
+    # -- reads --------------------------------------------------------------------------------
+    def pending_count(self, conn: sqlite3.Connection | None = None) -> int:
+        def run(c: sqlite3.Connection) -> int:
+            return int(c.execute("SELECT count(*) FROM spool").fetchone()[0])
+
+        return run(conn) if conn is not None else self._run(run)
+
+    def remaining(self, seqs: Sequence[int]) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            n = 0
+            for chunk in _chunks(list(seqs), 500):
+                n += conn.execute(
+                    f"SELECT count(*) FROM spool WHERE seq IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                ).fetchone()[0]
+            return int(n)
+
+        return self._run(run)
+
+    def bodies(self, org_id: str, ids: Sequence[str]) -> dict[tuple[str, str], bytes]:
+        """The packed rows of these memories still in the spool, by (id, hash)."""
+
+        def run(conn: sqlite3.Connection) -> dict[tuple[str, str], bytes]:
+            out: dict[tuple[str, str], bytes] = {}
+            for chunk in _chunks(list(dict.fromkeys(ids)), 500):
+                for memory_id, digest, packed in conn.execute(
+                    "SELECT id, hash, row FROM spool WHERE org_id = ? AND id IN "
+                    f"({','.join('?' * len(chunk))})",
+                    [org_id, *chunk],
+                ):
+                    out[(memory_id, digest)] = packed
+            return out
+
+        return self._run(run)
+
+    def org_rows(self, org_id: str) -> list[tuple[str, str, bytes]]:
+        """Every spooled row of an org: (id, hash, packed row)."""
+        return self._run(
+            lambda conn: conn.execute(
+                "SELECT id, hash, row FROM spool WHERE org_id = ? ORDER BY seq", (org_id,)
+            ).fetchall()
+        )
+
+    # -- the forwarder's side -------------------------------------------------------------------
+    def claim(self, limit: int, max_bytes: int) -> tuple[str, list[SpoolRow]]:
+        """Take up to ``limit`` pending rows (at most ``max_bytes``, at least one) for a new
+        batch: state SENT with a fresh batch id, in one transaction."""
+        batch = uuid.uuid4().hex
+
+        def run(conn: sqlite3.Connection) -> list[SpoolRow]:
+            picked: list[SpoolRow] = []
+            total = 0
+            for seq, org_id, memory_id, digest, packed, stored_at in conn.execute(
+                "SELECT seq, org_id, id, hash, row, stored_at FROM spool WHERE state = ? "
+                "ORDER BY seq LIMIT ?",
+                (PENDING, limit),
+            ):
+                if picked and total + len(packed) > max_bytes:
+                    break
+                picked.append(SpoolRow(seq, org_id, memory_id, digest, packed, stored_at))
+                total += len(packed)
+            for chunk in _chunks([r.seq for r in picked], 500):
+                conn.execute(
+                    "UPDATE spool SET state = ?, batch = ?, sent_at = ?, attempts = attempts + 1 "
+                    f"WHERE seq IN ({','.join('?' * len(chunk))})",
+                    [SENT, batch, time.time(), *chunk],
+                )
+            return picked
+
+        return batch, self._run(run, write=True)
+
+    def mark(self, batch: str, state: int, error: str | None = None) -> None:
+        """After a send: LANDED (204), or PENDING again (Arc refused it: nothing landed)."""
+        self._run(
+            lambda conn: conn.execute(
+                "UPDATE spool SET state = ?, sent_at = ?, error = ?, "
+                "batch = CASE WHEN ? = 0 THEN NULL ELSE batch END WHERE batch = ?",
+                (state, time.time(), error, state, batch),
+            ),
+            write=True,
+        )
+
+    def release(self, seqs: Sequence[int], error: str | None) -> None:
+        """Rows back to PENDING (Arc refused them), with the reason kept."""
+
+        def run(conn: sqlite3.Connection) -> None:
+            for chunk in _chunks(list(seqs), 500):
+                conn.execute(
+                    "UPDATE spool SET state = ?, batch = NULL, error = ? "
+                    f"WHERE seq IN ({','.join('?' * len(chunk))})",
+                    [PENDING, error, *chunk],
+                )
+
+        self._run(run, write=True)
+
+    def due_checks(self, first_check: float, deadline: float) -> list[tuple[str, int, float]]:
+        """Batches to ask Arc about: (batch, state, sent_at) of LANDED batches sent at least
+        ``first_check`` seconds ago and of SENT ones (outcome unknown, or a process that
+        died) sent at least ``deadline`` seconds ago."""
+        now = time.time()
+        return [
+            (b, int(s), float(t))
+            for b, s, t in self._run(
+                lambda conn: conn.execute(
+                    "SELECT batch, state, min(sent_at) FROM spool WHERE batch IS NOT NULL "
+                    "AND ((state = ? AND sent_at <= ?) OR (state = ? AND sent_at <= ?)) "
+                    "GROUP BY batch, state",
+                    (LANDED, now - first_check, SENT, now - deadline),
+                ).fetchall()
+            )
+        ]
+
+    def rearm(self, batch: str, state: int, sent_at: float) -> bool:
+        """Take the check of ``batch`` (so that two processes never check and resend one
+        batch at once): True if this process has it."""
+
+        def run(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "UPDATE spool SET sent_at = ? WHERE batch = ? AND state = ? AND sent_at <= ?",
+                (time.time() if state == SENT else sent_at, batch, state, sent_at),
+            )
+            return cur.rowcount > 0
+
+        if state == LANDED:
+            return True  # a LANDED check resends nothing until the deadline, below
+        return self._run(run, write=True)
+
+    def batch_rows(self, batch: str) -> list[tuple[int, str, str, int]]:
+        """(seq, org, id, stored_at) of the rows of a batch."""
+        return self._run(
+            lambda conn: conn.execute(
+                "SELECT seq, org_id, id, stored_at FROM spool WHERE batch = ?", (batch,)
+            ).fetchall()
+        )
+
+    def confirm(self, seqs: Sequence[int]) -> None:
+        """Arc holds these rows: they leave the spool."""
+
+        def run(conn: sqlite3.Connection) -> None:
+            for chunk in _chunks(list(seqs), 500):
+                conn.execute(
+                    f"DELETE FROM spool WHERE seq IN ({','.join('?' * len(chunk))})", chunk
+                )
+
+        if seqs:
+            self._run(run, write=True)
+
+    def state_counts(self) -> dict[int, int]:
+        return {
+            int(s): int(n)
+            for s, n in self._run(
+                lambda conn: conn.execute(
+                    "SELECT state, count(*) FROM spool GROUP BY state"
+                ).fetchall()
+            )
+        }
+
+
+def _chunks(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+class SendRefused(Exception):
+    """Arc answered and refused a batch: nothing of it was stored."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"Arc answered {status}: {message}")
+        self.status = status
+
+
+class SendUnknown(Exception):
+    """No answer from Arc: the batch may or may not have been stored."""
+
+
+class Forwarder:
+    """Sends the spool to Arc (see the module docstring). One asyncio task per store."""
+
+    def __init__(
+        self,
+        spool: Spool,
+        *,
+        send: Callable[[list[SpoolRow], str], Any],
+        held: Callable[[str, list[tuple[int, str, str, int]]], Any],
+        batch_rows: int,
+        batch_bytes: int,
+        first_check: float,
+        deadline: float,
+        retry_base: float = 0.2,
+        retry_max: float = 30.0,
+    ) -> None:
+        self.spool = spool
+        self._send = send
+        self._held = held
+        self.batch_rows = batch_rows
+        self._batch_limit = batch_rows
+        self.batch_bytes = batch_bytes
+        self.first_check = first_check
+        self.deadline = deadline
+        self.retry_base = retry_base
+        self.retry_max = retry_max
+        self.stats = ForwarderStats()
+        self._wake = asyncio.Event()
+        self._progress = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._backoff = 0.0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="memtrace-arc-forwarder")
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    async def stop(self, drain_seconds: float) -> None:
+        """Stop, after trying for up to ``drain_seconds`` to empty the spool."""
+        if drain_seconds > 0:
+            deadline = time.monotonic() + drain_seconds
+            while time.monotonic() < deadline:
+                if await asyncio.to_thread(self.spool.pending_count) == 0:
+                    break
+                self.kick()
+                async with self._progress:
+                    try:
+                        await asyncio.wait_for(self._progress.wait(), 0.2)
+                    except TimeoutError:
+                        pass
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._task = None
+
+    async def wait_forwarded(self, seqs: Sequence[int], timeout: float) -> None:
+        """Until Arc shows these rows (``sync_forward``); StoreError after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while await asyncio.to_thread(self.spool.remaining, seqs):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise StoreError(
+                    f"Arc did not show {len(seqs)} spooled memories within {timeout:g} s "
+                    "(they stay in the spool and are forwarded later)"
+                )
+            self.kick()
+            async with self._progress:
+                try:
+                    await asyncio.wait_for(self._progress.wait(), min(left, 0.25))
+                except TimeoutError:
+                    pass
+
+    async def _notify(self) -> None:
+        async with self._progress:
+            self._progress.notify_all()
+
+    async def _run(self) -> None:
+        while not self._closing:
+            try:
+                busy = await self.step()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # never let the forwarder die
+                log.exception("Arc forwarder step failed")
+                self._failed(f"{type(exc).__name__}: {exc}")
+                busy = False
+                self._backoff = min(max(self._backoff * 2, self.retry_base), self.retry_max)
+            await self._notify()
+            if busy and self._backoff == 0:
+                continue
+            wait = self._backoff if self._backoff else min(self.first_check, 1.0)
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), wait if wait > 0 else 0.05)
+            except TimeoutError:
+                pass
+            if self._backoff:
+                # a kick does not cut a backoff short: sleep the rest of it
+                await asyncio.sleep(0)
+
+    def _failed(self, message: str) -> None:
+        self.stats.failures += 1
+        self.stats.last_error = message
+        self.stats.last_error_at = time.time()
+
+    async def step(self) -> bool:
+        """One round: check due batches, then send one batch. Whether there was work."""
+        worked = await self._check_due()
+        batch, rows = await asyncio.to_thread(self.spool.claim, self._batch_limit, self.batch_bytes)
+        if not rows:
+            self._backoff = 0.0
+            return worked
+        try:
+            await self._send(rows, batch)
+        except SendRefused as exc:
+            await asyncio.to_thread(self.spool.release, [r.seq for r in rows], str(exc))
+            self.stats.retried += len(rows)
+            self._failed(str(exc))
+            key = str(exc.status)
+            self.stats.refused[key] = self.stats.refused.get(key, 0) + 1
+            if exc.status == 413 and self._batch_limit > 1:
+                self._batch_limit = max(1, self._batch_limit // 2)
+                return True
+            self._backoff = self._next_backoff()
+            log.warning("Arc refused a batch of %d memories: %s (retrying)", len(rows), exc)
+            return False
+        except SendUnknown as exc:
+            # the outcome is unknown: the batch stays SENT and is checked at the deadline
+            self.stats.retried += len(rows)
+            self._failed(str(exc))
+            self._backoff = self._next_backoff()
+            log.warning("no answer from Arc for a batch of %d memories: %s", len(rows), exc)
+            return False
+        await asyncio.to_thread(self.spool.mark, batch, LANDED)
+        self.stats.batches += 1
+        self.stats.last_success_at = time.time()
+        self._backoff = 0.0
+        if self._batch_limit < self.batch_rows:
+            self._batch_limit = min(self.batch_rows, self._batch_limit * 2)
+        if self.first_check <= 0:
+            await self._check_due()
+        return True
+
+    def _next_backoff(self) -> float:
+        base = max(self._backoff * 2, self.retry_base)
+        return min(base, self.retry_max) * (0.5 + random.random() / 2)
+
+    async def _check_due(self) -> bool:
+        due = await asyncio.to_thread(self.spool.due_checks, self.first_check, self.deadline)
+        for batch, state, sent_at in due:
+            if not await asyncio.to_thread(self.spool.rearm, batch, state, sent_at):
+                continue
+            rows = await asyncio.to_thread(self.spool.batch_rows, batch)
+            if not rows:
+                continue
+            try:
+                held = await self._held(batch, rows)
+            except Exception as exc:
+                self._failed(f"checking batch {batch}: {exc}")
+                self._backoff = self._next_backoff()
+                return False
+            present = [seq for seq, _org, memory_id, _at in rows if memory_id in held]
+            missing = [seq for seq, _org, memory_id, _at in rows if memory_id not in held]
+            await asyncio.to_thread(self.spool.confirm, present)
+            self.stats.forwarded += len(present)
+            if missing and (state == SENT or time.time() - sent_at >= self.deadline):
+                # Arc never stored them (or lost them from its buffer): send them again
+                await asyncio.to_thread(self.spool.release, missing, "not found on Arc")
+                self.stats.resent_after_check += len(missing)
+        return bool(due)
+
+
+def gzip_if_smaller(body: bytes, min_size: int) -> tuple[bytes, bool]:
+    """``body`` gzipped when it is at least ``min_size`` bytes and compression pays."""
+    if len(body) < min_size:
+        return body, False
+    packed = gzip.compress(body, compresslevel=1)
+    return (packed, True) if len(packed) < len(body) * 0.9 else (body, False)
