@@ -45,6 +45,8 @@ TOKEN = "test-token-" + "0123456789abcdef0123456789abcdef"
 _DB_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 _MEAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,127}$")
 _COMPACT_ABOVE = 16
+#: A file takes appended batches of its own schema up to this many rows.
+_APPEND_BELOW = 50_000
 _MAX_DELETE_ROWS = 1_000_000
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 # Python's datetime range (the Python server failed its flush outside it and dropped the rows)
@@ -181,6 +183,10 @@ class _Batch:
 class _File:
     table: str
     path: str
+    #: The columns and types it was written with (None: a compacted or rewritten file), and
+    #: its rows: a later batch of the same schema is appended to it (see _write_file).
+    schema: tuple[tuple[str, str], ...] | None = None
+    rows: int = 0
 
 
 @dataclass
@@ -367,6 +373,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # one packet per reply part without Nagle: else the header and body writes meet the
+    # client's delayed ACK (a 40 ms stall per request on loopback)
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -551,6 +560,32 @@ class FakeArc:
             self._promote()
             return self._file_rows(database, measurement)
 
+    def delete_rows(self, database: str, measurement: str, row_id: str) -> int:
+        """Remove every row whose ``id`` is ``row_id``, buffered or visible (what an operator
+        removing files by hand, or a lost buffer, does): returns how many."""
+        with self._lock:
+            meas = self._data.get((database, measurement))
+            if meas is None:
+                return 0
+            removed = 0
+            for batch in meas.buffer:
+                ids = batch.columns.get("id")
+                if ids is None:
+                    continue
+                keep = [i for i, v in enumerate(ids[1]) if v != row_id]
+                removed += len(ids[1]) - len(keep)
+                for name, (typ, values) in list(batch.columns.items()):
+                    batch.columns[name] = (typ, [values[i] for i in keep])
+            for f in meas.files:
+                n = self._con.execute(
+                    f'SELECT count(*) FROM "{f.table}" WHERE id = ?', [row_id]
+                ).fetchone()
+                if n and n[0]:
+                    self._con.execute(f'DELETE FROM "{f.table}" WHERE id = ?', [row_id])
+                    f.rows -= int(n[0])
+                    removed += int(n[0])
+            return removed
+
     def reset_stats(self) -> None:
         with self._lock:
             self.queries.clear()
@@ -626,8 +661,18 @@ class FakeArc:
                 exprs.append(f"make_timestamp(unnest(${i}::BIGINT[]))::TIMESTAMPTZ AS {ident}")
             else:
                 exprs.append(f"unnest(${i}::{typ}[]) AS {ident}")
+        last = meas.files[-1] if meas.files else None
+        if last is not None and last.schema == schema and last.rows < _APPEND_BELOW:
+            # the same columns and types as the newest file: appending to it reads the same as
+            # a file of its own would (a union by name of equal schemas is a concatenation)
+            # and keeps the fake's queries to one table
+            self._con.execute(f'INSERT INTO "{last.table}" SELECT {", ".join(exprs)}', params)
+            last.rows += len(params[0]) if params else 0
+            return
         file = self._new_file(database, name, group[0].columns["time"][1][0])
         self._con.execute(f'CREATE TABLE "{file.table}" AS SELECT {", ".join(exprs)}', params)
+        file.schema = schema
+        file.rows = len(params[0]) if params else 0
         meas.files.append(file)
 
     def _compact(self, database: str, name: str, meas: _Measurement) -> None:

@@ -24,7 +24,8 @@ from pathlib import Path
 #: reads Arc's copy (tests/core/test_arc_store.py covers reads from the spool).
 ARC = (
     "arc+http://{arc}/{arcdb}?token={arctoken}&meta=sqlite:///{tmp}/conformance.db"
-    "&spool={tmp}/conformance.db.spool&sync_forward=1&flush_ms=0&drain_seconds=0"
+    "&spool={tmp}/conformance.db.spool&spool_synchronous=NORMAL&sync_forward=1&flush_ms=0"
+    "&drain_seconds=0"
 )
 DEFAULT = f"sqlite:///{{tmp}}/conformance.db,postgresql://{{pg}},{ARC}"
 

@@ -831,9 +831,10 @@ class ArcStore:
 
     async def _forwarded(self, seqs: list[int]) -> None:
         assert self.forwarder is not None
-        self.forwarder.kick()
         if self.settings.sync_forward and seqs:
-            await self.forwarder.wait_forwarded(seqs, self.settings.sync_timeout)
+            await self.forwarder.forward_now(seqs, self.settings.sync_timeout)
+        else:
+            self.forwarder.kick()
 
     async def insert_memories(
         self,

@@ -266,19 +266,30 @@ class Spool:
         )
 
     # -- the forwarder's side -------------------------------------------------------------------
-    def claim(self, limit: int, max_bytes: int) -> tuple[str, list[SpoolRow]]:
-        """Take up to ``limit`` pending rows (at most ``max_bytes``, at least one) for a new
-        batch: state SENT with a fresh batch id, in one transaction."""
+    def claim(
+        self, limit: int, max_bytes: int, seqs: Sequence[int] | None = None
+    ) -> tuple[str, list[SpoolRow]]:
+        """Take up to ``limit`` pending rows (at most ``max_bytes``, at least one; only these
+        ``seqs`` when given) for a new batch: state SENT with a fresh batch id, in one
+        transaction."""
         batch = uuid.uuid4().hex
 
         def run(conn: sqlite3.Connection) -> list[SpoolRow]:
             picked: list[SpoolRow] = []
             total = 0
-            for seq, org_id, memory_id, digest, packed, stored_at in conn.execute(
-                "SELECT seq, org_id, id, hash, row, stored_at FROM spool WHERE state = ? "
-                "ORDER BY seq LIMIT ?",
-                (PENDING, limit),
-            ):
+            if seqs is None:
+                found = conn.execute(
+                    "SELECT seq, org_id, id, hash, row, stored_at FROM spool WHERE state = ? "
+                    "ORDER BY seq LIMIT ?",
+                    (PENDING, limit),
+                ).fetchall()
+            else:
+                found = conn.execute(
+                    "SELECT seq, org_id, id, hash, row, stored_at FROM spool WHERE state = ? "
+                    f"AND seq IN ({','.join('?' * len(seqs))}) ORDER BY seq LIMIT ?",
+                    (PENDING, *seqs, limit),
+                ).fetchall()
+            for seq, org_id, memory_id, digest, packed, stored_at in found:
                 if picked and total + len(packed) > max_bytes:
                     break
                 picked.append(SpoolRow(seq, org_id, memory_id, digest, packed, stored_at))
@@ -458,8 +469,49 @@ class Forwarder:
                 pass
             self._task = None
 
+    async def forward_now(self, seqs: Sequence[int], timeout: float) -> None:
+        """Send these rows at once and return when Arc shows them (``sync_forward``: the
+        writer forwards its own rows, as the forwarder would); StoreError after ``timeout``
+        (the rows stay spooled and the forwarder keeps trying)."""
+        deadline = time.monotonic() + timeout
+        for chunk in _chunks(list(seqs), self.batch_rows):
+            batch, rows = await asyncio.to_thread(
+                self.spool.claim, len(chunk), 1 << 62, chunk
+            )
+            if not rows:
+                continue  # the forwarder took them: wait for it below
+            try:
+                await self._send(rows, batch)
+            except SendRefused as exc:
+                await asyncio.to_thread(self.spool.release, [r.seq for r in rows], str(exc))
+                self.kick()
+                raise StoreError(
+                    f"Arc refused the write ({exc}); it is spooled and will be forwarded"
+                ) from None
+            except SendUnknown as exc:
+                raise StoreError(
+                    f"no answer from Arc ({exc}); the write is spooled and will be forwarded"
+                ) from None
+            # the rows stay SENT until confirmed just below (should this process die in
+            # between, whichever opens the spool next verifies them at the deadline)
+            self.stats.batches += 1
+            while True:
+                held = await self._held(
+                    batch, [(r.seq, r.org_id, r.id, r.stored_at) for r in rows]
+                )
+                present = [r.seq for r in rows if r.id in held]
+                await asyncio.to_thread(self.spool.confirm, present)
+                self.stats.forwarded += len(present)
+                if len(present) == len(rows):
+                    break
+                rows = [r for r in rows if r.id not in held]
+                if time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(max(min(self.first_check, 0.5), 0.01))
+        await self.wait_forwarded(seqs, max(deadline - time.monotonic(), 0.001))
+
     async def wait_forwarded(self, seqs: Sequence[int], timeout: float) -> None:
-        """Until Arc shows these rows (``sync_forward``); StoreError after ``timeout``."""
+        """Until Arc shows these rows; StoreError after ``timeout``."""
         deadline = time.monotonic() + timeout
         while await asyncio.to_thread(self.spool.remaining, seqs):
             left = deadline - time.monotonic()
@@ -493,15 +545,16 @@ class Forwarder:
             await self._notify()
             if busy and self._backoff == 0:
                 continue
-            wait = self._backoff if self._backoff else min(self.first_check, 1.0)
+            if self._backoff:
+                # a kick does not cut a backoff short
+                await asyncio.sleep(self._backoff)
+                continue
+            # idle: until a write kicks, or the next check of a batch may be due
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), wait if wait > 0 else 0.05)
+                await asyncio.wait_for(self._wake.wait(), max(min(self.first_check, 1.0), 0.25))
             except TimeoutError:
                 pass
-            if self._backoff:
-                # a kick does not cut a backoff short: sleep the rest of it
-                await asyncio.sleep(0)
 
     def _failed(self, message: str) -> None:
         self.stats.failures += 1
