@@ -475,9 +475,7 @@ class Forwarder:
         (the rows stay spooled and the forwarder keeps trying)."""
         deadline = time.monotonic() + timeout
         for chunk in _chunks(list(seqs), self.batch_rows):
-            batch, rows = await asyncio.to_thread(
-                self.spool.claim, len(chunk), 1 << 62, chunk
-            )
+            batch, rows = await asyncio.to_thread(self.spool.claim, len(chunk), 1 << 62, chunk)
             if not rows:
                 continue  # the forwarder took them: wait for it below
             try:
@@ -496,9 +494,7 @@ class Forwarder:
             # between, whichever opens the spool next verifies them at the deadline)
             self.stats.batches += 1
             while True:
-                held = await self._held(
-                    batch, [(r.seq, r.org_id, r.id, r.stored_at) for r in rows]
-                )
+                held = await self._held(batch, [(r.seq, r.org_id, r.id, r.stored_at) for r in rows])
                 present = [r.seq for r in rows if r.id in held]
                 await asyncio.to_thread(self.spool.confirm, present)
                 self.stats.forwarded += len(present)
