@@ -1026,23 +1026,6 @@ class ArcStore:
             + ")"
         )
 
-    def _phrase_tf(self, stems: tuple[str, ...], weights: list[float]) -> str:
-        """A phrase's field-weighted frequency in a row (a phrase of several words: the least
-        of its words'; FTS5 counts the phrase itself, see docs/architecture.md)."""
-        parts = []
-        for s in stems:
-            pattern = " " + re.escape(s) + ":([0-9]+),([0-9]+),([0-9]+),([0-9]+) "
-            x = f"regexp_extract(terms, {sql_literal(pattern)}, ['c', 'a', 'e', 't'])"
-            parts.append(
-                "("
-                + " + ".join(
-                    f"{w!r} * coalesce(try_cast({x}.{f} AS DOUBLE), 0)"
-                    for w, f in zip(weights, "caet", strict=True)
-                )
-                + ")"
-            )
-        return parts[0] if len(parts) == 1 else "least(" + ", ".join(parts) + ")"
-
     async def _pending(self, org_id: str) -> list[tuple[str, _Body]]:
         rows = await asyncio.to_thread(self.spool.org_rows, org_id)
         return [(i, _body_of_row(msgpack.unpackb(p, raw=False))) for i, _h, p in rows]
@@ -1075,7 +1058,6 @@ class ArcStore:
         phrases = [p for p in dict.fromkeys(_phrase(t) for t in terms) if p]
         if not phrases:
             return 0
-        match = "(" + " OR ".join(self._phrase_match(p) for p in phrases) + ")"
         seen: set[str] = set()
         pairs: list[tuple[str, str]] = []
         for memory_id, body in await self._pending(org_id):
@@ -1094,47 +1076,69 @@ class ArcStore:
 
         total += await tally(pairs)
         page = 1000
-        offset = 0
-        sql = (
+        head = (
             f"SELECT DISTINCT id, body_hash FROM {self.arc.table} WHERE org_id = "
-            f"{sql_literal(org_id)} AND {match}{self._pushdown(flt)} ORDER BY id, body_hash"
+            f"{sql_literal(org_id)}{self._pushdown(flt)} AND "
         )
-        while total < cap:
-            if len(sql) + 40 > self.settings.max_sql:
-                raise StoreError("the search has too many words for one Arc query")
-            rows = await self.arc.query(f"{sql} LIMIT {page} OFFSET {offset}")
-            offset += len(rows)
-            batch = [(str(i), str(h)) for i, h in rows if str(i) not in seen]
-            seen.update(i for i, _ in batch)
-            total += await tally(batch)
-            if len(rows) < page:
-                break
+        rest = [self._phrase_match(p) for p in phrases]
+        while rest and total < cap:
+            # as many words per statement as Arc's length cap allows; ids seen once
+            part = self._fitting(len(head) + 60, rest)
+            if not part:
+                raise StoreError("a search word too long for one Arc query")
+            rest = rest[len(part) :]
+            sql = f"{head}({' OR '.join(part)}) ORDER BY id, body_hash"
+            offset = 0
+            while total < cap:
+                rows = await self.arc.query(f"{sql} LIMIT {page} OFFSET {offset}")
+                offset += len(rows)
+                batch = [(str(i), str(h)) for i, h in rows if str(i) not in seen]
+                seen.update(i for i, _ in batch)
+                total += await tally(batch)
+                if len(rows) < page:
+                    break
         return min(total, cap)
 
-    async def keyword_candidates(
-        self, org_id: str, flt: MemoryFilter, query: KeywordQuery
-    ) -> list[Candidate]:
-        from .postgres import _WEIGHT_OF_FIELD, BM25_B, BM25_K1, _phrase
+    def _fitting(self, fixed: int, parts: Sequence[str]) -> list[str]:
+        """As many of ``parts`` (in order) as fit in one statement beside ``fixed`` characters."""
+        out: list[str] = []
+        size = fixed
+        for part in parts:
+            size += len(part) + 5
+            if size > self.settings.max_sql - 100:
+                break
+            out.append(part)
+        return out
 
-        phrases = [p for p in (_phrase(t) for t in query.terms) if p]
-        if not phrases or query.limit <= 0:
-            return []
-        weights = [float(query.field_weights.get(f, 1.0)) for f in _WEIGHT_OF_FIELD]
-        table = self.arc.table
-        org = sql_literal(org_id)
-        matches = [self._phrase_match(p) for p in phrases]
-        any_match = "(" + " OR ".join(matches) + ")"
-        pending = await self._pending(org_id)
-        needle = flt.content_contains
-
-        # the org's statistics: documents, tokens and each phrase's documents (Arc + spool)
-        stats_sql = (
-            "SELECT count(*), coalesce(sum(n_tokens), 0)"
-            + "".join(f", count(*) FILTER (WHERE {m})" for m in matches)
-            + f" FROM {table} WHERE org_id = {org}"
-        )
-        rows = await self.arc.query(stats_sql) if len(stats_sql) < self.settings.max_sql else []
-        docs, tokens, *dfs = [int(v) for v in rows[0]] if rows else [0, 0, *([0] * len(phrases))]
+    async def _keyword_stats(
+        self,
+        org_id: str,
+        matches: Sequence[str],
+        pending: Sequence[tuple[str, _Body]],
+        phrases: Sequence[tuple[str, ...]],
+    ) -> tuple[int, float, list[int]]:
+        """The org's documents, average length and each phrase's documents (Arc + spool),
+        in as many statements as Arc's length cap needs."""
+        head = f" FROM {self.arc.table} WHERE org_id = {sql_literal(org_id)}"
+        docs = tokens = 0
+        dfs: list[int] = []
+        first = True
+        rest = list(matches)
+        while first or rest:
+            cols = self._fitting(len(head) + 60, [f"count(*) FILTER (WHERE {m})" for m in rest])
+            if rest and not cols:
+                raise StoreError("a search word too long for one Arc query")
+            rows = await self.arc.query(
+                "SELECT count(*), coalesce(sum(n_tokens), 0)"
+                + "".join(f", {c}" for c in cols)
+                + head
+            )
+            values = [int(v) for v in rows[0]] if rows else [0, 0, *([0] * len(cols))]
+            if first:
+                docs, tokens = values[0], values[1]
+                first = False
+            dfs.extend(values[2:])
+            rest = rest[len(cols) :]
         for _id, body in pending:
             docs += 1
             tokens += body.n_tokens
@@ -1143,109 +1147,113 @@ class ArcStore:
                 if all(s in counts for s in ph):
                     dfs[i] += 1
         docs = max(docs, 1)
-        avgdl = max(tokens, 1) / docs
+        return docs, max(tokens, 1) / docs, dfs
+
+    async def keyword_candidates(
+        self, org_id: str, flt: MemoryFilter, query: KeywordQuery
+    ) -> list[Candidate]:
+        """Stage 1 on Arc. Arc's SQL chooses a pool of candidates — the rows matching the most
+        informative words (the sum of the idf of the words a row holds, shorter rows first) —
+        and their term frequencies come back with them; FTS5's BM25 of each is computed here,
+        exactly as on the other stores (docs/architecture.md, "Keyword search on Arc")."""
+        from .postgres import _WEIGHT_OF_FIELD, BM25_B, BM25_K1, _phrase
+
+        phrases = [p for p in (_phrase(t) for t in query.terms) if p]
+        if not phrases or query.limit <= 0:
+            return []
+        weights = [float(query.field_weights.get(f, 1.0)) for f in _WEIGHT_OF_FIELD]
+        org = sql_literal(org_id)
+        matches = [self._phrase_match(p) for p in phrases]
+        pending = await self._pending(org_id)
+        needle = flt.content_contains
+        docs, avgdl, dfs = await self._keyword_stats(org_id, matches, pending, phrases)
         idf = []
         for n in dfs:
             value = math.log((docs - n + 0.5) / (n + 0.5))
             idf.append(value if value > 0 else 1e-6)
 
-        def py_score(body: _Body) -> float:
+        def score(body: _Body) -> float:
             counts = body.counts()
             norm = BM25_K1 * (1 - BM25_B + BM25_B * body.n_tokens / avgdl)
-            score = 0.0
+            total = 0.0
             for i, ph in enumerate(phrases):
                 f = min(
-                    (
-                        sum(
-                            w * c for w, c in zip(weights, counts.get(s, [0, 0, 0, 0]), strict=True)
-                        )
-                        for s in ph
-                    ),
-                    default=0.0,
+                    sum(w * c for w, c in zip(weights, counts.get(s, (0, 0, 0, 0)), strict=True))
+                    for s in ph
                 )
-                score += idf[i] * f * (BM25_K1 + 1) / (f + norm)
-            return -score
+                total += idf[i] * f * (BM25_K1 + 1) / (f + norm)
+            return -total
 
-        # (score, id, hash) of the pending rows, and Arc's best, page by page
-        local: list[tuple[float, str, str, _Body]] = []
-        seen_local: set[str] = set()
-        for memory_id, body in pending:
-            if memory_id in seen_local:
-                continue
-            # (recent_first: stage 2 re-ranks, so any term's match is a candidate here)
-            if _matches(body, phrases) and (needle is None or _contains(body.content, needle)):
-                seen_local.add(memory_id)
-                local.append((py_score(body), memory_id, body.hash, body))
+        pushdown = self._pushdown(flt)
+        head = (
+            f"SELECT id, body_hash, n_tokens, terms, epoch_us(time) FROM {self.arc.table} "
+            f"WHERE org_id = {org}{pushdown} AND "
+        )
+        # the most informative words first: what is left out of a long query is the commonest
+        order = sorted(range(len(phrases)), key=lambda i: -idf[i])
         if query.recent_first:
-            tfs = "0.0"
-            order = "stored DESC, id"
+            groups = [tuple(p for p in (_phrase(t) for t in g) if p) for g in query.groups]
+            selections = []
+            if groups and all(groups):
+                every = " AND ".join(
+                    "(" + " OR ".join(self._phrase_match(p) for p in g) + ")" for g in groups
+                )
+                selections.append(f"{every} ORDER BY time DESC, id")
+            kept = self._fitting(len(head) + 40, [matches[i] for i in order])
+            selections.append("(" + " OR ".join(kept) + ") ORDER BY time DESC, id")
         else:
-            norm = f"({BM25_K1!r} * (1 - {BM25_B!r} + {BM25_B!r} * n_tokens / {avgdl!r}))"
-            tfs = " + ".join(
-                f"{idf[i]!r} * f{i} * {BM25_K1 + 1!r} / (f{i} + {norm})"
-                for i in range(len(phrases))
-            )
-            tfs = f"-({tfs})"
-            order = "score, stored, id"
-        inner_cols = "".join(
-            f", {self._phrase_tf(p, weights)} AS f{i}" for i, p in enumerate(phrases)
-        )
-        base = (
-            f"SELECT id, body_hash, score FROM (SELECT id, body_hash, {tfs} AS score, "
-            f"epoch_us(time) AS stored FROM (SELECT id, body_hash, n_tokens, time{inner_cols} "
-            f"FROM {table} WHERE org_id = {org} AND {any_match}{self._pushdown(flt)})) "
-            f"ORDER BY {order}"
-        )
-        if len(base) + 40 > self.settings.max_sql:
-            raise StoreError("the search has too many words for one Arc query")
+            # each kept word appears twice: in the match and in the pool's order
+            costs = [f"{matches[i]} OR {idf[i]!r} * {matches[i]}::INT +" for i in order]
+            kept_i = order[: len(self._fitting(len(head) + 80, costs))]
+            any_kept = " OR ".join(matches[i] for i in kept_i)
+            approx = " + ".join(f"{idf[i]!r} * {matches[i]}::INT" for i in kept_i)
+            selections = [f"({any_kept}) ORDER BY {approx} DESC, n_tokens, time DESC, id"]
+        for sql in selections:
+            if len(head) + len(sql) + 30 > self.settings.max_sql:
+                raise StoreError("the search has too many words for one Arc query")
+
         out: list[Candidate] = []
         taken: set[str] = set()
-        page = max(query.limit * 2, 50)
-        offset = 0
-        local.sort(key=lambda t: (t[0], t[1]))
-        if query.recent_first:
-            local.sort(key=lambda t: t[1], reverse=True)
-        li = 0
-        done_arc = False
-        while len(out) < query.limit:
-            arc_rows: list[tuple[float, str, str]] = []
-            if not done_arc:
-                got = await self.arc.query(f"{base} LIMIT {page} OFFSET {offset}")
+        pool = max(query.limit * 4, 100)
+        # the spool's matches, scored the same way
+        local: list[tuple[float, str, str]] = []
+        for memory_id, body in pending:
+            if _matches(body, phrases) and (needle is None or _contains(body.content, needle)):
+                # recent_first: the spool holds the newest writes
+                rank = -math.inf if query.recent_first else score(body)
+                local.append((rank, memory_id, body.hash))
+        for selection in selections:
+            offset = 0
+            while len(out) < query.limit:
+                got = await self.arc.query(f"{head}{selection} LIMIT {pool} OFFSET {offset}")
                 offset += len(got)
-                done_arc = len(got) < page
-                arc_rows = [(float(s), str(i), str(h)) for i, h, s in got]
-            # merge this page of Arc's with the pending rows that score at least as well
-            if done_arc:
-                batch_local = local[li:]
-                li = len(local)
-            else:
-                worst = arc_rows[-1][0] if arc_rows else math.inf
-                batch_local = []
-                while li < len(local) and (query.recent_first or local[li][0] <= worst):
-                    batch_local.append(local[li])
-                    li += 1
-            merged = sorted(
-                [(s, i, h) for s, i, h in arc_rows] + [(s, i, h) for s, i, h, _b in batch_local],
-                key=lambda t: (t[0], t[1]),
-            )
-            merged = [t for t in merged if t[1] not in taken]
-            if not merged and done_arc:
-                break
-            live = await self._live(org_id, flt, [(i, h) for _s, i, h in merged])
-            chosen = [t for t in merged if t[1] in live]
-            bodies = await self._bodies(org_id, [live[i] for _s, i, _h in chosen])
-            for score, memory_id, _h in chosen:
-                if memory_id in taken or memory_id not in bodies:
-                    continue
-                body = bodies[memory_id]
-                if needle is not None and not _contains(body.content, needle):
-                    continue
-                taken.add(memory_id)
-                out.append(Candidate(_with_body(live[memory_id], body), score))
-                if len(out) >= query.limit:
+                found: list[tuple[float, str, str]] = []
+                for memory_id, digest, n_tokens, terms, stored in got:
+                    body = _Body("", None, str(terms), int(n_tokens), str(digest))
+                    rank = -float(stored) if query.recent_first else score(body)
+                    found.append((rank, str(memory_id), str(digest)))
+                # the spool's matches join the first page's ranking
+                found += local
+                local = []
+                found.sort(key=lambda t: (t[0], t[1]))
+                fresh = [t for t in found if t[1] not in taken]
+                live = await self._live(org_id, flt, [(i, h) for _s, i, h in fresh])
+                chosen = [t for t in fresh if t[1] in live]
+                bodies = await self._bodies(org_id, [live[i] for _s, i, _h in chosen])
+                for rank, memory_id, _h in chosen:
+                    found_body = bodies.get(memory_id)
+                    if memory_id in taken or found_body is None:
+                        continue
+                    body = found_body
+                    if needle is not None and not _contains(body.content, needle):
+                        continue
+                    taken.add(memory_id)
+                    native = 0.0 if query.recent_first else rank
+                    out.append(Candidate(_with_body(live[memory_id], body), native))
+                    if len(out) >= query.limit:
+                        break
+                if len(got) < pool:
                     break
-            if done_arc and li >= len(local):
-                break
         return out
 
     # -- memories: deletes --------------------------------------------------------------------
