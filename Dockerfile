@@ -22,7 +22,7 @@ COPY packages/memtrace-server /src/packages/memtrace-server
 # Both in one command, so that memtrace-server's memtrace-core requirement is met by the local
 # package (with the asyncpg driver of its postgres extra) and never taken from the index.
 RUN /opt/memtrace/bin/pip install --no-cache-dir \
-        "/src/packages/memtrace-core[postgres]" \
+        "/src/packages/memtrace-core[postgres,arc]" \
         /src/packages/memtrace-server
 
 # ---- runtime: the same base image, the virtual environment, an unprivileged user ----

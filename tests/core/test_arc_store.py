@@ -513,3 +513,30 @@ async def test_a_postgresql_metadata_store_reads_as_sqlite_does(
     finally:
         await reference.close()
     assert on_arc_pg[0] == ["invoices fine", "the invoices were deleted"]
+
+
+async def test_the_arc_purge_command_prints_the_where_clauses_then_purges(
+    open_store: Callable[..., Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from memtrace_server.cli import main
+
+    with arc_fake.running(
+        tokens={arc_fake.TOKEN: {"read", "write", "admin"}}, delete_enabled=True
+    ) as fake:
+        mt = await open_store(fake, sync_forward=1)
+        gone = await mt.remember("a", "forget me")
+        kept = await mt.remember("a", "keep me")
+        await mt.delete_memory(gone.id)
+        await mt.close()
+        url = arc_url(fake, tmp_path)
+        capsys.readouterr()
+        assert await asyncio.to_thread(main, ["arc-purge", url, "--grace", "0", "--dry-run"]) == 0
+        out, err = capsys.readouterr()
+        digest = next(r["body_hash"] for r in fake.rows(DB, "memories") if r["id"] == gone.id)
+        assert out.strip() == f"body_hash IN ('{digest}')"
+        assert "1 rows on Arc belong to no memory" in err
+        assert on_arc(fake) == {gone.id: 1, kept.id: 1}
+        assert await asyncio.to_thread(main, ["arc-purge", url, "--grace", "0"]) == 0
+        assert "purged 1 rows from Arc" in capsys.readouterr().err
+        assert on_arc(fake) == {kept.id: 1}
+        assert await asyncio.to_thread(main, ["arc-purge", f"sqlite:///{tmp_path}/meta.db"]) != 0

@@ -270,7 +270,7 @@ def test_the_packages_are_installed_from_the_source_tree(
     assert len(installs) == 1, installs
     words = shlex.split(installs[0])
     assert "--no-cache-dir" in words
-    assert f"{copies['packages/memtrace-core']}[postgres]" in words, words
+    assert f"{copies['packages/memtrace-core']}[postgres,arc]" in words, words
     assert copies["packages/memtrace-server"] in words, words
     # the runtime stage takes the virtual environment, not the sources
     final_copies = [ins.args for ins in stages[-1] if ins.keyword == "COPY"]
@@ -456,7 +456,9 @@ def test_the_deployment_doc_covers_what_it_promises() -> None:
         assert wanted in headings, f"docs/deployment.md has no section {wanted!r}"
     assert "statement_cache_size=0" in doc
     assert "docker compose -f deploy/compose.yaml" in doc
-    # every MEMTRACE_* name the doc mentions is a real setting
-    mentioned = set(re.findall(r"\bMEMTRACE_[A-Z0-9_]+\b", doc)) - {"MEMTRACE_CONFIG"}
+    # every MEMTRACE_* name the doc mentions is a real setting (or the Arc store's token)
+    from memtrace_core.stores.arc import TOKEN_ENV
+
+    mentioned = set(re.findall(r"\bMEMTRACE_[A-Z0-9_]+\b", doc)) - {"MEMTRACE_CONFIG", TOKEN_ENV}
     assert "MEMTRACE_STORAGE_URL" in mentioned
     assert mentioned <= CONFIG_ENV_NAMES, mentioned - CONFIG_ENV_NAMES

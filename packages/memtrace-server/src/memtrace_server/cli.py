@@ -602,6 +602,39 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_arc_purge(args: argparse.Namespace) -> int:
+    """Remove from Arc the rows of memories that are gone (docs/deployment.md, "Arc")."""
+    _store_argument(args, args.url)
+    config = _config(args)
+
+    async def run() -> tuple[int, list[str]]:
+        engine = await _open_engine(config)
+        try:
+            store: Any = engine.store
+            if not hasattr(store, "arc_orphans"):
+                raise CliError(f"not an Arc store: {config.storage.url.split('?', 1)[0]}")
+            if args.dry_run:
+                return 0, await store.arc_orphans(grace_seconds=args.grace)
+            return await store.purge_arc(grace_seconds=args.grace), []
+        finally:
+            await engine.close()
+
+    purged, orphans = asyncio.run(run())
+    if args.dry_run:
+        from memtrace_core.stores.arc import where_clauses
+
+        for clause in where_clauses(orphans):
+            print(clause)
+        _err(
+            f"{len(orphans)} rows on Arc belong to no memory; delete them with Arc's delete "
+            "API, one WHERE clause (printed above) per call, or run this command without "
+            "--dry-run once Arc's delete.enabled is on"
+        )
+    else:
+        _err(f"purged {purged} rows from Arc")
+    return EXIT_OK
+
+
 def _input_lines(path: str) -> Iterator[str]:
     if path == "-":
         yield from sys.stdin
@@ -968,6 +1001,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--session", help="only this session's memories")
     p.add_argument("-o", "--output", default="-", help="output file (default: - for stdout)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "arc-purge",
+        parents=[common],
+        help="delete from Arc the rows of deleted memories (the Arc store)",
+    )
+    p.add_argument(
+        "url", nargs="?", metavar="STORE_URL", help="the Arc store (default: the configured store)"
+    )
+    p.add_argument(
+        "--grace",
+        type=float,
+        default=None,
+        help="only rows spooled at least this many seconds ago (default: the URL's "
+        "purge_grace_seconds, 3600)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the WHERE clauses for Arc's delete API instead of deleting",
+    )
+    p.set_defaults(func=cmd_arc_purge)
 
     p = sub.add_parser("import", parents=[common], help="import JSON Lines into an org")
     p.add_argument(

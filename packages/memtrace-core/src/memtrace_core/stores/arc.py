@@ -157,6 +157,12 @@ def _in_lists(column: str, values: Sequence[str], budget: int) -> list[str]:
     return out
 
 
+def where_clauses(digests: Sequence[str], budget: int = 8000) -> list[str]:
+    """``body_hash IN (…)`` clauses naming these rows, each short enough for Arc's delete API
+    (whose WHERE check refuses a few words and ``sp_``/``xp_``: a digest is hex, never those)."""
+    return _in_lists("body_hash", list(digests), budget)
+
+
 def body_hash(memory_id: str, content: str, payload: str) -> str:
     """The digest that ties a memory's index row to its body on Arc (and tells two bodies of
     one id apart: a re-imported id, an orphan of a crashed write)."""
@@ -192,6 +198,8 @@ def _parse_terms(text: str) -> dict[str, list[int]]:
     return out
 
 
+#: The environment variable the Arc token is read from (unless ``token`` / ``token_env``).
+TOKEN_ENV = "MEMTRACE_ARC_TOKEN"
 DEFAULT_META = "sqlite:///memtrace-arc/meta.db"
 DEFAULT_SPOOL = "memtrace-arc/spool.db"
 
@@ -276,7 +284,7 @@ def parse_url(url: str) -> ArcSettings:
         )
     port = f":{parts.port}" if parts.port else ""
     base = f"{scheme.removeprefix('arc+')}://{parts.hostname}{port}"
-    token = params.get("token") or os.environ.get(params.get("token_env", "MEMTRACE_ARC_TOKEN"))
+    token = params.get("token") or os.environ.get(params.get("token_env", TOKEN_ENV))
     measurement = params.get("measurement", "memories")
     if not _NAME.fullmatch(measurement):
         raise ValidationError(f"invalid Arc measurement name: {measurement!r}", field="url")
@@ -1338,40 +1346,46 @@ class ArcStore:
             except Exception:
                 log.exception("Arc purge failed (retried later)")
 
-    async def purge_arc(self, *, grace_seconds: float | None = None) -> int:
-        """Delete from Arc every row spooled more than ``grace_seconds`` ago (default
-        ``purge_grace_seconds``) that no index row names any more: deleted, expired and swept,
-        purged orgs, and orphans of writes that failed after spooling. Needs an admin token
-        and Arc's delete API (``delete.enabled``). One process at a time (a lease)."""
+    async def arc_orphans(self, *, grace_seconds: float | None = None) -> list[str]:
+        """The ``body_hash`` of every row on Arc spooled more than ``grace_seconds`` ago
+        (default ``purge_grace_seconds``) that no index row names any more: deleted, expired
+        and swept, purged orgs, and orphans of writes that failed after spooling. What
+        :meth:`purge_arc` deletes (``memtrace arc-purge --dry-run`` prints it)."""
         grace = self.settings.purge_grace_seconds if grace_seconds is None else grace_seconds
+        cutoff = now_us() - int(grace * 1_000_000)
+        dead: list[str] = []
+        last = ""
+        while True:
+            rows = await self.arc.query(
+                f"SELECT org_id, id, body_hash FROM {self.arc.table} WHERE time < "
+                f"{_ts(cutoff)} AND body_hash > {sql_literal(last)} "
+                "ORDER BY body_hash LIMIT 1000"
+            )
+            if not rows:
+                return dead
+            last = str(rows[-1][2])
+            by_org: dict[str, list[tuple[str, str]]] = {}
+            for org_id, memory_id, digest in rows:
+                by_org.setdefault(str(org_id), []).append((str(memory_id), str(digest)))
+            for org_id, pairs in by_org.items():
+                live = await self._live(org_id, MemoryFilter(), pairs)
+                dead.extend(d for i, d in pairs if live.get(i) is None or live[i].content != d)
+            if len(rows) < 1000:
+                return dead
+
+    async def purge_arc(self, *, grace_seconds: float | None = None) -> int:
+        """Delete the rows :meth:`arc_orphans` names from Arc, with Arc's delete API (an admin
+        token and ``delete.enabled`` on Arc; StoreError with Arc's reason otherwise). One
+        process at a time (a lease in the metadata store). Returns the rows Arc deleted."""
         holder = f"arc-purge-{os.getpid()}-{id(self)}"
         if not await self.meta.acquire_lease(
             "arc-purge", holder, now=now_us(), duration=600_000_000
         ):
             return 0
         try:
-            cutoff = now_us() - int(grace * 1_000_000)
-            dead: list[str] = []
-            last = ""
-            while True:
-                rows = await self.arc.query(
-                    f"SELECT org_id, id, body_hash FROM {self.arc.table} WHERE time < "
-                    f"{_ts(cutoff)} AND body_hash > {sql_literal(last)} "
-                    "ORDER BY body_hash LIMIT 1000"
-                )
-                if not rows:
-                    break
-                last = str(rows[-1][2])
-                by_org: dict[str, list[tuple[str, str]]] = {}
-                for org_id, memory_id, digest in rows:
-                    by_org.setdefault(str(org_id), []).append((str(memory_id), str(digest)))
-                for org_id, pairs in by_org.items():
-                    live = await self._live(org_id, MemoryFilter(), pairs)
-                    dead.extend(d for i, d in pairs if i not in live)
-                if len(rows) < 1000:
-                    break
             purged = 0
-            for clause in _in_lists("body_hash", dead, 8000):
+            orphans = await self.arc_orphans(grace_seconds=grace_seconds)
+            for clause in where_clauses(orphans):
                 purged += await self.arc.delete(clause)
             self.purged += purged
             return purged
@@ -1527,4 +1541,12 @@ def _ts(us: int) -> str:
         return "'1970-01-01 00:00:00+00'"
 
 
-__all__ = ["ARC_COLUMNS", "ArcSettings", "ArcStore", "body_hash", "parse_url", "sql_literal"]
+__all__ = [
+    "ARC_COLUMNS",
+    "ArcSettings",
+    "ArcStore",
+    "body_hash",
+    "parse_url",
+    "sql_literal",
+    "where_clauses",
+]
