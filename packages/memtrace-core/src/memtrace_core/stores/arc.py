@@ -45,7 +45,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
 
-from ..errors import CorruptRowError, StoreError, ValidationError
+from ..errors import ConflictError, CorruptRowError, StoreError, ValidationError
 from ..models import Agent, Memory, MemorySummary, Session, trusted_memory
 from ..timeutil import from_us, now_us
 from .arc_spool import (
@@ -69,6 +69,7 @@ from .base import (
     MemoryFilter,
     MemoryRecord,
     StoreHealth,
+    SupersedeError,
     check_org,
 )
 
@@ -163,11 +164,13 @@ def where_clauses(digests: Sequence[str], budget: int = 8000) -> list[str]:
     return _in_lists("body_hash", list(digests), budget)
 
 
-def body_hash(memory_id: str, content: str, payload: str) -> str:
-    """The digest that ties a memory's index row to its body on Arc (and tells two bodies of
-    one id apart: a re-imported id, an orphan of a crashed write)."""
+def body_hash(org_id: str, memory_id: str, content: str, payload: str) -> str:
+    """The digest that ties a memory's index row to its body on Arc: unique to the org, the id
+    and the body (so it tells two bodies of one id apart — a re-imported id, an orphan of a
+    crashed write — and names one org's row alone, even where another org imported the same
+    file: the purge deletes by it)."""
     h = hashlib.blake2b(digest_size=16)
-    for part in (memory_id, content, payload):
+    for part in (org_id, memory_id, content, payload):
         h.update(part.encode("utf-8", "surrogatepass"))
         h.update(b"\x00")
     return h.hexdigest()
@@ -467,7 +470,7 @@ def _rows_of(reply: httpx.Response) -> list[list[Any]]:
 
 
 class _Body:
-    __slots__ = ("_counts", "content", "hash", "n_tokens", "payload", "terms")
+    __slots__ = ("_counts", "content", "hash", "n_tokens", "payload", "stored", "terms")
 
     def __init__(self, content: str, payload: Any, terms: str, n_tokens: int, digest: str):
         self.content = content
@@ -476,6 +479,8 @@ class _Body:
         self.n_tokens = n_tokens
         self.hash = digest
         self._counts: dict[str, list[int]] | None = None
+        #: when it was spooled (µs; Arc's ``time``), where known
+        self.stored = 0
 
     def counts(self) -> dict[str, list[int]]:
         """The term frequencies, parsed once."""
@@ -486,13 +491,15 @@ class _Body:
 
 def _body_of_row(values: Sequence[Any]) -> _Body:
     payload_text = values[_PAYLOAD]
-    return _Body(
+    body = _Body(
         values[_CONTENT],
         None if payload_text == "" else json.loads(payload_text),
         values[_TERMS],
         int(values[_NTOKENS]),
         values[_COL["body_hash"]],
     )
+    body.stored = int(values[0])
+    return body
 
 
 def _with_body(skeleton: Memory, body: _Body) -> Memory:
@@ -812,7 +819,7 @@ class ArcStore:
     # -- memories: writes ---------------------------------------------------------------------
     def _arc_row(self, record: MemoryRecord, stored_at: int) -> tuple[str, bytes]:
         payload = "" if record.payload is None else _dumps(record.payload)
-        digest = body_hash(record.id, record.content, payload)
+        digest = body_hash(record.org_id, record.id, record.content, payload)
         counts, total = _term_counts(record)
         values = [
             stored_at,
@@ -877,9 +884,13 @@ class ArcStore:
             outcomes: list[InsertOutcome] = await self.meta.insert_memories(
                 org_id, skeletons, dedup_since=dedup_since, now=now
             )
-        except BaseException:
+        except _REFUSED:
+            # the metadata store refused the write: nothing of it was committed
             await asyncio.to_thread(self.spool.discard, seqs)
             raise
+        # Any other failure (cancelled, the database went away mid-commit) may have committed:
+        # the spooled rows stay and are forwarded; if nothing names them they are orphans,
+        # never read and removed by the purge.
         dropped = [s for s, o in zip(seqs, outcomes, strict=True) if not o.inserted]
         if dropped:
             await asyncio.to_thread(self.spool.discard, dropped)
@@ -904,7 +915,7 @@ class ArcStore:
         skeletons = [_skeleton(r, d) for r, d in zip(fresh, digests, strict=True)]
         try:
             inserted: int = await self.meta.import_memories(org_id, skeletons)
-        except BaseException:
+        except _REFUSED:
             await asyncio.to_thread(self.spool.discard, seqs)
             raise
         await self._forwarded(seqs)
@@ -1042,9 +1053,12 @@ class ArcStore:
         self, org_id: str, flt: MemoryFilter, pairs: Sequence[tuple[str, str]]
     ) -> dict[str, Memory]:
         """Of these (id, body digest) pairs, the index rows that ``flt`` selects (state,
-        filters) and whose body is that one."""
+        filters) and whose body is that one (an id may come with several digests: only the
+        index row's counts)."""
         inner = _inner(flt)
-        wanted = dict(pairs)
+        wanted: dict[str, set[str]] = {}
+        for memory_id, digest in pairs:
+            wanted.setdefault(memory_id, set()).add(digest)
         ids = list(wanted)
         if inner.ids is not None:
             allowed = set(inner.ids)
@@ -1054,7 +1068,7 @@ class ArcStore:
             for m in await self.meta.list_memories(
                 org_id, replace(inner, ids=tuple(chunk)), limit=len(chunk), offset=0, order="asc"
             ):
-                if wanted.get(m.id) == m.content:
+                if m.content in wanted.get(m.id, ()):
                     out[m.id] = m
         return out
 
@@ -1066,46 +1080,49 @@ class ArcStore:
         phrases = [p for p in dict.fromkeys(_phrase(t) for t in terms) if p]
         if not phrases:
             return 0
-        seen: set[str] = set()
-        pairs: list[tuple[str, str]] = []
-        for memory_id, body in await self._pending(org_id):
-            if memory_id not in seen and _matches(body, phrases):
-                seen.add(memory_id)
-                pairs.append((memory_id, body.hash))
-        total = 0
+        pairs = [
+            (memory_id, body.hash)
+            for memory_id, body in await self._pending(org_id)
+            if _matches(body, phrases)
+        ]
         needle = flt.content_contains
+        # the ids counted: a memory counts once, whichever of its rows (an id may have several
+        # on Arc, and one in the spool too) is the live one
+        counted: set[str] = set()
 
-        async def tally(batch: list[tuple[str, str]]) -> int:
-            live = await self._live(org_id, flt, batch)
-            if needle is None:
-                return len(live)
-            bodies = await self._bodies(org_id, list(live.values()))
-            return sum(1 for b in bodies.values() if _contains(b.content, needle))
+        async def tally(batch: list[tuple[str, str]]) -> None:
+            live = await self._live(org_id, flt, [p for p in batch if p[0] not in counted])
+            if needle is not None:
+                bodies = await self._bodies(org_id, list(live.values()))
+                live = {
+                    i: m
+                    for i, m in live.items()
+                    if i in bodies and _contains(bodies[i].content, needle)
+                }
+            counted.update(live)
 
-        total += await tally(pairs)
+        await tally(pairs)
         page = 1000
         head = (
             f"SELECT DISTINCT id, body_hash FROM {self.arc.table} WHERE org_id = "
             f"{sql_literal(org_id)}{self._pushdown(flt)} AND "
         )
         rest = [self._phrase_match(p) for p in phrases]
-        while rest and total < cap:
-            # as many words per statement as Arc's length cap allows; ids seen once
+        while rest and len(counted) < cap:
+            # as many words per statement as Arc's length cap allows
             part = self._fitting(len(head) + 60, rest)
             if not part:
                 raise StoreError("a search word too long for one Arc query")
             rest = rest[len(part) :]
             sql = f"{head}({' OR '.join(part)}) ORDER BY id, body_hash"
             offset = 0
-            while total < cap:
+            while len(counted) < cap:
                 rows = await self.arc.query(f"{sql} LIMIT {page} OFFSET {offset}")
                 offset += len(rows)
-                batch = [(str(i), str(h)) for i, h in rows if str(i) not in seen]
-                seen.update(i for i, _ in batch)
-                total += await tally(batch)
+                await tally([(str(i), str(h)) for i, h in rows])
                 if len(rows) < page:
                     break
-        return min(total, cap)
+        return min(len(counted), cap)
 
     def _fitting(self, fixed: int, parts: Sequence[str]) -> list[str]:
         """As many of ``parts`` (in order) as fit in one statement beside ``fixed`` characters."""
@@ -1199,38 +1216,48 @@ class ArcStore:
         )
         # the most informative words first: what is left out of a long query is the commonest
         order = sorted(range(len(phrases)), key=lambda i: -idf[i])
+        # the spool's matches, ranked as Arc's are: by recency (recent_first), else by BM25
+        spooled = [
+            (memory_id, body)
+            for memory_id, body in pending
+            if _matches(body, phrases) and (needle is None or _contains(body.content, needle))
+        ]
+        # (selection SQL, the spool's rows that join its ranking)
+        selections: list[tuple[str, list[tuple[float, str, str]]]] = []
         if query.recent_first:
             groups = [tuple(p for p in (_phrase(t) for t in g) if p) for g in query.groups]
-            selections = []
+            every_local: list[tuple[float, str, str]] = []
             if groups and all(groups):
                 every = " AND ".join(
                     "(" + " OR ".join(self._phrase_match(p) for p in g) + ")" for g in groups
                 )
-                selections.append(f"{every} ORDER BY time DESC, id")
+                every_local = [
+                    (-float(b.stored), i, b.hash) for i, b in spooled if _matches_all(b, groups)
+                ]
+                selections.append((f"{every} ORDER BY time DESC, id", every_local))
             kept = self._fitting(len(head) + 40, [matches[i] for i in order])
-            selections.append("(" + " OR ".join(kept) + ") ORDER BY time DESC, id")
+            rest_local = [(-float(b.stored), i, b.hash) for i, b in spooled]
+            selections.append(("(" + " OR ".join(kept) + ") ORDER BY time DESC, id", rest_local))
         else:
             # each kept word appears twice: in the match and in the pool's order
             costs = [f"{matches[i]} OR {idf[i]!r} * {matches[i]}::INT +" for i in order]
             kept_i = order[: len(self._fitting(len(head) + 80, costs))]
             any_kept = " OR ".join(matches[i] for i in kept_i)
             approx = " + ".join(f"{idf[i]!r} * {matches[i]}::INT" for i in kept_i)
-            selections = [f"({any_kept}) ORDER BY {approx} DESC, n_tokens, time DESC, id"]
-        for sql in selections:
+            selections.append(
+                (
+                    f"({any_kept}) ORDER BY {approx} DESC, n_tokens, time DESC, id",
+                    [(score(b), i, b.hash) for i, b in spooled],
+                )
+            )
+        for sql, _local in selections:
             if len(head) + len(sql) + 30 > self.settings.max_sql:
                 raise StoreError("the search has too many words for one Arc query")
 
         out: list[Candidate] = []
         taken: set[str] = set()
         pool = max(query.limit * 4, 100)
-        # the spool's matches, scored the same way
-        local: list[tuple[float, str, str]] = []
-        for memory_id, body in pending:
-            if _matches(body, phrases) and (needle is None or _contains(body.content, needle)):
-                # recent_first: the spool holds the newest writes
-                rank = -math.inf if query.recent_first else score(body)
-                local.append((rank, memory_id, body.hash))
-        for selection in selections:
+        for selection, local in selections:
             offset = 0
             while len(out) < query.limit:
                 got = await self.arc.query(f"{head}{selection} LIMIT {pool} OFFSET {offset}")
@@ -1246,7 +1273,7 @@ class ArcStore:
                 found.sort(key=lambda t: (t[0], t[1]))
                 fresh = [t for t in found if t[1] not in taken]
                 live = await self._live(org_id, flt, [(i, h) for _s, i, h in fresh])
-                chosen = [t for t in fresh if t[1] in live]
+                chosen = [t for t in fresh if t[1] in live and live[t[1]].content == t[2]]
                 bodies = await self._bodies(org_id, [live[i] for _s, i, _h in chosen])
                 for rank, memory_id, _h in chosen:
                     found_body = bodies.get(memory_id)
@@ -1511,6 +1538,15 @@ class ArcStore:
 
     async def touch_api_key(self, key_id: str, used_at: int) -> None:
         await self.meta.touch_api_key(key_id, used_at)
+
+
+#: What a metadata store raises when it refuses a write outright (nothing committed).
+_REFUSED = (SupersedeError, ConflictError, ValidationError, ValueError)
+
+
+def _matches_all(body: _Body, groups: Iterable[Iterable[tuple[str, ...]]]) -> bool:
+    """Whether the body matches some phrase of every group."""
+    return all(_matches(body, g) for g in groups)
 
 
 def _matches(body: _Body, phrases: Iterable[tuple[str, ...]]) -> bool:
