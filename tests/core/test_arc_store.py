@@ -540,3 +540,228 @@ async def test_the_arc_purge_command_prints_the_where_clauses_then_purges(
         assert "purged 1 rows from Arc" in capsys.readouterr().err
         assert on_arc(fake) == {kept.id: 1}
         assert await asyncio.to_thread(main, ["arc-purge", f"sqlite:///{tmp_path}/meta.db"]) != 0
+
+
+# -- found by the adversarial review -------------------------------------------------------------
+
+
+async def test_the_purge_never_touches_another_orgs_copy_of_the_same_file(
+    open_store: Callable[..., Any], tmp_path: Path
+) -> None:
+    import io
+
+    with arc_fake.running(
+        tokens={arc_fake.TOKEN: {"read", "write", "admin"}}, delete_enabled=True
+    ) as fake:
+        mt = await open_store(fake, sync_forward=1)
+        mine = await mt.remember("a", "the same memory in two orgs")
+        dump = io.StringIO()
+        await mt.export_jsonl(dump)
+        other = await aconnect(arc_url(fake, tmp_path, sync_forward=1), org_id="org_b")
+        assert isinstance(other, AsyncMemtrace)
+        try:
+            await other.import_jsonl(io.StringIO(dump.getvalue()))
+            await mt.delete_memory(mine.id)
+            assert await store_of(mt).purge_arc(grace_seconds=0) == 1
+            # org_b's copy (same id, same content) is still on Arc and still reads
+            assert (await other.get_memory(mine.id)).content == mine.content  # type: ignore[union-attr]
+            assert on_arc(fake) == {mine.id: 1}
+        finally:
+            await other.close()
+
+
+async def test_an_id_with_several_rows_on_arc_reads_and_counts_its_live_one(
+    open_store: Callable[..., Any], tmp_path: Path
+) -> None:
+    import io
+
+    with arc_fake.running(
+        tokens={arc_fake.TOKEN: {"read", "write", "admin"}}, delete_enabled=True
+    ) as fake:
+        mt = await open_store(fake, sync_forward=1)
+        first = await mt.remember("a", "zebra first version")
+        dump = io.StringIO()
+        await mt.export_jsonl(dump)
+        text = dump.getvalue()
+        # the same id deleted and imported again twice, with other contents each time
+        for content in ("zebra second version", "zebra third version"):
+            await mt.delete_memory(first.id)
+            await mt.import_jsonl(io.StringIO(text.replace("zebra first version", content)))
+        assert on_arc(fake) == {first.id: 3}
+        found = await mt.search_memories(query="zebra")
+        assert [m.content for m in found.results] == ["zebra third version"]
+        assert await store_of(mt).count_keyword_matches("org_default", _all(), ("zebra",), 100) == 1
+        assert await store_of(mt).purge_arc(grace_seconds=0) == 2
+        assert (await mt.get_memory(first.id)).content == "zebra third version"  # type: ignore[union-attr]
+
+
+async def test_a_cancelled_write_that_committed_keeps_its_body(
+    fake: arc_fake.FakeArc, open_store: Callable[..., Any]
+) -> None:
+    mt = await open_store(fake)
+    fake.down()  # writes are only spooled
+    meta = store_of(mt).meta
+    release = asyncio.Event()
+    original = meta.insert_memories
+
+    async def slow_insert(*args: Any, **kwargs: Any) -> Any:
+        # the metadata store commits although its caller is cancelled meanwhile
+        task = asyncio.ensure_future(original(*args, **kwargs))
+        await release.wait()
+        return await asyncio.shield(task)
+
+    meta.insert_memories = slow_insert
+    write = asyncio.ensure_future(mt.remember("a", "cancelled while committing"))
+    await asyncio.sleep(0.2)
+    write.cancel()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await write
+    meta.insert_memories = original
+    await asyncio.sleep(0.2)
+    stored = (await mt.list_memories()).memories
+    assert [m.content for m in stored] == ["cancelled while committing"]
+    fake.up()
+    await store_of(mt).drain(20)
+    assert [m.content for m in (await mt.list_memories()).memories] == [
+        "cancelled while committing"
+    ]
+
+
+async def test_recent_first_keeps_spooled_rows_to_their_selection(
+    fake: arc_fake.FakeArc, open_store: Callable[..., Any]
+) -> None:
+    from memtrace_core.stores.base import KeywordQuery
+
+    mt = await open_store(fake)
+    both = [await mt.remember("a", f"alpha beta both words {i}") for i in range(3)]
+    await store_of(mt).drain(10)
+    await store_of(mt).forwarder.stop(0)  # type: ignore[union-attr]
+    for i in range(3):  # newer, still in the spool, matching one word only
+        await mt.remember("a", f"alpha only {i}")
+    assert (await store_of(mt).spool_stats())["pending"] == 3
+    query = KeywordQuery(
+        terms=("alpha", "beta"), limit=2, groups=(("alpha",), ("beta",)), recent_first=True
+    )
+    got = await store_of(mt).keyword_candidates("org_default", _all(), query)
+    # the newest matching every group first (as on SQLite), then the newest matching any
+    assert [c.memory.content for c in got] == [both[2].content, both[1].content]
+    query = KeywordQuery(terms=("alpha",), limit=2, groups=(("alpha",),), recent_first=True)
+    got = await store_of(mt).keyword_candidates("org_default", _all(), query)
+    assert [c.memory.content for c in got] == ["alpha only 2", "alpha only 1"]
+
+
+async def test_a_row_arc_refuses_on_its_own_is_parked_and_the_others_go_on(
+    open_store: Callable[..., Any],
+) -> None:
+    # a body larger than Arc takes (a proxy's body limit, Arc's own cap): 413 for that row only
+    with arc_fake.running(tokens={arc_fake.TOKEN: {"read", "write"}}, max_payload=64_000) as fake:
+        mt = await open_store(fake, gzip_min=10**9)
+        fake.down()
+        big = await mt.add_memory({"agent_id": "a", "content": "big", "payload": "z" * 100_000})
+        small = [(await mt.remember("a", f"small {i}")).id for i in range(5)]
+        fake.up()
+        await wait_for(lambda: set(on_arc(fake)) == set(small))
+        assert on_arc(fake) == dict.fromkeys(small, 1)
+        stats = await store_of(mt).spool_stats()
+        assert stats["pending"] == 1  # kept, never dropped
+        assert await asyncio.to_thread(store_of(mt).spool.parked) == 1
+        assert store_of(mt).forwarder.stats.parked >= 1  # type: ignore[union-attr]
+        assert (await mt.get_memory(big.id)).payload == "z" * 100_000  # type: ignore[union-attr]
+
+
+async def test_a_sync_forward_write_that_arc_refuses_still_succeeds(
+    fake: arc_fake.FakeArc, open_store: Callable[..., Any]
+) -> None:
+    mt = await open_store(fake, sync_forward=1)
+    fake.fail_writes(503, 1)
+    written = await mt.remember("a", "hello once")  # committed: spooled and indexed
+    assert [m.id for m in (await mt.list_memories()).memories] == [written.id]
+    await store_of(mt).drain(20)
+    assert on_arc(fake) == {written.id: 1}
+
+
+async def test_long_filters_and_words_stay_under_arcs_length_cap(
+    fake: arc_fake.FakeArc, open_store: Callable[..., Any], tmp_path: Path
+) -> None:
+    mt = await open_store(fake, sync_forward=1)
+    word = "zebra" + "q" * 300  # one long word: its key on Arc is a digest
+    hit = await mt.remember("a", f"{word} select select select update set")
+    ids = [hit.id] + [(await mt.remember("a", f"filler {i}")).id for i in range(88)]
+    events = [f"update_set_{i:02d}_" + "e" * 50 for i in range(19)] + ["general"]
+    fake.reset_stats()
+    found = await mt.search_memories(
+        query=f"zebra {word}",
+        content_contains="select " * 3,
+        ids=ids,
+        event_types=events,
+    )
+    assert [m.id for m in found.results] == [hit.id]
+    assert max(len(q) for q in fake.queries) <= 10_000
+
+
+async def test_two_processes_on_one_spool_resend_a_lost_batch_once(
+    tmp_path: Path,
+) -> None:
+    with arc_fake.running(tokens={arc_fake.TOKEN: {"read", "write"}}, flush_delay=0.3) as fake:
+        url = arc_url(fake, tmp_path, flush_ms=300, visibility_seconds=0.6, timeout=0.5)
+        one, two = await aconnect(url), await aconnect(url)
+        assert isinstance(one, AsyncMemtrace)
+        assert isinstance(two, AsyncMemtrace)
+        try:
+            ids = [(await one.remember("a", f"lost from Arc's buffer {i}")).id for i in range(4)]
+            await wait_for(lambda: sum(on_arc(fake).values()) == 4)
+            for memory_id in ids:  # Arc restarts and loses its buffer after the 204
+                fake.delete_rows(DB, "memories", memory_id)
+            for mt in (one, two):  # both processes check the batch, one resends it
+                store_of(mt).forwarder.kick()  # type: ignore[union-attr]
+            await store_of(one).drain(20)
+            await store_of(two).drain(20)
+            await asyncio.sleep(1.0)  # past another deadline: nothing is sent again
+            assert on_arc(fake) == dict.fromkeys(ids, 1)
+        finally:
+            await one.close()
+            await two.close()
+
+
+async def test_a_proxys_502_is_an_unknown_outcome_checked_before_resending(
+    fake: arc_fake.FakeArc, open_store: Callable[..., Any]
+) -> None:
+    mt = await open_store(fake, visibility_seconds=0.3, timeout=0.5)
+    fake.fail_writes(502, 2)
+    ids = [(await mt.remember("a", f"behind a proxy {i}")).id for i in range(3)]
+    await store_of(mt).drain(20)
+    assert on_arc(fake) == dict.fromkeys(ids, 1)
+    assert store_of(mt).forwarder.stats.refused.get("502") is None  # type: ignore[union-attr]
+
+
+async def test_the_purge_keeps_the_body_of_an_unreadable_index_row(
+    open_store: Callable[..., Any], tmp_path: Path
+) -> None:
+    import sqlite3
+
+    with arc_fake.running(
+        tokens={arc_fake.TOKEN: {"read", "write", "admin"}}, delete_enabled=True
+    ) as fake:
+        mt = await open_store(fake, sync_forward=1)
+        broken = await mt.remember("a", "its index row gets damaged")
+        await mt.close()
+        with sqlite3.connect(tmp_path / "meta.db") as conn:  # a hand edit: invalid JSON
+            conn.execute("UPDATE memories SET metadata = '{' WHERE id = ?", (broken.id,))
+        mt = await open_store(fake, sync_forward=1)
+        assert (await mt.list_memories()).memories == []  # skipped as unreadable
+        assert await store_of(mt).purge_arc(grace_seconds=0) == 0
+        assert on_arc(fake) == {broken.id: 1}
+
+
+async def test_a_substring_scan_counts_a_body_missing_everywhere(
+    fake: arc_fake.FakeArc, open_store: Callable[..., Any]
+) -> None:
+    mt = await open_store(fake, sync_forward=1)
+    kept = await mt.remember("a", "needle kept")
+    lost = await mt.remember("a", "needle lost")
+    await mt.remember("a", "no match here")
+    fake.delete_rows(DB, "memories", lost.id)
+    found = await mt.search_memories(content_contains="NEEDLE")
+    assert [m.id for m in found.results] == [kept.id]
+    assert store_of(mt).unreadable_rows == 1

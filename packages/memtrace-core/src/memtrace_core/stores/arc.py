@@ -136,7 +136,7 @@ _PLAIN = re.compile(r"[A-Za-z0-9 _.:,~#@/+=-]*")
 
 def sql_literal(value: str) -> str:
     """``value`` as a DuckDB string expression that passes both Arcs' SQL checks."""
-    if _PLAIN.fullmatch(value) and not _RISKY.search(value):
+    if _PLAIN.fullmatch(value) and "--" not in value and not _RISKY.search(value):
         return "'" + value + "'"
     return "decode(unhex('" + value.encode("utf-8", "surrogatepass").hex() + "'))"
 
@@ -187,10 +187,25 @@ def _term_counts(record: MemoryRecord) -> tuple[dict[str, list[int]], int]:
     return json.loads(counts), total
 
 
+def _term_key(stem: str) -> str:
+    """A stem as Arc's ``terms`` column keys it: itself, or a digest of a long one (a word of
+    hundreds of characters would make every query that names it pass Arc's length cap)."""
+    if len(stem) <= 48:
+        return stem
+    return "~" + hashlib.blake2b(stem.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
+
+
 def _terms_text(counts: dict[str, list[int]]) -> str:
     """The term frequencies as Arc stores them: `` stem:c,a,e,t stem:… `` (content, agent,
     event type, tags), searchable with ``contains(terms, ' stem:')``."""
-    return " " + " ".join(f"{s}:{','.join(map(str, c))}" for s, c in counts.items()) + " "
+    merged: dict[str, list[int]] = {}
+    for stem, c in counts.items():
+        key = _term_key(stem)
+        if key in merged:  # pragma: no cover - a digest collision
+            merged[key] = [x + y for x, y in zip(merged[key], c, strict=True)]
+        else:
+            merged[key] = list(c)
+    return " " + " ".join(f"{s}:{','.join(map(str, c))}" for s, c in merged.items()) + " "
 
 
 def _parse_terms(text: str) -> dict[str, list[int]]:
@@ -382,6 +397,9 @@ class ArcClient:
             raise SendRefused(0, f"cannot connect: {exc}") from None
         except httpx.HTTPError as exc:
             raise SendUnknown(f"{type(exc).__name__}: {exc}") from None
+        if reply.status_code in (502, 504):
+            # a proxy's answer: Arc behind it may have stored the batch
+            raise SendUnknown(f"{reply.status_code} from a proxy: {_error_text(reply)}")
         if reply.status_code not in (200, 204):
             raise SendRefused(reply.status_code, _error_text(reply))
 
@@ -473,6 +491,7 @@ class _Body:
     __slots__ = ("_counts", "content", "hash", "n_tokens", "payload", "stored", "terms")
 
     def __init__(self, content: str, payload: Any, terms: str, n_tokens: int, digest: str):
+        #: None only from a pre-filtered fetch (``_bodies(where=…)``): the row did not match
         self.content = content
         self.payload = payload
         self.terms = terms
@@ -587,6 +606,7 @@ class ArcStore:
             batch_bytes=s.batch_bytes,
             first_check=s.flush_ms / 1000 + (0.1 if s.flush_ms else 0.0),
             deadline=s.visibility_seconds,
+            in_flight=s.timeout,
         )
         self.forwarder.start()
         if s.purge:
@@ -624,6 +644,7 @@ class ArcStore:
             "spool_pending": pending,
             "spool_bytes": used,
             "spool_full": not spool_ok,
+            "spool_parked": await asyncio.to_thread(self.spool.parked) if spool_ok else 0,
         }
         detail = None
         if not meta.ok:
@@ -671,6 +692,12 @@ class ArcStore:
                     "Failed forwarder steps.",
                     stats.failures,
                 ),
+                (
+                    "memtrace_arc_parked_total",
+                    "counter",
+                    "Times a memory Arc refused on its own was set aside to be tried later.",
+                    stats.parked,
+                ),
             ]
         out.append(("memtrace_arc_purged_total", "counter", "Rows purged from Arc.", self.purged))
         return out
@@ -710,9 +737,11 @@ class ArcStore:
         files Arc reads)."""
         low = min(r[3] for r in rows)
         high = max(r[3] for r in rows)
+        # the check's text differs each time: the Python Arc caches results by SQL text for
+        # 60 s, and a cached "not there yet" would resend a batch that landed
         found = await self.arc.query(
             f"SELECT id FROM {self.arc.table} WHERE fwd_batch = {sql_literal(batch)} "
-            f"AND time >= {_ts(low)} AND time <= {_ts(high)}"
+            f"AND time >= {_ts(low)} AND time <= {_ts(high)} AND {now_us()} > 0"
         )
         return {str(r[0]) for r in found}
 
@@ -737,23 +766,24 @@ class ArcStore:
         later = set(rest)
         # an imported memory may claim a recorded_at after the moment it was spooled
         low = min(min(_us(m.recorded_at) for m in skeletons if m.id in later), now_us())
+        # with a pre-filter, a row that fails it comes back without its content (None), so
+        # that a body missing everywhere is still told apart from one that does not match
+        content = f"CASE WHEN {where} THEN content END" if where else "content"
         head = (
-            "SELECT id, body_hash, content, payload, terms, n_tokens FROM "
+            f"SELECT id, body_hash, {content}, payload, terms, n_tokens FROM "
             f"{self.arc.table} WHERE org_id = {sql_literal(org_id)}"
         )
         # a spooled row's time is when it was spooled: never before its recorded_at
         head += f" AND time >= {_ts(low - 3_600_000_000)}"
-        if where:
-            head += f" AND {where}"
         budget = self.settings.max_sql - len(head) - 50
         for clause in _in_lists("id", rest, budget):
-            for memory_id, digest, content, payload, terms, n_tokens in await self.arc.query(
+            for memory_id, digest, text, payload, terms, n_tokens in await self.arc.query(
                 f"{head} AND {clause}"
             ):
                 if wanted.get(memory_id) == digest and memory_id not in out:
                     out[memory_id] = _Body(
-                        content,
-                        None if payload == "" else json.loads(payload),
+                        text,
+                        None if payload == "" or text is None else json.loads(payload),
                         terms,
                         int(n_tokens),
                         digest,
@@ -800,11 +830,13 @@ class ArcStore:
                 return
             offset += len(skeletons)
             bodies = await self._bodies(org_id, skeletons, where=where)
-            hits = [
-                _with_body(s, bodies[s.id])
-                for s in skeletons
-                if s.id in bodies and _contains(bodies[s.id].content, needle)
-            ]
+            hits = []
+            for s in skeletons:
+                body = bodies.get(s.id)
+                if body is None:
+                    self._missing(org_id, s.id, False)  # skipped as unreadable, and counted
+                elif body.content is not None and _contains(body.content, needle):
+                    hits.append(_with_body(s, body))
             if hits:
                 yield hits
             if len(skeletons) < page:
@@ -863,7 +895,12 @@ class ArcStore:
     async def _forwarded(self, seqs: list[int]) -> None:
         assert self.forwarder is not None
         if self.settings.sync_forward and seqs:
-            await self.forwarder.forward_now(seqs, self.settings.sync_timeout)
+            try:
+                await self.forwarder.forward_now(seqs, self.settings.sync_timeout)
+            except StoreError as exc:
+                # the write is committed (spool and index): it succeeded; Arc shows it later
+                log.warning("sync_forward: %s", exc)
+                self.forwarder.kick()
         else:
             self.forwarder.kick()
 
@@ -1005,25 +1042,26 @@ class ArcStore:
                 yield memories
 
     # -- keyword search -----------------------------------------------------------------------
-    def _pushdown(self, flt: MemoryFilter) -> str:
-        """The conditions of ``flt`` that Arc's rows answer exactly (they never change): they
-        narrow what Arc reads; the metadata store applies the whole filter afterwards."""
+    def _pushdown(self, flt: MemoryFilter, budget: int = 2500) -> str:
+        """The conditions of ``flt`` that Arc's rows answer exactly (they never change), as
+        many as fit in ``budget`` characters, the most selective first: they only narrow what
+        Arc reads (the metadata store applies the whole filter afterwards), so one that does
+        not fit is left out."""
         parts: list[str] = []
-        budget = 3000
+        if flt.session_id is not None:
+            parts.append(f"session_id = {sql_literal(flt.session_id)}")
         for column, values in (
+            ("id", flt.ids),
             ("agent_id", flt.agent_ids),
             ("memory_type", flt.memory_types),
             ("event_type", flt.event_types),
-            ("id", flt.ids),
         ):
             if values is not None:
                 clauses = _in_lists(column, list(values), budget)
+                if not clauses:
+                    return " AND false"  # an empty list matches nothing
                 if len(clauses) == 1:
                     parts.append(clauses[0])
-                elif not clauses:
-                    parts.append("false")
-        if flt.session_id is not None:
-            parts.append(f"session_id = {sql_literal(flt.session_id)}")
         for column, low, high in (
             ("event_time", flt.since, flt.until),
             ("recorded_at", flt.recorded_since, flt.recorded_until),
@@ -1036,7 +1074,11 @@ class ArcStore:
             pre = _prefilter(flt.content_contains)
             if pre:
                 parts.append(pre)
-        return "".join(f" AND {p}" for p in parts)
+        out = ""
+        for part in parts:
+            if len(out) + len(part) + 5 <= budget:
+                out += f" AND {part}"
+        return out
 
     def _phrase_match(self, stems: tuple[str, ...]) -> str:
         return (
@@ -1044,6 +1086,13 @@ class ArcStore:
             + " AND ".join(f"contains(terms, {sql_literal(' ' + s + ':')})" for s in stems)
             + ")"
         )
+
+    @staticmethod
+    def _phrases(terms: Iterable[str]) -> list[tuple[str, ...]]:
+        """The stems of each query term as Arc's ``terms`` column keys them."""
+        from .postgres import _phrase
+
+        return [tuple(_term_key(s) for s in p) for p in (_phrase(t) for t in terms) if p]
 
     async def _pending(self, org_id: str) -> list[tuple[str, _Body]]:
         rows = await asyncio.to_thread(self.spool.org_rows, org_id)
@@ -1075,9 +1124,8 @@ class ArcStore:
     async def count_keyword_matches(
         self, org_id: str, flt: MemoryFilter, terms: tuple[str, ...], cap: int
     ) -> int:
-        from .postgres import _phrase
 
-        phrases = [p for p in dict.fromkeys(_phrase(t) for t in terms) if p]
+        phrases = list(dict.fromkeys(self._phrases(terms)))
         if not phrases:
             return 0
         pairs = [
@@ -1181,9 +1229,9 @@ class ArcStore:
         informative words (the sum of the idf of the words a row holds, shorter rows first) —
         and their term frequencies come back with them; FTS5's BM25 of each is computed here,
         exactly as on the other stores (docs/architecture.md, "Keyword search on Arc")."""
-        from .postgres import _WEIGHT_OF_FIELD, BM25_B, BM25_K1, _phrase
+        from .postgres import _WEIGHT_OF_FIELD, BM25_B, BM25_K1
 
-        phrases = [p for p in (_phrase(t) for t in query.terms) if p]
+        phrases = self._phrases(query.terms)
         if not phrases or query.limit <= 0:
             return []
         weights = [float(query.field_weights.get(f, 1.0)) for f in _WEIGHT_OF_FIELD]
@@ -1225,7 +1273,7 @@ class ArcStore:
         # (selection SQL, the spool's rows that join its ranking)
         selections: list[tuple[str, list[tuple[float, str, str]]]] = []
         if query.recent_first:
-            groups = [tuple(p for p in (_phrase(t) for t in g) if p) for g in query.groups]
+            groups = [tuple(self._phrases(g)) for g in query.groups]
             every_local: list[tuple[float, str, str]] = []
             if groups and all(groups):
                 every = " AND ".join(
@@ -1242,6 +1290,8 @@ class ArcStore:
             # each kept word appears twice: in the match and in the pool's order
             costs = [f"{matches[i]} OR {idf[i]!r} * {matches[i]}::INT +" for i in order]
             kept_i = order[: len(self._fitting(len(head) + 80, costs))]
+            if not kept_i:  # pragma: no cover - a stem is at most ~100 characters of SQL
+                raise StoreError("the search's filters leave no room for its words in Arc's SQL")
             any_kept = " OR ".join(matches[i] for i in kept_i)
             approx = " + ".join(f"{idf[i]!r} * {matches[i]}::INT" for i in kept_i)
             selections.append(
@@ -1396,9 +1446,29 @@ class ArcStore:
                 by_org.setdefault(str(org_id), []).append((str(memory_id), str(digest)))
             for org_id, pairs in by_org.items():
                 live = await self._live(org_id, MemoryFilter(), pairs)
-                dead.extend(d for i, d in pairs if live.get(i) is None or live[i].content != d)
+                # an index row that cannot be read (until `memtrace doctor` mends it) is not
+                # "gone": its body stays
+                absent = await self._absent(org_id, sorted({i for i, _d in pairs} - set(live)))
+                dead.extend(
+                    d
+                    for i, d in pairs
+                    if (i in live and live[i].content != d) or (i not in live and i in absent)
+                )
             if len(rows) < 1000:
                 return dead
+
+    async def _absent(self, org_id: str, ids: list[str]) -> set[str]:
+        """Of these ids, those with no index row at all, readable or not (counts include
+        unreadable rows): by halves, so that a run of deleted ids costs a few counts."""
+        if not ids:
+            return set()
+        n = await self.meta.count_memories(org_id, MemoryFilter(ids=tuple(ids)))
+        if n == 0:
+            return set(ids)
+        if len(ids) == 1 or n == len(ids):
+            return set()
+        half = len(ids) // 2
+        return await self._absent(org_id, ids[:half]) | await self._absent(org_id, ids[half:])
 
     async def purge_arc(self, *, grace_seconds: float | None = None) -> int:
         """Delete the rows :meth:`arc_orphans` names from Arc, with Arc's delete API (an admin

@@ -14,17 +14,24 @@ forwarder never sends a row twice unless Arc has shown that it does not hold it:
    passed the forwarder asks Arc which rows of the batch it holds and deletes those from the
    spool. Rows still missing after the visibility deadline (Arc restarted and lost its buffer)
    are sent again in a new batch.
-3. **An answer from Arc that refuses the batch** (400, 401, 403, 413, 429, 5xx) means nothing
-   was stored: the rows return to ``PENDING`` and are retried with backoff (413 halves the
-   batch; a row Arc refuses on its own is kept, reported and retried, never dropped).
-4. **No answer** (a timeout, a reset connection: the outcome is unknown): the batch stays
-   ``SENT``. After the visibility deadline — when anything Arc accepted is visible — the
-   forwarder asks Arc which of its rows it holds, deletes those and sends only the others again.
+3. **An answer from Arc that refuses the batch** (400, 401, 403, 413, 429, 5xx, or a refused
+   connection) means nothing was stored: the rows return to ``PENDING``. An answer that refuses
+   every batch alike (a refused connection, 401, 403, 408, 429, 503) is retried with backoff;
+   any other (400, 413, 500, …) may be one row's fault, so the batch is halved until that row
+   is alone, and a row Arc refuses on its own is *parked* — kept, reported and tried again
+   later (1 s, doubling up to an hour), never dropped — while the others go on.
+4. **No answer** (a timeout, a reset connection, a proxy's 502 or 504: the outcome is
+   unknown): the batch stays ``SENT``. After the visibility deadline plus the request timeout
+   — when anything Arc accepted is visible — the forwarder asks Arc which of its rows it
+   holds, deletes those and sends only the others again. The same check, past the deadline, of
+   a ``LANDED`` batch whose rows Arc does not show (it lost its buffer) resends those.
    A process killed at any point leaves its claimed batches in that state, and whichever
    process opens the spool next verifies them the same way.
 
-Several processes may share one spool file: claims and verifications are transactions, so one
-batch is sent or verified by one process at a time.
+Several processes may share one spool file: claims, and every check that may resend, are taken
+in a transaction (compare-and-set on the batch and its time), and a release only changes rows
+still in the batch it was computed for, so one batch is sent or resent by one process at a
+time.
 
 The spool is bounded by disk, never by memory: a write that would take it past
 ``spool_max_bytes`` (or leave less than ``spool_min_free_bytes`` free on its file system) is
@@ -68,7 +75,8 @@ CREATE TABLE IF NOT EXISTS spool (
   batch TEXT,
   sent_at REAL,
   attempts INTEGER NOT NULL DEFAULT 0,
-  error TEXT
+  error TEXT,
+  not_before REAL
 );
 CREATE INDEX IF NOT EXISTS spool_org_id ON spool (org_id, id);
 CREATE INDEX IF NOT EXISTS spool_state ON spool (state, seq);
@@ -99,6 +107,8 @@ class ForwarderStats:
     last_error_at: float | None = None
     last_success_at: float | None = None
     refused: dict[str, int] = field(default_factory=dict)
+    #: Times a row Arc refused on its own was parked (tried again later, never dropped).
+    parked: int = 0
 
 
 class Spool:
@@ -278,10 +288,11 @@ class Spool:
             picked: list[SpoolRow] = []
             total = 0
             if seqs is None:
+                # a row Arc refused on its own waits (not_before) behind none of the others
                 found = conn.execute(
                     "SELECT seq, org_id, id, hash, row, stored_at FROM spool WHERE state = ? "
-                    "ORDER BY seq LIMIT ?",
-                    (PENDING, limit),
+                    "AND (not_before IS NULL OR not_before <= ?) ORDER BY seq LIMIT ?",
+                    (PENDING, time.time(), limit),
                 ).fetchall()
             else:
                 found = conn.execute(
@@ -315,23 +326,35 @@ class Spool:
             write=True,
         )
 
-    def release(self, seqs: Sequence[int], error: str | None) -> None:
-        """Rows back to PENDING (Arc refused them), with the reason kept."""
+    def release(
+        self,
+        batch: str,
+        seqs: Sequence[int],
+        error: str | None,
+        *,
+        not_before: float | None = None,
+    ) -> int:
+        """Rows of ``batch`` back to PENDING (Arc refused them, or does not hold them), with the
+        reason kept; ``not_before``: not claimed again before then (a row Arc refuses on its
+        own, parked). Only rows still in that batch change: a release computed by a process
+        whose view is stale never undoes a newer claim. Returns the rows released."""
 
-        def run(conn: sqlite3.Connection) -> None:
+        def run(conn: sqlite3.Connection) -> int:
+            n = 0
             for chunk in _chunks(list(seqs), 500):
-                conn.execute(
-                    "UPDATE spool SET state = ?, batch = NULL, error = ? "
-                    f"WHERE seq IN ({','.join('?' * len(chunk))})",
-                    [PENDING, error, *chunk],
-                )
+                n += conn.execute(
+                    "UPDATE spool SET state = ?, batch = NULL, error = ?, not_before = ? "
+                    f"WHERE batch = ? AND seq IN ({','.join('?' * len(chunk))})",
+                    [PENDING, error, not_before, batch, *chunk],
+                ).rowcount
+            return n
 
-        self._run(run, write=True)
+        return self._run(run, write=True)
 
     def due_checks(self, first_check: float, deadline: float) -> list[tuple[str, int, float]]:
-        """Batches to ask Arc about: (batch, state, sent_at) of LANDED batches sent at least
-        ``first_check`` seconds ago and of SENT ones (outcome unknown, or a process that
-        died) sent at least ``deadline`` seconds ago."""
+        """Batches to ask Arc about: (batch, state, sent_at) of LANDED batches answered at
+        least ``first_check`` seconds ago and of SENT ones (outcome unknown, or a process that
+        died) claimed at least ``deadline`` seconds ago."""
         now = time.time()
         return [
             (b, int(s), float(t))
@@ -346,18 +369,18 @@ class Spool:
         ]
 
     def rearm(self, batch: str, state: int, sent_at: float) -> bool:
-        """Take the check of ``batch`` (so that two processes never check and resend one
-        batch at once): True if this process has it."""
+        """Take the check of ``batch`` that may resend rows (a SENT batch, or a LANDED one past
+        its deadline), so that two processes never resend one batch: the batch becomes SENT
+        again, claimed now, in one transaction. True if this process has it."""
 
         def run(conn: sqlite3.Connection) -> bool:
             cur = conn.execute(
-                "UPDATE spool SET sent_at = ? WHERE batch = ? AND state = ? AND sent_at <= ?",
-                (time.time() if state == SENT else sent_at, batch, state, sent_at),
+                "UPDATE spool SET state = ?, sent_at = ? WHERE batch = ? AND state = ? "
+                "AND sent_at = ?",
+                (SENT, time.time(), batch, state, sent_at),
             )
             return cur.rowcount > 0
 
-        if state == LANDED:
-            return True  # a LANDED check resends nothing until the deadline, below
         return self._run(run, write=True)
 
     def batch_rows(self, batch: str) -> list[tuple[int, str, str, int]]:
@@ -380,6 +403,17 @@ class Spool:
         if seqs:
             self._run(run, write=True)
 
+    def parked(self) -> int:
+        """Rows Arc refused on their own, waiting to be tried again."""
+        return int(
+            self._run(
+                lambda conn: conn.execute(
+                    "SELECT count(*) FROM spool WHERE state = ? AND not_before > ?",
+                    (PENDING, time.time()),
+                ).fetchone()[0]
+            )
+        )
+
     def state_counts(self) -> dict[int, int]:
         return {
             int(s): int(n)
@@ -393,6 +427,13 @@ class Spool:
 
 def _chunks(items: list[Any], size: int) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+#: Answers that refuse every batch alike (a refused connection is 0): retried with backoff.
+_WHOLE_ARC = frozenset({0, 401, 403, 408, 429, 503})
+#: How long a row Arc refuses on its own waits before it is tried again (doubling, bounded).
+_PARK_SECONDS = 1.0
+_PARK_MAX_SECONDS = 3600.0
 
 
 class SendRefused(Exception):
@@ -420,6 +461,7 @@ class Forwarder:
         batch_bytes: int,
         first_check: float,
         deadline: float,
+        in_flight: float = 0.0,
         retry_base: float = 0.2,
         retry_max: float = 30.0,
     ) -> None:
@@ -431,6 +473,7 @@ class Forwarder:
         self.batch_bytes = batch_bytes
         self.first_check = first_check
         self.deadline = deadline
+        self.in_flight = in_flight
         self.retry_base = retry_base
         self.retry_max = retry_max
         self.stats = ForwarderStats()
@@ -439,6 +482,7 @@ class Forwarder:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._backoff = 0.0
+        self._park_counts: dict[int, int] = {}
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="memtrace-arc-forwarder")
@@ -481,7 +525,7 @@ class Forwarder:
             try:
                 await self._send(rows, batch)
             except SendRefused as exc:
-                await asyncio.to_thread(self.spool.release, [r.seq for r in rows], str(exc))
+                await asyncio.to_thread(self.spool.release, batch, [r.seq for r in rows], str(exc))
                 self.kick()
                 raise StoreError(
                     f"Arc refused the write ({exc}); it is spooled and will be forwarded"
@@ -567,17 +611,38 @@ class Forwarder:
         try:
             await self._send(rows, batch)
         except SendRefused as exc:
-            await asyncio.to_thread(self.spool.release, [r.seq for r in rows], str(exc))
             self.stats.retried += len(rows)
             self._failed(str(exc))
             key = str(exc.status)
             self.stats.refused[key] = self.stats.refused.get(key, 0) + 1
-            if exc.status == 413 and self._batch_limit > 1:
-                self._batch_limit = max(1, self._batch_limit // 2)
+            if exc.status in _WHOLE_ARC:
+                # Arc is down, overloaded or refuses the token: every batch would be refused
+                await asyncio.to_thread(self.spool.release, batch, [r.seq for r in rows], str(exc))
+                self._backoff = self._next_backoff()
+                log.warning("Arc refused a batch of %d memories: %s (retrying)", len(rows), exc)
+                return False
+            if len(rows) > 1:
+                # perhaps one row's fault (too large, a value Arc cannot take): halve the
+                # batches until the row is alone, so that the others go on
+                await asyncio.to_thread(self.spool.release, batch, [r.seq for r in rows], str(exc))
+                self._batch_limit = max(1, min(self._batch_limit, len(rows)) // 2)
                 return True
-            self._backoff = self._next_backoff()
-            log.warning("Arc refused a batch of %d memories: %s (retrying)", len(rows), exc)
-            return False
+            row = rows[0]
+            wait = min(_PARK_SECONDS * 2 ** min(self._parked_times(row), 6), _PARK_MAX_SECONDS)
+            await asyncio.to_thread(
+                self.spool.release, batch, [row.seq], str(exc), not_before=time.time() + wait
+            )
+            self.stats.parked += 1
+            self._batch_limit = self.batch_rows
+            log.error(
+                "Arc refuses memory %s of org %s on its own (%s): kept in the spool, tried "
+                "again in %.0f s; the other memories go on",
+                row.id,
+                row.org_id,
+                exc,
+                wait,
+            )
+            return True
         except SendUnknown as exc:
             # the outcome is unknown: the batch stays SENT and is checked at the deadline
             self.stats.retried += len(rows)
@@ -595,15 +660,28 @@ class Forwarder:
             await self._check_due()
         return True
 
+    def _parked_times(self, row: SpoolRow) -> int:
+        count = self._park_counts.get(row.seq, 0)
+        self._park_counts[row.seq] = count + 1
+        if len(self._park_counts) > 10_000:
+            self._park_counts.clear()
+        return count
+
     def _next_backoff(self) -> float:
         base = max(self._backoff * 2, self.retry_base)
         return min(base, self.retry_max) * (0.5 + random.random() / 2)
 
     async def _check_due(self) -> bool:
-        due = await asyncio.to_thread(self.spool.due_checks, self.first_check, self.deadline)
+        # a SENT batch's request may still be in flight for up to the request timeout
+        due = await asyncio.to_thread(
+            self.spool.due_checks, self.first_check, self.deadline + self.in_flight
+        )
         for batch, state, sent_at in due:
-            if not await asyncio.to_thread(self.spool.rearm, batch, state, sent_at):
-                continue
+            may_resend = state == SENT or time.time() - sent_at >= self.deadline
+            if may_resend and not await asyncio.to_thread(self.spool.rearm, batch, state, sent_at):
+                continue  # another process took this check
+            if may_resend:
+                state = SENT
             rows = await asyncio.to_thread(self.spool.batch_rows, batch)
             if not rows:
                 continue
@@ -617,10 +695,11 @@ class Forwarder:
             missing = [seq for seq, _org, memory_id, _at in rows if memory_id not in held]
             await asyncio.to_thread(self.spool.confirm, present)
             self.stats.forwarded += len(present)
-            if missing and (state == SENT or time.time() - sent_at >= self.deadline):
+            if missing and may_resend:
                 # Arc never stored them (or lost them from its buffer): send them again
-                await asyncio.to_thread(self.spool.release, missing, "not found on Arc")
-                self.stats.resent_after_check += len(missing)
+                self.stats.resent_after_check += await asyncio.to_thread(
+                    self.spool.release, batch, missing, "not found on Arc"
+                )
         return bool(due)
 
 
