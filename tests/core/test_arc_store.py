@@ -460,6 +460,7 @@ def test_ready_reports_arc_and_the_spool_and_metrics_count_the_forwarder(
         assert ready["store"]["spool_pending"] == 0
         fake.down()
         r = client.post("/api/v1/memories", json={"agent_id": "a", "content": "spooled"})
+        assert "memtrace_arc_spool_pending 1" in client.get("/metrics").text
         assert r.status_code in (200, 201), r.text
         ready = client.get("/ready")
         assert ready.status_code == 200  # writes still work: the server stays in rotation
@@ -473,6 +474,7 @@ def test_ready_reports_arc_and_the_spool_and_metrics_count_the_forwarder(
             time.sleep(0.1)
         metrics = client.get("/metrics").text
         assert "memtrace_arc_forwarded_total 1" in metrics
+        assert "memtrace_arc_spool_pending 0" in metrics
         assert "memtrace_arc_retried_total" in metrics
 
 
@@ -765,3 +767,14 @@ async def test_a_substring_scan_counts_a_body_missing_everywhere(
     found = await mt.search_memories(content_contains="NEEDLE")
     assert [m.id for m in found.results] == [kept.id]
     assert store_of(mt).unreadable_rows == 1
+
+
+async def test_the_go_arcs_empty_reply_is_no_rows(
+    fake: arc_fake.FakeArc, open_store: Callable[..., Any]
+) -> None:
+    mt = await open_store(fake)
+    fake.reset_stats()
+    # nothing written yet: Go answers 200 with "columns": [] even for count(*)
+    assert (await mt.search_memories(query="anything at all")).results == []
+    assert fake.queries
+    assert await store_of(mt).arc_orphans(grace_seconds=0) == []

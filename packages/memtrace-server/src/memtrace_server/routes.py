@@ -8,6 +8,7 @@ documentation, is the table in :mod:`memtrace_server.operations`.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -506,7 +507,8 @@ async def metrics(request: Request, mt: AsyncMemtrace | None, state: State) -> H
     if state.engine is not None:
         state.metrics.unreadable_rows = int(getattr(state.engine.store, "unreadable_rows", 0))
         series = getattr(state.engine.store, "store_metrics", None)
-        state.metrics.store_series = series() if callable(series) else []
+        found = series() if callable(series) else []
+        state.metrics.store_series = await found if inspect.isawaitable(found) else found
     return HTTPResponse(
         state.metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8"
     )

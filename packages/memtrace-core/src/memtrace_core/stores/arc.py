@@ -661,10 +661,31 @@ class ArcStore:
             extra=extra,
         )
 
-    def store_metrics(self) -> list[tuple[str, str, str, float]]:
+    async def store_metrics(self) -> list[tuple[str, str, str, float]]:
         """This store's series for the server's ``/metrics`` (name, type, help, value)."""
         stats = self.forwarder.stats if self.forwarder is not None else None
         out: list[tuple[str, str, str, float]] = []
+        try:
+            spool = await self.spool_stats()
+            parked = await asyncio.to_thread(self.spool.parked)
+        except StoreError:
+            spool, parked = {}, 0
+        if spool:
+            out += [
+                (
+                    "memtrace_arc_spool_pending",
+                    "gauge",
+                    "Memories in the spool that Arc has not shown yet.",
+                    spool["pending"] + spool["sent"] + spool["landed"],
+                ),
+                ("memtrace_arc_spool_bytes", "gauge", "Bytes the spool file uses.", spool["bytes"]),
+                (
+                    "memtrace_arc_spool_parked",
+                    "gauge",
+                    "Spooled memories Arc refused on their own, waiting to be tried again.",
+                    parked,
+                ),
+            ]
         if stats is not None:
             out += [
                 (
