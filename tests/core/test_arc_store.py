@@ -357,6 +357,13 @@ async def test_denylisted_words_and_long_lists_work_on_the_python_arc(
         assert {m.id for m in listed.results} <= set(every)
         assert fake.queries
         assert all(len(q) <= 10_000 for q in fake.queries)
+        # each text unique: the Python Arc's result cache never answers for a later query
+        assert len(set(fake.queries)) == len(fake.queries)
+        # a long tag list and an agent named like a denied word
+        tags = [f"update-{i}-" + "x" * 40 for i in range(32)]
+        tagged = await mt.remember("select", "tagged invoices", tags=tags)
+        found = await mt.search_memories(query="invoices", tags=tags, agent_id="select")
+        assert [m.id for m in found.results] == [tagged.id]
         for q in fake.queries:
             assert "delete" not in q.lower()
             assert "update" not in q.lower()
