@@ -48,6 +48,15 @@ def fake() -> Iterator[arc_fake.FakeArc]:
 
 
 @pytest.fixture
+def admin_fake() -> Iterator[arc_fake.FakeArc]:
+    """A fake Arc with deletes enabled and an admin token (what the purge needs)."""
+    with arc_fake.running(
+        tokens={arc_fake.TOKEN: {"read", "write", "admin"}}, delete_enabled=True
+    ) as f:
+        yield f
+
+
+@pytest.fixture
 async def open_store(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     """``await open_store(fake, **url params)``: the engine over an Arc store, closed after."""
     opened: list[AsyncMemtrace] = []
@@ -422,20 +431,20 @@ async def test_a_body_missing_everywhere_is_an_unreadable_row(
 # -- the purge -----------------------------------------------------------------------------------
 
 
-async def test_the_purge_removes_deleted_rows_from_arc(open_store: Callable[..., Any]) -> None:
-    with arc_fake.running(
-        tokens={arc_fake.TOKEN: {"read", "write", "admin"}}, delete_enabled=True
-    ) as fake:
-        mt = await open_store(fake, sync_forward=1)
-        keep = await mt.remember("a", "keep me")
-        gone = await mt.remember("a", "forget me")
-        await mt.delete_memory(gone.id)
-        # deleted at once for every read, still on Arc's disk until the purge
-        assert [m.id for m in (await mt.list_memories()).memories] == [keep.id]
-        assert on_arc(fake) == {keep.id: 1, gone.id: 1}
-        assert await store_of(mt).purge_arc(grace_seconds=0) == 1
-        assert on_arc(fake) == {keep.id: 1}
-        assert (await mt.get_memory(keep.id)).content == "keep me"  # type: ignore[union-attr]
+async def test_the_purge_removes_deleted_rows_from_arc(
+    admin_fake: arc_fake.FakeArc, open_store: Callable[..., Any]
+) -> None:
+    fake = admin_fake
+    mt = await open_store(fake, sync_forward=1)
+    keep = await mt.remember("a", "keep me")
+    gone = await mt.remember("a", "forget me")
+    await mt.delete_memory(gone.id)
+    # deleted at once for every read, still on Arc's disk until the purge
+    assert [m.id for m in (await mt.list_memories()).memories] == [keep.id]
+    assert on_arc(fake) == {keep.id: 1, gone.id: 1}
+    assert await store_of(mt).purge_arc(grace_seconds=0) == 1
+    assert on_arc(fake) == {keep.id: 1}
+    assert (await mt.get_memory(keep.id)).content == "keep me"  # type: ignore[union-attr]
 
 
 async def test_the_purge_says_why_when_arc_refuses_deletes(
@@ -525,83 +534,80 @@ async def test_a_postgresql_metadata_store_reads_as_sqlite_does(
 
 
 async def test_the_arc_purge_command_prints_the_where_clauses_then_purges(
-    open_store: Callable[..., Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    admin_fake: arc_fake.FakeArc,
+    open_store: Callable[..., Any],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from memtrace_server.cli import main
 
-    with arc_fake.running(
-        tokens={arc_fake.TOKEN: {"read", "write", "admin"}}, delete_enabled=True
-    ) as fake:
-        mt = await open_store(fake, sync_forward=1)
-        gone = await mt.remember("a", "forget me")
-        kept = await mt.remember("a", "keep me")
-        await mt.delete_memory(gone.id)
-        await mt.close()
-        url = arc_url(fake, tmp_path)
-        capsys.readouterr()
-        assert await asyncio.to_thread(main, ["arc-purge", url, "--grace", "0", "--dry-run"]) == 0
-        out, err = capsys.readouterr()
-        digest = next(r["body_hash"] for r in fake.rows(DB, "memories") if r["id"] == gone.id)
-        assert out.strip() == f"body_hash IN ('{digest}')"
-        assert "1 rows on Arc belong to no memory" in err
-        assert on_arc(fake) == {gone.id: 1, kept.id: 1}
-        assert await asyncio.to_thread(main, ["arc-purge", url, "--grace", "0"]) == 0
-        assert "purged 1 rows from Arc" in capsys.readouterr().err
-        assert on_arc(fake) == {kept.id: 1}
-        assert await asyncio.to_thread(main, ["arc-purge", f"sqlite:///{tmp_path}/meta.db"]) != 0
+    fake = admin_fake
+    mt = await open_store(fake, sync_forward=1)
+    gone = await mt.remember("a", "forget me")
+    kept = await mt.remember("a", "keep me")
+    await mt.delete_memory(gone.id)
+    await mt.close()
+    url = arc_url(fake, tmp_path)
+    capsys.readouterr()
+    assert await asyncio.to_thread(main, ["arc-purge", url, "--grace", "0", "--dry-run"]) == 0
+    out, err = capsys.readouterr()
+    digest = next(r["body_hash"] for r in fake.rows(DB, "memories") if r["id"] == gone.id)
+    assert out.strip() == f"body_hash IN ('{digest}')"
+    assert "1 rows on Arc belong to no memory" in err
+    assert on_arc(fake) == {gone.id: 1, kept.id: 1}
+    assert await asyncio.to_thread(main, ["arc-purge", url, "--grace", "0"]) == 0
+    assert "purged 1 rows from Arc" in capsys.readouterr().err
+    assert on_arc(fake) == {kept.id: 1}
+    assert await asyncio.to_thread(main, ["arc-purge", f"sqlite:///{tmp_path}/meta.db"]) != 0
 
 
 # -- found by the adversarial review -------------------------------------------------------------
 
 
 async def test_the_purge_never_touches_another_orgs_copy_of_the_same_file(
-    open_store: Callable[..., Any], tmp_path: Path
+    admin_fake: arc_fake.FakeArc, open_store: Callable[..., Any], tmp_path: Path
 ) -> None:
     import io
 
-    with arc_fake.running(
-        tokens={arc_fake.TOKEN: {"read", "write", "admin"}}, delete_enabled=True
-    ) as fake:
-        mt = await open_store(fake, sync_forward=1)
-        mine = await mt.remember("a", "the same memory in two orgs")
-        dump = io.StringIO()
-        await mt.export_jsonl(dump)
-        other = await aconnect(arc_url(fake, tmp_path, sync_forward=1), org_id="org_b")
-        assert isinstance(other, AsyncMemtrace)
-        try:
-            await other.import_jsonl(io.StringIO(dump.getvalue()))
-            await mt.delete_memory(mine.id)
-            assert await store_of(mt).purge_arc(grace_seconds=0) == 1
-            # org_b's copy (same id, same content) is still on Arc and still reads
-            assert (await other.get_memory(mine.id)).content == mine.content  # type: ignore[union-attr]
-            assert on_arc(fake) == {mine.id: 1}
-        finally:
-            await other.close()
+    fake = admin_fake
+    mt = await open_store(fake, sync_forward=1)
+    mine = await mt.remember("a", "the same memory in two orgs")
+    dump = io.StringIO()
+    await mt.export_jsonl(dump)
+    other = await aconnect(arc_url(fake, tmp_path, sync_forward=1), org_id="org_b")
+    assert isinstance(other, AsyncMemtrace)
+    try:
+        await other.import_jsonl(io.StringIO(dump.getvalue()))
+        await mt.delete_memory(mine.id)
+        assert await store_of(mt).purge_arc(grace_seconds=0) == 1
+        # org_b's copy (same id, same content) is still on Arc and still reads
+        assert (await other.get_memory(mine.id)).content == mine.content  # type: ignore[union-attr]
+        assert on_arc(fake) == {mine.id: 1}
+    finally:
+        await other.close()
 
 
 async def test_an_id_with_several_rows_on_arc_reads_and_counts_its_live_one(
-    open_store: Callable[..., Any], tmp_path: Path
+    admin_fake: arc_fake.FakeArc, open_store: Callable[..., Any], tmp_path: Path
 ) -> None:
     import io
 
-    with arc_fake.running(
-        tokens={arc_fake.TOKEN: {"read", "write", "admin"}}, delete_enabled=True
-    ) as fake:
-        mt = await open_store(fake, sync_forward=1)
-        first = await mt.remember("a", "zebra first version")
-        dump = io.StringIO()
-        await mt.export_jsonl(dump)
-        text = dump.getvalue()
-        # the same id deleted and imported again twice, with other contents each time
-        for content in ("zebra second version", "zebra third version"):
-            await mt.delete_memory(first.id)
-            await mt.import_jsonl(io.StringIO(text.replace("zebra first version", content)))
-        assert on_arc(fake) == {first.id: 3}
-        found = await mt.search_memories(query="zebra")
-        assert [m.content for m in found.results] == ["zebra third version"]
-        assert await store_of(mt).count_keyword_matches("org_default", _all(), ("zebra",), 100) == 1
-        assert await store_of(mt).purge_arc(grace_seconds=0) == 2
-        assert (await mt.get_memory(first.id)).content == "zebra third version"  # type: ignore[union-attr]
+    fake = admin_fake
+    mt = await open_store(fake, sync_forward=1)
+    first = await mt.remember("a", "zebra first version")
+    dump = io.StringIO()
+    await mt.export_jsonl(dump)
+    text = dump.getvalue()
+    # the same id deleted and imported again twice, with other contents each time
+    for content in ("zebra second version", "zebra third version"):
+        await mt.delete_memory(first.id)
+        await mt.import_jsonl(io.StringIO(text.replace("zebra first version", content)))
+    assert on_arc(fake) == {first.id: 3}
+    found = await mt.search_memories(query="zebra")
+    assert [m.content for m in found.results] == ["zebra third version"]
+    assert await store_of(mt).count_keyword_matches("org_default", _all(), ("zebra",), 100) == 1
+    assert await store_of(mt).purge_arc(grace_seconds=0) == 2
+    assert (await mt.get_memory(first.id)).content == "zebra third version"  # type: ignore[union-attr]
 
 
 async def test_a_cancelled_write_that_committed_keeps_its_body(
@@ -745,22 +751,20 @@ async def test_a_proxys_502_is_an_unknown_outcome_checked_before_resending(
 
 
 async def test_the_purge_keeps_the_body_of_an_unreadable_index_row(
-    open_store: Callable[..., Any], tmp_path: Path
+    admin_fake: arc_fake.FakeArc, open_store: Callable[..., Any], tmp_path: Path
 ) -> None:
     import sqlite3
 
-    with arc_fake.running(
-        tokens={arc_fake.TOKEN: {"read", "write", "admin"}}, delete_enabled=True
-    ) as fake:
-        mt = await open_store(fake, sync_forward=1)
-        broken = await mt.remember("a", "its index row gets damaged")
-        await mt.close()
-        with sqlite3.connect(tmp_path / "meta.db") as conn:  # a hand edit: invalid JSON
-            conn.execute("UPDATE memories SET metadata = '{' WHERE id = ?", (broken.id,))
-        mt = await open_store(fake, sync_forward=1)
-        assert (await mt.list_memories()).memories == []  # skipped as unreadable
-        assert await store_of(mt).purge_arc(grace_seconds=0) == 0
-        assert on_arc(fake) == {broken.id: 1}
+    fake = admin_fake
+    mt = await open_store(fake, sync_forward=1)
+    broken = await mt.remember("a", "its index row gets damaged")
+    await mt.close()
+    with sqlite3.connect(tmp_path / "meta.db") as conn:  # a hand edit: invalid JSON
+        conn.execute("UPDATE memories SET metadata = '{' WHERE id = ?", (broken.id,))
+    mt = await open_store(fake, sync_forward=1)
+    assert (await mt.list_memories()).memories == []  # skipped as unreadable
+    assert await store_of(mt).purge_arc(grace_seconds=0) == 0
+    assert on_arc(fake) == {broken.id: 1}
 
 
 async def test_a_substring_scan_counts_a_body_missing_everywhere(

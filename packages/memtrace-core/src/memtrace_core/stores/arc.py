@@ -57,6 +57,7 @@ from .arc_spool import (
     SendUnknown,
     Spool,
     SpoolRow,
+    cancel,
     gzip_if_smaller,
 )
 from .auth import ApiKeyRecord, OrgRecord
@@ -621,12 +622,7 @@ class ArcStore:
             self._purge_task = asyncio.create_task(self._purge_loop(), name="memtrace-arc-purge")
 
     async def close(self) -> None:
-        if self._purge_task is not None:
-            self._purge_task.cancel()
-            try:
-                await self._purge_task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel(self._purge_task)
         if self.forwarder is not None:
             await self.forwarder.stop(self.settings.drain_seconds)
         await asyncio.to_thread(self.spool.close)

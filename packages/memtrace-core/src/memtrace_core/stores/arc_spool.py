@@ -505,13 +505,8 @@ class Forwarder:
                         pass
         self._closing = True
         self._wake.set()
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
     async def forward_now(self, seqs: Sequence[int], timeout: float) -> None:
         """Send these rows at once and return when Arc shows them (``sync_forward``: the
@@ -701,6 +696,17 @@ class Forwarder:
                     self.spool.release, batch, missing, "not found on Arc"
                 )
         return bool(due)
+
+
+async def cancel(task: asyncio.Task[Any] | None) -> None:
+    """Cancel a background task and wait until it has stopped (whatever it raised)."""
+    if task is None:
+        return
+    task.cancel()
+    try:
+        await task
+    except (asyncio.CancelledError, Exception):
+        pass
 
 
 def gzip_if_smaller(body: bytes, min_size: int) -> tuple[bytes, bool]:
