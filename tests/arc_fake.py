@@ -1247,3 +1247,31 @@ def shared() -> FakeArc:
             ).start()
             atexit.register(_shared.stop)
         return _shared
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve a fake Arc like :func:`shared`'s on 127.0.0.1 until killed, printing its port
+    (the benchmarks run it in a process of its own, so that its CPU is not the measured
+    process's)."""
+    import argparse
+    import signal
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--flush-delay", type=float, default=0.0)
+    args = ap.parse_args(argv)
+    fake = FakeArc(
+        tokens={TOKEN: {"read", "write", "admin"}},
+        flush_delay=args.flush_delay,
+        delete_enabled=True,
+        port=args.port,
+    ).start()
+    print(fake.port, flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: fake.stop())
+    while fake._server is not None:
+        time.sleep(0.5)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

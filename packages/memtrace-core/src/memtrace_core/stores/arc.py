@@ -616,6 +616,8 @@ class ArcStore:
             first_check=s.flush_ms / 1000 + (0.1 if s.flush_ms else 0.0),
             deadline=s.visibility_seconds,
             in_flight=s.timeout,
+            # a fifth of Arc's flush interval, at most 100 ms: batches, not one row per write
+            linger=min(0.1, s.flush_ms / 5000),
         )
         self.forwarder.start()
         if s.purge:

@@ -130,6 +130,10 @@ class Spool:
         self.synchronous = synchronous.upper()
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        # the spool's size and its disk's free space as last measured, plus what was added
+        self._used = 0
+        self._free: int | None = None
+        self._measured_at = -1e9
 
     # -- lifecycle ----------------------------------------------------------------------------
     def open(self) -> None:
@@ -190,17 +194,26 @@ class Spool:
         incoming = sum(len(r[3]) + 128 for r in rows)
 
         def run(conn: sqlite3.Connection) -> list[int]:
-            used = self.used_bytes(conn)
+            # the exact size (three PRAGMAs) and the free disk space (a syscall) are read
+            # at most once a second, and on every write once within 10 % of a bound
+            now = time.monotonic()
+            near = self._used + incoming > self.max_bytes * 0.9 or (
+                self._free is not None and self._free - incoming < self.min_free_bytes * 1.1
+            )
+            if near or now - self._measured_at > 1.0:
+                self._used = self.used_bytes(conn)
+                try:
+                    self._free = shutil.disk_usage(os.path.dirname(os.path.abspath(self.path))).free
+                except OSError:  # pragma: no cover
+                    self._free = None
+                self._measured_at = now
+            used, free = self._used, self._free
             if used + incoming > self.max_bytes:
                 raise StoreError(
                     f"the Arc spool is full ({used} of {self.max_bytes} bytes used, "
                     f"{self.pending_count(conn)} memories waiting for Arc): writes are refused "
                     "until Arc accepts them again; nothing was written"
                 )
-            try:
-                free = shutil.disk_usage(os.path.dirname(os.path.abspath(self.path))).free
-            except OSError:  # pragma: no cover
-                free = None
             if free is not None and free - incoming < self.min_free_bytes:
                 raise StoreError(
                     f"the Arc spool's disk is nearly full ({free} bytes free, "
@@ -214,6 +227,9 @@ class Spool:
                     (org_id, memory_id, digest, packed, len(packed), stored_at),
                 )
                 out.append(int(cur.lastrowid or 0))
+            self._used += incoming
+            if self._free is not None:
+                self._free -= incoming
             return out
 
         return self._run(run, write=True)
@@ -462,6 +478,7 @@ class Forwarder:
         first_check: float,
         deadline: float,
         in_flight: float = 0.0,
+        linger: float = 0.0,
         retry_base: float = 0.2,
         retry_max: float = 30.0,
     ) -> None:
@@ -474,6 +491,7 @@ class Forwarder:
         self.first_check = first_check
         self.deadline = deadline
         self.in_flight = in_flight
+        self.linger = linger
         self.retry_base = retry_base
         self.retry_max = retry_max
         self.stats = ForwarderStats()
@@ -483,6 +501,7 @@ class Forwarder:
         self._closing = False
         self._backoff = 0.0
         self._park_counts: dict[int, int] = {}
+        self._next_check = 0.0  # monotonic: when the spool may next be asked for due checks
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="memtrace-arc-forwarder")
@@ -589,7 +608,11 @@ class Forwarder:
             try:
                 await asyncio.wait_for(self._wake.wait(), max(min(self.first_check, 1.0), 0.25))
             except TimeoutError:
-                pass
+                continue
+            if self.linger > 0:
+                # woken by a write: let the writes of the next moment join its batch (Arc shows
+                # nothing before its flush interval anyway)
+                await asyncio.sleep(self.linger)
 
     def _failed(self, message: str) -> None:
         self.stats.failures += 1
@@ -652,7 +675,7 @@ class Forwarder:
         if self._batch_limit < self.batch_rows:
             self._batch_limit = min(self.batch_rows, self._batch_limit * 2)
         if self.first_check <= 0:
-            await self._check_due()
+            await self._check_due(now=True)
         return True
 
     def _parked_times(self, row: SpoolRow) -> int:
@@ -666,7 +689,12 @@ class Forwarder:
         base = max(self._backoff * 2, self.retry_base)
         return min(base, self.retry_max) * (0.5 + random.random() / 2)
 
-    async def _check_due(self) -> bool:
+    async def _check_due(self, *, now: bool = False) -> bool:
+        # Batches become due at the earliest first_check after their 204: the spool is asked at
+        # most every half second (or at once: ``now``), not on every write's wake-up.
+        if not now and time.monotonic() < self._next_check:
+            return False
+        self._next_check = time.monotonic() + min(max(self.first_check, 0.05), 0.5)
         # a SENT batch's request may still be in flight for up to the request timeout
         due = await asyncio.to_thread(
             self.spool.due_checks, self.first_check, self.deadline + self.in_flight
