@@ -950,13 +950,14 @@ class ArcStore:
             # the metadata store refused the write: nothing of it was committed
             await asyncio.to_thread(self.spool.discard, seqs)
             raise
-        # Any other failure (cancelled, the database went away mid-commit) may have committed:
-        # the spooled rows stay and are forwarded; if nothing names them they are orphans,
-        # never read and removed by the purge.
-        dropped = [s for s, o in zip(seqs, outcomes, strict=True) if not o.inserted]
+        # (Any other failure — cancelled, the database gone mid-commit — may have committed,
+        # so it leaves the spooled rows: forwarded, and if no index row names them, orphans
+        # that no read shows and the purge removes.)
+        # duplicates were not inserted: their rows leave the spool
+        dropped = {s for s, o in zip(seqs, outcomes, strict=True) if not o.inserted}
         if dropped:
-            await asyncio.to_thread(self.spool.discard, dropped)
-        await self._forwarded([s for s in seqs if s not in set(dropped)])
+            await asyncio.to_thread(self.spool.discard, sorted(dropped))
+        await self._forwarded([s for s in seqs if s not in dropped])
         return outcomes
 
     async def import_memories(self, org_id: str, records: Sequence[MemoryRecord]) -> int:
