@@ -778,6 +778,10 @@ async def test_a_substring_scan_counts_a_body_missing_everywhere(
     found = await mt.search_memories(content_contains="NEEDLE")
     assert [m.id for m in found.results] == [kept.id]
     assert store_of(mt).unreadable_rows == 1
+    # a keyword search finds only what Arc holds: the lost row is no candidate at all
+    found = await mt.search_memories(query="needle")
+    assert [m.id for m in found.results] == [kept.id]
+    assert store_of(mt).unreadable_rows == 1
 
 
 async def test_the_go_arcs_empty_reply_is_no_rows(

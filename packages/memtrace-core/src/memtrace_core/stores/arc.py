@@ -1353,7 +1353,11 @@ class ArcStore:
                 bodies = await self._bodies(org_id, [live[i] for _s, i, _h in chosen])
                 for rank, memory_id, _h in chosen:
                     found_body = bodies.get(memory_id)
-                    if memory_id in taken or found_body is None:
+                    if memory_id in taken:
+                        continue
+                    if found_body is None:  # its body is nowhere: unreadable, counted
+                        self._missing(org_id, memory_id, False)
+                        taken.add(memory_id)
                         continue
                     body = found_body
                     if needle is not None and not _contains(body.content, needle):
