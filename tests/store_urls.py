@@ -3,8 +3,10 @@
 A URL template names a fresh, empty store for one test: ``{tmp}`` is replaced by the test's
 temporary directory, ``{pg}`` by a new database on the test harness's PostgreSQL server
 (tests/pg_harness.py: user, host, port and database name, e.g.
-``postgres@127.0.0.1:5433/t1234_7``), dropped after the test. By default the suite runs on the
-embedded SQLite store and on PostgreSQL; ``MEMTRACE_CONFORMANCE_URLS`` (comma-separated URL
+``postgres@127.0.0.1:5433/t1234_7``), dropped after the test; ``{arc}``, ``{arcdb}`` and
+``{arctoken}`` by the address of this process's fake Arc server (tests/arc_fake.py), a new
+database on it and its token. By default the suite runs on the
+embedded SQLite store, on PostgreSQL and on Arc; ``MEMTRACE_CONFORMANCE_URLS`` (comma-separated URL
 templates) runs it on others instead, e.g. a store plugin's own::
 
     MEMTRACE_CONFORMANCE_URLS='mystore:///{tmp}/x.db' python3 scripts/dev.py test tests/conformance

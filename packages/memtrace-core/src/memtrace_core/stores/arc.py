@@ -639,9 +639,10 @@ class ArcStore:
         try:
             states = await asyncio.to_thread(self.spool.state_counts)
             used = await asyncio.to_thread(self.spool.used_bytes)
+            parked = await asyncio.to_thread(self.spool.parked)
             spool_ok = used < self.settings.spool_max_bytes
         except StoreError as exc:
-            states, used, spool_ok = {}, 0, False
+            states, used, parked, spool_ok = {}, 0, 0, False
             why = f"{why}; spool: {exc}"
         latency = (_time.perf_counter() - start) * 1000
         pending = sum(states.values())
@@ -650,7 +651,7 @@ class ArcStore:
             "spool_pending": pending,
             "spool_bytes": used,
             "spool_full": not spool_ok,
-            "spool_parked": await asyncio.to_thread(self.spool.parked) if spool_ok else 0,
+            "spool_parked": parked,
         }
         detail = None
         if not meta.ok:
