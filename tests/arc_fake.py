@@ -25,6 +25,7 @@ import decimal
 import itertools
 import json
 import math
+import os
 import re
 import socket
 import threading
@@ -1235,12 +1236,16 @@ _shared_lock = threading.Lock()
 
 
 def shared() -> FakeArc:
-    """One process-wide Go-flavoured fake with auth on (:data:`TOKEN`, read/write/admin),
-    no flush delay and deletes enabled; stopped at exit."""
+    """One process-wide fake with auth on (:data:`TOKEN`, read/write/admin), no flush delay
+    and deletes enabled, Go-flavoured unless ``MEMTRACE_FAKE_ARC_VERSION=python``; stopped at
+    exit."""
     global _shared
     with _shared_lock:
         if _shared is None:
             _shared = FakeArc(
+                # MEMTRACE_FAKE_ARC_VERSION=python runs the suite against the Python Arc's
+                # behaviour (its SQL check inside literals, its empty-result 400, …)
+                version=os.environ.get("MEMTRACE_FAKE_ARC_VERSION", "go"),
                 tokens={TOKEN: {"read", "write", "admin"}},
                 flush_delay=0.0,
                 delete_enabled=True,
