@@ -417,11 +417,13 @@ async def test_a_reply_cut_short_fails_the_export_instead_of_shortening_it(
 async def test_a_body_missing_everywhere_is_an_unreadable_row(
     fake: arc_fake.FakeArc, open_store: Callable[..., Any]
 ) -> None:
-    mt = await open_store(fake, sync_forward=1)
+    mt = await open_store(fake, sync_forward=1, visibility_seconds=0.2, timeout=0.3)
     kept = await mt.remember("a", "kept")
     lost = await mt.remember("a", "lost")
-    # a body that neither the spool nor Arc holds (Arc's files removed by hand)
+    # a body that neither the spool nor Arc holds (Arc's files removed by hand), past the
+    # time a write through another server takes to reach Arc
     fake.delete_rows(DB, "memories", lost.id)
+    await asyncio.sleep(0.6)
     assert [m.id for m in (await mt.list_memories()).memories] == [kept.id]
     assert store_of(mt).unreadable_rows == 1
     with pytest.raises(CorruptRowError):
@@ -770,11 +772,12 @@ async def test_the_purge_keeps_the_body_of_an_unreadable_index_row(
 async def test_a_substring_scan_counts_a_body_missing_everywhere(
     fake: arc_fake.FakeArc, open_store: Callable[..., Any]
 ) -> None:
-    mt = await open_store(fake, sync_forward=1)
+    mt = await open_store(fake, sync_forward=1, visibility_seconds=0.2, timeout=0.3)
     kept = await mt.remember("a", "needle kept")
     lost = await mt.remember("a", "needle lost")
     await mt.remember("a", "no match here")
     fake.delete_rows(DB, "memories", lost.id)
+    await asyncio.sleep(0.6)
     found = await mt.search_memories(content_contains="NEEDLE")
     assert [m.id for m in found.results] == [kept.id]
     assert store_of(mt).unreadable_rows == 1
@@ -793,3 +796,28 @@ async def test_the_go_arcs_empty_reply_is_no_rows(
     assert (await mt.search_memories(query="anything at all")).results == []
     assert fake.queries
     assert await store_of(mt).arc_orphans(grace_seconds=0) == []
+
+
+async def test_a_write_through_another_server_is_shown_once_it_reaches_arc(
+    fake: arc_fake.FakeArc, tmp_path: Path
+) -> None:
+    # two servers: one metadata store, a spool each
+    one = await aconnect(arc_url(fake, tmp_path, spool=f"{tmp_path}/one.db"))
+    two = await aconnect(arc_url(fake, tmp_path, spool=f"{tmp_path}/two.db"))
+    assert isinstance(one, AsyncMemtrace)
+    assert isinstance(two, AsyncMemtrace)
+    try:
+        await store_of(one).forwarder.stop(0)  # type: ignore[union-attr]
+        written = await one.remember("a", "written through server one")
+        # server two knows it (the index) but its body is still in server one's spool
+        assert (await two.list_memories()).memories == []
+        assert store_of(two).unreadable_rows == 0  # not counted as unreadable: on its way
+        with pytest.raises(StoreError, match="another server") as err:
+            await two.get_memory(written.id)
+        assert err.value.status_code == 503
+        store_of(one).forwarder.start()  # type: ignore[union-attr]
+        await store_of(one).drain(10)
+        assert [m.content for m in (await two.list_memories()).memories] == [written.content]
+    finally:
+        await one.close()
+        await two.close()

@@ -551,10 +551,23 @@ def _prefilter(needle: str) -> str | None:
     return f"contains(lower(content), {sql_literal(run)})" if run else None
 
 
-def _skeleton(record: MemoryRecord, digest: str) -> MemoryRecord:
-    """The metadata store's copy of a record: every field but the body (content, payload),
-    whose digest stands in the content."""
-    return replace(record, content=digest, payload=None)
+def _skeleton(record: MemoryRecord, digest: str, stored_at: int) -> MemoryRecord:
+    """The metadata store's copy of a record: every field but the body (content, payload);
+    the content holds the body's digest and when it was spooled (``digest@µs``: Arc's ``time``
+    of the row, which narrows the body's fetch to its hour and tells a body still on its way
+    from another server from a lost one)."""
+    return replace(record, content=f"{digest}@{stored_at}", payload=None)
+
+
+def _digest_of(index_content: str) -> str:
+    """The body digest an index row names (see :func:`_skeleton`)."""
+    return index_content.split("@", 1)[0]
+
+
+def _spooled_at(index_content: str) -> int | None:
+    """When the index row's body was spooled (µs), or None if it does not say."""
+    _digest, _, at = index_content.partition("@")
+    return int(at) if at.isdigit() else None
 
 
 def _is_body_filter(flt: MemoryFilter) -> bool:
@@ -778,7 +791,7 @@ class ArcStore:
         """The bodies of these memories (spool first, then Arc), by id; only those whose digest
         matches the index row. ``where``: an extra SQL condition on Arc's rows (a
         pre-filter)."""
-        wanted = {m.id: m.content for m in skeletons}
+        wanted = {m.id: _digest_of(m.content) for m in skeletons}
         out: dict[str, _Body] = {}
         if not wanted:
             return out
@@ -790,8 +803,15 @@ class ArcStore:
         if not rest:
             return out
         later = set(rest)
-        # an imported memory may claim a recorded_at after the moment it was spooled
-        low = min(min(_us(m.recorded_at) for m in skeletons if m.id in later), now_us())
+        spooled_at = [_spooled_at(m.content) for m in skeletons if m.id in later]
+        if all(t is not None for t in spooled_at):
+            # Arc's time is when the row was spooled: the fetch reads the hours it is in
+            low, high = min(spooled_at), max(spooled_at)  # type: ignore[type-var]
+        else:
+            # (an index row that does not say) never before its recorded_at, which an imported
+            # memory may claim after the moment it was spooled
+            low = min(min(_us(m.recorded_at) for m in skeletons if m.id in later), now_us())
+            low, high = low - 3_600_000_000, None
         # with a pre-filter, a row that fails it comes back without its content (None), so
         # that a body missing everywhere is still told apart from one that does not match
         content = f"CASE WHEN {where} THEN content END" if where else "content"
@@ -799,8 +819,9 @@ class ArcStore:
             f"SELECT id, body_hash, {content}, payload, terms, n_tokens FROM "
             f"{self.arc.table} WHERE org_id = {sql_literal(org_id)}"
         )
-        # a spooled row's time is when it was spooled: never before its recorded_at
-        head += f" AND time >= {_ts(low - 3_600_000_000)}"
+        head += f" AND time >= {_ts(int(low))}"  # type: ignore[arg-type]
+        if high is not None:
+            head += f" AND time <= {_ts(int(high))}"
         budget = self.settings.max_sql - len(head) - 50
         for clause in _in_lists("id", rest, budget):
             for memory_id, digest, text, payload, terms, n_tokens in await self.arc.query(
@@ -826,17 +847,31 @@ class ArcStore:
         for skeleton in skeletons:
             body = bodies.get(skeleton.id)
             if body is None:
-                self._missing(org_id, skeleton.id, strict)
+                self._missing(org_id, skeleton, strict)
                 continue
             out.append(_with_body(skeleton, body))
         return out
 
-    def _missing(self, org_id: str, memory_id: str, strict: bool) -> None:
+    def _missing(self, org_id: str, skeleton: Memory, strict: bool) -> None:
+        """A memory whose body is neither in this process's spool nor on Arc. Spooled within
+        the visibility deadline, it was written through another server (another spool) and
+        is on its way: not shown yet (a read by id or an export says so, 503), not counted.
+        Otherwise it is an unreadable row (skipped and counted; CorruptRowError if strict)."""
+        at = _spooled_at(skeleton.content)
+        s = self.settings
+        if at is not None and now_us() - at < (s.visibility_seconds + s.timeout) * 1_000_000:
+            if strict:
+                raise StoreError(
+                    f"memory {skeleton.id} was written through another server and is not on "
+                    "Arc yet; retry in a few seconds"
+                )
+            log.debug("memory %s of org %s is not on Arc yet", skeleton.id, org_id)
+            return
         reason = "its body is neither in the spool nor on Arc"
         if strict:
-            raise CorruptRowError("memory", memory_id, org_id, reason)
+            raise CorruptRowError("memory", skeleton.id, org_id, reason)
         self._missing_bodies += 1
-        log.warning("skipped memory %s of org %s: %s", memory_id, org_id, reason)
+        log.warning("skipped memory %s of org %s: %s", skeleton.id, org_id, reason)
 
     async def _scan(
         self, org_id: str, flt: MemoryFilter, order: str, *, page: int = 500
@@ -860,7 +895,7 @@ class ArcStore:
             for s in skeletons:
                 body = bodies.get(s.id)
                 if body is None:
-                    self._missing(org_id, s.id, False)  # skipped as unreadable, and counted
+                    self._missing(org_id, s, False)  # skipped (unreadable: counted)
                 elif body.content is not None and _contains(body.content, needle):
                     hits.append(_with_body(s, body))
             if hits:
@@ -907,7 +942,8 @@ class ArcStore:
         ]
         return digest, msgpack.packb(values, use_bin_type=True)
 
-    async def _spool(self, records: Sequence[MemoryRecord]) -> tuple[list[int], list[str]]:
+    async def _spool(self, records: Sequence[MemoryRecord]) -> tuple[list[int], list[str], int]:
+        """Spool the rows of ``records``: their seqs, body digests and the spool time."""
         stored_at = now_us()
         rows = []
         digests = []
@@ -916,7 +952,7 @@ class ArcStore:
             rows.append((record.org_id, record.id, digest, packed, stored_at))
             digests.append(digest)
         seqs = await asyncio.to_thread(self.spool.add, rows)
-        return seqs, digests
+        return seqs, digests, stored_at
 
     async def _forwarded(self, seqs: list[int]) -> None:
         assert self.forwarder is not None
@@ -941,8 +977,8 @@ class ArcStore:
         check_org(org_id, records, "record")
         if not records:
             return []
-        seqs, digests = await self._spool(records)
-        skeletons = [_skeleton(r, d) for r, d in zip(records, digests, strict=True)]
+        seqs, digests, stored_at = await self._spool(records)
+        skeletons = [_skeleton(r, d, stored_at) for r, d in zip(records, digests, strict=True)]
         try:
             outcomes: list[InsertOutcome] = await self.meta.insert_memories(
                 org_id, skeletons, dedup_since=dedup_since, now=now
@@ -975,8 +1011,8 @@ class ArcStore:
         fresh = [r for r in records if r.id not in existing]
         if not fresh:
             return 0
-        seqs, digests = await self._spool(fresh)
-        skeletons = [_skeleton(r, d) for r, d in zip(fresh, digests, strict=True)]
+        seqs, digests, stored_at = await self._spool(fresh)
+        skeletons = [_skeleton(r, d, stored_at) for r, d in zip(fresh, digests, strict=True)]
         try:
             inserted: int = await self.meta.import_memories(org_id, skeletons)
         except _REFUSED:
@@ -1144,7 +1180,7 @@ class ArcStore:
             for m in await self.meta.list_memories(
                 org_id, replace(inner, ids=tuple(chunk)), limit=len(chunk), offset=0, order="asc"
             ):
-                if m.content in wanted.get(m.id, ()):
+                if _digest_of(m.content) in wanted.get(m.id, ()):
                     out[m.id] = m
         return out
 
@@ -1350,14 +1386,16 @@ class ArcStore:
                 found.sort(key=lambda t: (t[0], t[1]))
                 fresh = [t for t in found if t[1] not in taken]
                 live = await self._live(org_id, flt, [(i, h) for _s, i, h in fresh])
-                chosen = [t for t in fresh if t[1] in live and live[t[1]].content == t[2]]
+                chosen = [
+                    t for t in fresh if t[1] in live and _digest_of(live[t[1]].content) == t[2]
+                ]
                 bodies = await self._bodies(org_id, [live[i] for _s, i, _h in chosen])
                 for rank, memory_id, _h in chosen:
                     found_body = bodies.get(memory_id)
                     if memory_id in taken:
                         continue
                     if found_body is None:  # its body is nowhere: unreadable, counted
-                        self._missing(org_id, memory_id, False)
+                        self._missing(org_id, live[memory_id], False)
                         taken.add(memory_id)
                         continue
                     body = found_body
@@ -1483,7 +1521,8 @@ class ArcStore:
                 dead.extend(
                     d
                     for i, d in pairs
-                    if (i in live and live[i].content != d) or (i not in live and i in absent)
+                    if (i in live and _digest_of(live[i].content) != d)
+                    or (i not in live and i in absent)
                 )
             if len(rows) < 1000:
                 return dead

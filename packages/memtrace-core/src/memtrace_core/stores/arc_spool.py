@@ -504,6 +504,8 @@ class Forwarder:
         self._next_check = 0.0  # monotonic: when the spool may next be asked for due checks
 
     def start(self) -> None:
+        """Start (or, after :meth:`stop`, restart) forwarding."""
+        self._closing = False
         self._task = asyncio.create_task(self._run(), name="memtrace-arc-forwarder")
 
     def kick(self) -> None:
