@@ -113,6 +113,7 @@ def test_url_settings() -> None:
     )
     # the visibility deadline follows Arc's flush interval unless given
     assert parse_url("arc+http://h/db?flush_ms=10000").visibility_seconds == 35.0
+    assert parse_url("arc+http://[::1]:8000/db").base_url == "http://[::1]:8000"
 
 
 def test_the_token_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -136,6 +137,7 @@ def test_the_token_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
         "arc+http://h/db?measurement=1x",
         "arc+http://h/db?spool_synchronous=OFF",
         "arc+http://h/db?unknown=1",
+        "arc+http://h:99999/db",
     ],
 )
 def test_bad_urls_are_refused(url: str) -> None:

@@ -301,8 +301,12 @@ def parse_url(url: str) -> ArcSettings:
             f"unknown Arc URL parameter(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})",
             field="url",
         )
-    port = f":{parts.port}" if parts.port else ""
-    base = f"{scheme.removeprefix('arc+')}://{parts.hostname}{port}"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        raise ValidationError(f"invalid port in the Arc URL {url!r}", field="url") from None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname  # IPv6
+    base = f"{scheme.removeprefix('arc+')}://{host}{port}"
     token = params.get("token") or os.environ.get(params.get("token_env", TOKEN_ENV))
     measurement = params.get("measurement", "memories")
     if not _NAME.fullmatch(measurement):
