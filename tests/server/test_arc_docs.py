@@ -66,3 +66,59 @@ def test_the_documented_arc_command_serves(doc: Path, section: str, tmp_path: Pa
             assert (tmp_path / "data" / "arc-meta.db").exists()
         finally:
             assert server.stop() == 0
+
+
+def test_the_documented_purge_loop_removes_deleted_rows(tmp_path: Path) -> None:
+    """docs/deployment.md's `arc-purge --dry-run` + curl loop, run with bash against the fake
+    Arc (its delete API enabled), the grace period shortened to 0 s."""
+    import asyncio
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from memtrace_core import aconnect
+
+    text = (ROOT / "docs" / "deployment.md").read_text()
+    section = text.split("### Removing deleted rows from Arc", 1)[1]
+    (script,) = re.findall(r"```bash\n(.*?)```", section.split("\n## ", 1)[0], re.S)
+    script = "\n".join(line.removeprefix("  ") for line in script.splitlines())
+    with arc_fake.running(
+        tokens={arc_fake.TOKEN: {"read", "write", "admin"}}, delete_enabled=True
+    ) as fake:
+        url = (
+            f"arc+http://127.0.0.1:{fake.port}/memtrace?token={arc_fake.TOKEN}"
+            f"&meta=sqlite:///{tmp_path}/meta.db&spool={tmp_path}/spool.db&flush_ms=0"
+        )
+
+        async def write_and_delete() -> tuple[str, str]:
+            mt = await aconnect(url + "&sync_forward=1")
+            try:
+                kept = await mt.remember("a", "kept")  # type: ignore[attr-defined]
+                gone = await mt.remember("a", "gone")  # type: ignore[attr-defined]
+                await mt.delete_memory(gone.id)  # type: ignore[attr-defined]
+                return kept.id, gone.id
+            finally:
+                await mt.close()
+
+        kept, gone = asyncio.run(write_and_delete())
+        assert {r["id"] for r in fake.rows("memtrace", "memories")} == {kept, gone}
+        memtrace = shutil.which("memtrace", path=os.path.dirname(sys.executable))
+        assert memtrace is not None
+        script = (
+            script.replace("'arc+http://arc.internal:8000/memtrace?meta=…'", f"'{url}'")
+            .replace("--dry-run", "--grace 0 --dry-run")
+            .replace("http://arc.internal:8000", fake.url)
+            .replace("memtrace arc-purge", f"{memtrace} arc-purge")
+        )
+        done = subprocess.run(
+            ["bash", "-euc", script],
+            cwd=tmp_path,
+            env={**os.environ, "ADMIN": arc_fake.TOKEN},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "1 rows on Arc belong to no memory" in done.stderr
+        assert {r["id"] for r in fake.rows("memtrace", "memories")} == {kept}
