@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import io
 import signal
 import subprocess
 import sys
@@ -568,20 +569,24 @@ async def test_the_arc_purge_command_prints_the_where_clauses_then_purges(
 # -- found by the adversarial review -------------------------------------------------------------
 
 
+async def exported(mt: AsyncMemtrace) -> str:
+    """The org's export (JSON Lines) as text."""
+    dump = io.StringIO()
+    await mt.export_jsonl(dump)
+    return dump.getvalue()
+
+
 async def test_the_purge_never_touches_another_orgs_copy_of_the_same_file(
     admin_fake: arc_fake.FakeArc, open_store: Callable[..., Any], tmp_path: Path
 ) -> None:
-    import io
-
     fake = admin_fake
     mt = await open_store(fake, sync_forward=1)
     mine = await mt.remember("a", "the same memory in two orgs")
-    dump = io.StringIO()
-    await mt.export_jsonl(dump)
+    dump = await exported(mt)
     other = await aconnect(arc_url(fake, tmp_path, sync_forward=1), org_id="org_b")
     assert isinstance(other, AsyncMemtrace)
     try:
-        await other.import_jsonl(io.StringIO(dump.getvalue()))
+        await other.import_jsonl(io.StringIO(dump))
         await mt.delete_memory(mine.id)
         assert await store_of(mt).purge_arc(grace_seconds=0) == 1
         # org_b's copy (same id, same content) is still on Arc and still reads
@@ -594,14 +599,10 @@ async def test_the_purge_never_touches_another_orgs_copy_of_the_same_file(
 async def test_an_id_with_several_rows_on_arc_reads_and_counts_its_live_one(
     admin_fake: arc_fake.FakeArc, open_store: Callable[..., Any], tmp_path: Path
 ) -> None:
-    import io
-
     fake = admin_fake
     mt = await open_store(fake, sync_forward=1)
     first = await mt.remember("a", "zebra first version")
-    dump = io.StringIO()
-    await mt.export_jsonl(dump)
-    text = dump.getvalue()
+    text = await exported(mt)
     # the same id deleted and imported again twice, with other contents each time
     for content in ("zebra second version", "zebra third version"):
         await mt.delete_memory(first.id)
