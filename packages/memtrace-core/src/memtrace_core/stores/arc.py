@@ -58,6 +58,7 @@ from .arc_spool import (
     Spool,
     SpoolRow,
     cancel,
+    chunks,
     gzip_if_smaller,
 )
 from .auth import ApiKeyRecord, OrgRecord
@@ -73,6 +74,8 @@ from .base import (
     SupersedeError,
     check_org,
 )
+from .postgres import _WEIGHT_OF_FIELD, BM25_B, BM25_K1, _phrase, term_counts
+from .sqlite import _dumps, _longest_literal
 
 log = logging.getLogger("memtrace.store.arc")
 
@@ -129,7 +132,8 @@ _SQL_RESERVE = 1_500
 #: literal is sent hex-encoded instead, as ``decode(unhex('…'))``.
 _RISKY = re.compile(
     r"drop|delete|insert|update|alter|create|truncate|attach|detach|copy|export|import|pragma"
-    r"|set|reset|load|install|call|secret|select|union|exec|xp_|sp_|read_|glob|scan",
+    r"|set|reset|load|install|call|secret|select|union|exec|xp_|sp_|read_|glob|scan"
+    r"|--",  # a comment opener, should an Arc strip comments before it masks literals
     re.IGNORECASE,
 )
 _PLAIN = re.compile(r"[A-Za-z0-9 _.:,~#@/+=-]*")
@@ -137,7 +141,7 @@ _PLAIN = re.compile(r"[A-Za-z0-9 _.:,~#@/+=-]*")
 
 def sql_literal(value: str) -> str:
     """``value`` as a DuckDB string expression that passes both Arcs' SQL checks."""
-    if _PLAIN.fullmatch(value) and "--" not in value and not _RISKY.search(value):
+    if _PLAIN.fullmatch(value) and not _RISKY.search(value):
         return "'" + value + "'"
     return "decode(unhex('" + value.encode("utf-8", "surrogatepass").hex() + "'))"
 
@@ -175,17 +179,6 @@ def body_hash(org_id: str, memory_id: str, content: str, payload: str) -> str:
         h.update(part.encode("utf-8", "surrogatepass"))
         h.update(b"\x00")
     return h.hexdigest()
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _term_counts(record: MemoryRecord) -> tuple[dict[str, list[int]], int]:
-    from .postgres import text_vector
-
-    _tsv, total, counts = text_vector(record)
-    return json.loads(counts), total
 
 
 def _term_key(stem: str) -> str:
@@ -549,8 +542,6 @@ def _prefilter(needle: str) -> str | None:
     """The SQL pre-filter of a substring search on Arc: the longest run of ``needle`` that
     DuckDB's ``lower`` folds as Python does (ASCII, not k/i, whose capitals have non-ASCII
     forms that fold to them); the exact test runs here on what it returns."""
-    from .sqlite import _longest_literal
-
     run = _longest_literal(needle).lower()
     return f"contains(lower(content), {sql_literal(run)})" if run else None
 
@@ -807,15 +798,10 @@ class ArcStore:
         if not rest:
             return out
         later = set(rest)
-        spooled_at = [_spooled_at(m.content) for m in skeletons if m.id in later]
-        if all(t is not None for t in spooled_at):
-            # Arc's time is when the row was spooled: the fetch reads the hours it is in
-            low, high = min(spooled_at), max(spooled_at)  # type: ignore[type-var]
-        else:
-            # (an index row that does not say) never before its recorded_at, which an imported
-            # memory may claim after the moment it was spooled
-            low = min(min(_us(m.recorded_at) for m in skeletons if m.id in later), now_us())
-            low, high = low - 3_600_000_000, None
+        # Arc's time is when the row was spooled: the fetch reads the hours the rows are in
+        # (an index row that does not say when, edited by hand, reads every hour)
+        at = [_spooled_at(m.content) for m in skeletons if m.id in later]
+        times = [t for t in at if t is not None]
         # with a pre-filter, a row that fails it comes back without its content (None), so
         # that a body missing everywhere is still told apart from one that does not match
         content = f"CASE WHEN {where} THEN content END" if where else "content"
@@ -823,9 +809,8 @@ class ArcStore:
             f"SELECT id, body_hash, {content}, payload, terms, n_tokens FROM "
             f"{self.arc.table} WHERE org_id = {sql_literal(org_id)}"
         )
-        head += f" AND time >= {_ts(int(low))}"  # type: ignore[arg-type]
-        if high is not None:
-            head += f" AND time <= {_ts(int(high))}"
+        if times and len(times) == len(at):
+            head += f" AND time >= {_ts(min(times))} AND time <= {_ts(max(times))}"
         budget = self.settings.max_sql - len(head) - 50
         for clause in _in_lists("id", rest, budget):
             for memory_id, digest, text, payload, terms, n_tokens in await self.arc.query(
@@ -915,9 +900,9 @@ class ArcStore:
 
     # -- memories: writes ---------------------------------------------------------------------
     def _arc_row(self, record: MemoryRecord, stored_at: int) -> tuple[str, bytes]:
-        payload = "" if record.payload is None else _dumps(record.payload)
+        payload = _dumps(record.payload) or ""
         digest = body_hash(record.org_id, record.id, record.content, payload)
-        counts, total = _term_counts(record)
+        counts, total = term_counts(record)
         values = [
             stored_at,
             record.id,
@@ -927,15 +912,15 @@ class ArcStore:
             record.memory_type,
             record.event_type,
             record.content,
-            "" if record.metadata is None else _dumps(record.metadata),
-            "" if record.tags is None else _dumps(record.tags),
+            _dumps(record.metadata) or "",
+            _dumps(record.tags) or "",
             -1.0 if record.importance is None else float(record.importance),
             record.parent_id or "",
             record.time,
             record.recorded_at,
             record.expires_at or 0,
             record.supersedes or "",
-            "" if record.namespace is None else _dumps(list(record.namespace)),
+            "" if record.namespace is None else _dumps(list(record.namespace)) or "",
             record.key or "",
             record.dedup_key or "",
             record.key_created_at or 0,
@@ -1007,7 +992,7 @@ class ArcStore:
             return 0
         existing = {
             m.id
-            for chunk in _chunked([r.id for r in records], 500)
+            for chunk in chunks([r.id for r in records], 500)
             for m in await self.meta.list_memories(
                 org_id, MemoryFilter(ids=tuple(chunk)), limit=len(chunk), offset=0, order="asc"
             )
@@ -1157,8 +1142,6 @@ class ArcStore:
     @staticmethod
     def _phrases(terms: Iterable[str]) -> list[tuple[str, ...]]:
         """The stems of each query term as Arc's ``terms`` column keys them."""
-        from .postgres import _phrase
-
         return [tuple(_term_key(s) for s in p) for p in (_phrase(t) for t in terms) if p]
 
     async def _pending(self, org_id: str) -> list[tuple[str, _Body]]:
@@ -1180,7 +1163,7 @@ class ArcStore:
             allowed = set(inner.ids)
             ids = [i for i in ids if i in allowed]
         out: dict[str, Memory] = {}
-        for chunk in _chunked(ids, 500):
+        for chunk in chunks(ids, 500):
             for m in await self.meta.list_memories(
                 org_id, replace(inner, ids=tuple(chunk)), limit=len(chunk), offset=0, order="asc"
             ):
@@ -1296,8 +1279,6 @@ class ArcStore:
         informative words (the sum of the idf of the words a row holds, shorter rows first) —
         and their term frequencies come back with them; FTS5's BM25 of each is computed here,
         exactly as on the other stores (docs/architecture.md, "Keyword search on Arc")."""
-        from .postgres import _WEIGHT_OF_FIELD, BM25_B, BM25_K1
-
         phrases = self._phrases(query.terms)
         if not phrases or query.limit <= 0:
             return []
@@ -1424,7 +1405,7 @@ class ArcStore:
             return n
         ids = [m.id for m in await self._matching(org_id, flt)]
         total = 0
-        for chunk in _chunked(ids, 500):
+        for chunk in chunks(ids, 500):
             total += await self.meta.delete_memories(
                 org_id, replace(_inner(flt), ids=tuple(chunk)), **kwargs
             )
@@ -1701,16 +1682,6 @@ def _matches(body: _Body, phrases: Iterable[tuple[str, ...]]) -> bool:
 def _no_body_rules(rules: Sequence[AgeRule]) -> None:
     if any(_is_body_filter(r.flt) for r in rules):  # pragma: no cover - the engine has none
         raise ValidationError("retention rules cannot filter on content on the Arc store")
-
-
-def _chunked(items: list[str], size: int) -> list[list[str]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-def _us(value: Any) -> int:
-    from ..timeutil import to_us
-
-    return value if isinstance(value, int) else to_us(value)
 
 
 def _ts(us: int) -> str:

@@ -241,7 +241,7 @@ class Spool:
             return
 
         def run(conn: sqlite3.Connection) -> None:
-            for chunk in _chunks(list(seqs), 500):
+            for chunk in chunks(list(seqs), 500):
                 conn.execute(
                     f"DELETE FROM spool WHERE seq IN ({','.join('?' * len(chunk))})", chunk
                 )
@@ -258,7 +258,7 @@ class Spool:
     def remaining(self, seqs: Sequence[int]) -> int:
         def run(conn: sqlite3.Connection) -> int:
             n = 0
-            for chunk in _chunks(list(seqs), 500):
+            for chunk in chunks(list(seqs), 500):
                 n += conn.execute(
                     f"SELECT count(*) FROM spool WHERE seq IN ({','.join('?' * len(chunk))})",
                     chunk,
@@ -272,7 +272,7 @@ class Spool:
 
         def run(conn: sqlite3.Connection) -> dict[tuple[str, str], bytes]:
             out: dict[tuple[str, str], bytes] = {}
-            for chunk in _chunks(list(dict.fromkeys(ids)), 500):
+            for chunk in chunks(list(dict.fromkeys(ids)), 500):
                 for memory_id, digest, packed in conn.execute(
                     "SELECT id, hash, row FROM spool WHERE org_id = ? AND id IN "
                     f"({','.join('?' * len(chunk))})",
@@ -321,7 +321,7 @@ class Spool:
                     break
                 picked.append(SpoolRow(seq, org_id, memory_id, digest, packed, stored_at))
                 total += len(packed)
-            for chunk in _chunks([r.seq for r in picked], 500):
+            for chunk in chunks([r.seq for r in picked], 500):
                 conn.execute(
                     "UPDATE spool SET state = ?, batch = ?, sent_at = ?, attempts = attempts + 1 "
                     f"WHERE seq IN ({','.join('?' * len(chunk))})",
@@ -357,7 +357,7 @@ class Spool:
 
         def run(conn: sqlite3.Connection) -> int:
             n = 0
-            for chunk in _chunks(list(seqs), 500):
+            for chunk in chunks(list(seqs), 500):
                 n += conn.execute(
                     "UPDATE spool SET state = ?, batch = NULL, error = ?, not_before = ? "
                     f"WHERE batch = ? AND seq IN ({','.join('?' * len(chunk))})",
@@ -411,7 +411,7 @@ class Spool:
         """Arc holds these rows: they leave the spool."""
 
         def run(conn: sqlite3.Connection) -> None:
-            for chunk in _chunks(list(seqs), 500):
+            for chunk in chunks(list(seqs), 500):
                 conn.execute(
                     f"DELETE FROM spool WHERE seq IN ({','.join('?' * len(chunk))})", chunk
                 )
@@ -441,7 +441,8 @@ class Spool:
         }
 
 
-def _chunks(items: list[Any], size: int) -> list[list[Any]]:
+def chunks(items: list[Any], size: int) -> list[list[Any]]:
+    """``items`` in lists of at most ``size``."""
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
@@ -534,7 +535,7 @@ class Forwarder:
         writer forwards its own rows, as the forwarder would); StoreError after ``timeout``
         (the rows stay spooled and the forwarder keeps trying)."""
         deadline = time.monotonic() + timeout
-        for chunk in _chunks(list(seqs), self.batch_rows):
+        for chunk in chunks(list(seqs), self.batch_rows):
             batch, rows = await asyncio.to_thread(self.spool.claim, len(chunk), 1 << 62, chunk)
             if not rows:
                 continue  # the forwarder took them: wait for it below

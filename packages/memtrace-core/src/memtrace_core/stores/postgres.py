@@ -322,32 +322,44 @@ def _short_field_stems(text: str) -> tuple[str, ...]:
     return tuple(_stems(text))
 
 
-def text_vector(record: MemoryRecord) -> tuple[str, int, str]:
-    """The ``tsvector`` literal of a memory, its number of tokens (FTS5's document length)
-    and its term frequencies: the analyzer's stems of content, agent id, event type and the
-    tags' JSON text (what FTS5 indexes), each position weighted by its field, one unused
-    position between fields so that no phrase matches across two; the frequencies as a JSON
-    object ``{stem: [content, agent, event type, tags]}`` (what BM25 reads, without the
-    position limits of a tsvector)."""
-    positions: dict[str, list[str]] = {}
-    counts: dict[str, list[int]] = {}
-    position = 0
-    total = 0
-    fields = (
-        (_stems(record.content), "A"),
-        (_short_field_stems(record.agent_id), "B"),
-        (_short_field_stems(record.event_type), "C"),
-        (_short_field_stems(_dumps(record.tags) or ""), "D"),
+def _field_stems(record: MemoryRecord) -> tuple[Sequence[str], ...]:
+    """The analyzer's stems of what FTS5 indexes, field by field: content, agent id, event
+    type and the tags' JSON text."""
+    return (
+        _stems(record.content),
+        _short_field_stems(record.agent_id),
+        _short_field_stems(record.event_type),
+        _short_field_stems(_dumps(record.tags) or ""),
     )
-    for column, (stems, weight) in enumerate(fields):
+
+
+def term_counts(record: MemoryRecord) -> tuple[dict[str, list[int]], int]:
+    """A memory's term frequencies ``{stem: [content, agent, event type, tags]}`` (what BM25
+    reads) and its number of tokens (FTS5's document length); the Arc store's too."""
+    counts: dict[str, list[int]] = {}
+    total = 0
+    for column, stems in enumerate(_field_stems(record)):
         total += len(stems)
+        for stem in stems:
+            counts.setdefault(stem, [0, 0, 0, 0])[column] += 1
+    return counts, total
+
+
+def text_vector(record: MemoryRecord) -> tuple[str, int, str]:
+    """The ``tsvector`` literal of a memory, its number of tokens and its term frequencies
+    (:func:`term_counts`) as a JSON object (what BM25 reads, without the position limits of a
+    tsvector): each position weighted by its field, one unused position between fields so
+    that no phrase matches across two."""
+    positions: dict[str, list[str]] = {}
+    position = 0
+    for stems, weight in zip(_field_stems(record), "ABCD", strict=True):
         for stem in stems:
             position = min(position + 1, _MAX_POSITION)
             slots = positions.setdefault(stem, [])
             if len(slots) < _MAX_POSITIONS:
                 slots.append(f"{position}{weight}")
-            counts.setdefault(stem, [0, 0, 0, 0])[column] += 1
         position = min(position + 1, _MAX_POSITION)
+    counts, total = term_counts(record)
     return (
         " ".join(f"{_lexeme_literal(s)}:{','.join(p)}" for s, p in positions.items()),
         total,
