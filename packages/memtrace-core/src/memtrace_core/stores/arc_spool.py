@@ -103,9 +103,6 @@ class ForwarderStats:
     retried: int = 0
     resent_after_check: int = 0
     failures: int = 0
-    last_error: str | None = None
-    last_error_at: float | None = None
-    last_success_at: float | None = None
     refused: dict[str, int] = field(default_factory=dict)
     #: Times a row Arc refused on its own was parked (tried again later, never dropped).
     parked: int = 0
@@ -618,9 +615,9 @@ class Forwarder:
                 await asyncio.sleep(self.linger)
 
     def _failed(self, message: str) -> None:
+        """Count a failed step (``memtrace_arc_failures_total``); the callers log it."""
         self.stats.failures += 1
-        self.stats.last_error = message
-        self.stats.last_error_at = time.time()
+        log.debug("Arc forwarder: %s", message)
 
     async def step(self) -> bool:
         """One round: check due batches, then send one batch. Whether there was work."""
@@ -673,7 +670,6 @@ class Forwarder:
             return False
         await asyncio.to_thread(self.spool.mark, batch, LANDED)
         self.stats.batches += 1
-        self.stats.last_success_at = time.time()
         self._backoff = 0.0
         if self._batch_limit < self.batch_rows:
             self._batch_limit = min(self.batch_rows, self._batch_limit * 2)
