@@ -37,6 +37,8 @@ def test_the_blocking_protocol_is_the_async_one_without_await(name: str) -> None
     assert sync_params == async_params
     if name == "iter_export":
         assert (async_ret, sync_ret) == ("AsyncIterator[str]", "Iterator[str]")
+    elif name == "watch":
+        assert (async_ret, sync_ret) == ("WatchStream", "Iterator[StreamEvent]")
     else:
         assert sync_ret == async_ret
         assert inspect.iscoroutinefunction(getattr(api.AsyncMemoryAPI, name))
@@ -51,7 +53,7 @@ def problems(impl: type, protocol: type, name: str) -> list[str]:
     if shape(method)[0] != shape(getattr(protocol, name))[0]:
         out.append(f"{impl.__name__}.{name}{inspect.signature(method)} differs")
     is_async = inspect.iscoroutinefunction(method)
-    if protocol is api.AsyncMemoryAPI and name != "iter_export" and not is_async:
+    if protocol is api.AsyncMemoryAPI and name not in ("iter_export", "watch") and not is_async:
         out.append(f"{impl.__name__}.{name} must be async")
     if protocol is api.MemoryAPI and is_async:
         out.append(f"{impl.__name__}.{name} must block")
@@ -86,7 +88,7 @@ def test_the_blocking_twins_run_the_protocols_methods() -> None:
     for name in api.BLOCKING_DERIVED:
         for twin in BLOCKING:
             assert getattr(twin, name).__wrapped__ is getattr(api.AsyncMemoryAPI, name), name
-    assert set(api.METHODS) - set(api.BLOCKING_DERIVED) == {"iter_export", "close"}
+    assert set(api.METHODS) - set(api.BLOCKING_DERIVED) == {"iter_export", "watch", "close"}
 
 
 def test_a_missing_or_different_method_is_caught() -> None:

@@ -32,8 +32,12 @@ from .errors import (
     ValidationError,
     WriteRejectedError,
 )
+from .feed import WatchStream
 from .hookspecs import hookimpl
 from .models import (
+    Activity,
+    ActivityBucket,
+    ActivityQuery,
     AddMemoryRequest,
     Agent,
     AgentContext,
@@ -63,8 +67,10 @@ from .models import (
     Session,
     SessionContext,
     SessionList,
+    StreamEvent,
     SummaryQuery,
     UpdateSessionRequest,
+    WatchOptions,
 )
 from .plugins import PluginRegistry, default_registry
 from .sync import Memtrace
@@ -144,6 +150,9 @@ async def open_engine(
 
 __all__ = [
     "DEFAULT_ORG",
+    "Activity",
+    "ActivityBucket",
+    "ActivityQuery",
     "AddMemoryRequest",
     "Agent",
     "AgentContext",
@@ -188,11 +197,14 @@ __all__ = [
     "SessionContext",
     "SessionList",
     "StoreError",
+    "StreamEvent",
     "SummaryQuery",
     "SupersededError",
     "TransportError",
     "UpdateSessionRequest",
     "ValidationError",
+    "WatchOptions",
+    "WatchStream",
     "WriteRejectedError",
     "__version__",
     "aconnect",

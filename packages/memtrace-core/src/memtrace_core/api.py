@@ -32,7 +32,10 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import IO, Any, Protocol, runtime_checkable
 
+from .feed import WatchStream
 from .models import (
+    Activity,
+    ActivityQuery,
     Agent,
     AgentContext,
     AgentList,
@@ -57,8 +60,10 @@ from .models import (
     Session,
     SessionContext,
     SessionList,
+    StreamEvent,
     SummaryQuery,
     UpdateSessionRequest,
+    WatchOptions,
 )
 
 
@@ -217,6 +222,16 @@ class AsyncMemoryAPI(Protocol):
         unexpired memories, as known at ``as_of`` when given."""
         ...
 
+    async def get_activity(
+        self, options: ActivityQuery | Mapping[str, Any] | None = None, /, **filters: Any
+    ) -> Activity:
+        """Memories per ``bucket`` of event time (default ``1h``, at least ``1m``) from
+        ``since`` (default 24 hours before ``until``, rounded down to a bucket start) to
+        ``until`` (default now), per memory type and with the errors among them, of the
+        current, unexpired memories matching the filters; dense, oldest first, at most 1000
+        buckets."""
+        ...
+
     async def get_agent_memories(
         self,
         agent_id: str,
@@ -311,6 +326,18 @@ class AsyncMemoryAPI(Protocol):
         self, criteria: DeleteFilter | Mapping[str, Any] | None = None, /, **fields: Any
     ) -> AsyncIterator[str]:
         """JSON Lines of the org's agents, sessions and memories."""
+        ...
+
+    def watch(
+        self,
+        options: WatchOptions | Mapping[str, Any] | None = None,
+        /,
+        *,
+        after: str | None = None,
+        **filters: Any,
+    ) -> WatchStream:
+        """Follow new memories as they are committed (the live feed; see
+        :meth:`~memtrace_core.engine.AsyncMemtrace.watch`)."""
         ...
 
     async def export_jsonl(
@@ -466,6 +493,10 @@ class MemoryAPI(Protocol):
         self, agent_id: str, *, as_of: str | datetime | None = None
     ) -> AgentStats: ...
 
+    def get_activity(
+        self, options: ActivityQuery | Mapping[str, Any] | None = None, /, **filters: Any
+    ) -> Activity: ...
+
     def get_agent_memories(
         self,
         agent_id: str,
@@ -534,6 +565,15 @@ class MemoryAPI(Protocol):
         self, criteria: DeleteFilter | Mapping[str, Any] | None = None, /, **fields: Any
     ) -> Iterator[str]: ...
 
+    def watch(
+        self,
+        options: WatchOptions | Mapping[str, Any] | None = None,
+        /,
+        *,
+        after: str | None = None,
+        **filters: Any,
+    ) -> Iterator[StreamEvent]: ...
+
     def export_jsonl(
         self,
         out: IO[str],
@@ -573,6 +613,8 @@ METHODS: tuple[str, ...] = tuple(
     if not name.startswith("_") and callable(getattr(AsyncMemoryAPI, name))
 )
 #: The methods a blocking twin derives with :func:`memtrace_core.sync.blocking`.
-BLOCKING_DERIVED: tuple[str, ...] = tuple(m for m in METHODS if m not in ("iter_export", "close"))
+BLOCKING_DERIVED: tuple[str, ...] = tuple(
+    m for m in METHODS if m not in ("iter_export", "watch", "close")
+)
 
 __all__ = ["BLOCKING_DERIVED", "METHODS", "AsyncMemoryAPI", "MemoryAPI"]

@@ -8,6 +8,8 @@ The org is chosen by the API key, so :meth:`AsyncMemtraceClient.with_org` is not
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json as jsonlib
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -27,7 +29,10 @@ from .errors import (
     TransportError,
     ValidationError,
 )
+from .feed import WatchStream
 from .models import (
+    Activity,
+    ActivityQuery,
     Agent,
     AgentContext,
     AgentList,
@@ -53,8 +58,10 @@ from .models import (
     Session,
     SessionContext,
     SessionList,
+    StreamEvent,
     SummaryQuery,
     UpdateSessionRequest,
+    WatchOptions,
 )
 from .shortcuts import Shortcuts
 from .sync import BlockingMethods, Portal
@@ -387,6 +394,12 @@ class AsyncMemtraceClient(Shortcuts):
         path = f"/agents/{_seg(agent_id, 'agent_id')}/stats"
         return await self._get(AgentStats, path, _as_of(as_of))
 
+    async def get_activity(
+        self, options: ActivityQuery | Mapping[str, Any] | None = None, /, **filters: Any
+    ) -> Activity:
+        q = coerce(ActivityQuery, options, filters)
+        return await self._get(Activity, "/activity", _params(q))
+
     async def get_agent_memories(
         self,
         agent_id: str,
@@ -506,6 +519,24 @@ class AsyncMemtraceClient(Shortcuts):
         except httpx.TransportError as exc:
             raise TransportError(f"GET {self.base_url}{url}: {exc!r}") from exc
 
+    def watch(
+        self,
+        options: WatchOptions | Mapping[str, Any] | None = None,
+        /,
+        *,
+        after: str | None = None,
+        **filters: Any,
+    ) -> WatchStream:
+        """Follow new memories over ``GET /api/v1/memories/stream`` (see
+        :meth:`AsyncMemtrace.watch`): an async iterator of StreamEvent that reconnects by
+        itself after a dropped connection or a server restart and resumes with
+        ``Last-Event-ID`` — nothing missed, nothing twice. A refused request (a bad filter or
+        position, a revoked key) raises instead."""
+        opts = coerce(WatchOptions, options, filters)
+        if after is not None:
+            opts = opts.model_copy(update={"after": after})
+        return ClientWatch(self._http, self.base_url, _params(opts, drop=("after",)), opts.after)
+
     async def import_jsonl(
         self,
         lines: Iterable[str | bytes],
@@ -556,6 +587,134 @@ class AsyncMemtraceClient(Shortcuts):
             "POST", "/retention/apply", params={"dry_run": "true"} if dry_run else None
         )
         return RetentionReport.model_validate_json(response.content)
+
+
+class ClientWatch:
+    """The live stream of a server as an async iterator of StreamEvent (see
+    :meth:`AsyncMemtraceClient.watch`). :attr:`position` is the last position received (the
+    ``ready`` event's at first); a reconnect resumes from it."""
+
+    #: Seconds between reconnection attempts: doubled after each failure up to the maximum.
+    RETRY_FIRST = 0.5
+    RETRY_MAX = 10.0
+
+    def __init__(
+        self, http: httpx.AsyncClient, base_url: str, params: dict[str, str], after: str | None
+    ) -> None:
+        self._http = http
+        self._url = base_url + _API + "/memories/stream"
+        self._params = params
+        self.position = after
+        self._response: httpx.Response | None = None
+        self._stream: Any = None
+        self._lines: AsyncIterator[str] | None = None
+        self._closed = False
+
+    async def start(self) -> ClientWatch:
+        """Connect (a refused request raises here) and read the ``ready`` event."""
+        if self._lines is None:
+            await self._connect()
+        return self
+
+    async def _connect(self) -> None:
+        headers = {"Accept": "text/event-stream"}
+        if self.position is not None:
+            headers["Last-Event-ID"] = self.position
+        # a read waits at most for the server's next heartbeat (every 15 s)
+        timeout = httpx.Timeout(30.0, read=60.0)
+        stream = self._http.stream(
+            "GET", self._url, params=self._params, headers=headers, timeout=timeout
+        )
+        try:
+            response = await stream.__aenter__()
+        except httpx.TransportError as exc:
+            raise TransportError(f"GET {self._url}: {exc!r}") from exc
+        if response.status_code >= 400:
+            await response.aread()
+            await stream.__aexit__(None, None, None)
+            raise _error_from_response(response)
+        self._stream, self._response = stream, response
+        self._lines = response.aiter_lines()
+        try:
+            event, event_id, _ = await self._next_event()
+        except BaseException:
+            await self._disconnect()
+            raise
+        if event != "ready" or event_id is None:
+            await self._disconnect()
+            raise TransportError(f"GET {self._url}: not a memtrace stream (no ready event)")
+        # the position the server starts from: a reconnect before any memory resumes here
+        self.position = event_id
+
+    async def _disconnect(self) -> None:
+        stream, self._stream, self._response, self._lines = self._stream, None, None, None
+        if stream is not None:
+            with contextlib.suppress(Exception):
+                await stream.__aexit__(None, None, None)
+
+    async def _next_event(self) -> tuple[str, str | None, str]:
+        """The next (event, id, data) of the open stream; raises EOFError at its end."""
+        assert self._lines is not None
+        event, event_id = "message", None
+        data: list[str] = []
+        async for line in self._lines:
+            if not line:
+                if data or event_id is not None:
+                    return event, event_id, "\n".join(data)
+                event = "message"
+                continue
+            if line.startswith(":"):
+                continue
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if name == "event":
+                event = value
+            elif name == "data":
+                data.append(value)
+            elif name == "id":
+                event_id = value
+        raise EOFError("the stream ended")
+
+    def __aiter__(self) -> AsyncIterator[StreamEvent]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[StreamEvent]:
+        delay = self.RETRY_FIRST
+        try:
+            while not self._closed:
+                try:
+                    if self._lines is None:
+                        await self._connect()
+                    event, event_id, data = await self._next_event()
+                except (EOFError, httpx.TransportError, httpx.StreamError, TransportError):
+                    await self._disconnect()
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self.RETRY_MAX)
+                    continue
+                except MemtraceError as exc:
+                    if exc.status_code in (502, 503, 504):  # restarting, or a proxy's
+                        await self._disconnect()
+                        await asyncio.sleep(delay)
+                        delay = min(delay * 2, self.RETRY_MAX)
+                        continue
+                    raise
+                delay = self.RETRY_FIRST
+                if event == "error":
+                    await self._disconnect()
+                    message = jsonlib.loads(data).get("error", data) if data else "stream error"
+                    raise MemtraceError(str(message), status_code=401)
+                if event_id is not None:
+                    self.position = event_id
+                if event == "memory":
+                    yield StreamEvent(
+                        position=event_id or "", memory=Memory.model_validate_json(data)
+                    )
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        await self._disconnect()
 
 
 class MemtraceClient(BlockingMethods[AsyncMemtraceClient]):

@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import pickle
+import re
 import tempfile
 import time as _time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
@@ -32,10 +33,15 @@ from .errors import (
     SupersededError,
     ValidationError,
     WriteRejectedError,
+    show_value,
 )
+from .feed import FeedHub, Watch, WatchStream
 from .ids import is_memory_id, memory_id, random_id
 from .models import (
     SESSION_STATUSES,
+    Activity,
+    ActivityBucket,
+    ActivityQuery,
     Agent,
     AgentContext,
     AgentList,
@@ -63,6 +69,7 @@ from .models import (
     SessionList,
     SummaryQuery,
     UpdateSessionRequest,
+    WatchOptions,
     trusted_memory,
 )
 from .plugins import PluginRegistry, default_registry
@@ -77,7 +84,17 @@ from .stores.base import (
     StoreHealth,
     SupersedeError,
 )
-from .timeutil import from_us, now_us, parse_as_of, parse_timestamp, to_us, window
+from .timeutil import (
+    MAX_RELATIVE_SECONDS,
+    MIN_US,
+    format_us,
+    from_us,
+    now_us,
+    parse_as_of,
+    parse_timestamp,
+    to_us,
+    window,
+)
 from .validation import (
     DEFAULT_LIMIT,
     LIMIT_CEILINGS,
@@ -126,6 +143,12 @@ MAX_RANKED_WINDOW = 1_000
 _OFF_LOOP_BATCH = 100
 _OFF_LOOP_RANKING = 20_000
 _OFF_LOOP_TERMS = 32
+#: :meth:`AsyncMemtrace.get_activity`: the most buckets one answer has, the shortest bucket,
+#: and the origin of the bucket grid (Monday 1970-01-05T00:00:00Z: bucket starts are whole
+#: minutes, hours and UTC midnights, and a 1w bucket starts on a Monday).
+MAX_ACTIVITY_BUCKETS = 1000
+_MIN_BUCKET_SECONDS = 60
+_BUCKET_ORIGIN_US = 4 * 86400 * 1_000_000
 #: ``tag_limit`` of :meth:`AsyncMemtrace.summarize_memories`: default and largest.
 DEFAULT_TAG_LIMIT = 100
 MAX_TAG_LIMIT = 1000
@@ -234,6 +257,18 @@ class _Core:
         self.agent_cache: dict[tuple[str, str], tuple[float, tuple[str, ...]]] = {}
         self.policy_cache: dict[str, tuple[float, Resolved]] = {}
         self.opened = False
+        self.hub: FeedHub | None = None
+
+    def feed_hub(self) -> FeedHub:
+        """The hub that wakes this engine's watchers (made on first use)."""
+        if self.hub is None:
+            self.hub = FeedHub(self.store)
+        return self.hub
+
+    def notify(self) -> None:
+        """Memories were committed through this engine: wake its watchers."""
+        if self.hub is not None:
+            self.hub.notify()
 
 
 class AsyncMemtrace(Shortcuts):
@@ -283,10 +318,20 @@ class AsyncMemtrace(Shortcuts):
         return self
 
     async def close(self) -> None:
-        """Commit pending writes and release the store (only the engine that opened it)."""
+        """End every watch, commit pending writes and release the store (only the engine that
+        opened it)."""
         if self._owner and self._core.opened:
             self._core.opened = False
+            if self._core.hub is not None:
+                await self._core.hub.close()
             await self._core.store.close()
+
+    async def end_watches(self) -> None:
+        """End every watch of this engine and its views (each returns after its last events;
+        a server calls it before it stops). New watches are refused from then on."""
+        if self._core.hub is None:
+            self._core.hub = FeedHub(self.store)
+        await self._core.hub.close()
 
     async def health(self) -> StoreHealth:
         """The store's health report (see :class:`~memtrace_core.stores.base.StoreHealth`);
@@ -365,9 +410,11 @@ class AsyncMemtrace(Shortcuts):
         a missing (or expired, or other org's) target is a 400, an already superseded one a
         409 naming the current version."""
         try:
-            return await self.store.insert_memories(
+            outcomes = await self.store.insert_memories(
                 self.org_id, records, dedup_since=self._dedup_since(), now=now_us()
             )
+            self._core.notify()
+            return outcomes
         except SupersedeError as exc:
             index = exc.index if batch else None
             if exc.current is None:
@@ -591,6 +638,40 @@ class AsyncMemtrace(Shortcuts):
             view=view,
         )
         return await self._page(flt, opts.limit, opts.offset, opts.order, view)
+
+    def watch(
+        self,
+        options: WatchOptions | Mapping[str, Any] | None = None,
+        /,
+        *,
+        after: str | None = None,
+        **filters: Any,
+    ) -> WatchStream:
+        """Follow the org's new memories as they are committed — through this engine, another
+        process or another server on the same store — in the store's commit order: an async
+        iterator of :class:`~memtrace_core.models.StreamEvent` (``async for event in
+        mt.watch(agent_id="planner")``). Filters: agent_id (id or name), session_id,
+        memory_types, event_types, tags (all), tags_any. ``after``: a position (an event's
+        ``position``) to resume just past it, without gaps or duplicates; none, only memories
+        committed from now on. Every new memory is an event, superseded or not; one deleted
+        or expired before it is read is left out. Breaking out of the loop (or
+        ``await watch.aclose()``) ends it; closing the engine ends every watch."""
+        opts = coerce(WatchOptions, options, filters)
+        position = after if after is not None else opts.after
+        if position is not None and (not isinstance(position, str) or len(position) > 64):
+            raise ValidationError("invalid after: not a feed position", field="after")
+
+        async def resolve() -> MemoryFilter:
+            return await self._filter(
+                agent_id=opts.agent_id,
+                session_id=opts.session_id,
+                memory_types=opts.memory_types,
+                event_types=opts.event_types,
+                tags=opts.tags,
+                tags_any=opts.tags_any,
+            )
+
+        return Watch(self._core.feed_hub(), self.org_id, resolve, position)
 
     async def search_memories(
         self, query: SearchQuery | Mapping[str, Any] | None = None, /, **fields: Any
@@ -956,6 +1037,97 @@ class AsyncMemtrace(Shortcuts):
             active_sessions=active,
             last_active_at=newest[0].time if newest else None,
             memory_types=by_type,
+        )
+
+    async def get_activity(
+        self, options: ActivityQuery | Mapping[str, Any] | None = None, /, **filters: Any
+    ) -> Activity:
+        """Memories per time bucket, for an activity chart: the current, unexpired memories
+        matching the filters (agent by id or name, session, memory and event types, tags all /
+        ``tags_any``) counted per ``bucket`` of event time and per memory type, with the
+        errors among them (``event_type`` :data:`ERROR_EVENT_TYPE`), as agent stats count
+        them; as known at ``as_of`` when given (relative times then count back from it).
+
+        ``bucket`` is a duration (``1m`` … ``1w``, at least one minute; default ``1h``) or
+        whole seconds. ``until`` (exclusive; default now) and ``since`` (default 24 hours
+        before ``until``) take what the time filters of :meth:`list_memories` take.
+        Buckets start at multiples of the bucket counted from Monday 1970-01-05T00:00:00Z,
+        so a bucket has the same bounds in every answer: ``since`` is rounded down to a
+        bucket start and the last bucket ends at ``until``. The buckets are dense (empty
+        ones included), oldest first; more than :data:`MAX_ACTIVITY_BUCKETS` of them is a
+        ValidationError, as is a ``since`` after ``until``."""
+        q = coerce(ActivityQuery, options, filters)
+        size = _bucket_us(q.bucket)
+        view = _View.of(q.as_of, False)
+        lo, hi = window(q.since, q.until, now=view.anchor)
+        until = view.anchor if hi is None else hi
+        since = until - 24 * _HOUR_US if lo is None else lo
+        if since > until:
+            raise ValidationError("invalid time window: since is after until", field="since")
+        start = since - (since - _BUCKET_ORIGIN_US) % size
+        if start < MIN_US:
+            raise ValidationError(
+                f"invalid since: its {_duration(size)} bucket would start before year 1",
+                field="since",
+            )
+        count = -(-(until - start) // size)
+        if count > MAX_ACTIVITY_BUCKETS:
+            raise ValidationError(
+                f"invalid bucket: {count} buckets of {_duration(size)} from "
+                f"{format_us(start)} to {format_us(until)}, at most {MAX_ACTIVITY_BUCKETS}: "
+                "choose a longer bucket or a shorter window",
+                field="bucket",
+            )
+        flt = await self._filter(
+            agent_id=q.agent_id,
+            session_id=q.session_id,
+            memory_types=q.memory_types,
+            event_types=q.event_types,
+            tags=q.tags,
+            tags_any=q.tags_any,
+            view=view,
+        )
+        rows = (
+            await self.store.count_by_bucket(
+                self.org_id,
+                replace(flt, since=start, until=until),
+                start=start,
+                bucket=size,
+                buckets=count,
+                error_type=ERROR_EVENT_TYPE,
+            )
+            if count
+            else []
+        )
+        counts = [0] * count
+        errors = [0] * count
+        types: list[dict[str, int]] = [{} for _ in range(count)]
+        for row in rows:
+            if 0 <= row.bucket < count and row.count:
+                counts[row.bucket] += row.count
+                errors[row.bucket] += row.errors
+                by_type = types[row.bucket]
+                by_type[row.memory_type] = by_type.get(row.memory_type, 0) + row.count
+        totals: dict[str, int] = {}
+        for by_type in types:
+            for name, n in by_type.items():
+                totals[name] = totals.get(name, 0) + n
+        return Activity(
+            since=from_us(start),
+            until=from_us(until),
+            bucket_seconds=size // 1_000_000,
+            total=sum(counts),
+            errors=sum(errors),
+            by_type=dict(sorted(totals.items())),
+            buckets=[
+                ActivityBucket(
+                    start=from_us(start + i * size),
+                    count=counts[i],
+                    errors=errors[i],
+                    by_type=dict(sorted(types[i].items())),
+                )
+                for i in range(count)
+            ],
         )
 
     async def get_agent_memories(
@@ -1422,6 +1594,7 @@ class AsyncMemtrace(Shortcuts):
         async def flush() -> None:
             if pending:
                 inserted = await self.store.import_memories(self.org_id, pending)
+                self._core.notify()
                 result.imported += inserted
                 result.skipped += len(pending) - inserted
                 pending.clear()
@@ -1737,6 +1910,46 @@ def _check_keys_once(records: Sequence[MemoryRecord]) -> None:
                 index=index,
             )
         seen[slot] = index
+
+
+_BUCKET_HINT = "use a duration such as 1m, 15m, 1h, 6h, 1d or 1w, or a number of seconds"
+#: A bucket: digits, then a unit as in time windows (none: seconds).
+_BUCKET_RE = re.compile(r"^\s*(-?[0-9]{1,15})\s*([smhdw]?)\s*$", re.ASCII)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def _bucket_us(value: str | int | None) -> int:
+    """The length of an activity bucket in µs: a duration (``15m``) or whole seconds (an int,
+    or a string of digits as a query string carries it); None: one hour."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return _HOUR_US
+    if isinstance(value, int) and not isinstance(value, bool):
+        seconds = value
+    elif isinstance(value, str) and (match := _BUCKET_RE.match(value)):
+        seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
+    else:
+        raise ValidationError(f"invalid bucket {show_value(value)}: {_BUCKET_HINT}", field="bucket")
+    # (an int is shown as the query string carries it: the same message on both transports)
+    if seconds < _MIN_BUCKET_SECONDS:
+        raise ValidationError(
+            f"invalid bucket {show_value(str(value))}: the shortest bucket is 1m (60 seconds)",
+            field="bucket",
+        )
+    if seconds > MAX_RELATIVE_SECONDS:
+        raise ValidationError(
+            f"invalid bucket {show_value(str(value))}: the longest bucket is 100 years",
+            field="bucket",
+        )
+    return seconds * 1_000_000
+
+
+def _duration(us: int) -> str:
+    """A bucket length for a message: ``1h``, ``90s``, ``7d``."""
+    seconds = us // 1_000_000
+    for unit, size in (("w", 7 * 86400), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def _namespace_pattern(value: Sequence[str] | None, field: str) -> tuple[str, ...] | None:

@@ -382,6 +382,29 @@ class _MemoryFilters(_Request):
     metadata: dict[str, Any] | None = _doc(description=_METADATA_FILTER)
 
 
+class WatchOptions(_Request):
+    """Filters of the live feed (:meth:`~memtrace_core.engine.AsyncMemtrace.watch` and
+    ``GET /api/v1/memories/stream``): each new memory matching all of them. ``after``: a
+    position (an event's ``id``) to resume just past; none, only memories committed from now
+    on."""
+
+    agent_id: str | None = _doc(description="agent id or name (a registered agent matches both)")
+    session_id: str | None = None
+    memory_types: CsvList = _doc(**_MEMORY_TYPE_ITEMS, maxItems=64)
+    event_types: CsvList = _doc(items=_TYPE, maxItems=64)
+    tags: CsvList = _doc(**_TAGS)
+    tags_any: CsvList = _doc(**_TAGS_ANY)
+    after: str | None = _doc(maxLength=64, description="resume just past this position")
+
+
+class StreamEvent(_Model):
+    """One memory of the live feed and its position in the store's commit order (pass it as
+    ``after``, or as the stream's ``Last-Event-ID``, to resume just past it)."""
+
+    position: str
+    memory: Memory
+
+
 class SearchQuery(_MemoryFilters):
     """Structured and keyword search (the SDK's ``SearchQuery`` plus ``query``, ``until``,
     ``offset``). ``query`` ranks by keyword relevance; without it results are ordered by time."""
@@ -412,6 +435,67 @@ class MemorySummary(_Model):
     newest: datetime | None = None
     tags: dict[str, int] = Field(default_factory=dict)
     tags_truncated: bool = False
+
+
+def _bucket_value(value: Any) -> Any:
+    """``bucket``: a duration string or whole seconds (``true`` is not 1 second)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, type(None))):
+        raise ValueError("expected a duration such as 15m, 1h or 1d, or a number of seconds")
+    return value
+
+
+class ActivityQuery(_Request):
+    """The window and filters of :meth:`AsyncMemtrace.get_activity` (``GET
+    /api/v1/activity``): memories counted per ``bucket`` of event time from ``since``
+    (default: 24 hours before ``until``) to ``until`` (default: now), of the current,
+    unexpired memories matching the filters, as known at ``as_of`` when given."""
+
+    since: str | datetime | None = _doc(
+        **_TIME, description="inclusive; rounded down to a bucket start; default 24h before until"
+    )
+    until: str | datetime | None = _doc(**_TIME, description="exclusive; default now")
+    bucket: Annotated[str | int | None, BeforeValidator(_bucket_value)] = _doc(
+        description="the bucket's length: a duration (1m, 5m, 15m, 1h, 6h, 1d, 1w; at least "
+        "1m) or whole seconds (at least 60); default 1h; at most 1000 buckets",
+        anyOf=[
+            {"type": "string", "pattern": r"^[1-9][0-9]{0,8}[smhdw]$"},
+            {"type": "integer", "minimum": 60},
+            {"type": "null"},
+        ],
+    )
+    agent_id: str | None = _doc(**_ID, description="agent id or name")
+    session_id: str | None = _doc(**_ID)
+    memory_types: CsvList = _doc(**_MEMORY_TYPE_ITEMS, maxItems=64)
+    event_types: CsvList = _doc(items=_TYPE, maxItems=64)
+    tags: CsvList = _doc(**_TAGS)
+    tags_any: CsvList = _doc(**_TAGS_ANY)
+    as_of: str | datetime | None = _doc(**_AS_OF)
+
+
+class ActivityBucket(_Model):
+    """One bucket of :class:`Activity`: memories with ``start <= time < start + bucket``
+    (the last bucket ends at ``until``), how many were errors, and the count of each memory
+    type (types with none are left out)."""
+
+    start: datetime
+    count: int
+    errors: int
+    by_type: dict[str, int] = Field(default_factory=dict)
+
+
+class Activity(_Model):
+    """Memories per time bucket (:meth:`AsyncMemtrace.get_activity`): ``buckets`` cover
+    ``since`` (a bucket start) to ``until`` without gaps, oldest first, empty ones included;
+    ``total``, ``errors`` and ``by_type`` add them up. An error is a memory whose
+    ``event_type`` is ``error`` (as in agent stats)."""
+
+    since: datetime
+    until: datetime
+    bucket_seconds: int
+    total: int
+    errors: int
+    by_type: dict[str, int] = Field(default_factory=dict)
+    buckets: list[ActivityBucket]
 
 
 class DeleteFilter(_Request):

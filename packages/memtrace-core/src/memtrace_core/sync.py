@@ -14,7 +14,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast
 
 from .api import AsyncMemoryAPI
 from .engine import AsyncMemtrace
-from .models import DeleteFilter
+from .models import DeleteFilter, StreamEvent, WatchOptions
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -105,6 +105,22 @@ class BlockingMethods(BlockingTwin[A]):
         agen = cast("AsyncMemoryAPI", self._async).iter_export(criteria, **fields)
         return iterate(self._portal, cast("AsyncGenerator[str, None]", agen))
 
+    def watch(
+        self,
+        options: WatchOptions | Mapping[str, Any] | None = None,
+        /,
+        *,
+        after: str | None = None,
+        **filters: Any,
+    ) -> Iterator[StreamEvent]:
+        """The live feed as a blocking iterator (see :meth:`AsyncMemoryAPI.watch`): the filters
+        and the position are checked here (ValidationError); closing the iterator (or leaving
+        the ``for`` loop) ends the watch."""
+        stream = cast("AsyncMemoryAPI", self._async).watch(options, after=after, **filters)
+        self._portal.call(stream.start())
+        agen = cast("AsyncGenerator[StreamEvent, None]", stream.__aiter__())
+        return iterate(self._portal, agen)
+
     remember = blocking(AsyncMemoryAPI.remember)
     recall = blocking(AsyncMemoryAPI.recall)
     decide = blocking(AsyncMemoryAPI.decide)
@@ -123,6 +139,7 @@ class BlockingMethods(BlockingTwin[A]):
     list_agents = blocking(AsyncMemoryAPI.list_agents)
     get_agent = blocking(AsyncMemoryAPI.get_agent)
     get_agent_stats = blocking(AsyncMemoryAPI.get_agent_stats)
+    get_activity = blocking(AsyncMemoryAPI.get_activity)
     get_agent_memories = blocking(AsyncMemoryAPI.get_agent_memories)
     get_agent_context = blocking(AsyncMemoryAPI.get_agent_context)
     delete_agent = blocking(AsyncMemoryAPI.delete_agent)

@@ -174,6 +174,7 @@ def _make_handler(op: Operation, state: State) -> Callable[..., Any]:
     config = state.config
     auth_enabled = config.auth.enabled
     content_type_check = _content_type_check(op)
+    timed = op.response_content_type != "text/event-stream"
     from .auth import anonymous_principal, extract_api_key
 
     anonymous = anonymous_principal()
@@ -201,6 +202,8 @@ def _make_handler(op: Operation, state: State) -> Callable[..., Any]:
         ctx.principal = principal
         ctx.org = principal.org_id
         mt = state.view(principal.org_id)
+        if not timed:  # a live stream: its whole connection is not store time
+            return await fn(request, mt, state, **path)
         started = _perf()
         try:
             return await fn(request, mt, state, **path)
@@ -292,6 +295,10 @@ def create_app(
                 ctx_label=path,
             )
 
+    if srv.ui:  # the memory explorer's static files (not API operations: docs/ui.md)
+        from .ui import install as install_ui
+
+        install_ui(app)
     _install_middleware(app, state, cors_origins)
     _install_listeners(app, state)
     return app
@@ -424,6 +431,13 @@ def _install_listeners(app: Sanic[Any, Any], state: State) -> None:
             state.metrics.sweep = state.sweeper.totals
             state.sweeper.start()
 
+    async def end_streams(app: Sanic[Any, Any]) -> None:
+        """Live streams never finish by themselves: end them (their clients reconnect, with
+        Last-Event-ID, to another worker or to this server once it is back), or every stop
+        would wait the whole shutdown timeout for them."""
+        if state.engine is not None:
+            await state.engine.end_watches()
+
     async def close_engine(app: Sanic[Any, Any]) -> None:
         sweeper, state.sweeper = state.sweeper, None
         if sweeper is not None:
@@ -454,6 +468,7 @@ def _install_listeners(app: Sanic[Any, Any], state: State) -> None:
 
     app.register_listener(open_engine, "before_server_start")
     app.register_listener(start_watching, "after_server_start")
+    app.register_listener(end_streams, "before_server_stop")
     app.register_listener(close_engine, "after_server_stop")
 
 

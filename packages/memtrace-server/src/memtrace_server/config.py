@@ -76,7 +76,8 @@ class ServerSection:
     requests. ``shutdown_timeout`` is how long a graceful shutdown waits for in-flight
     requests;
     ``max_body_bytes`` is the largest request body accepted (413 above it); ``cors_origins`` are
-    the origins allowed by CORS (empty: no CORS headers; ``"*"``: any origin)."""
+    the origins allowed by CORS (empty: no CORS headers; ``"*"``: any origin); ``ui`` serves
+    the memory explorer at ``/ui`` (docs/ui.md)."""
 
     host: str = "127.0.0.1"
     port: int = 9100
@@ -89,6 +90,14 @@ class ServerSection:
     shutdown_timeout: float = 30
     max_body_bytes: int = 4 * 1024 * 1024
     cors_origins: tuple[str, ...] = ()
+    ui: bool = True
+    #: the live stream (``GET /api/v1/memories/stream``): a comment line every
+    #: ``stream_heartbeat_seconds`` while idle (at most half ``write_timeout``); a client that
+    #: takes no data for ``stream_stall_seconds`` is dropped; at most ``max_streams`` open
+    #: streams per worker (503 beyond)
+    stream_heartbeat_seconds: float = 15
+    stream_stall_seconds: float = 10
+    max_streams: int = 1000
 
 
 @dataclass(frozen=True)
@@ -311,6 +320,10 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("server", "shutdown_timeout", "float", 30.0, _min(0), "seconds"),
     KeySpec("server", "max_body_bytes", "int", 4 * 1024 * 1024, _min(1024), "bytes"),
     KeySpec("server", "cors_origins", "strlist", (), _origins, "allowed CORS origins"),
+    KeySpec("server", "ui", "bool", True, None, "serve the memory explorer at /ui"),
+    KeySpec("server", "stream_heartbeat_seconds", "float", 15.0, _between(0.05, 3600), "seconds"),
+    KeySpec("server", "stream_stall_seconds", "float", 10.0, _between(0.05, 3600), "seconds"),
+    KeySpec("server", "max_streams", "int", 1000, _between(1, 1_000_000), "per worker"),
     KeySpec("log", "level", "str", "info", _one_of(LOG_LEVELS), "log level"),
     KeySpec("log", "format", "str", "console", _one_of(LOG_FORMATS), "log format"),
     KeySpec("auth", "enabled", "bool", True, None, "require API keys"),

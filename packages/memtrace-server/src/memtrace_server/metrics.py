@@ -83,6 +83,10 @@ class Metrics:
         self.unreadable_rows = 0
         #: Exports aborted part-way (the connection closed without the chunked terminator).
         self.exports_aborted = 0
+        #: Live streams open now, memories sent on them, and streams dropped by reason.
+        self.streams_active = 0
+        self.stream_events = 0
+        self.streams_dropped: dict[str, int] = {"slow": 0, "revoked": 0, "full": 0}
         #: The retention sweeper's totals (copied from it when rendering; None: no sweeper).
         self.sweep: SweepTotals | None = None
         #: The store's own series (name, type, help, value), e.g. the Arc store's forwarder.
@@ -153,6 +157,19 @@ class Metrics:
             out.append(f"# HELP {name} {help_text}")
             out.append(f"# TYPE {name} counter")
             out.append(f"{name} {value}")
+        out.append("# HELP memtrace_streams_active Live memory streams open in this process.")
+        out.append("# TYPE memtrace_streams_active gauge")
+        out.append(f"memtrace_streams_active {self.streams_active}")
+        out.append("# HELP memtrace_stream_events_total Memories sent on live streams.")
+        out.append("# TYPE memtrace_stream_events_total counter")
+        out.append(f"memtrace_stream_events_total {self.stream_events}")
+        out.append(
+            "# HELP memtrace_streams_dropped_total Live streams ended by the server: a client "
+            "too slow to read (slow), a key no longer valid (revoked), too many streams (full)."
+        )
+        out.append("# TYPE memtrace_streams_dropped_total counter")
+        for reason, count in self.streams_dropped.items():
+            out.append(f'memtrace_streams_dropped_total{{reason="{reason}"}} {count}')
         if self.sweep is not None:
             self._sweep(out, self.sweep)
         for series, kind, about, amount in self.store_series:

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from memtrace_core import (
+    Activity,
     AgentContext,
     AgentList,
     AgentStats,
@@ -49,6 +50,7 @@ from memtrace_core.models import ID_PATTERN, TYPE_PATTERN, Agent
 from .http import NDJSON
 from .routes import (
     Handler,
+    activity,
     admin_apply_retention,
     admin_clear_retention,
     admin_create_key,
@@ -94,6 +96,7 @@ from .routes import (
     session_context,
     session_memories,
     set_retention,
+    stream_memories,
     summarize_memories,
     update_session,
     whoami,
@@ -258,6 +261,33 @@ _LIST_PARAMS = (
         "also list memories a later memory superseded (marked by superseded_by)",
     ),
 )
+_STREAM_PARAMS = (
+    _LIST_PARAMS[0],
+    Param("session_id", pattern=_ID_RE),
+    Param("memory_types", description="comma-separated", pattern=_MEMORY_TYPES_RE),
+    Param("event_types", description="comma-separated", pattern=_TYPES_RE),
+    Param("tags", description="comma-separated; every tag must match exactly", pattern=_TAGS_RE),
+    Param(
+        "tags_any",
+        description="comma-separated; at least one of these tags (with `tags`: both hold)",
+        pattern=_TAGS_RE,
+    ),
+    Param(
+        "after",
+        description="a position (an event's id) to resume just past; the `Last-Event-ID` "
+        "header wins over it; none: only memories committed from now on",
+        pattern=r"^[!-~]{1,64}$",
+    ),
+)
+#: The event format of ``GET /api/v1/memories/stream`` (its OpenAPI description).
+STREAM_FORMAT = (
+    "text/event-stream. First `retry: 2000` and a `ready` event whose id and data "
+    '(`{"position": …}`) are the starting position; then, per memory, `id: <position>`, '
+    "`event: memory`, `data: <the memory as JSON, as GET /api/v1/memories/{memory_id}>`; "
+    "a comment line `: ping` every `server.stream_heartbeat_seconds` while idle; "
+    '`event: error` with `data: {"error": …}` when the key is revoked, disabled or expired '
+    "(the stream then ends)."
+)
 _FILTER_PARAMS = (
     Param("agent_id", pattern=_ID_RE),
     Param("session_id", pattern=_ID_RE),
@@ -272,6 +302,28 @@ _FILTER_PARAMS = (
     Param("recorded_until", time=True),
 )
 _DELETE_PARAMS = (Param("delete_memories", "boolean", "also delete the memories"),)
+_ACTIVITY_PARAMS = (
+    Param(
+        "since",
+        description="inclusive, rounded down to a bucket start; relative (30m, 24h, 7d) or "
+        "ISO 8601; default 24 hours before until",
+        time=True,
+    ),
+    Param("until", description="exclusive; relative or ISO 8601; default now", time=True),
+    Param(
+        "bucket",
+        description="bucket length: a duration (1m, 5m, 15m, 1h, 6h, 1d, 1w; at least 1m) or "
+        "whole seconds (at least 60); default 1h; at most 1000 buckets in the window",
+        pattern=r"^[0-9]{1,15}[smhdw]?$",
+    ),
+    Param("agent_id", description="agent id or name", pattern=_ID_RE),
+    Param("session_id", pattern=_ID_RE),
+    Param("memory_types", description="comma-separated", pattern=_MEMORY_TYPES_RE),
+    Param("event_types", description="comma-separated", pattern=_TYPES_RE),
+    Param("tags", description="comma-separated; every tag must match exactly", pattern=_TAGS_RE),
+    Param("tags_any", description="comma-separated; at least one of these tags", pattern=_TAGS_RE),
+    _AS_OF_PARAM,
+)
 
 _MEMORY_CREATE_SCHEMA: dict[str, Any] = {
     "oneOf": [
@@ -401,6 +453,27 @@ OPERATIONS: tuple[Operation, ...] = (
         response=MemoryList,
     ),
     Operation(
+        "GET",
+        "/api/v1/memories/stream",
+        stream_memories,
+        "read",
+        "streamMemories",
+        "Follow new memories as they are committed (Server-Sent Events)",
+        "memories",
+        query=_STREAM_PARAMS,
+        response={"type": "string", "description": STREAM_FORMAT},
+        response_content_type="text/event-stream",
+        description="Each new memory of the key's org matching the filters, as one event, in "
+        "the store's commit order, from now on (or just past `after` / the `Last-Event-ID` "
+        "header, which wins: resume without gaps or duplicates after a disconnect). A memory "
+        "deleted or expired before it is sent is left out. The filters are checked before the "
+        "stream starts (a plain 400). The stream ends when the server stops (reconnect with "
+        "`Last-Event-ID`), with an `error` event when the key stops being valid, and a client "
+        "that reads nothing for `server.stream_stall_seconds` is disconnected. "
+        'See docs/api.md, "The live stream".',
+        errors=(400, 503),
+    ),
+    Operation(
         "POST",
         "/api/v1/memories/delete",
         delete_memories,
@@ -448,6 +521,27 @@ OPERATIONS: tuple[Operation, ...] = (
         "`tags`, the `tag_limit` (default 100, at most 1000) most frequent tags with the number "
         "of matching memories carrying each (ties by name), `tags_truncated` when there were "
         "more.",
+    ),
+    Operation(
+        "GET",
+        "/api/v1/activity",
+        activity,
+        "read",
+        "getActivity",
+        "Memories per time bucket (an activity chart), with errors and memory types",
+        "memories",
+        query=_ACTIVITY_PARAMS,
+        response=Activity,
+        description="Counts the current, unexpired memories matching the filters (as known "
+        "then with `as_of`) per `bucket` of event `time`, without reading them. Buckets "
+        "start at multiples of the bucket from Monday 1970-01-05T00:00:00Z (whole minutes, "
+        "hours, UTC days; weeks from Monday), so a bucket has the same bounds in every "
+        "answer: `since` is rounded down to a bucket start and the last bucket ends at "
+        "`until`. `buckets` is dense (empty buckets included), oldest first; each has "
+        "`start`, `count`, `errors` (memories with `event_type` `error`) and `by_type` (the "
+        "count of each memory type that has any). `total`, `errors` and `by_type` add them "
+        "up. More than 1000 buckets, a `since` after `until`, a bucket under a minute or an "
+        "unknown parameter is a 400.",
     ),
     Operation(
         "GET",

@@ -8,11 +8,13 @@ documentation, is the table in :mod:`memtrace_server.operations`.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from pydantic_core import to_jsonable_python
 from sanic.http import Http, Stage
@@ -27,17 +29,20 @@ from memtrace_core import (
     NamespaceQuery,
     NotFoundError,
     PopResult,
+    StoreError,
     ValidationError,
 )
 from memtrace_core import (
     __version__ as core_version,
 )
+from memtrace_core.feed import FeedClosed, Watch
 from memtrace_core.validation import coerce
 
 from . import __version__
-from .auth import AuthAdmin, principal_summary
+from .auth import AuthAdmin, extract_api_key, principal_summary
 from .http import (
     NDJSON,
+    _model_bytes,
     bool_param,
     int_param,
     json_object,
@@ -111,6 +116,10 @@ async def pop_memory(request: Request, mt: AsyncMemtrace, state: State) -> HTTPR
 
 async def summarize_memories(request: Request, mt: AsyncMemtrace, state: State) -> HTTPResponse:
     return model_response(await mt.summarize_memories(json_object(request, allow_empty=True)))
+
+
+async def activity(request: Request, mt: AsyncMemtrace, state: State) -> HTTPResponse:
+    return model_response(await mt.get_activity(query(request)))
 
 
 async def get_memory_by_key(request: Request, mt: AsyncMemtrace, state: State) -> HTTPResponse:
@@ -286,6 +295,91 @@ async def export(request: Request, mt: AsyncMemtrace, state: State) -> None:
         _abort_connection(request)
         return
     await response.eof()
+
+
+def _sse(event: str, event_id: str, data: bytes | str) -> bytes:
+    """One Server-Sent Event (``data`` is one line of JSON: JSON text has no raw newline)."""
+    body = data if isinstance(data, bytes) else data.encode()
+    return b"id: %s\nevent: %s\ndata: %s\n\n" % (event_id.encode(), event.encode(), body)
+
+
+async def stream_memories(request: Request, mt: AsyncMemtrace, state: State) -> None:
+    """``GET /api/v1/memories/stream``: each new memory of the key's org matching the filters,
+    as Server-Sent Events in the store's commit order (docs/api.md, "The live stream")."""
+    params = query(request)
+    after = request.headers.get("last-event-id") or params.pop("after", None) or None
+    params.pop("after", None)
+    server = state.config.server
+    metrics = state.metrics
+    if metrics.streams_active >= server.max_streams:
+        metrics.streams_dropped["full"] += 1
+        raise StoreError(
+            f"too many live streams on this server ({server.max_streams}); retry later"
+        )
+    watch = cast(Watch, mt.watch(params, after=after))
+    await watch.start()  # a bad filter or position is still a plain 400
+    heartbeat = min(server.stream_heartbeat_seconds, server.write_timeout / 2)
+    stall = server.stream_stall_seconds
+    key = extract_api_key(request.headers)
+    org = mt.org_id
+    metrics.streams_active += 1
+    try:
+        response = await request.respond(
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+            content_type="text/event-stream; charset=utf-8",
+        )
+        start = watch.position or ""
+        chunks = [b"retry: 2000\n\n", _sse("ready", start, _json_bytes({"position": start}))]
+        while True:
+            if chunks:
+                try:
+                    await asyncio.wait_for(response.send(b"".join(chunks)), stall)
+                except TimeoutError:
+                    # bounded memory: what a stalled client holds is the transport's buffer
+                    # and this one page; it reads nothing, so it is dropped
+                    metrics.streams_dropped["slow"] += 1
+                    log.warning("live stream of org %s dropped: the client reads too slowly", org)
+                    _abort_connection(request)
+                    return
+                chunks = []
+            try:
+                events = await watch.next_batch(timeout=heartbeat)
+            except FeedClosed:  # the server is stopping: the client resumes elsewhere
+                break
+            if events:
+                metrics.stream_events += len(events)
+                chunks = [_sse("memory", e.position, _model_bytes(e.memory)) for e in events]
+                continue
+            refused = await _key_refused(state, key, org)
+            if refused is not None:
+                metrics.streams_dropped["revoked"] += 1
+                chunks = [_sse("error", watch.position or "", _json_bytes({"error": refused}))]
+                await asyncio.wait_for(response.send(b"".join(chunks)), stall)
+                break
+            chunks = [b": ping\n\n"]
+        await response.eof()
+    finally:
+        metrics.streams_active -= 1
+        await watch.aclose()
+
+
+async def _key_refused(state: State, key: str | None, org: str) -> str | None:
+    """Why the key of an open stream no longer reads ``org`` (revoked, disabled, expired,
+    its org deleted), or None while it does."""
+    if not state.config.auth.enabled or state.authenticator is None:
+        return None
+    try:
+        principal = await state.authenticator.authenticate(key)
+        principal.require("read")
+    except MemtraceError as exc:
+        return exc.message
+    if principal.org_id != org:
+        return "api key no longer valid for this organization"
+    return None
+
+
+def _json_bytes(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
 
 
 def _abort_connection(request: Request) -> None:

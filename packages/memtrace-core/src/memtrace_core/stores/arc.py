@@ -47,7 +47,7 @@ import httpx
 
 from ..errors import ConflictError, CorruptRowError, StoreError, ValidationError
 from ..models import Agent, Memory, MemorySummary, Session, trusted_memory
-from ..timeutil import from_us, now_us
+from ..timeutil import from_us, now_us, to_us
 from .arc_spool import (
     LANDED,
     PENDING,
@@ -65,13 +65,16 @@ from .auth import ApiKeyRecord, OrgRecord
 from .base import (
     AgedBatch,
     AgeRule,
+    BucketCount,
     Candidate,
+    FeedPage,
     InsertOutcome,
     KeywordQuery,
     MemoryFilter,
     MemoryRecord,
     StoreHealth,
     SupersedeError,
+    bucket_window,
     check_org,
 )
 from .postgres import _WEIGHT_OF_FIELD, BM25_B, BM25_K1, _phrase, term_counts
@@ -841,14 +844,19 @@ class ArcStore:
             out.append(_with_body(skeleton, body))
         return out
 
+    def _on_its_way(self, skeleton: Memory) -> bool:
+        """Whether a memory whose body is nowhere was spooled within the visibility deadline
+        (by another server, whose forwarder has not landed it on Arc yet)."""
+        at = _spooled_at(skeleton.content)
+        s = self.settings
+        return at is not None and now_us() - at < (s.visibility_seconds + s.timeout) * 1_000_000
+
     def _missing(self, org_id: str, skeleton: Memory, strict: bool) -> None:
         """A memory whose body is neither in this process's spool nor on Arc. Spooled within
         the visibility deadline, it was written through another server (another spool) and
         is on its way: not shown yet (a read by id or an export says so, 503), not counted.
         Otherwise it is an unreadable row (skipped and counted; CorruptRowError if strict)."""
-        at = _spooled_at(skeleton.content)
-        s = self.settings
-        if at is not None and now_us() - at < (s.visibility_seconds + s.timeout) * 1_000_000:
+        if self._on_its_way(skeleton):
             if strict:
                 raise StoreError(
                     f"memory {skeleton.id} was written through another server and is not on "
@@ -1059,6 +1067,29 @@ class ArcStore:
             out[memory.memory_type] = out.get(memory.memory_type, 0) + 1
         return out
 
+    async def count_by_bucket(
+        self,
+        org_id: str,
+        flt: MemoryFilter,
+        *,
+        start: int,
+        bucket: int,
+        buckets: int,
+        error_type: str,
+    ) -> list[BucketCount]:
+        if not _is_body_filter(flt):
+            rows: list[BucketCount] = await self.meta.count_by_bucket(
+                org_id, flt, start=start, bucket=bucket, buckets=buckets, error_type=error_type
+            )
+            return rows
+        groups: dict[tuple[int, str], list[int]] = {}
+        for memory in await self._matching(org_id, bucket_window(flt, start, bucket, buckets)):
+            index = (to_us(memory.time) - start) // bucket
+            group = groups.setdefault((index, memory.memory_type), [0, 0])
+            group[0] += 1
+            group[1] += memory.event_type == error_type
+        return [BucketCount(b, t, n, e) for (b, t), (n, e) in groups.items()]
+
     async def summarize_memories(
         self, org_id: str, flt: MemoryFilter, *, tag_limit: int
     ) -> MemorySummary:
@@ -1092,6 +1123,47 @@ class ArcStore:
                 memories = [m for m in memories if _contains(m.content, needle)]
             if memories:
                 yield memories
+
+    # -- the live feed: the metadata store's commit order ------------------------------------
+    async def feed_head(self, org_id: str) -> str:
+        head: str = await self.meta.feed_head(org_id)
+        return head
+
+    async def feed_version(self) -> int:
+        version = getattr(self.meta, "feed_version", None)
+        return int(await version()) if version is not None else 0
+
+    async def feed_memories(
+        self, org_id: str, flt: MemoryFilter, *, after: str | None, limit: int, scan: int
+    ) -> FeedPage:
+        """The metadata store's feed with the bodies attached. A memory written through
+        another server whose body is not on Arc yet ends the page just before it (it is read
+        again on the next call: a feed must not pass a memory it could not show); after the
+        visibility deadline it is an unreadable row (skipped and counted)."""
+        needle = flt.content_contains
+        page: FeedPage = await self.meta.feed_memories(
+            org_id, _inner(flt), after=after, limit=limit, scan=scan
+        )
+        bodies = await self._bodies(org_id, [m for _, m in page.items])
+        items: list[tuple[str, Memory]] = []
+        for position, skeleton in page.items:
+            body = bodies.get(skeleton.id)
+            if body is None and self._on_its_way(skeleton):
+                if items:
+                    return FeedPage(items, items[-1][0])
+                if after is None:
+                    raise StoreError(
+                        f"memory {skeleton.id} was written through another server and is not "
+                        "on Arc yet; retry in a few seconds"
+                    )
+                return FeedPage([], after)
+            if body is None:
+                self._missing(org_id, skeleton, False)
+                continue
+            memory = _with_body(skeleton, body)
+            if needle is None or _contains(memory.content, needle):
+                items.append((position, memory))
+        return FeedPage(items, page.cursor, more=page.more)
 
     # -- keyword search -----------------------------------------------------------------------
     def _pushdown(self, flt: MemoryFilter, budget: int = 2500) -> str:

@@ -13,7 +13,7 @@ so that no two memories with the same key land within the window.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 from ..models import Agent, Memory, MemorySummary, Session
@@ -144,6 +144,27 @@ class AgedBatch:
     resume: Any = None
 
 
+@dataclass(frozen=True, slots=True)
+class BucketCount:
+    """One group of :meth:`Store.count_by_bucket`: ``count`` memories of ``memory_type`` in
+    the time bucket numbered ``bucket`` (0 is the first), ``errors`` of them with the error
+    event type."""
+
+    bucket: int
+    memory_type: str
+    count: int
+    errors: int
+
+
+def bucket_window(flt: MemoryFilter, start: int, bucket: int, buckets: int) -> MemoryFilter:
+    """``flt`` narrowed to the buckets of :meth:`Store.count_by_bucket` (a store helper):
+    ``start <= time < start + bucket * buckets``, within ``flt``'s own ``since`` / ``until``."""
+    end = start + bucket * buckets
+    since = start if flt.since is None else max(flt.since, start)
+    until = end if flt.until is None else min(flt.until, end)
+    return replace(flt, since=since, until=until)
+
+
 class SupersedeError(Exception):
     """Raised by :meth:`Store.insert_memories` (the whole call is rolled back) when a record's
     ``supersedes`` cannot be applied: ``current`` is None when the target does not exist in the
@@ -217,6 +238,24 @@ class StoreHealth:
     #: What else the store reports (the Arc store: Arc's reachability and the spool's depth),
     #: shown as is in ``/ready``'s ``store`` object.
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPage:
+    """What one :meth:`Store.feed_memories` call read.
+
+    Attributes:
+        items: the matching memories in commit order, each with its own position (the
+            stream's event id: passed as ``after`` it resumes just past that memory).
+        cursor: the position past every row the call examined, matching or not (pass it as
+            ``after`` to go on); equal to ``after`` when nothing new was final yet.
+        more: the call stopped at ``limit`` or ``scan`` with rows left: call again at once
+            rather than waiting for a change.
+    """
+
+    items: list[tuple[str, Memory]]
+    cursor: str
+    more: bool = False
 
 
 def check_org(org_id: str, items: Sequence[Any], what: str) -> None:
@@ -390,6 +429,26 @@ class Store(Protocol):
         :meth:`count_memories` does)."""
         ...
 
+    async def count_by_bucket(
+        self,
+        org_id: str,
+        flt: MemoryFilter,
+        *,
+        start: int,
+        bucket: int,
+        buckets: int,
+        error_type: str,
+    ) -> list[BucketCount]:
+        """The memories of ``org_id`` matching ``flt`` counted per time bucket and
+        ``memory_type``, in one aggregate query (no per-row work in Python): bucket ``i``
+        holds the event ``time`` values ``start + i * bucket <= time < start + (i + 1) *
+        bucket`` (µs), for ``i`` in ``0 .. buckets - 1``; memories outside those buckets are
+        not counted (helper: :func:`bucket_window`). One :class:`BucketCount` per (bucket,
+        type) that has memories, in any order; ``errors`` counts those whose ``event_type``
+        is ``error_type``. Unreadable rows are counted as :meth:`count_memories` counts
+        them."""
+        ...
+
     async def delete_memories(
         self, org_id: str, flt: MemoryFilter, *, all_versions: bool = False
     ) -> int:
@@ -484,6 +543,38 @@ class Store(Protocol):
         """Every memory of ``org_id`` matching ``flt`` in (time, insertion) order, in lists of at
         most ``batch`` (for export: keyset pagination, so that it is linear and stable while
         writes go on). Never skips: an unreadable row raises CorruptRowError."""
+        ...
+
+    # -- the live feed ------------------------------------------------------------------------
+    async def feed_head(self, org_id: str) -> str:
+        """The position of "now" for ``org_id``: :meth:`feed_memories` after it returns only
+        memories committed after this call began (never one twice, never one missed). Cheap,
+        no scan (SQLite: the last rowid handed out; PostgreSQL: the snapshot's xmin)."""
+        ...
+
+    async def feed_memories(
+        self, org_id: str, flt: MemoryFilter, *, after: str | None, limit: int, scan: int
+    ) -> FeedPage:
+        """Memories of ``org_id`` matching ``flt`` in the store's **commit order**, after the
+        position ``after`` (None: from the first memory stored): at most ``limit`` of them,
+        examining at most ``scan`` rows, matching or not (a rare filter still moves the
+        cursor; see :class:`FeedPage`).
+
+        Commit order is a total order of every memory inserted (by :meth:`insert_memories`
+        and :meth:`import_memories` alike) that a reader can follow without missing one: a
+        memory is returned only once no memory before it in that order can still be
+        committed. SQLite: one writer, positions are rowids never handed out twice;
+        PostgreSQL: (transaction id, seq) of rows whose transaction id is below the
+        statement snapshot's xmin. So the same ``after`` always yields the same sequence,
+        except that memories deleted since (or expired, with ``flt.live_at``) are left out,
+        their positions passed. Positions only grow and are never reused, even after a
+        delete. Supersession links and deletes are not items.
+
+        Unreadable rows are skipped, logged and counted as in lists (their positions
+        passed). Positions are opaque strings; a malformed one, one of another kind of store,
+        or one beyond the store's head (a position from a restored or another database)
+        raises ValidationError(field="after"). A position reveals nothing of another org:
+        passing one of another org is just a point in the order."""
         ...
 
     # -- agents -------------------------------------------------------------------------------

@@ -63,7 +63,9 @@ from .auth import ApiKeyRecord, OrgRecord
 from .base import (
     AgedBatch,
     AgeRule,
+    BucketCount,
     Candidate,
+    FeedPage,
     InsertOutcome,
     KeywordQuery,
     MemoryFilter,
@@ -71,6 +73,7 @@ from .base import (
     MetaCondition,
     StoreHealth,
     SupersedeError,
+    bucket_window,
     check_org,
 )
 from .sqlite import (
@@ -242,8 +245,20 @@ CREATE TABLE auth_state (
 INSERT INTO auth_state (id, revision) VALUES (1, 0);
 """
 
+# v2: the live feed's commit order: the id of the transaction that wrote each row (rows
+# written before have 0: history, in seq order). A feed returns rows in (xid, seq) order and
+# only those whose transaction id is below the statement snapshot's xmin: every such
+# transaction has ended, and every later one gets a larger id, so that set never grows
+# behind a reader (seq alone is taken at insert, not at commit: two servers' transactions
+# commit in any order).
+_MIGRATION_2 = """
+ALTER TABLE memories ADD COLUMN xid xid8 NOT NULL DEFAULT '0';
+ALTER TABLE memories ALTER COLUMN xid SET DEFAULT pg_current_xact_id();
+CREATE INDEX memories_stream ON memories (org_id, xid, seq);
+"""
+
 #: Schema migrations, applied in order; ``schema_migrations`` records each one applied.
-MIGRATIONS: list[str] = [_MIGRATION_1]
+MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _MEMORY_COLUMNS = (
@@ -1653,6 +1668,27 @@ class PostgresStore(RowDecoding):
         rows = await self._read(lambda conn: conn.fetch(sql, *p.values))
         return {str(t): int(n) for t, n in rows}
 
+    async def count_by_bucket(
+        self,
+        org_id: str,
+        flt: MemoryFilter,
+        *,
+        start: int,
+        bucket: int,
+        buckets: int,
+        error_type: str,
+    ) -> list[BucketCount]:
+        p = _Params()
+        where = build_where(org_id, bucket_window(flt, start, bucket, buckets), p)
+        # the time is at least `start`: bigint division truncates, which is then a floor
+        sql = (
+            f"SELECT (m.time - {p.add(start)}::int8) / {p.add(bucket)}::int8 AS b, "
+            f"m.memory_type, count(*), count(*) FILTER (WHERE m.event_type = {p.add(error_type)}) "
+            f"FROM memories m WHERE {where} GROUP BY 1, 2"
+        )
+        rows = await self._read(lambda conn: conn.fetch(sql, *p.values))
+        return [BucketCount(int(b), str(t), int(n), int(e)) for b, t, n, e in rows]
+
     async def iter_memories(
         self, org_id: str, flt: MemoryFilter, *, batch: int = 1000
     ) -> AsyncIterator[list[Memory]]:
@@ -1674,6 +1710,77 @@ class PostgresStore(RowDecoding):
             last = (rows[-1][12], rows[-1][_N_MEMORY_COLUMNS])
             if len(rows) < batch:
                 return
+
+    # -- the live feed --------------------------------------------------------------------------
+
+    async def feed_head(self, org_id: str) -> str:
+        xmin = await self._read(
+            lambda conn: conn.fetchval("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
+        )
+        return f"p{xmin}.0"
+
+    async def feed_version(self) -> int:
+        """Changes whenever a memory may have been committed, by any server (the feed hub's
+        cheap poll: the memory sequence's last value)."""
+        value = await self._read(
+            lambda conn: conn.fetchval(
+                "SELECT pg_sequence_last_value(pg_get_serial_sequence('memories', 'seq'))"
+            )
+        )
+        return int(value or 0)
+
+    async def feed_memories(
+        self, org_id: str, flt: MemoryFilter, *, after: str | None, limit: int, scan: int
+    ) -> FeedPage:
+        xid, seq = (0, 0) if after is None else _feed_position(after)
+        # the window: at most ``scan`` final rows after the position, its last one and size
+        window = (
+            "SELECT pg_snapshot_xmax(pg_current_snapshot())::text, w.xid::text, w.seq, w.n "
+            "FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT xid, seq, count(*) OVER () AS n "
+            "FROM (SELECT m.xid, m.seq FROM memories m WHERE m.org_id = $1 "
+            "AND (m.xid, m.seq) > ($2::text::xid8, $3::int8) "
+            "AND m.xid < pg_snapshot_xmin(pg_current_snapshot()) "
+            "ORDER BY m.xid, m.seq LIMIT $4::int8) w0 "
+            "ORDER BY xid DESC, seq DESC LIMIT 1) w ON true"
+        )
+        p = _Params()
+        where = build_where(org_id, flt, p)
+        lo_x, lo_s, hi_x, hi_s = p.add(str(xid)), p.add(seq), p.add("0"), p.add(0)
+        hits = (
+            f"SELECT {_MEMORY_COLUMNS}, m.xid::text, m.seq FROM memories m WHERE {where} "
+            f"AND (m.xid, m.seq) > ({lo_x}::text::xid8, {lo_s}::int8) "
+            f"AND (m.xid, m.seq) <= ({hi_x}::text::xid8, {hi_s}::int8) "
+            f"ORDER BY m.xid, m.seq LIMIT {p.add(limit)}::int8"
+        )
+
+        async def run(conn: Conn) -> FeedPage:
+            xmax, last_x, last_s, n = await conn.fetchrow(window, org_id, str(xid), seq, scan)
+            if xid > int(xmax):
+                raise ValidationError(
+                    f"invalid after: position {after} is beyond this database's transactions "
+                    "(a position of another database?)",
+                    field="after",
+                )
+            if last_x is None:  # nothing new is final yet
+                return FeedPage([], f"p{xid}.{seq}")
+            args = list(p.values)
+            args[-3:-1] = [last_x, last_s]
+            rows = await conn.fetch(hits, *args)
+            items: list[tuple[str, Memory]] = []
+            for row in rows:
+                for memory in self._page_rows([row], org_id):
+                    items.append(
+                        (f"p{row[_N_MEMORY_COLUMNS]}.{row[_N_MEMORY_COLUMNS + 1]}", memory)
+                    )
+            if len(rows) >= limit:
+                last = rows[-1]
+                cursor = f"p{last[_N_MEMORY_COLUMNS]}.{last[_N_MEMORY_COLUMNS + 1]}"
+                more = True
+            else:
+                cursor, more = f"p{last_x}.{last_s}", n >= scan
+            return FeedPage(items, cursor, more=more)
+
+        return await self._read(run)
 
     # -- agents ---------------------------------------------------------------------------------
 
@@ -2443,6 +2550,22 @@ async def _write_rows(conn: Conn, effects: _Effects, records: Sequence[MemoryRec
     await conn.execute(_INSERT_SQL, *columns)
     for org_id, n_tokens in zip(columns[0], columns[21], strict=True):
         effects.count(org_id, 1, n_tokens)
+
+
+def _feed_position(after: str) -> tuple[int, int]:
+    """(xid, seq) of a PostgreSQL feed position (``p<xid>.<seq>``); ValidationError otherwise."""
+    xid, dot, seq = after[1:].partition(".")
+    if not (
+        after.startswith("p")
+        and dot
+        and all(part.isascii() and part.isdigit() and len(part) < 20 for part in (xid, seq))
+        and int(xid) < 2**63
+        and int(seq) < 2**63
+    ):
+        raise ValidationError(
+            f"invalid after: {after[:40]!r} is not a position of this store", field="after"
+        )
+    return int(xid), int(seq)
 
 
 async def migrate(conn: Conn, target: int | None = None) -> int:

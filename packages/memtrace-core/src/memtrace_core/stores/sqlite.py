@@ -59,7 +59,9 @@ from ..validation import JSON_DEPTH_CEILING
 from .base import (
     AgedBatch,
     AgeRule,
+    BucketCount,
     Candidate,
+    FeedPage,
     InsertOutcome,
     KeywordQuery,
     MemoryFilter,
@@ -67,6 +69,7 @@ from .base import (
     MetaCondition,
     StoreHealth,
     SupersedeError,
+    bucket_window,
     check_org,
 )
 from .sqlite_auth import SQLiteAuthMixin
@@ -259,6 +262,17 @@ _MIGRATION_7 = """
 ALTER TABLE memories ADD COLUMN payload TEXT;
 """
 
+# v8: the live feed's commit sequence: the last memory rowid handed out, so that a rowid is
+# never handed out twice (before, a new row took MAX(rowid) + 1: deleting the newest memory
+# gave its rowid to the next one, behind a reader's position).
+_MIGRATION_8 = """
+CREATE TABLE memory_seq (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  last INTEGER NOT NULL
+);
+INSERT INTO memory_seq (id, last) VALUES (1, (SELECT COALESCE(MAX(rowid), 0) FROM memories));
+"""
+
 #: Schema migrations, applied in order; ``PRAGMA user_version`` records how many have run.
 MIGRATIONS: list[str] = [
     _MIGRATION_1,
@@ -268,6 +282,7 @@ MIGRATIONS: list[str] = [
     _MIGRATION_5,
     _MIGRATION_6,
     _MIGRATION_7,
+    _MIGRATION_8,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -1718,6 +1733,27 @@ class SQLiteStore(RowDecoding, SQLiteAuthMixin):
             lambda conn: {str(t): int(n) for t, n in conn.execute(sql, params).fetchall()}
         )
 
+    async def count_by_bucket(
+        self,
+        org_id: str,
+        flt: MemoryFilter,
+        *,
+        start: int,
+        bucket: int,
+        buckets: int,
+        error_type: str,
+    ) -> list[BucketCount]:
+        where, params = build_where(org_id, bucket_window(flt, start, bucket, buckets))
+        # one pass over the window on the filter's (org, time) index; the time is at least
+        # `start`, so the integer division is a floor (CAST: a REAL time of an unreadable row)
+        sql = (
+            "SELECT CAST((m.time - ?) / ? AS INTEGER) AS b, m.memory_type, COUNT(*), "
+            f"SUM(m.event_type = ?) FROM memories m WHERE {where} GROUP BY b, m.memory_type"
+        )
+        args = [start, bucket, error_type, *params]
+        rows = await self._read(lambda conn: conn.execute(sql, args).fetchall())
+        return [BucketCount(int(b), str(t), int(n), int(e)) for b, t, n, e in rows]
+
     async def iter_memories(
         self, org_id: str, flt: MemoryFilter, *, batch: int = 1000
     ) -> AsyncIterator[list[Memory]]:
@@ -1738,6 +1774,50 @@ class SQLiteStore(RowDecoding, SQLiteAuthMixin):
             last = (rows[-1][12], rows[-1][_N_MEMORY_COLUMNS])
             if len(rows) < batch:
                 return
+
+    # -- the live feed --------------------------------------------------------------------------
+
+    async def feed_head(self, org_id: str) -> str:
+        return f"s{await self._read(_feed_last)}"
+
+    async def feed_version(self) -> int:
+        """Changes whenever a memory may have been committed, by any process (the feed hub's
+        cheap poll)."""
+        return await self._read(_feed_last)
+
+    async def feed_memories(
+        self, org_id: str, flt: MemoryFilter, *, after: str | None, limit: int, scan: int
+    ) -> FeedPage:
+        start = 0 if after is None else _feed_position(after)
+        where, params = build_where(org_id, flt)
+        # NOT INDEXED: the rowid range is the scan, whatever the filter (an index of the org's
+        # times would read the whole org)
+        sql = (
+            f"SELECT {_MEMORY_COLUMNS}, m.rowid FROM memories m NOT INDEXED WHERE {where} "
+            "AND m.rowid > ? AND m.rowid <= ? ORDER BY m.rowid LIMIT ?"
+        )
+
+        def run(conn: sqlite3.Connection) -> FeedPage:
+            last = _feed_last(conn)
+            if start > last:
+                raise ValidationError(
+                    f"invalid after: position {after} is beyond this store's newest memory "
+                    "(a position of another database?)",
+                    field="after",
+                )
+            upper = min(last, start + max(1, scan))
+            rows = _fetch(conn, sql, [*params, start, upper, limit])
+            items: list[tuple[str, Memory]] = []
+            for row in rows:
+                for memory in self._decode([row], _row_to_memory, "memory", org_id):
+                    items.append((f"s{row[_N_MEMORY_COLUMNS]}", memory))
+            if len(rows) >= limit:
+                cursor = int(rows[-1][_N_MEMORY_COLUMNS])
+            else:
+                cursor = upper
+            return FeedPage(items, f"s{cursor}", more=cursor < last)
+
+        return await self._read(run)
 
     # -- agents ---------------------------------------------------------------------------------
 
@@ -2218,12 +2298,34 @@ def _insert(
     return outcomes
 
 
+def _feed_last(conn: sqlite3.Connection) -> int:
+    """The last memory rowid handed out (the feed's head)."""
+    return int(conn.execute("SELECT last FROM memory_seq WHERE id = 1").fetchone()[0])
+
+
+def _feed_position(after: str) -> int:
+    """The rowid of a SQLite feed position (``s<rowid>``); ValidationError otherwise."""
+    digits = after[1:]
+    if not (after.startswith("s") and digits.isascii() and digits.isdigit() and len(digits) < 19):
+        raise ValidationError(
+            f"invalid after: {after[:40]!r} is not a position of this store", field="after"
+        )
+    return int(digits)
+
+
 def _write_rows(conn: sqlite3.Connection, records: Sequence[MemoryRecord]) -> None:
     """Insert rows and their full-text and tag index entries (inside the caller's transaction,
     which holds SQLite's write lock, so the explicit rowids cannot collide)."""
     if not records:
         return
-    start = int(conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM memories").fetchone()[0]) + 1
+    # the commit sequence (migration 8): rowids in commit order (one writer), never reused
+    # (MAX(rowid) too: a row written by an older memtrace still running on the file)
+    conn.execute(
+        "UPDATE memory_seq SET last = max(last, (SELECT COALESCE(MAX(rowid), 0) FROM memories))"
+        " + ? WHERE id = 1",
+        (len(records),),
+    )
+    start = _feed_last(conn) - len(records) + 1
     rows = [_record_row(r, start + i) for i, r in enumerate(records)]
     conn.executemany(_INSERT_SQL, rows)
     conn.executemany(_INSERT_FTS_SQL, [(row[0], row[7], row[3], row[6], row[9]) for row in rows])

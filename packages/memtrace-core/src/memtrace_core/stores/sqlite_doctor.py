@@ -304,7 +304,7 @@ def repair(path: str, *, quarantine: str | None = None) -> DoctorReport:
             for info in report.unreadable:
                 # by rowid AND the row's own id and org: the scan ran before this transaction,
                 # so the row may have been deleted since (through the API) and its rowid given
-                # to a new, good memory (the store hands out MAX(rowid) + 1)
+                # to a new, good row (memtrace before schema 8 handed out MAX(rowid) + 1)
                 deleted += conn.execute(
                     f"DELETE FROM {info.table} WHERE rowid = ? AND id IS ? AND org_id IS ?",
                     (info.rowid, *info.stored_key),
