@@ -27,7 +27,8 @@ The interface (:class:`SchemaHistory`)::
         def expected(self, version: int) -> Expected:
             # what reading the store back with the current code must give: every memory, as
             # a full memtrace_core.Memory (fields that version could not store take the
-            # current code's defaults or backfills), and the orgs of its auth tables, if any
+            # current code's defaults or backfills) in the order build() wrote them (the live
+            # feed must return them in that order), and the orgs of its auth tables, if any
             ...
 
 Register it for a scheme, either here (:func:`register`, as the built-in stores do at the end
@@ -288,11 +289,13 @@ register("sqlite", SQLiteHistory())
 
 
 class PostgresHistory:
-    """The PostgreSQL store has shipped one schema (``stores/postgres.py::MIGRATIONS``), so
-    there is no earlier version to upgrade from yet: every test's fresh database is created by
-    migration 1 from empty (tests/core/test_postgres_store.py also races six servers on one
-    empty database). When migration 2 lands, ``versions()`` returns ``[1]`` and ``build``
-    creates version 1 with ``migrate(conn, target=1)`` and inserts its rows."""
+    """Every PostgreSQL schema before the current one: ``migrate(conn, target=version)``
+    creates it (the migrations are the store's own definition of each version), and the rows
+    are written by the module's own row writer on that raw connection (``_write_rows``: the
+    text vector and the per-org text statistics, as every version wrote them; its INSERT names
+    its columns, none added after version 1), the supersession links by SQL. That is not
+    opening the store with the current code: no migration runs before the test's ``aconnect``.
+    Version 1 holds every field the SQLite rows of version 7 have."""
 
     def versions(self) -> list[int]:
         from memtrace_core.stores.postgres import SCHEMA_VERSION
@@ -300,10 +303,54 @@ class PostgresHistory:
         return list(range(1, SCHEMA_VERSION))
 
     async def build(self, url: str, version: int) -> None:
-        raise AssertionError(f"no earlier PostgreSQL schema than {version + 1} to build")
+        import asyncpg
+
+        from memtrace_core.stores.base import MemoryRecord
+        from memtrace_core.stores.postgres import _Effects, _write_rows, migrate
+
+        assert version == 1, version
+        conn = await asyncpg.connect(url)
+        try:
+            # the harness's databases are copies of a migrated template: start from empty
+            await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+            assert await migrate(conn, target=version) == version
+            records = [
+                MemoryRecord(
+                    **{
+                        k: (tuple(v) if k == "namespace" and v is not None else v)
+                        for k, v in row.items()
+                        if k in MemoryRecord.__dataclass_fields__
+                    }
+                )
+                for row in _SQLITE_ROWS
+            ]
+            async with conn.transaction():
+                effects = _Effects()
+                await _write_rows(conn, effects, records)
+                await effects.apply(conn)
+                for row in _SQLITE_ROWS:
+                    if "superseded_by" in row:
+                        await conn.execute(
+                            "UPDATE memories SET superseded_by = $1, superseded_at = $2, "
+                            "superseded_until = $3 WHERE org_id = $4 AND id = $5",
+                            row["superseded_by"],
+                            row["superseded_at"],
+                            row["superseded_until"],
+                            row["org_id"],
+                            row["id"],
+                        )
+                org = _SQLITE_ORG
+                await conn.execute(
+                    "INSERT INTO orgs (id, name, created_at) VALUES ($1, $2, $3)",
+                    org.id,
+                    org.name,
+                    org.created_at,
+                )
+        finally:
+            await conn.close()
 
     def expected(self, version: int) -> Expected:
-        raise AssertionError(f"no earlier PostgreSQL schema than {version + 1}")
+        return SQLiteHistory().expected(7)
 
 
 register("postgresql", PostgresHistory())

@@ -13,6 +13,7 @@ import pytest
 from schema_history import SchemaHistory, history_for, missing_message
 
 from memtrace_core import AsyncMemtrace, Memory, aconnect
+from memtrace_core.stores.base import MemoryFilter
 from memtrace_server.auth import auth_store_of
 from store_urls import scheme
 
@@ -97,6 +98,28 @@ async def _check_new_writes(mt: AsyncMemtrace, expected: list[Memory]) -> None:
     assert (await view.get_memory(successor.id)).payload == {"new": [1, None]}
 
 
+async def _check_feed(mt: AsyncMemtrace, expected: list[Memory]) -> None:
+    """The live feed over upgraded rows (after :func:`_check_new_writes`): every old memory
+    once, in the order it was written (``expected()``'s order), before the memories written
+    since — and a memory written after the newest is deleted comes after it (a position is
+    never handed out again)."""
+    store = mt.store
+    for org_id in sorted({m.org_id for m in expected}):
+        page = await store.feed_memories(org_id, MemoryFilter(), after=None, limit=100, scan=1000)
+        mine = [m.id for m in expected if m.org_id == org_id]
+        assert [m.id for _, m in page.items][: len(mine)] == mine, org_id
+    org_id = expected[0].org_id
+    view = mt.with_org(org_id)
+    newest_pos, newest = (
+        await store.feed_memories(org_id, MemoryFilter(), after=None, limit=100, scan=1000)
+    ).items[-1]
+    await view.delete_memory(newest.id)
+    fresh = await view.remember("upgrader", "written after the newest old memory was deleted")
+    page = await store.feed_memories(org_id, MemoryFilter(), after=newest_pos, limit=10, scan=100)
+    assert [m.id for _, m in page.items] == [fresh.id]
+    await view.delete_memory(fresh.id)
+
+
 async def test_every_earlier_schema_version_is_upgraded(
     store_template: str, new_store_url: Callable[[str], str]
 ) -> None:
@@ -118,6 +141,7 @@ async def test_every_earlier_schema_version_is_upgraded(
                 assert await auth.get_org(org.id) == org, (version, org.id)
             assert await auth.list_orgs() == expected.orgs
             await _check_new_writes(mt, expected.memories)
+            await _check_feed(mt, expected.memories)
         finally:
             await mt.close()
         # reopening an upgraded store changes nothing

@@ -10,6 +10,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
+import asyncpg
 import pytest
 
 import pg_harness
@@ -336,4 +337,51 @@ async def test_a_common_words_document_count_is_estimated_past_the_exact_limit(
         async with store._pool.acquire() as conn:
             shares = await store._common(conn)
         assert shares.get("deploi", 0) > 0.9  # the statistics saw "deploy" in every row
+        await mt.close()
+
+
+async def test_the_feed_holds_back_rows_behind_an_open_transaction() -> None:
+    """Commit order on PostgreSQL (the live feed): a memory committed while an older
+    transaction that inserted one is still open is not returned until that one ends; then
+    both come, the older transaction's first — so a reader's position never passes a row
+    that commits later."""
+    from memtrace_core.stores.postgres import _Effects, _write_rows
+
+    with pg_harness.database() as url:
+        mt = await aconnect(url)
+        store: Any = mt.store
+        head = await store.feed_head("o")
+        conn = await asyncpg.connect(url)
+        try:
+            held = conn.transaction()
+            await held.start()
+            await _write_rows(conn, _Effects(), [_record("older transaction", id="m-held")])
+            await mt.with_org("o").remember("bot", "committed first")
+            page = await store.feed_memories("o", MemoryFilter(), after=head, limit=10, scan=100)
+            assert page.items == []
+            assert page.cursor == head
+            await held.commit()
+        finally:
+            await conn.close()
+        page = await store.feed_memories("o", MemoryFilter(), after=head, limit=10, scan=100)
+        assert [m.content for _, m in page.items] == ["older transaction", "committed first"]
+        await mt.close()
+
+
+async def test_rows_written_before_the_feed_existed_come_first_in_seq_order() -> None:
+    """Migration 2 gives earlier rows transaction id 0: history, before every new row."""
+    with pg_harness.database() as url:
+        mt = await aconnect(url)
+        store: Any = mt.store
+        for text in ("a", "b"):
+            await mt.with_org("o").remember("bot", text)
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute("UPDATE memories SET xid = '0'")
+        finally:
+            await conn.close()
+        await mt.with_org("o").remember("bot", "c")
+        page = await store.feed_memories("o", MemoryFilter(), after=None, limit=10, scan=100)
+        assert [m.content for _, m in page.items] == ["a", "b", "c"]
+        assert page.items[0][0].startswith("p0.")
         await mt.close()
