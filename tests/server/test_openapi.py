@@ -16,6 +16,8 @@ def _registered(live: LiveServer) -> set[tuple[str, str]]:
     for route in live.app.router.routes:
         path = "/" + route.path if not route.path.startswith("/") else route.path
         path = re.sub(r"<([^:>]+)(:[^>]+)?>", r"{\1}", path)
+        if path == "/ui" or path.startswith("/ui/"):
+            continue  # the explorer's static files are not API operations (docs/ui.md)
         for method in route.methods:
             if method not in _IGNORED_METHODS:
                 out.add((method, path))
