@@ -7,6 +7,7 @@
     memtrace org create NAME | list | delete ORG_ID [--yes]
     memtrace key create --name NAME [--org ORG] [--permissions read,write] [--expires 30d|ISO]
     memtrace key list [--org ORG] | revoke KEY_ID | rotate KEY_ID | disable KEY_ID | enable KEY_ID
+    memtrace memories list|search WORDS|get ID|tail [--url URL] [--api-key KEY] [filters] [--json]
     memtrace export [--org ORG] [--agent A] [--session S] [-o FILE|-]
     memtrace import [--org ORG] [--no-trailer] FILE|-
     memtrace doctor [STORE_URL] [--fix [--quarantine FILE]] [--json]
@@ -29,6 +30,7 @@ import contextlib
 import json
 import logging
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -46,6 +48,7 @@ from .auth import PERMISSIONS, AuthAdmin, KeyInfo, OrgInfo, auth_store_of
 from .auth import parse_expiry as parse_key_expiry
 from .config import ConfigError, ServerConfig, export_to_env, load_config
 from .logs import JsonFormatter
+from .progress import INTERVAL, Progress, stream_is_terminal
 
 T = TypeVar("T")
 
@@ -578,6 +581,16 @@ def _store_argument(args: argparse.Namespace, url: str | None) -> None:
     args.store = url
 
 
+async def _export_total(engine: AsyncMemtrace, criteria: dict[str, Any]) -> int | None:
+    """How many memories an export will write, for its progress bar (an export holds the
+    superseded memories too, not the expired ones); None if the store cannot count them."""
+    try:
+        summary = await engine.summarize_memories(include_superseded=True, tag_limit=1, **criteria)
+    except MemtraceError:
+        return None
+    return summary.count
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     _store_argument(args, args.url)
     config = _config(args)
@@ -588,11 +601,25 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.session:
         criteria["session_id"] = args.session
 
+    # a progress line on a terminal's stderr, unless the export itself goes to that terminal
+    show = stream_is_terminal(sys.stderr) and not (args.output == "-" and sys.stdout.isatty())
+
     async def run() -> int:
         engine = await _open_engine(config, args.org)
         try:
-            with _output(args.output) as out:
-                return await engine.export_jsonl(out, criteria)
+            with (
+                _output(args.output) as out,
+                Progress(f"exporting {args.org}", unit="memories", enabled=show) as progress,
+            ):
+                if progress.enabled:
+                    progress.update(total=await _export_total(engine, criteria), force=True)
+                lines = 0
+                async for line in engine.iter_export(criteria):
+                    out.write(line)
+                    lines += 1
+                    if line.startswith('{"kind":"memory"'):
+                        progress.update(advance=1)
+                return lines
         finally:
             await engine.close()
 
@@ -635,16 +662,47 @@ def cmd_arc_purge(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _input_lines(path: str) -> Iterator[str]:
+def _input_lines(path: str, progress: Progress | None = None) -> Iterator[bytes]:
+    """The file's lines as bytes (the import decodes each one, so that bad UTF-8 is an error
+    naming its line), reporting the bytes read to ``progress`` (of the file's size, when it is
+    a regular file: also ``< FILE`` on stdin)."""
     if path == "-":
-        yield from sys.stdin
+        stdin: IO[bytes] = sys.stdin.buffer
+        yield from _counted(stdin, progress)
         return
     try:
-        fh = open(path, encoding="utf-8")  # noqa: SIM115 - generator owns the file
+        fh = open(path, "rb")  # noqa: SIM115 - generator owns the file
     except OSError as exc:
         raise CliError(f"cannot read {path}: {exc.strerror or exc}") from None
     with fh:
+        yield from _counted(fh, progress)
+
+
+def _counted(fh: IO[bytes], progress: Progress | None) -> Iterator[bytes]:
+    if progress is None or not progress.enabled:
         yield from fh
+        return
+    size: int | None = None
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        info = os.fstat(fh.fileno())
+        size = info.st_size if stat.S_ISREG(info.st_mode) else None
+    progress.update(0, total=size, unit="bytes", force=True)
+    read = lines = 0
+    for line in fh:
+        read += len(line)
+        lines += 1
+        progress.update(read)
+        yield line
+    progress.update(read, force=True)
+    # the file is checked whole before anything is written: what follows is the write phase
+    progress.update(0, label=f"importing {lines:,} lines", total=None, unit="", force=True)
+
+
+async def _tick(progress: Progress) -> None:
+    """Redraw ``progress`` (its elapsed time) while a phase without counts runs."""
+    while progress.enabled:
+        await asyncio.sleep(INTERVAL)
+        progress.tick()
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -673,9 +731,14 @@ def cmd_import(args: argparse.Namespace) -> int:
             create = org_id != DEFAULT_ORG or bool(orgs)
         # The file is verified before anything is written: a refused file leaves no trace,
         # not even the organization.
-        result = await engine.with_org(org_id).import_jsonl(
-            _input_lines(args.file), require_trailer=not args.no_trailer
-        )
+        with Progress(f"checking {'stdin' if args.file == '-' else args.file}") as progress:
+            ticker = asyncio.create_task(_tick(progress))
+            try:
+                result = await engine.with_org(org_id).import_jsonl(
+                    _input_lines(args.file, progress), require_trailer=not args.no_trailer
+                )
+            finally:
+                ticker.cancel()
         if create and admin is not None:
             name = args.org_name or ("Default" if org_id == DEFAULT_ORG else org_id)
             await admin.create_org(name, org_id=org_id)
@@ -989,6 +1052,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_key_enabled(True))
     key.set_defaults(func=None, help_parser=key)
 
+    from .cli_memories import add_parsers as add_memories_parsers
+
+    add_memories_parsers(sub)
+
     p = sub.add_parser("export", parents=[common], help="export an org's data as JSON Lines")
     p.add_argument(
         "url",
@@ -1120,4 +1187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # ``python -m memtrace_server.cli`` runs this file as __main__: run the package's module
+    # instead, whose classes (CliError) the command modules importing it raise
+    from memtrace_server.cli import main as _main
+
+    sys.exit(_main())
