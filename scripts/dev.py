@@ -15,7 +15,7 @@ Framework sets that cannot share one virtualenv get their own environment:
                                             requirements-dev.txt; ruff check, ruff format --check,
                                             mypy and pytest over the default testpaths (the
                                             Debian PostgreSQL server is installed first when
-                                            missing: DEBIAN_PACKAGES)
+                                            missing: DEBIAN_NEEDS)
     langchain-floor  .venv-langchain-floor  core, server and langchain editable with the oldest
                                             LangChain releases memtrace-langchain declares
                                             (requirements-langchain-floor.txt); pytest over
@@ -32,10 +32,17 @@ Framework sets that cannot share one virtualenv get their own environment:
                                             crewai (requirements-crewai.txt; openai 2, mcp 1);
                                             mypy of that package and pytest over
                                             tests/integrations/crewai
+    browser          .venv-browser          core and server editable, Playwright for Python
+                                            (requirements-browser.txt; it drives Debian's
+                                            chromium, installed first when missing: no
+                                            browser download); pytest over tests/browser
+                                            (the memory explorer at /ui in headless Chromium)
 
 A new environment (say openai-agents) is one more Env entry: its packages, requirement files,
-test paths (``exclusive=True``: the main environment then leaves them out) and mypy targets
-(checked there instead of in the main environment).
+test paths (``exclusive=True``: the main environment then leaves them out), mypy targets
+(checked there instead of in the main environment) and the Debian packages its tests need
+(``debian``: names in DEBIAN_NEEDS; whatever the chosen environments miss is installed in one
+``apt-get install`` when running as root, or the command to run is printed and dev.py stops).
 
 Each environment installs in ONE pip call (its editable packages and requirement files, so the
 resolver honours both) and keeps a stamp: the install is skipped while the Python version, the
@@ -68,6 +75,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -93,9 +101,59 @@ PACKAGES = [
 SERVE_PACKAGES = PACKAGES[:2]
 #: Optional extras installed with a workspace package for the tests (main environment).
 TEST_EXTRAS = {"packages/memtrace-core": "postgres,arc", "packages/memtrace-langchain": "classic"}
-#: Debian packages the main environment's tests need (a real PostgreSQL server: the tests
-#: start their own, as an unprivileged user, on 127.0.0.1; see tests/pg_harness.py).
-DEBIAN_PACKAGES = ("postgresql", "postgresql-contrib")
+#: Where the browser tests find Chromium (tests/browser/conftest.py reads the same variable).
+CHROMIUM_ENV = "MEMTRACE_CHROMIUM"
+
+
+def postgresql_installed() -> bool:
+    return any(Path("/usr/lib/postgresql").glob("*/bin/initdb")) or bool(
+        os.environ.get("MEMTRACE_PG_BINDIR")
+    )
+
+
+def chromium_installed() -> bool:
+    explicit = os.environ.get(CHROMIUM_ENV)
+    if explicit:
+        return Path(explicit).exists()
+    return shutil.which("chromium") is not None or Path("/usr/bin/chromium").exists()
+
+
+@dataclass(frozen=True)
+class DebianNeed:
+    """Something a test environment needs from Debian: the packages that bring it, how to tell
+    it is there (the name of a function of this module, looked up when checked), and what to
+    do instead on a system without apt."""
+
+    packages: tuple[str, ...]
+    check: str
+    what: str
+    elsewhere: str
+
+    def installed(self) -> bool:
+        check: Callable[[], bool] = globals()[self.check]
+        return check()
+
+
+#: What the environments' ``debian`` names mean.
+DEBIAN_NEEDS: dict[str, DebianNeed] = {
+    # a real PostgreSQL server: the tests start their own, as an unprivileged user, on
+    # 127.0.0.1 (tests/pg_harness.py)
+    "postgresql": DebianNeed(
+        ("postgresql", "postgresql-contrib"),
+        "postgresql_installed",
+        "a PostgreSQL server (they start their own on 127.0.0.1)",
+        "install PostgreSQL >= 13 with pg_trgm and set MEMTRACE_PG_BINDIR to the directory "
+        "of its initdb",
+    ),
+    # headless Chromium for the browser tests (Playwright drives it by its executable path;
+    # the font gives the screenshots real glyphs)
+    "chromium": DebianNeed(
+        ("chromium", "fonts-dejavu-core"),
+        "chromium_installed",
+        "headless Chromium (the browser tests)",
+        f"install Chromium or Chrome and set {CHROMIUM_ENV} to its executable",
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -117,6 +175,7 @@ class Env:
     mypy: tuple[str, ...] = ()  # mypy targets checked in this env (and not in main)
     exclusive: bool = False  # its tests run only here (main ignores ``tests``)
     lint: bool = False  # ruff check + ruff format --check
+    debian: tuple[str, ...] = ()  # what its tests need from Debian (DEBIAN_NEEDS keys)
 
     @property
     def path(self) -> Path:
@@ -154,6 +213,7 @@ ENVS: tuple[Env, ...] = (
         extras=TEST_EXTRAS,
         requirements=("requirements-dev.txt", "requirements-langchain-test.txt"),
         lint=True,
+        debian=("postgresql",),
     ),
     Env(
         name="langchain-floor",
@@ -208,6 +268,15 @@ ENVS: tuple[Env, ...] = (
         mypy=("packages/memtrace-crewai/src",),
         exclusive=True,
     ),
+    Env(
+        name="browser",
+        venv=".venv-browser",
+        packages=SERVE_PACKAGES,
+        requirements=("requirements-browser.txt",),
+        tests=("tests/browser",),
+        exclusive=True,
+        debian=("chromium",),
+    ),
 )
 MAIN = ENVS[0]
 
@@ -226,31 +295,28 @@ def run(cmd: list[str | Path], log: IO[str] | None = None, **kwargs: object) -> 
     return subprocess.call([str(c) for c in cmd], cwd=ROOT, **kwargs)  # type: ignore[arg-type]
 
 
-def postgresql_installed() -> bool:
-    return any(Path("/usr/lib/postgresql").glob("*/bin/initdb")) or bool(
-        os.environ.get("MEMTRACE_PG_BINDIR")
-    )
-
-
-def ensure_postgresql() -> None:
-    """Install Debian's PostgreSQL server when it is missing (as root, with apt-get), or stop
-    with the exact command to run."""
-    if postgresql_installed():
+def ensure_debian_packages(names: list[str]) -> None:
+    """Install what the ``names`` (DEBIAN_NEEDS keys) need and is missing, in one ``apt-get
+    install`` (as root, after ``apt-get update``), or stop with the exact command to run."""
+    missing = [DEBIAN_NEEDS[n] for n in dict.fromkeys(names) if not DEBIAN_NEEDS[n].installed()]
+    if not missing:
         return
-    command = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *DEBIAN_PACKAGES]
+    packages = [p for need in missing for p in need.packages]
+    command = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages]
     if os.name == "posix" and os.geteuid() == 0 and Path("/usr/bin/apt-get").exists():
         print("+ " + " ".join(command), flush=True)
         environ = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         code = subprocess.call(["apt-get", "update", "-q"], env=environ)
         if code == 0:
             code = subprocess.call(command, env=environ)
-        if code == 0 and postgresql_installed():
+        missing = [need for need in missing if not need.installed()]
+        if code == 0 and not missing:
             return
     sys.exit(
-        "the tests need a PostgreSQL server (they start their own on 127.0.0.1): run\n"
+        f"the tests need {' and '.join(need.what for need in missing)}: run\n"
         f"    sudo {' '.join(command)}\n"
-        "(Debian/Ubuntu; elsewhere install PostgreSQL >= 13 with pg_trgm and set "
-        "MEMTRACE_PG_BINDIR to the directory of its initdb), then run this command again"
+        f"(Debian/Ubuntu; elsewhere {'; '.join(need.elsewhere for need in missing)}), "
+        "then run this command again"
     )
 
 
@@ -576,8 +642,9 @@ def test(args: list[str]) -> None:
         print(exc, file=sys.stderr)
         sys.exit(2)
     check_python()
-    if any(env is MAIN for env, _ in todo):
-        ensure_postgresql()
+    ensure_debian_packages([name for env, _ in todo for name in env.debian])
+    # Playwright drives the system's Chromium (tests/browser): it never downloads a browser
+    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
     # the first environment runs in the foreground; the others, one after another, beside it
     background = background_envs(todo[1:], ENVS)
     first, first_args = todo[0]

@@ -140,10 +140,12 @@ def test_the_floor_pins_are_the_lower_bounds_the_package_declares(
 
 OA = "tests/integrations/openai_agents"
 CREW = "tests/integrations/crewai"
+BROWSER = "tests/browser"
 # main leaves the exclusive environments' tests to them
 OA_SKIP = f"--ignore={OA}"
 CREW_SKIP = f"--ignore={CREW}"
-SKIPS = [OA_SKIP, CREW_SKIP]
+BROWSER_SKIP = f"--ignore={BROWSER}"
+SKIPS = [OA_SKIP, CREW_SKIP, BROWSER_SKIP]
 
 
 def test_no_arguments_run_every_environment_on_its_own_tests() -> None:
@@ -154,6 +156,7 @@ def test_no_arguments_run_every_environment_on_its_own_tests() -> None:
         "openai-agents": [OA],
         "openai-agents-0.20": [OA],
         "crewai": [CREW],
+        "browser": [BROWSER],
     }
 
 
@@ -173,6 +176,7 @@ def test_pytest_arguments_go_to_main_and_to_the_environments_their_paths_select(
         "openai-agents": ["-k", "tests", OA],
         "openai-agents-0.20": ["-k", "tests", OA],
         "crewai": ["-k", "tests", CREW],
+        "browser": ["-k", "tests", BROWSER],
     }
     # a path or node id inside: as given; one the environment excludes: not there
     store = f"{lc}/test_lc_store.py::test_put_get"
@@ -249,6 +253,7 @@ def test_every_environment_runs_and_any_failure_fails_the_command(
         ".venv-openai-agents": ["mypy", "python"],
         ".venv-openai-agents-0.20": ["python"],
         ".venv-crewai": ["mypy", "python"],
+        ".venv-browser": ["python"],
     }
     background = [s for s in steps if s[0] != ".venv"]
     assert [s[0] for s in background] == [
@@ -259,6 +264,7 @@ def test_every_environment_runs_and_any_failure_fails_the_command(
         ".venv-openai-agents-0.20",
         ".venv-crewai",
         ".venv-crewai",
+        ".venv-browser",
     ]  # one after another, in the table's order
     # a background pytest gets its own --basetemp
     floor = next(c for c in calls if ".venv-langchain-floor" in c[0])
@@ -350,38 +356,104 @@ def test_ctrl_c_starts_no_other_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert set(started) <= {"main", "langchain-floor"}
 
 
-# --- the Debian PostgreSQL server the main environment's tests need ----------------------------
+# --- the Debian packages the environments' tests need (PostgreSQL, Chromium) ------------------
 
 
-def test_postgresql_present_installs_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_each_environment_names_what_it_needs_from_debian() -> None:
+    by_name = {env.name: env for env in dev.ENVS}
+    assert by_name["main"].debian == ("postgresql",)
+    assert by_name["browser"].debian == ("chromium",)
+    assert {n for env in dev.ENVS for n in env.debian} <= set(dev.DEBIAN_NEEDS)
+    assert "chromium" in dev.DEBIAN_NEEDS["chromium"].packages
+
+
+def _needs(monkeypatch: pytest.MonkeyPatch, **installed: Any) -> None:
+    """Pretend each named need is installed or not (a bool, or an iterator of answers)."""
+    for name, answer in installed.items():
+        check = dev.DEBIAN_NEEDS[name].check
+        if isinstance(answer, bool):
+            monkeypatch.setattr(dev, check, lambda answer=answer: answer)
+        else:
+            monkeypatch.setattr(dev, check, lambda answer=answer: next(answer))
+
+
+def test_what_is_present_installs_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[Any] = []
-    monkeypatch.setattr(dev, "postgresql_installed", lambda: True)
+    _needs(monkeypatch, postgresql=True, chromium=True)
     monkeypatch.setattr(dev.subprocess, "call", lambda *a, **k: calls.append(a) or 0)
-    dev.ensure_postgresql()
+    dev.ensure_debian_packages(["postgresql", "chromium"])
+    dev.ensure_debian_packages([])
     assert calls == []
 
 
-def test_postgresql_missing_is_installed_with_apt_as_root(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[list[str]] = []
-    installed = iter([False, True])
-    monkeypatch.setattr(dev, "postgresql_installed", lambda: next(installed))
-    monkeypatch.setattr(dev.os, "geteuid", lambda: 0)
-    monkeypatch.setattr(dev.subprocess, "call", lambda cmd, **k: calls.append(cmd) or 0)
-    dev.ensure_postgresql()
-    assert calls[0] == ["apt-get", "update", "-q"]
-    assert calls[1][:2] == ["apt-get", "install"]
-    assert {"postgresql", "postgresql-contrib"} <= set(calls[1])
-
-
-def test_postgresql_missing_without_root_says_what_to_install(
+def test_what_is_missing_is_installed_with_one_apt_call_as_root(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(dev, "postgresql_installed", lambda: False)
+    calls: list[list[str]] = []
+    _needs(monkeypatch, postgresql=iter([False, True]), chromium=iter([False, True]))
+    monkeypatch.setattr(dev.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(dev.subprocess, "call", lambda cmd, **k: calls.append(cmd) or 0)
+    dev.ensure_debian_packages(["postgresql", "chromium", "postgresql"])
+    assert calls[0] == ["apt-get", "update", "-q"]
+    assert len(calls) == 2
+    assert calls[1][:2] == ["apt-get", "install"]
+    assert {"postgresql", "postgresql-contrib", "chromium"} <= set(calls[1])
+
+
+def test_only_the_missing_package_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[list[str]] = []
+    _needs(monkeypatch, postgresql=True, chromium=iter([False, True]))
+    monkeypatch.setattr(dev.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(dev.subprocess, "call", lambda cmd, **k: calls.append(cmd) or 0)
+    dev.ensure_debian_packages(["postgresql", "chromium"])
+    assert "chromium" in calls[1]
+    assert "postgresql" not in calls[1]
+
+
+def test_a_failed_install_stops_with_the_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    _needs(monkeypatch, chromium=False)
+    monkeypatch.setattr(dev.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(dev.subprocess, "call", lambda cmd, **k: 0)  # "worked", still missing
+    with pytest.raises(SystemExit) as info:
+        dev.ensure_debian_packages(["chromium"])
+    message = str(info.value.code)
+    assert "headless Chromium" in message
+    assert "sudo apt-get install -y -q --no-install-recommends chromium" in message
+    assert dev.CHROMIUM_ENV in message
+
+
+def test_missing_without_root_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    _needs(monkeypatch, postgresql=False, chromium=True)
     monkeypatch.setattr(dev.os, "geteuid", lambda: 1000)
     monkeypatch.setattr(dev.subprocess, "call", lambda *a, **k: pytest.fail("ran a command"))
     with pytest.raises(SystemExit) as info:
-        dev.ensure_postgresql()
+        dev.ensure_debian_packages(["postgresql", "chromium"])
+    message = str(info.value.code)
     assert (
-        "sudo apt-get install -y -q --no-install-recommends postgresql postgresql-contrib"
-        in str(info.value.code)
+        "sudo apt-get install -y -q --no-install-recommends postgresql postgresql-contrib\n"
+        in message
     )
+    assert "MEMTRACE_PG_BINDIR" in message
+
+
+def test_the_browser_is_found_by_the_variable_first(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(dev.CHROMIUM_ENV, str(tmp_path / "nope"))
+    assert dev.chromium_installed() is False
+    (tmp_path / "chrome").write_text("")
+    monkeypatch.setenv(dev.CHROMIUM_ENV, str(tmp_path / "chrome"))
+    assert dev.chromium_installed() is True
+
+
+def test_the_command_checks_only_what_the_chosen_environments_need(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[list[str]] = []
+    monkeypatch.setattr(dev, "ensure_debian_packages", lambda names: asked.append(list(names)))
+    monkeypatch.setattr(dev, "install", lambda *a, **k: None)
+    monkeypatch.setattr(dev, "run", lambda cmd, **kwargs: 0)
+    for args in (["--env", "browser"], ["--env", "mcp-1.23"], ["--env", "main", "tests/core"]):
+        with pytest.raises(SystemExit):
+            dev.test(args)
+    assert asked == [["chromium"], [], ["postgresql"]]
