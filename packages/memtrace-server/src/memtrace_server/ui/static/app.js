@@ -928,8 +928,10 @@ async function loadThread(memory) {
     chain.unshift(current);
   }
   const root = chain[0];
-  const scope = memory.session_id ? { session_id: memory.session_id } : { agent_id: memory.agent_id };
-  const related = await api("/api/v1/memories", { query: { ...scope, since: root.time, order: "asc", limit: 1000 } });
+  // replies are looked for among the memories of the same session (all of them) or, without a
+  // session, of the same agent since the thread's root
+  const scope = memory.session_id ? { session_id: memory.session_id } : { agent_id: memory.agent_id, since: root.time };
+  const related = await api("/api/v1/memories", { query: { ...scope, order: "asc", limit: 1000 } });
   const children = new Map();
   const byId = new Map(chain.map((m) => [m.id, m]));
   for (const m of related.memories) if (!byId.has(m.id)) byId.set(m.id, m);
@@ -960,7 +962,7 @@ async function loadThread(memory) {
   if (chain.length === 1 && !(children.get(memory.id) || []).length) {
     notes.push(h("p", { class: "muted" }, "This memory has no parent and no replies."));
   }
-  if (related.has_more) notes.push(h("p", { class: "muted" }, "Only the first 1,000 later memories were searched for replies."));
+  if (related.has_more) notes.push(h("p", { class: "muted" }, "Only the first 1,000 memories of the session (or agent) were searched for replies."));
   return append(document.createDocumentFragment(), [...notes, tree]);
 }
 
@@ -980,7 +982,7 @@ function windowForm(params, path) {
     history.replaceState(null, "", hashFor(path, next));
     state.view.update(next);
   });
-  return h("form", { class: "inline-form", "aria-label": "Activity window", onsubmit: (e) => e.preventDefault() }, field("Activity window", control));
+  return h("div", { class: "inline-form" }, field("Activity window", control));
 }
 
 async function activitySection(target, params, filter, subject) {

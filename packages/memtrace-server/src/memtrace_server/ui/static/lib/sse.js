@@ -76,7 +76,9 @@ const MAX_DELAY_MS = 30000;
 const SILENCE_MS = 45000;
 
 /**
- * A live subscription: start() connects and keeps reconnecting until stop().
+ * A live subscription: start() connects and keeps reconnecting until stop(); ``opened`` resolves
+ * (true) at the first event of the first connection (the server's "ready": from then on no
+ * memory is missed), or false if the stream stopped or failed before.
  *   url()      the stream URL (called at each connection)
  *   headers()  request headers (the API key)
  *   onMemory(memory, id)   each "memory" event
@@ -181,14 +183,16 @@ export class LiveStream {
         return { received, fatal: true, status: response.status, message: `not an event stream (${type})` };
       }
       this.onState("open", {});
-      this.resolveOpened?.(true);
       const parser = new EventStreamParser({
         onRetry: (ms) => {
           this.retryMs = Math.max(500, Math.min(ms, MAX_DELAY_MS));
         },
         onEvent: (event) => {
+          // every event's id is a position (the first, "ready", is where the stream starts):
+          // a reconnection resumes just past the last one seen
+          if (event.id) this.lastEventId = event.id;
+          this.resolveOpened?.(true);
           if (event.type === "memory") {
-            this.lastEventId = event.id;
             let memory;
             try {
               memory = JSON.parse(event.data);
