@@ -324,3 +324,16 @@ async def test_watch_refuses_bad_filters_and_positions(mt: Any) -> None:
             await mt.watch(**kwargs).start()
     with pytest.raises(ValidationError):
         mt.watch(unknown_filter="x")
+
+
+async def test_watch_carries_any_text_whole(mt: Any) -> None:
+    """Line separators that are not SSE line ends (U+2028, U+2029, NEL) and CR / LF inside a
+    memory reach the watcher unchanged on both transports."""
+    stream = mt.watch(agent_id="text")
+    await stream.start()
+    task = asyncio.ensure_future(take(stream, 1))
+    content = "a\u2028b\u2029c\x85d\re\nf\r\ng <script>x</script> \U0001f600"
+    written = await mt.add_memory(agent_id="text", content=content)
+    (event,) = await task
+    assert event.memory.id == written.id
+    assert event.memory.content == content

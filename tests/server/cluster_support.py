@@ -61,10 +61,13 @@ def wait_for(what: str, predicate: Callable[[], bool], timeout: float, poll: flo
 
 
 class ServeProcess:
-    """``memtrace serve --store URL`` on 127.0.0.1 and a free port, in its own session."""
+    """``memtrace serve --store URL`` on 127.0.0.1 and a free port (or ``port``: a restart on
+    the same address), in its own session."""
 
-    def __init__(self, store: str, cwd: Path, env: dict[str, str], *args: str) -> None:
-        self.port = free_port()
+    def __init__(
+        self, store: str, cwd: Path, env: dict[str, str], *args: str, port: int | None = None
+    ) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [*CLI, "serve", "--port", str(self.port), "--store", store, *args],

@@ -639,7 +639,6 @@ def test_tail_without_backlog_starts_from_now_and_escapes_on_both_kinds(
 
 
 def test_tail_carries_line_separators_on_both_kinds(
-    request: pytest.FixtureRequest,
     target: list[str],
     writer: Memtrace,
     workdir: Path,
@@ -648,14 +647,6 @@ def test_tail_carries_line_separators_on_both_kinds(
     """U+2028, U+2029 and NEL (U+0085) are line breaks for str.splitlines() but not for
     Server-Sent Events (whose lines end at \\n, \\r or \\r\\n): a memory holding them comes
     through the stream whole."""
-    if target[1].startswith("http"):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="the HTTP client's watch splits SSE lines with httpx aiter_lines(), "
-                "which also breaks at U+2028/U+2029/U+0085 (/work/notes/issue14_cli_findings.md)",
-            )
-        )
     first = writer.add_memory(agent_id="sep", content="the backlog")
     tail = Tail([*target, "-n", "1", "--agent", "sep", "--json"], workdir)
     tails.append(tail)

@@ -9,6 +9,7 @@ The org is chosen by the API key, so :meth:`AsyncMemtraceClient.with_org` is not
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import json as jsonlib
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
@@ -589,6 +590,31 @@ class AsyncMemtraceClient(Shortcuts):
         return RetentionReport.model_validate_json(response.content)
 
 
+async def _sse_lines(response: httpx.Response) -> AsyncIterator[str]:
+    """The lines of an event stream, split only where the SSE format splits them (CRLF, LF or
+    CR): not at U+2028, U+2029 or U+0085, which a memory may contain (httpx's
+    ``aiter_lines`` splits there too)."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    buffer = ""
+    async for chunk in response.aiter_bytes():
+        buffer += decoder.decode(chunk)
+        while True:
+            lf, cr = buffer.find("\n"), buffer.find("\r")
+            if cr >= 0 and (lf < 0 or cr < lf):
+                if cr == len(buffer) - 1:
+                    break  # perhaps the first half of a CRLF
+                line = buffer[:cr]
+                buffer = buffer[cr + 2 :] if buffer[cr + 1] == "\n" else buffer[cr + 1 :]
+            elif lf >= 0:
+                line, buffer = buffer[:lf], buffer[lf + 1 :]
+            else:
+                break
+            yield line
+    buffer += decoder.decode(b"", final=True)
+    if buffer:
+        yield buffer.removesuffix("\r")
+
+
 class ClientWatch:
     """The live stream of a server as an async iterator of StreamEvent (see
     :meth:`AsyncMemtraceClient.watch`). :attr:`position` is the last position received (the
@@ -634,7 +660,7 @@ class ClientWatch:
             await stream.__aexit__(None, None, None)
             raise _error_from_response(response)
         self._stream, self._response = stream, response
-        self._lines = response.aiter_lines()
+        self._lines = _sse_lines(response)
         try:
             event, event_id, _ = await self._next_event()
         except BaseException:
