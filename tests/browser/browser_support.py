@@ -34,6 +34,7 @@ from playwright.sync_api import (
     Page,
     Request,
     Route,
+    expect,
 )
 
 from memtrace_server.testing import bootstrap_admin_key
@@ -90,7 +91,9 @@ class Serve:
             HOME=str(self.home),
             MEMTRACE_AUTH_BCRYPT_COST="4",
             MEMTRACE_LOG_LEVEL="warning",
-            # a revoked key's stream ends within a second (the default is as long)
+            # the stream re-checks its key at each heartbeat: a revoked key's stream ends
+            # within two seconds (defaults: 15 s, and 1 s for a revocation to be seen)
+            MEMTRACE_SERVER_STREAM_HEARTBEAT_SECONDS="2",
             MEMTRACE_AUTH_REVOCATION_POLL_SECONDS="0.5",
         )
         self.proc = subprocess.Popen(
@@ -298,8 +301,10 @@ class UI:
         """Navigate inside the page (no reload)."""
         self.page.evaluate("h => { location.hash = h }", hash_)
 
-    def cards(self) -> list[str]:
-        """The ids of the memories in the timeline, in order."""
+    def cards(self, count: int | None = None) -> list[str]:
+        """The ids of the memories in the timeline, in order (once there are ``count``)."""
+        if count is not None:
+            expect(self.page.locator("#feed li.card")).to_have_count(count)
         ids: list[str] = self.page.locator("#feed li.card").evaluate_all(
             "cards => cards.map(c => c.dataset.id)"
         )

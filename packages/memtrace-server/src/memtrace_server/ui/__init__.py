@@ -8,8 +8,8 @@ sent as ``X-API-Key``; never in a URL or a cookie).
 What this module adds to the app (:func:`install`, called by :func:`memtrace_server.app.create_app`
 when ``[server] ui`` is on):
 
-- ``GET /ui`` → ``308`` to ``/ui/`` (the page's relative URLs, and so a reverse proxy's path
-  prefix, need the slash);
+- ``GET /ui`` → ``308`` to ``ui/`` (relative: the page's relative URLs, and so a reverse
+  proxy's path prefix, need the slash);
 - ``GET /ui/`` → ``index.html``; ``GET /ui/<file>`` → one of the files of ``static/`` (any
   other name: the API's JSON 404). ``HEAD`` too.
 
@@ -131,7 +131,8 @@ def install(app: Sanic[Any, Any]) -> None:
     index = assets["index.html"]
 
     async def ui_redirect(request: Request) -> HTTPResponse:
-        target = UI_PATH + "/" + (f"?{request.query_string}" if request.query_string else "")
+        # relative ("ui/"), so that behind a proxy's path prefix it stays under the prefix
+        target = "ui/" + (f"?{request.query_string}" if request.query_string else "")
         return HTTPResponse(status=308, headers={**SECURITY_HEADERS, "Location": target})
 
     async def ui_index(request: Request) -> HTTPResponse:

@@ -6,7 +6,7 @@
 // the page as text nodes (lib/dom.js), never parsed as HTML.
 
 import { activityChart } from "./lib/chart.js";
-import { ApiError, api, apiUrl, authHeaders, credentials, setUnauthorizedHandler } from "./lib/api.js";
+import { ApiError, api, apiUrl, authHeaders, credentials, setUnauthorizedHandler, unauthorized } from "./lib/api.js";
 import { append, debounce, formatDuration, formatTime, h, relativeTime, replaceChildren, timeElement } from "./lib/dom.js";
 import { LiveStream } from "./lib/sse.js";
 import { matchRuns, queryStems } from "./lib/text.js";
@@ -466,7 +466,7 @@ function memoryCard(memory, stems, { fresh = false } = {}) {
           { class: "card-title", id: titleId },
           badge(memory.memory_type, memory.memory_type),
           memory.event_type && memory.event_type !== "general" ? badge(memory.event_type, isError ? "error" : "event") : null,
-          h("span", { class: "agent" }, agentName(memory.agent_id)),
+          h("span", { class: "agent-name" }, agentName(memory.agent_id)),
         ),
         h("span", { class: "when" }, timeElement(memory.time, { relativeTo: Date.now() })),
       ),
@@ -708,7 +708,10 @@ function timelineView(initialParams) {
         else if (s === "connecting") setLive("Connecting…", "wait");
         else if (s === "reconnecting") setLive(detail.delay ? `Reconnecting in ${formatDuration(detail.delay / 1000)}…` : "Reconnecting…", "wait");
         else if (s === "failed") {
-          if (detail.status === 401) setLive("Live updates stopped: key refused", "off");
+          if (detail.status === 401 || detail.refused) {
+            setLive("Live updates stopped: key refused", "off");
+            unauthorized(new ApiError(401, detail.message));
+          }
           else if (detail.status === 404) setLive("Live updates unavailable on this server", "off");
           else setLive(`Live updates stopped: ${detail.message}`, "off");
         }
@@ -990,7 +993,9 @@ async function activitySection(target, params, filter, subject) {
   replaceChildren(target, loading("Loading activity…"));
   try {
     const activity = await api("/api/v1/activity", { query: { since: activityWindow(params)[0], bucket, ...filter } });
-    replaceChildren(target, activityChart(activity, { subject, caption: `${label}${subject ? ` · ${subject}` : " · all agents"}` }));
+    // the chart is drawn at the width it gets (24: the figure's padding and border)
+    const width = (target.clientWidth || 744) - 26;
+    replaceChildren(target, activityChart(activity, { subject, width, caption: `${label}${subject ? ` · ${subject}` : " · all agents"}` }));
   } catch (error) {
     if (error instanceof ApiError && error.status === 404 && !filter.agent_id) {
       replaceChildren(target, h("p", { class: "notice" }, "This server has no activity endpoint (GET /api/v1/activity)."));

@@ -52,6 +52,11 @@ export function setUnauthorizedHandler(fn) {
   onUnauthorized = fn;
 }
 
+/** Tell the app that the server refused the key (outside api(): the live stream). */
+export function unauthorized(error) {
+  onUnauthorized(error);
+}
+
 export function authHeaders(key = credentials.key) {
   return key ? { "X-API-Key": key } : {};
 }

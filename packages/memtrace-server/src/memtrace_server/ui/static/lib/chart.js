@@ -5,8 +5,6 @@
 
 import { formatTime, h, svg } from "./dom.js";
 
-const W = 720;
-const H = 220;
 const PAD = { left: 40, right: 8, top: 14, bottom: 28 };
 
 export function bucketName(seconds) {
@@ -47,8 +45,11 @@ export function summarize(activity, subject = "") {
   return text;
 }
 
-/** A <figure> with the chart, its legend and the data table. */
-export function activityChart(activity, { subject = "", caption = "" } = {}) {
+/** A <figure> with the chart, its legend and the data table; ``width``: the chart's width in
+ * CSS pixels (its text then has its real size), 720 by default. */
+export function activityChart(activity, { subject = "", caption = "", width = 720 } = {}) {
+  const W = Math.round(Math.max(280, Math.min(width, 1200)));
+  const H = W < 480 ? 180 : 220;
   const buckets = activity.buckets || [];
   const n = Math.max(buckets.length, 1);
   const max = Math.max(1, ...buckets.map((b) => b.count));
@@ -97,8 +98,8 @@ export function activityChart(activity, { subject = "", caption = "" } = {}) {
     }
     chart.append(group);
   });
-  // x ticks: about five labels
-  const every = Math.max(1, Math.ceil(n / 5));
+  // x ticks: a label every ~110 pixels
+  const every = Math.max(1, Math.ceil(n / Math.max(2, Math.floor(plotW / 110))));
   buckets.forEach((bucket, i) => {
     if (i % every !== 0) return;
     const x = PAD.left + i * step + step / 2;

@@ -83,7 +83,8 @@ const SILENCE_MS = 45000;
  *   headers()  request headers (the API key)
  *   onMemory(memory, id)   each "memory" event
  *   onState(state, info)   "connecting" | "open" | "reconnecting" (info.delay ms) |
- *                          "failed" (info.status, info.message: not retried) | "stopped"
+ *                          "failed" (info.status, info.message, info.refused: the key
+ *                          is no longer valid; not retried) | "stopped"
  */
 export class LiveStream {
   constructor({ url, headers, onMemory, onState, lastEventId = "" }) {
@@ -207,7 +208,8 @@ export class LiveStream {
             } catch {
               /* keep the default */
             }
-            fatal = { received: true, fatal: true, status: 0, message };
+            // the server ends the stream so when the key stopped being valid
+            fatal = { received: true, fatal: true, status: 0, message, refused: true };
             controller.abort();
           }
         },
