@@ -17,9 +17,11 @@ from __future__ import annotations
 import itertools
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
@@ -30,7 +32,16 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
 )
 
-from memtrace_server.testing import LiveServer
+from memtrace_server.testing import LiveServer, config_for, serve_in_thread
+
+
+@pytest.fixture
+def live(db_url: str, admin_key: str) -> Iterator[LiveServer]:
+    """The server of tests/server/conftest.py, whose live streams end after 0.3 s (the
+    fuzzer reads every response to its end)."""
+    with serve_in_thread(config_for(db_url, stream_max_seconds=0.3)) as server:
+        yield server
+
 
 CHECKS: list[Any] = [not_a_server_error, content_type_conformance, response_schema_conformance]
 EXHAUSTIVE = os.environ.get("MEMTRACE_EXHAUSTIVE", "") not in ("", "0")

@@ -350,3 +350,24 @@ def test_the_stream_is_in_the_openapi_document(live: LiveServer) -> None:
     assert "text/event-stream" in op["responses"]["200"]["content"]
     params = {p["name"] for p in op["parameters"]}
     assert {"agent_id", "session_id", "memory_types", "event_types", "tags", "after"} <= params
+
+
+async def test_a_stream_ended_by_its_time_limit_is_resumed_by_the_client(
+    db_url: str, admin_key: str
+) -> None:
+    """``server.stream_max_seconds`` ends long streams (rebalancing connections); the HTTP
+    client reconnects with Last-Event-ID: nothing missed, nothing twice."""
+    with serve_in_thread(fast(db_url, stream_max_seconds=0.4)) as live:
+        client = await aconnect(live.url, api_key=admin_key)
+        try:
+            stream = client.watch()
+            await stream.start()
+            got: list[StreamEvent] = []
+            task = asyncio.ensure_future(collect(stream, got, 3))
+            for n in range(3):
+                await client.add_memory(agent_id="a", content=f"m{n}")
+                await asyncio.sleep(0.7)  # each write lands on a new connection
+            await asyncio.wait_for(task, 15)
+            assert [e.memory.content for e in got] == ["m0", "m1", "m2"]
+        finally:
+            await client.close()

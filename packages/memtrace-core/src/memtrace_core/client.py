@@ -174,6 +174,8 @@ def _params(model: BaseModel, *, drop: tuple[str, ...] = ()) -> dict[str, str]:
         if key in drop:
             continue
         if isinstance(value, list):
+            if "" in value:  # would vanish from the query string: refused as the engine does
+                raise ValidationError(f"invalid {key}: an empty value", field=key)
             if value:
                 out[key] = ",".join(str(v) for v in value)
         elif isinstance(value, bool):
@@ -712,7 +714,13 @@ class ClientWatch:
                     if self._lines is None:
                         await self._connect()
                     event, event_id, data = await self._next_event()
-                except (EOFError, httpx.TransportError, httpx.StreamError, TransportError):
+                except EOFError:  # the server ended the stream: at once, then backing off
+                    await self._disconnect()
+                    if delay > self.RETRY_FIRST:
+                        await asyncio.sleep(delay)
+                    delay = min(delay * 2, self.RETRY_MAX)
+                    continue
+                except (httpx.TransportError, httpx.StreamError, TransportError):
                     await self._disconnect()
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self.RETRY_MAX)

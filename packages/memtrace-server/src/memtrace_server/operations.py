@@ -288,6 +288,17 @@ STREAM_FORMAT = (
     '`event: error` with `data: {"error": …}` when the key is revoked, disabled or expired '
     "(the stream then ends)."
 )
+#: One event of the stream (OpenAPI describes an event stream by the schema of its events).
+STREAM_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": STREAM_FORMAT,
+    "properties": {
+        "event": {"type": "string", "enum": ["ready", "memory", "error"]},
+        "id": {"type": "string", "description": "the position (Last-Event-ID resumes here)"},
+        "data": {"type": "string", "description": "JSON: the memory, or the position"},
+        "retry": {"type": "integer"},
+    },
+}
 _FILTER_PARAMS = (
     Param("agent_id", pattern=_ID_RE),
     Param("session_id", pattern=_ID_RE),
@@ -461,7 +472,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Follow new memories as they are committed (Server-Sent Events)",
         "memories",
         query=_STREAM_PARAMS,
-        response={"type": "string", "description": STREAM_FORMAT},
+        response=STREAM_EVENT_SCHEMA,
         response_content_type="text/event-stream",
         description="Each new memory of the key's org matching the filters, as one event, in "
         "the store's commit order, from now on (or just past `after` / the `Last-Event-ID` "

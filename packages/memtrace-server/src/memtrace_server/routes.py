@@ -319,6 +319,8 @@ async def stream_memories(request: Request, mt: AsyncMemtrace, state: State) -> 
     watch = cast(Watch, mt.watch(params, after=after))
     await watch.start()  # a bad filter or position is still a plain 400
     heartbeat = min(server.stream_heartbeat_seconds, server.write_timeout / 2)
+    loop = asyncio.get_running_loop()
+    ends = loop.time() + server.stream_max_seconds if server.stream_max_seconds else None
     stall = server.stream_stall_seconds
     key = extract_api_key(request.headers)
     org = mt.org_id
@@ -342,14 +344,22 @@ async def stream_memories(request: Request, mt: AsyncMemtrace, state: State) -> 
                     _abort_connection(request)
                     return
                 chunks = []
+            wait = heartbeat
+            if ends is not None:
+                wait = ends - loop.time()
+                if wait <= 0:  # long enough: the client reconnects (and may land elsewhere)
+                    break
+                wait = min(wait, heartbeat)
             try:
-                events = await watch.next_batch(timeout=heartbeat)
+                events = await watch.next_batch(timeout=wait)
             except FeedClosed:  # the server is stopping: the client resumes elsewhere
                 break
             if events:
                 metrics.stream_events += len(events)
                 chunks = [_sse("memory", e.position, _model_bytes(e.memory)) for e in events]
                 continue
+            if ends is not None and loop.time() >= ends:
+                break
             refused = await _key_refused(state, key, org)
             if refused is not None:
                 metrics.streams_dropped["revoked"] += 1
