@@ -9,7 +9,10 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
+
+import httpx
 
 from memtrace_server.testing import LiveServer
 
@@ -68,3 +71,36 @@ def test_the_server_example_runs_against_a_server(
         tmp_path,
     )
     assert "Rolled back api v1.4.2" in listed.stdout, listed.stderr
+
+
+def test_the_watch_example_prints_the_next_decision(
+    live: LiveServer, admin_key: str, tmp_path: Path
+) -> None:
+    """The README's watch example, after its connect example, against a real server: it
+    waits for the planner's next decision, prints it and stops."""
+    blocks = python_blocks("The server")
+    (connect_block,) = [b for b in blocks if "connect(" in b]
+    (watch_block,) = [b for b in blocks if ".watch(" in b]
+    code = (connect_block + watch_block).replace("http://127.0.0.1:9100", live.url)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code.replace("mtk_...", admin_key)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with httpx.Client(base_url=live.url, headers={"x-api-key": admin_key}) as http:
+            deadline = time.monotonic() + 60
+            while proc.poll() is None and time.monotonic() < deadline:
+                for body in (
+                    {"agent_id": "planner", "content": "just an episode"},
+                    {"agent_id": "planner", "memory_type": "decision", "content": "ship v2"},
+                ):
+                    http.post("/api/v1/memories", json={**body, "dedup": False})
+                time.sleep(0.5)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert out.splitlines()[-1] == "the planner decided: ship v2"
