@@ -128,14 +128,20 @@ def test_search_ranks_and_highlights_the_matched_words(ui: UI, org: Org) -> None
     best = org.remember("Deploying the payments service; the deploy was rolled back")
     other = org.remember("Deployed the search service")
     org.remember("Lunch order for the team")
+    long = org.remember("filler " * 200 + "and at the very end a deploy")
     ui.sign_in(org.key)
     page = ui.page
     page.get_by_role("searchbox", name="Search").fill("deploys")
     page.get_by_role("button", name="Search", exact=True).click()
-    expect(page.locator("#feed li.card")).to_have_count(2)
+    expect(page.locator("#feed li.card")).to_have_count(3)
     ranked = org.http.post("/api/v1/search", json={"query": "deploys"}).json()["results"]
     assert ui.cards() == [m["id"] for m in ranked]  # the server's ranking, kept
-    assert set(ui.cards()) == {best["id"], other["id"]}
+    assert set(ui.cards()) == {best["id"], other["id"], long["id"]}
+    # a long memory is cut around its first match, which stays in view
+    cut = page.locator(f'#feed li[data-id="{long["id"]}"] .content')
+    expect(cut).to_contain_text("at the very end a deploy")
+    assert cut.inner_text().startswith("…")
+    assert len(cut.inner_text()) < 600
     assert "q=deploys" in page.url
     marks = page.locator(f'#feed li[data-id="{best["id"]}"] mark').all_inner_texts()
     assert marks == ["Deploying", "deploy"]  # every form of the word, as the engine stems it
@@ -143,7 +149,7 @@ def test_search_ranks_and_highlights_the_matched_words(ui: UI, org: Org) -> None
     expect(page.locator("#live-state")).to_contain_text("pause during a search")
     expect(page.locator("#feed .score").first).to_be_visible()
     page.get_by_role("button", name="Clear search").click()
-    expect(page.locator("#feed li.card")).to_have_count(3)
+    expect(page.locator("#feed li.card")).to_have_count(4)
     assert page.locator("#feed mark").count() == 0
 
 

@@ -93,15 +93,16 @@ function shortId(id) {
 }
 
 function excerpt(text, stems, length = EXCERPT) {
-  // a window of the text that shows the first matched word
+  // a long text is cut to `length` characters around its first matched word
   if (text.length <= length) return text;
   let start = 0;
   if (stems && stems.size) {
-    const first = matchRuns(text, stems).reduce(
-      (acc, run) => (acc.found ? acc : run.match ? { found: true, at: acc.at } : { found: false, at: acc.at + run.text.length }),
-      { found: false, at: 0 },
-    );
-    if (first.found && first.at > length * 0.6) start = Math.max(0, first.at - Math.floor(length / 3));
+    let at = 0;
+    for (const run of matchRuns(text, stems)) {
+      if (run.match) break;
+      at += run.text.length;
+    }
+    if (at < text.length && at > length * 0.6) start = at - Math.floor(length / 3);
   }
   const piece = text.slice(start, start + length);
   return `${start > 0 ? "…" : ""}${piece}${start + length < text.length ? "…" : ""}`;
