@@ -7,7 +7,7 @@
 
 import { activityChart } from "./lib/chart.js";
 import { ApiError, api, apiUrl, authHeaders, credentials, setUnauthorizedHandler, unauthorized } from "./lib/api.js";
-import { append, debounce, formatDuration, formatTime, h, relativeTime, replaceChildren, timeElement } from "./lib/dom.js";
+import { append, debounce, formatDuration, h, relativeTime, replaceChildren, timeElement } from "./lib/dom.js";
 import { LiveStream } from "./lib/sse.js";
 import { matchRuns, queryStems } from "./lib/text.js";
 
