@@ -154,8 +154,9 @@ async def test_fix_never_deletes_a_good_row_that_took_a_freed_rowid(
     engine: AsyncMemtrace, db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The scan runs before --fix's transaction. If the unreadable row is deleted meanwhile
-    (through the API) and a new memory gets its rowid (MAX(rowid) + 1), the fix must delete
-    nothing, not the new memory."""
+    (through the API) and a new memory gets its rowid (MAX(rowid) + 1: what memtrace before
+    schema 8 did, and an older process on the file still does), the fix must delete nothing,
+    not the new memory."""
     first = await engine.add_memory(agent_id="w", content="old and fine")
     bad = await engine.add_memory(agent_id="w", content="about to break")
     conn = sqlite3.connect(db_path)
@@ -165,6 +166,10 @@ async def test_fix_never_deletes_a_good_row_that_took_a_freed_rowid(
     stale = sqlite_doctor.scan(str(db_path))
     assert [u.row_id for u in stale.unreadable] == [bad.id]
     await engine.delete_memory(bad.id)  # the race: deleted through the API ...
+    conn = sqlite3.connect(db_path)
+    with conn:  # ... and an older memtrace's next rowid: MAX(rowid) + 1
+        conn.execute("UPDATE memory_seq SET last = (SELECT MAX(rowid) FROM memories)")
+    conn.close()
     good = await engine.add_memory(agent_id="w", content="brand new and good")  # ... rowid reused
     conn = sqlite3.connect(db_path)
     rowids = dict(conn.execute("SELECT id, rowid FROM memories").fetchall())
