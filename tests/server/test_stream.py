@@ -187,6 +187,41 @@ async def test_a_revoked_key_ends_its_stream_with_an_error_event(
     assert live.state.metrics.streams_dropped["revoked"] == 1
 
 
+async def test_a_busy_stream_checks_its_key_too(live: LiveServer, http: httpx.AsyncClient) -> None:
+    """The key is re-checked every heartbeat even when memories keep coming."""
+    key = await new_key(http, permissions=["read"], name="busy-reader")
+    key_id = next(
+        k["id"]
+        for k in (await http.get("/api/v1/admin/keys")).json()["keys"]
+        if k["name"] == "busy-reader"
+    )
+
+    async def keep_writing() -> None:
+        for n in range(400):
+            await http.post("/api/v1/memories", json={"agent_id": "a", "content": f"busy {n}"})
+            await asyncio.sleep(0.02)
+
+    async with (
+        httpx.AsyncClient(base_url=live.url, headers={"x-api-key": key}) as reader,
+        reader.stream("GET", "/api/v1/memories/stream") as response,
+    ):
+        writer = asyncio.ensure_future(keep_writing())
+        try:
+            lines = response.aiter_lines()
+            await read_events(lines, until=3)  # memories are flowing
+            assert (await http.delete(f"/api/v1/admin/keys/{key_id}")).status_code in (200, 204)
+
+            async def until_error() -> bool:
+                async for line in lines:
+                    if line == "event: error":
+                        return True
+                return False
+
+            assert await asyncio.wait_for(until_error(), 5)
+        finally:
+            writer.cancel()
+
+
 async def test_a_client_that_reads_nothing_is_dropped(db_url: str, admin_key: str) -> None:
     """Bounded memory per subscriber: nothing is queued for a stream (it reads the store from
     its position); a client whose socket stops draining is disconnected after the stall

@@ -9,6 +9,7 @@ documentation, is the table in :mod:`memtrace_server.operations`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import logging
@@ -322,6 +323,7 @@ async def stream_memories(request: Request, mt: AsyncMemtrace, state: State) -> 
     loop = asyncio.get_running_loop()
     ends = loop.time() + server.stream_max_seconds if server.stream_max_seconds else None
     stall = server.stream_stall_seconds
+    next_check = loop.time() + heartbeat
     key = extract_api_key(request.headers)
     org = mt.org_id
     metrics.streams_active += 1
@@ -354,17 +356,21 @@ async def stream_memories(request: Request, mt: AsyncMemtrace, state: State) -> 
                 events = await watch.next_batch(timeout=wait)
             except FeedClosed:  # the server is stopping: the client resumes elsewhere
                 break
+            now = loop.time()
+            if now >= next_check:  # every heartbeat, busy or idle: is the key still good?
+                next_check = now + heartbeat
+                refused = await _key_refused(state, key, org)
+                if refused is not None:
+                    metrics.streams_dropped["revoked"] += 1
+                    error = _sse("error", watch.position or "", _json_bytes({"error": refused}))
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(response.send(error), stall)
+                    break
             if events:
                 metrics.stream_events += len(events)
                 chunks = [_sse("memory", e.position, _model_bytes(e.memory)) for e in events]
                 continue
-            if ends is not None and loop.time() >= ends:
-                break
-            refused = await _key_refused(state, key, org)
-            if refused is not None:
-                metrics.streams_dropped["revoked"] += 1
-                chunks = [_sse("error", watch.position or "", _json_bytes({"error": refused}))]
-                await asyncio.wait_for(response.send(b"".join(chunks)), stall)
+            if ends is not None and now >= ends:
                 break
             chunks = [b": ping\n\n"]
         await response.eof()
