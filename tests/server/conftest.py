@@ -3,13 +3,31 @@ SQLite file in ``tmp_path``, with an admin key created through the auth module."
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from memtrace_server import config as config_module
 from memtrace_server.testing import LiveServer, bootstrap_admin_key, config_for, serve_in_thread
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty working directory for CLI tests: no config file anywhere, no MEMTRACE_*
+    variables, fast bcrypt."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for name in list(os.environ):
+        if name.startswith("MEMTRACE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("MEMTRACE_AUTH_BCRYPT_COST", "4")
+    monkeypatch.setattr(config_module, "SEARCH_PATHS", ("./memtrace.toml",))
+    return work
 
 
 @pytest.fixture

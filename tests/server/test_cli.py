@@ -23,27 +23,11 @@ import httpx
 import pytest
 
 from memtrace_core import AuthenticationError, PluginRegistry, connect
-from memtrace_server import config as config_module
 from memtrace_server.auth import KEY_RE, Authenticator, auth_store_of
 from memtrace_server.cli import build_parser, main, parse_expiry
 from memtrace_server.testing import bootstrap_admin_key
 
 CLI = [sys.executable, "-m", "memtrace_server.cli"]
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty working directory, no config file anywhere, fast bcrypt."""
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    for name in list(os.environ):
-        if name.startswith("MEMTRACE_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("MEMTRACE_AUTH_BCRYPT_COST", "4")
-    monkeypatch.setattr(config_module, "SEARCH_PATHS", ("./memtrace.toml",))
-    return work
 
 
 @pytest.fixture

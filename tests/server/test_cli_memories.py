@@ -28,7 +28,6 @@ import pytest
 
 from memtrace_core import Memtrace, PluginRegistry, StreamEvent, connect
 from memtrace_server import cli_memories
-from memtrace_server import config as config_module
 from memtrace_server import progress as progress_module
 from memtrace_server.cli import build_parser, main
 from memtrace_server.cli_memories import clean, display_width, fit, safe_json
@@ -60,21 +59,6 @@ def _dangerous(text: str) -> list[str]:
 
 # ------------------------------------------------------------------------------------------------
 # Fixtures
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty working directory, no config file anywhere, no MEMTRACE_* variables."""
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    for name in list(os.environ):
-        if name.startswith("MEMTRACE_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("MEMTRACE_AUTH_BCRYPT_COST", "4")
-    monkeypatch.setattr(config_module, "SEARCH_PATHS", ("./memtrace.toml",))
-    return work
 
 
 def _open(url: str) -> Memtrace:
@@ -426,7 +410,7 @@ def test_bad_input_gives_a_clear_error_and_exit_status(
          "error: invalid since"),
         (["memories", "list", *server, "--type", "bogus"], 2, "invalid memory type 'bogus'"),
         (["memories", "list", *server, "--limit", "0"], 2, "must be at least 1"),
-        (["memories", "list", *server, "--offset", "-1"], 2, "must be 0 or more"),
+        (["memories", "list", *server, "--offset", "-1"], 2, "must be at least 0"),
         (["memories", "list", *server, "--min-importance", "2"], 2, "between 0 and 1"),
         (["memories", "list", *server, "--tags", ","], 2, "give at least one value"),
         (["memories", "list", *server, "--order", "up"], 2, "invalid choice"),
