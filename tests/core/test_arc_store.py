@@ -25,6 +25,7 @@ import arc_fake
 from memtrace_core import AsyncMemtrace, aconnect
 from memtrace_core.errors import CorruptRowError, StoreError, ValidationError
 from memtrace_core.stores.arc import ArcStore, parse_url, sql_literal
+from memtrace_core.stores.base import MemoryFilter
 
 DB = "mem"
 
@@ -818,9 +819,29 @@ async def test_a_write_through_another_server_is_shown_once_it_reaches_arc(
         with pytest.raises(StoreError, match="another server") as err:
             await two.get_memory(written.id)
         assert err.value.status_code == 503
+        # the live feed of server two stops before it (it must not pass a memory it could
+        # not show), then shows it once it is on Arc
+        feed = store_of(two)
+        head = "s0"
+        page = await feed.feed_memories(
+            "org_default", MemoryFilter(), after=head, limit=10, scan=100
+        )
+        assert page.items == []
+        assert page.cursor == head
         store_of(one).forwarder.start()  # type: ignore[union-attr]
         await store_of(one).drain(10)
         assert [m.content for m in (await two.list_memories()).memories] == [written.content]
+        page = await feed.feed_memories(
+            "org_default", MemoryFilter(), after=head, limit=10, scan=100
+        )
+        assert [m.content for _, m in page.items] == [written.content]
     finally:
         await one.close()
         await two.close()
+
+
+def test_the_feed_waits_for_another_servers_bodies_for_feed_hold_seconds() -> None:
+    assert parse_url("arc+http://h/db").feed_hold_seconds == 900.0
+    assert parse_url("arc+http://h/db?feed_hold_seconds=60").feed_hold_seconds == 60.0
+    with pytest.raises(ValidationError):
+        parse_url("arc+http://h/db?feed_hold_seconds=-1")

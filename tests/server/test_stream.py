@@ -211,13 +211,21 @@ async def test_a_busy_stream_checks_its_key_too(live: LiveServer, http: httpx.As
             await read_events(lines, until=3)  # memories are flowing
             assert (await http.delete(f"/api/v1/admin/keys/{key_id}")).status_code in (200, 204)
 
-            async def until_error() -> bool:
+            async def until_error() -> tuple[str, str]:
+                """(the id of the last memory event, the error event's id)."""
+                event_id = last_memory = ""
                 async for line in lines:
-                    if line == "event: error":
-                        return True
-                return False
+                    if line.startswith("id: "):
+                        event_id = line[4:]
+                    elif line == "event: memory":
+                        last_memory = event_id
+                    elif line == "event: error":
+                        return last_memory, event_id
+                raise AssertionError("the stream ended without an error event")
 
-            assert await asyncio.wait_for(until_error(), 5)
+            last_memory, error_id = await asyncio.wait_for(until_error(), 5)
+            # a client resuming from the error's id misses nothing it was not sent
+            assert error_id == last_memory
         finally:
             writer.cancel()
 
@@ -259,16 +267,36 @@ async def test_a_client_that_reads_nothing_is_dropped(db_url: str, admin_key: st
             await client.close()
 
 
-async def test_the_per_worker_cap_is_a_503(db_url: str, admin_key: str) -> None:
-    with serve_in_thread(fast(db_url, max_streams=1)) as live:
-        async with (
-            httpx.AsyncClient(base_url=live.url, headers={"x-api-key": admin_key}) as http,
-            http.stream("GET", "/api/v1/memories/stream") as first,
-        ):
-            assert first.status_code == 200
-            second = await http.get("/api/v1/memories/stream")
-            assert second.status_code == 503
-            assert "too many live streams" in second.json()["error"]
+async def test_the_caps_are_503s_and_hold_under_concurrent_opens(
+    db_url: str, admin_key: str
+) -> None:
+    with serve_in_thread(fast(db_url, max_streams=3, max_streams_per_key=2)) as live:
+        async with httpx.AsyncClient(base_url=live.url, timeout=30) as http:
+            async with httpx.AsyncClient(
+                base_url=live.url, headers={"x-api-key": admin_key}
+            ) as admin:
+                other = await new_key(admin, permissions=["read"])
+
+            async def open_stream(key: str) -> int:
+                async with http.stream(
+                    "GET", "/api/v1/memories/stream", headers={"x-api-key": key}
+                ) as response:
+                    if response.status_code == 200:
+                        await asyncio.sleep(1.0)  # hold it while the others try
+                    else:
+                        await response.aread()
+                        assert "too many live streams" in response.json()["error"]
+                    return response.status_code
+
+            codes = await asyncio.gather(*(open_stream(admin_key) for _ in range(10)))
+            assert sorted(codes) == [200] * 2 + [503] * 8  # per key, opened all at once
+            codes = await asyncio.gather(*(open_stream(k) for k in [admin_key] * 2 + [other] * 2))
+            assert sorted(codes) == [200] * 3 + [503]  # per worker
+        deadline = time.monotonic() + 5  # the server sees each close at its next send
+        while live.state.metrics.streams_active and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert live.state.metrics.streams_active == 0
+        assert live.state.streams_per_key == {}
 
 
 # -- the client over restarts and workers ------------------------------------------------------

@@ -637,6 +637,7 @@ class ClientWatch:
         self._stream: Any = None
         self._lines: AsyncIterator[str] | None = None
         self._closed = False
+        self._connected = False  # once: later failures are retried
 
     async def start(self) -> ClientWatch:
         """Connect (a refused request raises here) and read the ``ready`` event."""
@@ -673,6 +674,7 @@ class ClientWatch:
             raise TransportError(f"GET {self._url}: not a memtrace stream (no ready event)")
         # the position the server starts from: a reconnect before any memory resumes here
         self.position = event_id
+        self._connected = True
 
     async def _disconnect(self) -> None:
         stream, self._stream, self._response, self._lines = self._stream, None, None, None
@@ -709,6 +711,8 @@ class ClientWatch:
     async def _iterate(self) -> AsyncIterator[StreamEvent]:
         delay = self.RETRY_FIRST
         try:
+            if self._lines is None and not self._connected:
+                await self._connect()  # the first connection's failure is the caller's
             while not self._closed:
                 try:
                     if self._lines is None:

@@ -265,10 +265,10 @@ class _Core:
             self.hub = FeedHub(self.store)
         return self.hub
 
-    def notify(self) -> None:
-        """Memories were committed through this engine: wake its watchers."""
+    def notify(self, org_id: str) -> None:
+        """Memories of ``org_id`` were committed through this engine: wake its watchers."""
         if self.hub is not None:
-            self.hub.notify()
+            self.hub.notify(org_id)
 
 
 class AsyncMemtrace(Shortcuts):
@@ -413,7 +413,7 @@ class AsyncMemtrace(Shortcuts):
             outcomes = await self.store.insert_memories(
                 self.org_id, records, dedup_since=self._dedup_since(), now=now_us()
             )
-            self._core.notify()
+            self._core.notify(self.org_id)
             return outcomes
         except SupersedeError as exc:
             index = exc.index if batch else None
@@ -1594,7 +1594,7 @@ class AsyncMemtrace(Shortcuts):
         async def flush() -> None:
             if pending:
                 inserted = await self.store.import_memories(self.org_id, pending)
-                self._core.notify()
+                self._core.notify(self.org_id)
                 result.imported += inserted
                 result.skipped += len(pending) - inserted
                 pending.clear()

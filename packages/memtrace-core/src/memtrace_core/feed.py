@@ -59,50 +59,72 @@ class FeedClosed(Exception):
 
 
 class FeedHub:
-    """Wakes the watchers of one engine (see the module docstring). Bound to the event loop
-    of its first watcher."""
+    """Wakes the watchers of one engine (see the module docstring), org by org. Bound to the
+    event loop of its first watcher."""
 
     def __init__(
-        self, store: Store, *, poll_seconds: float = 0.2, idle_seconds: float = 1.0
+        self,
+        store: Store,
+        *,
+        poll_seconds: float = 0.2,
+        idle_seconds: float | None = None,
     ) -> None:
         self.store = store
         self.poll_seconds = poll_seconds
-        self.idle_seconds = idle_seconds
-        self.generation = 0
+        self._version = getattr(store, "feed_version", None)
+        self._changed_orgs = getattr(store, "feed_changed_orgs", None)
+        #: how long a watcher waits without a wake-up before it reads anyway: long when the
+        #: store's version is polled (it only guards against a missed change), short otherwise
+        self.idle_seconds = (
+            idle_seconds if idle_seconds is not None else (5.0 if self._version else 1.0)
+        )
         self.closed = False
         self.watchers = 0
-        self._waiters: set[asyncio.Future[None]] = set()
+        self._generations: dict[str, int] = {}
+        self._epoch = 0  # bumped by a store-wide change: every org's generation moves
+        self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._poller: asyncio.Task[None] | None = None
 
-    def notify(self) -> None:
-        """Memories may have been committed: wake every watcher."""
-        self.generation += 1
-        for waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        self._waiters.clear()
+    def generation(self, org_id: str) -> int:
+        return self._epoch + self._generations.get(org_id, 0)
 
-    async def wait(self, generation: int, timeout: float) -> None:
-        """Until :meth:`notify` is called after ``generation`` was read (returns at once if it
-        already was), the hub closes, or ``timeout`` seconds."""
-        if self.generation != generation or self.closed:
+    def notify(self, org_id: str | None = None) -> None:
+        """Memories of ``org_id`` (None: of any org) may have been committed: wake its
+        watchers."""
+        if org_id is None:
+            self._epoch += 1
+            orgs = list(self._waiters)
+        else:
+            self._generations[org_id] = self._generations.get(org_id, 0) + 1
+            orgs = [org_id] if org_id in self._waiters else []
+        for org in orgs:
+            for waiter in self._waiters.pop(org, ()):
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    async def wait(self, org_id: str, generation: int, timeout: float) -> None:
+        """Until :meth:`notify` for ``org_id`` after ``generation`` was read (returns at once
+        if it already was), the hub closes, or ``timeout`` seconds."""
+        if self.generation(org_id) != generation or self.closed:
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.add(waiter)
+        waiters = self._waiters.setdefault(org_id, set())
+        waiters.add(waiter)
         try:
             await asyncio.wait_for(asyncio.shield(waiter), timeout)
         except TimeoutError:
             pass
         finally:
-            self._waiters.discard(waiter)
+            waiters.discard(waiter)
+            if not waiters and self._waiters.get(org_id) is waiters:
+                del self._waiters[org_id]
 
     def subscribe(self) -> None:
         if self.closed:
             raise FeedClosed("the engine is closed")
         self.watchers += 1
-        version = getattr(self.store, "feed_version", None)
-        if version is not None and (self._poller is None or self._poller.done()):
-            self._poller = asyncio.get_running_loop().create_task(self._poll(version))
+        if self._version is not None and (self._poller is None or self._poller.done()):
+            self._poller = asyncio.get_running_loop().create_task(self._poll(self._version))
 
     def unsubscribe(self) -> None:
         self.watchers = max(0, self.watchers - 1)
@@ -116,6 +138,16 @@ class FeedHub:
         while not self.closed:
             try:
                 current = await version()
+                if last is not None and current != last:
+                    orgs = None
+                    if self._changed_orgs is not None:
+                        orgs = await self._changed_orgs(last, current)
+                    if orgs is None:
+                        self.notify()
+                    else:
+                        for org in orgs:
+                            self.notify(org)
+                last = current
                 failures = 0
             except asyncio.CancelledError:
                 raise
@@ -123,10 +155,6 @@ class FeedHub:
                 failures += 1
                 if failures == 1:
                     log.warning("feed: cannot read the store's feed version: %r", exc)
-            else:
-                if last is not None and current != last:
-                    self.notify()
-                last = current
             await asyncio.sleep(self.poll_seconds)
 
     async def close(self) -> None:
@@ -209,15 +237,18 @@ class Watch:
         while not self._buffer:
             if self._closed or self.hub.closed:
                 raise FeedClosed("the watch was closed")
-            generation = self.hub.generation
-            if await self._fetch() or self._buffer:
-                continue
+            generation = self.hub.generation(self.org_id)
+            more = await self._fetch()
+            if self._buffer:
+                break
             left = self.hub.idle_seconds
             if deadline is not None:
                 left = min(left, deadline - loop.time())
-                if left <= 0:
+                if left <= 0:  # also while catching up: the caller gets its turn
                     return False
-            await self.hub.wait(generation, left)
+            if more:
+                continue
+            await self.hub.wait(self.org_id, generation, left)
         return True
 
     async def next_batch(self, timeout: float | None = None) -> list[StreamEvent]:

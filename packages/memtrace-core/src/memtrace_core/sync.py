@@ -14,6 +14,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast
 
 from .api import AsyncMemoryAPI
 from .engine import AsyncMemtrace
+from .feed import WatchStream
 from .models import DeleteFilter, StreamEvent, WatchOptions
 
 P = ParamSpec("P")
@@ -118,8 +119,7 @@ class BlockingMethods(BlockingTwin[A]):
         the ``for`` loop) ends the watch."""
         stream = cast("AsyncMemoryAPI", self._async).watch(options, after=after, **filters)
         self._portal.call(stream.start())
-        agen = cast("AsyncGenerator[StreamEvent, None]", stream.__aiter__())
-        return iterate(self._portal, agen)
+        return BlockingWatch(self._portal, stream)
 
     remember = blocking(AsyncMemoryAPI.remember)
     recall = blocking(AsyncMemoryAPI.recall)
@@ -196,6 +196,57 @@ def iterate(portal: Portal, agen: AsyncGenerator[R, None]) -> Iterator[R]:
             # RuntimeError: closed by the garbage collector on the portal's own thread
             with contextlib.suppress(RuntimeError):
                 portal.call(agen.aclose())
+
+
+class BlockingWatch(Iterator[StreamEvent]):
+    """A started watch as a blocking iterator (``for event in mt.watch(...)``).
+    :attr:`position` is where to resume; :meth:`close` (or leaving a ``with`` block, or the
+    iterator being garbage collected) ends the watch, also before the first event."""
+
+    def __init__(self, portal: Portal, stream: WatchStream) -> None:
+        self._portal = portal
+        self._stream = stream
+        self._agen = cast("AsyncGenerator[StreamEvent, None]", stream.__aiter__())
+        self._closed = False
+
+    @property
+    def position(self) -> str | None:
+        return self._stream.position
+
+    def __iter__(self) -> BlockingWatch:
+        return self
+
+    def __next__(self) -> StreamEvent:
+        if self._closed:
+            raise StopIteration
+        try:
+            return self._portal.call(_next(self._agen))
+        except StopAsyncIteration:
+            self.close()
+            raise StopIteration from None
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if not self._portal.loop.is_closed():
+            # RuntimeError: closed by the garbage collector on the portal's own thread
+            with contextlib.suppress(RuntimeError):
+                self._portal.call(self._agen.aclose())
+                self._portal.call(self._stream.aclose())
+
+    def __enter__(self) -> BlockingWatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
 
 
 class _OrgView(Memtrace):

@@ -94,11 +94,12 @@ class ServerSection:
     #: the live stream (``GET /api/v1/memories/stream``): a comment line every
     #: ``stream_heartbeat_seconds`` while idle (at most half ``write_timeout``); a client that
     #: takes no data for ``stream_stall_seconds`` is dropped; at most ``max_streams`` open
-    #: streams per worker (503 beyond); a stream is ended after ``stream_max_seconds`` (the
+    #: streams per worker and ``max_streams_per_key`` per API key (503 beyond); a stream is ended after ``stream_max_seconds`` (the
     #: client resumes with Last-Event-ID: long connections are rebalanced; 0: never)
     stream_heartbeat_seconds: float = 15
     stream_stall_seconds: float = 10
     max_streams: int = 1000
+    max_streams_per_key: int = 32
     stream_max_seconds: float = 3600
 
 
@@ -326,6 +327,7 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("server", "stream_heartbeat_seconds", "float", 15.0, _between(0.05, 3600), "seconds"),
     KeySpec("server", "stream_stall_seconds", "float", 10.0, _between(0.05, 3600), "seconds"),
     KeySpec("server", "max_streams", "int", 1000, _between(1, 1_000_000), "per worker"),
+    KeySpec("server", "max_streams_per_key", "int", 32, _between(1, 1_000_000), "per worker"),
     KeySpec("server", "stream_max_seconds", "float", 3600.0, _between(0, 86400 * 7), "0: never"),
     KeySpec("log", "level", "str", "info", _one_of(LOG_LEVELS), "log level"),
     KeySpec("log", "format", "str", "console", _one_of(LOG_FORMATS), "log format"),

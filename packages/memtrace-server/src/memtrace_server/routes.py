@@ -312,27 +312,37 @@ async def stream_memories(request: Request, mt: AsyncMemtrace, state: State) -> 
     params.pop("after", None)
     server = state.config.server
     metrics = state.metrics
+    key = extract_api_key(request.headers)
+    holder = key or ""
+    per_key = state.streams_per_key
     if metrics.streams_active >= server.max_streams:
         metrics.streams_dropped["full"] += 1
         raise StoreError(
             f"too many live streams on this server ({server.max_streams}); retry later"
         )
-    watch = cast(Watch, mt.watch(params, after=after))
-    await watch.start()  # a bad filter or position is still a plain 400
-    heartbeat = min(server.stream_heartbeat_seconds, server.write_timeout / 2)
-    loop = asyncio.get_running_loop()
-    ends = loop.time() + server.stream_max_seconds if server.stream_max_seconds else None
-    stall = server.stream_stall_seconds
-    next_check = loop.time() + heartbeat
-    key = extract_api_key(request.headers)
-    org = mt.org_id
+    if per_key.get(holder, 0) >= server.max_streams_per_key:
+        metrics.streams_dropped["full"] += 1
+        raise StoreError(
+            f"too many live streams for this API key ({server.max_streams_per_key} per "
+            "server worker); close one or retry later"
+        )
+    # the slot is taken before the first await: concurrent opens cannot pass the caps
     metrics.streams_active += 1
+    per_key[holder] = per_key.get(holder, 0) + 1
+    watch = cast(Watch, mt.watch(params, after=after))
     try:
+        await watch.start()  # a bad filter or position is still a plain 400
+        heartbeat = min(server.stream_heartbeat_seconds, server.write_timeout / 2)
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + server.stream_max_seconds if server.stream_max_seconds else None
+        stall = server.stream_stall_seconds
+        next_check = loop.time() + heartbeat
+        org = mt.org_id
         response = await request.respond(
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
             content_type="text/event-stream; charset=utf-8",
         )
-        start = watch.position or ""
+        start = sent = pending = watch.position or ""
         chunks = [b"retry: 2000\n\n", _sse("ready", start, _json_bytes({"position": start}))]
         while True:
             if chunks:
@@ -346,6 +356,7 @@ async def stream_memories(request: Request, mt: AsyncMemtrace, state: State) -> 
                     _abort_connection(request)
                     return
                 chunks = []
+                sent = pending
             wait = heartbeat
             if ends is not None:
                 wait = ends - loop.time()
@@ -362,13 +373,15 @@ async def stream_memories(request: Request, mt: AsyncMemtrace, state: State) -> 
                 refused = await _key_refused(state, key, org)
                 if refused is not None:
                     metrics.streams_dropped["revoked"] += 1
-                    error = _sse("error", watch.position or "", _json_bytes({"error": refused}))
+                    # its id: the last memory sent (the page in hand was not)
+                    error = _sse("error", sent, _json_bytes({"error": refused}))
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(response.send(error), stall)
                     break
             if events:
                 metrics.stream_events += len(events)
                 chunks = [_sse("memory", e.position, _model_bytes(e.memory)) for e in events]
+                pending = events[-1].position
                 continue
             if ends is not None and now >= ends:
                 break
@@ -376,6 +389,9 @@ async def stream_memories(request: Request, mt: AsyncMemtrace, state: State) -> 
         await response.eof()
     finally:
         metrics.streams_active -= 1
+        per_key[holder] -= 1
+        if not per_key[holder]:
+            del per_key[holder]
         await watch.aclose()
 
 

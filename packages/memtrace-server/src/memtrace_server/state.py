@@ -40,6 +40,8 @@ class State:
     documents: Documents = field(default_factory=Documents)
     #: the store's latest health report (taken by /ready; /health shows its ``arc``)
     last_health: StoreHealth | None = None
+    #: open live streams of this worker per API key (``server.max_streams_per_key``)
+    streams_per_key: dict[str, int] = field(default_factory=dict)
     _views: dict[str, AsyncMemtrace] = field(default_factory=dict)
 
     def view(self, org_id: str) -> AsyncMemtrace:

@@ -242,6 +242,10 @@ class ArcSettings:
     #: is visible (Arc's buffer has been flushed).
     visibility_seconds: float = 20.0
     timeout: float = 10.0
+    #: The live feed waits this long for a memory written through another server to reach
+    #: Arc (its body is in that server's spool) before it skips it as unreadable: a forwarder
+    #: backlog or an Arc outage shorter than this delays the feed and loses nothing.
+    feed_hold_seconds: float = 900.0
     sync_forward: bool = False
     sync_timeout: float = 30.0
     purge: bool = False
@@ -283,6 +287,7 @@ def parse_url(url: str) -> ArcSettings:
         "flush_ms",
         "visibility_seconds",
         "timeout",
+        "feed_hold_seconds",
         "sync_forward",
         "sync_timeout",
         "purge",
@@ -346,6 +351,7 @@ def parse_url(url: str) -> ArcSettings:
             "visibility_seconds", float, max(20.0, 3 * flush_ms / 1000 + 5), 0
         ),
         timeout=number("timeout", float, 10.0, 0.001),
+        feed_hold_seconds=number("feed_hold_seconds", float, 900.0, 0),
         sync_forward=flag("sync_forward"),
         sync_timeout=number("sync_timeout", float, 30.0, 0.001),
         purge=flag("purge"),
@@ -844,12 +850,14 @@ class ArcStore:
             out.append(_with_body(skeleton, body))
         return out
 
-    def _on_its_way(self, skeleton: Memory) -> bool:
+    def _on_its_way(self, skeleton: Memory, hold: float | None = None) -> bool:
         """Whether a memory whose body is nowhere was spooled within the visibility deadline
-        (by another server, whose forwarder has not landed it on Arc yet)."""
+        (or ``hold`` seconds), by another server whose forwarder has not landed it on Arc
+        yet."""
         at = _spooled_at(skeleton.content)
         s = self.settings
-        return at is not None and now_us() - at < (s.visibility_seconds + s.timeout) * 1_000_000
+        wait = s.visibility_seconds + s.timeout if hold is None else max(hold, s.visibility_seconds)
+        return at is not None and now_us() - at < wait * 1_000_000
 
     def _missing(self, org_id: str, skeleton: Memory, strict: bool) -> None:
         """A memory whose body is neither in this process's spool nor on Arc. Spooled within
@@ -1129,17 +1137,22 @@ class ArcStore:
         head: str = await self.meta.feed_head(org_id)
         return head
 
-    async def feed_version(self) -> int:
+    async def feed_version(self) -> Any:
         version = getattr(self.meta, "feed_version", None)
-        return int(await version()) if version is not None else 0
+        return await version() if version is not None else 0
+
+    async def feed_changed_orgs(self, before: Any, now: Any) -> set[str] | None:
+        changed = getattr(self.meta, "feed_changed_orgs", None)
+        orgs: set[str] | None = await changed(before, now) if changed is not None else None
+        return orgs
 
     async def feed_memories(
         self, org_id: str, flt: MemoryFilter, *, after: str | None, limit: int, scan: int
     ) -> FeedPage:
         """The metadata store's feed with the bodies attached. A memory written through
         another server whose body is not on Arc yet ends the page just before it (it is read
-        again on the next call: a feed must not pass a memory it could not show); after the
-        visibility deadline it is an unreadable row (skipped and counted)."""
+        again on the next call: a feed must not pass a memory it could not show) for up to
+        ``feed_hold_seconds``; after that it is an unreadable row (skipped and counted)."""
         needle = flt.content_contains
         page: FeedPage = await self.meta.feed_memories(
             org_id, _inner(flt), after=after, limit=limit, scan=scan
@@ -1148,7 +1161,7 @@ class ArcStore:
         items: list[tuple[str, Memory]] = []
         for position, skeleton in page.items:
             body = bodies.get(skeleton.id)
-            if body is None and self._on_its_way(skeleton):
+            if body is None and self._on_its_way(skeleton, self.settings.feed_hold_seconds):
                 if items:
                     return FeedPage(items, items[-1][0])
                 if after is None:

@@ -573,8 +573,10 @@ class Store(Protocol):
         Unreadable rows are skipped, logged and counted as in lists (their positions
         passed). Positions are opaque strings; a malformed one, one of another kind of store,
         or one beyond the store's head (a position from a restored or another database)
-        raises ValidationError(field="after"). A position reveals nothing of another org:
-        passing one of another org is just a point in the order."""
+        raises ValidationError(field="after"). Passing a position of another org is just a
+        point in the order: it reads nothing of that org. (The built-in stores' positions are
+        store-wide counters, so they do show how many memories the whole store took between
+        two of them, not whose.)"""
         ...
 
     # -- agents -------------------------------------------------------------------------------

@@ -1719,15 +1719,17 @@ class PostgresStore(RowDecoding):
         )
         return f"p{xmin}.0"
 
-    async def feed_version(self) -> int:
-        """Changes whenever a memory may have been committed, by any server (the feed hub's
-        cheap poll: the memory sequence's last value)."""
-        value = await self._read(
-            lambda conn: conn.fetchval(
-                "SELECT pg_sequence_last_value(pg_get_serial_sequence('memories', 'seq'))"
+    async def feed_version(self) -> tuple[int, int]:
+        """Changes whenever a memory may have been committed, by any server, or rows held
+        back behind an older transaction may have become final (the feed hub's cheap poll:
+        the memory sequence's last value and the snapshot's xmin)."""
+        row = await self._read(
+            lambda conn: conn.fetchrow(
+                "SELECT pg_sequence_last_value(pg_get_serial_sequence('memories', 'seq')), "
+                "pg_snapshot_xmin(pg_current_snapshot())::text"
             )
         )
-        return int(value or 0)
+        return int(row[0] or 0), int(row[1])
 
     async def feed_memories(
         self, org_id: str, flt: MemoryFilter, *, after: str | None, limit: int, scan: int

@@ -1785,6 +1785,19 @@ class SQLiteStore(RowDecoding, SQLiteAuthMixin):
         cheap poll)."""
         return await self._read(_feed_last)
 
+    async def feed_changed_orgs(self, before: int, now: int) -> set[str] | None:
+        """The orgs of the memories committed between two :meth:`feed_version` values (so
+        the hub wakes only their watchers); None (every org) past 10,000 rows."""
+        if now - before > 10_000:
+            return None
+        rows = await self._read(
+            lambda conn: conn.execute(
+                "SELECT DISTINCT org_id FROM memories WHERE rowid > ? AND rowid <= ?",
+                (before, now),
+            ).fetchall()
+        )
+        return {str(r[0]) for r in rows}
+
     async def feed_memories(
         self, org_id: str, flt: MemoryFilter, *, after: str | None, limit: int, scan: int
     ) -> FeedPage:
@@ -1811,10 +1824,7 @@ class SQLiteStore(RowDecoding, SQLiteAuthMixin):
             for row in rows:
                 for memory in self._decode([row], _row_to_memory, "memory", org_id):
                     items.append((f"s{row[_N_MEMORY_COLUMNS]}", memory))
-            if len(rows) >= limit:
-                cursor = int(rows[-1][_N_MEMORY_COLUMNS])
-            else:
-                cursor = upper
+            cursor = int(rows[-1][_N_MEMORY_COLUMNS]) if len(rows) >= limit else upper
             return FeedPage(items, f"s{cursor}", more=cursor < last)
 
         return await self._read(run)

@@ -1,0 +1,143 @@
+"""The engine's feed hub (memtrace_core/feed.py): a write wakes only the watchers of its own
+org — through the same engine at once, through another process by the store's polled
+version and changed orgs — so one busy tenant does not make every watcher read the store."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from memtrace_core import AsyncMemtrace, aconnect
+
+
+async def counting(engine: AsyncMemtrace) -> dict[str, int]:
+    """Count the store's feed reads per org."""
+    calls: dict[str, int] = {}
+    store: Any = engine.store
+    original = store.feed_memories
+
+    async def feed_memories(org_id: str, *args: Any, **kwargs: Any) -> Any:
+        calls[org_id] = calls.get(org_id, 0) + 1
+        return await original(org_id, *args, **kwargs)
+
+    store.feed_memories = feed_memories
+    return calls
+
+
+async def test_writes_of_one_org_do_not_wake_another_orgs_watchers(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    engine = await aconnect(url)
+    other_process = await aconnect(url)
+    assert isinstance(engine, AsyncMemtrace)
+    assert isinstance(other_process, AsyncMemtrace)
+    try:
+        calls = await counting(engine)
+        quiet = [engine.with_org("org_quiet").watch() for _ in range(20)]
+        busy = engine.with_org("org_busy").watch()
+        for w in [*quiet, busy]:
+            await w.start()
+        got: list[str] = []
+
+        async def follow() -> None:
+            async for event in busy:
+                got.append(event.memory.content)
+                if len(got) == 20:
+                    return
+
+        async def idle(w: Any) -> None:
+            async for _ in w:
+                raise AssertionError("nothing was written to org_quiet")
+
+        idlers = [asyncio.ensure_future(idle(w)) for w in quiet]
+        task = asyncio.ensure_future(follow())
+        before = calls.get("org_quiet", 0)
+        started = time.monotonic()
+        for n in range(10):
+            await engine.with_org("org_busy").add_memory(agent_id="a", content=f"here {n}")
+            await other_process.with_org("org_busy").add_memory(agent_id="a", content=f"there {n}")
+            await asyncio.sleep(0.05)
+        await asyncio.wait_for(task, 10)
+        elapsed = time.monotonic() - started
+        woken = calls.get("org_quiet", 0) - before
+        # the quiet watchers read only on their idle timer (every 5 s with a polled version)
+        assert woken <= 20 * (int(elapsed / engine._core.feed_hub().idle_seconds) + 1)
+        assert sorted(got) == sorted(
+            [f"here {n}" for n in range(10)] + [f"there {n}" for n in range(10)]
+        )
+        for t in idlers:
+            t.cancel()
+    finally:
+        await engine.close()
+        await other_process.close()
+
+
+async def test_another_process_write_wakes_an_idle_watcher_quickly(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    engine, other = await aconnect(url), await aconnect(url)
+    try:
+        stream = engine.watch()
+        await stream.start()
+        await asyncio.sleep(0.3)  # the poller has read the version
+        started = time.monotonic()
+        await other.add_memory(agent_id="a", content="from elsewhere")
+        batch = await stream.next_batch(timeout=5)  # type: ignore[attr-defined]
+        assert [e.memory.content for e in batch] == ["from elsewhere"]
+        assert time.monotonic() - started < 2  # the 0.2 s poll, not the 5 s idle timer
+        await stream.aclose()
+    finally:
+        await engine.close()
+        await other.close()
+
+
+def test_a_blocking_watch_closed_before_its_first_event_lets_go(tmp_path: Path) -> None:
+    from memtrace_core import connect
+
+    mt = connect(f"sqlite:///{tmp_path / 'hub.db'}")
+    try:
+        hub = mt._async._core.feed_hub()
+        watches = [mt.watch() for _ in range(3)]
+        assert hub.watchers == 3
+        watches[0].close()
+        with watches[1]:
+            pass
+        del watches[2]
+        watches.clear()
+        import gc
+
+        gc.collect()
+        assert hub.watchers == 0
+        with mt.watch(agent_id="b") as stream:
+            mt.add_memory(agent_id="b", content="seen")
+            event = next(stream)
+            assert event.memory.content == "seen"
+            assert stream.position == event.position
+        assert hub.watchers == 0
+    finally:
+        mt.close()
+
+
+async def test_the_http_clients_first_connection_failure_is_raised() -> None:
+    import socket
+
+    from memtrace_core import TransportError
+    from memtrace_core.client import AsyncMemtraceClient
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    client = AsyncMemtraceClient(f"http://127.0.0.1:{port}", api_key="mtk_x")
+    try:
+        stream = client.watch()
+        started = time.monotonic()
+        try:
+            async for _ in stream:
+                raise AssertionError("no server: no event")
+        except TransportError:
+            pass
+        else:
+            raise AssertionError("a watch of a closed port must fail, not retry in silence")
+        assert time.monotonic() - started < 5
+    finally:
+        await client.close()
