@@ -293,7 +293,9 @@ async def test_the_caps_are_503s_and_hold_under_concurrent_opens(
             codes = await asyncio.gather(*(open_stream(k) for k in [admin_key] * 2 + [other] * 2))
             assert sorted(codes) == [200] * 3 + [503]  # per worker
         deadline = time.monotonic() + 5  # the server sees each close at its next send
-        while live.state.metrics.streams_active and time.monotonic() < deadline:
+        for _ in range(100):
+            if not live.state.metrics.streams_active or time.monotonic() > deadline:
+                break
             await asyncio.sleep(0.05)
         assert live.state.metrics.streams_active == 0
         assert live.state.streams_per_key == {}
@@ -434,3 +436,32 @@ async def test_a_stream_ended_by_its_time_limit_is_resumed_by_the_client(
             assert [e.memory.content for e in got] == ["m0", "m1", "m2"]
         finally:
             await client.close()
+
+
+async def test_heartbeats_carry_the_position_past_skipped_memories(
+    live: LiveServer, http: httpx.AsyncClient
+) -> None:
+    async with http.stream("GET", "/api/v1/memories/stream", params={"agent_id": "rare"}) as r:
+        lines = r.aiter_lines()
+        for n in range(3):
+            await http.post("/api/v1/memories", json={"agent_id": "common", "content": f"c{n}"})
+
+        async def until_moved() -> str:
+            previous = ""
+            async for line in lines:
+                if line == ": ping" and previous.startswith("id: "):
+                    return previous[4:]
+                previous = line
+            raise AssertionError("the stream ended")
+
+        moved = await asyncio.wait_for(until_moved(), 5)
+    # resuming from the heartbeat's id: only what comes after
+    await http.post("/api/v1/memories", json={"agent_id": "rare", "content": "finally"})
+    async with http.stream(
+        "GET",
+        "/api/v1/memories/stream",
+        params={"agent_id": "rare"},
+        headers={"Last-Event-ID": moved},
+    ) as r:
+        events = [e for e in await read_events(r.aiter_lines(), until=1) if e[0] == "memory"]
+    assert [json.loads(d)["content"] for _, _, d in events] == ["finally"]

@@ -385,7 +385,14 @@ async def stream_memories(request: Request, mt: AsyncMemtrace, state: State) -> 
                 continue
             if ends is not None and now >= ends:
                 break
-            chunks = [b": ping\n\n"]
+            position = watch.position or ""
+            if position != pending:
+                # past rows a filter skipped: a reconnect resumes here, not where the last
+                # memory was (an id without data moves Last-Event-ID and dispatches nothing)
+                pending = position
+                chunks = [b"id: %s\n: ping\n\n" % position.encode()]
+            else:
+                chunks = [b": ping\n\n"]
         await response.eof()
     finally:
         metrics.streams_active -= 1
