@@ -13,7 +13,9 @@ Framework sets that cannot share one virtualenv get their own environment:
 
     main             .venv                  every workspace package editable, with TEST_EXTRAS, and
                                             requirements-dev.txt; ruff check, ruff format --check,
-                                            mypy and pytest over the default testpaths (the
+                                            mypy and pytest over the default testpaths, as
+                                            two processes at once (tests/conformance in the
+                                            second: Env.split) when no path is given (the
                                             Debian PostgreSQL server is installed first when
                                             missing: DEBIAN_NEEDS)
     langchain-floor  .venv-langchain-floor  core, server and langchain editable with the oldest
@@ -176,6 +178,9 @@ class Env:
     exclusive: bool = False  # its tests run only here (main ignores ``tests``)
     lint: bool = False  # ruff check + ruff format --check
     debian: tuple[str, ...] = ()  # what its tests need from Debian (DEBIAN_NEEDS keys)
+    #: test paths run by a second pytest process beside the first (a whole run only, i.e. no
+    #: path asked for): the main environment's suite is the longest step of the run
+    split: tuple[str, ...] = ()
 
     @property
     def path(self) -> Path:
@@ -214,6 +219,7 @@ ENVS: tuple[Env, ...] = (
         requirements=("requirements-dev.txt", "requirements-langchain-test.txt"),
         lint=True,
         debian=("postgresql",),
+        split=("tests/conformance",),
     ),
     Env(
         name="langchain-floor",
@@ -613,6 +619,8 @@ def run_env(
             args = [f"--basetemp={env.path / 'pytest-tmp'}", *args]
 
         def pytest() -> int:
+            if env.split and not any(a for a in args if not a.startswith("-")):
+                return split_pytest(env, args, log)
             code = run_logged([env.python, "-m", "pytest", *args], log)
             if code == 5:
                 print(
@@ -625,6 +633,27 @@ def run_env(
 
         steps.append(timed("pytest", pytest))
     return [step for step in steps if step is not None]
+
+
+def split_pytest(env: Env, args: list[str], log: IO[str] | None) -> int:
+    """The environment's whole suite as two pytest processes at once: ``env.split`` in the
+    second (its own ``--basetemp``, output to ``<venv>.split.log``, printed after), the rest
+    in the first. Either failing, or collecting nothing, fails the step."""
+    rest = [*args, *(f"--ignore={p}" for p in env.split)]
+    second = [*args, f"--basetemp={env.path / 'pytest-split-tmp'}", *env.split]
+    split_log_path = LOGS / f"{env.venv}.split.log"
+    with (
+        open(split_log_path, "w") as split_log,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="split") as pool,
+    ):
+        cmd: list[str | Path] = [env.python, "-m", "pytest", *second]
+        other = pool.submit(run, cmd, log=split_log, stdout=split_log, stderr=subprocess.STDOUT)
+        codes = [run_logged([env.python, "-m", "pytest", *rest], log), other.result()]
+    print(split_log_path.read_text(), end="", flush=True, file=log or sys.stdout)
+    if 5 in codes:
+        print("pytest collected no tests: that is a failure here", file=log or sys.stderr)
+        return 1
+    return next((c for c in codes if c), 0)
 
 
 def _print_logs(env: Env) -> None:

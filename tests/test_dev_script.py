@@ -247,7 +247,7 @@ def test_every_environment_runs_and_any_failure_fails_the_command(
     for venv_name, tool, _ in steps:
         by_venv.setdefault(venv_name, []).append(tool)
     assert by_venv == {
-        ".venv": ["ruff", "ruff", "mypy", "python"],
+        ".venv": ["ruff", "ruff", "mypy", "python", "python"],  # the suite in two processes
         ".venv-langchain-floor": ["python"],
         ".venv-mcp-1.23": ["python"],
         ".venv-openai-agents": ["mypy", "python"],
@@ -269,6 +269,14 @@ def test_every_environment_runs_and_any_failure_fails_the_command(
     # a background pytest gets its own --basetemp
     floor = next(c for c in calls if ".venv-langchain-floor" in c[0])
     assert floor[3].startswith("--basetemp=")
+    # main's whole suite: tests/conformance in a second process (its own --basetemp), the
+    # rest without it, at the same time
+    mains = [c for c in calls if c[0].endswith(".venv/bin/python")]
+    assert len(mains) == 2
+    split = next(c for c in mains if c[-1] == "tests/conformance")
+    rest = next(c for c in mains if c is not split)
+    assert any(a.startswith("--basetemp=") for a in split)
+    assert "--ignore=tests/conformance" in rest
     out = capsys.readouterr().out
     assert re.search(
         r"^main +ruff check ok in 0 s; ruff format ok in 0 s; mypy FAILED \(exit 1\) in 0 s; "

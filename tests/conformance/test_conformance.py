@@ -36,8 +36,9 @@ from memtrace_core.sync import Memtrace
 
 #: Public methods that are not in the method set, on purpose, per implementation.
 _NOT_IN_CONTRACT = {
-    # engine-only: the store, views, probes, the retention rules the sweep applies
-    AsyncMemtrace: {"open", "with_org", "health", "retention_rules"},
+    # engine-only: the store, views, probes, the retention rules the sweep applies, and
+    # ending every watch (a server before it stops)
+    AsyncMemtrace: {"open", "with_org", "health", "retention_rules", "end_watches"},
     AsyncMemtraceClient: {"open", "with_org"},
     Memtrace: {"with_org"},
     MemtraceClient: {"with_org"},
