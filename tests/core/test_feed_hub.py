@@ -141,3 +141,25 @@ async def test_the_http_clients_first_connection_failure_is_raised() -> None:
         assert time.monotonic() - started < 5
     finally:
         await client.close()
+
+
+async def test_a_closed_watch_or_engine_starts_no_watch(tmp_path: Path) -> None:
+    """A watch closed before it started does not subscribe; after end_watches (a server
+    stopping) a new watch is refused with FeedClosed (the stream answers 503)."""
+    import pytest
+
+    from memtrace_core.feed import FeedClosed
+
+    engine = await aconnect(f"sqlite:///{tmp_path / 'hub.db'}")
+    assert isinstance(engine, AsyncMemtrace)
+    try:
+        early = engine.watch()
+        await early.aclose()
+        with pytest.raises(FeedClosed):
+            await early.start()
+        assert engine._core.feed_hub().watchers == 0
+        await engine.end_watches()
+        with pytest.raises(FeedClosed):
+            await engine.watch().start()
+    finally:
+        await engine.close()

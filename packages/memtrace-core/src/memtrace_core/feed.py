@@ -203,6 +203,8 @@ class Watch:
         raises ValidationError here."""
         if self._started:
             return self
+        if self._closed:
+            raise FeedClosed("the watch was closed")
         self.hub.subscribe()
         self._started = True
         try:

@@ -331,7 +331,10 @@ async def stream_memories(request: Request, mt: AsyncMemtrace, state: State) -> 
     per_key[holder] = per_key.get(holder, 0) + 1
     watch = cast(Watch, mt.watch(params, after=after))
     try:
-        await watch.start()  # a bad filter or position is still a plain 400
+        try:
+            await watch.start()  # a bad filter or position is still a plain 400
+        except FeedClosed:
+            raise StoreError("the server is stopping; retry in a moment") from None
         heartbeat = min(server.stream_heartbeat_seconds, server.write_timeout / 2)
         loop = asyncio.get_running_loop()
         ends = loop.time() + server.stream_max_seconds if server.stream_max_seconds else None
