@@ -556,10 +556,15 @@ def cmd_list(args: argparse.Namespace) -> int:
         query["offset"] = args.offset
     if args.order is not None:
         query["order"] = args.order
+    return _search_page(args, query, score=False)
+
+
+def _search_page(args: argparse.Namespace, query: dict[str, Any], *, score: bool) -> int:
+    """One page of ``search_memories(query)``, printed, with the hint to the next page."""
 
     async def body(api: AsyncMemoryAPI) -> int:
         result = await api.search_memories(query)
-        _print_page(args, result.results, score=False)
+        _print_page(args, result.results, score=score)
         _page_hint(args, result.count, result.has_more)
         return EXIT_OK
 
@@ -574,14 +579,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     query: dict[str, Any] = {**filters_of(args), "query": text, "limit": args.limit}
     if args.offset is not None:
         query["offset"] = args.offset
-
-    async def body(api: AsyncMemoryAPI) -> int:
-        result = await api.search_memories(query)
-        _print_page(args, result.results, score=True)
-        _page_hint(args, result.count, result.has_more)
-        return EXIT_OK
-
-    return _run(args, body)
+    return _search_page(args, query, score=True)
 
 
 def cmd_get(args: argparse.Namespace) -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -45,6 +44,7 @@ from .http import (
     NDJSON,
     _model_bytes,
     bool_param,
+    dumps,
     int_param,
     json_object,
     json_response,
@@ -308,8 +308,8 @@ async def stream_memories(request: Request, mt: AsyncMemtrace, state: State) -> 
     """``GET /api/v1/memories/stream``: each new memory of the key's org matching the filters,
     as Server-Sent Events in the store's commit order (docs/api.md, "The live stream")."""
     params = query(request)
-    after = request.headers.get("last-event-id") or params.pop("after", None) or None
-    params.pop("after", None)
+    in_query = params.pop("after", None)
+    after = request.headers.get("last-event-id") or in_query or None
     server = state.config.server
     metrics = state.metrics
     key = extract_api_key(request.headers)
@@ -346,7 +346,7 @@ async def stream_memories(request: Request, mt: AsyncMemtrace, state: State) -> 
             content_type="text/event-stream; charset=utf-8",
         )
         start = sent = pending = watch.position or ""
-        chunks = [b"retry: 2000\n\n", _sse("ready", start, _json_bytes({"position": start}))]
+        chunks = [b"retry: 2000\n\n", _sse("ready", start, dumps({"position": start}))]
         while True:
             if chunks:
                 try:
@@ -377,7 +377,7 @@ async def stream_memories(request: Request, mt: AsyncMemtrace, state: State) -> 
                 if refused is not None:
                     metrics.streams_dropped["revoked"] += 1
                     # its id: the last memory sent (the page in hand was not)
-                    error = _sse("error", sent, _json_bytes({"error": refused}))
+                    error = _sse("error", sent, dumps({"error": refused}))
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(response.send(error), stall)
                     break
@@ -418,10 +418,6 @@ async def _key_refused(state: State, key: str | None, org: str) -> str | None:
     if principal.org_id != org:
         return "api key no longer valid for this organization"
     return None
-
-
-def _json_bytes(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
 
 
 def _abort_connection(request: Request) -> None:
