@@ -20,26 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _data
 import memtrace_core
+from core_bench import _build  # the core benchmark's store builder (add_memories, batches)
+from memtrace_core.ranking import RankingConfig
+from memtrace_core.stores.sqlite import fts_any
 from memtrace_core.text import query_terms
-from memtrace_core.timeutil import now_us
-
-
-async def build(path: Path, n: int, seed: int) -> None:
-    agents = _data.agent_names()
-    mt = await memtrace_core.aconnect(f"sqlite:///{path}")
-    try:
-        for name in agents:
-            await mt.register_agent(name=name)
-        chunk: list[dict] = []
-        for item in _data.generate(n, seed, now_us(), agents):
-            chunk.append(item)
-            if len(chunk) == 1000:
-                await mt.add_memories(chunk)
-                chunk = []
-        if chunk:
-            await mt.add_memories(chunk)
-    finally:
-        await mt.close()
 
 
 async def time_search(path: Path, queries: list[str], profile: bool) -> list[int]:
@@ -67,15 +51,20 @@ async def time_search(path: Path, queries: list[str], profile: bool) -> list[int
 
 def time_floor(path: Path, queries: list[str]) -> list[int]:
     conn = sqlite3.connect(path)
+    cfg = RankingConfig()  # the store's column weights, as its stage 1 passes them
+    weights = ", ".join(
+        str(float(w))
+        for w in (cfg.weight_content, cfg.weight_agent, cfg.weight_event_type, cfg.weight_tags)
+    )
     sql = (
-        "SELECT m.*, bm25(memories_fts, 1.0, 0.5, 0.5, 2.0) AS score FROM memories_fts "
+        f"SELECT m.*, bm25(memories_fts, {weights}) AS score FROM memories_fts "
         "JOIN memories m ON m.rowid = memories_fts.rowid WHERE memories_fts MATCH ? "
         "ORDER BY score LIMIT 200"
     )
     out = []
     clock = time.perf_counter_ns
     for q in queries:
-        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in query_terms(q))
+        match = fts_any(query_terms(q))
         if not match:
             continue
         t0 = clock()
@@ -93,13 +82,13 @@ def main() -> int:
     ap.add_argument("--db", type=Path, help="reuse/build the store at this path")
     ap.add_argument("--profile", action="store_true")
     args = ap.parse_args()
-    tmp = tempfile.mkdtemp(prefix="small-search-")
-    path = args.db or Path(tmp) / "small.db"
-    if not path.exists():
-        asyncio.run(build(path, args.n, args.seed))
-    queries = _data.make_queries(args.samples, args.seed)
-    floor = time_floor(path, queries)
-    ns = asyncio.run(time_search(path, queries, args.profile))
+    with tempfile.TemporaryDirectory(prefix="small-search-") as tmp:
+        path = args.db or Path(tmp) / "small.db"
+        if not path.exists():
+            asyncio.run(_build(path, args.n, args.seed, 1000))
+        queries = _data.make_queries(args.samples, args.seed)
+        floor = time_floor(path, queries)
+        ns = asyncio.run(time_search(path, queries, args.profile))
     p50, p95 = _data.percentile(ns, 50), _data.percentile(ns, 95)
     f50, f95 = _data.percentile(floor, 50), _data.percentile(floor, 95)
     print(f"store: {path} ({args.n:,} memories), {len(ns)} queries")
