@@ -954,8 +954,8 @@ class _Writer(threading.Thread):
 class _Checkpointer(threading.Thread):
     """Checkpoints the WAL into the database file every ``interval`` seconds (PASSIVE: never
     waits for readers or writers), and once more, fully, when the store closes. The writer
-    connection only checkpoints past :data:`WRITER_AUTOCHECKPOINT_PAGES`, so commits rarely pay
-    for checkpoints; when the WAL grows past :data:`WAL_RESTART_BYTES` a RESTART checkpoint
+    connection checkpoints inline only past :data:`WRITER_AUTOCHECKPOINT_PAGES` (a safety net),
+    so commits do not pay for checkpoints; when the WAL grows past :data:`WAL_RESTART_BYTES` a RESTART checkpoint
     bounds its size."""
 
     def __init__(self, connect: Callable[[], sqlite3.Connection], interval: float) -> None:
@@ -988,15 +988,18 @@ class _Checkpointer(threading.Thread):
                 conn.execute("PRAGMA wal_checkpoint(RESTART)")
 
 
-#: The writer's inline autocheckpoint threshold in pages (~40 MB with 4 KiB pages). SQLite's
-#: default, 1000 pages, checkpointed after nearly every batch commit. Measured on a 1M-memory
-#: store: default 1000 → remember p50 0.69 ms, batch ingest 7.5k/s; background thread only →
-#: 0.79 ms, 12.2k/s; 10000 + background thread → 0.61 ms, 10.0k/s (the choice: good latency,
-#: and the WAL stays bounded even if the background thread falls behind).
-WRITER_AUTOCHECKPOINT_PAGES = 10_000
-
 #: WAL size above which the checkpointer forces a RESTART checkpoint (waits for readers).
 WAL_RESTART_BYTES = 256 * 1024 * 1024
+
+#: The writer's inline autocheckpoint threshold in pages: only a safety net (twice
+#: :data:`WAL_RESTART_BYTES` with 4 KiB pages) for when the checkpointer thread cannot keep up;
+#: all routine checkpointing runs on that thread. An inline checkpoint runs inside the COMMIT a
+#: caller waits for: with SQLite's default (1000 pages) nearly every batch commit paid for one,
+#: and with the earlier 10,000 pages every ~400th single-memory commit took 25-35 ms (the p99.9
+#: of ``remember()`` and the p99 of a single POST at one connection). Measured (2 cores, 10,000
+#: single writes, docs/benchmarks.md): 10,000 pages + 1 s thread → p99.9 30.6 ms, 23 writes over
+#: 20 ms; safety net only + 0.25 s thread → p99.9 8.3 ms, 2 over 20 ms; p50 unchanged (0.6 ms).
+WRITER_AUTOCHECKPOINT_PAGES = 2 * WAL_RESTART_BYTES // 4096
 
 
 def _wrap_error(exc: BaseException) -> BaseException:
@@ -1106,7 +1109,7 @@ class SQLiteStore(RowDecoding, SQLiteAuthMixin):
         busy_timeout_ms: int = 10_000,
         read_threads: int = 2,
         max_group: int = 512,
-        checkpoint_seconds: float = 1.0,
+        checkpoint_seconds: float = 0.25,
     ) -> None:
         if synchronous.lower() not in ("normal", "full", "extra"):
             raise ValidationError(
@@ -1199,8 +1202,9 @@ class SQLiteStore(RowDecoding, SQLiteAuthMixin):
         self._checkpointer.start()
 
     def _writer_connect(self) -> sqlite3.Connection:
-        # Most checkpointing runs on the checkpointer thread, not inside the commits callers
-        # wait for; the writer keeps a large inline threshold as a bound on WAL growth.
+        # Checkpointing runs on the checkpointer thread, not inside the commits callers wait
+        # for; the writer's inline threshold is only a bound on WAL growth if that thread
+        # falls behind (WRITER_AUTOCHECKPOINT_PAGES).
         conn = self._connect()
         conn.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT_PAGES}")
         return conn
