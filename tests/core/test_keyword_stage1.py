@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from memtrace_core import AsyncMemtrace
-from memtrace_core.stores.base import MemoryFilter
+from memtrace_core.stores.base import KeywordQuery, MemoryFilter
 
 
 async def _fill(engine: AsyncMemtrace) -> None:
@@ -120,3 +121,45 @@ async def test_a_scope_smaller_than_the_limit_takes_the_exact_path_without_count
     await small_limit.search_memories(query="deploy rollback")  # the whole org: 48 memories
     assert len(counted) == 1
     assert paths[0] is True  # recent-first
+
+
+@pytest.mark.parametrize("recent_first", [False, True])
+async def test_known_memories_keep_their_place_but_are_not_returned(
+    engine: AsyncMemtrace, recent_first: bool
+) -> None:
+    """A feedback round passes the first pool's ids as ``known``: the store leaves exactly those
+    out, and what it returns is what it would have returned without them, in the same order
+    (known memories still count toward the limit, so the recent-first top-up is unchanged)."""
+    await _fill(engine)
+    store = engine.store
+    every = MemoryFilter()
+    groups = (("deploy",), ("rollback",))
+    for limit in (5, 12, 30, 100):
+        query = KeywordQuery(
+            terms=("deploy", "rollback"), limit=limit, groups=groups, recent_first=recent_first
+        )
+        full = [c.memory.id for c in await store.keyword_candidates("org_default", every, query)]
+        assert len(full) == min(limit, 48)
+        for known in (set(full[::2]), set(full[:3]), set(full), {"mem_not_there"}):
+            part = await store.keyword_candidates(
+                "org_default", every, replace(query, known=frozenset(known))
+            )
+            assert [c.memory.id for c in part] == [i for i in full if i not in known]
+
+
+async def test_feedback_round_pool_is_the_same_with_known_ids(
+    engine: AsyncMemtrace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine's ranked results do not depend on the store honouring ``known``."""
+    await _fill(engine)
+    store = engine.store
+    want = await engine.search_memories(query="deploy rollback", limit=48)
+    original = store.keyword_candidates
+
+    async def ignoring_known(org_id: str, flt: MemoryFilter, query: KeywordQuery) -> Any:
+        return await original(org_id, flt, replace(query, known=frozenset()))
+
+    monkeypatch.setattr(store, "keyword_candidates", ignoring_known)
+    got = await engine.search_memories(query="deploy rollback", limit=48)
+    assert [(m.id, m.score) for m in got.results] == [(m.id, m.score) for m in want.results]
+    assert len(want.results) == 48

@@ -736,6 +736,7 @@ class AsyncMemtrace(Shortcuts):
             return []
         limit = cfg.exact_match_limit
         is_large: dict[tuple[str, ...], bool] = {}
+        scope_size: dict[object, int] = {}  # by time window: the feedback round reuses it
 
         async def large(p: ranking.QueryPlan) -> bool:
             """Whether ``p``'s words match too many memories for exact BM25 (a common word in
@@ -746,18 +747,24 @@ class AsyncMemtrace(Shortcuts):
                 # matches (which reads every match of the terms until `limit` of this scope)
                 # an upper bound: the scope without its time view (the cap count then stays on
                 # the (org, time) index, with no row reads; the view only removes memories)
-                small = await self.store.count_memories(
-                    self.org_id,
-                    replace(scope, live_at=None, as_of=None, current=False),
-                    cap=limit + 1,
-                )
-                count = (
-                    small
-                    if small <= limit
-                    else await self.store.count_keyword_matches(
+                window = p.filter_window
+                if window not in scope_size:
+                    scope_size[window] = await self.store.count_memories(
+                        self.org_id,
+                        replace(scope, live_at=None, as_of=None, current=False),
+                        cap=limit + 1,
+                    )
+                small = scope_size[window]
+                if small <= limit:
+                    count = small
+                elif any(
+                    big and set(terms) <= set(p.terms) for terms, big in is_large.items()
+                ):  # more terms (OR) match at least as many memories in the same scope
+                    count = limit + 1
+                else:
+                    count = await self.store.count_keyword_matches(
                         self.org_id, scope, p.terms, limit + 1
                     )
-                )
                 is_large[p.terms] = count > limit
             return is_large[p.terms]
 
@@ -785,6 +792,7 @@ class AsyncMemtrace(Shortcuts):
                     field_weights=weights,
                     groups=groups,
                     recent_first=await large(p),
+                    known=frozenset(by_id),  # a feedback round: the first pool's memories
                 ),
             )
             out = []

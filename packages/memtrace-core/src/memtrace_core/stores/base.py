@@ -208,13 +208,19 @@ class KeywordQuery:
     ``groups`` are the query's own words, each with its variants. With ``recent_first`` (the
     engine sets it when the terms match too many memories for exact BM25) the store returns
     the newest memories matching every group, then the newest matching any term (stage 2
-    re-ranks either way)."""
+    re-ranks either way).
+
+    ``known`` are ids of memories the caller already holds (the first pool, when the engine
+    fetches again for a feedback round): they still count toward ``limit`` and keep their
+    place, but a store may leave them out of its result instead of decoding them again, so
+    that the caller's merged pool is the same either way. A store may ignore it."""
 
     terms: tuple[str, ...]
     limit: int
     field_weights: dict[str, float] = field(default_factory=dict)
     groups: tuple[tuple[str, ...], ...] = ()
     recent_first: bool = False
+    known: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)

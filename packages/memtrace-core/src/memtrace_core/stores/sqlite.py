@@ -1422,28 +1422,41 @@ class SQLiteStore(RowDecoding, SQLiteAuthMixin):
         def candidate(r: Sequence[Any]) -> Candidate:
             return Candidate(_row_to_memory(r), float(r[_N_MEMORY_COLUMNS]))
 
+        known = query.known
+
         def run(conn: sqlite3.Connection) -> list[Candidate]:
             if not query.recent_first:
-                return self._decode(
-                    _fetch(conn, exact_sql, [match, *params, query.limit]),
-                    candidate,
-                    "memory",
-                    org_id,
-                )
+                rows = _fetch(conn, exact_sql, [match, *params, query.limit])
+                if known:  # the caller holds these already: not decoded again
+                    rows = [r for r in rows if r[0] not in known]
+                return self._decode(rows, candidate, "memory", org_id)
             out: list[Candidate] = []
             seen: set[str] = set()
+            taken = 0  # what `out` would hold with the known memories in it
             for expr in exprs:
-                if len(out) >= query.limit:
+                if taken >= query.limit:
                     break
                 rows = [
                     r
                     for r in _fetch(conn, newest_sql, [expr, *params, query.limit])
                     if r[0] not in seen
                 ]
-                for c in self._decode(rows, candidate, "memory", org_id):
-                    if c.memory.id not in seen and len(out) < query.limit:
-                        seen.add(c.memory.id)
-                        out.append(c)
+                fresh = {
+                    c.memory.id: c
+                    for c in self._decode(
+                        [r for r in rows if r[0] not in known], candidate, "memory", org_id
+                    )
+                }
+                for r in rows:
+                    rid = r[0]
+                    if taken >= query.limit:
+                        break
+                    if rid in seen or (rid not in known and rid not in fresh):
+                        continue  # a repeat, or an unreadable row (skipped, not counted)
+                    seen.add(rid)
+                    taken += 1
+                    if rid in fresh:
+                        out.append(fresh[rid])
             return out
 
         return await self._read(run)
