@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import platform
 import statistics
@@ -158,9 +159,15 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="sessions of 100 and 2,000 items")
     parser.add_argument("--samples", type=int, default=300, help="timed calls per arm and figure")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of the tables")
     args = parser.parse_args()
     sizes = (100, 2_000) if args.quick else (100, 10_000)
     samples = 100 if args.quick else args.samples
+    if args.json:
+        with tempfile.TemporaryDirectory() as tmp:
+            sessions = {str(size): await run_size(size, samples, Path(tmp)) for size in sizes}
+        print(json.dumps({"samples": samples, "sessions": sessions}, indent=1))
+        return
     print(
         f"machine: {platform.processor() or platform.machine()} ×{os.cpu_count()}, "
         f"load {[round(x, 2) for x in os.getloadavg()]}, Python {platform.python_version()}, "

@@ -2,6 +2,7 @@
 ``search_memories(query=...)`` and, as a floor, the raw FTS5 bm25 SQL on the same file.
 
     .venv/bin/python benchmarks/small_search_bench.py [--n 10000] [--samples 300] [--profile]
+        [--db PATH] [--json]
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import json
 import pstats
 import sqlite3
 import sys
@@ -81,6 +83,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--db", type=Path, help="reuse/build the store at this path")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--json", action="store_true", help="print JSON instead of the lines")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="small-search-") as tmp:
         path = args.db or Path(tmp) / "small.db"
@@ -91,6 +94,10 @@ def main() -> int:
         ns = asyncio.run(time_search(path, queries, args.profile))
     p50, p95 = _data.percentile(ns, 50), _data.percentile(ns, 95)
     f50, f95 = _data.percentile(floor, 50), _data.percentile(floor, 95)
+    if args.json:
+        out = {"memories": args.n, "queries": len(ns), "p50_ms": p50, "p95_ms": p95}
+        print(json.dumps({**out, "floor_p50_ms": f50, "floor_p95_ms": f95}))
+        return 0
     print(f"store: {path} ({args.n:,} memories), {len(ns)} queries")
     print(f"search_memories(query=...) p50 / p95   {p50:.3f} ms / {p95:.3f} ms")
     print(f"raw FTS5 bm25 SQL (limit 200) p50 / p95 {f50:.3f} ms / {f95:.3f} ms")
