@@ -37,10 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _data
 import core_bench
 import memtrace_core
-from memtrace_core.ranking import RankingConfig
 from memtrace_core.stores.sqlite import fts_any
 from memtrace_core.text import query_terms
 from memtrace_core.timeutil import now_us
+from small_search_bench import floor_sql
 
 FTS_SQL = (
     "CREATE VIRTUAL TABLE memories_fts USING fts5(content, agent_id, event_type, tags, "
@@ -107,16 +107,7 @@ def ingest(path: Path, rows: list[tuple[Any, ...]], batch: int, trigram: bool) -
 
 def search_floor(path: Path, queries: list[str]) -> tuple[float, float, int]:
     """p50 / p95 (ms) of the raw bm25 stage-1 query, and how many queries failed."""
-    cfg = RankingConfig()
-    weights = ", ".join(
-        str(float(w))
-        for w in (cfg.weight_content, cfg.weight_agent, cfg.weight_event_type, cfg.weight_tags)
-    )
-    sql = (
-        f"SELECT m.*, bm25(memories_fts, {weights}) AS score FROM memories_fts "
-        "JOIN memories m ON m.rowid = memories_fts.rowid WHERE memories_fts MATCH ? "
-        "ORDER BY score LIMIT 200"
-    )
+    sql = floor_sql()
     conn = sqlite3.connect(path)
     out: list[int] = []
     failed = 0

@@ -51,18 +51,24 @@ async def time_search(path: Path, queries: list[str], profile: bool) -> list[int
         await mt.close()
 
 
-def time_floor(path: Path, queries: list[str]) -> list[int]:
-    conn = sqlite3.connect(path)
-    cfg = RankingConfig()  # the store's column weights, as its stage 1 passes them
+def floor_sql() -> str:
+    """The store's stage-1 query as raw SQL: MATCH, ``bm25()`` with the store's column weights
+    (RankingConfig's, as its stage 1 passes them), the best 200."""
+    cfg = RankingConfig()
     weights = ", ".join(
         str(float(w))
         for w in (cfg.weight_content, cfg.weight_agent, cfg.weight_event_type, cfg.weight_tags)
     )
-    sql = (
+    return (
         f"SELECT m.*, bm25(memories_fts, {weights}) AS score FROM memories_fts "
         "JOIN memories m ON m.rowid = memories_fts.rowid WHERE memories_fts MATCH ? "
         "ORDER BY score LIMIT 200"
     )
+
+
+def time_floor(path: Path, queries: list[str]) -> list[int]:
+    conn = sqlite3.connect(path)
+    sql = floor_sql()
     out = []
     clock = time.perf_counter_ns
     for q in queries:
