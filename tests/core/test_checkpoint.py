@@ -6,9 +6,13 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import threading
 from pathlib import Path
 
+import pytest
+
 from memtrace_core import AsyncMemtrace, PluginRegistry
+from memtrace_core.stores import sqlite as sqlite_store
 from memtrace_core.stores.sqlite import (
     WAL_RESTART_BYTES,
     WRITER_AUTOCHECKPOINT_PAGES,
@@ -72,3 +76,51 @@ async def test_writer_connection_checkpoints_only_past_a_large_threshold(tmp_pat
         assert threshold * page_size > WAL_RESTART_BYTES
     finally:
         conn.close()
+
+
+async def test_a_long_reader_does_not_hold_writes_behind_a_restart_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A RESTART checkpoint holds new writers off while it waits for readers; with a reader on an
+    old snapshot it must give up quickly (and checkpoint passively) instead of stalling every
+    write until the reader ends. The reader here holds its snapshot until the writes are done or
+    30 s pass: the writes must all finish while it still holds it."""
+    monkeypatch.setattr(sqlite_store, "WAL_RESTART_BYTES", 8 * 4096)  # a RESTART every round
+    path = tmp_path / "memtrace.db"
+    store = SQLiteStore(str(path), checkpoint_seconds=0.02)
+    engine = AsyncMemtrace(store, plugins=PluginRegistry(load_entry_points=False))
+    await engine.open()
+    released = threading.Event()
+    holding = threading.Event()
+    writes_done = threading.Event()
+
+    def reader() -> None:
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            conn.execute("BEGIN")
+            conn.execute("SELECT COUNT(*) FROM memories").fetchone()  # the snapshot starts here
+            holding.set()
+            writes_done.wait(30)
+            conn.execute("COMMIT")
+        finally:
+            released.set()
+            conn.close()
+
+    try:
+        await engine.add_memories(
+            [{"agent_id": "a", "content": f"before {i} " + "x" * 500} for i in range(50)]
+        )
+        thread = threading.Thread(target=reader)
+        thread.start()
+        await asyncio.to_thread(holding.wait, 10)
+        for i in range(40):  # each commit grows the WAL past the RESTART size again
+            await engine.add_memory(agent_id="a", content=f"during {i} " + "y" * 500)
+        assert not released.is_set()  # the writes did not wait for the reader
+        writes_done.set()
+        await asyncio.to_thread(thread.join, 30)
+    finally:
+        writes_done.set()
+        await engine.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT COUNT(*) FROM memories").fetchone()[0] == 90
+    conn.close()
