@@ -53,7 +53,7 @@ import _data
 import memtrace_core
 from memtrace_core.engine import AsyncMemtrace
 from memtrace_core.ids import memory_id
-from memtrace_core.stores.sqlite import WRITER_AUTOCHECKPOINT_PAGES
+from memtrace_core.stores.sqlite import WRITER_AUTOCHECKPOINT_PAGES, SQLiteStore
 from memtrace_core.timeutil import now_us, to_us
 from memtrace_core.validation import dedup_key
 
@@ -145,10 +145,32 @@ async def _build(path: Path, n: int, seed: int, batch: int) -> dict[str, Any]:
     }
 
 
+async def _rest(path: Path, timeout: float = 900.0) -> int:
+    """Open the store at ``path`` and let it stay idle until its writer has merged the keyword
+    indexes' segments (the state a store reaches after a second without writes, SQLiteStore
+    ``idle_merge_seconds``; a bulk build leaves merges in progress that would otherwise land on
+    the measured writes). Returns the merge steps run."""
+    store = SQLiteStore(str(path))
+    await store.open()
+    try:
+        writer = store._writer
+        assert writer is not None
+        deadline = time.monotonic() + timeout
+        # The counters belong to the writer thread, which has no event to wait on: poll them.
+        while not writer.idle_steps > writer.idle_worked and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+        return writer.idle_steps
+    finally:
+        await store.close()
+
+
 def ensure_store(n: int, seed: int, batch: int, rebuild: bool) -> dict[str, Any]:
     db, meta_path = cache_paths(n, seed)
     if not rebuild and db.exists() and meta_path.exists():
         meta: dict[str, Any] = json.loads(meta_path.read_text())
+        steps = asyncio.run(_rest(db))
+        if steps > 1:
+            _log(f"cached store: {steps} idle merge steps")
         return meta
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     for p in (db, meta_path, Path(f"{db}-wal"), Path(f"{db}-shm")):
@@ -157,6 +179,7 @@ def ensure_store(n: int, seed: int, batch: int, rebuild: bool) -> dict[str, Any]
     tmp = db.with_suffix(".building.db")
     tmp.unlink(missing_ok=True)
     meta = asyncio.run(_build(tmp, n, seed, batch))
+    _log(f"idle merge steps after the build: {asyncio.run(_rest(tmp))}")
     tmp.rename(db)
     meta_path.write_text(json.dumps(meta, indent=1))
     _log(

@@ -19,7 +19,9 @@ Design:
   (org, importance); exact tags in ``memory_tags``; FTS5 (porter) for keyword search and an FTS5
   trigram index for ``content_contains``. The store writes the index entries in the same
   transaction as the row (batched, much faster than per-row triggers) and a delete trigger
-  removes them, so the indexes are exactly in sync, deletes included.
+  removes them, so the indexes are exactly in sync, deletes included. The FTS5 indexes merge
+  8 segments at a time (migration 9) and the writer merges further when idle
+  (:meth:`SQLiteStore._merge_step`), so merge work stays out of most commits.
 * **Migrations** are numbered and recorded in ``PRAGMA user_version``; :data:`MIGRATIONS`.
 
 URL forms: ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``; query parameters
@@ -273,6 +275,21 @@ CREATE TABLE memory_seq (
 INSERT INTO memory_seq (id, last) VALUES (1, (SELECT COALESCE(MAX(rowid), 0) FROM memories));
 """
 
+# v9: FTS5 merge settings for both keyword indexes (persisted in each table's %_config). With
+# FTS5's default automerge=4, every 64 index leaf pages written (every ~64 single-memory commits)
+# a COMMIT also did 64 x (number of index levels) pages of merging: 20-45 ms at 1M memories,
+# the p99 of single writes. Merging 8 segments at a time (fewer levels, less total merge work)
+# leaves that work on fewer than 1 % of commits, and crisismerge=32 keeps a level from being
+# merged all at once in one commit as soon as it holds 16 segments. Segments left by sustained
+# writes are merged further by the writer when it is idle (SQLiteStore._merge_step).
+# Measured in docs/benchmarks.md.
+_MIGRATION_9 = """
+INSERT INTO memories_fts(memories_fts, rank) VALUES ('automerge', 8);
+INSERT INTO memories_fts(memories_fts, rank) VALUES ('crisismerge', 32);
+INSERT INTO memories_trigram(memories_trigram, rank) VALUES ('automerge', 8);
+INSERT INTO memories_trigram(memories_trigram, rank) VALUES ('crisismerge', 32);
+"""
+
 #: Schema migrations, applied in order; ``PRAGMA user_version`` records how many have run.
 MIGRATIONS: list[str] = [
     _MIGRATION_1,
@@ -283,6 +300,7 @@ MIGRATIONS: list[str] = [
     _MIGRATION_6,
     _MIGRATION_7,
     _MIGRATION_8,
+    _MIGRATION_9,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -790,10 +808,14 @@ class _Writer(threading.Thread):
         connect: Callable[[], sqlite3.Connection],
         max_group: int,
         busy_timeout_ms: int = 10_000,
+        idle_work: Callable[[sqlite3.Connection], bool] | None = None,
+        idle_after: float = 1.0,
     ) -> None:
         super().__init__(name="memtrace-sqlite-writer", daemon=True)
         self._connect = connect
         self._busy_timeout_ms = int(busy_timeout_ms)
+        self._idle_work = idle_work
+        self._idle_after = idle_after
         self._queue: queue.SimpleQueue[
             tuple[
                 Callable[[sqlite3.Connection], Any], asyncio.Future[Any], asyncio.AbstractEventLoop
@@ -806,6 +828,9 @@ class _Writer(threading.Thread):
         #: Number of transactions committed and requests served (for tests and metrics).
         self.commits = 0
         self.requests = 0
+        #: Idle-work transactions run, and how many of them found work to do.
+        self.idle_steps = 0
+        self.idle_worked = 0
 
     def submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
@@ -825,9 +850,28 @@ class _Writer(threading.Thread):
             return
         self.ready.set()
         stopping = False
+        # Idle work (FTS5 merge steps) is due after a commit; it starts once no request has
+        # come for ``idle_after`` seconds, then runs step after step while the queue stays
+        # empty, until a step finds nothing to do. A request arriving meanwhile waits for at
+        # most the one step in progress. Also due at open: a store reopened after a bulk
+        # import finishes the merges the import started once it is idle.
+        idle_due = self._idle_work is not None
+        idling = False
         try:
             while not stopping:
-                item = self._queue.get()
+                if idle_due:
+                    try:
+                        if idling:
+                            item = self._queue.get_nowait()
+                        else:
+                            item = self._queue.get(timeout=self._idle_after)
+                    except queue.Empty:
+                        idling = True
+                        idle_due = self._run_idle(conn)
+                        continue
+                    idling = False
+                else:
+                    item = self._queue.get()
                 if item is None:
                     break
                 jobs = [item]
@@ -840,6 +884,7 @@ class _Writer(threading.Thread):
                         stopping = True
                         break
                     jobs.append(nxt)
+                idle_due = self._idle_work is not None
                 try:
                     self._run_group(conn, jobs)
                 except Exception as exc:  # e.g. ROLLBACK failing after SQLite aborted a txn
@@ -893,6 +938,30 @@ class _Writer(threading.Thread):
         self.requests += len(jobs)
         for (ok, value), (_, fut, loop) in zip(results, jobs, strict=True):
             _deliver(loop, fut, ok, value)
+
+    def _run_idle(self, conn: sqlite3.Connection) -> bool:
+        """One idle-work transaction; True while there is more to do. It never waits for the
+        write lock (another process writing: retry after the next idle period) and gives up
+        until the next commit on any error."""
+        assert self._idle_work is not None
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            return _is_busy(exc)
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+        self.idle_steps += 1
+        try:
+            worked = self._idle_work(conn)
+            conn.execute("COMMIT")
+        except sqlite3.Error:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            log.warning("sqlite idle merge step failed", exc_info=True)
+            return False
+        self.idle_worked += worked
+        return worked
 
     def _begin(self, conn: sqlite3.Connection) -> None:
         """``BEGIN IMMEDIATE``, waiting for another process's write transaction in sub-ms steps.
@@ -1002,6 +1071,19 @@ class _Checkpointer(threading.Thread):
 #: to 284 MB; at 32 MB, 62 and 58 MB, with batch ingest 7 % faster and the single-write tail
 #: unchanged (p99.9 5.8 vs 7.1 ms).
 WAL_RESTART_BYTES = 32 * 1024 * 1024
+
+#: The keyword indexes (FTS5 tables) the writer merges when idle (SQLiteStore._merge_step).
+_FTS_TABLES = ("memories_fts", "memories_trigram")
+
+#: Seconds without a write request before the writer merges index segments (the default of
+#: SQLiteStore's ``idle_merge_seconds``).
+IDLE_MERGE_SECONDS = 1.0
+
+#: Pages of merge output per idle merge step (one transaction). Measured on a 1M store after
+#: 20,000 single writes (automerge 8): a few dozen steps of 16 pages, each a few ms (the
+#: longest a write arriving during an idle merge waits), brought 32/34 segments down to 5/6.
+#: A store left mid-merge by a bulk import needs more and longer steps once (docs/benchmarks.md).
+MERGE_STEP_PAGES = 16
 
 #: How long (ms) the checkpointer's RESTART waits for readers and the writer before it goes on
 #: as a PASSIVE checkpoint (writers are held off while it waits).
@@ -1126,6 +1208,7 @@ class SQLiteStore(RowDecoding, SQLiteAuthMixin):
         read_threads: int = 2,
         max_group: int = 512,
         checkpoint_seconds: float = 0.25,
+        idle_merge_seconds: float | None = IDLE_MERGE_SECONDS,
     ) -> None:
         if synchronous.lower() not in ("normal", "full", "extra"):
             raise ValidationError(
@@ -1142,6 +1225,9 @@ class SQLiteStore(RowDecoding, SQLiteAuthMixin):
         self._reader_lock = threading.Lock()
         self._max_group = max_group
         self.checkpoint_seconds = checkpoint_seconds
+        #: Seconds without a write before the writer merges the keyword indexes' segments
+        #: (:meth:`_merge_step`); None: never (FTS5's automerge at commit only).
+        self.idle_merge_seconds = idle_merge_seconds
         self._checkpointer: _Checkpointer | None = None
         self._init_decoding()
 
@@ -1206,7 +1292,13 @@ class SQLiteStore(RowDecoding, SQLiteAuthMixin):
         directory = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(directory, exist_ok=True)
         await asyncio.to_thread(self._migrate)
-        self._writer = _Writer(self._writer_connect, self._max_group, self.busy_timeout_ms)
+        self._writer = _Writer(
+            self._writer_connect,
+            self._max_group,
+            self.busy_timeout_ms,
+            idle_work=None if self.idle_merge_seconds is None else self._merge_step,
+            idle_after=self.idle_merge_seconds or 0.0,
+        )
         self._writer.start()
         await asyncio.to_thread(self._writer.ready.wait)
         if self._writer.error is not None:  # pragma: no cover
@@ -1216,6 +1308,22 @@ class SQLiteStore(RowDecoding, SQLiteAuthMixin):
         )
         self._checkpointer = _Checkpointer(self._connect, self.checkpoint_seconds)
         self._checkpointer.start()
+
+    @staticmethod
+    def _merge_step(conn: sqlite3.Connection) -> bool:
+        """One step of merging each keyword index's segments (the writer's idle work, inside
+        its transaction): FTS5 ``merge`` of :data:`MERGE_STEP_PAGES` pages on levels holding
+        at least ``usermerge`` (4) segments. Sustained writes leave up to 7 segments per level
+        (``automerge`` 8, migration 9), each one more lookup per search term; once writes
+        pause this brings every level below 4. True if a step changed an index (FTS5 rewrites
+        its structure record, rowid 10 of ``%_data``, whenever it merges)."""
+        worked = False
+        for table in _FTS_TABLES:
+            sql = f"SELECT block FROM {table}_data WHERE id = 10"
+            before = conn.execute(sql).fetchone()
+            conn.execute(f"INSERT INTO {table}({table}, rank) VALUES ('merge', {MERGE_STEP_PAGES})")
+            worked = worked or conn.execute(sql).fetchone() != before
+        return worked
 
     def _writer_connect(self) -> sqlite3.Connection:
         # Checkpointing runs on the checkpointer thread, not inside the commits callers wait

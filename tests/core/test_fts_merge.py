@@ -1,0 +1,157 @@
+"""FTS5 merge work stays off the commits callers wait for: both keyword indexes merge 8 segments
+at a time (migration 9; FTS5's default of 4 put 20-45 ms of merging into ~1 in 64 single-write
+commits at 1M memories), and the writer merges the segments that sustained writes leave behind
+once no write has come for ``idle_merge_seconds``."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+
+from memtrace_core import AsyncMemtrace, PluginRegistry
+from memtrace_core.stores.sqlite import SQLiteStore, migrate
+
+TABLES = ("memories_fts", "memories_trigram")
+
+
+def _config(path: Path) -> dict[str, dict[str, int]]:
+    conn = sqlite3.connect(path)
+    try:
+        return {t: dict(conn.execute(f"SELECT k, v FROM {t}_config")) for t in TABLES}
+    finally:
+        conn.close()
+
+
+def _segments(path: Path) -> dict[str, int]:
+    conn = sqlite3.connect(path)
+    try:
+        return {
+            t: conn.execute(f"SELECT COUNT(DISTINCT segid) FROM {t}_idx").fetchone()[0]
+            for t in TABLES
+        }
+    finally:
+        conn.close()
+
+
+def _integrity(path: Path) -> None:
+    conn = sqlite3.connect(path)
+    try:
+        for t in TABLES:  # raises SQLITE_CORRUPT_VTAB if an index disagrees with the table
+            conn.execute(f"INSERT INTO {t}({t}, rank) VALUES ('integrity-check', 1)")
+    finally:
+        conn.close()
+
+
+async def _open(path: Path, idle: float | None) -> tuple[AsyncMemtrace, SQLiteStore]:
+    store = SQLiteStore(str(path), idle_merge_seconds=idle)
+    engine = AsyncMemtrace(store, plugins=PluginRegistry(load_entry_points=False))
+    await engine.open()
+    return engine, store
+
+
+async def _write_singly(engine: AsyncMemtrace, n: int, word: str) -> None:
+    for i in range(n):  # one commit each: one new segment per index
+        await engine.add_memory(agent_id="a", content=f"{word} note number{i} about the harbour")
+
+
+async def _idle_done(store: SQLiteStore, timeout: float = 20.0) -> None:
+    """Wait until the writer ran an idle step that found nothing left to merge."""
+    writer = store._writer
+    assert writer is not None
+    deadline = time.monotonic() + timeout
+    while not (writer.idle_steps > writer.idle_worked > 0):
+        assert time.monotonic() < deadline, (writer.idle_steps, writer.idle_worked)
+        await asyncio.sleep(0.02)
+
+
+async def test_new_and_upgraded_stores_merge_eight_segments_at_a_time(tmp_path: Path) -> None:
+    old = tmp_path / "v8.db"
+    conn = sqlite3.connect(old, isolation_level=None)
+    migrate(conn, target=8)
+    conn.close()
+    assert all("automerge" not in c for c in _config(old).values())  # FTS5's defaults (4, 16)
+    for path in (old, tmp_path / "new.db"):
+        engine, _ = await _open(path, None)
+        await engine.close()
+        for table, config in _config(path).items():
+            assert (config["automerge"], config["crisismerge"]) == (8, 32), (path, table)
+
+
+async def test_the_idle_writer_merges_the_segments_single_writes_leave(tmp_path: Path) -> None:
+    path = tmp_path / "memtrace.db"
+    engine, store = await _open(path, 0.3)
+    try:
+        await _write_singly(engine, 7, "lighthouse")
+        before = _segments(path)
+        assert min(before.values()) >= 7, before  # FTS5 did not merge them at commit
+        found = await engine.search_memories(query="lighthouse harbour", limit=50)
+        contains = await engine.search_memories(content_contains="number3 about", limit=50)
+        await _idle_done(store)
+        after = _segments(path)
+        assert max(after.values()) <= 2, after  # level 0 (7 >= usermerge 4) merged into one
+        again = await engine.search_memories(query="lighthouse harbour", limit=50)
+        assert [m.id for m in again.results] == [m.id for m in found.results]
+        assert len(found.results) == 7
+        again_contains = await engine.search_memories(content_contains="number3 about", limit=50)
+        assert [m.id for m in again_contains.results] == [m.id for m in contains.results]
+        assert len(contains.results) == 1
+    finally:
+        await engine.close()
+    _integrity(path)
+
+
+async def test_writes_arriving_during_idle_merges_are_all_kept(tmp_path: Path) -> None:
+    # A very short idle period interleaves merge steps with the writes.
+    path = tmp_path / "memtrace.db"
+    engine, store = await _open(path, 0.005)
+    try:
+        for i in range(60):
+            await engine.add_memory(agent_id="a", content=f"beacon entry{i} keeper")
+            await asyncio.sleep(0.01 if i % 3 else 0)
+        writer = store._writer
+        assert writer is not None
+        assert writer.idle_worked > 0
+        found = await engine.search_memories(query="beacon keeper", limit=100)
+        assert len(found.results) == 60
+        assert (await engine.search_memories(content_contains="entry59 k", limit=5)).count == 1
+    finally:
+        await engine.close()
+    _integrity(path)
+
+
+async def test_idle_merging_off_leaves_the_segments(tmp_path: Path) -> None:
+    path = tmp_path / "memtrace.db"
+    engine, store = await _open(path, None)
+    try:
+        await _write_singly(engine, 7, "lantern")
+        await asyncio.sleep(0.5)
+        assert store._writer is not None
+        assert store._writer.idle_steps == 0
+        assert min(_segments(path).values()) >= 7
+    finally:
+        await engine.close()
+
+
+async def test_idle_merging_waits_for_another_process_holding_the_write_lock(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "memtrace.db"
+    engine, store = await _open(path, 0.1)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        await _write_singly(engine, 7, "buoy")
+        other.execute("BEGIN IMMEDIATE")  # another process writing: the step must not wait
+        writer = store._writer
+        assert writer is not None
+        steps = writer.idle_steps
+        await asyncio.sleep(0.6)
+        assert writer.idle_steps == steps
+        assert min(_segments(path).values()) >= 7
+        other.execute("ROLLBACK")
+        await _idle_done(store)
+        assert max(_segments(path).values()) <= 2
+    finally:
+        other.close()
+        await engine.close()
