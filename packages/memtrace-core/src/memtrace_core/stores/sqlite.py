@@ -361,7 +361,7 @@ def _depth(value: Any) -> int:
 
 
 #: The C scanner behind ``json.loads``, called directly (see :func:`_loads`).
-_scan_json = json.JSONDecoder().scan_once
+_scan_json: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def _loads(raw: str) -> Any:
