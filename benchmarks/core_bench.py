@@ -157,7 +157,7 @@ async def _rest(path: Path, timeout: float = 900.0) -> int:
         assert writer is not None
         deadline = time.monotonic() + timeout
         # The counters belong to the writer thread, which has no event to wait on: poll them.
-        while not writer.idle_steps > writer.idle_worked and time.monotonic() < deadline:  # noqa: ASYNC110
+        while not writer.idle_rests and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.1)
         return writer.idle_steps
     finally:

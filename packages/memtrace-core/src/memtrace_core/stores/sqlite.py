@@ -856,9 +856,13 @@ class _Writer(threading.Thread):
         #: Number of transactions committed and requests served (for tests and metrics).
         self.commits = 0
         self.requests = 0
-        #: Idle-work transactions run, and how many of them found work to do.
+        #: Idle-work transactions run, how many of them found work to do, how many found
+        #: nothing left (the indexes at rest), and how many were not run because another
+        #: connection held the write lock.
         self.idle_steps = 0
         self.idle_worked = 0
+        self.idle_rests = 0
+        self.idle_busy = 0
 
     def submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
@@ -894,8 +898,11 @@ class _Writer(threading.Thread):
                         else:
                             item = self._queue.get(timeout=self._idle_after)
                     except queue.Empty:
-                        idling = True
-                        idle_due = self._run_idle(conn)
+                        worked = self._run_idle(conn)
+                        # busy (another process writing): wait another idle period, no spinning
+                        idling = worked is True
+                        idle_due = worked is not False
+                        self.idle_rests += worked is False
                         continue
                     idling = False
                 else:
@@ -967,16 +974,19 @@ class _Writer(threading.Thread):
         for (ok, value), (_, fut, loop) in zip(results, jobs, strict=True):
             _deliver(loop, fut, ok, value)
 
-    def _run_idle(self, conn: sqlite3.Connection) -> bool:
-        """One idle-work transaction; True while there is more to do. It never waits for the
-        write lock (another process writing: retry after the next idle period) and gives up
-        until the next commit on any error."""
+    def _run_idle(self, conn: sqlite3.Connection) -> bool | None:
+        """One idle-work transaction; True while there is more to do, None if another
+        connection holds the write lock (it never waits for it: the caller retries after the
+        next idle period). On any other error it gives up until the next commit."""
         assert self._idle_work is not None
         conn.execute("PRAGMA busy_timeout = 0")
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            return _is_busy(exc)
+            if not _is_busy(exc):
+                return False
+            self.idle_busy += 1
+            return None
         finally:
             conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
         self.idle_steps += 1
