@@ -156,3 +156,36 @@ async def test_idle_merging_waits_for_another_process_holding_the_write_lock(
     finally:
         other.close()
         await engine.close()
+
+
+async def test_a_failing_idle_step_never_stops_the_writer(tmp_path: Path) -> None:
+    path = tmp_path / "memtrace.db"
+    engine, store = await _open(path, 0.05)
+    writer = store._writer
+    assert writer is not None
+    calls = 0
+
+    def broken(conn: sqlite3.Connection) -> bool:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("merge step bug")
+
+    writer._idle_work = broken
+    try:
+        for round_ in range(2):  # each commit makes idle work due again
+            await asyncio.wait_for(  # a dead writer would leave the write waiting forever
+                engine.add_memory(agent_id="a", content=f"still writing {round_}"), 10
+            )
+            deadline = time.monotonic() + 10
+            while calls <= round_:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.02)
+        assert writer.is_alive()
+        await asyncio.wait_for(
+            engine.add_memory(agent_id="a", content="written after the failures"), 10
+        )
+        found = await engine.search_memories(content_contains="written after the", limit=5)
+        assert found.count == 1
+        assert calls == 2  # gave up until the next commit each time, no retry loop
+    finally:
+        await engine.close()

@@ -977,25 +977,27 @@ class _Writer(threading.Thread):
     def _run_idle(self, conn: sqlite3.Connection) -> bool | None:
         """One idle-work transaction; True while there is more to do, None if another
         connection holds the write lock (it never waits for it: the caller retries after the
-        next idle period). On any other error it gives up until the next commit."""
+        next idle period). On any other error (logged) it gives up until the next commit: idle
+        work must never stop the writer thread."""
         assert self._idle_work is not None
-        conn.execute("PRAGMA busy_timeout = 0")
         try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if not _is_busy(exc):
-                return False
-            self.idle_busy += 1
-            return None
-        finally:
-            conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
-        self.idle_steps += 1
-        try:
+            conn.execute("PRAGMA busy_timeout = 0")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
+                self.idle_busy += 1
+                return None
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            self.idle_steps += 1
             worked = self._idle_work(conn)
             conn.execute("COMMIT")
-        except sqlite3.Error:
+        except Exception:
             with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
             log.warning("sqlite idle merge step failed", exc_info=True)
             return False
         self.idle_worked += worked
