@@ -10,7 +10,10 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
+
 from memtrace_core import AsyncMemtrace, PluginRegistry
+from memtrace_core.errors import ValidationError
 from memtrace_core.stores.sqlite import SQLiteStore, migrate
 
 TABLES = ("memories_fts", "memories_trigram")
@@ -189,3 +192,68 @@ async def test_a_failing_idle_step_never_stops_the_writer(tmp_path: Path) -> Non
         assert calls == 2  # gave up until the next commit each time, no retry loop
     finally:
         await engine.close()
+
+
+def _slow_steps(writer: object, steps: int, seconds: float) -> list[float]:
+    """Replace the writer's idle work by ``steps`` steps of ``seconds`` that report work."""
+    started: list[float] = []
+
+    def work(conn: sqlite3.Connection) -> bool:
+        started.append(time.monotonic())
+        time.sleep(seconds)
+        return len(started) < steps
+
+    writer._idle_work = work  # type: ignore[attr-defined]
+    return started
+
+
+async def test_a_write_is_served_between_idle_steps(tmp_path: Path) -> None:
+    path = tmp_path / "memtrace.db"
+    engine, store = await _open(path, 0.05)
+    writer = store._writer
+    assert writer is not None
+    try:
+        started = _slow_steps(writer, 40, 0.03)  # 1.2 s of idle work
+        await engine.add_memory(agent_id="a", content="makes idle work due")
+        deadline = time.monotonic() + 10
+        while len(started) < 3:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.005)
+        t0 = time.monotonic()
+        await asyncio.wait_for(engine.add_memory(agent_id="a", content="between steps"), 10)
+        assert time.monotonic() - t0 < 0.3  # at most one 30 ms step, not the remaining ~1 s
+        assert len(started) < 40
+    finally:
+        await engine.close()
+
+
+async def test_another_connection_gets_the_lock_between_idle_steps(tmp_path: Path) -> None:
+    path = tmp_path / "memtrace.db"
+    engine, store = await _open(path, 0.05)
+    writer = store._writer
+    assert writer is not None
+    other = sqlite3.connect(
+        path, isolation_level=None, timeout=10, check_same_thread=False
+    )  # SQLite's own busy handler
+    try:
+        started = _slow_steps(writer, 60, 0.02)  # 1.2 s of back-to-back idle steps
+        await engine.add_memory(agent_id="a", content="makes idle work due")
+        deadline = time.monotonic() + 10
+        while len(started) < 3:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.005)
+        t0 = time.monotonic()
+        await asyncio.to_thread(other.execute, "BEGIN IMMEDIATE")
+        waited = time.monotonic() - t0
+        other.execute("ROLLBACK")
+        assert waited < 0.4, waited  # a gap between steps, not the end of the merge
+        assert len(started) < 60
+    finally:
+        other.close()
+        await engine.close()
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf"), True, "1"])
+def test_idle_merge_seconds_is_checked(tmp_path: Path, bad: object) -> None:
+    with pytest.raises(ValidationError, match="idle_merge_seconds"):
+        SQLiteStore(str(tmp_path / "m.db"), idle_merge_seconds=bad)  # type: ignore[arg-type]

@@ -90,7 +90,8 @@ def test_namespace_cache_keeps_refusing_bad_namespaces() -> None:
         for _ in range(2):  # a refusal is not cached as a value
             with pytest.raises(UnreadableRow):
                 sqlite_store._namespace_column(raw)
-    bad = sqlite_store.BadText('["a"]')
+    assert sqlite_store._namespace_column('["a"]') == ["a"]  # cached now
+    bad = sqlite_store.BadText('["a"]')  # the same text, but not valid UTF-8 when stored
     with pytest.raises(UnreadableRow):
         sqlite_store._namespace_column(bad)
 

@@ -893,16 +893,16 @@ class _Writer(threading.Thread):
             while not stopping:
                 if idle_due:
                     try:
-                        if idling:
-                            item = self._queue.get_nowait()
-                        else:
-                            item = self._queue.get(timeout=self._idle_after)
+                        # between two idle steps a short gap, in which another connection
+                        # waiting for the write lock can take it (else back-to-back steps
+                        # would hold it off until the merge is done)
+                        wait = IDLE_STEP_GAP_SECONDS if idling else self._idle_after
+                        item = self._queue.get(timeout=wait)
                     except queue.Empty:
                         worked = self._run_idle(conn)
                         # busy (another process writing): wait another idle period, no spinning
                         idling = worked is True
                         idle_due = worked is not False
-                        self.idle_rests += worked is False
                         continue
                     idling = False
                 else:
@@ -994,6 +994,7 @@ class _Writer(threading.Thread):
             self.idle_steps += 1
             worked = self._idle_work(conn)
             conn.execute("COMMIT")
+            self.idle_rests += not worked
         except Exception:
             with contextlib.suppress(sqlite3.Error):
                 if conn.in_transaction:
@@ -1118,6 +1119,11 @@ _FTS_TABLES = ("memories_fts", "memories_trigram")
 #: Seconds without a write request before the writer merges index segments (the default of
 #: SQLiteStore's ``idle_merge_seconds``).
 IDLE_MERGE_SECONDS = 1.0
+
+#: Pause between two idle merge steps: another connection waiting for the write lock (SQLite's
+#: busy handler retries after 1, 2, 5, 10 … ms) gets it in one of these gaps instead of waiting
+#: for the whole merge; a write request arriving in it is served at once.
+IDLE_STEP_GAP_SECONDS = 0.005
 
 #: Pages of merge output per idle merge step (one transaction). Measured on a 1M store after
 #: 20,000 single writes (automerge 8): a few dozen steps of 16 pages, each a few ms (the
@@ -1265,6 +1271,15 @@ class SQLiteStore(RowDecoding, SQLiteAuthMixin):
         self._reader_lock = threading.Lock()
         self._max_group = max_group
         self.checkpoint_seconds = checkpoint_seconds
+        if idle_merge_seconds is not None and (
+            isinstance(idle_merge_seconds, bool)
+            or not isinstance(idle_merge_seconds, (int, float))
+            or not 0 <= idle_merge_seconds < math.inf
+        ):
+            raise ValidationError(
+                f"invalid idle_merge_seconds: {idle_merge_seconds!r} (seconds >= 0, or None)",
+                field="idle_merge_seconds",
+            )
         #: Seconds without a write before the writer merges the keyword indexes' segments
         #: (:meth:`_merge_step`); None: never (FTS5's automerge at commit only).
         self.idle_merge_seconds = idle_merge_seconds
