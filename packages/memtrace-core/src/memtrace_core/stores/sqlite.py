@@ -883,9 +883,9 @@ class _Writer(threading.Thread):
         self.ready.set()
         stopping = False
         # Idle work (FTS5 merge steps) is due after a commit; it starts once no request has
-        # come for ``idle_after`` seconds, then runs step after step while the queue stays
-        # empty, until a step finds nothing to do. A request arriving meanwhile waits for at
-        # most the one step in progress. Also due at open: a store reopened after a bulk
+        # come for ``idle_after`` seconds, then runs step after step (IDLE_STEP_GAP_SECONDS
+        # apart) while the queue stays empty, until a step finds nothing to do. A request
+        # arriving meanwhile waits for at most the one step in progress. Also due at open: a store reopened after a bulk
         # import finishes the merges the import started once it is idle.
         idle_due = self._idle_work is not None
         idling = False
