@@ -184,12 +184,13 @@ async def test_a_failing_idle_step_never_stops_the_writer(tmp_path: Path) -> Non
                 assert time.monotonic() < deadline
                 await asyncio.sleep(0.02)
         assert writer.is_alive()
+        await asyncio.sleep(0.2)
+        assert calls == 2  # gave up until the next commit each time, no retry loop
         await asyncio.wait_for(
             engine.add_memory(agent_id="a", content="written after the failures"), 10
         )
         found = await engine.search_memories(content_contains="written after the", limit=5)
         assert found.count == 1
-        assert calls == 2  # gave up until the next commit each time, no retry loop
     finally:
         await engine.close()
 
@@ -236,7 +237,9 @@ async def test_another_connection_gets_the_lock_between_idle_steps(tmp_path: Pat
         path, isolation_level=None, timeout=10, check_same_thread=False
     )  # SQLite's own busy handler
     try:
-        started = _slow_steps(writer, 60, 0.02)  # 1.2 s of back-to-back idle steps
+        # 1 s of idle steps; SQLite's busy handler retries after 1, 2, 5, 10 … 25, 50 ms, so
+        # about 12 tries in 0.4 s, each with a 1-in-2 chance of landing in a 5 ms gap
+        started = _slow_steps(writer, 200, 0.005)
         await engine.add_memory(agent_id="a", content="makes idle work due")
         deadline = time.monotonic() + 10
         while len(started) < 3:
@@ -247,7 +250,7 @@ async def test_another_connection_gets_the_lock_between_idle_steps(tmp_path: Pat
         waited = time.monotonic() - t0
         other.execute("ROLLBACK")
         assert waited < 0.4, waited  # a gap between steps, not the end of the merge
-        assert len(started) < 60
+        assert len(started) < 200
     finally:
         other.close()
         await engine.close()
