@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -59,14 +60,19 @@ async def _write_singly(engine: AsyncMemtrace, n: int, word: str) -> None:
         await engine.add_memory(agent_id="a", content=f"{word} note number{i} about the harbour")
 
 
+async def _until(done: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll ``done`` (state of the writer thread, which has no event to wait on)."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.005)
+
+
 async def _idle_done(store: SQLiteStore, timeout: float = 20.0) -> None:
     """Wait until the writer ran an idle step that found nothing left to merge."""
     writer = store._writer
     assert writer is not None
-    deadline = time.monotonic() + timeout
-    while not (writer.idle_worked > 0 and writer.idle_rests > 0):
-        assert time.monotonic() < deadline, (writer.idle_steps, writer.idle_worked)
-        await asyncio.sleep(0.02)
+    await _until(lambda: writer.idle_worked > 0 and writer.idle_rests > 0, timeout)
 
 
 async def test_new_and_upgraded_stores_merge_eight_segments_at_a_time(tmp_path: Path) -> None:
@@ -179,10 +185,7 @@ async def test_a_failing_idle_step_never_stops_the_writer(tmp_path: Path) -> Non
             await asyncio.wait_for(  # a dead writer would leave the write waiting forever
                 engine.add_memory(agent_id="a", content=f"still writing {round_}"), 10
             )
-            deadline = time.monotonic() + 10
-            while calls <= round_:
-                assert time.monotonic() < deadline
-                await asyncio.sleep(0.02)
+            await _until(lambda round_=round_: calls > round_)
         assert writer.is_alive()
         await asyncio.sleep(0.2)
         assert calls == 2  # gave up until the next commit each time, no retry loop
@@ -195,8 +198,14 @@ async def test_a_failing_idle_step_never_stops_the_writer(tmp_path: Path) -> Non
         await engine.close()
 
 
-def _slow_steps(writer: object, steps: int, seconds: float) -> list[float]:
-    """Replace the writer's idle work by ``steps`` steps of ``seconds`` that report work."""
+async def _in_slow_idle_merge(
+    path: Path, steps: int, seconds: float
+) -> tuple[AsyncMemtrace, list[float]]:
+    """An engine whose writer is three steps into idle work of ``steps`` steps of ``seconds``
+    each (a fake that reports work until the last); returns it and the steps' start times."""
+    engine, store = await _open(path, 0.05)
+    writer = store._writer
+    assert writer is not None
     started: list[float] = []
 
     def work(conn: sqlite3.Connection) -> bool:
@@ -204,22 +213,15 @@ def _slow_steps(writer: object, steps: int, seconds: float) -> list[float]:
         time.sleep(seconds)
         return len(started) < steps
 
-    writer._idle_work = work  # type: ignore[attr-defined]
-    return started
+    writer._idle_work = work
+    await engine.add_memory(agent_id="a", content="makes idle work due")
+    await _until(lambda: len(started) >= 3)
+    return engine, started
 
 
 async def test_a_write_is_served_between_idle_steps(tmp_path: Path) -> None:
-    path = tmp_path / "memtrace.db"
-    engine, store = await _open(path, 0.05)
-    writer = store._writer
-    assert writer is not None
+    engine, started = await _in_slow_idle_merge(tmp_path / "memtrace.db", 40, 0.03)  # 1.2 s
     try:
-        started = _slow_steps(writer, 40, 0.03)  # 1.2 s of idle work
-        await engine.add_memory(agent_id="a", content="makes idle work due")
-        deadline = time.monotonic() + 10
-        while len(started) < 3:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.005)
         t0 = time.monotonic()
         await asyncio.wait_for(engine.add_memory(agent_id="a", content="between steps"), 10)
         assert time.monotonic() - t0 < 0.3  # at most one 30 ms step, not the remaining ~1 s
@@ -230,21 +232,13 @@ async def test_a_write_is_served_between_idle_steps(tmp_path: Path) -> None:
 
 async def test_another_connection_gets_the_lock_between_idle_steps(tmp_path: Path) -> None:
     path = tmp_path / "memtrace.db"
-    engine, store = await _open(path, 0.05)
-    writer = store._writer
-    assert writer is not None
+    # 1 s of idle steps; SQLite's busy handler retries after 1, 2, 5, 10 … 25, 50 ms, so
+    # about 12 tries in 0.4 s, each with a 1-in-2 chance of landing in a 5 ms gap
+    engine, started = await _in_slow_idle_merge(path, 200, 0.005)
     other = sqlite3.connect(
         path, isolation_level=None, timeout=10, check_same_thread=False
     )  # SQLite's own busy handler
     try:
-        # 1 s of idle steps; SQLite's busy handler retries after 1, 2, 5, 10 … 25, 50 ms, so
-        # about 12 tries in 0.4 s, each with a 1-in-2 chance of landing in a 5 ms gap
-        started = _slow_steps(writer, 200, 0.005)
-        await engine.add_memory(agent_id="a", content="makes idle work due")
-        deadline = time.monotonic() + 10
-        while len(started) < 3:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.005)
         t0 = time.monotonic()
         await asyncio.to_thread(other.execute, "BEGIN IMMEDIATE")
         waited = time.monotonic() - t0
