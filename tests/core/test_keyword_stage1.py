@@ -94,12 +94,14 @@ async def test_a_scope_smaller_than_the_limit_takes_the_exact_path_without_count
     engine: AsyncMemtrace, small_limit: AsyncMemtrace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A one-agent search whose agent holds at most exact_match_limit memories cannot match
-    more: exact BM25, decided by a capped count of the scope, without counting matches."""
+    more: exact BM25, decided by a capped count of the scope, without counting matches (the
+    engine's own decision, for a store without ``keyword_matches_exceed``)."""
     await _fill(engine)
     assert await engine.store.count_memories("org_default", MemoryFilter(), cap=10) == 10
     counted: list[object] = []
     paths: list[bool] = []
     store = small_limit.store
+    monkeypatch.setattr(store, "keyword_matches_exceed", None)
     count, candidates = store.count_keyword_matches, store.keyword_candidates
 
     async def count_matches(*args: Any) -> int:
@@ -121,6 +123,101 @@ async def test_a_scope_smaller_than_the_limit_takes_the_exact_path_without_count
     await small_limit.search_memories(query="deploy rollback")  # the whole org: 48 memories
     assert len(counted) == 1
     assert paths[0] is True  # recent-first
+
+
+async def test_the_store_decides_the_path_in_one_read_with_the_same_answer(
+    engine: AsyncMemtrace, small_limit: AsyncMemtrace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``keyword_matches_exceed`` the engine asks the store once per plan (the query's,
+    then its feedback round's) and counts nothing itself; the path it takes is the one the
+    counts give."""
+    await _fill(engine)
+    store = small_limit.store
+    asked: list[tuple[tuple[str, ...], int, bool]] = []
+    exceed, candidates = store.keyword_matches_exceed, store.keyword_candidates
+    paths: list[bool] = []
+
+    async def record(org_id: str, flt: Any, terms: tuple[str, ...], limit: int) -> bool:
+        answer = await exceed(org_id, flt, terms, limit)
+        asked.append((terms, limit, answer))
+        return answer
+
+    async def not_counted(*args: Any, **kwargs: Any) -> int:
+        raise AssertionError("the engine counted although the store can decide")
+
+    async def path(org_id: str, flt: Any, query: Any) -> Any:
+        paths.append(query.recent_first)
+        return await candidates(org_id, flt, query)
+
+    monkeypatch.setattr(store, "keyword_matches_exceed", record)
+    monkeypatch.setattr(store, "count_memories", not_counted)
+    monkeypatch.setattr(store, "count_keyword_matches", not_counted)
+    monkeypatch.setattr(store, "keyword_candidates", path)
+    found = await small_limit.search_memories(query="deploy rollback", agent_id="other")
+    assert found.count == 5
+    # the query's plan, then its feedback round's (more terms): exact BM25 both times
+    assert asked[0] == (("deploy", "rollback"), 10, False)
+    assert len(asked) == 2
+    assert asked[1][0][:2] == ("deploy", "rollback")
+    assert not asked[1][2]
+    assert paths == [False, False]
+    asked.clear()
+    paths.clear()
+    await small_limit.search_memories(query="deploy rollback")  # 48 matches in the org
+    assert asked == [(("deploy", "rollback"), 10, True)]
+    assert paths == [True]
+
+
+async def test_keyword_matches_exceed_is_the_scoped_count(engine: AsyncMemtrace) -> None:
+    """``keyword_matches_exceed(…, limit)`` is ``count_keyword_matches(…, limit + 1) > limit``
+    at every limit around the counts, for the org and the filters alone: another org's many
+    matches, a small scope, expired and superseded memories (the view) each settle it at a
+    different step of the store's bounds."""
+    await _fill(engine)  # org_default: 48 "deploy" (43 of agent bot), 8 "rollback"
+    other = engine.with_org("org_other")
+    await other.add_memories(
+        [{"agent_id": "bot", "content": f"deploy number {i} elsewhere"} for i in range(60)]
+    )
+    gone = await engine.add_memories(
+        [
+            {"agent_id": "late", "content": f"rollback deploy expiring {i}", "ttl": "1s"}
+            for i in range(4)
+        ]
+    )
+    assert gone.count == 4
+    first = await engine.add_memory({"agent_id": "late", "content": "rollback plan v1"})
+    await engine.add_memory(
+        {"agent_id": "late", "content": "rollback plan v2", "supersedes": first.id}
+    )
+    store = engine.store
+    now = 2**62  # every ttl memory has expired by then
+    scopes = [
+        MemoryFilter(),
+        MemoryFilter(agent_ids=("bot",)),
+        MemoryFilter(agent_ids=("other",)),
+        MemoryFilter(agent_ids=("late",)),
+        MemoryFilter(live_at=now, current=True),
+        MemoryFilter(agent_ids=("late",), live_at=now, current=True),
+        MemoryFilter(agent_ids=("nobody",)),
+    ]
+    checked = 0
+    for org in ("org_default", "org_other", "org_none"):
+        for flt in scopes:
+            for terms in (("deploy",), ("rollback",), ("rollback", "plan"), ("absent",)):
+                exact = await store.count_keyword_matches(org, flt, terms, 1000)
+                for limit in sorted({0, 1, 4, 5, 10, 43, 47, 48, 59, 60, 61, exact - 1, exact}):
+                    if limit < 0:
+                        continue
+                    want = min(exact, limit + 1) > limit
+                    assert await store.keyword_matches_exceed(org, flt, terms, limit) is want, (
+                        org,
+                        flt,
+                        terms,
+                        limit,
+                    )
+                    checked += 1
+            assert await store.keyword_matches_exceed(org, flt, (), 0) is False
+    assert checked > 500
 
 
 @pytest.mark.parametrize("recent_first", [False, True])

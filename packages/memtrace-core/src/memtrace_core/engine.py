@@ -743,30 +743,30 @@ class AsyncMemtrace(Shortcuts):
             a big store): stage 1 then takes the newest memories matching every word."""
             if p.terms not in is_large:
                 scope = _window_filter(flt, p)
-                # a scope of at most `limit` memories cannot match more: no need to count the
-                # matches (which reads every match of the terms until `limit` of this scope)
-                # an upper bound: the scope without its time view (the cap count then stays on
-                # the (org, time) index, with no row reads; the view only removes memories)
-                window = p.filter_window
-                if window not in scope_size:
-                    scope_size[window] = await self.store.count_memories(
-                        self.org_id,
-                        replace(scope, live_at=None, as_of=None, current=False),
-                        cap=limit + 1,
-                    )
-                small = scope_size[window]
-                if small <= limit:
-                    count = small
-                elif any(
-                    big and set(terms) <= set(p.terms) for terms, big in is_large.items()
-                ):  # more terms (OR) match at least as many memories in the same scope
-                    count = limit + 1
+                if any(big and set(terms) <= set(p.terms) for terms, big in is_large.items()):
+                    # more terms (OR) match at least as many memories in the same scope
+                    is_large[p.terms] = True
+                elif exceed is not None:  # the store answers it in one cheap read
+                    is_large[p.terms] = await exceed(self.org_id, scope, p.terms, limit)
                 else:
-                    count = await self.store.count_keyword_matches(
-                        self.org_id, scope, p.terms, limit + 1
-                    )
-                is_large[p.terms] = count > limit
+                    is_large[p.terms] = await counted(p, scope) > limit
             return is_large[p.terms]
+
+        exceed = getattr(self.store, "keyword_matches_exceed", None)
+
+        async def counted(p: ranking.QueryPlan, scope: MemoryFilter) -> int:
+            # a scope of at most `limit` memories cannot match more: no need to count the
+            # matches (which reads every match of the terms until `limit` of this scope)
+            # an upper bound: the scope without its time view (the cap count then stays on
+            # the (org, time) index, with no row reads; the view only removes memories)
+            window = p.filter_window
+            if window not in scope_size:
+                scope_size[window] = await self.store.count_memories(
+                    self.org_id, scope.without_view(), cap=limit + 1
+                )
+            if scope_size[window] <= limit:
+                return scope_size[window]
+            return await self.store.count_keyword_matches(self.org_id, scope, p.terms, limit + 1)
 
         if await large(plan):  # a smaller pool and, by default, no feedback round
             cfg = replace(cfg, candidates=max(need, cfg.large_candidates), prf=cfg.large_prf)

@@ -120,6 +120,11 @@ class MemoryFilter:
         """Whether the filter selects every memory of the org."""
         return self == _EVERYTHING
 
+    def without_view(self) -> MemoryFilter:
+        """The filter without its time view (``live_at``, ``as_of``, ``current``): an upper
+        bound of what it selects, which the (org, time) index can count with no row reads."""
+        return replace(self, live_at=None, as_of=None, current=False)
+
 
 _EVERYTHING = MemoryFilter()
 
