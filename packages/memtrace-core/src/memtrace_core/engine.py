@@ -711,30 +711,30 @@ class AsyncMemtrace(Shortcuts):
             )
         if q.order is not None:
             check_order(q.order)
-        ranked = await self._keyword_search(text, flt, now, need=offset + limit + 1)
-        results = [
-            m.model_copy(update={"score": round(score, 6)})
-            for m, score in ranked[offset : offset + limit]
-        ]
+        ranked, more = await self._keyword_search(text, flt, now, offset, limit)
+        results = [m.model_copy(update={"score": round(score, 6)}) for m, score in ranked]
         results = view.present(results)
         return SearchResult.model_construct(
             results=results,
             count=len(results),
-            has_more=len(ranked) > offset + limit,
+            has_more=more,
             query_time_ms=int((_time.perf_counter() - started) * 1000),
         )
 
     async def _keyword_search(
-        self, text: str, flt: MemoryFilter, now: int, need: int
-    ) -> list[tuple[Memory, float]]:
+        self, text: str, flt: MemoryFilter, now: int, offset: int, limit: int
+    ) -> tuple[list[tuple[Memory, float]], bool]:
+        """The ranked page ``[offset, offset + limit)`` with its scores, and whether results
+        follow it."""
+        need = offset + limit + 1
         cfg = self.config.ranking
         if need > cfg.candidates:
             cfg = replace(cfg, candidates=need)
         now_dt = from_us(now)
         plan = ranking.plan_query(text, now_dt, cfg)
         if plan.is_empty:
-            return []
-        limit = cfg.exact_match_limit
+            return [], False
+        match_limit = cfg.exact_match_limit
         is_large: dict[tuple[str, ...], bool] = {}
         scope_size: dict[object, int] = {}  # by time window: the feedback round reuses it
 
@@ -747,26 +747,28 @@ class AsyncMemtrace(Shortcuts):
                     # more terms (OR) match at least as many memories in the same scope
                     is_large[p.terms] = True
                 elif exceed is not None:  # the store answers it in one cheap read
-                    is_large[p.terms] = await exceed(self.org_id, scope, p.terms, limit)
+                    is_large[p.terms] = await exceed(self.org_id, scope, p.terms, match_limit)
                 else:
-                    is_large[p.terms] = await counted(p, scope) > limit
+                    is_large[p.terms] = await counted(p, scope) > match_limit
             return is_large[p.terms]
 
         exceed = getattr(self.store, "keyword_matches_exceed", None)
 
         async def counted(p: ranking.QueryPlan, scope: MemoryFilter) -> int:
-            # a scope of at most `limit` memories cannot match more: no need to count the
-            # matches (which reads every match of the terms until `limit` of this scope)
+            # a scope of at most `match_limit` memories cannot match more: no need to count
+            # the matches (which reads every match of the terms until `match_limit` of it)
             # an upper bound: the scope without its time view (the cap count then stays on
             # the (org, time) index, with no row reads; the view only removes memories)
             window = p.filter_window
             if window not in scope_size:
                 scope_size[window] = await self.store.count_memories(
-                    self.org_id, scope.without_view(), cap=limit + 1
+                    self.org_id, scope.without_view(), cap=match_limit + 1
                 )
-            if scope_size[window] <= limit:
+            if scope_size[window] <= match_limit:
                 return scope_size[window]
-            return await self.store.count_keyword_matches(self.org_id, scope, p.terms, limit + 1)
+            return await self.store.count_keyword_matches(
+                self.org_id, scope, p.terms, match_limit + 1
+            )
 
         if await large(plan):  # a smaller pool and, by default, no feedback round
             cfg = replace(cfg, candidates=max(need, cfg.large_candidates), prf=cfg.large_prf)
@@ -776,27 +778,30 @@ class AsyncMemtrace(Shortcuts):
             "event_type": cfg.weight_event_type,
             "tags": cfg.weight_tags,
         }
-        by_id: dict[str, Memory] = {}
+        by_id: dict[str, Memory] = {}  # stage-1 memories, from a store without keyword_hits
+        pooled: set[str] = set()
+        hits = getattr(self.store, "keyword_hits", None)
 
         async def fetch(p: ranking.QueryPlan) -> list[ranking.Candidate]:
             if len(p.terms) > _OFF_LOOP_TERMS:
                 groups = await asyncio.to_thread(ranking.term_groups, p)
             else:
                 groups = ranking.term_groups(p)
-            rows = await self.store.keyword_candidates(
-                self.org_id,
-                _window_filter(flt, p),
-                KeywordQuery(
-                    terms=p.terms,
-                    limit=cfg.candidates,
-                    field_weights=weights,
-                    groups=groups,
-                    recent_first=await large(p),
-                    known=frozenset(by_id),  # a feedback round: the first pool's memories
-                ),
+            scope = _window_filter(flt, p)
+            query = KeywordQuery(
+                terms=p.terms,
+                limit=cfg.candidates,
+                field_weights=weights,
+                groups=groups,
+                recent_first=await large(p),
+                known=frozenset(pooled),  # a feedback round: the first pool's memories
             )
+            if hits is not None:  # light candidates; only the page's memories are read
+                found: list[ranking.Candidate] = await hits(self.org_id, scope, query)
+                pooled.update(c.id for c in found)
+                return found
             out = []
-            for row in rows:
+            for row in await self.store.keyword_candidates(self.org_id, scope, query):
                 m = row.memory
                 by_id[m.id] = m
                 out.append(
@@ -812,10 +817,27 @@ class AsyncMemtrace(Shortcuts):
                         session_id=m.session_id,
                     )
                 )
+            pooled.update(c.id for c in out)
             return out
 
         ranked = await ranking.search(plan, fetch, now_dt, cfg, run=_cpu_step)
-        return [(by_id[c.id], score) for c, score in ranked]
+        # The ranking up to the page's end, and one more to tell whether results follow. With
+        # light candidates their memories are read now; one deleted since stage 1, or
+        # unreadable (a hand-edited row: stage 1 does not read every column), is left out and
+        # the ranking read further, so that positions (offsets) count readable memories only.
+        out: list[tuple[Memory, float]] = []
+        at = 0
+        while at < len(ranked) and len(out) <= offset + limit:
+            chunk = ranked[at : at + offset + limit + 1 - len(out)]
+            at += len(chunk)
+            if hits is not None:
+                ids = tuple(c.id for c, _ in chunk)
+                found = await self.store.list_memories(
+                    self.org_id, MemoryFilter(ids=ids), limit=len(ids), offset=0, order="desc"
+                )
+                by_id = {m.id: m for m in found}
+            out.extend((by_id[c.id], score) for c, score in chunk if c.id in by_id)
+        return out[offset : offset + limit], len(out) > offset + limit
 
     async def get_memory(self, memory_id: str, *, as_of: str | datetime | None = None) -> Memory:
         """The memory with this id (``mem_…``), superseded or not (``superseded_by`` then
