@@ -301,8 +301,8 @@ class _Features:
     """The query-independent analysis of one candidate: computed once per distinct memory text
     and field weights (cached), shared by both reranks of a search and by later searches."""
 
-    tokens: tuple[str, ...]
-    """Content stems, in order (proximity)."""
+    positions: Mapping[str, list[int]]
+    """Positions of each content stem, ascending (proximity)."""
     tf: Mapping[str, float]
     """Field-weighted count of every stem over all fields (BM25F)."""
     length: float
@@ -314,10 +314,14 @@ def _features(
     content: str,
     agent_id: str | None,
     event_type: str | None,
-    tags: str,
+    tag_values: tuple[str, ...],
     weights: tuple[float, float, float, float],
 ) -> _Features:
     tokens = tuple(map(stem, tokenize(content)))
+    positions: dict[str, list[int]] = {}
+    for index, token in enumerate(tokens):
+        positions.setdefault(token, []).append(index)
+    tags = " ".join(tag_values)
     tf: dict[str, float] = {}
     length = 0.0
     w_content, w_agent, w_event, w_tags = weights
@@ -331,14 +335,14 @@ def _features(
         length += weight * len(analysis.tokens)
         for term, count in analysis.counts.items():
             tf[term] = tf.get(term, 0.0) + weight * count
-    return _Features(tokens, tf, length)
+    return _Features(positions, tf, length)
 
 
 @dataclass(slots=True)
 class _Doc:
     candidate: Candidate
-    tokens: tuple[str, ...]
-    """Content stems, in order."""
+    positions: Mapping[str, list[int]]
+    """Positions of each content stem, ascending."""
     tf: dict[str, float]
     """Field-weighted frequency of each query key (aliases folded in); only keys that occur."""
     length: float
@@ -371,11 +375,12 @@ def _doc(
 ) -> _Doc:
     """``terms`` are the plan's weighted stems, ``aliases`` ``(alias stem, weighted stem)``
     pairs (see :func:`_groups`): an alias's occurrences count for its weighted stem."""
+    tags = candidate.tags
     features = _features(
         candidate.content,
         candidate.agent_id,
         candidate.event_type,
-        " ".join(candidate.tags),
+        tags if type(tags) is tuple else tuple(tags),
         weights,
     )
     counts = features.tf
@@ -384,13 +389,10 @@ def _doc(
         value = counts.get(alias)
         if value:
             tf[key] = tf.get(key, 0.0) + value
-    return _Doc(
-        candidate=candidate,
-        tokens=features.tokens,
-        tf=tf,
-        length=features.length,
-        timestamp=_utc(candidate.time).timestamp(),
-    )
+    when = candidate.time
+    # an aware datetime's timestamp does not depend on its zone; a naive one is UTC (_utc)
+    stamp = when.timestamp() if when.tzinfo is not None else _utc(when).timestamp()
+    return _Doc(candidate, features.positions, tf, features.length, stamp)
 
 
 def _idf(doc_count: float, doc_freq: float) -> float:
@@ -471,29 +473,33 @@ def _coverage(doc: _Doc, core_idf: Sequence[tuple[str, float]], total: float) ->
 def _proximity(
     doc: _Doc,
     core: Sequence[str],
-    keys: Mapping[str, str],
+    stems: Mapping[str, Sequence[str]],
     pairs: Sequence[tuple[str, str, float]],
     total: float,
     window: int,
 ) -> float:
     """Share of consecutive query-word pairs (``pairs``: left, right, min idf; ``total`` their
-    sum) found within ``window`` tokens of each other in the content."""
+    sum) found within ``window`` tokens of each other in the content. ``stems`` maps each
+    core stem to the stems that count as it (itself, then its aliases)."""
     if not pairs or window < 1 or total <= 0:
         return 0.0
     counts = doc.tf
     if sum(1 for term in core if term in counts) < 2:
         return 0.0
-    positions: dict[str, list[int]] = {}
-    for index, token in enumerate(doc.tokens):
-        key = keys.get(token)
-        if key is not None:
-            positions.setdefault(key, []).append(index)
     found = 0.0
     for left, right, weight in pairs:
-        a, b = positions.get(left), positions.get(right)
+        a, b = _positions(doc, stems[left]), _positions(doc, stems[right])
         if a and b and _within(a, b, window):
             found += weight
     return found / total
+
+
+def _positions(doc: _Doc, stems: Sequence[str]) -> list[int] | None:
+    """Ascending content positions of any of ``stems`` in ``doc``."""
+    if len(stems) == 1:
+        return doc.positions.get(stems[0])
+    merged = [i for s in stems for i in doc.positions.get(s, ())]
+    return sorted(merged) if merged else None
 
 
 def _within(a: list[int], b: list[int], window: int) -> bool:
@@ -565,7 +571,10 @@ def rerank(
     pool = _Stats(docs, stats, plan)
     core = plan.core
     core_set = set(core)
-    core_keys = {term: key for term, key in keys.items() if key in core_set}
+    core_stems: dict[str, list[str]] = {}
+    for term, key in keys.items():  # each stem itself first (_groups), then its aliases
+        if key in core_set:
+            core_stems.setdefault(key, []).append(term)
     # Query-level constants, computed once per rerank instead of once per candidate.
     query_idf = [(term, weight * pool.idf(term)) for term, weight in plan.weights.items()]
     core_idf = [(term, pool.idf(term)) for term in core]
@@ -589,7 +598,7 @@ def rerank(
             score += config.coverage_weight * _coverage(doc, core_idf, coverage_total)
         if config.proximity_weight:
             score += config.proximity_weight * _proximity(
-                doc, core, core_keys, pairs, proximity_total, config.proximity_window
+                doc, core, core_stems, pairs, proximity_total, config.proximity_window
             )
         base.append(score)
 
