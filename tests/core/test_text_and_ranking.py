@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
@@ -10,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from memtrace_core import ranking
 from memtrace_core.ranking import (
     Candidate,
     CorpusStats,
@@ -529,6 +531,46 @@ def test_rerank_is_order_independent_and_sorted(
     scores = [score for _, score in ranked]
     assert scores == sorted(scores, reverse=True)
     assert all(score >= 0 for score in scores)
+
+
+_NEAR_WORDS = st.sampled_from(
+    ["go", "went", "goes", "run", "ran", "running", "fast", "dog", "dogs", "the", "walk"]
+)
+
+
+@given(
+    st.lists(_NEAR_WORDS, max_size=30),
+    st.lists(_NEAR_WORDS, min_size=2, max_size=4),
+    st.integers(1, 4),
+)
+@settings(max_examples=150, deadline=None)
+def test_proximity_is_the_share_of_close_consecutive_query_words(
+    content: list[str], query: list[str], window: int
+) -> None:
+    """The proximity term, against its definition computed from the content's stems: a
+    consecutive pair of query stems counts when some occurrence of each (the stem or one of
+    its irregular forms, e.g. "went" for "go") is at most ``window`` tokens apart."""
+    plan = plan_query(" ".join(query), NOW)
+    keys = ranking._groups(plan)
+    stems_of: dict[str, list[str]] = {}
+    for term, key in keys.items():
+        stems_of.setdefault(key, []).append(term)
+    terms = list(plan.weights)
+    aliases = [(term, key) for term, key in keys.items() if term != key]
+    weights = (1.0, 0.0, 0.0, 0.0)  # content only
+    doc = ranking._doc(_candidate("m", " ".join(content), NOW), weights, terms, aliases)
+    pairs = [(left, right, 1.0) for left, right in itertools.pairwise(plan.core)]
+    got = ranking._proximity(doc, plan.core, stems_of, pairs, float(len(pairs)), window)
+
+    tokens = [stem(token) for token in tokenize(" ".join(content))]
+    where = {k: [i for i, t in enumerate(tokens) if keys.get(t) == k] for k in plan.core}
+    present = sum(1 for k in plan.core if where[k])
+    close = [
+        any(abs(i - j) <= window for i in where[left] for j in where[right])
+        for left, right, _ in pairs
+    ]
+    want = 0.0 if not pairs or present < 2 else sum(close) / len(pairs)
+    assert got == pytest.approx(want)
 
 
 # --------------------------------------------------------------------------------------------
