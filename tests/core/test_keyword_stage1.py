@@ -306,3 +306,87 @@ async def test_feedback_round_pool_is_the_same_with_known_ids(
     assert [(m.id, m.score) for m in got.results] == [(m.id, m.score) for m in want.results]
     assert [m.model_dump() for m in got.results] == [m.model_dump() for m in want.results]
     assert len(want.results) == 48
+
+
+#: Agent ids and event types (as the API accepts them) the full-text narrowing must handle:
+#: words FTS5 splits ("planner-34", "a_b"), stems ("running"), stop words, case, and query
+#: words that also occur in the agent column ("deploy").
+_ODD_NAMES = [
+    "bot",
+    "planner-34",
+    "the",
+    "running",
+    "Running",
+    "CamelCase",
+    "a-",
+    "a_b",
+    "x-y-z",
+    "A9",
+    "deploy",
+    "go",
+    "going",
+]
+
+
+_EVENT_TYPES = ["deploy", "the", "x_y", "CamelCase", "a9", "running", "a__b", "Running"]
+
+
+async def test_narrowed_counts_and_newest_rounds_equal_the_sql_filter(
+    engine: AsyncMemtrace,
+) -> None:
+    """Counting matches and the recent-first rounds narrow the MATCH to the filter's agents and
+    event types inside the index (phrase-safe values only): the counts, the exceed answer and
+    the newest rows equal those of the plain SQL filter, computed here independently."""
+    items = []
+    for i, name in enumerate(_ODD_NAMES):
+        for j in range(6):
+            items.append(
+                {
+                    "agent_id": name,
+                    "event_type": _EVENT_TYPES[(i + j) % len(_EVENT_TYPES)],
+                    "content": ["deploy rollback now", "deploy only", "nothing here"][j % 3]
+                    + f" {i} {j}",
+                }
+            )
+    result = await engine.add_memories(items)
+    assert result.count == len(items)
+    other = engine.with_org("org_other")
+    await other.add_memories([{"agent_id": "bot", "content": f"deploy {i}"} for i in range(20)])
+    store: Any = engine.store
+
+    def independent(conn: Any, agents: Any, events: Any, terms: tuple[str, ...]) -> list[str]:
+        """Ids, newest first, of the org's memories of these agents / event types matching
+        any term: the SQL filter with the match as a rowid set (no narrowing)."""
+        where = ["org_id = 'org_default'"]
+        args: list[Any] = []
+        for column, values in (("agent_id", agents), ("event_type", events)):
+            if values is not None:
+                where.append(f"{column} IN ({','.join('?' * len(values))})")
+                args.extend(values)
+        match = " OR ".join('"' + t + '"' for t in terms)
+        sql = (
+            f"SELECT id FROM memories WHERE {' AND '.join(where)} AND rowid IN "
+            "(SELECT rowid FROM memories_fts WHERE memories_fts MATCH ?) ORDER BY rowid DESC"
+        )
+        return [r[0] for r in conn.execute(sql, [*args, match])]
+
+    scopes: list[tuple[Any, Any]] = [((n,), None) for n in _ODD_NAMES]
+    scopes += [(None, (n,)) for n in _EVENT_TYPES]
+    # several values; values that are not phrase-safe (the SQL filter alone then decides)
+    scopes += [(("bot", "go"), None), (("planner-34", "a_b"), ("the", "a9"))]
+    scopes += [(("bot", "中文"), None), (("x y'z", "the"), None), (("nobody",), None)]
+    checked = 0
+    for agents, events in scopes:
+        flt = MemoryFilter(agent_ids=agents, event_types=events)
+        for terms in (("deploy",), ("rollback", "nothing"), ("deploy", "the")):
+            want = await store._read(lambda c, a=agents, e=events, t=terms: independent(c, a, e, t))
+            got = await store.count_keyword_matches("org_default", flt, terms, 1000)
+            assert got == len(want), (agents, events, terms)
+            for limit in {0, 1, len(want) - 1, len(want), len(want) + 1} - {-1}:
+                exceeds = await store.keyword_matches_exceed("org_default", flt, terms, limit)
+                assert exceeds is (len(want) > limit), (agents, events, terms, limit)
+            query = KeywordQuery(terms=terms, limit=4, recent_first=True)
+            newest = await store.keyword_hits("org_default", flt, query)
+            assert [h.id for h in newest] == want[:4], (agents, events, terms)
+            checked += 1
+    assert checked == len(scopes) * 3
