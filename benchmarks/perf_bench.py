@@ -237,6 +237,14 @@ def table(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         )
     else:
         add("keyword search p95 (1M store)", None, "p95 < 20 ms", None)
+    if "search_agent" in lat:
+        v = lat["search_agent"]
+        add(
+            f"  keyword search restricted to one agent, p50 / p95 ({store_n:,})",
+            f"{ms(v['p50_ms'])} / {ms(v['p95_ms'])}",
+            "(info)",
+            None,
+        )
 
     small = r.get("small") or {}
     if "p50_ms" in small:
