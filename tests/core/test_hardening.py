@@ -225,13 +225,13 @@ async def test_another_org_cannot_change_or_observe_my_search(
         + [{"agent_id": "a1", "content": "rollout paused for the canary"}]
     )
     paths: list[bool] = []
-    original = mine.store.keyword_hits
+    original = mine.store.keyword_candidates
 
     async def record(org_id: str, flt: Any, query: Any) -> Any:
         paths.append(query.recent_first)
         return await original(org_id, flt, query)
 
-    monkeypatch.setattr(mine.store, "keyword_hits", record)
+    monkeypatch.setattr(mine.store, "keyword_candidates", record)
     before = await mine.search_memories(query="canary rollout", limit=20)
     before_paths = list(paths)
     theirs = mine.with_org("org_attacker")

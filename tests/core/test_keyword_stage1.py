@@ -75,13 +75,13 @@ async def test_engine_picks_the_path_and_pool_from_the_match_count(
     await _fill(engine)
     seen: list[tuple[bool, int]] = []
     for mt in (engine, small_limit):
-        original = mt.store.keyword_hits
+        original = mt.store.keyword_candidates
 
         async def record(org_id: str, flt: Any, query: Any, _orig: Any = original) -> Any:
             seen.append((query.recent_first, query.limit))
             return await _orig(org_id, flt, query)
 
-        monkeypatch.setattr(mt.store, "keyword_hits", record)
+        monkeypatch.setattr(mt.store, "keyword_candidates", record)
         await mt.search_memories(query="deploy rollback", limit=5)
     # 48 matches: exact BM25 (pool 200, feedback round) under the default 5,000 limit; recent-
     # first with the smaller pool and no feedback round when the limit is 10
@@ -102,7 +102,7 @@ async def test_a_scope_smaller_than_the_limit_takes_the_exact_path_without_count
     paths: list[bool] = []
     store = small_limit.store
     monkeypatch.setattr(store, "keyword_matches_exceed", None)
-    count, candidates = store.count_keyword_matches, store.keyword_hits
+    count, candidates = store.count_keyword_matches, store.keyword_candidates
 
     async def count_matches(*args: Any) -> int:
         counted.append(args)
@@ -113,7 +113,7 @@ async def test_a_scope_smaller_than_the_limit_takes_the_exact_path_without_count
         return await candidates(org_id, flt, query)
 
     monkeypatch.setattr(store, "count_keyword_matches", count_matches)
-    monkeypatch.setattr(store, "keyword_hits", record)
+    monkeypatch.setattr(store, "keyword_candidates", record)
     found = await small_limit.search_memories(query="deploy rollback", agent_id="other")
     assert found.count == 5
     assert counted == []  # 5 memories in scope: no match count needed
@@ -134,7 +134,7 @@ async def test_the_store_decides_the_path_in_one_read_with_the_same_answer(
     await _fill(engine)
     store = small_limit.store
     asked: list[tuple[tuple[str, ...], int, bool]] = []
-    exceed, candidates = store.keyword_matches_exceed, store.keyword_hits
+    exceed, candidates = store.keyword_matches_exceed, store.keyword_candidates
     paths: list[bool] = []
 
     async def record(org_id: str, flt: Any, terms: tuple[str, ...], limit: int) -> bool:
@@ -152,7 +152,7 @@ async def test_the_store_decides_the_path_in_one_read_with_the_same_answer(
     monkeypatch.setattr(store, "keyword_matches_exceed", record)
     monkeypatch.setattr(store, "count_memories", not_counted)
     monkeypatch.setattr(store, "count_keyword_matches", not_counted)
-    monkeypatch.setattr(store, "keyword_hits", path)
+    monkeypatch.setattr(store, "keyword_candidates", path)
     found = await small_limit.search_memories(query="deploy rollback", agent_id="other")
     assert found.count == 5
     # the query's plan, then its feedback round's (more terms): exact BM25 both times
@@ -220,91 +220,45 @@ async def test_keyword_matches_exceed_is_the_scoped_count(engine: AsyncMemtrace)
     assert checked > 500
 
 
-async def _stage1_ids(store: Any, method: str, query: KeywordQuery) -> list[str]:
-    found = await getattr(store, method)("org_default", MemoryFilter(), query)
-    return [c.memory.id if method == "keyword_candidates" else c.id for c in found]
-
-
-@pytest.mark.parametrize("method", ["keyword_candidates", "keyword_hits"])
 @pytest.mark.parametrize("recent_first", [False, True])
 async def test_known_memories_keep_their_place_but_are_not_returned(
-    engine: AsyncMemtrace, recent_first: bool, method: str
+    engine: AsyncMemtrace, recent_first: bool
 ) -> None:
     """A feedback round passes the first pool's ids as ``known``: the store leaves exactly those
     out, and what it returns is what it would have returned without them, in the same order
     (known memories still count toward the limit, so the recent-first top-up is unchanged)."""
     await _fill(engine)
     store = engine.store
+    every = MemoryFilter()
     groups = (("deploy",), ("rollback",))
     for limit in (5, 12, 30, 100):
         query = KeywordQuery(
             terms=("deploy", "rollback"), limit=limit, groups=groups, recent_first=recent_first
         )
-        full = await _stage1_ids(store, method, query)
+        full = [c.memory.id for c in await store.keyword_candidates("org_default", every, query)]
         assert len(full) == min(limit, 48)
         for known in (set(full[::2]), set(full[:3]), set(full), {"mem_not_there"}):
-            part = await _stage1_ids(store, method, replace(query, known=frozenset(known)))
-            assert part == [i for i in full if i not in known]
-
-
-@pytest.mark.parametrize("recent_first", [False, True])
-async def test_light_hits_are_the_candidates_memories(
-    engine: AsyncMemtrace, recent_first: bool
-) -> None:
-    """``keyword_hits`` returns the memories ``keyword_candidates`` returns, in the same order,
-    with the same score and the same fields the ranking reads."""
-    await _fill(engine)
-    await engine.add_memories(
-        [
-            {
-                "agent_id": "bot",
-                "content": "deploy rollback with tags",
-                "tags": ["ops", "release"],
-                "importance": 0.7,
-                "session_id": "sess_0123456789abcdef",
-            },
-            {"agent_id": "bot", "content": "deploy rollback whole", "importance": 1},
-        ]
-    )
-    store = engine.store
-    for terms, groups in ((("deploy", "rollback"), (("deploy",), ("rollback",))), (("ops",), ())):
-        query = KeywordQuery(terms=terms, limit=60, groups=groups, recent_first=recent_first)
-        full = await store.keyword_candidates("org_default", MemoryFilter(), query)
-        light = await store.keyword_hits("org_default", MemoryFilter(), query)
-        assert len(light) == len(full) > 0
-        for hit, c in zip(light, full, strict=True):
-            m = c.memory
-            want = (m.id, m.content, m.time, m.agent_id, m.event_type, tuple(m.tags or ()))
-            assert (hit.id, hit.content, hit.time, hit.agent_id, hit.event_type, hit.tags) == want
-            assert (hit.importance, hit.session_id, hit.bm25) == (
-                m.importance,
-                m.session_id,
-                c.native_score,
+            part = await store.keyword_candidates(
+                "org_default", every, replace(query, known=frozenset(known))
             )
-    assert any(h.tags == ("ops", "release") and h.importance == 0.7 for h in light)
+            assert [c.memory.id for c in part] == [i for i in full if i not in known]
 
 
-@pytest.mark.parametrize("light", [True, False])
 async def test_feedback_round_pool_is_the_same_with_known_ids(
-    engine: AsyncMemtrace, monkeypatch: pytest.MonkeyPatch, light: bool
+    engine: AsyncMemtrace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The engine's ranked results do not depend on the store honouring ``known``, nor on
-    whether it serves light candidates (``keyword_hits``) or whole memories."""
+    """The engine's ranked results do not depend on the store honouring ``known``."""
     await _fill(engine)
     store = engine.store
     want = await engine.search_memories(query="deploy rollback", limit=48)
-    method = "keyword_hits" if light else "keyword_candidates"
-    if not light:
-        monkeypatch.setattr(store, "keyword_hits", None)
-    original = getattr(store, method)
+    original = store.keyword_candidates
 
     async def ignoring_known(org_id: str, flt: MemoryFilter, query: KeywordQuery) -> Any:
         return await original(org_id, flt, replace(query, known=frozenset()))
 
-    monkeypatch.setattr(store, method, ignoring_known)
+    monkeypatch.setattr(store, "keyword_candidates", ignoring_known)
     got = await engine.search_memories(query="deploy rollback", limit=48)
     assert [(m.id, m.score) for m in got.results] == [(m.id, m.score) for m in want.results]
-    assert [m.model_dump() for m in got.results] == [m.model_dump() for m in want.results]
     assert len(want.results) == 48
 
 
@@ -386,7 +340,39 @@ async def test_narrowed_counts_and_newest_rounds_equal_the_sql_filter(
                 exceeds = await store.keyword_matches_exceed("org_default", flt, terms, limit)
                 assert exceeds is (len(want) > limit), (agents, events, terms, limit)
             query = KeywordQuery(terms=terms, limit=4, recent_first=True)
-            newest = await store.keyword_hits("org_default", flt, query)
-            assert [h.id for h in newest] == want[:4], (agents, events, terms)
+            newest = await store.keyword_candidates("org_default", flt, query)
+            assert [c.memory.id for c in newest] == want[:4], (agents, events, terms)
             checked += 1
     assert checked == len(scopes) * 3
+
+
+async def test_a_subclass_that_counts_its_own_way_decides_the_path(tmp_path: Any) -> None:
+    """A SQLiteStore subclass overriding ``count_keyword_matches`` (e.g. to hide rows) is not
+    bypassed by the inherited ``keyword_matches_exceed``: the decision is made on its counts."""
+    from memtrace_core.stores.sqlite import SQLiteStore
+
+    class Hiding(SQLiteStore):
+        asked = 0
+
+        async def count_keyword_matches(
+            self, org_id: str, flt: MemoryFilter, terms: tuple[str, ...], cap: int
+        ) -> int:
+            Hiding.asked += 1
+            return 0  # this store's policy: nothing counts
+
+    store = Hiding(str(tmp_path / "hiding.db"))
+    await store.open()
+    try:
+        engine = AsyncMemtrace(store)
+        await engine.add_memories(
+            [{"agent_id": "bot", "content": f"deploy {i}"} for i in range(30)]
+        )
+        every = MemoryFilter()
+        # the plain store's answer would be True (30 matches); the subclass says 0
+        assert await SQLiteStore.count_keyword_matches(store, "org_default", every, ("deploy",), 11)
+        assert await store.keyword_matches_exceed("org_default", every, ("deploy",), 10) is False
+        assert Hiding.asked == 1
+        assert await store.keyword_matches_exceed("org_default", every, ("deploy",), 40) is False
+        assert Hiding.asked == 1  # a scope of 30 memories settles 40 without counting
+    finally:
+        await store.close()

@@ -120,8 +120,7 @@ async def test_one_unreadable_memory_never_fails_a_read(
     # search: ranked keyword, substring, filters only
     hits = await engine.search_memories(query="deploy step finished", limit=50)
     assert {m.id for m in hits.results} == set(good)
-    # ranked pages stay full around the bad row too (its light candidate passes stage 1 when
-    # the damage is in a column the ranking does not read; the page leaves it out)
+    # ranked pages stay full around the bad row too, and the offsets count readable rows
     ranked: list[str] = []
     for offset in range(0, 9, 3):
         page = await engine.search_memories(query="deploy step finished", limit=3, offset=offset)

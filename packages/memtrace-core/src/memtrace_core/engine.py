@@ -711,29 +711,29 @@ class AsyncMemtrace(Shortcuts):
             )
         if q.order is not None:
             check_order(q.order)
-        ranked, more = await self._keyword_search(text, flt, now, offset, limit)
-        results = [m.model_copy(update={"score": round(score, 6)}) for m, score in ranked]
+        ranked = await self._keyword_search(text, flt, now, need=offset + limit + 1)
+        results = [
+            m.model_copy(update={"score": round(score, 6)})
+            for m, score in ranked[offset : offset + limit]
+        ]
         results = view.present(results)
         return SearchResult.model_construct(
             results=results,
             count=len(results),
-            has_more=more,
+            has_more=len(ranked) > offset + limit,
             query_time_ms=int((_time.perf_counter() - started) * 1000),
         )
 
     async def _keyword_search(
-        self, text: str, flt: MemoryFilter, now: int, offset: int, limit: int
-    ) -> tuple[list[tuple[Memory, float]], bool]:
-        """The ranked page ``[offset, offset + limit)`` with its scores, and whether results
-        follow it."""
-        need = offset + limit + 1
+        self, text: str, flt: MemoryFilter, now: int, need: int
+    ) -> list[tuple[Memory, float]]:
         cfg = self.config.ranking
         if need > cfg.candidates:
             cfg = replace(cfg, candidates=need)
         now_dt = from_us(now)
         plan = ranking.plan_query(text, now_dt, cfg)
         if plan.is_empty:
-            return [], False
+            return []
         match_limit = cfg.exact_match_limit
         is_large: dict[tuple[str, ...], bool] = {}
         scope_size: dict[object, int] = {}  # by time window: the feedback round reuses it
@@ -778,30 +778,27 @@ class AsyncMemtrace(Shortcuts):
             "event_type": cfg.weight_event_type,
             "tags": cfg.weight_tags,
         }
-        by_id: dict[str, Memory] = {}  # stage-1 memories, from a store without keyword_hits
-        pooled: set[str] = set()
-        hits = getattr(self.store, "keyword_hits", None)
+        by_id: dict[str, Memory] = {}
 
         async def fetch(p: ranking.QueryPlan) -> list[ranking.Candidate]:
             if len(p.terms) > _OFF_LOOP_TERMS:
                 groups = await asyncio.to_thread(ranking.term_groups, p)
             else:
                 groups = ranking.term_groups(p)
-            scope = _window_filter(flt, p)
-            query = KeywordQuery(
-                terms=p.terms,
-                limit=cfg.candidates,
-                field_weights=weights,
-                groups=groups,
-                recent_first=await large(p),
-                known=frozenset(pooled),  # a feedback round: the first pool's memories
+            rows = await self.store.keyword_candidates(
+                self.org_id,
+                _window_filter(flt, p),
+                KeywordQuery(
+                    terms=p.terms,
+                    limit=cfg.candidates,
+                    field_weights=weights,
+                    groups=groups,
+                    recent_first=await large(p),
+                    known=frozenset(by_id),  # a feedback round: the first pool's memories
+                ),
             )
-            if hits is not None:  # light candidates; only the page's memories are read
-                found: list[ranking.Candidate] = await hits(self.org_id, scope, query)
-                pooled.update(c.id for c in found)
-                return found
             out = []
-            for row in await self.store.keyword_candidates(self.org_id, scope, query):
+            for row in rows:
                 m = row.memory
                 by_id[m.id] = m
                 out.append(
@@ -817,27 +814,10 @@ class AsyncMemtrace(Shortcuts):
                         session_id=m.session_id,
                     )
                 )
-            pooled.update(c.id for c in out)
             return out
 
         ranked = await ranking.search(plan, fetch, now_dt, cfg, run=_cpu_step)
-        # The ranking up to the page's end, and one more to tell whether results follow. With
-        # light candidates their memories are read now; one deleted since stage 1, or
-        # unreadable (a hand-edited row: stage 1 does not read every column), is left out and
-        # the ranking read further, so that positions (offsets) count readable memories only.
-        out: list[tuple[Memory, float]] = []
-        at = 0
-        while at < len(ranked) and len(out) <= offset + limit:
-            chunk = ranked[at : at + offset + limit + 1 - len(out)]
-            at += len(chunk)
-            if hits is not None:
-                ids = tuple(c.id for c, _ in chunk)
-                found = await self.store.list_memories(
-                    self.org_id, MemoryFilter(ids=ids), limit=len(ids), offset=0, order="desc"
-                )
-                by_id = {m.id: m for m in found}
-            out.extend((by_id[c.id], score) for c, score in chunk if c.id in by_id)
-        return out[offset : offset + limit], len(out) > offset + limit
+        return [(by_id[c.id], score) for c, score in ranked]
 
     async def get_memory(self, memory_id: str, *, as_of: str | datetime | None = None) -> Memory:
         """The memory with this id (``mem_…``), superseded or not (``superseded_by`` then

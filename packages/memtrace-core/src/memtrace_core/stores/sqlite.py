@@ -47,7 +47,6 @@ from dataclasses import replace
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .. import ranking
 from ..errors import ConflictError, CorruptRowError, StoreError, ValidationError
 from ..models import (
     MEMORY_TYPES,
@@ -413,49 +412,17 @@ def _text(raw: Any, name: str, *, optional: bool = False) -> Any:
     raise UnreadableRow(f"{name} is not {_what_text(raw)}")
 
 
-def _tags_column(raw: Any) -> list[str] | None:
-    tags: list[str] | None = _json_column(raw, "tags", list)
-    if tags is not None and not all(type(t) is str for t in tags):
-        raise UnreadableRow("tags is not an array of strings")
-    return tags
-
-
-def _importance_column(raw: Any) -> float | None:
-    if raw is None or type(raw) is float:
-        return raw
-    if type(raw) is not int:
-        raise UnreadableRow("importance is not a number")
-    return float(raw)
-
-
-#: The columns of a light keyword candidate (:func:`_row_to_hit`), then its score.
-_HIT_COLUMNS = (
-    "m.id, m.content, m.time, m.agent_id, m.event_type, m.tags, m.importance, m.session_id"
-)
-_N_HIT_COLUMNS = 8
-
-
-def _row_to_hit(row: Sequence[Any]) -> ranking.Candidate:
-    """A light keyword candidate from its row (``_HIT_COLUMNS`` and the score), checked as
-    :func:`_row_to_memory` checks those columns."""
-    return ranking.Candidate(
-        id=_text(row[0], "id"),
-        content=_text(row[1], "content"),
-        time=_time_column(row[2], "time"),
-        agent_id=_text(row[3], "agent_id"),
-        event_type=_text(row[4], "event_type"),
-        tags=tuple(_tags_column(row[5]) or ()),
-        importance=_importance_column(row[6]),
-        bm25=float(row[_N_HIT_COLUMNS]),
-        session_id=_text(row[7], "session_id", optional=True),
-    )
-
-
 def _row_to_memory(row: Sequence[Any]) -> Memory:
     """A memory from its row; raises :class:`UnreadableRow` for a row that cannot be served
     (every check is a type test, cheap next to the JSON parsing a row needs anyway)."""
-    tags = _tags_column(row[8])
-    importance = _importance_column(row[10])
+    tags = _json_column(row[8], "tags", list)
+    if tags is not None and not all(type(t) is str for t in tags):
+        raise UnreadableRow("tags is not an array of strings")
+    importance = row[10]
+    if importance is not None and type(importance) is not float:
+        if type(importance) is not int:
+            raise UnreadableRow("importance is not a number")
+        importance = float(importance)
     if row[4] not in MEMORY_TYPES:
         raise UnreadableRow(f"unknown memory_type {row[4]!r}")
     time_fields = (
@@ -1653,42 +1620,18 @@ class SQLiteStore(RowDecoding, SQLiteAuthMixin):
         every matching row (its docsize row, the joined memory row, and each phrase's whole
         doclist for idf), which costs ~5 µs per match — 0.5 s for a common word on 1M memories;
         rowid-ordered MATCH with LIMIT stops after ``limit`` rows.)"""
-
-        def candidate(r: Sequence[Any]) -> Candidate:
-            return Candidate(_row_to_memory(r), float(r[_N_MEMORY_COLUMNS]))
-
-        return await self._keyword_rows(org_id, flt, query, _MEMORY_COLUMNS, candidate)
-
-    async def keyword_hits(
-        self, org_id: str, flt: MemoryFilter, query: KeywordQuery
-    ) -> list[ranking.Candidate]:
-        """:meth:`keyword_candidates` (the same memories, in the same order) as light ranking
-        candidates: only the eight columns the ranking reads, not the whole memory (a full
-        row costs ~20 µs to fetch and decode, a light one about a quarter of that)."""
-        return await self._keyword_rows(org_id, flt, query, _HIT_COLUMNS, _row_to_hit)
-
-    async def _keyword_rows(
-        self,
-        org_id: str,
-        flt: MemoryFilter,
-        query: KeywordQuery,
-        columns: str,
-        decode: Callable[[Sequence[Any]], T],
-    ) -> list[T]:
-        """Stage 1 over ``columns`` (the memory id first, the score after them), each row
-        decoded by ``decode``."""
         if not query.terms:
             return []
         match = fts_any(query.terms)
         weights = ", ".join(str(float(query.field_weights.get(col, 1.0))) for col in FTS_COLUMNS)
         where, params = build_where(org_id, flt)
         exact_sql = (
-            f"SELECT {columns}, bm25(memories_fts, {weights}) AS score "
+            f"SELECT {_MEMORY_COLUMNS}, bm25(memories_fts, {weights}) AS score "
             "FROM memories_fts JOIN memories m ON m.rowid = memories_fts.rowid "
             f"WHERE memories_fts MATCH ? AND {where} ORDER BY score LIMIT ?"
         )
         newest_sql = (
-            f"SELECT {columns}, 0.0 "
+            f"SELECT {_MEMORY_COLUMNS}, 0.0 "
             "FROM memories_fts JOIN memories m ON m.rowid = memories_fts.rowid "
             f"WHERE memories_fts MATCH ? AND {where} ORDER BY memories_fts.rowid DESC LIMIT ?"
         )
@@ -1698,18 +1641,18 @@ class SQLiteStore(RowDecoding, SQLiteAuthMixin):
         exprs.append(match)
         exprs = [_scoped_match(expr, flt) for expr in exprs]
 
-        def keyed(r: Sequence[Any]) -> tuple[Any, T]:
-            return r[0], decode(r)
+        def candidate(r: Sequence[Any]) -> Candidate:
+            return Candidate(_row_to_memory(r), float(r[_N_MEMORY_COLUMNS]))
 
         known = query.known
 
-        def run(conn: sqlite3.Connection) -> list[T]:
+        def run(conn: sqlite3.Connection) -> list[Candidate]:
             if not query.recent_first:
                 rows = _fetch(conn, exact_sql, [match, *params, query.limit])
                 if known:  # the caller holds these already: not decoded again
                     rows = [r for r in rows if r[0] not in known]
-                return self._decode(rows, decode, "memory", org_id)
-            out: list[T] = []
+                return self._decode(rows, candidate, "memory", org_id)
+            out: list[Candidate] = []
             seen: set[str] = set()
             taken = 0  # what `out` would hold with the known memories in it
             for expr in exprs:
@@ -1720,9 +1663,12 @@ class SQLiteStore(RowDecoding, SQLiteAuthMixin):
                     for r in _fetch(conn, newest_sql, [expr, *params, query.limit])
                     if r[0] not in seen
                 ]
-                fresh = dict(
-                    self._decode([r for r in rows if r[0] not in known], keyed, "memory", org_id)
-                )
+                fresh = {
+                    c.memory.id: c
+                    for c in self._decode(
+                        [r for r in rows if r[0] not in known], candidate, "memory", org_id
+                    )
+                }
                 for r in rows:
                     rid = r[0]
                     if taken >= query.limit:
@@ -1757,6 +1703,14 @@ class SQLiteStore(RowDecoding, SQLiteAuthMixin):
         only when both exceed ``limit`` is the scoped match count read."""
         if not terms:
             return False
+        cls = type(self)
+        if (
+            cls.count_keyword_matches is not SQLiteStore.count_keyword_matches
+            or cls.count_memories is not SQLiteStore.count_memories
+        ):  # a subclass counts its own way (it may hide rows): the engine's decision, on it
+            if await self.count_memories(org_id, flt.without_view(), cap=limit + 1) <= limit:
+                return False
+            return await self.count_keyword_matches(org_id, flt, terms, limit + 1) > limit
         match = _scoped_match(fts_any(terms), flt)
         every = "SELECT COUNT(*) FROM (SELECT rowid FROM memories_fts WHERE memories_fts MATCH ? LIMIT ?)"
         scope_where, scope_params = build_where(org_id, flt.without_view())
