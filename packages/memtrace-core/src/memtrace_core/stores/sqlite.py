@@ -701,7 +701,10 @@ def _scoped_match(match: str, flt: MemoryFilter) -> str:
     Only for statements that do not rank by ``bm25()``: the extra phrase would add to scores."""
     for column, values in (("agent_id", flt.agent_ids), ("event_type", flt.event_types)):
         if values and all(_PHRASE_SAFE.fullmatch(v) for v in values):
-            match = f"({match}) AND {column} : ({fts_any(values)})"
+            # one column filter per phrase: every FTS5 version takes `col : "phrase"` (a filter
+            # on a parenthesised expression is not in the oldest ones)
+            either = " OR ".join(f"{column} : {fts_quote(v)}" for v in values)
+            match = f"({match}) AND ({either})"
     return match
 
 
