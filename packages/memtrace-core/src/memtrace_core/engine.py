@@ -737,6 +737,7 @@ class AsyncMemtrace(Shortcuts):
         match_limit = cfg.exact_match_limit
         is_large: dict[tuple[str, ...], bool] = {}
         scope_size: dict[object, int] = {}  # by time window: the feedback round reuses it
+        exceed = getattr(self.store, "keyword_matches_exceed", None)
 
         async def large(p: ranking.QueryPlan) -> bool:
             """Whether ``p``'s words match too many memories for exact BM25 (a common word in
@@ -751,8 +752,6 @@ class AsyncMemtrace(Shortcuts):
                 else:
                     is_large[p.terms] = await counted(p, scope) > match_limit
             return is_large[p.terms]
-
-        exceed = getattr(self.store, "keyword_matches_exceed", None)
 
         async def counted(p: ranking.QueryPlan, scope: MemoryFilter) -> int:
             # a scope of at most `match_limit` memories cannot match more: no need to count

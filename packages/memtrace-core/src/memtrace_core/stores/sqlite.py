@@ -927,8 +927,9 @@ class _Writer(threading.Thread):
         # Idle work (FTS5 merge steps) is due after a commit; it starts once no request has
         # come for ``idle_after`` seconds, then runs step after step (IDLE_STEP_GAP_SECONDS
         # apart) while the queue stays empty, until a step finds nothing to do. A request
-        # arriving meanwhile waits for at most the one step in progress. Also due at open: a store reopened after a bulk
-        # import finishes the merges the import started once it is idle.
+        # arriving meanwhile waits for at most the one step in progress. Also due at open: a
+        # store reopened after a bulk import finishes the merges the import started once it
+        # is idle.
         idle_due = self._idle_work is not None
         idling = False
         try:
@@ -1573,7 +1574,7 @@ class SQLiteStore(RowDecoding, SQLiteAuthMixin):
             index = " INDEXED BY memories_id"
         elif flt.key is not None or flt.keys is not None:
             index = " INDEXED BY memories_key"
-        elif flt.agent_ids is not None and flt.session_id is None and flt.ids is None:
+        elif flt.agent_ids is not None and flt.session_id is None:
             index = " INDEXED BY memories_agent_time"
         else:
             index = ""
