@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from memtrace_core import AsyncMemtrace, MemorySummary, Memtrace, ValidationError, connect
 from memtrace_core.api import METHODS
+from memtrace_core.stores import sqlite as sqlite_store
 from memtrace_core.stores.base import MemoryFilter, MetaCondition
 from memtrace_core.stores.sqlite import SQLiteStore, build_where, summary_tags_sql
 from memtrace_core.validation import Limits, metadata_conditions
@@ -78,7 +79,11 @@ def test_keys_ids_and_tags_any_are_planned_on_their_indexes(tmp_path: Path) -> N
             await eng.add_memory(agent_id="bot", content="x", namespace=["n"], key="k", tags=["t"])
 
     asyncio.run(make())
-    assert "memories_key" in _plan(db, MemoryFilter(keys=("k", "j")))
+    # one seek per key: "key > ?" was the range of every keyed memory of the org, each tested
+    # against the list (an explicit "key IS NOT NULL" beside the IN made SQLite choose it)
+    for keys in (("k",), ("k", "j"), tuple(f"k{i}" for i in range(50))):
+        keys_plan = _plan(db, MemoryFilter(keys=keys))
+        assert "memories_key (org_id=? AND key=?)" in keys_plan, keys_plan
     assert "memories_id" in _plan(db, MemoryFilter(ids=("mem_a", "mem_b")))
     tags_plan = _plan(db, MemoryFilter(tags_any=("t", "u")))
     assert "memory_tags" in tags_plan
@@ -90,6 +95,37 @@ def test_keys_ids_and_tags_any_are_planned_on_their_indexes(tmp_path: Path) -> N
     plan = " ".join(str(row[-1]) for row in rows)
     assert "memories_namespace" in plan  # driven by the scope's index
     assert "memory_tags_rowid" in plan  # then the tags of each matching memory
+
+
+def _dedup_plan(db: Path, n: int) -> str:
+    sql = sqlite_store._dedup_sql(n)
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            f"EXPLAIN QUERY PLAN {sql}", ["org_default", *[f"d{i}" for i in range(n)], 0, 1, 1]
+        ).fetchall()
+    return " ".join(str(row[-1]) for row in rows)
+
+
+def test_the_dedup_check_of_a_batch_seeks_each_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "d.db"
+    with connect(f"sqlite:///{db}") as mt:
+        mt.add_memories([{"agent_id": "bot", "content": f"memory {i}"} for i in range(20)])
+    assert sqlite_store._IN_IMPLIES_NOT_NULL  # this SQLite derives the IS NOT NULL itself
+    for n in (1, 2, 500):
+        plan = _dedup_plan(db, n)
+        assert "memories_dedup (org_id=? AND dedup_key=? AND recorded_at>?)" in plan, plan
+    # an SQLite that cannot derive it keeps the explicit term: the partial index stays usable
+    # (named by INDEXED BY, a plan without it would be an error), and the check finds the same
+    monkeypatch.setattr(sqlite_store, "_IN_IMPLIES_NOT_NULL", False)
+    assert "IS NOT NULL" in sqlite_store._dedup_sql(2)
+    assert "memories_dedup" in _dedup_plan(db, 2)
+    with connect(f"sqlite:///{db}") as mt:
+        batch = mt.add_memories(
+            [{"agent_id": "bot", "content": c} for c in ("memory 3", "new", "memory 7")]
+        )
+        assert (batch.count, [d.index for d in batch.duplicate_of]) == (1, [0, 2])
 
 
 async def test_summary_counts_an_unreadable_row_without_dating_it(tmp_path: Path) -> None:

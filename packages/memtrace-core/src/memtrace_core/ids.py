@@ -17,12 +17,19 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _DECODE = {c: i for i, c in enumerate(_CROCKFORD)}
 MEMORY_ID_RE = re.compile(r"^mem_[0-9A-HJKMNP-TV-Z]{26}$")
 
+#: Every 10-bit value as its two Crockford characters: a ULID is 13 table lookups, not 26
+#: shifts and a join (an id is made per write; this halves its cost).
+_PAIRS = tuple(a + b for a in _CROCKFORD for b in _CROCKFORD)
+
 _lock = threading.Lock()
 _last_ms = -1
 _last_rand = 0
+_last_time_text = ""  # _encode_time(_last_ms)
 
 
 def _encode(value: int, length: int) -> str:
+    """The low ``5 * length`` bits of ``value`` as Crockford base32, most significant first
+    (the reference form of :func:`_encode_time` and :func:`_encode_rand`)."""
     out = []
     for _ in range(length):
         out.append(_CROCKFORD[value & 31])
@@ -30,9 +37,32 @@ def _encode(value: int, length: int) -> str:
     return "".join(reversed(out))
 
 
+def _encode_time(ms: int) -> str:
+    """``_encode(ms, 10)``."""
+    p = _PAIRS
+    return (
+        p[(ms >> 40) & 1023] + p[(ms >> 30) & 1023] + p[(ms >> 20) & 1023] + p[(ms >> 10) & 1023]
+    ) + p[ms & 1023]
+
+
+def _encode_rand(r: int) -> str:
+    """``_encode(r, 16)``."""
+    p = _PAIRS
+    return (
+        p[(r >> 70) & 1023]
+        + p[(r >> 60) & 1023]
+        + p[(r >> 50) & 1023]
+        + p[(r >> 40) & 1023]
+        + p[(r >> 30) & 1023]
+        + p[(r >> 20) & 1023]
+        + p[(r >> 10) & 1023]
+        + p[r & 1023]
+    )
+
+
 def ulid(ms: int | None = None) -> str:
     """A new ULID string (26 characters), monotonic within this process."""
-    global _last_ms, _last_rand
+    global _last_ms, _last_rand, _last_time_text
     with _lock:
         now = int(time.time() * 1000) if ms is None else ms
         if now <= _last_ms and ms is None:
@@ -44,8 +74,11 @@ def ulid(ms: int | None = None) -> str:
         else:
             # Leave headroom so increments within the millisecond never overflow.
             _last_rand = int.from_bytes(os.urandom(10), "big") >> 1
-        _last_ms = max(_last_ms, now)
-        return _encode(now, 10) + _encode(_last_rand, 16)
+        if now > _last_ms:
+            _last_ms = now
+            _last_time_text = _encode_time(now)
+        text = _last_time_text if now == _last_ms else _encode_time(now)
+        return text + _encode_rand(_last_rand)
 
 
 def ulid_time_ms(value: str) -> int:

@@ -1,0 +1,75 @@
+"""Memory ids: the table encoding of a ULID equals Crockford base32 of its bits, ids sort by
+creation (time first, then the order within a millisecond), and the time reads back."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from memtrace_core import ids
+
+
+@pytest.fixture(autouse=True)
+def _fresh_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts from no id made (the module keeps the last millisecond and random
+    part; an explicit far-future time would hold every later id at that time)."""
+    monkeypatch.setattr(ids, "_last_ms", -1)
+    monkeypatch.setattr(ids, "_last_rand", 0)
+    monkeypatch.setattr(ids, "_last_time_text", "")
+
+
+def _reference(value: int, length: int) -> str:
+    """Crockford base32 by the spec: 5 bits per character, most significant first."""
+    return "".join(
+        "0123456789ABCDEFGHJKMNPQRSTVWXYZ"[(value >> (5 * i)) & 31] for i in reversed(range(length))
+    )
+
+
+@given(st.integers(min_value=0, max_value=2**48 - 1), st.integers(min_value=0, max_value=2**80 - 1))
+def test_the_encoding_is_crockford_base32_of_the_bits(ms: int, rand: int) -> None:
+    assert ids._encode_time(ms) == _reference(ms, 10) == ids._encode(ms, 10)
+    assert ids._encode_rand(rand) == _reference(rand, 16) == ids._encode(rand, 16)
+    text = ids._encode_time(ms) + ids._encode_rand(rand)
+    assert int("".join(f"{ids._DECODE[c]:05b}" for c in text), 2) == (ms << 80) | rand
+
+
+@given(st.integers(min_value=0, max_value=2**48 - 1))
+def test_an_explicit_time_reads_back(ms: int) -> None:
+    ids._last_ms = -1  # hypothesis runs the examples in one test (one fixture)
+    value = ids.ulid(ms)
+    assert len(value) == 26
+    assert ids.ulid_time_ms(value) == ms
+    assert ids.is_memory_id("mem_" + value)
+
+
+def test_ids_sort_in_creation_order_within_and_across_milliseconds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = iter([1000.0005] * 50 + [1000.0015] * 50 + [999.0] * 20 + [1000.0025] * 5)
+    monkeypatch.setattr(ids.time, "time", lambda: next(clock))
+    made = [ids.memory_id() for _ in range(125)]
+    assert made == sorted(made)
+    assert len(set(made)) == 125
+    times = [ids.ulid_time_ms(m[4:]) for m in made]
+    # a clock going back keeps the last millisecond (and the order)
+    assert times[:50] == [1_000_000] * 50
+    assert times[50:120] == [1_000_001] * 70
+    assert times[120:] == [1_000_002] * 5
+    # within a millisecond the random part counts up by one
+    rand = [int("".join(f"{ids._DECODE[c]:05b}" for c in m[14:]), 2) for m in made[:50]]
+    assert rand == list(range(rand[0], rand[0] + 50))
+
+
+def test_an_explicit_time_is_encoded_as_given_and_new_ids_stay_after(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ids.time, "time", lambda: 2000.0)
+    first = ids.memory_id()
+    assert ids.ulid_time_ms(ids.ulid(5)) == 5  # an earlier time than the last id's
+    assert ids.ulid_time_ms(ids.memory_id()[4:]) == 2_000_000  # the clock did not go back
+    assert ids.ulid_time_ms(ids.ulid(2_000_000)) == 2_000_000
+    assert ids.ulid_time_ms(ids.ulid(2_000_007)) == 2_000_007  # a later one
+    after = ids.memory_id()  # never sorts before an id already made
+    assert ids.ulid_time_ms(after[4:]) == 2_000_007
+    assert after > first
