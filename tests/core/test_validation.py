@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import string
 from typing import Any
@@ -507,3 +508,48 @@ def test_a_namespaced_memory_is_deduplicated_within_its_namespace_on_its_whole_c
             mt.add_memory(agent_id="a", content=head + " two")
     finally:
         mt.close()
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()  # NaN and infinity included: the strict encoder must refuse them
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(_JSON)
+def test_the_shared_encoders_give_json_dumps_text_and_errors(value: object) -> None:
+    from memtrace_core import validation
+
+    assert validation.compact_json(value) == json.dumps(
+        value, separators=(",", ":"), ensure_ascii=False
+    )
+    try:
+        expected: object = json.dumps(
+            value, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+    except ValueError as exc:
+        expected = ("ValueError", str(exc))
+    try:
+        got: object = validation._strict_json(value)
+    except ValueError as exc:
+        got = ("ValueError", str(exc))
+    assert got == expected
+
+
+def test_the_shared_encoder_refuses_what_json_dumps_refuses() -> None:
+    from memtrace_core import validation
+
+    circular: list[object] = []
+    circular.append(circular)
+    for bad, error in ((object(), TypeError), ({(1, 2): 1}, TypeError), (circular, ValueError)):
+        with pytest.raises(error):
+            validation.compact_json(bad)
+        with pytest.raises(error):
+            json.dumps(bad, separators=(",", ":"), ensure_ascii=False)

@@ -58,7 +58,7 @@ from ..models import (
     trusted_memory,
 )
 from ..timeutil import MAX_US, MIN_US, from_us, now_us, to_us
-from ..validation import JSON_DEPTH_CEILING
+from ..validation import JSON_DEPTH_CEILING, compact_json
 from .base import (
     AgedBatch,
     AgeRule,
@@ -329,7 +329,7 @@ _INSERT_TAG_SQL = "INSERT OR IGNORE INTO memory_tags(org_id, tag, memory_rowid) 
 def _dumps(value: Any) -> str | None:
     if value is None:
         return None
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return compact_json(value)
 
 
 #: The deepest JSON value (metadata, tags, config) a read accepts: a deeper one cannot be
@@ -469,7 +469,7 @@ def _payload_column(raw: Any) -> Any:
 
 def encode_namespace(parts: Sequence[str]) -> str:
     """A namespace as stored: its compact JSON array text (``["a","b"]``)."""
-    return json.dumps(list(parts), ensure_ascii=False, separators=(",", ":"))
+    return compact_json(list(parts))
 
 
 #: Decoded namespaces by their stored text (few distinct values, read on every row of a
