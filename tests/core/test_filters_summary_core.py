@@ -12,7 +12,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from memtrace_core import AsyncMemtrace, MemorySummary, Memtrace, ValidationError, connect
+from memtrace_core import (
+    AsyncMemtrace,
+    EngineConfig,
+    MemorySummary,
+    Memtrace,
+    ValidationError,
+    connect,
+)
 from memtrace_core.api import METHODS
 from memtrace_core.stores import sqlite as sqlite_store
 from memtrace_core.stores.base import MemoryFilter, MetaCondition
@@ -126,6 +133,34 @@ def test_the_dedup_check_of_a_batch_seeks_each_key(
             [{"agent_id": "bot", "content": c} for c in ("memory 3", "new", "memory 7")]
         )
         assert (batch.count, [d.index for d in batch.duplicate_of]) == (1, [0, 2])
+
+
+@pytest.mark.parametrize("derives_not_null", [True, False])
+async def test_a_duplicate_names_the_newest_of_stored_twins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, derives_not_null: bool
+) -> None:
+    # two stored memories with one dedup key and one recorded_at (a batch written with dedup
+    # off): a later write of that key is a duplicate of the one written last, whatever plan
+    # SQLite picks for the check (one key or several in the batch)
+    monkeypatch.setattr(sqlite_store, "_IN_IMPLIES_NOT_NULL", derives_not_null)  # both plans
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    async with AsyncMemtrace(
+        SQLiteStore.from_url(url), config=EngineConfig(dedup_enabled=False)
+    ) as eng:
+        twins = await eng.add_memories(
+            [{"agent_id": "bot", "content": f"twin {i}", "dedup_key": "same"} for i in range(2)]
+        )
+    assert twins.memories[0].recorded_at == twins.memories[1].recorded_at
+    async with AsyncMemtrace(SQLiteStore.from_url(url)) as eng:
+        one = await eng.add_memories([{"agent_id": "bot", "content": "x", "dedup_key": "same"}])
+        several = await eng.add_memories(
+            [
+                {"agent_id": "bot", "content": c, "dedup_key": k}
+                for c, k in [("y", "other"), ("z", "same"), ("w", "third")]
+            ]
+        )
+    assert [d.existing_id for d in one.duplicate_of] == [twins.memories[1].id]
+    assert [d.existing_id for d in several.duplicate_of] == [twins.memories[1].id]
 
 
 async def test_summary_counts_an_unreadable_row_without_dating_it(tmp_path: Path) -> None:

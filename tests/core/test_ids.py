@@ -16,7 +16,7 @@ def _fresh_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     part; an explicit far-future time would hold every later id at that time)."""
     monkeypatch.setattr(ids, "_last_ms", -1)
     monkeypatch.setattr(ids, "_last_rand", 0)
-    monkeypatch.setattr(ids, "_last_time_text", "")
+    monkeypatch.setattr(ids, "_last_time_text", ids._encode_time(-1))
 
 
 def _reference(value: int, length: int) -> str:
@@ -73,3 +73,29 @@ def test_an_explicit_time_is_encoded_as_given_and_new_ids_stay_after(
     after = ids.memory_id()  # never sorts before an id already made
     assert ids.ulid_time_ms(after[4:]) == 2_000_007
     assert after > first
+
+
+def test_an_earlier_explicit_time_leaves_the_order_of_new_ids(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ids.time, "time", lambda: 3000.0)
+    made = [ids.memory_id() for _ in range(20)]
+    for _ in range(20):  # an import's ids in between (a fresh random part each)
+        ids.ulid(1_000)
+        ids.ulid(3_000_000)  # the same millisecond as the new ids
+        made.append(ids.memory_id())
+    assert made == sorted(made)
+    assert len(set(made)) == 40
+
+
+def test_a_bad_explicit_time_raises_and_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ids.time, "time", lambda: 4000.0)
+    first = ids.memory_id()
+    with pytest.raises(TypeError):
+        ids.ulid(1e15)  # type: ignore[arg-type]
+    after = ids.memory_id()
+    assert after > first
+    assert ids.ulid_time_ms(after[4:]) == 4_000_000
+    # -1 (before any id) as the old encoder wrote it: the low 50 bits, all ones
+    assert ids.ulid(-1)[:10] == "ZZZZZZZZZZ"
+    assert len(ids.ulid(-1)) == 26

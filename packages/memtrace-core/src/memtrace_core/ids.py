@@ -24,7 +24,6 @@ _PAIRS = tuple(a + b for a in _CROCKFORD for b in _CROCKFORD)
 _lock = threading.Lock()
 _last_ms = -1
 _last_rand = 0
-_last_time_text = ""  # _encode_time(_last_ms)
 
 
 def _encode(value: int, length: int) -> str:
@@ -60,25 +59,43 @@ def _encode_rand(r: int) -> str:
     )
 
 
+_last_time_text = _encode_time(_last_ms)  # the time part of ids made in _last_ms
+
+
 def ulid(ms: int | None = None) -> str:
-    """A new ULID string (26 characters), monotonic within this process."""
+    """A new ULID string (26 characters), monotonic within this process.
+
+    With ``ms`` (an explicit time, e.g. an import's) the random part is fresh; an ``ms`` later
+    than every id made so far also moves the monotonic clock forward, so later ids sort after
+    it; an earlier or equal one leaves the clock as it was."""
     global _last_ms, _last_rand, _last_time_text
     with _lock:
-        now = int(time.time() * 1000) if ms is None else ms
-        if now <= _last_ms and ms is None:
-            now = _last_ms
-            _last_rand += 1
-            if _last_rand >= 1 << 80:  # pragma: no cover - 2^80 ids in one millisecond
-                now += 1
-                _last_rand = int.from_bytes(os.urandom(10), "big") >> 1
+        if ms is None:
+            now = int(time.time() * 1000)
+            if now <= _last_ms:
+                now = _last_ms
+                rand = _last_rand + 1
+                if rand >= 1 << 80:  # pragma: no cover - 2^80 ids in one millisecond
+                    now += 1
+                    rand = _fresh_rand()
+            else:
+                rand = _fresh_rand()
         else:
-            # Leave headroom so increments within the millisecond never overflow.
-            _last_rand = int.from_bytes(os.urandom(10), "big") >> 1
-        if now > _last_ms:
-            _last_ms = now
-            _last_time_text = _encode_time(now)
+            now = ms
+            rand = _fresh_rand()
+        # encoded before any state changes: a bad ``ms`` (not an int) raises and changes nothing
         text = _last_time_text if now == _last_ms else _encode_time(now)
-        return text + _encode_rand(_last_rand)
+        value = text + _encode_rand(rand)
+        if now > _last_ms:
+            _last_ms, _last_time_text, _last_rand = now, text, rand
+        elif ms is None:
+            _last_rand = rand
+        return value
+
+
+def _fresh_rand() -> int:
+    # Leave headroom so increments within the millisecond never overflow.
+    return int.from_bytes(os.urandom(10), "big") >> 1
 
 
 def ulid_time_ms(value: str) -> int:

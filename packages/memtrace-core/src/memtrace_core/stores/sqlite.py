@@ -2529,7 +2529,8 @@ def _link_imported(conn: sqlite3.Connection, org_id: str, records: Sequence[Memo
 
 def _dedup_sql(n: int) -> str:
     """The stored memories holding one of ``n`` dedup keys that can still be duplicated
-    (recorded since the window's start, current, unexpired), newest first. Parameters: the
+    (recorded since the window's start, current, unexpired), newest first (the last written
+    among those recorded in the same microsecond, whatever the plan). Parameters: the
     org, the keys, the window's start, now, now."""
     # memories_dedup, named: one seek per key (without it SQLite took the recorded_at index
     # for the ORDER BY and scanned the org's whole dedup window per write); _in_not_null: see
@@ -2538,7 +2539,7 @@ def _dedup_sql(n: int) -> str:
         "SELECT dedup_key, id FROM memories INDEXED BY memories_dedup WHERE org_id = ? "
         f"AND {_in_not_null('dedup_key', range(n))} "
         "AND recorded_at >= ? AND (superseded_by IS NULL OR superseded_until <= ?) "
-        "AND (expires_at IS NULL OR expires_at > ?) ORDER BY recorded_at DESC"
+        "AND (expires_at IS NULL OR expires_at > ?) ORDER BY recorded_at DESC, rowid DESC"
     )
 
 
