@@ -1,7 +1,10 @@
 """Memory ids: the table encoding of a ULID equals Crockford base32 of its bits, ids sort by
-creation (time first, then the order within a millisecond), and the time reads back."""
+creation (time first, then the order within a millisecond), the time reads back, and the pool
+of random bytes (ids, request ids) never hands out the same bytes twice, not across a fork."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 from hypothesis import given
@@ -99,3 +102,33 @@ def test_a_bad_explicit_time_raises_and_changes_nothing(monkeypatch: pytest.Monk
     # -1 (before any id) as the old encoder wrote it: the low 50 bits, all ones
     assert ids.ulid(-1)[:10] == "ZZZZZZZZZZ"
     assert len(ids.ulid(-1)) == 26
+
+
+def test_random_hex_and_the_pool_refill(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ids, "_pool", b"")
+    monkeypatch.setattr(ids, "_pool_at", 0)
+    drawn = [ids.random_hex(16) for _ in range(600)]  # more than one pool of 4 KiB
+    assert all(len(h) == 32 and int(h, 16) >= 0 for h in drawn)
+    assert len(set(drawn)) == 600
+    assert len(ids.random_hex(5000)) == 10_000  # larger than a pool: its own draw
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX-only")
+def test_a_forked_child_makes_other_ids_and_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ids.time, "time", lambda: 5000.0)  # parent and child: one millisecond
+    ids.memory_id()  # the state a child would inherit
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its ids and bytes, then exit without running pytest's teardown
+        try:
+            os.write(write, " ".join([ids.memory_id() for _ in range(5)]).encode())
+            os.write(write, (" " + ids.random_hex(16)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    parent = {ids.memory_id() for _ in range(5)} | {ids.random_hex(16)}
+    with os.fdopen(read) as pipe:
+        child = set(pipe.read().split())
+    os.waitpid(pid, 0)
+    assert len(child) == 6
+    assert not parent & child  # inherited state would make both count up the same ids

@@ -25,6 +25,32 @@ _lock = threading.Lock()
 _last_ms = -1
 _last_rand = 0
 
+#: Random bytes from ``os.urandom``, drawn 4 KiB at a time and handed out in order (under
+#: ``_lock``): ``os.urandom`` releases the GIL for its system call, and a server's event loop
+#: then waited for the GIL behind the writer thread (up to the 5 ms switch interval) once per
+#: memory id and once per request id. Emptied in a forked child (as the id state is), so two
+#: processes never hand out the same bytes.
+_POOL_SIZE = 4096
+_pool = b""
+_pool_at = 0
+
+
+def _take(n: int) -> bytes:
+    """``n`` fresh random bytes from the pool (the caller holds ``_lock``)."""
+    global _pool, _pool_at
+    if _pool_at + n > len(_pool):
+        _pool, _pool_at = os.urandom(max(_POOL_SIZE, n)), 0
+    start = _pool_at
+    _pool_at += n
+    return _pool[start:_pool_at]
+
+
+def random_hex(nbytes: int) -> str:
+    """``2 * nbytes`` random hex digits (``os.urandom``'s, from the pool): correlation ids
+    such as a request's. Not for secrets (``secrets.token_hex`` is)."""
+    with _lock:
+        return _take(nbytes).hex()
+
 
 def _encode(value: int, length: int) -> str:
     """The low ``5 * length`` bits of ``value`` as Crockford base32, most significant first
@@ -95,7 +121,21 @@ def ulid(ms: int | None = None) -> str:
 
 def _fresh_rand() -> int:
     # Leave headroom so increments within the millisecond never overflow.
-    return int.from_bytes(os.urandom(10), "big") >> 1
+    return int.from_bytes(_take(10), "big") >> 1
+
+
+def _after_fork_in_child() -> None:
+    """A forked child starts its own pool and id clock: else parent and child would hand out
+    the same random bytes, and the same ids within one millisecond (increments of one state).
+    The lock may have been held by another thread of the parent at the fork."""
+    global _lock, _pool, _pool_at, _last_ms, _last_rand, _last_time_text
+    _lock = threading.Lock()
+    _pool, _pool_at = b"", 0
+    _last_ms, _last_rand = -1, 0
+    _last_time_text = _encode_time(-1)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def ulid_time_ms(value: str) -> int:
