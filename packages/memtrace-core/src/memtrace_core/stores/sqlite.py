@@ -749,7 +749,7 @@ def _in_implies_not_null() -> bool:
             "EXPLAIN QUERY PLAN SELECT 1 FROM t INDEXED BY t_b WHERE a = 1 AND b IN (1, 2)"
         )
         return True
-    except sqlite3.OperationalError:  # "no query solution": the index is not usable so
+    except sqlite3.OperationalError:  # "no query solution": this SQLite cannot use it so
         return False
     finally:
         conn.close()
