@@ -31,8 +31,8 @@ def _reference(value: int, length: int) -> str:
 
 @given(st.integers(min_value=0, max_value=2**48 - 1), st.integers(min_value=0, max_value=2**80 - 1))
 def test_the_encoding_is_crockford_base32_of_the_bits(ms: int, rand: int) -> None:
-    assert ids._encode_time(ms) == _reference(ms, 10) == ids._encode(ms, 10)
-    assert ids._encode_rand(rand) == _reference(rand, 16) == ids._encode(rand, 16)
+    assert ids._encode_time(ms) == _reference(ms, 10)
+    assert ids._encode_rand(rand) == _reference(rand, 16)
     text = ids._encode_time(ms) + ids._encode_rand(rand)
     assert int("".join(f"{ids._DECODE[c]:05b}" for c in text), 2) == (ms << 80) | rand
 

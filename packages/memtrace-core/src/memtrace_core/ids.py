@@ -52,18 +52,8 @@ def random_hex(nbytes: int) -> str:
         return _take(nbytes).hex()
 
 
-def _encode(value: int, length: int) -> str:
-    """The low ``5 * length`` bits of ``value`` as Crockford base32, most significant first
-    (the reference form of :func:`_encode_time` and :func:`_encode_rand`)."""
-    out = []
-    for _ in range(length):
-        out.append(_CROCKFORD[value & 31])
-        value >>= 5
-    return "".join(reversed(out))
-
-
 def _encode_time(ms: int) -> str:
-    """``_encode(ms, 10)``."""
+    """The low 50 bits of ``ms`` as 10 Crockford base32 characters, most significant first."""
     p = _PAIRS
     return (
         p[(ms >> 40) & 1023] + p[(ms >> 30) & 1023] + p[(ms >> 20) & 1023] + p[(ms >> 10) & 1023]
@@ -71,7 +61,7 @@ def _encode_time(ms: int) -> str:
 
 
 def _encode_rand(r: int) -> str:
-    """``_encode(r, 16)``."""
+    """The low 80 bits of ``r`` as 16 Crockford base32 characters, most significant first."""
     p = _PAIRS
     return (
         p[(r >> 70) & 1023]
@@ -135,7 +125,8 @@ def _after_fork_in_child() -> None:
     _last_time_text = _encode_time(-1)
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+if hasattr(os, "register_at_fork"):  # POSIX; where processes cannot fork there is no child
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def ulid_time_ms(value: str) -> int:
