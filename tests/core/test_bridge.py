@@ -13,8 +13,16 @@ from memtrace_core import ValidationError, aconnect, connect
 from memtrace_core.bridge import MemtraceHandle
 
 
-def test_a_blocking_handle_serves_both_halves(tmp_path: Path) -> None:
+@pytest.mark.parametrize("any_loop", [True, False])
+def test_a_blocking_handle_serves_both_halves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, any_loop: bool
+) -> None:
+    """Over SQLite (a loop-agnostic store) the async half runs on the caller's own loop; over
+    any other store on the handle's portal loop."""
     mt = connect(f"sqlite:///{tmp_path / 'm.db'}")
+    if not any_loop:
+        monkeypatch.setattr(type(mt.aio.store), "loop_agnostic", False)
+    assert mt.aio.loop_agnostic is any_loop
     handle = MemtraceHandle(mt)
     assert not handle.is_async_only
     handle.sync.remember("bot", "from sync code")
@@ -25,16 +33,17 @@ def test_a_blocking_handle_serves_both_halves(tmp_path: Path) -> None:
 
         async def call(api: Any) -> Any:
             seen.append(threading.get_ident())
+            await api.remember("bot", "from async code")
             return await api.recall("bot")
 
         recalled = await handle.run(call)
         assert seen
-        assert seen[0] != loop_thread
+        assert (seen[0] == loop_thread) is any_loop
         return [m.content for m in recalled.memories]
 
-    assert asyncio.run(main()) == ["from sync code"]
+    assert asyncio.run(main()) == ["from async code", "from sync code"]
     handle.close()  # not owned: the caller's handle stays open
-    assert mt.recall("bot").count == 1
+    assert mt.recall("bot").count == 2
     mt.close()
 
 
@@ -121,3 +130,52 @@ def test_a_closed_handle_says_so(tmp_path: Path) -> None:
             await handle.run(lambda api: api.recall("bot"))
 
     asyncio.run(main())
+
+
+def test_async_callers_on_many_loops_share_one_blocking_handle(tmp_path: Path) -> None:
+    """Threads with a loop each await one SQLite handle at once (the engine runs on each
+    caller's loop): every write lands once, reads see them, the agent cache survives
+    concurrent changes, and a blocking watch on the handle's own loop sees every write."""
+    mt = connect(f"sqlite:///{tmp_path / 'm.db'}")
+    handle = MemtraceHandle(mt)
+    watch = mt.watch(agent_id="w")
+    seen: list[str] = []
+    follower = threading.Thread(
+        target=lambda: seen.extend(
+            e.memory.content for _, e in zip(range(160), watch, strict=False)
+        )
+    )
+    follower.start()
+    threads_used: set[int] = set()
+    errors: list[BaseException] = []
+
+    def worker(t: int) -> None:
+        async def main() -> None:
+            async def one(api: Any, j: int) -> None:
+                threads_used.add(threading.get_ident())
+                await api.remember("w", f"t{t} m{j}", tags=[f"t{t}"])
+                if j % 5 == 0:
+                    await api.register_agent(name=f"agent-{t}-{j}")
+                    await api.delete_agent(f"agent-{t}-{j}")
+                found = await api.list_memories(agent_id="w", tags=[f"t{t}"], limit=100)
+                assert f"t{t} m{j}" in [m.content for m in found.memories]
+
+            await asyncio.gather(*(handle.run(lambda api, j=j: one(api, j)) for j in range(20)))
+
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert not errors, errors
+    assert len(threads_used) == 8  # each caller's own thread, not the portal's
+    follower.join(30)
+    watch.close()
+    assert sorted(seen) == sorted(f"t{t} m{j}" for t in range(8) for j in range(20))
+    assert mt.list_memories(agent_id="w", limit=1000).count == 160
+    mt.close()

@@ -5,6 +5,7 @@ version and changed orgs — so one busy tenant does not make every watcher read
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -163,3 +164,88 @@ async def test_a_closed_watch_or_engine_starts_no_watch(tmp_path: Path) -> None:
             await engine.watch().start()
     finally:
         await engine.close()
+
+
+class _NoVersionStore:
+    """A store without ``feed_version``: the hub polls nothing, only notify wakes it early."""
+
+
+def test_notify_from_another_thread_wakes_a_watcher_on_its_own_loop() -> None:
+    """An engine over a loop-agnostic store writes on its callers' loops: the hub's notify
+    then runs on another thread than the waiter's loop and must wake it there, at once."""
+    from memtrace_core.feed import FeedHub
+
+    hub = FeedHub(_NoVersionStore(), idle_seconds=30.0)  # type: ignore[arg-type]
+    waiting = threading.Event()
+
+    async def watcher() -> float:
+        generation = hub.generation("org_a")
+        started = time.monotonic()
+        waiting.set()
+        await hub.wait("org_a", generation, 10.0)
+        return time.monotonic() - started
+
+    result: list[float] = []
+    thread = threading.Thread(target=lambda: result.append(asyncio.run(watcher())))
+    thread.start()
+    assert waiting.wait(5)
+    time.sleep(0.05)  # the waiter is registered
+    hub.notify("org_b")  # another org: no wake-up
+    time.sleep(0.1)
+    assert thread.is_alive()
+    hub.notify("org_a")  # no loop runs on this thread
+    thread.join(5)
+    assert not thread.is_alive()
+    assert result
+    assert result[0] < 2.0
+
+    async def notify_from_a_loop() -> None:  # a loop of its own, not the waiter's
+        hub.notify("org_a")
+
+    waiting.clear()
+    result.clear()
+    thread = threading.Thread(target=lambda: result.append(asyncio.run(watcher())))
+    thread.start()
+    assert waiting.wait(5)
+    time.sleep(0.05)
+    asyncio.run(notify_from_a_loop())
+    thread.join(5)
+    assert not thread.is_alive()
+    assert result
+    assert result[0] < 2.0
+
+
+def test_closing_the_hub_from_another_loop_cancels_its_poller(tmp_path: Path) -> None:
+    """The poller runs on its first watcher's loop; closing from another thread's loop
+    cancels it there (a Task is not thread-safe) and ends every wait."""
+    from memtrace_core.feed import FeedHub
+
+    class Versioned:
+        async def feed_version(self) -> int:
+            return 1
+
+    hub = FeedHub(Versioned(), poll_seconds=0.01)  # type: ignore[arg-type]
+    ready = threading.Event()
+    done: list[bool] = []
+
+    async def watcher() -> None:
+        hub.subscribe()
+        generation = hub.generation("org_a")
+        ready.set()
+        await hub.wait("org_a", generation, 30.0)
+        poller = hub._poller
+        await asyncio.sleep(0.2)  # the cancellation reaches the poller on this loop
+        done.append(poller is None)
+
+    thread = threading.Thread(target=lambda: asyncio.run(watcher()))
+    thread.start()
+    assert ready.wait(5)
+    time.sleep(0.05)
+    task = hub._poller
+    assert task is not None
+    assert not task.done()
+    asyncio.run(hub.close())
+    thread.join(5)
+    assert not thread.is_alive()
+    assert done == [True]
+    assert task.cancelled()

@@ -300,6 +300,14 @@ class AsyncMemtrace(Shortcuts):
         return self._core.store
 
     @property
+    def loop_agnostic(self) -> bool:
+        """Whether this engine's coroutines may run on any event loop, from several threads
+        at once: true over a store that says so (``loop_agnostic``, the SQLite store). The
+        engine's own state (caches, the feed hub) is safe for that; a blocking handle then
+        runs its async callers' calls on their own loop."""
+        return bool(getattr(self._core.store, "loop_agnostic", False))
+
+    @property
     def config(self) -> EngineConfig:
         return self._core.config
 
@@ -524,9 +532,11 @@ class AsyncMemtrace(Shortcuts):
             return True
 
     def _forget_agent(self, *refs: str) -> None:
-        for key in [k for k in self._core.agent_cache if k[0] == self.org_id]:
-            if key[1] in refs or set(self._core.agent_cache[key][1]) & set(refs):
-                self._core.agent_cache.pop(key, None)
+        cache = self._core.agent_cache
+        # over a copy of the entries (one C call): another thread's engine call may add some
+        for key, (_, aliases) in list(cache.items()):
+            if key[0] == self.org_id and (key[1] in refs or set(aliases) & set(refs)):
+                cache.pop(key, None)
 
     async def _filter(
         self,

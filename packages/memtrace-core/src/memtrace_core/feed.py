@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
@@ -59,8 +60,10 @@ class FeedClosed(Exception):
 
 
 class FeedHub:
-    """Wakes the watchers of one engine (see the module docstring), org by org. Bound to the
-    event loop of its first watcher."""
+    """Wakes the watchers of one engine (see the module docstring), org by org. Its version
+    poller runs on the event loop of its first watcher; :meth:`notify` may be called from any
+    thread (an engine over a ``loop_agnostic`` store writes on its callers' loops) and wakes
+    each watcher on its own loop."""
 
     def __init__(
         self,
@@ -84,53 +87,74 @@ class FeedHub:
         self._epoch = 0  # bumped by a store-wide change: every org's generation moves
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._poller: asyncio.Task[None] | None = None
+        # generations, waiters and the watcher count change under this lock (notify may run
+        # on another thread than a watcher's loop)
+        self._lock = threading.Lock()
 
     def generation(self, org_id: str) -> int:
-        return self._epoch + self._generations.get(org_id, 0)
+        with self._lock:
+            return self._epoch + self._generations.get(org_id, 0)
 
     def notify(self, org_id: str | None = None) -> None:
         """Memories of ``org_id`` (None: of any org) may have been committed: wake its
-        watchers."""
-        if org_id is None:
-            self._epoch += 1
-            orgs = list(self._waiters)
-        else:
-            self._generations[org_id] = self._generations.get(org_id, 0) + 1
-            orgs = [org_id] if org_id in self._waiters else []
-        for org in orgs:
-            for waiter in self._waiters.pop(org, ()):
-                if not waiter.done():
-                    waiter.set_result(None)
+        watchers (from any thread)."""
+        with self._lock:
+            if org_id is None:
+                self._epoch += 1
+                orgs = list(self._waiters)
+            else:
+                self._generations[org_id] = self._generations.get(org_id, 0) + 1
+                orgs = [org_id] if org_id in self._waiters else []
+            woken = [waiter for org in orgs for waiter in self._waiters.pop(org, ())]
+        if woken:
+            try:
+                here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            except RuntimeError:
+                here = None
+            for waiter in woken:
+                loop = waiter.get_loop()
+                if loop is here:
+                    _wake(waiter)
+                else:
+                    with contextlib.suppress(RuntimeError):  # that loop is closed
+                        loop.call_soon_threadsafe(_wake, waiter)
 
     async def wait(self, org_id: str, generation: int, timeout: float) -> None:
         """Until :meth:`notify` for ``org_id`` after ``generation`` was read (returns at once
         if it already was), the hub closes, or ``timeout`` seconds."""
-        if self.generation(org_id) != generation or self.closed:
-            return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        waiters = self._waiters.setdefault(org_id, set())
-        waiters.add(waiter)
+        with self._lock:
+            if self.closed or self._epoch + self._generations.get(org_id, 0) != generation:
+                return
+            waiters = self._waiters.setdefault(org_id, set())
+            waiters.add(waiter)
         try:
             await asyncio.wait_for(asyncio.shield(waiter), timeout)
         except TimeoutError:
             pass
         finally:
-            waiters.discard(waiter)
-            if not waiters and self._waiters.get(org_id) is waiters:
-                del self._waiters[org_id]
+            with self._lock:
+                waiters.discard(waiter)
+                if not waiters and self._waiters.get(org_id) is waiters:
+                    del self._waiters[org_id]
 
     def subscribe(self) -> None:
         if self.closed:
             raise FeedClosed("the engine is closed")
-        self.watchers += 1
-        if self._version is not None and (self._poller is None or self._poller.done()):
-            self._poller = asyncio.get_running_loop().create_task(self._poll(self._version))
+        version = self._version
+        with self._lock:
+            self.watchers += 1
+            if version is not None and (self._poller is None or self._poller.done()):
+                self._poller = asyncio.get_running_loop().create_task(self._poll(version))
 
     def unsubscribe(self) -> None:
-        self.watchers = max(0, self.watchers - 1)
-        if self.watchers == 0 and self._poller is not None:
-            self._poller.cancel()
-            self._poller = None
+        with self._lock:
+            self.watchers = max(0, self.watchers - 1)
+            poller = self._poller if self.watchers == 0 else None
+            if poller is not None:
+                self._poller = None
+        if poller is not None:
+            _cancel(poller)
 
     async def _poll(self, version: Callable[[], Awaitable[Any]]) -> None:
         last: Any = None
@@ -161,11 +185,32 @@ class FeedHub:
         """End every watch (they raise :class:`FeedClosed` after their last events)."""
         self.closed = True
         self.notify()
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._poller
-            self._poller = None
+        with self._lock:
+            poller, self._poller = self._poller, None
+        if poller is not None:
+            _cancel(poller)
+            if poller.get_loop() is asyncio.get_running_loop():
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await poller
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+def _cancel(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` from any thread (on its own loop; nothing if that loop is closed)."""
+    loop = task.get_loop()
+    try:
+        here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        here = None
+    if loop is here:
+        task.cancel()
+    else:
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(task.cancel)
 
 
 class Watch:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import threading
 from collections.abc import AsyncGenerator, Callable, Coroutine, Iterator, Mapping
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast
@@ -22,6 +23,36 @@ R = TypeVar("R")
 A = TypeVar("A")
 
 
+class _ThreadLoop:
+    """The private event loop of one calling thread (see :meth:`Portal.call`); closed when
+    the thread ends and its thread-local goes."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.pid = os.getpid()
+
+    def __del__(self) -> None:
+        if self.pid == os.getpid() and not self.loop.is_closed():
+            with contextlib.suppress(Exception):
+                self.loop.close()
+
+
+_thread_loops = threading.local()
+#: loops a forked child inherited from its parent's threads: never closed or collected, since
+#: closing one would unregister the parent's descriptors from the epoll instance they share
+_inherited: list[_ThreadLoop] = []
+
+
+def _thread_loop() -> asyncio.AbstractEventLoop:
+    """This thread's private event loop (made on first use; a forked child makes its own)."""
+    holder: _ThreadLoop | None = getattr(_thread_loops, "holder", None)
+    if holder is None or holder.pid != os.getpid():
+        if holder is not None:
+            _inherited.append(holder)
+        holder = _thread_loops.holder = _ThreadLoop()
+    return holder.loop
+
+
 class Portal:
     """An event loop running in a daemon thread; :meth:`call` runs a coroutine on it and blocks
     for the result (exceptions propagate unchanged)."""
@@ -33,13 +64,19 @@ class Portal:
         )
         self._thread.start()
 
-    def call(self, coro: Coroutine[Any, Any, R]) -> R:
+    def call(self, coro: Coroutine[Any, Any, R], *, here: bool = False) -> R:
+        """Run ``coro`` to its end and return its result. On the portal's loop; with ``here``
+        (a coroutine that may run on any loop: a ``loop_agnostic`` engine's) on the calling
+        thread's own private loop instead, unless a loop already runs on this thread: one
+        thread hop fewer each way."""
         if threading.current_thread() is self._thread:
             coro.close()
             raise RuntimeError("a blocking memtrace call cannot be made from its own event loop")
         if self.loop.is_closed():
             coro.close()
             raise RuntimeError("this memtrace handle is closed")
+        if here and asyncio._get_running_loop() is None:
+            return _thread_loop().run_until_complete(coro)
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
     def close(self) -> None:
@@ -60,7 +97,7 @@ def blocking(
 
     def method(self: BlockingTwin[Any], /, *args: P.args, **kwargs: P.kwargs) -> R:
         bound: Callable[P, Coroutine[Any, Any, R]] = getattr(self._async, name)
-        return self._portal.call(bound(*args, **kwargs))
+        return self._portal.call(bound(*args, **kwargs), here=self._any_loop)
 
     functools.update_wrapper(method, fn)
     return method
@@ -73,6 +110,9 @@ class BlockingTwin(Generic[A]):
         self._async = async_obj
         self._portal = portal or Portal()
         self._owns_portal = portal is None
+        #: its methods run on the calling thread (see :meth:`Portal.call`); watches, exports
+        #: and close stay on the portal
+        self._any_loop = bool(getattr(async_obj, "loop_agnostic", False))
 
     @property
     def aio(self) -> A:

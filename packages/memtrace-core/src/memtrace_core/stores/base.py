@@ -330,6 +330,11 @@ class Store(Protocol):
       ``superseded_by`` / ``superseded_at`` are not returned, a write may supersede it and
       dedup compares against it). SQLite keeps, on each superseded memory, when the last of
       its successors expires (``superseded_until``).
+    * **Event loops.** A store is opened, used and closed on one event loop unless it sets the
+      optional class attribute ``loop_agnostic = True``: then every method but ``open`` and
+      ``close`` may be awaited on any loop, from several threads at once (SQLite: its threads
+      deliver each result to the loop that awaited it), and a blocking handle's async callers
+      run the engine on their own loop instead of the handle's (one thread hop fewer).
     """
 
     async def open(self) -> None:

@@ -1321,6 +1321,11 @@ class RowDecoding:
 class SQLiteStore(RowDecoding, SQLiteAuthMixin):
     """The embedded SQLite store (see the module docstring)."""
 
+    #: Its coroutines may be awaited on any event loop, from several threads at once: each
+    #: hands its work to the writer thread or the reader pool, which deliver the result to
+    #: the loop that awaited it (see ``Store`` in ``stores/base.py``).
+    loop_agnostic = True
+
     def __init__(
         self,
         path: str,
