@@ -9,7 +9,9 @@
 * ``memtrace`` — ``MemtraceSession`` over ``connect("sqlite:///…")`` (the embedded engine);
 * ``engine`` — the engine calls that ``MemtraceSession`` makes, made directly on the same kind
   of handle: ``add_memories`` with the same memory dicts, and ``search_memories(namespace=…,
-  order="desc", limit=20)`` for the latest 20 (the adapter's overhead is memtrace / engine);
+  order="desc", limit=20)`` for the latest 20 (the adapter's overhead is memtrace / engine),
+  awaited where the session's handle awaits them: on this loop for an engine that may run on
+  any (SQLite), else on the handle's portal loop;
 * ``SQLiteSession`` — the SDK's file-backed session (``SQLiteSession(id, db_path)``).
 
 Figures: ``add_items`` of 3 items per call (a user message, a function call and its output —
@@ -112,6 +114,10 @@ async def run_size(size: int, samples: int, tmp: Path) -> dict[str, dict[str, fl
     loop = mt_engine._portal.loop  # type: ignore[attr-defined]
 
     async def on_engine(coro_fn: Callable[[], Awaitable[Any]]) -> Any:
+        # where the session's handle runs it: on this loop when the engine may run on any
+        # (SQLite), else on the handle's portal loop
+        if getattr(aio, "loop_agnostic", False):
+            return await coro_fn()
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro_fn(), loop))  # type: ignore[arg-type]
 
     async def engine_latest() -> list[Any]:

@@ -173,6 +173,15 @@ def table(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             "p99 < 5 ms",
             p99 < 5,
         )
+        flat = (srv.get("floor_c1") or {}).get("latency_us")
+        if flat:  # the same load on the minimal Sanic app: this machine's own tail
+            add(
+                "  minimal Sanic at 1 conn, p50 / p99 / p99.9",
+                f"{ms(flat.get('50', 0) / 1000)} / {ms(flat.get('99', 0) / 1000)} / "
+                f"{ms(flat.get('99.9', 0) / 1000)}",
+                "(info)",
+                None,
+            )
     else:
         add("server single POST, 64 conns / minimal Sanic", None, "≥ 0.35", None)
         add("server single POST at 1 conn, p50 / p99 / p99.9", None, "p99 < 5 ms", None)

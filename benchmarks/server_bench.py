@@ -20,7 +20,8 @@ every server this script starts is stopped at the end):
 
 1. **floor** — a tiny Sanic app (same Sanic, same ``--workers``, access log off) answering
    ``POST /api/v1/memories`` with ``{"ok": true}`` without reading the body, driven exactly like
-   phase 2. Its requests/s is the floor the write throughput is divided by (target ≥ 0.3).
+   phase 2. Its requests/s is the floor the write throughput is divided by (target ≥ 0.3);
+   driven like phase 3 too (one connection), its latencies are the machine's own tail.
 2. **single writes** — ``POST /api/v1/memories`` with one memory, ``--connections`` (64)
    connections; every request carries unique content (a wrk Lua counter per thread plus a run
    id) so dedup does not turn writes into 409s (409s are counted and reported separately).
@@ -545,6 +546,8 @@ def main(argv: list[str] | None = None) -> int:
             servers.append(floor)
             single_floor, _ = write_workloads("unused")
             floor_res = load(floor.port, single_floor, args.connections, args.duration, tmp)
+            # and at one connection: the latency floor (the tail of this machine and Sanic)
+            floor_c1 = load(floor.port, single_floor, 1, args.duration, tmp)
             floor.stop()
 
             # 2-4. writes on an empty store
@@ -560,6 +563,7 @@ def main(argv: list[str] | None = None) -> int:
             srv.stop()
 
             results["floor"] = floor_res.__dict__
+            results["floor_c1"] = floor_c1.__dict__
             results["single_c64"] = writes.__dict__
             results["single_c1"] = write_c1.__dict__
             results["batch"] = batch_res.__dict__
@@ -626,6 +630,16 @@ def main(argv: list[str] | None = None) -> int:
             f"{_ms(p50)} / {_ms(write_c1.latency_us.get('99', float('nan')))}",
             "p50 < 2 ms",
             verdict(p50 < 2000),
+        )
+    )
+    fl = floor_c1.latency_us
+    rows.append(
+        (
+            "  minimal Sanic floor, 1 conn p50 / p99 / p99.9",
+            f"{_ms(fl.get('50', float('nan')))} / {_ms(fl.get('99', float('nan')))} / "
+            f"{_ms(fl.get('99.9', float('nan')))}",
+            "(info)",
+            "",
         )
     )
     mem_s = batch_res.ok_rps * 100

@@ -1,26 +1,28 @@
 """Where a blocking handle runs its engine (memtrace_core/sync.py): over the embedded SQLite
-store (a ``loop_agnostic`` engine) each call runs on a private event loop of the calling
-thread, one thread hop fewer each way than the handle's portal loop; watches, exports,
-``close`` and every call made where a loop already runs stay on the portal; over any other
-store everything does. Threads, their loops' lifetimes and a fork are exercised for real."""
+store without write plugins (a ``loop_agnostic`` engine) each call runs on the calling
+thread, on a private event loop from a small pool, one thread hop fewer each way than the
+handle's portal loop; watches, exports, ``close``, calls made where a loop already runs and
+calls beyond the pool stay on the portal; over any other store everything does. Threads,
+the pool's bound on descriptors and forks are exercised for real."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 import os
+import queue
 import signal
+import sys
 import threading
-import warnings
-import weakref
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from memtrace_core import connect
+from memtrace_core import connect, hookimpl
+from memtrace_core.plugins import PluginRegistry
 from memtrace_core.stores.sqlite import SQLiteStore
-from memtrace_core.sync import _thread_loop
+from memtrace_core.sync import LOOP_POOL_SIZE
 
 
 def _record_threads(mt: Any) -> list[str]:
@@ -103,27 +105,85 @@ def test_watches_exports_and_views_stay_consistent(tmp_path: Path) -> None:
         assert mt.recall("w", limit=100).count == 40
 
 
-def test_a_threads_loop_is_closed_when_the_thread_ends(tmp_path: Path) -> None:
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts /proc/self/fd")
+def test_the_pool_bounds_loops_and_descriptors_however_many_threads_call(tmp_path: Path) -> None:
+    """40 threads, all alive and calling at once: at most LOOP_POOL_SIZE private loops (two
+    descriptors each) are made, the calls beyond them go through the portal, and every call
+    succeeds; the same threads calling again make no new loop."""
     with connect(f"sqlite:///{tmp_path / 'm.db'}") as mt:
-        refs: list[weakref.ref[asyncio.AbstractEventLoop]] = []
+        mt.remember("bot", "warm-up")  # the store's own descriptors are open
+        base = len(os.listdir("/proc/self/fd"))
+        names = _record_threads(mt)
+        start = threading.Barrier(40)
+        errors: list[BaseException] = []
 
-        def work() -> None:
-            mt.remember("bot", "from a short-lived thread")
-            loop = _thread_loop()
-            refs.append(weakref.ref(loop))
-            assert not loop.is_closed()
-            assert not loop.is_running()
+        def work(i: int) -> None:
+            try:
+                for round_ in range(2):
+                    start.wait(10)
+                    mt.remember("bot", f"thread {i} round {round_}")
+            except BaseException as exc:  # reported below
+                errors.append(exc)
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", ResourceWarning)  # an unclosed loop would warn
-            thread = threading.Thread(target=work)
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(40)]
+        for thread in threads:
             thread.start()
-            thread.join(10)
-            gc.collect()
-        assert refs
-        loop = refs[0]()
-        assert loop is None or loop.is_closed()
-        assert mt.recall("bot").count == 1
+        for thread in threads:
+            thread.join(60)
+        assert not errors, errors
+        grown = len(os.listdir("/proc/self/fd")) - base
+        assert grown <= 2 * LOOP_POOL_SIZE + 2  # (+2: a reader connection's journal files)
+        assert mt.recall("bot", limit=100).count == 81
+        on_portal = names.count("memtrace-portal")
+        assert len(names) == 80 + 1  # every write, and the recall
+        assert on_portal < 80  # most ran on their callers' threads
+
+
+def test_write_plugins_keep_every_call_on_the_portal(tmp_path: Path) -> None:
+    """A before_write / after_write hook may be slow or schedule work on the loop it runs on
+    (a webhook task): with one, calls run on the portal, whose loop always runs."""
+    delivered: list[str] = []
+
+    class Webhook:
+        @hookimpl
+        def after_write(self, memories: list[Any], org_id: str) -> None:
+            async def post(contents: list[str]) -> None:
+                await asyncio.sleep(0.01)
+                delivered.extend(contents)
+
+            asyncio.get_running_loop().create_task(post([m.content for m in memories]))
+
+    registry = PluginRegistry(load_entry_points=False, plugins=[Webhook()])
+    with connect(f"sqlite:///{tmp_path / 'm.db'}", plugins=registry) as mt:
+        assert mt.aio.loop_agnostic is False
+        names = _record_threads(mt)
+        mt.remember("bot", "main thread")
+        thread = threading.Thread(target=lambda: mt.remember("bot", "other thread"))
+        thread.start()
+        thread.join(10)
+        for _ in range(100):
+            if len(delivered) == 2:
+                break
+            threading.Event().wait(0.02)
+        assert sorted(delivered) == ["main thread", "other thread"]
+        assert names == ["memtrace-portal"] * 2
+
+
+def test_green_threads_keep_every_call_on_the_portal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under gevent's monkey patching a private loop's poll would block every greenlet."""
+
+    class Monkey:
+        @staticmethod
+        def is_module_patched(name: str) -> bool:
+            return name == "threading"
+
+    monkeypatch.setitem(sys.modules, "gevent.monkey", Monkey())
+    with connect(f"sqlite:///{tmp_path / 'm.db'}") as mt:
+        names = _record_threads(mt)
+        mt.remember("bot", "green")
+        assert names == ["memtrace-portal"]
 
 
 def test_many_threads_write_and_read_at_once(tmp_path: Path) -> None:
@@ -152,31 +212,56 @@ def test_many_threads_write_and_read_at_once(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX-only")
-def test_a_forked_child_makes_its_own_loop_and_leaves_the_parents(tmp_path: Path) -> None:
-    """The calling thread's loop survives a fork in the child as an object sharing the
-    parent's epoll instance: the child must make a new one and never close the old one (that
-    would unregister the parent's descriptors), so the parent's calls go on working."""
+def test_a_forked_child_leaves_the_parents_loops_working(tmp_path: Path) -> None:
+    """The pool's loops survive a fork in the child as objects sharing the parent's sockets:
+    the child makes its own pool and collects the inherited loops, and the parent's threads
+    (the forking one and a worker whose loop went back to the pool) go on working (a hang
+    ends the process at the alarm: a failure)."""
     with connect(f"sqlite:///{tmp_path / 'parent.db'}") as mt:
-        mt.remember("bot", "before the fork")  # this thread now has its private loop
-        inherited = _thread_loop()
+        jobs: queue.Queue[Any] = queue.Queue()
+        done: queue.Queue[Any] = queue.Queue()
+
+        def worker() -> None:
+            while (job := jobs.get()) is not None:
+                done.put(job())
+
+        thread = threading.Thread(target=worker, daemon=True)
+        thread.start()
+        barrier = threading.Barrier(3)
+
+        def at_once() -> None:
+            barrier.wait(10)
+            mt.remember("bot", f"at once {threading.get_ident()}")
+
+        pair = [threading.Thread(target=at_once) for _ in range(2)]
+        for t in pair:
+            t.start()
+        barrier.wait(10)
+        mt.remember("bot", "before the fork")  # three loops in the pool now
+        for t in pair:
+            t.join(10)
+        jobs.put(lambda: mt.remember("bot", "worker before").id)
+        assert done.get(timeout=10)
         pid = os.fork()
-        if pid == 0:  # the child: a store of its own, then exit without pytest's teardown
+        if pid == 0:  # the child: drop what it inherited, a store of its own, exit at once
             code = 1
             try:
+                gc.collect()
                 with connect(f"sqlite:///{tmp_path / 'child.db'}") as child:
                     child.remember("bot", "in the child")
-                    ok = child.recall("bot").count == 1 and _thread_loop() is not inherited
-                code = 0 if ok else 2
+                    code = 0 if child.recall("bot").count == 1 else 2
+                gc.collect()
             finally:
                 os._exit(code)
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
-        assert _thread_loop() is inherited
-        # the parent's loop still wakes up (a hang ends the process at the alarm: a failure)
         signal.alarm(60)
         try:
-            for n in range(20):
+            jobs.put(lambda: mt.remember("bot", "worker after").id)
+            assert done.get(timeout=10)
+            for n in range(10):
                 mt.remember("bot", f"after the fork {n}")
-            assert mt.recall("bot", limit=100).count == 21
+            assert mt.recall("bot", limit=100).count == 15
         finally:
             signal.alarm(0)
+            jobs.put(None)

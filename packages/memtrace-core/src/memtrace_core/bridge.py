@@ -10,8 +10,10 @@ re-implemented per framework.
 * A blocking handle from :func:`memtrace_core.connect` (or a URL, opened with it) serves
   both: its async methods run on the handle's own event-loop thread, and a coroutine awaits
   them without blocking its loop. Over an embedded SQLite store (an engine that is
-  ``loop_agnostic``) they run on the awaiting coroutine's own loop instead, which saves a
-  round trip between threads per call; the store's threads do the blocking work either way.
+  ``loop_agnostic``: no write plugins) they run on the awaiting coroutine's own loop instead,
+  which saves a round trip between threads per call; the store's threads do the blocking work
+  either way, and the engine moves its big CPU steps (a batch's validation, a big rerank) to
+  a worker thread, so the caller's loop is held only for the small steps.
 * An async handle from :func:`memtrace_core.aconnect` serves coroutines on the loop that
   opened it; a synchronous call then is a clear :class:`TypeError` (its connections belong to
   that loop and cannot be used from another thread).
@@ -59,13 +61,10 @@ class MemtraceHandle:
         self._sync: MemoryAPI | None
         self._async: AsyncMemoryAPI | None
         self._loop: asyncio.AbstractEventLoop | None = None
-        #: the async methods of a blocking handle may run on the caller's loop
-        self._any_loop = False
         if isinstance(target, BlockingTwin):
             self._sync = cast(MemoryAPI, target)
             self._async = cast(AsyncMemoryAPI, target.aio)
             self._loop = target._portal.loop
-            self._any_loop = bool(getattr(target.aio, "loop_agnostic", False))
         elif inspect.iscoroutinefunction(getattr(target, "remember", None)):
             self._sync = None
             self._async = cast(AsyncMemoryAPI, target)
@@ -105,7 +104,7 @@ class MemtraceHandle:
             return await call(self._async)
         if loop.is_closed():
             raise RuntimeError("this memtrace handle is closed")
-        if self._any_loop:
+        if getattr(self._async, "loop_agnostic", False):  # asked per call: plugins change
             return await call(self._async)
         future = asyncio.run_coroutine_threadsafe(call(self._async), loop)
         return await asyncio.wrap_future(future)

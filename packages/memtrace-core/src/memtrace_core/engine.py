@@ -301,11 +301,17 @@ class AsyncMemtrace(Shortcuts):
 
     @property
     def loop_agnostic(self) -> bool:
-        """Whether this engine's coroutines may run on any event loop, from several threads
-        at once: true over a store that says so (``loop_agnostic``, the SQLite store). The
-        engine's own state (caches, the feed hub) is safe for that; a blocking handle then
-        runs its async callers' calls on their own loop."""
-        return bool(getattr(self._core.store, "loop_agnostic", False))
+        """Whether this engine's calls may run on any event loop, from several threads at
+        once: over a store that says so (``loop_agnostic``: the SQLite store) and without
+        ``before_write`` / ``after_write`` plugins (a hook may be slow, or schedule work on the
+        loop it is called on). The engine's own state (caches, the feed hub) is safe for it.
+        A blocking handle then runs each call on the calling thread (see ``sync.Portal``)."""
+        plugins = self._core.plugins
+        return (
+            bool(getattr(self._core.store, "loop_agnostic", False))
+            and not plugins.has_before_write
+            and not plugins.has_after_write
+        )
 
     @property
     def config(self) -> EngineConfig:

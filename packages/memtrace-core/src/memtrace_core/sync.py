@@ -1,6 +1,11 @@
 """Blocking twins: :class:`Memtrace` wraps :class:`~memtrace_core.engine.AsyncMemtrace` (and
 :class:`~memtrace_core.client.MemtraceClient` wraps the async HTTP client) by running the async
 object on one private event-loop thread — a portal, not a second copy of the logic.
+
+An engine that is ``loop_agnostic`` (the embedded SQLite store, no write plugins) skips the
+portal for its blocking methods: each call runs on the calling thread, on a private loop
+taken from a small pool (:class:`_LoopPool`), one thread round trip fewer per call. Watches,
+exports and ``close`` always run on the portal.
 """
 
 from __future__ import annotations
@@ -9,6 +14,8 @@ import asyncio
 import contextlib
 import functools
 import os
+import selectors
+import sys
 import threading
 from collections.abc import AsyncGenerator, Callable, Coroutine, Iterator, Mapping
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast
@@ -23,34 +30,95 @@ R = TypeVar("R")
 A = TypeVar("A")
 
 
-class _ThreadLoop:
-    """The private event loop of one calling thread (see :meth:`Portal.call`); closed when
-    the thread ends and its thread-local goes."""
+#: At most this many private loops (see :class:`_LoopPool`); more callers at once use the
+#: portal.
+LOOP_POOL_SIZE = 8
+
+
+def _green_threads() -> bool:
+    """True when gevent or eventlet replaced threads with greenlets: a private loop would then
+    block in a real ``poll`` for the whole process, where the portal's wait yields."""
+    gevent_monkey = sys.modules.get("gevent.monkey")
+    if gevent_monkey is not None and gevent_monkey.is_module_patched("threading"):
+        return True
+    eventlet_patcher = sys.modules.get("eventlet.patcher")
+    return bool(eventlet_patcher is not None and eventlet_patcher.is_monkey_patched("thread"))
+
+
+class _LoopPool:
+    """Private event loops for blocking calls made on the calling thread (see
+    :meth:`Portal.call`): one is taken for a call and given back after it, so the process
+    keeps at most :data:`LOOP_POOL_SIZE` of them (two descriptors each), however many
+    threads call. Each waits with ``poll``/``select``, not epoll, whose interest list a forked
+    child shares with its parent (closing an inherited loop there would unregister the
+    parent's descriptors): the child drops the inherited pool and makes its own."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.pid = os.getpid()
+        self._lock = threading.Lock()
+        self._idle: list[asyncio.AbstractEventLoop] = []
+        self._made = 0
 
-    def __del__(self) -> None:
-        if self.pid == os.getpid() and not self.loop.is_closed():
-            with contextlib.suppress(Exception):
-                self.loop.close()
+    def take(self) -> asyncio.AbstractEventLoop | None:
+        """An idle loop, a new one, or None when the pool is used up (or no loop can be made:
+        out of descriptors)."""
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+            if self._made >= LOOP_POOL_SIZE:
+                return None
+            self._made += 1
+        try:
+            selector = (
+                selectors.PollSelector()
+                if hasattr(selectors, "PollSelector")
+                else selectors.SelectSelector()
+            )
+            return asyncio.SelectorEventLoop(selector)
+        except OSError:
+            with self._lock:
+                self._made -= 1
+            return None
+
+    def give(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._lock:
+            self._idle.append(loop)
 
 
-_thread_loops = threading.local()
-#: loops a forked child inherited from its parent's threads: never closed or collected, since
-#: closing one would unregister the parent's descriptors from the epoll instance they share
-_inherited: list[_ThreadLoop] = []
+_pool = _LoopPool()
 
 
-def _thread_loop() -> asyncio.AbstractEventLoop:
-    """This thread's private event loop (made on first use; a forked child makes its own)."""
-    holder: _ThreadLoop | None = getattr(_thread_loops, "holder", None)
-    if holder is None or holder.pid != os.getpid():
-        if holder is not None:
-            _inherited.append(holder)
-        holder = _thread_loops.holder = _ThreadLoop()
-    return holder.loop
+def _after_fork_in_child() -> None:
+    """The inherited loops belong to the parent's threads: a new pool (the old one is just
+    dropped; its lock may have been held at the fork)."""
+    global _pool
+    inherited, _pool = _pool, _LoopPool()
+    for loop in inherited._idle:  # (poll-based: closing touches nothing of the parent's)
+        with contextlib.suppress(Exception):
+            loop.close()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _run_here(pool: _LoopPool, loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, R]) -> R:
+    """Run ``coro`` on a private ``loop`` of the pool, then give the loop back. Interrupted
+    meanwhile (KeyboardInterrupt raised in the loop), the call is cancelled and wound down
+    before the interrupt goes on, so the loop keeps nothing of it (a write the store already
+    had still commits; the engine's own steps after it, such as waking watchers at once, are
+    skipped)."""
+    try:
+        task = loop.create_task(coro)
+        try:
+            return loop.run_until_complete(task)
+        except BaseException:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    loop.run_until_complete(task)
+            raise
+    finally:
+        pool.give(loop)
 
 
 class Portal:
@@ -67,16 +135,20 @@ class Portal:
     def call(self, coro: Coroutine[Any, Any, R], *, here: bool = False) -> R:
         """Run ``coro`` to its end and return its result. On the portal's loop; with ``here``
         (a coroutine that may run on any loop: a ``loop_agnostic`` engine's) on the calling
-        thread's own private loop instead, unless a loop already runs on this thread: one
-        thread hop fewer each way."""
+        thread, on a private loop from a small pool, one thread hop fewer each way — unless
+        a loop already runs on this thread, green threads replaced threads, or the pool is in
+        use by :data:`LOOP_POOL_SIZE` other calls."""
         if threading.current_thread() is self._thread:
             coro.close()
             raise RuntimeError("a blocking memtrace call cannot be made from its own event loop")
         if self.loop.is_closed():
             coro.close()
             raise RuntimeError("this memtrace handle is closed")
-        if here and asyncio._get_running_loop() is None:
-            return _thread_loop().run_until_complete(coro)
+        if here and asyncio._get_running_loop() is None and not _green_threads():
+            pool = _pool
+            loop = pool.take()
+            if loop is not None:
+                return _run_here(pool, loop, coro)
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
     def close(self) -> None:
@@ -97,7 +169,8 @@ def blocking(
 
     def method(self: BlockingTwin[Any], /, *args: P.args, **kwargs: P.kwargs) -> R:
         bound: Callable[P, Coroutine[Any, Any, R]] = getattr(self._async, name)
-        return self._portal.call(bound(*args, **kwargs), here=self._any_loop)
+        here = getattr(self._async, "loop_agnostic", False)  # asked per call: plugins change
+        return self._portal.call(bound(*args, **kwargs), here=here)
 
     functools.update_wrapper(method, fn)
     return method
@@ -110,9 +183,6 @@ class BlockingTwin(Generic[A]):
         self._async = async_obj
         self._portal = portal or Portal()
         self._owns_portal = portal is None
-        #: its methods run on the calling thread (see :meth:`Portal.call`); watches, exports
-        #: and close stay on the portal
-        self._any_loop = bool(getattr(async_obj, "loop_agnostic", False))
 
     @property
     def aio(self) -> A:

@@ -397,8 +397,10 @@ def validate_memory(
 
     Accepts a :class:`MemoryCreate` or a mapping (e.g. parsed JSON). With ``now`` (new writes,
     not imports) an event time more than ``limits.max_future_skew_seconds`` ahead is refused."""
+    data_tags: list[str] | None = None  # a list the caller owns (a model validated here owns its)
     if isinstance(data, MemoryCreate):
         mem = data
+        data_tags = data.tags
     elif isinstance(data, Mapping):
         try:
             mem = MemoryCreate.model_validate(data)
@@ -433,6 +435,8 @@ def validate_memory(
     check_type_name(mem.event_type, "event_type", index=index)
     session_id = check_id(mem.session_id, "session_id", index=index)
     tags = check_tags(mem.tags, index=index, limits=limits)
+    if tags is not None and tags is data_tags:
+        tags = list(tags)  # the caller's model keeps its list, the memory written gets its own
     metadata = mem.metadata or None
     if metadata is not None:
         check_json(metadata, "metadata", limits, index=index)

@@ -926,6 +926,8 @@ class _Writer(threading.Thread):
             | None
         ] = queue.SimpleQueue()
         self._max_group = max_group
+        self._stop_lock = threading.Lock()
+        self._stopped = False
         self.ready = threading.Event()
         self.error: BaseException | None = None
         #: Number of transactions committed and requests served (for tests and metrics).
@@ -942,11 +944,19 @@ class _Writer(threading.Thread):
     def submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
-        self._queue.put((fn, fut, loop))
+        with self._stop_lock:
+            # nothing is queued after the stop marker: it would never be run nor answered
+            if self._stopped:
+                raise StoreError("store is closed")
+            self._queue.put((fn, fut, loop))
         return fut
 
     def stop(self) -> None:
-        self._queue.put(None)
+        """Run what is queued, then end (later submits raise StoreError)."""
+        with self._stop_lock:
+            if not self._stopped:
+                self._stopped = True
+                self._queue.put(None)
 
     def run(self) -> None:
         try:
@@ -1508,7 +1518,8 @@ class SQLiteStore(RowDecoding, SQLiteAuthMixin):
         return await self._writer.submit(fn)
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if self._readers is None:
+        readers = self._readers
+        if readers is None:
             raise StoreError("store is closed")
         loop = asyncio.get_running_loop()
 
@@ -1518,7 +1529,13 @@ class SQLiteStore(RowDecoding, SQLiteAuthMixin):
             except sqlite3.Error as exc:
                 raise StoreError(f"database error: {exc}") from None
 
-        return await loop.run_in_executor(self._readers, run)
+        try:
+            return await loop.run_in_executor(readers, run)
+        except RuntimeError as exc:
+            if "shutdown" not in str(exc):
+                raise
+            # closed by another thread meanwhile (its pool no longer takes work)
+            raise StoreError("store is closed") from None
 
     @property
     def writer_stats(self) -> tuple[int, int]:
