@@ -265,3 +265,56 @@ def test_a_forked_child_leaves_the_parents_loops_working(tmp_path: Path) -> None
         finally:
             signal.alarm(0)
             jobs.put(None)
+
+
+def test_close_while_threads_call_ends_every_call(tmp_path: Path) -> None:
+    """close() while eight threads write and read: each call ends, with its result or an
+    error saying the store or handle is closed (a write queued after the writer stopped was
+    never answered: its thread hung)."""
+    from memtrace_core import StoreError
+
+    mt = connect(f"sqlite:///{tmp_path / 'm.db'}")
+    mt.remember("bot", "seed")
+    stop = threading.Event()
+    outcomes: dict[int, str] = {}
+
+    def caller(i: int) -> None:
+        n = 0
+        while not stop.is_set():
+            try:
+                if i % 2:
+                    mt.remember("bot", f"t{i} n{n}")
+                else:
+                    mt.list_memories(limit=5)
+            except (StoreError, RuntimeError) as exc:
+                outcomes[i] = str(exc)
+                return
+            n += 1
+        outcomes[i] = "stopped"
+
+    threads = [threading.Thread(target=caller, args=(i,), daemon=True) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    threading.Event().wait(0.3)
+    mt.close()
+    stop.set()
+    for thread in threads:
+        thread.join(10)
+    assert [i for i, t in enumerate(threads) if t.is_alive()] == []
+    assert all(o == "stopped" or "closed" in o for o in outcomes.values()), outcomes
+    with pytest.raises(RuntimeError, match="closed"):
+        mt.remember("bot", "after close")
+
+
+def test_a_memory_written_from_a_model_has_its_own_tags_list(tmp_path: Path) -> None:
+    from memtrace_core.models import MemoryCreate
+
+    with connect(f"sqlite:///{tmp_path / 'm.db'}") as mt:
+        template = MemoryCreate(agent_id="bot", content="template", tags=["billing"], dedup=False)
+        first = mt.add_memory(template)
+        second = mt.add_memories([template, template]).memories
+        assert first.tags is not template.tags
+        assert second[0].tags is not second[1].tags
+        first.tags.append("urgent")  # the caller annotates what it got back
+        assert template.tags == ["billing"]
+        assert mt.get_memory(mt.add_memory(template).id).tags == ["billing"]
