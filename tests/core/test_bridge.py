@@ -11,6 +11,7 @@ import pytest
 
 from memtrace_core import ValidationError, aconnect, connect
 from memtrace_core.bridge import MemtraceHandle
+from threads import run_threads
 
 
 @pytest.mark.parametrize("any_loop", [True, False])
@@ -147,7 +148,6 @@ def test_async_callers_on_many_loops_share_one_blocking_handle(tmp_path: Path) -
     )
     follower.start()
     threads_used: set[int] = set()
-    errors: list[BaseException] = []
 
     def worker(t: int) -> None:
         async def main() -> None:
@@ -162,17 +162,9 @@ def test_async_callers_on_many_loops_share_one_blocking_handle(tmp_path: Path) -
 
             await asyncio.gather(*(handle.run(lambda api, j=j: one(api, j)) for j in range(20)))
 
-        try:
-            asyncio.run(main())
-        except BaseException as exc:  # reported below
-            errors.append(exc)
+        asyncio.run(main())
 
-    workers = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join(60)
-    assert not errors, errors
+    run_threads(worker, 8)
     assert len(threads_used) == 8  # each caller's own thread, not the portal's
     follower.join(30)
     watch.close()

@@ -23,6 +23,7 @@ from memtrace_core import connect, hookimpl
 from memtrace_core.plugins import PluginRegistry
 from memtrace_core.stores.sqlite import SQLiteStore
 from memtrace_core.sync import LOOP_POOL_SIZE
+from threads import run_threads
 
 
 def _record_threads(mt: Any) -> list[str]:
@@ -115,22 +116,13 @@ def test_the_pool_bounds_loops_and_descriptors_however_many_threads_call(tmp_pat
         base = len(os.listdir("/proc/self/fd"))
         names = _record_threads(mt)
         start = threading.Barrier(40)
-        errors: list[BaseException] = []
 
         def work(i: int) -> None:
-            try:
-                for round_ in range(2):
-                    start.wait(10)
-                    mt.remember("bot", f"thread {i} round {round_}")
-            except BaseException as exc:  # reported below
-                errors.append(exc)
+            for round_ in range(2):
+                start.wait(10)
+                mt.remember("bot", f"thread {i} round {round_}")
 
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(40)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
-        assert not errors, errors
+        run_threads(work, 40)
         grown = len(os.listdir("/proc/self/fd")) - base
         assert grown <= 2 * LOOP_POOL_SIZE + 2  # (+2: a reader connection's journal files)
         assert mt.recall("bot", limit=100).count == 81
@@ -188,26 +180,17 @@ def test_green_threads_keep_every_call_on_the_portal(
 
 def test_many_threads_write_and_read_at_once(tmp_path: Path) -> None:
     with connect(f"sqlite:///{tmp_path / 'm.db'}") as mt:
-        errors: list[BaseException] = []
 
         def work(t: int) -> None:
-            try:
-                for j in range(25):
-                    mt.remember("bot", f"t{t} m{j}", tags=[f"t{t}"])
-                    if j % 10 == 0:
-                        mt.register_agent(name=f"agent-{t}-{j}")
-                        mt.delete_agent(f"agent-{t}-{j}")
-                    mine = mt.list_memories(agent_id="bot", tags=[f"t{t}"], limit=100)
-                    assert mine.count == j + 1
-            except BaseException as exc:  # reported below
-                errors.append(exc)
+            for j in range(25):
+                mt.remember("bot", f"t{t} m{j}", tags=[f"t{t}"])
+                if j % 10 == 0:
+                    mt.register_agent(name=f"agent-{t}-{j}")
+                    mt.delete_agent(f"agent-{t}-{j}")
+                mine = mt.list_memories(agent_id="bot", tags=[f"t{t}"], limit=100)
+                assert mine.count == j + 1
 
-        threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
-        assert not errors, errors
+        run_threads(work, 8)
         assert mt.list_memories(agent_id="bot", limit=1000).count == 200
 
 
