@@ -333,8 +333,9 @@ class Store(Protocol):
     * **Event loops.** A store is opened, used and closed on one event loop unless it sets the
       optional class attribute ``loop_agnostic = True``: then every method but ``open`` and
       ``close`` may be awaited on any loop, from several threads at once (SQLite: its threads
-      deliver each result to the loop that awaited it), and a blocking handle's async callers
-      run the engine on their own loop instead of the handle's (one thread hop fewer).
+      deliver each result to the loop that awaited it), and a blocking handle runs engine
+      calls on its callers' threads and loops instead of its own (one thread hop fewer; not
+      with write plugins: docs/architecture.md).
     """
 
     async def open(self) -> None:
