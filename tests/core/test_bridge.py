@@ -11,7 +11,7 @@ import pytest
 
 from memtrace_core import ValidationError, aconnect, connect
 from memtrace_core.bridge import MemtraceHandle
-from threads import run_threads
+from threads import follow, run_threads
 
 
 @pytest.mark.parametrize("any_loop", [True, False])
@@ -140,13 +140,7 @@ def test_async_callers_on_many_loops_share_one_blocking_handle(tmp_path: Path) -
     mt = connect(f"sqlite:///{tmp_path / 'm.db'}")
     handle = MemtraceHandle(mt)
     watch = mt.watch(agent_id="w")
-    seen: list[str] = []
-    follower = threading.Thread(
-        target=lambda: seen.extend(
-            e.memory.content for _, e in zip(range(160), watch, strict=False)
-        )
-    )
-    follower.start()
+    follower, seen = follow(watch, 160)
     threads_used: set[int] = set()
 
     def worker(t: int) -> None:

@@ -22,7 +22,7 @@ from memtrace_core import connect, hookimpl
 from memtrace_core.plugins import PluginRegistry
 from memtrace_core.stores.sqlite import SQLiteStore
 from memtrace_core.sync import LOOP_POOL_SIZE
-from threads import run_threads
+from threads import follow, run_threads
 
 
 def _record_threads(mt: Any) -> list[str]:
@@ -76,13 +76,7 @@ def test_watches_exports_and_views_stay_consistent(tmp_path: Path) -> None:
     export iterates there too; an org view shares the engine."""
     with connect(f"sqlite:///{tmp_path / 'm.db'}") as mt:
         watch = mt.watch(agent_id="w")
-        got: list[str] = []
-        follower = threading.Thread(
-            target=lambda: got.extend(
-                e.memory.content for _, e in zip(range(40), watch, strict=False)
-            )
-        )
-        follower.start()
+        follower, got = follow(watch, 40)
 
         def write(t: int) -> None:
             for j in range(10):
