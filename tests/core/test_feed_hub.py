@@ -216,8 +216,8 @@ def test_notify_from_another_thread_wakes_a_watcher_on_its_own_loop() -> None:
 
 
 def test_closing_the_hub_from_another_loop_cancels_its_poller(tmp_path: Path) -> None:
-    """The poller runs on its first watcher's loop; closing from another thread's loop
-    cancels it there (a Task is not thread-safe) and ends every wait."""
+    """A loop's poller runs on that loop; closing from another thread's loop cancels it
+    there (a Task is not thread-safe) and ends every wait."""
     from memtrace_core.feed import FeedHub
 
     class Versioned:
@@ -233,19 +233,57 @@ def test_closing_the_hub_from_another_loop_cancels_its_poller(tmp_path: Path) ->
         generation = hub.generation("org_a")
         ready.set()
         await hub.wait("org_a", generation, 30.0)
-        poller = hub._poller
         await asyncio.sleep(0.2)  # the cancellation reaches the poller on this loop
-        done.append(poller is None)
+        done.append(not hub._pollers)
 
     thread = threading.Thread(target=lambda: asyncio.run(watcher()))
     thread.start()
     assert ready.wait(5)
     time.sleep(0.05)
-    task = hub._poller
+    [(task, count)] = hub._pollers.values()
     assert task is not None
+    assert count == 1
     assert not task.done()
     asyncio.run(hub.close())
     thread.join(5)
     assert not thread.is_alive()
     assert done == [True]
     assert task.cancelled()
+
+
+def test_a_watch_on_a_short_lived_loop_leaves_the_others_polled(tmp_path: Path) -> None:
+    """Over SQLite a handle's async callers watch on their own loops: the first watcher's
+    loop ending (asyncio.run in a worker) must not take the version poll away from a blocking
+    watch on the handle's loop, which would then see another connection's write only after
+    its 5 s idle timer."""
+    from memtrace_core import connect
+    from memtrace_core.bridge import MemtraceHandle
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    with connect(url) as mt, connect(url) as other:
+        handle = MemtraceHandle(mt)
+        started, portal_started = threading.Event(), threading.Event()
+
+        async def short_watch(api: Any) -> None:
+            watch = api.watch(agent_id="bot")
+            await watch.start()  # the hub's first watcher, on this loop
+            started.set()
+            await asyncio.to_thread(portal_started.wait, 10)
+            await watch.aclose()
+
+        first = threading.Thread(target=lambda: asyncio.run(handle.run(short_watch)))
+        first.start()
+        assert started.wait(10)
+        blocking = mt.watch(agent_id="bot")  # the second watcher, on the handle's own loop
+        portal_started.set()
+        first.join(10)
+        got: list[float] = []
+        began = time.monotonic()
+        reader = threading.Thread(target=lambda: (next(blocking), got.append(time.monotonic())))
+        reader.start()
+        time.sleep(0.1)
+        other.remember("bot", "from another connection")  # only the version poll sees it
+        reader.join(10)
+        blocking.close()
+        assert got
+        assert got[0] - began < 2.0  # polled every 0.2 s, not the 5 s idle timer

@@ -292,3 +292,21 @@ def test_a_memory_written_from_a_model_has_its_own_tags_list(tmp_path: Path) -> 
         first.tags.append("urgent")  # the caller annotates what it got back
         assert template.tags == ["billing"]
         assert mt.get_memory(mt.add_memory(template).id).tags == ["billing"]
+
+
+def test_big_batches_on_private_loops_share_one_worker_pool(tmp_path: Path) -> None:
+    """A batch of more than 100 memories is validated in a worker thread (asyncio.to_thread):
+    on the private loops that is one shared pool, not one per loop."""
+    with connect(f"sqlite:///{tmp_path / 'm.db'}") as mt:
+
+        def write(t: int) -> None:
+            for round_ in range(3):
+                batch = [{"agent_id": "bot", "content": f"t{t} r{round_} m{i}"} for i in range(150)]
+                assert mt.add_memories(batch).count == 150
+
+        before = {thread.name for thread in threading.enumerate()}
+        run_threads(write, 6)
+        new = {thread.name for thread in threading.enumerate()} - before
+        assert any(name.startswith("memtrace-call") for name in new)
+        assert not [name for name in new if name.startswith("asyncio_")]  # loops' own pools
+        assert mt.list_memories(agent_id="bot", limit=1).has_more

@@ -60,10 +60,11 @@ class FeedClosed(Exception):
 
 
 class FeedHub:
-    """Wakes the watchers of one engine (see the module docstring), org by org. Its version
-    poller runs on the event loop of its first watcher; :meth:`notify` may be called from any
-    thread (an engine over a ``loop_agnostic`` store writes on its callers' loops) and wakes
-    each watcher on its own loop."""
+    """Wakes the watchers of one engine (see the module docstring), org by org. Each event
+    loop with watchers runs its own version poller while it has them (an engine over a
+    ``loop_agnostic`` store serves watches on its callers' loops as well as on a blocking
+    handle's own: a poller on one of them would end with that loop); :meth:`notify` may be
+    called from any thread and wakes each watcher on its own loop."""
 
     def __init__(
         self,
@@ -86,9 +87,10 @@ class FeedHub:
         self._generations: dict[str, int] = {}
         self._epoch = 0  # bumped by a store-wide change: every org's generation moves
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
-        self._poller: asyncio.Task[None] | None = None
-        # generations, waiters and the watcher count change under this lock (notify may run
-        # on another thread than a watcher's loop)
+        #: per event loop with watchers: its poller task and how many watchers it serves
+        self._pollers: dict[asyncio.AbstractEventLoop, tuple[asyncio.Task[None] | None, int]] = {}
+        # generations, waiters, watcher counts and pollers change under this lock (notify may
+        # run on another thread than a watcher's loop)
         self._lock = threading.Lock()
 
     def generation(self, org_id: str) -> int:
@@ -138,23 +140,38 @@ class FeedHub:
                 if not waiters and self._waiters.get(org_id) is waiters:
                     del self._waiters[org_id]
 
-    def subscribe(self) -> None:
+    def subscribe(self) -> asyncio.AbstractEventLoop:
+        """A watcher on the running loop begins (its loop's poller starts if it has none);
+        returns that loop, for :meth:`unsubscribe`."""
         if self.closed:
             raise FeedClosed("the engine is closed")
+        loop = asyncio.get_running_loop()
         version = self._version
         with self._lock:
             self.watchers += 1
-            if version is not None and (self._poller is None or self._poller.done()):
-                self._poller = asyncio.get_running_loop().create_task(self._poll(version))
+            for gone in [other for other in self._pollers if other.is_closed()]:
+                del self._pollers[gone]  # a loop that ended with watchers never closed
+            task, count = self._pollers.get(loop, (None, 0))
+            if version is not None and (task is None or task.done()):
+                task = loop.create_task(self._poll(version))
+            self._pollers[loop] = (task, count + 1)
+        return loop
 
-    def unsubscribe(self) -> None:
+    def unsubscribe(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A watcher of ``loop`` ended (the loop's poller stops with its last watcher)."""
+        task: asyncio.Task[None] | None = None
         with self._lock:
             self.watchers = max(0, self.watchers - 1)
-            poller = self._poller if self.watchers == 0 else None
-            if poller is not None:
-                self._poller = None
-        if poller is not None:
-            _cancel(poller)
+            entry = self._pollers.get(loop)
+            if entry is not None:
+                task, count = entry
+                if count > 1:
+                    self._pollers[loop] = (task, count - 1)
+                    task = None
+                else:
+                    del self._pollers[loop]
+        if task is not None:
+            _cancel(task)
 
     async def _poll(self, version: Callable[[], Awaitable[Any]]) -> None:
         last: Any = None
@@ -186,12 +203,14 @@ class FeedHub:
         self.closed = True
         self.notify()
         with self._lock:
-            poller, self._poller = self._poller, None
-        if poller is not None:
-            _cancel(poller)
-            if poller.get_loop() is asyncio.get_running_loop():
+            pollers = [task for task, _ in self._pollers.values() if task is not None]
+            self._pollers.clear()
+        here = asyncio.get_running_loop()
+        for task in pollers:
+            _cancel(task)
+            if task.get_loop() is here:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await poller
+                    await task
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
@@ -242,6 +261,7 @@ class Watch:
         self._buffer: deque[StreamEvent] = deque()
         self._started = False
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # where it subscribed
 
     async def start(self) -> Watch:
         """Take the head position (if none was given) and read the first page: a bad position
@@ -250,7 +270,7 @@ class Watch:
             return self
         if self._closed:
             raise FeedClosed("the watch was closed")
-        self.hub.subscribe()
+        self._loop = self.hub.subscribe()
         self._started = True
         try:
             self.flt = await self._resolve()
@@ -326,6 +346,6 @@ class Watch:
             await self.aclose()
 
     async def aclose(self) -> None:
-        if self._started and not self._closed:
-            self.hub.unsubscribe()
+        if self._started and not self._closed and self._loop is not None:
+            self.hub.unsubscribe(self._loop)
         self._closed = True

@@ -18,6 +18,7 @@ import selectors
 import sys
 import threading
 from collections.abc import AsyncGenerator, Callable, Coroutine, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast
 
 from .api import AsyncMemoryAPI
@@ -48,15 +49,18 @@ def _green_threads() -> bool:
 class _LoopPool:
     """Private event loops for blocking calls made on the calling thread (see
     :meth:`Portal.call`): one is taken for a call and given back after it, so the process
-    keeps at most :data:`LOOP_POOL_SIZE` of them (two descriptors each), however many
-    threads call. Each waits with ``poll``/``select``, not epoll, whose interest list a forked
-    child shares with its parent (closing an inherited loop there would unregister the
-    parent's descriptors): the child drops the inherited pool and makes its own."""
+    keeps at most :data:`LOOP_POOL_SIZE` of them (two descriptors each) and one pool of
+    worker threads for them, however many threads call. Each waits with ``poll``/``select``,
+    not epoll, whose interest list a forked child shares with its parent (closing an
+    inherited loop there would unregister the parent's descriptors); a child keeps the
+    inherited pool untouched and makes its own."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._idle: list[asyncio.AbstractEventLoop] = []
         self._made = 0
+        self._loops: list[asyncio.AbstractEventLoop] = []  # every loop made, idle or in use
+        self._threads: ThreadPoolExecutor | None = None
 
     def take(self) -> asyncio.AbstractEventLoop | None:
         """An idle loop, a new one, or None when the pool is used up (or no loop can be made:
@@ -73,11 +77,23 @@ class _LoopPool:
                 if hasattr(selectors, "PollSelector")
                 else selectors.SelectSelector()
             )
-            return asyncio.SelectorEventLoop(selector)
+            loop = asyncio.SelectorEventLoop(selector)
         except OSError:
             with self._lock:
                 self._made -= 1
             return None
+        # the engine's off-loop steps (asyncio.to_thread: a big batch's validation, a big
+        # rerank) share one pool of threads instead of one per private loop
+        loop.set_default_executor(self._executor())
+        with self._lock:
+            self._loops.append(loop)
+        return loop
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._threads is None:
+                self._threads = ThreadPoolExecutor(thread_name_prefix="memtrace-call")
+            return self._threads
 
     def give(self, loop: asyncio.AbstractEventLoop) -> None:
         with self._lock:
@@ -87,38 +103,38 @@ class _LoopPool:
 _pool = _LoopPool()
 
 
+#: pools a forked child inherited: kept, never closed nor collected (closing a loop shuts its
+#: executor down, whose lock a parent's thread may have held at the fork)
+_inherited: list[_LoopPool] = []
+
+
 def _after_fork_in_child() -> None:
-    """The inherited loops belong to the parent's threads: a new pool (the old one is just
-    dropped; its lock may have been held at the fork)."""
+    """The inherited loops belong to the parent's threads: the child starts a pool of its
+    own (the old one's lock may have been held at the fork)."""
     global _pool
-    inherited, _pool = _pool, _LoopPool()
-    for loop in inherited._idle:  # (poll-based: closing touches nothing of the parent's)
-        with contextlib.suppress(Exception):
-            loop.close()
+    _inherited.append(_pool)
+    _pool = _LoopPool()
 
 
 if hasattr(os, "register_at_fork"):  # POSIX
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _run_here(pool: _LoopPool, loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, R]) -> R:
-    """Run ``coro`` on a private ``loop`` of the pool, then give the loop back. Interrupted
-    meanwhile (KeyboardInterrupt raised in the loop), the call is cancelled and wound down
-    before the interrupt goes on, so the loop keeps nothing of it (a write the store already
-    had still commits; the engine's own steps after it, such as waking watchers at once, are
+def _run_here(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, R]) -> R:
+    """Run ``coro`` on a private ``loop`` of the pool. Interrupted meanwhile
+    (KeyboardInterrupt raised in the loop), the call is cancelled and wound down before the
+    interrupt goes on, so the loop keeps nothing of it (a write the store already had still
+    commits; the engine's own steps after it, such as waking watchers at once, are
     skipped)."""
+    task = loop.create_task(coro)
     try:
-        task = loop.create_task(coro)
-        try:
-            return loop.run_until_complete(task)
-        except BaseException:
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    loop.run_until_complete(task)
-            raise
-    finally:
-        pool.give(loop)
+        return loop.run_until_complete(task)
+    except BaseException:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                loop.run_until_complete(task)
+        raise
 
 
 class Portal:
@@ -148,7 +164,10 @@ class Portal:
             pool = _pool
             loop = pool.take()
             if loop is not None:
-                return _run_here(pool, loop, coro)
+                try:
+                    return _run_here(loop, coro)
+                finally:
+                    pool.give(loop)
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
     def close(self) -> None:

@@ -1513,9 +1513,10 @@ class SQLiteStore(RowDecoding, SQLiteAuthMixin):
             self._reader_conns.clear()
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if self._writer is None:
+        writer = self._writer  # (read once: another thread's close may clear it)
+        if writer is None:
             raise StoreError("store is closed")
-        return await self._writer.submit(fn)
+        return await writer.submit(fn)
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         readers = self._readers
