@@ -82,11 +82,7 @@ def test_watches_exports_and_views_stay_consistent(tmp_path: Path) -> None:
             for j in range(10):
                 mt.remember("w", f"t{t} m{j}")
 
-        writers = [threading.Thread(target=write, args=(t,)) for t in range(4)]
-        for w in writers:
-            w.start()
-        for w in writers:
-            w.join(30)
+        run_threads(write, 4)
         follower.join(30)
         watch.close()
         expected = sorted(f"t{t} m{j}" for t in range(4) for j in range(10))
@@ -191,8 +187,9 @@ def test_many_threads_write_and_read_at_once(tmp_path: Path) -> None:
 @pytest.mark.timeout(60)
 def test_a_forked_child_leaves_the_parents_loops_working(tmp_path: Path) -> None:
     """The pool's loops survive a fork in the child as objects sharing the parent's sockets:
-    the child makes its own pool and collects the inherited loops, and the parent's threads
-    (the forking one and a worker whose loop went back to the pool) go on working."""
+    the child makes its own pool and leaves the inherited one untouched (a collection there
+    must not close them), and the parent's threads (the forking one and a worker whose loop
+    went back to the pool) go on working."""
     with connect(f"sqlite:///{tmp_path / 'parent.db'}") as mt:
         jobs: queue.Queue[Any] = queue.Queue()
         done: queue.Queue[Any] = queue.Queue()
