@@ -109,10 +109,7 @@ class FeedHub:
                 orgs = [org_id] if org_id in self._waiters else []
             woken = [waiter for org in orgs for waiter in self._waiters.pop(org, ())]
         if woken:
-            try:
-                here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-            except RuntimeError:
-                here = None
+            here = asyncio._get_running_loop()  # None on a thread without a loop
             for waiter in woken:
                 loop = waiter.get_loop()
                 if loop is here:
@@ -221,11 +218,7 @@ def _wake(waiter: asyncio.Future[None]) -> None:
 def _cancel(task: asyncio.Task[None]) -> None:
     """Cancel ``task`` from any thread (on its own loop; nothing if that loop is closed)."""
     loop = task.get_loop()
-    try:
-        here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-    except RuntimeError:
-        here = None
-    if loop is here:
+    if loop is asyncio._get_running_loop():
         task.cancel()
     else:
         with contextlib.suppress(RuntimeError):
