@@ -36,6 +36,7 @@ from playwright.sync_api import (
     Route,
     expect,
 )
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from memtrace_server.testing import bootstrap_admin_key
 
@@ -309,6 +310,20 @@ class UI:
             "cards => cards.map(c => c.dataset.id)"
         )
         return ids
+
+    def wait_cards(self, ids: list[str], timeout: float = 5_000) -> list[str]:
+        """Wait until the timeline shows exactly ``ids``, in this order, and return them. A
+        count alone is not enough after a navigation: the previous view may have as many."""
+        with contextlib.suppress(PlaywrightTimeout):
+            self.page.wait_for_function(
+                "ids => JSON.stringify([...document.querySelectorAll('#feed li.card')]"
+                ".map(c => c.dataset.id)) === JSON.stringify(ids)",
+                arg=ids,
+                timeout=timeout,
+            )
+        shown = self.cards()
+        assert shown == ids, f"the timeline shows {shown}, not {ids}"
+        return shown
 
     def wait_live(self) -> None:
         self.page.locator("#live-state.live-on").wait_for()
