@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from memtrace_core import connect, hookimpl
+from memtrace_core import connect, hookimpl, sync
 from memtrace_core.plugins import PluginRegistry
 from memtrace_core.stores.sqlite import SQLiteStore
-from memtrace_core.sync import LOOP_POOL_SIZE
+from memtrace_core.sync import LOOP_POOL_SIZE, Portal
 from threads import follow, run_threads
 
 
@@ -307,3 +307,72 @@ def test_big_batches_on_private_loops_share_one_worker_pool(tmp_path: Path) -> N
         assert any(name.startswith("memtrace-call") for name in new)
         assert not [name for name in new if name.startswith("asyncio_")]  # loops' own pools
         assert mt.list_memories(agent_id="bot", limit=1).has_more
+
+
+def _interrupt() -> None:
+    raise KeyboardInterrupt  # what Ctrl-C raises in the thread running the loop
+
+
+def test_an_interrupted_call_is_wound_down_and_its_loop_reused(tmp_path: Path) -> None:
+    with connect(f"sqlite:///{tmp_path / 'm.db'}") as mt:
+        mt.remember("a", "before")
+        store = mt.aio.store
+        list_ = store.list_memories
+        seen: dict[str, Any] = {}
+
+        async def interrupted(*args: Any, **kwargs: Any) -> Any:
+            seen["loop"] = asyncio.get_running_loop()
+            seen["loop"].call_soon(_interrupt)
+            try:
+                return await list_(*args, **kwargs)
+            except asyncio.CancelledError:
+                seen["cancelled"] = True
+                raise
+
+        store.list_memories = interrupted
+        with pytest.raises(KeyboardInterrupt):
+            mt.list_memories(agent_id="a")
+        assert seen.get("cancelled") is True  # wound down before the interrupt went on
+        store.list_memories = list_
+
+        async def where() -> asyncio.AbstractEventLoop:
+            return asyncio.get_running_loop()
+
+        assert mt._portal.call(where(), here=True) is seen["loop"]  # given back, and clean
+        assert [m.content for m in mt.list_memories(agent_id="a").memories] == ["before"]
+
+
+def test_an_interrupt_while_winding_down_retires_the_loop() -> None:
+    portal = Portal()
+    try:
+        loops: list[asyncio.AbstractEventLoop] = []
+        resumed = threading.Event()
+
+        async def stubborn() -> None:
+            loop = asyncio.get_running_loop()
+            loops.append(loop)
+            loop.call_soon(_interrupt)
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                loop.call_soon(_interrupt)  # Ctrl-C again, during the wind-down
+                await asyncio.sleep(0.05)
+                resumed.set()  # where the call would go on, in whichever call ran its loop
+                raise
+
+        async def where() -> asyncio.AbstractEventLoop:
+            await asyncio.sleep(0.2)
+            return asyncio.get_running_loop()
+
+        with pytest.raises(KeyboardInterrupt):
+            portal.call(stubborn(), here=True)
+        (loop,) = loops
+        for _ in range(3):
+            assert portal.call(where(), here=True) is not loop
+        assert not resumed.is_set()  # the interrupted call never ran inside a later one
+        assert loop in sync._retired
+        assert loop not in sync._pool._idle
+        assert loop not in sync._pool._loops
+        assert len(sync._pool._loops) == sync._pool._made  # its place is free for a new loop
+    finally:
+        portal.close()

@@ -99,8 +99,21 @@ class _LoopPool:
         with self._lock:
             self._idle.append(loop)
 
+    def retire(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Never use ``loop`` again (it still holds a call's task: see :func:`_run_here`); a
+        new loop may take its place. It is kept, not closed: closing it would shut down the
+        worker pool the loops share, and a store's thread may still hand it a result."""
+        with self._lock:
+            self._loops.remove(loop)
+            self._made -= 1
+            _retired.append(loop)
+
 
 _pool = _LoopPool()
+
+#: loops taken out of the pool with a call's task still pending (kept: collected, the task
+#: would be logged as destroyed while pending)
+_retired: list[asyncio.AbstractEventLoop] = []
 
 
 #: pools a forked child inherited: kept, never closed nor collected (closing a loop shuts its
@@ -120,21 +133,32 @@ if hasattr(os, "register_at_fork"):  # POSIX
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _run_here(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, R]) -> R:
-    """Run ``coro`` on a private ``loop`` of the pool. Interrupted meanwhile
-    (KeyboardInterrupt raised in the loop), the call is cancelled and wound down before the
-    interrupt goes on, so the loop keeps nothing of it (a write the store already had still
-    commits; the engine's own steps after it, such as waking watchers at once, are
-    skipped)."""
-    task = loop.create_task(coro)
+def _run_here(pool: _LoopPool, loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, R]) -> R:
+    """Run ``coro`` on ``loop``, taken from ``pool``, and give the loop back. Interrupted
+    meanwhile (KeyboardInterrupt raised in the loop), the call is cancelled and wound down
+    before the interrupt goes on, so the loop keeps nothing of it (a write the store already
+    had still commits; the engine's own steps after it, such as waking watchers at once, are
+    skipped). Interrupted again while it winds down, the loop still holds the call's task: it
+    is retired instead of given back, so that task never runs inside a later call."""
     try:
-        return loop.run_until_complete(task)
+        task = loop.create_task(coro)
+    except BaseException:
+        pool.give(loop)
+        raise
+    try:
+        result = loop.run_until_complete(task)
     except BaseException:
         if not task.done():
             task.cancel()
             with contextlib.suppress(BaseException):
                 loop.run_until_complete(task)
+        if task.done():
+            pool.give(loop)
+        else:
+            pool.retire(loop)
         raise
+    pool.give(loop)
+    return result
 
 
 class Portal:
@@ -164,10 +188,7 @@ class Portal:
             pool = _pool
             loop = pool.take()
             if loop is not None:
-                try:
-                    return _run_here(loop, coro)
-                finally:
-                    pool.give(loop)
+                return _run_here(pool, loop, coro)
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
     def close(self) -> None:
