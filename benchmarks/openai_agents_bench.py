@@ -16,7 +16,8 @@
 
 Figures: ``add_items`` of 3 items per call (a user message, a function call and its output —
 one tool-calling turn) p50 and throughput, and ``get_items(limit=20)`` p50, on a session that
-already holds 100 or 10,000 items. The arms are interleaved call by call, after warm-up.
+already holds 100 or 10,000 items. The arms are interleaved call by call, after warm-up, in an
+order that rotates every round.
 Targets (issue 10): adapter / engine ≤ 1.10; memtrace / SQLiteSession ≤ 1.5 on both figures.
 """
 
@@ -144,11 +145,15 @@ async def run_size(size: int, samples: int, tmp: Path) -> dict[str, dict[str, fl
         adds: dict[str, list[float]] = {name: [] for name in arms_add}
         gets: dict[str, list[float]] = {name: [] for name in arms_get}
         rounds = 20 if phase == "warm" else samples
+        names = list(arms_add)
         for i in range(rounds):
-            for name in arms_add:
+            # the arms' order rotates every round: the first call after another arm's write
+            # runs on cold caches, and a fixed order gave that cost to one arm every time
+            order = names[i % len(names) :] + names[: i % len(names)]
+            for name in order:
                 n = 10_000_000 + i + (0 if phase == "measure" else 5_000_000)
                 adds[name].append(await timed(lambda name=name, n=n: arms_add[name](n)))
-            for name in arms_get:
+            for name in order:
                 gets[name].append(await timed(arms_get[name]))
         if phase == "measure":
             for name in arms_add:
