@@ -165,26 +165,50 @@ def table(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             "≥ 0.35",
             m / f >= 0.35,
         )
-        lat = srv["single_c1"]["latency_us"]
-        p99 = lat.get("99", 0) / 1000
+
+        def quantiles(lat: dict[str, float]) -> str:
+            return " / ".join(ms(lat.get(k, 0) / 1000) for k in ("50", "99", "99.9"))
+
+        # wrk's figures are corrected for coordinated omission (server_bench.wrk_correct):
+        # at one connection each slow request also counts for the requests a steady-rate
+        # client would have sent meanwhile; the recorded row is each request's own latency
+        c1 = srv["single_c1"]
+        lat = c1["latency_us"]
         add(
-            "server single POST at 1 conn, p50 / p99 / p99.9",
-            f"{ms(lat.get('50', 0) / 1000)} / {ms(p99)} / {ms(lat.get('99.9', 0) / 1000)}",
+            "server single POST at 1 conn, p50 / p99 / p99.9 (wrk, corrected)",
+            quantiles(lat),
             "p99 < 5 ms",
-            p99 < 5,
+            lat.get("99", 0) / 1000 < 5,
         )
-        flat = (srv.get("floor_c1") or {}).get("latency_us")
-        if flat:  # the same load on the minimal Sanic app: this machine's own tail
+        rec = c1.get("recorded_latency_us") or {}
+        if rec:
             add(
-                "  minimal Sanic at 1 conn, p50 / p99 / p99.9",
-                f"{ms(flat.get('50', 0) / 1000)} / {ms(flat.get('99', 0) / 1000)} / "
-                f"{ms(flat.get('99.9', 0) / 1000)}",
+                "server single POST at 1 conn, p50 / p99 / p99.9 (as recorded)",
+                quantiles(rec),
+                "p99 < 5 ms",
+                rec.get("99", 0) / 1000 < 5,
+            )
+        fc1 = srv.get("floor_c1") or {}
+        if fc1.get("latency_us"):  # the same load on the minimal Sanic app: the machine's tail
+            add(
+                "  minimal Sanic at 1 conn, p50 / p99 / p99.9 (wrk / as recorded)",
+                f"{quantiles(fc1['latency_us'])}"
+                + (
+                    f"; {quantiles(fc1['recorded_latency_us'])}"
+                    if fc1.get("recorded_latency_us")
+                    else ""
+                ),
                 "(info)",
                 None,
             )
     else:
         add("server single POST, 64 conns / minimal Sanic", None, "≥ 0.35", None)
-        add("server single POST at 1 conn, p50 / p99 / p99.9", None, "p99 < 5 ms", None)
+        add(
+            "server single POST at 1 conn, p50 / p99 / p99.9 (wrk, corrected)",
+            None,
+            "p99 < 5 ms",
+            None,
+        )
     batch = srv.get("batch")
     floor100 = _get(r, "floor100", "per_s")
     if batch and floor100:
