@@ -98,3 +98,27 @@ def test_the_lua_script_records_latencies_only_when_asked() -> None:
     w = server_bench.Workload(method="POST", paths=["/x"], bodies=['{"n": "{n}"}'])
     assert "local recorded = true" in server_bench._lua_script(w, recorded=True)
     assert "local recorded = false" in server_bench._lua_script(w)
+
+
+def test_perf_bench_judges_both_one_connection_figures() -> None:
+    perf_bench = importlib.import_module("perf_bench")
+    lat = {"50": 600.0, "99": 16_000.0, "99.9": 30_000.0}
+    rec = {"50": 600.0, "99": 3_000.0, "99.9": 12_000.0}
+    server = {
+        "floor": {"requests": 20_000, "seconds": 1.0},
+        "single_c64": {"ok": 4_000, "seconds": 1.0},
+        "single_c1": {"latency_us": lat, "recorded_latency_us": rec},
+        "floor_c1": {"latency_us": {"50": 130.0, "99": 180.0, "99.9": 1_500.0}},
+    }
+    rows = {r[0]: r for r in perf_bench.table({"server": server})}
+    wrk_row = rows["server single POST at 1 conn, p50 / p99 / p99.9 (wrk, corrected)"]
+    rec_row = rows["server single POST at 1 conn, p50 / p99 / p99.9 (as recorded)"]
+    assert wrk_row[1:] == ("0.60 ms / 16.00 ms / 30.00 ms", "p99 < 5 ms", "MISS")
+    assert rec_row[1:] == ("0.60 ms / 3.00 ms / 12.00 ms", "p99 < 5 ms", "PASS")
+    floor_row = rows["  minimal Sanic at 1 conn, p50 / p99 / p99.9 (wrk / as recorded)"]
+    assert floor_row[1] == "0.13 ms / 0.18 ms / 1.50 ms"
+    # an older result without recorded latencies: wrk's row only
+    del server["single_c1"]["recorded_latency_us"]
+    names = [r[0] for r in perf_bench.table({"server": server})]
+    assert "server single POST at 1 conn, p50 / p99 / p99.9 (as recorded)" not in names
+    assert "server single POST at 1 conn, p50 / p99 / p99.9 (wrk, corrected)" in names
