@@ -260,7 +260,9 @@ function init(args)
   sent = nil
 end
 function request()
-  sent = now_us()
+  if recorded then
+    sent = now_us()
+  end
   n = n + 1
   local path = paths[(n % #paths) + 1]
   local body = nil

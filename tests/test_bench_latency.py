@@ -96,8 +96,13 @@ def test_without_recorded_lines_only_wrks_figures_are_given() -> None:
 
 def test_the_lua_script_records_latencies_only_when_asked() -> None:
     w = server_bench.Workload(method="POST", paths=["/x"], bodies=['{"n": "{n}"}'])
-    assert "local recorded = true" in server_bench._lua_script(w, recorded=True)
-    assert "local recorded = false" in server_bench._lua_script(w)
+    on, off = server_bench._lua_script(w, recorded=True), server_bench._lua_script(w)
+    assert "local recorded = true" in on
+    assert "local recorded = false" in off
+    # the clock is read only when recording (several connections per thread would mix up
+    # which request a response answers), and the histogram is printed only then
+    assert "if recorded then\n    sent = now_us()" in on
+    assert "if recorded then\n    for _, t in ipairs(threads)" in on
 
 
 def test_perf_bench_judges_both_one_connection_figures() -> None:
