@@ -175,12 +175,19 @@ def table(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         c1 = srv["single_c1"]
         for key, how in (("latency_us", "wrk, corrected"), ("recorded_latency_us", "as recorded")):
             lat = c1.get(key) or {}
-            if lat or key == "latency_us":
+            if "99" in lat:
                 add(
                     f"server single POST at 1 conn, p50 / p99 / p99.9 ({how})",
                     quantiles(lat),
                     "p99 < 5 ms",
-                    lat.get("99", 0) / 1000 < 5,
+                    lat["99"] / 1000 < 5,
+                )
+            elif key == "latency_us":  # a figure that is missing never passes
+                add(
+                    f"server single POST at 1 conn, p50 / p99 / p99.9 ({how})",
+                    None,
+                    "p99 < 5 ms",
+                    None,
                 )
         fc1 = srv.get("floor_c1") or {}
         if fc1.get("latency_us"):  # the same load on the minimal Sanic app: the machine's tail

@@ -242,8 +242,12 @@ typedef struct {{ long tv_sec; long tv_nsec; }} mtbench_timespec;
 int clock_gettime(int clk_id, mtbench_timespec *tp);
 ]]
 local ts = ffi.new("mtbench_timespec")
+local CLOCK_MONOTONIC = (ffi.os == "OSX") and 6 or 1
 local function now_us()
-  ffi.C.clock_gettime(1, ts)
+  if ffi.C.clock_gettime(CLOCK_MONOTONIC, ts) ~= 0 then
+    recorded = false  -- no clock: record nothing rather than zeros
+    return 0
+  end
   return tonumber(ts.tv_sec) * 1000000 + tonumber(ts.tv_nsec) / 1000
 end
 function setup(thread)
@@ -260,9 +264,6 @@ function init(args)
   sent = nil
 end
 function request()
-  if recorded then
-    sent = now_us()
-  end
   n = n + 1
   local path = paths[(n % #paths) + 1]
   local body = nil
@@ -272,10 +273,14 @@ function request()
     body = string.gsub(body, "{{t}}", tostring(tid))
     body = string.gsub(body, "{{run}}", run)
   end
-  return wrk.format(method, path, headers, body)
+  local req = wrk.format(method, path, headers, body)
+  if recorded then
+    sent = now_us()  -- wrk starts its own clock right after this returns
+  end
+  return req
 end
 function response(status, hdrs, body)
-  if sent ~= nil then
+  if recorded and sent ~= nil then
     local us = math.floor(now_us() - sent)
     hist[us] = (hist[us] or 0) + 1
     sent = nil

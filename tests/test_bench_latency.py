@@ -1,8 +1,8 @@
 """The latency bookkeeping of ``benchmarks/server_bench.py``: wrk's coordinated-omission
 correction as the benchmark models it, wrk's percentile rule, and the parsing of a wrk run's
 output into corrected and recorded percentiles. (wrk itself is not installed by the test
-command; the benchmark's own runs check that the model reproduces wrk's figures, the
-``recorded_corrected_latency_us`` field.)"""
+command. A benchmark run's JSON carries wrk's figures beside the model applied to the
+recorded latencies, ``recorded_corrected_latency_us``; docs/benchmarks.md compares them.)"""
 
 from __future__ import annotations
 
@@ -84,6 +84,31 @@ def test_a_wrk_run_gives_both_the_corrected_and_the_recorded_latencies() -> None
     assert res.latency_us == {str(p): float(v) for p, v in lat.items()}
 
 
+def test_wrks_interval_is_per_connection() -> None:
+    # 2 connections, 1,000 requests in 1 s: 500 per connection, wrk's interval 2,000 µs
+    # (not 1,000): a 7,000 µs request also counts at 5,000 and 3,000 µs only
+    out = "\n".join(
+        [
+            "MTBENCH_STATUS 1000 0 0",
+            "MTBENCH_LAT 50 100",
+            "MTBENCH_REQ 1000 1000000",
+            "MTBENCH_HIST 100 999",
+            "MTBENCH_HIST 7000 1",
+        ]
+    )
+    res = server_bench.parse_wrk_output(out, connections=2)
+    # 1,002 samples: p99.9's rank floor(1000.998 + 1) = 1001 falls on the 5,000 µs echo
+    # (a 1,000 µs interval would have made 1,005 samples and put it on a 6,000 µs one)
+    assert res.recorded_corrected_latency_us["99.9"] == 5_000.0
+    assert res.recorded_latency_us["99.9"] == 7_000.0
+    assert server_bench.wrk_correct({100: 999, 7000: 1}, 2_000) == {
+        100: 999,
+        3000: 1,
+        5000: 1,
+        7000: 1,
+    }
+
+
 def test_without_recorded_lines_only_wrks_figures_are_given() -> None:
     out = "MTBENCH_STATUS 5 0 1\nMTBENCH_LAT 99 900\nMTBENCH_REQ 6 2000000\n"
     out += "Socket errors: connect 0, read 2, write 0, timeout 1\n"
@@ -102,6 +127,7 @@ def test_the_lua_script_records_latencies_only_when_asked() -> None:
     # the clock is read only when recording (several connections per thread would mix up
     # which request a response answers), and the histogram is printed only then
     assert "if recorded then\n    sent = now_us()" in on
+    assert "if recorded and sent ~= nil then" in on
     assert "if recorded then\n    for _, t in ipairs(threads)" in on
 
 
@@ -122,6 +148,13 @@ def test_perf_bench_judges_both_one_connection_figures() -> None:
     assert rec_row[1:] == ("0.60 ms / 3.00 ms / 12.00 ms", "p99 < 5 ms", "PASS")
     floor_row = rows["  minimal Sanic at 1 conn, p50 / p99 / p99.9 (wrk / as recorded)"]
     assert floor_row[1] == "0.13 ms / 0.18 ms / 1.50 ms"
+    # a server part without its one-connection figures: not run, no verdict
+    rows_none = {r[0]: r for r in perf_bench.table({"server": server | {"single_c1": {}}})}
+    assert rows_none["server single POST at 1 conn, p50 / p99 / p99.9 (wrk, corrected)"][1:] == (
+        "not run",
+        "p99 < 5 ms",
+        "",
+    )
     # an older result without recorded latencies: wrk's row only
     del server["single_c1"]["recorded_latency_us"]
     names = [r[0] for r in perf_bench.table({"server": server})]

@@ -376,3 +376,59 @@ def test_an_interrupt_while_winding_down_retires_the_loop() -> None:
         assert len(sync._pool._loops) == sync._pool._made  # its place is free for a new loop
     finally:
         portal.close()
+
+
+def test_an_interrupt_after_the_calls_last_step_retires_the_loop() -> None:
+    """Ctrl-C landing as the call ends: its task is done, but the callback that stops the
+    loop is still queued on it; given back, that callback would stop the next call's run
+    ("Event loop stopped before Future completed") after its first step."""
+    portal = Portal()
+    try:
+        loops: list[asyncio.AbstractEventLoop] = []
+
+        async def ends_interrupted() -> None:
+            loops.append(asyncio.get_running_loop())
+            raise KeyboardInterrupt  # as the call's last step (the task is done with it)
+
+        async def where() -> asyncio.AbstractEventLoop:
+            await asyncio.sleep(0)
+            return asyncio.get_running_loop()
+
+        with pytest.raises(KeyboardInterrupt):
+            portal.call(ends_interrupted(), here=True)
+        (loop,) = loops
+        for _ in range(3):
+            assert portal.call(where(), here=True) is not loop
+        assert loop in sync._retired
+        assert len(sync._pool._loops) == sync._pool._made
+    finally:
+        portal.close()
+
+
+def test_a_calls_own_error_gives_its_loop_back() -> None:
+    portal = Portal()
+    try:
+        loops: list[asyncio.AbstractEventLoop] = []
+
+        async def fails() -> None:
+            loops.append(asyncio.get_running_loop())
+            await asyncio.sleep(0)
+            raise ValueError("the call's own error")
+
+        async def cancelled() -> None:
+            loops.append(asyncio.get_running_loop())
+            raise asyncio.CancelledError
+
+        async def where() -> asyncio.AbstractEventLoop:
+            await asyncio.sleep(0)
+            return asyncio.get_running_loop()
+
+        with pytest.raises(ValueError, match="own error"):
+            portal.call(fails(), here=True)
+        assert portal.call(where(), here=True) is loops[0]  # given back, and clean
+        with pytest.raises(asyncio.CancelledError):
+            portal.call(cancelled(), here=True)
+        assert portal.call(where(), here=True) is loops[1] is loops[0]
+        assert loops[0] not in sync._retired
+    finally:
+        portal.close()

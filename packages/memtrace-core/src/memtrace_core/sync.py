@@ -135,30 +135,44 @@ if hasattr(os, "register_at_fork"):  # POSIX
 
 def _run_here(pool: _LoopPool, loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, R]) -> R:
     """Run ``coro`` on ``loop``, taken from ``pool``, and give the loop back. Interrupted
-    meanwhile (KeyboardInterrupt raised in the loop), the call is cancelled and wound down
-    before the interrupt goes on, so the loop keeps nothing of it (a write the store already
-    had still commits; the engine's own steps after it, such as waking watchers at once, are
-    skipped). Interrupted again while it winds down, the loop still holds the call's task: it
-    is retired instead of given back, so that task never runs inside a later call."""
+    meanwhile (KeyboardInterrupt or SystemExit raised in the loop), the call is cancelled and
+    wound down before the interrupt goes on, so the loop keeps nothing of it (a write the
+    store already had still commits; the engine's own steps after it, such as waking watchers
+    at once, are skipped), and the loop is given back. The loop is retired instead, so that
+    nothing of the call runs inside a later one, when the interrupt came after the call's last
+    step (its completion callbacks, which stop the loop, may still be queued on it) or again
+    during the wind-down (the call's task may still be pending)."""
+    reusable = False
     try:
         task = loop.create_task(coro)
     except BaseException:
-        pool.give(loop)
+        pool.give(loop)  # nothing was queued
         raise
     try:
         result = loop.run_until_complete(task)
-    except BaseException:
+        reusable = True
+        return result
+    except (KeyboardInterrupt, SystemExit):
         if not task.done():
             task.cancel()
-            with contextlib.suppress(BaseException):
+            try:
                 loop.run_until_complete(task)
-        if task.done():
+            except (KeyboardInterrupt, SystemExit):
+                pass  # interrupted again: not reusable
+            except BaseException:  # CancelledError, or the call's own error as it wound down
+                reusable = task.done()
+            else:
+                reusable = True
+        raise
+    except BaseException:  # the call's own outcome (its error, or its cancellation)
+        reusable = task.done()
+        raise
+    finally:
+        # one place, so that an interrupt at any point still frees the loop's slot
+        if reusable:
             pool.give(loop)
         else:
             pool.retire(loop)
-        raise
-    pool.give(loop)
-    return result
 
 
 class Portal:
